@@ -1,0 +1,125 @@
+"""The schema of every table the pipeline writes: one place, so stages, tests and suites agree."""
+
+from __future__ import annotations
+
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+
+def _fields(*spec: tuple) -> StructType:
+    return StructType([StructField(name, dtype, nullable) for name, dtype, nullable in spec])
+
+
+TURN = _fields(("role", StringType(), False), ("text", StringType(), False))
+
+CONVERSATIONS = _fields(
+    ("conversation_id", StringType(), False),
+    ("source", StringType(), False),
+    ("turns", ArrayType(TURN, False), False),
+    ("n_turns", IntegerType(), False),
+    ("n_chars", IntegerType(), False),
+    ("content_hash", StringType(), False),
+    ("ingested_at", TimestampType(), False),
+)
+
+QUARANTINE = _fields(
+    ("source_file", StringType(), False),
+    ("line_number", LongType(), True),
+    ("conversation_id", StringType(), True),
+    ("raw_record", StringType(), True),
+    ("reason", StringType(), False),
+    ("run_id", StringType(), False),
+)
+
+CLASSIFICATIONS = _fields(
+    ("conversation_id", StringType(), False),
+    ("is_subjective", BooleanType(), False),
+    ("ai_values", ArrayType(StringType(), False), False),
+    ("human_values", ArrayType(StringType(), False), False),
+    ("response_type", StringType(), False),
+    ("task", StringType(), False),
+    ("task_category", StringType(), True),
+    ("classifier", StringType(), False),
+    ("model", StringType(), True),
+    ("prompt_version", StringType(), False),
+    ("input_tokens", LongType(), False),
+    ("output_tokens", LongType(), False),
+    ("cache_creation_input_tokens", LongType(), False),
+    ("cache_read_input_tokens", LongType(), False),
+    ("truncated", BooleanType(), False),
+    ("attempts", IntegerType(), False),
+    ("cache_key", StringType(), True),
+    ("run_id", StringType(), False),
+)
+
+CLASSIFICATION_ERRORS = _fields(
+    ("conversation_id", StringType(), False),
+    ("error_type", StringType(), False),
+    ("message", StringType(), False),
+    ("attempts", IntegerType(), False),
+    ("cache_key", StringType(), True),
+    ("run_id", StringType(), False),
+)
+
+VALUE_EXPRESSIONS = _fields(
+    ("conversation_id", StringType(), False),
+    ("side", StringType(), False),
+    ("raw_value", StringType(), False),
+    ("value", StringType(), False),
+    ("match_method", StringType(), False),
+    ("match_score", DoubleType(), False),
+    ("level_1_cluster_id", StringType(), True),
+    ("level_2_cluster_id", StringType(), True),
+    ("level_3_cluster_id", StringType(), True),
+    ("run_id", StringType(), False),
+)
+
+VALUE_LEVEL = _fields(
+    ("side", StringType(), False),
+    ("cluster_id", StringType(), False),
+    ("name", StringType(), False),
+    ("level", IntegerType(), False),
+    ("parent_cluster_id", StringType(), True),
+    ("is_candidate", BooleanType(), False),
+    ("n_conversations", LongType(), False),
+    ("pct_convos", DoubleType(), False),
+    ("n_expressions", LongType(), False),
+    ("pct_total_occurrences", DoubleType(), False),
+    ("run_id", StringType(), False),
+)
+
+VALUE_TAXONOMY = _fields(
+    ("cluster_id", StringType(), False),
+    ("description", StringType(), True),
+    ("name", StringType(), False),
+    ("level", IntegerType(), False),
+    ("parent_cluster_id", StringType(), True),
+    ("pct_total_occurrences", DoubleType(), True),
+)
+
+RUN_COUNTS = _fields(
+    ("run_id", StringType(), False),
+    ("n_input", LongType(), False),
+    ("n_quarantined", LongType(), False),
+    ("n_conversations", LongType(), False),
+)
+
+TABLES: dict[str, StructType] = {
+    "conversations": CONVERSATIONS,
+    "quarantine": QUARANTINE,
+    "classifications": CLASSIFICATIONS,
+    "classification_errors": CLASSIFICATION_ERRORS,
+    "value_expressions": VALUE_EXPRESSIONS,
+    "value_taxonomy": VALUE_TAXONOMY,
+    "run_counts": RUN_COUNTS,
+    **{f"values_level_{level}": VALUE_LEVEL for level in range(4)},
+}

@@ -1,0 +1,45 @@
+"""Packaging for wildvalues: the library under lib/, the thin job entry points under jobs/."""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    # Versions known to work together on Python 3.11 / Java 17 (pandas 3 breaks pyspark 4.0).
+    "pyspark==4.0.1",
+    "delta-spark==4.0.0",
+    "deltalake==1.6.6",
+    "pyarrow==25.0.1",
+    "pandas==2.3.3",
+    "numpy==2.4.6",
+    "mlflow==3.17.2",
+    "great-expectations==1.24.1",
+    "anthropic==2.14.0",
+    "pyyaml==6.0.4",
+    "scipy==1.17.1",
+    "matplotlib==3.11.2",
+    "tqdm==4.70.1",
+]
+
+setup(
+    name="wildvalues",
+    version="0.1.0",
+    description="Observe which values an AI assistant expresses in real conversations, at scale.",
+    python_requires=">=3.11,<3.13",
+    package_dir={"": "lib", "jobs": "jobs"},
+    packages=find_packages("lib") + ["jobs"],
+    package_data={"wildvalues": ["conf/*.yml"]},
+    include_package_data=True,
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest==9.2.0", "jsonschema==4.26.0"]},
+    entry_points={
+        "console_scripts": [
+            "wildvalues=wildvalues.cli:main",
+            "wildvalues-ingest=jobs.ingest:main",
+            "wildvalues-classify=jobs.classify:main",
+            "wildvalues-taxonomy=jobs.taxonomy:main",
+            "wildvalues-analyze=jobs.analyze:main",
+            "wildvalues-validate=jobs.validate:main",
+            "wildvalues-report=jobs.report:main",
+            "wildvalues-pipeline=jobs.run_pipeline:main",
+        ]
+    },
+)
