@@ -15,8 +15,28 @@ from pyspark.sql.types import (
 )
 
 
+# Spark cannot prove most derived columns non-null, so table schemas are nullable throughout;
+# the columns declared required here become not-null expectations in the validation suites.
+REQUIRED: dict[int, tuple[str, ...]] = {}
+
+
 def _fields(*spec: tuple) -> StructType:
-    return StructType([StructField(name, dtype, nullable) for name, dtype, nullable in spec])
+    schema = StructType([StructField(name, _nullable(dtype), True) for name, dtype, _ in spec])
+    REQUIRED[id(schema)] = tuple(name for name, _, nullable in spec if not nullable)
+    return schema
+
+
+def _nullable(dtype):
+    if isinstance(dtype, ArrayType):
+        return ArrayType(_nullable(dtype.elementType), True)
+    if isinstance(dtype, StructType):
+        return StructType([StructField(f.name, _nullable(f.dataType), True) for f in dtype.fields])
+    return dtype
+
+
+def required_columns(schema: StructType) -> tuple[str, ...]:
+    """Columns that must never be null in a table of this schema."""
+    return REQUIRED.get(id(schema), ())
 
 
 TURN = _fields(("role", StringType(), False), ("text", StringType(), False))

@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_N ?= 2000
+OUT ?= out/demo
+
+.PHONY: run test bench clean setup
+
+setup: $(STAMP)
+
+$(STAMP): setup.py requirements-test.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e . -r requirements-test.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/wildvalues synth --n $(DEMO_N) --output $(OUT)/demo_conversations.jsonl.gz --seed 7
+	$(BIN)/wildvalues run --input $(OUT)/demo_conversations.jsonl.gz --output $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline.py --n 10000
+
+clean:
+	rm -rf out .pytest_cache

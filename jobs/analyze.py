@@ -1,0 +1,13 @@
+"""Databricks python_wheel_task / CLI entry point: the analyze stage alone."""
+
+import sys
+
+from wildvalues.cli import main as cli_main
+
+
+def main() -> int:
+    return cli_main(["analyze", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

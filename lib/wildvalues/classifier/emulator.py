@@ -1,0 +1,763 @@
+"""A local stand-in for the Anthropic API, good enough for the official SDK, with limits and faults.
+
+`Emulator` serves, on a loopback port from a background thread:
+
+* `POST /v1/messages` — answers a forced `record_values` tool call whose input is
+  `OfflineClassifier.classify_payload` of the conversation parsed back out of the request
+  (the delimited format of `prompt.py`), with `usage` including prompt-cache writes and reads;
+* `POST /v1/messages/count_tokens`;
+* the Message Batches endpoints: create, retrieve, list, cancel, delete, results (JSONL);
+  a batch ends `batch_processing_s` seconds after creation, so clients must poll;
+* `GET /emulator/stats` — requests answered by path and status.
+
+Rate limits are token buckets on requests, input tokens and output tokens per minute, holding
+`burst_seconds` worth each (60 by default: the API refills continuously up to the per-minute
+limit; smaller values emulate stricter short-interval enforcement). Over a limit the answer is
+429 with `retry-after` (whole seconds, as the API sends it); every /v1/messages answer carries
+`anthropic-ratelimit-*` headers. As the API does, output tokens are reserved at `max_tokens`
+on admission and the unused part is returned when the answer is complete, and cache reads
+do not count against the input-token limit.
+
+Token counts are deterministic approximations, one token per 4 characters rounded up:
+prefix = tools JSON (compact) + system text up to the block marked `cache_control`; message =
+the rest of the system text plus the messages' text; output = the tool input's compact JSON.
+A prefix is cached only from `min_cache_tokens` (1,024, as for Sonnet) and for `cache_ttl_s`.
+
+Faults are injected, after the rate-limit check, with probability `fault_rate` split evenly
+over `fault_kinds` (or `fault_kinds` may map each kind to its own rate): `overloaded` (529),
+`server_error` (500), `drop` (connection closed with no response), `malformed_tool` (tool input
+not matching the schema), `malformed_text` (prose instead of a tool call), `refusal`
+(stop_reason "refusal"), `max_tokens` (answer cut off) and, for batches only, `expired`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Mapping, Sequence
+
+from wildvalues.classifier.base import Conversation, Turn
+from wildvalues.classifier.prompt import parse_rendered_conversation
+
+FAULT_KINDS: tuple[str, ...] = (
+    "overloaded", "server_error", "drop", "malformed_tool", "malformed_text", "refusal", "max_tokens", "expired",
+)
+DEFAULT_FAULT_KINDS: tuple[str, ...] = ("overloaded", "server_error", "drop", "malformed_tool", "refusal")
+CHARS_PER_TOKEN = 4
+_BATCH_PATH = re.compile(r"^/v1/messages/batches/([A-Za-z0-9_-]+)(/results|/cancel)?$")
+_CUSTOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_BATCH_REQUESTS = 100_000
+
+
+def _tokens(chars: int) -> int:
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _error_body(error_type: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": _new_id("req_emu")}
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+
+
+class _Bucket:
+    """Server-side token bucket: `per_minute` refill, `burst_seconds` worth of capacity."""
+
+    def __init__(self, per_minute: float, burst_seconds: float, now: float) -> None:
+        self.limit = per_minute
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * burst_seconds)
+        self.tokens = self.capacity
+        self.updated = now
+
+    def level(self, now: float) -> float:
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        return self.tokens
+
+    def wait(self, amount: float, now: float) -> float:
+        needed = min(amount, self.capacity)
+        level = self.level(now)
+        return 0.0 if level >= needed else (needed - level) / self.rate
+
+    def headers(self, name: str, now: float, wall: float) -> dict[str, str]:
+        level = self.level(now)
+        full_in = max(0.0, (self.capacity - level) / self.rate)
+        return {
+            f"anthropic-ratelimit-{name}-limit": str(int(self.limit)),
+            f"anthropic-ratelimit-{name}-remaining": str(max(0, int(level))),
+            f"anthropic-ratelimit-{name}-reset": _rfc3339(wall + full_in),
+        }
+
+
+class _Reply:
+    """What a handler sends: status, JSON (or raw bytes), headers; `drop` closes with no response."""
+
+    def __init__(
+        self, status: int = 200, body: Any = None, headers: Mapping[str, str] | None = None,
+        raw: bytes | None = None, content_type: str = "application/json", drop: bool = False,
+    ) -> None:
+        self.status, self.body, self.raw = status, body, raw
+        self.headers = dict(headers or {})
+        self.content_type, self.drop = content_type, drop
+
+
+class Emulator:
+    """The emulated API server; see the module docstring. Use as a context manager or start()/stop()."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        rpm: float = 4_000,
+        itpm: float = 2_000_000,
+        otpm: float = 400_000,
+        burst_seconds: float = 60.0,
+        latency_ms: float = 0.0,
+        latency_jitter_ms: float = 0.0,
+        fault_rate: float = 0.0,
+        fault_kinds: Sequence[str] | Mapping[str, float] = DEFAULT_FAULT_KINDS,
+        overload_retry_after_s: float | None = 1.0,
+        seed: int | None = 0,
+        batch_processing_s: float = 0.5,
+        cache_ttl_s: float = 300.0,
+        min_cache_tokens: int = 1024,
+        tree_path: str | None = None,
+        payload_fn: Callable[[Conversation], dict] | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.limits = {"rpm": rpm, "itpm": itpm, "otpm": otpm}
+        self.burst_seconds = burst_seconds
+        self.latency_ms, self.latency_jitter_ms = latency_ms, latency_jitter_ms
+        self.fault_rates = self._fault_rates(fault_rate, fault_kinds)
+        self.overload_retry_after_s = overload_retry_after_s
+        self.batch_processing_s = batch_processing_s
+        self.cache_ttl_s, self.min_cache_tokens = cache_ttl_s, min_cache_tokens
+        self.tree_path = tree_path
+        self._payload_fn = payload_fn
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self.request_log: list[dict[str, Any]] = []
+        self._stats: dict[str, Counter[int]] = defaultdict(Counter)
+        self._cache: dict[str, float] = {}  # prefix hash -> expiry (monotonic)
+        self._batches: dict[str, dict[str, Any]] = {}
+        self._batch_lock = threading.Lock()  # one thread at a time finishes or cancels a batch
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._reset_buckets()
+
+    @staticmethod
+    def _fault_rates(fault_rate: float, kinds: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+        rates = dict(kinds) if isinstance(kinds, Mapping) else {k: fault_rate / len(kinds) for k in kinds} if kinds else {}
+        unknown = set(rates) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {FAULT_KINDS}")
+        if sum(rates.values()) > 1.0 + 1e-9:
+            raise ValueError("fault rates add up to more than 1")
+        return rates
+
+    def _reset_buckets(self) -> None:
+        now = time.monotonic()
+        self._buckets = {
+            "requests": _Bucket(self.limits["rpm"], self.burst_seconds, now),
+            "input-tokens": _Bucket(self.limits["itpm"], self.burst_seconds, now),
+            "output-tokens": _Bucket(self.limits["otpm"], self.burst_seconds, now),
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> "Emulator":
+        if self._payload_fn is None:
+            self._payload_fn = _offline_payload_fn(self.tree_path)
+        server = _Server((self.host, self.port), _Handler)
+        server.emulator = self
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"emulator-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def set_limits(self, rpm: float | None = None, itpm: float | None = None, otpm: float | None = None) -> None:
+        """Change the limits (buckets start full again), e.g. to force 429s mid-test."""
+        with self._lock:
+            for key, value in (("rpm", rpm), ("itpm", itpm), ("otpm", otpm)):
+                if value is not None:
+                    self.limits[key] = value
+            self._reset_buckets()
+
+    def set_faults(self, fault_rate: float, fault_kinds: Sequence[str] | Mapping[str, float] = DEFAULT_FAULT_KINDS) -> None:
+        with self._lock:
+            self.fault_rates = self._fault_rates(fault_rate, fault_kinds)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """{"requests": n, "by_path": {path: {status: n}}, "by_status": {status: n}, "faults": {...}}."""
+        with self._lock:
+            by_path = {path: {str(s): n for s, n in sorted(c.items())} for path, c in self._stats.items()}
+            by_status: Counter[int] = Counter()
+            for counter in self._stats.values():
+                by_status.update(counter)
+            faults = Counter(e["fault"] for e in self.request_log if e.get("fault"))
+            return {
+                "requests": sum(by_status.values()),
+                "by_path": by_path,
+                "by_status": {str(s): n for s, n in sorted(by_status.items())},
+                "faults": dict(faults),
+            }
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self.request_log.append(entry)
+            self._stats[_route(entry["path"])][entry["status"]] += 1
+
+    # -- /v1/messages ------------------------------------------------------------------------
+
+    def handle_messages(self, body: dict[str, Any], entry: dict[str, Any]) -> _Reply:
+        problem = _check_message_params(body)
+        if problem:
+            return _Reply(400, _error_body("invalid_request_error", problem))
+        usage, prefix_key = self._token_usage(body)
+        now, wall = time.monotonic(), time.time()
+        max_tokens = int(body["max_tokens"])
+        with self._lock:
+            cached = prefix_key is not None and self._cache.get(prefix_key, 0.0) > now
+            usage = _split_cache(usage, cached, prefix_key is not None)
+            billed_input = usage["input_tokens"] + usage["cache_creation_input_tokens"]
+            wait = self._admission_wait(billed_input, max_tokens, now)
+            if wait > 0:
+                entry.update(usage, retry_after=math.ceil(wait))
+                return _Reply(429, _error_body("rate_limit_error", "Number of requests or tokens has exceeded "
+                              "your per-minute rate limit."), {**self._limit_headers(now, wall),
+                              "retry-after": str(max(1, math.ceil(wait)))})
+            self._take(billed_input, max_tokens)
+            if prefix_key is not None:
+                self._cache[prefix_key] = now + self.cache_ttl_s
+            fault = self._draw_fault(online=True)
+            latency = self._draw_latency()
+        entry.update(usage, fault=fault)
+        time.sleep(latency)
+        reply, output_tokens = self._message_reply(body, usage, fault)
+        with self._lock:
+            bucket = self._buckets["output-tokens"]  # settle the max_tokens reservation
+            bucket.tokens = min(bucket.capacity, bucket.tokens + max_tokens - output_tokens)
+            headers = self._limit_headers(time.monotonic(), time.time())
+        entry["output_tokens"] = output_tokens
+        reply.headers.update(headers)
+        return reply
+
+    def _admission_wait(self, input_tokens: int, max_tokens: int, now: float) -> float:
+        b = self._buckets
+        return max(b["requests"].wait(1, now), b["input-tokens"].wait(input_tokens, now),
+                   b["output-tokens"].wait(max_tokens, now))
+
+    def _take(self, input_tokens: int, max_tokens: int) -> None:
+        self._buckets["requests"].tokens -= 1
+        self._buckets["input-tokens"].tokens -= input_tokens
+        self._buckets["output-tokens"].tokens -= max_tokens
+
+    def _limit_headers(self, now: float, wall: float) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for name, bucket in self._buckets.items():
+            headers.update(bucket.headers(name, now, wall))
+        return headers
+
+    def _draw_fault(self, online: bool) -> str | None:
+        roll = self._rng.random()
+        for kind, rate in self.fault_rates.items():
+            if roll < rate:
+                return None if (online and kind == "expired") else kind
+            roll -= rate
+        return None
+
+    def _draw_latency(self) -> float:
+        jitter = self._rng.uniform(-self.latency_jitter_ms, self.latency_jitter_ms) if self.latency_jitter_ms else 0.0
+        return max(0.0, self.latency_ms + jitter) / 1000.0
+
+    def _token_usage(self, body: dict[str, Any]) -> tuple[dict[str, int], str | None]:
+        """(prefix tokens, other input tokens) and the cache key of the prefix, if cacheable."""
+        tools = body.get("tools") or []
+        tools_chars = len(json.dumps(tools, separators=(",", ":"))) if tools else 0
+        system = body.get("system") or []
+        blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
+        marked = max((i for i, b in enumerate(blocks) if b.get("cache_control")), default=-1)
+        prefix_text = "".join(b.get("text", "") for b in blocks[: marked + 1])
+        rest_chars = sum(len(b.get("text", "")) for b in blocks[marked + 1:]) + _messages_chars(body["messages"])
+        prefix = _tokens(tools_chars + len(prefix_text)) if marked >= 0 else 0
+        rest = _tokens(rest_chars) + (0 if marked >= 0 else _tokens(tools_chars))
+        key = None
+        if marked >= 0 and prefix >= self.min_cache_tokens:
+            digest = json.dumps([body.get("model"), tools, blocks[: marked + 1]], sort_keys=True)
+            key = str(hash(digest))
+        return {"prefix": prefix, "rest": rest}, key
+
+    def _message_reply(self, body: dict[str, Any], usage: dict[str, int], fault: str | None) -> tuple[_Reply, int]:
+        """The answer to an admitted request, and its output tokens."""
+        if fault == "drop":
+            return _Reply(drop=True), 0
+        if fault == "overloaded":
+            headers = {}
+            if self.overload_retry_after_s is not None:
+                headers["retry-after"] = _seconds_text(self.overload_retry_after_s)
+            return _Reply(529, _error_body("overloaded_error", "Overloaded"), headers), 0
+        if fault == "server_error":
+            return _Reply(500, _error_body("api_error", "Internal server error"), {}), 0
+        message, output_tokens = self.build_message(body, usage, fault)
+        return _Reply(200, message, {"request-id": _new_id("req_emu")}), output_tokens
+
+    def build_message(self, body: dict[str, Any], usage: dict[str, int], fault: str | None) -> tuple[dict, int]:
+        """A Message (as JSON) answering `body`, shaped by a content fault if any."""
+        tool_name = _forced_tool(body)
+        stop_reason, stop_details = "tool_use", None
+        if fault == "refusal":
+            content = [{"type": "text", "text": "I can't help with classifying this conversation."}]
+            stop_reason, stop_details = "refusal", {"type": "refusal", "category": None, "explanation": None}
+        elif fault == "malformed_text" or tool_name is None:
+            text = ("Sure! The assistant values helpfulness and honesty." if fault == "malformed_text"
+                    else json.dumps(self._payload(body)))
+            content, stop_reason = [{"type": "text", "text": text}], "end_turn"
+        elif fault == "malformed_tool":
+            bad = {"ai_values": "helpfulness", "human_values": None, "response_type": "enthusiastic", "task": 42}
+            content = [_tool_block(tool_name, bad)]
+        else:
+            content = [_tool_block(tool_name, self._payload(body))]
+        output_tokens = max(1, _tokens(len(json.dumps([c.get("input", c.get("text")) for c in content],
+                                                        separators=(",", ":")))))
+        if fault == "max_tokens" or output_tokens > int(body["max_tokens"]):
+            output_tokens = int(body["max_tokens"])
+            content = [_tool_block(tool_name, {})] if tool_name else [{"type": "text", "text": ""}]
+            stop_reason = "max_tokens"
+        message = {
+            "id": _new_id("msg_emu"),
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model"),
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "stop_details": stop_details,
+            "usage": {
+                "input_tokens": usage["input_tokens"],
+                "output_tokens": output_tokens,
+                "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+                "cache_read_input_tokens": usage["cache_read_input_tokens"],
+            },
+        }
+        return message, output_tokens
+
+    def _payload(self, body: dict[str, Any]) -> dict:
+        text = _last_user_text(body["messages"])
+        turns = parse_rendered_conversation(text) or [Turn("user", text)]
+        assert self._payload_fn is not None
+        return self._payload_fn(Conversation("emulated", tuple(turns)))
+
+    def handle_count_tokens(self, body: dict[str, Any]) -> _Reply:
+        if not body.get("model") or not isinstance(body.get("messages"), list):
+            return _Reply(400, _error_body("invalid_request_error", "model and messages are required"))
+        usage, _ = self._token_usage(body)
+        return _Reply(200, {"input_tokens": usage["prefix"] + usage["rest"]})
+
+    # -- /v1/messages/batches ----------------------------------------------------------------
+
+    def create_batch(self, body: dict[str, Any], entry: dict[str, Any]) -> _Reply:
+        requests = body.get("requests")
+        problem = _check_batch_requests(requests)
+        if problem:
+            return _Reply(400, _error_body("invalid_request_error", problem))
+        entry["custom_ids"] = [r["custom_id"] for r in requests]
+        now, wall = time.monotonic(), time.time()
+        batch = {"id": _new_id("msgbatch_emu"), "created": wall, "due": now + self.batch_processing_s,
+                 "requests": requests, "status": "in_progress", "cancel_at": None, "ended": None, "results": None}
+        with self._lock:
+            self._batches[batch["id"]] = batch
+        entry["batch_id"] = batch["id"]
+        return _Reply(200, self._batch_json(batch))
+
+    def _advance(self, batch: dict[str, Any]) -> None:
+        with self._batch_lock:
+            self._finish_if_due(batch)
+
+    def _finish_if_due(self, batch: dict[str, Any]) -> None:
+        """Finish a batch whose processing time has passed (or that was canceled)."""
+        if batch["results"] is not None:
+            return
+        canceled = batch["status"] == "canceling"
+        if not canceled and time.monotonic() < batch["due"]:
+            return
+        results = []
+        for request in batch["requests"]:
+            result = {"type": "canceled"} if canceled else self._batch_entry(request["params"])
+            results.append({"custom_id": request["custom_id"], "result": result})
+        batch["results"], batch["status"], batch["ended"] = results, "ended", time.time()
+
+    def _batch_entry(self, params: dict[str, Any]) -> dict[str, Any]:
+        problem = _check_message_params(params)
+        if problem:
+            return {"type": "errored", "error": _error_body("invalid_request_error", problem)}
+        with self._lock:
+            fault = self._draw_fault(online=False)
+            usage, prefix_key = self._token_usage(params)
+            now = time.monotonic()
+            cached = prefix_key is not None and self._cache.get(prefix_key, 0.0) > now
+            if prefix_key is not None:
+                self._cache[prefix_key] = now + self.cache_ttl_s
+        usage = _split_cache(usage, cached, prefix_key is not None)
+        if fault == "expired":
+            return {"type": "expired"}
+        if fault in ("server_error", "drop"):
+            return {"type": "errored", "error": _error_body("api_error", "Internal server error")}
+        if fault == "overloaded":
+            return {"type": "errored", "error": _error_body("overloaded_error", "Overloaded")}
+        message, _ = self.build_message(params, usage, fault)
+        return {"type": "succeeded", "message": message}
+
+    def _batch_json(self, batch: dict[str, Any]) -> dict[str, Any]:
+        counts = Counter({"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0})
+        if batch["results"] is None:
+            counts["processing"] = len(batch["requests"])
+        else:
+            counts.update(r["result"]["type"] for r in batch["results"])
+        ended = batch["status"] == "ended"
+        return {
+            "id": batch["id"],
+            "type": "message_batch",
+            "processing_status": batch["status"],
+            "request_counts": dict(counts),
+            "created_at": _rfc3339(batch["created"]),
+            "expires_at": _rfc3339(batch["created"] + 86_400),
+            "ended_at": _rfc3339(batch["ended"]) if ended else None,
+            "cancel_initiated_at": _rfc3339(batch["cancel_at"]) if batch["cancel_at"] else None,
+            "archived_at": None,
+            "results_url": f"{self.base_url}/v1/messages/batches/{batch['id']}/results" if ended else None,
+        }
+
+    def handle_batch(self, method: str, batch_id: str, action: str | None) -> _Reply:
+        with self._lock:
+            batch = self._batches.get(batch_id)
+        if batch is None:
+            return _Reply(404, _error_body("not_found_error", f"no message batch {batch_id}"))
+        if method == "POST" and action == "/cancel":
+            with self._batch_lock:
+                if batch["status"] == "in_progress":
+                    batch["status"], batch["cancel_at"] = "canceling", time.time()
+            return _Reply(200, self._batch_json(batch))
+        if method == "DELETE" and action is None:
+            self._advance(batch)
+            if batch["status"] != "ended":
+                return _Reply(400, _error_body("invalid_request_error", "batch is still processing"))
+            with self._lock:
+                self._batches.pop(batch_id, None)
+            return _Reply(200, {"id": batch_id, "type": "message_batch_deleted"})
+        if method != "GET":
+            return _Reply(405, _error_body("invalid_request_error", "method not allowed"))
+        self._advance(batch)
+        if action == "/results":
+            if batch["results"] is None:
+                return _Reply(400, _error_body("invalid_request_error", "batch has not ended"))
+            lines = "".join(json.dumps(r) + "\n" for r in batch["results"])
+            return _Reply(200, raw=lines.encode(), content_type="application/x-jsonl")
+        return _Reply(200, self._batch_json(batch))
+
+    def list_batches(self) -> _Reply:
+        with self._lock:
+            batches = list(self._batches.values())
+        for batch in batches:
+            self._advance(batch)
+        data = [self._batch_json(b) for b in reversed(batches)]
+        return _Reply(200, {"data": data, "has_more": False,
+                            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def route(self, method: str, path: str, body: dict[str, Any] | None, entry: dict[str, Any]) -> _Reply:
+        if method == "GET" and path == "/emulator/stats":
+            return _Reply(200, self.stats())
+        if body is None and method == "POST":
+            return _Reply(400, _error_body("invalid_request_error", "request body is not valid JSON"))
+        if not entry.get("has_api_key"):
+            return _Reply(401, _error_body("authentication_error", "missing API key"))
+        if method == "POST" and path == "/v1/messages":
+            _describe_request(body or {}, entry)
+            return self.handle_messages(body or {}, entry)
+        if method == "POST" and path == "/v1/messages/count_tokens":
+            return self.handle_count_tokens(body or {})
+        if path == "/v1/messages/batches":
+            if method == "POST":
+                return self.create_batch(body or {}, entry)
+            if method == "GET":
+                return self.list_batches()
+        match = _BATCH_PATH.match(path)
+        if match:
+            entry["batch_id"] = match.group(1)
+            return self.handle_batch(method, match.group(1), match.group(2))
+        return _Reply(404, _error_body("not_found_error", f"no route {method} {path}"))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 512  # a burst of new connections from many client threads must not be refused
+    emulator: Emulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
+    timeout = 120  # close idle keep-alive connections eventually
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass  # the request log replaces stderr access logs
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _serve(self, method: str) -> None:
+        emulator = self.server.emulator
+        path = self.path.split("?", 1)[0]
+        body = self._read_json()
+        entry: dict[str, Any] = {
+            "time": time.monotonic(), "method": method, "path": path,
+            # Whether a key was sent, never the key itself.
+            "has_api_key": bool(self.headers.get("x-api-key") or self.headers.get("authorization")),
+        }
+        try:
+            reply = emulator.route(method, path, body, entry)
+        except Exception as error:  # an emulator bug must look like a 500, not a hung client
+            reply = _Reply(500, _error_body("api_error", f"emulator error: {type(error).__name__}: {error}"))
+        entry["status"] = 0 if reply.drop else reply.status
+        if path != "/emulator/stats":
+            emulator._record(entry)
+        if reply.drop:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self._send(reply)
+
+    def _read_json(self) -> dict[str, Any] | None:
+        length = int(self.headers.get("content-length") or 0)
+        if length <= 0:
+            return {}
+        raw = self.rfile.read(length)
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _send(self, reply: _Reply) -> None:
+        payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        self.send_header("content-type", reply.content_type)
+        self.send_header("content-length", str(len(payload)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+# -- request inspection helpers -----------------------------------------------------------------
+
+
+def _route(path: str) -> str:
+    """A path with batch ids replaced by {id}, for stats."""
+    match = _BATCH_PATH.match(path)
+    if match:
+        return "/v1/messages/batches/{id}" + (match.group(2) or "")
+    return path
+
+
+def _check_message_params(body: dict[str, Any]) -> str | None:
+    if not isinstance(body, dict) or not body.get("model"):
+        return "model: field required"
+    if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
+        return "max_tokens: must be a positive integer"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    return None
+
+
+def _check_batch_requests(requests: Any) -> str | None:
+    if not isinstance(requests, list) or not requests:
+        return "requests: at least one request is required"
+    if len(requests) > MAX_BATCH_REQUESTS:
+        return f"requests: at most {MAX_BATCH_REQUESTS} per batch"
+    seen: set[str] = set()
+    for request in requests:
+        custom_id = request.get("custom_id") if isinstance(request, dict) else None
+        if not isinstance(custom_id, str) or not _CUSTOM_ID_RE.match(custom_id):
+            return f"custom_id {custom_id!r} must match ^[a-zA-Z0-9_-]{{1,64}}$"
+        if custom_id in seen:
+            return f"custom_id {custom_id!r} is not unique"
+        seen.add(custom_id)
+        if not isinstance(request.get("params"), dict):
+            return f"params missing for {custom_id}"
+    return None
+
+
+def _describe_request(body: dict[str, Any], entry: dict[str, Any]) -> None:
+    system = body.get("system")
+    blocks = system if isinstance(system, list) else []
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice") or {}
+    entry.update(
+        model=body.get("model"),
+        max_tokens=body.get("max_tokens"),
+        has_cache_control=any(isinstance(b, dict) and b.get("cache_control") for b in blocks),
+        has_tool=bool(tools),
+        tool_names=[t.get("name") for t in tools if isinstance(t, dict)],
+        has_schema=any(isinstance(t, dict) and isinstance(t.get("input_schema"), dict) for t in tools),
+        tool_choice=choice,
+    )
+
+
+def _forced_tool(body: dict[str, Any]) -> str | None:
+    choice = body.get("tool_choice") or {}
+    if choice.get("type") == "tool" and choice.get("name"):
+        return choice["name"]
+    tools = body.get("tools") or []
+    return tools[0].get("name") if tools and choice.get("type") in ("any", None) else None
+
+
+def _tool_block(name: str, tool_input: dict) -> dict[str, Any]:
+    return {"type": "tool_use", "id": _new_id("toolu_emu"), "name": name, "input": tool_input}
+
+
+def _messages_chars(messages: list) -> int:
+    chars = 0
+    for message in messages:
+        content = message.get("content", "") if isinstance(message, dict) else ""
+        if isinstance(content, str):
+            chars += len(content)
+        else:
+            chars += sum(len(b.get("text", "")) for b in content if isinstance(b, dict))
+    return chars
+
+
+def _last_user_text(messages: list) -> str:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content", "")
+            if isinstance(content, str):
+                return content
+            return "\n".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return ""
+
+
+def _split_cache(usage: dict[str, int], cached: bool, cacheable: bool) -> dict[str, int]:
+    """usage fields from (prefix, rest): the prefix is written, read, or (uncacheable) plain input."""
+    prefix, rest = usage["prefix"], usage["rest"]
+    if not cacheable:
+        return {"input_tokens": prefix + rest, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    if cached:
+        return {"input_tokens": rest, "cache_creation_input_tokens": 0, "cache_read_input_tokens": prefix}
+    return {"input_tokens": rest, "cache_creation_input_tokens": prefix, "cache_read_input_tokens": 0}
+
+
+def _seconds_text(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:.3f}"
+
+
+def _offline_payload_fn(tree_path: str | None) -> Callable[[Conversation], dict]:
+    from wildvalues.classifier.offline import OfflineClassifier
+    from wildvalues.taxonomy_tree import load_tree
+
+    path = tree_path or os.environ.get("WILDVALUES_TAXONOMY", "/work/shared/data/values_tree.csv")
+    return OfflineClassifier(load_tree(path)).classify_payload
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--rpm", type=float, default=4_000, help="requests per minute")
+    parser.add_argument("--itpm", type=float, default=2_000_000, help="input tokens per minute")
+    parser.add_argument("--otpm", type=float, default=400_000, help="output tokens per minute")
+    parser.add_argument("--burst-seconds", type=float, default=60.0, help="bucket size in seconds of each limit")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--latency-jitter-ms", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with a fault")
+    parser.add_argument("--fault-kinds", default=",".join(DEFAULT_FAULT_KINDS),
+                        help=f"comma-separated, from {','.join(FAULT_KINDS)}")
+    parser.add_argument("--batch-processing-s", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C, printing the base URL to use as ANTHROPIC_BASE_URL."""
+    emulator = Emulator(
+        args.port, host=args.host, rpm=args.rpm, itpm=args.itpm, otpm=args.otpm,
+        burst_seconds=args.burst_seconds, latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_jitter_ms, fault_rate=args.fault_rate,
+        fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k),
+        batch_processing_s=args.batch_processing_s, seed=args.seed,
+    )
+    emulator.start()
+    print(f"Anthropic API emulator at {emulator.base_url} (export ANTHROPIC_BASE_URL={emulator.base_url}); "
+          f"stats at {emulator.base_url}/emulator/stats; Ctrl-C stops", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = add_arguments(argparse.ArgumentParser(prog="wildvalues emulator", description=__doc__.splitlines()[0]))
+    return run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""Classify: conversations -> classifier answers, through mapInArrow, never paying twice.
+
+Every answer (or error) is appended to the `classification_cache` table keyed by
+sha256(model, prompt version, content hash). Conversations whose key already has an answer are
+not sent again. Work runs in chunks, one Spark write per chunk, so a crash loses at most one
+chunk of calls and nothing ever recomputes a DataFrame that made API calls: later steps read
+the written table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from typing import Any, Callable, Iterator
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from wildvalues import schemas
+from wildvalues.classifier import build_classifier
+from wildvalues.classifier.base import Classification, ClassificationError, Conversation, Turn
+
+CACHE_SCHEMA = StructType(
+    [
+        StructField("cache_key", StringType(), True),
+        StructField("kind", StringType(), True),  # 'result' or 'error'
+        StructField("conversation_id", StringType(), True),
+        StructField("is_subjective", BooleanType(), True),
+        StructField("ai_values", ArrayType(StringType(), True), True),
+        StructField("human_values", ArrayType(StringType(), True), True),
+        StructField("response_type", StringType(), True),
+        StructField("task", StringType(), True),
+        StructField("task_category", StringType(), True),
+        StructField("classifier", StringType(), True),
+        StructField("model", StringType(), True),
+        StructField("prompt_version", StringType(), True),
+        StructField("input_tokens", LongType(), True),
+        StructField("output_tokens", LongType(), True),
+        StructField("cache_creation_input_tokens", LongType(), True),
+        StructField("cache_read_input_tokens", LongType(), True),
+        StructField("truncated", BooleanType(), True),
+        StructField("attempts", IntegerType(), True),
+        StructField("error_type", StringType(), True),
+        StructField("message", StringType(), True),
+        StructField("run_id", StringType(), True),
+        StructField("created_at", TimestampType(), True),
+    ]
+)
+
+
+def cache_key(model: str, prompt_version: str, content_hash: str) -> str:
+    return hashlib.sha256(f"{model}\x1f{prompt_version}\x1f{content_hash}".encode()).hexdigest()
+
+
+def with_cache_keys(conversations: DataFrame, model: str, prompt_version: str) -> DataFrame:
+    """Adds `cache_key` = sha256(model, prompt version, content hash), computed in the JVM."""
+    return conversations.withColumn(
+        "cache_key",
+        F.sha2(F.concat_ws("\x1f", F.lit(model), F.lit(prompt_version), F.col("content_hash")), 256),
+    )
+
+
+def pending(keyed: DataFrame, cache: DataFrame) -> DataFrame:
+    """Conversations whose key has no answer in the cache yet (errors are retried)."""
+    answered = cache.filter(F.col("kind") == "result").select("cache_key").distinct()
+    return keyed.join(answered, "cache_key", "left_anti").dropDuplicates(["cache_key"])
+
+
+def chunk_count(n_pending: int, chunk_size: int | None) -> int:
+    if n_pending == 0:
+        return 0
+    return 1 if not chunk_size else max(1, math.ceil(n_pending / chunk_size))
+
+
+def chunk(keyed: DataFrame, index: int, n_chunks: int) -> DataFrame:
+    """Chunk `index` of `n_chunks`, by a stable hash so a rerun draws the same chunks."""
+    if n_chunks <= 1:
+        return keyed
+    return keyed.filter(F.pmod(F.xxhash64("cache_key"), F.lit(n_chunks)) == index)
+
+
+def _to_conversation(row: dict) -> Conversation:
+    return Conversation(
+        conversation_id=row["conversation_id"],
+        turns=tuple(Turn(t["role"], t["text"]) for t in row["turns"]),
+        content_hash=row["content_hash"],
+    )
+
+
+def _result_row(result: Any, key: str, conversation_id: str, run_id: str, now) -> dict:
+    row = {name: None for name in CACHE_SCHEMA.fieldNames()}
+    row.update(cache_key=key, conversation_id=conversation_id, run_id=run_id, created_at=now)
+    if isinstance(result, Classification):
+        row.update(
+            kind="result",
+            is_subjective=bool(result.is_subjective),
+            ai_values=list(result.ai_values),
+            human_values=list(result.human_values),
+            response_type=result.response_type,
+            task=result.task,
+            task_category=result.task_category,
+            classifier=result.classifier,
+            model=result.model,
+            prompt_version=result.prompt_version,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cache_creation_input_tokens=result.cache_creation_input_tokens,
+            cache_read_input_tokens=result.cache_read_input_tokens,
+            truncated=bool(result.truncated),
+            attempts=result.attempts,
+        )
+    else:
+        row.update(
+            kind="error",
+            error_type=result.error_type,
+            message=result.message,
+            attempts=result.attempts,
+        )
+    return row
+
+
+def make_classify_batches(
+    spec: dict, run_id: str, batch_size: int
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The mapInArrow function: one classifier per task, `batch_size` conversations per call."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    arrow_schema = to_arrow_schema(CACHE_SCHEMA)
+
+    def classify_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import datetime
+
+        classifier = build_classifier(spec)
+        for batch in batches:
+            rows = batch.to_pylist()
+            for start in range(0, len(rows), batch_size):
+                group = rows[start : start + batch_size]
+                results = classifier.classify_batch([_to_conversation(r) for r in group])
+                if len(results) != len(group):
+                    raise RuntimeError(f"classifier returned {len(results)} results for {len(group)} conversations")
+                now = datetime.datetime.now(datetime.timezone.utc)
+                out = [
+                    _result_row(res, r["cache_key"], r["conversation_id"], run_id, now)
+                    for res, r in zip(results, group)
+                ]
+                yield pa.RecordBatch.from_pylist(out, schema=arrow_schema)
+        close = getattr(classifier, "close", None)
+        if close:
+            close()
+
+    return classify_batches
+
+
+def classify_chunk(keyed_chunk: DataFrame, spec: dict, run_id: str, partitions: int, batch_size: int) -> DataFrame:
+    """The lazy plan that classifies one chunk; write it exactly once."""
+    columns = keyed_chunk.select("cache_key", "conversation_id", "turns", "content_hash")
+    return columns.repartition(partitions).mapInArrow(
+        make_classify_batches(spec, run_id, batch_size), CACHE_SCHEMA
+    )
+
+
+def latest_answers(cache: DataFrame) -> DataFrame:
+    """One answer per cache key (the earliest result, so reruns are stable)."""
+    results = cache.filter(F.col("kind") == "result")
+    return results.dropDuplicates(["cache_key"])
+
+
+def to_classifications(keyed: DataFrame, cache: DataFrame, run_id: str) -> DataFrame:
+    """This run's conversations with their cached answers, in the `classifications` schema."""
+    answers = latest_answers(cache).drop("conversation_id", "run_id")
+    joined = keyed.select("conversation_id", "cache_key").join(answers, "cache_key", "inner")
+    return joined.select(
+        *[
+            F.lit(run_id).alias("run_id") if name == "run_id" else F.col(name)
+            for name in schemas.CLASSIFICATIONS.fieldNames()
+        ]
+    ).to(schemas.CLASSIFICATIONS)
+
+
+def to_errors(keyed: DataFrame, cache: DataFrame, run_id: str) -> DataFrame:
+    """Conversations of this run with no answer, with their latest error of this run."""
+    answered = latest_answers(cache).select("cache_key")
+    errors = cache.filter((F.col("kind") == "error") & (F.col("run_id") == run_id)).drop("conversation_id")
+    unanswered = keyed.select("conversation_id", "cache_key").join(answered, "cache_key", "left_anti")
+    joined = unanswered.join(errors, "cache_key", "inner").dropDuplicates(["conversation_id"])
+    return joined.select(
+        "conversation_id", "error_type", "message", "attempts", "cache_key", F.lit(run_id).alias("run_id")
+    ).to(schemas.CLASSIFICATION_ERRORS)
+
+
+def empty_cache(spark) -> DataFrame:
+    return spark.createDataFrame([], CACHE_SCHEMA)
+
+
+def now_seconds() -> float:
+    return time.monotonic()

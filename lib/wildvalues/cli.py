@@ -1,0 +1,112 @@
+"""The `wildvalues` command: run, synth, sql, and the tools around them.
+
+Errors a user can fix (missing input, bad config, missing taxonomy, missing API key, failed
+validation) end as one line on stderr and a non-zero exit, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from wildvalues.config import ConfigError
+from wildvalues.formats import FORMATS
+
+EXIT_USER_ERROR = 2
+EXIT_VALIDATION = 3
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML settings merged over conf/defaults.yml")
+    parser.add_argument("--env", choices=["local", "databricks"], default=None, help="settings profile from conf/<env>.yml")
+    parser.add_argument("--catalog", default=None, help="tables in <catalog>.<schema> (Databricks)")
+    parser.add_argument("--schema", default=None, help="schema of the tables (Databricks)")
+    parser.add_argument("--secret-scope", default=None, help="Databricks secret scope with the API key")
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="JSONL file/dir/glob (.gz ok), Parquet or Delta table")
+    parser.add_argument("--output", required=True, help="output directory (tables, MLflow store, report)")
+    parser.add_argument("--format", choices=FORMATS, default=None, help="input layout (default: auto)")
+    parser.add_argument("--text-field", default=None, help="transcript layout: the field holding the text")
+    parser.add_argument("--id-field", default=None, help="the field holding the conversation id")
+    parser.add_argument("--classifier", choices=["offline", "anthropic"], default=None)
+    parser.add_argument("--model", default=None, help="Claude model id (anthropic classifier)")
+    parser.add_argument("--mode", choices=["online", "batch"], default=None, help="anthropic: Messages or Batches API")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N records")
+    parser.add_argument("--run-id", default=None, help="reuse a run id (resume); default: a new one")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report at the end")
+    _add_common(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wildvalues", description="Values in the wild, at scale, on Spark.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _add_run_arguments(sub.add_parser("run", help="run the whole pipeline"))
+
+    synth = sub.add_parser("synth", help="write generated demo conversations (messages layout)")
+    synth.add_argument("--n", type=int, required=True)
+    synth.add_argument("--output", required=True, help="file to write (.jsonl or .jsonl.gz)")
+    synth.add_argument("--seed", type=int, default=0)
+
+    sql = sub.add_parser("sql", help="run Spark SQL with every table registered under its name")
+    sql.add_argument("query")
+    sql.add_argument("--output", required=True)
+    sql.add_argument("--max-rows", type=int, default=50)
+    _add_common(sql)
+
+    for name in ("ingest", "classify", "taxonomy", "analyze", "validate"):
+        stage = sub.add_parser(name, help=f"run the {name} stage alone")
+        if name == "ingest":
+            _add_run_arguments(stage)
+        else:
+            stage.add_argument("--output", required=True)
+            stage.add_argument("--run-id", required=True)
+            stage.add_argument("--classifier", choices=["offline", "anthropic"], default=None)
+            stage.add_argument("--model", default=None)
+            stage.add_argument("--mode", choices=["online", "batch"], default=None)
+            _add_common(stage)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(_dispatch(args) or 0)
+    except KeyboardInterrupt:
+        print("wildvalues: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - user-facing errors end as one line
+        return _report_error(error)
+
+
+def _report_error(error: Exception) -> int:
+    from wildvalues.errors import USER_ERRORS, ValidationFailed
+
+    if isinstance(error, ValidationFailed):
+        print(f"wildvalues: {error}", file=sys.stderr)
+        return EXIT_VALIDATION
+    if isinstance(error, USER_ERRORS):
+        print(f"wildvalues: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if os.environ.get("WILDVALUES_DEBUG"):
+        raise error
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    print(f"wildvalues: unexpected {type(error).__name__}: {first[:300]} (set WILDVALUES_DEBUG=1 for details)", file=sys.stderr)
+    return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int | None:
+    from wildvalues import commands
+
+    handler: Callable | None = getattr(commands, f"cmd_{args.command.replace('-', '_')}", None)
+    if handler is None:
+        raise ConfigError(f"unknown command {args.command}")
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

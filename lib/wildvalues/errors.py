@@ -1,0 +1,30 @@
+"""The errors a user can act on; the CLI prints them as one line and exits non-zero."""
+
+from __future__ import annotations
+
+from wildvalues.config import ConfigError
+from wildvalues.delta_io import DeltaWriteError
+from wildvalues.readers import InputError
+from wildvalues.taxonomy_tree import TaxonomyError
+from wildvalues.validate import ValidationFailed
+
+
+class MissingApiKey(RuntimeError):
+    """The anthropic classifier was chosen but no API key is configured."""
+
+
+class UsageError(RuntimeError):
+    """Arguments that do not fit together."""
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    InputError,
+    TaxonomyError,
+    MissingApiKey,
+    UsageError,
+    DeltaWriteError,
+    FileNotFoundError,
+)
+
+__all__ = ["USER_ERRORS", "ValidationFailed", "MissingApiKey", "UsageError"]

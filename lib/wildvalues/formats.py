@@ -1,0 +1,176 @@
+"""Conversation layouts people actually have, parsed into one shape; pure Python, no Spark.
+
+Each raw record (one JSON line, or one Parquet/Delta row rendered as JSON) becomes either a
+`Parsed` conversation or a `Rejected` record with a specific reason for the quarantine table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from wildvalues.redact import redact
+
+FORMATS: tuple[str, ...] = ("auto", "messages", "sharegpt", "transcript", "parquet", "delta")
+JSON_LAYOUTS: tuple[str, ...] = ("messages", "sharegpt", "transcript")
+
+_MESSAGE_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "system": "system"}
+_SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "system": "system",
+}
+_TRANSCRIPT_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|System):[ \t]?")
+_TRANSCRIPT_ROLES = {"Human": "user", "Assistant": "assistant", "System": "system"}
+
+
+@dataclass(frozen=True)
+class Parsed:
+    conversation_id: str
+    turns: tuple[tuple[str, str], ...]
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+    conversation_id: str | None = None
+
+
+class _Reject(Exception):
+    """Raised inside parsing with the quarantine reason."""
+
+
+def content_hash(turns: tuple[tuple[str, str], ...]) -> str:
+    canonical = json.dumps([list(t) for t in turns], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def parse_line(
+    line: str,
+    layout: str = "auto",
+    text_field: str = "text",
+    id_field: str | None = None,
+    redact_pii: bool = True,
+) -> Parsed | Rejected:
+    """Parse one JSON record in `layout` (or detect it) into turns, or say why it is unusable."""
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as error:
+        return Rejected(f"invalid JSON: {error.msg if hasattr(error, 'msg') else error}")
+    if not isinstance(record, dict):
+        return Rejected(f"record is a JSON {type(record).__name__}, expected an object")
+    conversation_id = _record_id(record, id_field)
+    try:
+        chosen = detect_layout(record, text_field) if layout == "auto" else layout
+        turns = _extract_turns(record, chosen, text_field)
+        turns = _clean_turns(turns, redact_pii)
+    except _Reject as reason:
+        return Rejected(str(reason), conversation_id)
+    digest = content_hash(turns)
+    return Parsed(conversation_id or f"h-{digest[:24]}", turns, digest)
+
+
+def _record_id(record: dict, id_field: str | None) -> str | None:
+    fields = [id_field] if id_field else ["id", "conversation_id"]
+    for field in fields:
+        value = record.get(field)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def detect_layout(record: dict, text_field: str = "text") -> str:
+    """Which layout a record is in, judged by its keys."""
+    if "messages" in record or "conversation" in record:
+        return "messages"
+    if "conversations" in record:
+        return "sharegpt"
+    if isinstance(record.get(text_field), str):
+        return "transcript"
+    keys = ", ".join(sorted(record)[:8]) or "none"
+    raise _Reject(
+        f"unrecognised layout: no 'messages', 'conversation', 'conversations' or "
+        f"'{text_field}' field (keys: {keys})"
+    )
+
+
+def _extract_turns(record: dict, layout: str, text_field: str) -> list[tuple[str, str]]:
+    if layout == "messages":
+        key = "messages" if "messages" in record else "conversation"
+        return _turn_list(record.get(key), key, "role", "content", _MESSAGE_ROLES)
+    if layout == "sharegpt":
+        return _turn_list(record.get("conversations"), "conversations", "from", "value", _SHAREGPT_ROLES)
+    if layout == "transcript":
+        return _transcript_turns(record.get(text_field), text_field)
+    raise _Reject(f"unknown layout {layout!r}")
+
+
+def _turn_list(
+    items: Any, key: str, role_key: str, text_key: str, roles: dict[str, str]
+) -> list[tuple[str, str]]:
+    if not isinstance(items, list):
+        raise _Reject(f"'{key}' must be a list of turns, found {type(items).__name__}")
+    turns = []
+    for index, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise _Reject(f"'{key}' turn {index} is a {type(item).__name__}, expected an object")
+        raw_role = item.get(role_key)
+        role = roles.get(str(raw_role).lower()) if isinstance(raw_role, str) else None
+        if role is None:
+            raise _Reject(f"unknown role {raw_role!r} in turn {index}")
+        turns.append((role, _content_text(item.get(text_key), index)))
+    return turns
+
+
+def _content_text(content: Any, index: int) -> str:
+    """A turn's text: a string, or the text blocks of a content list (other blocks ignored)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for block in content:
+            if isinstance(block, str):
+                parts.append(block)
+            elif isinstance(block, dict) and block.get("type") == "text":
+                parts.append(str(block.get("text") or ""))
+        return "\n".join(parts)
+    raise _Reject(f"turn {index} content is a {type(content).__name__}, expected text")
+
+
+def _transcript_turns(text: Any, text_field: str) -> list[tuple[str, str]]:
+    if not isinstance(text, str):
+        raise _Reject(f"transcript field '{text_field}' is missing or not a string")
+    markers = list(_TRANSCRIPT_TURN.finditer(text))
+    if not markers:
+        raise _Reject(f"transcript field '{text_field}' has no 'Human:' or 'Assistant:' turns")
+    turns = []
+    for marker, following in zip(markers, markers[1:] + [None]):
+        end = following.start() if following else len(text)
+        turns.append((_TRANSCRIPT_ROLES[marker.group(1)], text[marker.end() : end]))
+    return turns
+
+
+def _clean_turns(turns: list[tuple[str, str]], redact_pii: bool) -> tuple[tuple[str, str], ...]:
+    """Strip and redact text, drop empty turns, and insist on a user and an assistant turn."""
+    cleaned = []
+    for role, text in turns:
+        text = text.strip()
+        if text:
+            cleaned.append((role, redact(text) if redact_pii else text))
+    if not cleaned:
+        raise _Reject("empty text: every turn is empty")
+    roles = {role for role, _ in cleaned}
+    if "assistant" not in roles:
+        raise _Reject("no assistant turn with text")
+    if "user" not in roles:
+        raise _Reject("no user turn with text")
+    return tuple(cleaned)

@@ -1,0 +1,133 @@
+"""Ingest: raw records -> normalised conversations + quarantined records with a reason."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, IntegerType, LongType, StringType, StructField, StructType
+
+from wildvalues import schemas
+from wildvalues.formats import Parsed, parse_line
+from wildvalues.redact import redact
+
+PARSED_SCHEMA = StructType(
+    [
+        StructField("source_file", StringType(), False),
+        StructField("line_number", LongType(), True),
+        StructField("conversation_id", StringType(), True),
+        StructField("turns", ArrayType(schemas.TURN, False), True),
+        StructField("n_chars", IntegerType(), True),
+        StructField("content_hash", StringType(), True),
+        StructField("raw_record", StringType(), True),
+        StructField("reason", StringType(), True),
+    ]
+)
+_TURN_ARROW = pa.list_(pa.struct([pa.field("role", pa.string(), False), pa.field("text", pa.string(), False)]))
+
+
+def parse_records(raw: DataFrame, settings: dict) -> DataFrame:
+    """Parse every raw record with the layout parser; unusable ones keep a reason and raw text."""
+    layout = settings.get("format", "auto")
+    # Table rows are rendered as JSON whose keys name their layout, so tables use detection.
+    layout = "auto" if layout in ("parquet", "delta") else layout
+    text_field = settings.get("text_field") or "text"
+    id_field = settings.get("id_field")
+    redact_pii = bool(settings.get("redact_pii", True))
+    max_raw = int(settings.get("raw_record_max_chars", 500))
+
+    def parse_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            columns = batch.to_pydict()
+            out = {name: [] for name in PARSED_SCHEMA.fieldNames()}
+            for source, number, raw in zip(columns["source_file"], columns["line_number"], columns["raw"]):
+                result = parse_line(raw, layout, text_field, id_field, redact_pii)
+                out["source_file"].append(source)
+                out["line_number"].append(number)
+                out["conversation_id"].append(result.conversation_id)
+                if isinstance(result, Parsed):
+                    out["turns"].append([{"role": r, "text": t} for r, t in result.turns])
+                    out["n_chars"].append(sum(len(t) for _, t in result.turns))
+                    out["content_hash"].append(result.content_hash)
+                    out["raw_record"].append(None)
+                    out["reason"].append(None)
+                else:
+                    out["turns"].append(None)
+                    out["n_chars"].append(None)
+                    out["content_hash"].append(None)
+                    out["raw_record"].append(redact(raw[:max_raw]) if redact_pii else raw[:max_raw])
+                    out["reason"].append(result.reason)
+            yield pa.RecordBatch.from_pydict(out, schema=_parsed_arrow_schema())
+
+    return raw.mapInArrow(parse_batches, PARSED_SCHEMA)
+
+
+def _parsed_arrow_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("source_file", pa.string(), False),
+            pa.field("line_number", pa.int64()),
+            pa.field("conversation_id", pa.string()),
+            pa.field("turns", _TURN_ARROW),
+            pa.field("n_chars", pa.int32()),
+            pa.field("content_hash", pa.string()),
+            pa.field("raw_record", pa.string()),
+            pa.field("reason", pa.string()),
+        ]
+    )
+
+
+def flag_duplicate_ids(parsed: DataFrame, max_raw: int = 500) -> DataFrame:
+    """Keep the first record per id; later ones get a reason saying which record they repeat."""
+    first = Window.partitionBy("conversation_id").orderBy(
+        F.col("source_file"), F.col("line_number").asc_nulls_last(), F.col("content_hash")
+    )
+    ranked = (
+        parsed.withColumn("_rank", F.row_number().over(first))
+        .withColumn("_first_hash", F.first("content_hash").over(first))
+        .withColumn("_first_at", F.first(F.concat_ws(":", "source_file", F.coalesce(F.col("line_number").cast("string"), F.lit("?")))).over(first))
+    )
+    duplicate_reason = F.when(
+        F.col("content_hash") == F.col("_first_hash"),
+        F.concat(F.lit("duplicate record: same id and content as "), F.col("_first_at")),
+    ).otherwise(F.concat(F.lit("same id with different content than "), F.col("_first_at")))
+    is_duplicate = F.col("reason").isNull() & (F.col("_rank") > 1)
+    raw_turns = F.substring(F.to_json(F.col("turns")), 1, max_raw)
+    return ranked.select(
+        *[c for c in parsed.columns if c not in ("reason", "raw_record")],
+        F.when(is_duplicate, raw_turns).otherwise(F.col("raw_record")).alias("raw_record"),
+        F.when(is_duplicate, duplicate_reason).otherwise(F.col("reason")).alias("reason"),
+    )
+
+
+def to_conversations(checked: DataFrame, ingested_at) -> DataFrame:
+    """The usable records in the `conversations` schema."""
+    good = checked.filter(F.col("reason").isNull())
+    return good.select(
+        F.col("conversation_id"),
+        F.col("source_file").alias("source"),
+        F.col("turns"),
+        F.size("turns").cast("int").alias("n_turns"),
+        F.col("n_chars"),
+        F.col("content_hash"),
+        F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
+    ).to(schemas.CONVERSATIONS)
+
+
+def to_quarantine(checked: DataFrame, run_id: str) -> DataFrame:
+    """The unusable records in the `quarantine` schema."""
+    bad = checked.filter(F.col("reason").isNotNull())
+    return bad.select(
+        "source_file",
+        "line_number",
+        "conversation_id",
+        "raw_record",
+        "reason",
+        F.lit(run_id).alias("run_id"),
+    ).to(schemas.QUARANTINE)
+
+
+def apply_limit(raw: DataFrame, limit: int | None) -> DataFrame:
+    return raw.limit(limit) if limit else raw

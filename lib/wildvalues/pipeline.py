@@ -1,0 +1,285 @@
+"""The stages wired to tables and tracking. Each stage reads Delta and writes Delta, so any stage
+can run alone (a Databricks job task each) and `run_all` runs them in order.
+
+The transformations live in ingest, classify, taxonomy, analyze and validate; this module does
+only the I/O around them and the bookkeeping (counts, timings, MLflow).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from wildvalues import classify, ingest, taxonomy
+from wildvalues.classifier import classifier_identity
+from wildvalues.config import config_hash, get
+from wildvalues.readers import read_raw_records
+from wildvalues.tables import TableStore
+from wildvalues.taxonomy_tree import TreeNode, load_tree, resolve_tree_path
+from wildvalues.tracking import Tracker, code_version
+from wildvalues.validate import Validator, raise_on_failure, validate_tables
+
+VALIDATED_TABLES = (
+    "conversations",
+    "quarantine",
+    "classifications",
+    "classification_errors",
+    "value_expressions",
+    "values_level_0",
+    "values_level_1",
+    "values_level_2",
+    "values_level_3",
+    "run_counts",
+)
+
+
+def new_run_id() -> str:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def log(message: str) -> None:
+    print(f"[wildvalues] {message}", flush=True)
+
+
+@dataclass
+class RunContext:
+    """Everything a stage needs, injected: session, settings, tables, tracker, run id."""
+
+    spark: SparkSession
+    config: dict
+    store: TableStore
+    run_id: str
+    tracker: Tracker | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    tree: list[TreeNode] | None = None
+
+    def record(self, values: dict[str, Any]) -> None:
+        clean = {k: float(v) for k, v in values.items() if v is not None}
+        self.metrics.update(clean)
+        if self.tracker:
+            self.tracker.metrics(clean)
+
+    def taxonomy_tree(self) -> list[TreeNode]:
+        if self.tree is None:
+            path = resolve_tree_path(get(self.config, "taxonomy.path"), get(self.config, "taxonomy.cache_dir"))
+            self.tree = load_tree(path)
+            self.config.setdefault("resolved", {})["taxonomy_path"] = os.path.abspath(path)
+        return self.tree
+
+
+def timed(ctx: RunContext, stage: str, work: Callable[[], Any]) -> Any:
+    log(f"{stage}: started")
+    start = time.monotonic()
+    result = work()
+    seconds = time.monotonic() - start
+    ctx.record({f"seconds_{stage}": seconds})
+    log(f"{stage}: done in {seconds:.1f}s")
+    return result
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def run_ingest(ctx: RunContext, input_path: str, limit: int | None = None) -> dict[str, int]:
+    settings = ctx.config["ingest"]
+    raw = ingest.apply_limit(read_raw_records(ctx.spark, input_path, settings.get("format", "auto")), limit)
+    parsed = ingest.parse_records(raw, settings)
+    checked = ingest.flag_duplicate_ids(parsed, int(settings.get("raw_record_max_chars", 500)))
+    # Parsed once, then split into two tables: persist so the input is read a single time.
+    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        n_input = checked.count()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ctx.store.write("conversations", ingest.to_conversations(checked, now))
+        ctx.store.write("quarantine", ingest.to_quarantine(checked, ctx.run_id))
+    finally:
+        checked.unpersist()
+    n_conversations = ctx.store.read("conversations").count()
+    n_quarantined = ctx.store.read("quarantine").count()
+    counts = ctx.spark.createDataFrame(
+        [(ctx.run_id, n_input, n_quarantined, n_conversations)], "run_id string, n_input long, n_quarantined long, n_conversations long"
+    )
+    ctx.store.write("run_counts", counts)
+    reasons = (
+        ctx.store.read("quarantine").groupBy(F.regexp_extract("reason", r"^[^:(]+", 0).alias("r")).count().collect()
+    )
+    for row in sorted(reasons, key=lambda r: -r["count"]):
+        log(f"ingest: quarantined {row['count']} record(s): {row['r'].strip()}")
+    result = {"input_records": n_input, "quarantined": n_quarantined, "conversations": n_conversations}
+    ctx.record(result)
+    return result
+
+
+# ---------------------------------------------------------------- classify
+
+
+def classifier_spec(ctx: RunContext) -> dict:
+    """A picklable description of the classifier that each Spark task rebuilds."""
+    name = get(ctx.config, "classifier.name", "offline")
+    if name == "offline":
+        return {"name": "offline", "tree": ctx.taxonomy_tree()}
+    from wildvalues.claude_settings import claude_settings
+
+    return {"name": name, "settings": claude_settings(ctx.spark, ctx.config)}
+
+
+def classify_partitions(ctx: RunContext) -> int:
+    configured = get(ctx.config, "classifier.partitions")
+    return int(configured or ctx.spark.sparkContext.defaultParallelism)
+
+
+def run_classify(ctx: RunContext, spec: dict | None = None) -> dict[str, float]:
+    spec = spec or classifier_spec(ctx)
+    model, prompt_version = classifier_identity(spec)
+    conversations = ctx.store.read("conversations")
+    keyed = classify.with_cache_keys(conversations, model, prompt_version)
+    cache_name = "classification_cache"
+    if not ctx.store.exists(cache_name):
+        ctx.store.write(cache_name, classify.empty_cache(ctx.spark))
+    todo = classify.pending(keyed, ctx.store.read(cache_name)).persist(StorageLevel.MEMORY_AND_DISK)
+    n_pending = todo.count()
+    chunk_size = get(ctx.config, f"classifier.{spec['name']}.chunk_size", get(ctx.config, "classifier.chunk_size"))
+    n_chunks = classify.chunk_count(n_pending, chunk_size)
+    partitions = classify_partitions(ctx)
+    batch_size = int(get(ctx.config, f"classifier.{spec['name']}.batch_size", 256))
+    log(f"classify: {n_pending} conversation(s) to classify with {spec['name']} ({model}), {n_chunks} chunk(s)")
+    start = time.monotonic()
+    for index in range(n_chunks):
+        part = classify.chunk(todo, index, n_chunks)
+        ctx.store.write(cache_name, classify.classify_chunk(part, spec, ctx.run_id, partitions, batch_size), mode="append")
+        log(f"classify: chunk {index + 1}/{n_chunks} committed")
+    todo.unpersist()
+    elapsed = time.monotonic() - start
+    cache = ctx.store.read(cache_name)
+    ctx.store.write("classifications", classify.to_classifications(keyed, cache, ctx.run_id))
+    ctx.store.write("classification_errors", classify.to_errors(keyed, cache, ctx.run_id))
+    return record_classification_metrics(ctx, n_pending, elapsed)
+
+
+def record_classification_metrics(ctx: RunContext, n_sent: int, elapsed: float) -> dict[str, float]:
+    labels = ctx.store.read("classifications")
+    totals = labels.agg(
+        F.count(F.lit(1)).alias("classified"),
+        F.sum(F.col("is_subjective").cast("int")).alias("subjective"),
+        F.sum(F.when(F.col("is_subjective"), F.size("ai_values")).otherwise(0)).alias("ai_values"),
+        F.sum("input_tokens").alias("input_tokens"),
+        F.sum("output_tokens").alias("output_tokens"),
+        F.sum("cache_creation_input_tokens").alias("cache_write_tokens"),
+        F.sum("cache_read_input_tokens").alias("cache_read_tokens"),
+    ).first()
+    errors = ctx.store.read("classification_errors").count()
+    subjective = int(totals["subjective"] or 0)
+    classified = int(totals["classified"] or 0)
+    result = {
+        "classified": classified,
+        "classification_errors": errors,
+        "sent_to_classifier": n_sent,
+        "subjective": subjective,
+        "pct_subjective": 100.0 * subjective / classified if classified else 0.0,
+        "mean_ai_values_per_subjective": (totals["ai_values"] or 0) / subjective if subjective else 0.0,
+        "classify_conversations_per_second": n_sent / elapsed if elapsed > 0 and n_sent else 0.0,
+        "input_tokens": totals["input_tokens"] or 0,
+        "output_tokens": totals["output_tokens"] or 0,
+        "cache_write_tokens": totals["cache_write_tokens"] or 0,
+        "cache_read_tokens": totals["cache_read_tokens"] or 0,
+    }
+    by_type = labels.filter(F.col("is_subjective")).groupBy("response_type").count().collect()
+    for row in by_type:
+        result[f"pct_response_{row['response_type']}"] = 100.0 * row["count"] / subjective if subjective else 0.0
+    ctx.record(result)
+    return result
+
+
+# ---------------------------------------------------------------- taxonomy
+
+
+def run_taxonomy(ctx: RunContext) -> dict[str, float]:
+    tree = ctx.taxonomy_tree()
+    labels = ctx.store.read("classifications")
+    exploded = taxonomy.explode_values(labels).persist(StorageLevel.MEMORY_AND_DISK)
+    raw_values = taxonomy.distinct_raw_values(exploded)
+    matches = taxonomy.match_frame(ctx.spark, raw_values, tree, float(get(ctx.config, "taxonomy.similarity_threshold", 0.55)))
+    ctx.store.write("value_taxonomy", taxonomy.taxonomy_frame(ctx.spark, tree))
+    ctx.store.write("value_expressions", taxonomy.value_expressions(exploded, matches, ctx.run_id))
+    exploded.unpersist()
+    expressions = ctx.store.read("value_expressions")
+    n_subjective = labels.filter(F.col("is_subjective")).count()
+    levels = taxonomy.level_tables(expressions, ctx.store.read("value_taxonomy"), n_subjective, ctx.run_id)
+    for level, frame in levels.items():
+        ctx.store.write(f"values_level_{level}", frame)
+    methods = {r["match_method"]: r["count"] for r in expressions.filter(F.col("side") == "ai").groupBy("match_method").count().collect()}
+    total = sum(methods.values())
+    result: dict[str, float] = {
+        "distinct_raw_values": len(raw_values),
+        "ai_value_expressions": total,
+        **{f"pct_ai_expressions_{m}": 100.0 * methods.get(m, 0) / total if total else 0.0 for m in ("exact", "similar", "unmatched")},
+    }
+    for row in ctx.store.read("values_level_3").filter(F.col("side") == "ai").collect():
+        result[f"pct_category_{row['name'].split()[0].lower()}"] = row["pct_total_occurrences"]
+    ctx.record(result)
+    return result
+
+
+# ---------------------------------------------------------------- validate
+
+
+def run_validate(ctx: RunContext, tables: tuple[str, ...] = VALIDATED_TABLES) -> list[dict]:
+    validator = Validator(float(get(ctx.config, "validate.pct_sum_tolerance", 0.5)))
+    frames = {name: ctx.store.read(name) for name in tables if ctx.store.exists(name)}
+    results = validate_tables(validator, frames)
+    summary = [r.as_dict() for r in results]
+    if ctx.tracker:
+        ctx.tracker.dict({"suites": summary}, "validation/results.json")
+    ctx.record({f"validation_{r.table}_success": 1.0 if r.success else 0.0 for r in results})
+    ctx.record({"validation_suites_failed": sum(not r.success for r in results)})
+    raise_on_failure(results)
+    log(f"validate: {len(results)} suite(s) passed, {sum(r.n_expectations for r in results)} expectations")
+    return summary
+
+
+# ---------------------------------------------------------------- tracking helpers
+
+
+def log_run_params(ctx: RunContext, input_path: str | None) -> None:
+    if not ctx.tracker:
+        return
+    ctx.tracker.params(
+        {
+            "input": input_path or "",
+            "format": get(ctx.config, "ingest.format"),
+            "classifier": get(ctx.config, "classifier.name"),
+            "model": get(ctx.config, "classifier.anthropic.model") if get(ctx.config, "classifier.name") == "anthropic" else "offline",
+            "taxonomy_source": get(ctx.config, "resolved.taxonomy_path", get(ctx.config, "taxonomy.path")),
+            "config_hash": config_hash(ctx.config),
+            "code_version": code_version(),
+            "run_id": ctx.run_id,
+        }
+    )
+    ctx.tracker.config(ctx.config)
+
+
+def log_top_values(ctx: RunContext, output_dir: str) -> str:
+    """Top AI values as CSV, beside the tables and in MLflow."""
+    rows = int(get(ctx.config, "mlflow.top_values_csv_rows", 100))
+    top = (
+        ctx.store.read("values_level_0")
+        .filter(F.col("side") == "ai")
+        .orderBy(F.desc("n_conversations"), "cluster_id")
+        .select("cluster_id", "name", "is_candidate", "n_conversations", "pct_convos", "n_expressions", "pct_total_occurrences")
+        .limit(rows)
+        .toPandas()
+    )
+    path = os.path.join(output_dir, "top_values.csv")
+    top.to_csv(path, index=False)
+    if ctx.tracker:
+        ctx.tracker.artifact(path)
+    return path

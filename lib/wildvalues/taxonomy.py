@@ -1,0 +1,151 @@
+"""Taxonomy: classifier values -> matched level-0 values -> counts and shares at all four levels.
+
+AI and human values are counted apart (the `side` column); each level table carries the
+study's two measures: `pct_convos` (share of subjective conversations expressing the node) and
+`pct_total_occurrences` (share of all value expressions on that side).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from wildvalues import schemas
+from wildvalues.matching import ValueMatcher
+from wildvalues.taxonomy_tree import TreeNode, ancestors
+
+SIDES = ("ai", "human")
+LEVEL_COLUMNS = {1: "level_1_cluster_id", 2: "level_2_cluster_id", 3: "level_3_cluster_id"}
+
+
+def taxonomy_frame(spark: SparkSession, tree: Sequence[TreeNode]) -> DataFrame:
+    """The published tree as the `value_taxonomy` table."""
+    rows = [
+        (n.cluster_id, n.description or None, n.name, n.level, n.parent_cluster_id, n.pct_total_occurrences)
+        for n in tree
+    ]
+    return spark.createDataFrame(rows, schemas.VALUE_TAXONOMY)
+
+
+def explode_values(classifications: DataFrame) -> DataFrame:
+    """(conversation_id, side, raw_value) for every value of every subjective conversation."""
+    subjective = classifications.filter(F.col("is_subjective"))
+    ai = subjective.select("conversation_id", F.lit("ai").alias("side"), F.explode("ai_values").alias("raw_value"))
+    human = subjective.select(
+        "conversation_id", F.lit("human").alias("side"), F.explode("human_values").alias("raw_value")
+    )
+    exploded = ai.unionByName(human)
+    return exploded.filter(F.length(F.trim("raw_value")) > 0)
+
+
+def match_frame(spark: SparkSession, raw_values: list[str], tree: Sequence[TreeNode], threshold: float) -> DataFrame:
+    """raw_value -> value, method, score and the level-1..3 clusters it rolls up to."""
+    matcher = ValueMatcher([n.name for n in tree if n.level == 0], threshold)
+    lineage = ancestors(tree)
+    rows = []
+    for m in matcher.match_all(raw_values):
+        l1, l2, l3 = lineage[m.nearest]
+        rows.append((m.raw_value, m.value, m.method, float(m.score), l1, l2, l3))
+    schema = (
+        "raw_value string, value string, match_method string, match_score double, "
+        "level_1_cluster_id string, level_2_cluster_id string, level_3_cluster_id string"
+    )
+    return spark.createDataFrame(rows, schema)
+
+
+def value_expressions(exploded: DataFrame, matches: DataFrame, run_id: str) -> DataFrame:
+    """One row per (conversation, side, matched value): a value named twice counts once."""
+    joined = exploded.join(F.broadcast(matches), "raw_value", "inner")
+    first = Window.partitionBy("conversation_id", "side", "value").orderBy("raw_value")
+    deduped = joined.withColumn("_n", F.row_number().over(first)).filter(F.col("_n") == 1)
+    return deduped.select(
+        *[F.lit(run_id).alias(c) if c == "run_id" else F.col(c) for c in schemas.VALUE_EXPRESSIONS.fieldNames()]
+    ).to(schemas.VALUE_EXPRESSIONS)
+
+
+def distinct_raw_values(exploded: DataFrame) -> list[str]:
+    """The distinct value names to match; far fewer than expressions, so matched on the driver."""
+    return [r.raw_value for r in exploded.select("raw_value").distinct().collect()]
+
+
+def level0_counts(expressions: DataFrame) -> DataFrame:
+    """Per side and level-0 node: expressions, conversations, and its ancestors."""
+    return expressions.groupBy(
+        "side", F.col("value").alias("cluster_id"), *LEVEL_COLUMNS.values()
+    ).agg(
+        F.count(F.lit(1)).alias("n_expressions"),
+        F.countDistinct("conversation_id").alias("n_conversations"),
+        F.max(F.col("match_method") == "unmatched").alias("is_candidate"),
+    )
+
+
+def rollup_expressions(counts0: DataFrame) -> DataFrame:
+    """Expression counts at every level: a node's count is the sum over its level-0 values."""
+    frames = [counts0.select("side", F.lit(0).alias("level"), "cluster_id", "n_expressions")]
+    for level, column in LEVEL_COLUMNS.items():
+        frames.append(
+            counts0.groupBy("side", F.col(column).alias("cluster_id"))
+            .agg(F.sum("n_expressions").alias("n_expressions"))
+            .select("side", F.lit(level).alias("level"), "cluster_id", "n_expressions")
+        )
+    rolled = frames[0]
+    for frame in frames[1:]:
+        rolled = rolled.unionByName(frame)
+    return rolled
+
+
+def with_pct_total(counts: DataFrame) -> DataFrame:
+    """Share of all expressions of the same side, in percent, per level."""
+    per_level = Window.partitionBy("side", "level")
+    return counts.withColumn(
+        "pct_total_occurrences", F.col("n_expressions") * 100.0 / F.sum("n_expressions").over(per_level)
+    )
+
+
+def conversation_counts(expressions: DataFrame) -> DataFrame:
+    """Distinct conversations per node at levels 1-3 (not derivable from level-0 counts)."""
+    frames = [
+        expressions.groupBy("side", F.col(column).alias("cluster_id"))
+        .agg(F.countDistinct("conversation_id").alias("n_conversations"))
+        .withColumn("level", F.lit(level))
+        for level, column in LEVEL_COLUMNS.items()
+    ]
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame)
+    return result
+
+
+def level_tables(
+    expressions: DataFrame, taxonomy: DataFrame, n_subjective: int, run_id: str
+) -> dict[int, DataFrame]:
+    """`values_level_0` .. `values_level_3` for both sides."""
+    counts0 = level0_counts(expressions)
+    shares = with_pct_total(rollup_expressions(counts0))
+    conversations = counts0.select(
+        "side", "cluster_id", F.lit(0).alias("level"), "n_conversations"
+    ).unionByName(conversation_counts(expressions))
+    candidates = counts0.select("side", "cluster_id", F.lit(0).alias("level"), "is_candidate", F.col("level_1_cluster_id").alias("candidate_parent"))
+    nodes = taxonomy.select("cluster_id", "name", "level", "parent_cluster_id")
+    table = (
+        shares.join(conversations, ["side", "level", "cluster_id"], "left")
+        .join(candidates, ["side", "level", "cluster_id"], "left")
+        .join(nodes, ["cluster_id", "level"], "left")
+        .select(
+            "side",
+            "cluster_id",
+            F.coalesce("name", "cluster_id").alias("name"),
+            F.col("level").cast("int").alias("level"),
+            F.coalesce("parent_cluster_id", "candidate_parent").alias("parent_cluster_id"),
+            F.coalesce("is_candidate", F.lit(False)).alias("is_candidate"),
+            F.col("n_conversations").cast("long").alias("n_conversations"),
+            (F.col("n_conversations") * 100.0 / F.lit(max(n_subjective, 1))).alias("pct_convos"),
+            F.col("n_expressions").cast("long").alias("n_expressions"),
+            "pct_total_occurrences",
+            F.lit(run_id).alias("run_id"),
+        )
+        .to(schemas.VALUE_LEVEL)
+    )
+    return {level: table.filter(F.col("level") == level) for level in range(4)}

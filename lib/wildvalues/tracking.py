@@ -1,0 +1,115 @@
+"""MLflow: one run per pipeline run, found again by its wildvalues run id so stage jobs share it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import yaml
+
+RUN_TAG = "wildvalues.run_id"
+_SECRET_KEYS = re.compile(r"(api_key|secret|token|password)", re.I)
+logging.getLogger("mlflow").setLevel(logging.ERROR)
+logging.getLogger("alembic").setLevel(logging.ERROR)
+
+
+def tracking_uri(output_dir: str) -> str:
+    """`MLFLOW_TRACKING_URI` when set, else a SQLite store beside the tables."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.abspath(output_dir)}/mlflow.db"
+
+
+def code_version() -> str:
+    """The git commit of the code when run from a checkout, else the package version."""
+    from wildvalues import __version__
+
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        return f"{__version__}+{commit}" if commit else __version__
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def scrub(config: Any) -> Any:
+    """A copy of the settings with anything secret-looking replaced, safe to log."""
+    if isinstance(config, dict):
+        return {k: ("***" if _SECRET_KEYS.search(str(k)) and v else scrub(v)) for k, v in config.items()}
+    if isinstance(config, list):
+        return [scrub(v) for v in config]
+    return config
+
+
+def metric_name(text: str) -> str:
+    """MLflow-safe metric names: lower case, non-alphanumerics to underscores."""
+    return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
+
+
+class Tracker:
+    """Thin wrapper so stages log without knowing MLflow's API surface."""
+
+    def __init__(self, mlflow_module, run) -> None:
+        self.mlflow = mlflow_module
+        self.run = run
+        self.mlflow_run_id = run.info.run_id
+
+    def params(self, values: dict[str, Any]) -> None:
+        existing = self.mlflow.get_run(self.mlflow_run_id).data.params
+        fresh = {k: str(v)[:500] for k, v in values.items() if k not in existing}
+        if fresh:
+            self.mlflow.log_params(fresh)
+
+    def metrics(self, values: dict[str, float]) -> None:
+        clean = {metric_name(k): float(v) for k, v in values.items() if v is not None}
+        if clean:
+            self.mlflow.log_metrics(clean)
+
+    def text(self, text: str, artifact_file: str) -> None:
+        self.mlflow.log_text(text, artifact_file)
+
+    def dict(self, value: dict, artifact_file: str) -> None:
+        self.mlflow.log_dict(value, artifact_file)
+
+    def artifact(self, path: str, artifact_path: str | None = None) -> None:
+        self.mlflow.log_artifact(path, artifact_path)
+
+    def config(self, config: dict) -> None:
+        self.text(yaml.safe_dump(scrub(config), sort_keys=True), "config/resolved.yml")
+
+
+@contextmanager
+def tracked_run(output_dir: str, experiment: str, run_id: str, run_name: str | None = None) -> Iterator[Tracker]:
+    """Start, or resume, the MLflow run tagged with `run_id`."""
+    import mlflow
+
+    os.makedirs(output_dir, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri(output_dir))
+    mlflow.set_experiment(experiment)
+    existing = mlflow.search_runs(filter_string=f"tags.`{RUN_TAG}` = '{run_id}'", output_format="list")
+    if existing:
+        run = mlflow.start_run(run_id=existing[0].info.run_id)
+    else:
+        run = mlflow.start_run(run_name=run_name or run_id, tags={RUN_TAG: run_id})
+    try:
+        yield Tracker(mlflow, run)
+        mlflow.end_run("FINISHED")
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+
+
+def find_mlflow_run(output_dir: str, run_id: str | None):
+    """The MLflow run for a wildvalues run id (latest run when None), or None."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(output_dir))
+    filter_string = f"tags.`{RUN_TAG}` = '{run_id}'" if run_id else ""
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string=filter_string, order_by=["start_time DESC"], output_format="list"
+    )
+    return runs[0] if runs else None

@@ -1,0 +1,199 @@
+"""Validation: one Great Expectations suite per table; a failed suite fails the run.
+
+Cross-table rules (a node's parent present one level up, shares summing to 100 per level and
+side, input = kept + quarantined) are checked by validating a frame that carries the derived
+columns next to the table's own, so every rule is a named GE expectation in the results.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from wildvalues import schemas
+from wildvalues.classifier.base import RESPONSE_TYPES
+
+logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+
+class ValidationFailed(RuntimeError):
+    """At least one expectation failed; the message names each failed expectation."""
+
+
+@dataclass
+class SuiteResult:
+    table: str
+    success: bool
+    n_expectations: int
+    failures: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "success": self.success,
+            "n_expectations": self.n_expectations,
+            "failures": self.failures,
+        }
+
+
+def _gx():
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    return gx, gxe
+
+
+def base_expectations(schema) -> list:
+    """Columns in order, and the schema's required columns never null."""
+    _, gxe = _gx()
+    expectations = [gxe.ExpectTableColumnsToMatchOrderedList(column_list=schema.fieldNames())]
+    expectations += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in schemas.required_columns(schema)]
+    return expectations
+
+
+def table_expectations(table: str) -> list:
+    """The expectations of the named table, beyond its columns and required values."""
+    _, gxe = _gx()
+    if table == "conversations":
+        return [
+            gxe.ExpectColumnValuesToBeUnique(column="conversation_id"),
+            gxe.ExpectColumnValuesToBeBetween(column="n_turns", min_value=2),
+        ]
+    if table == "classifications":
+        return [
+            gxe.ExpectColumnValuesToBeUnique(column="conversation_id"),
+            gxe.ExpectColumnValuesToBeInSet(column="response_type", value_set=list(RESPONSE_TYPES)),
+        ]
+    if table == "classification_errors":
+        return [gxe.ExpectColumnValuesToBeUnique(column="conversation_id")]
+    if table == "value_expressions":
+        return [
+            gxe.ExpectColumnValuesToBeInSet(column="side", value_set=["ai", "human"]),
+            gxe.ExpectColumnValuesToBeInSet(column="match_method", value_set=["exact", "similar", "unmatched"]),
+            gxe.ExpectColumnValuesToBeBetween(column="match_score", min_value=0.0, max_value=1.0),
+        ]
+    if table.startswith("values_level_"):
+        return level_expectations(int(table.rsplit("_", 1)[1]))
+    if table == "run_counts":
+        return [gxe.ExpectColumnValuesToBeBetween(column="unaccounted_records", min_value=0, max_value=0)]
+    return []
+
+
+def level_expectations(level: int, tolerance: float = 0.5) -> list:
+    _, gxe = _gx()
+    expectations = [
+        gxe.ExpectColumnValuesToBeInSet(column="level", value_set=[level]),
+        gxe.ExpectColumnValuesToBeInSet(column="side", value_set=["ai", "human"]),
+        gxe.ExpectColumnValuesToBeBetween(column="pct_convos", min_value=0.0, max_value=100.0),
+        gxe.ExpectColumnValuesToBeBetween(column="pct_total_occurrences", min_value=0.0, max_value=100.0),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="side_pct_total_sum", min_value=100.0 - tolerance, max_value=100.0 + tolerance
+        ),
+    ]
+    if level < 3:
+        expectations.append(gxe.ExpectColumnValuesToBeInSet(column="parent_found", value_set=[True]))
+    return expectations
+
+
+def level_check_frame(level_df: DataFrame, parent_df: DataFrame | None) -> DataFrame:
+    """The level table plus `side_pct_total_sum` and (below the top) `parent_found`."""
+    per_side = Window.partitionBy("side")
+    checked = level_df.withColumn("side_pct_total_sum", F.sum("pct_total_occurrences").over(per_side))
+    if parent_df is None:
+        return checked
+    parents = parent_df.select("side", F.col("cluster_id").alias("parent_cluster_id"), F.lit(True).alias("_p"))
+    return checked.join(parents, ["side", "parent_cluster_id"], "left").select(
+        *checked.columns, F.coalesce("_p", F.lit(False)).alias("parent_found")
+    )
+
+
+def run_counts_check_frame(run_counts: DataFrame) -> DataFrame:
+    return run_counts.withColumn(
+        "unaccounted_records", F.col("n_input") - F.col("n_quarantined") - F.col("n_conversations")
+    )
+
+
+def _describe_failure(result) -> str:
+    config = result.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k in ("column", "value_set", "min_value", "max_value", "column_list")}
+    detail = result.result or {}
+    parts = [f"{config.type}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"]
+    if detail.get("unexpected_count") is not None:
+        parts.append(f"{detail['unexpected_count']} unexpected")
+    sample = detail.get("partial_unexpected_list")
+    if sample:
+        parts.append(f"e.g. {sample[:3]}")
+    if detail.get("observed_value") is not None:
+        parts.append(f"observed {str(detail['observed_value'])[:200]}")
+    return " ".join(parts)
+
+
+class Validator:
+    """Holds one ephemeral GE context; validates Spark DataFrames against per-table suites."""
+
+    def __init__(self, pct_tolerance: float = 0.5) -> None:
+        gx, _ = _gx()
+        self.context = gx.get_context(mode="ephemeral")
+        self._quiet_progress_bars()
+        self.tolerance = pct_tolerance
+        self.datasource = self.context.data_sources.add_spark("wildvalues")
+        self.asset = self.datasource.add_dataframe_asset("table")
+        self.batch_definition = self.asset.add_batch_definition_whole_dataframe("whole")
+
+    def _quiet_progress_bars(self) -> None:
+        try:
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        except Exception:  # the progress bar setting moved between GE releases; bars are cosmetic
+            pass
+
+    def expectations_for(self, table: str, schema) -> list:
+        if table.startswith("values_level_"):
+            return base_expectations(schema) + level_expectations(int(table.rsplit("_", 1)[1]), self.tolerance)
+        return base_expectations(schema) + table_expectations(table)
+
+    def validate(self, table: str, frame: DataFrame, schema) -> SuiteResult:
+        gx, _ = _gx()
+        suite = gx.ExpectationSuite(name=f"wildvalues.{table}")
+        expectations = self.expectations_for(table, schema)
+        if table.startswith("values_level_") or table == "run_counts":
+            # Derived check columns are appended; the column-order rule applies to the table's own.
+            expectations[0] = _gx()[1].ExpectTableColumnsToMatchOrderedList(column_list=frame.columns)
+        for expectation in expectations:
+            suite.add_expectation(expectation)
+        result = self.batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+        failures = [_describe_failure(r) for r in result.results if not r.success]
+        return SuiteResult(table, bool(result.success), len(expectations), failures)
+
+
+def validate_tables(validator: Validator, tables: dict[str, DataFrame]) -> list[SuiteResult]:
+    """Validate every table given; level tables and run counts get their derived check columns."""
+    results = []
+    for name, frame in tables.items():
+        schema = schemas.TABLES[name]
+        if frame.columns != schema.fieldNames():
+            results.append(
+                SuiteResult(name, False, 1, [f"expect_table_columns_to_match_ordered_list: found {frame.columns}"])
+            )
+            continue
+        checked = frame
+        if name.startswith("values_level_"):
+            level = int(name.rsplit("_", 1)[1])
+            parent = tables.get(f"values_level_{level + 1}") if level < 3 else None
+            checked = level_check_frame(frame, parent)
+        elif name == "run_counts":
+            checked = run_counts_check_frame(frame)
+        results.append(validator.validate(name, checked, schema))
+    return results
+
+
+def raise_on_failure(results: list[SuiteResult]) -> None:
+    failed = [r for r in results if not r.success]
+    if failed:
+        lines = [f"suite '{r.table}' failed: {'; '.join(r.failures)}" for r in failed]
+        raise ValidationFailed("validation failed: " + " | ".join(lines))
