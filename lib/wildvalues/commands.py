@@ -161,6 +161,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.n <= 0:
         raise UsageError("--n must be a positive number")
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     started = time.monotonic()
     count = write_jsonl(args.output, args.n, args.seed)
     print(f"wrote {count:,} conversations to {args.output} in {time.monotonic() - started:.1f}s")

@@ -213,9 +213,11 @@ def run_taxonomy(ctx: RunContext) -> dict[str, float]:
     exploded.unpersist()
     expressions = ctx.store.read("value_expressions")
     n_subjective = labels.filter(F.col("is_subjective")).count()
-    levels = taxonomy.level_tables(expressions, ctx.store.read("value_taxonomy"), n_subjective, ctx.run_id)
-    for level, frame in levels.items():
+    nodes = taxonomy.all_levels(expressions, ctx.store.read("value_taxonomy"), n_subjective, ctx.run_id)
+    nodes = nodes.persist(StorageLevel.MEMORY_AND_DISK)  # four tables from one aggregation
+    for level, frame in taxonomy.split_levels(nodes).items():
         ctx.store.write(f"values_level_{level}", frame)
+    nodes.unpersist()
     methods = {r["match_method"]: r["count"] for r in expressions.filter(F.col("side") == "ai").groupBy("match_method").count().collect()}
     total = sum(methods.values())
     result: dict[str, float] = {
@@ -233,7 +235,10 @@ def run_taxonomy(ctx: RunContext) -> dict[str, float]:
 
 
 def run_validate(ctx: RunContext, tables: tuple[str, ...] = VALIDATED_TABLES) -> list[dict]:
-    validator = Validator(float(get(ctx.config, "validate.pct_sum_tolerance", 0.5)))
+    validator = Validator(
+        float(get(ctx.config, "validate.pct_sum_tolerance", 0.5)),
+        int(get(ctx.config, "validate.pandas_max_rows", 100_000)),
+    )
     frames = {name: ctx.store.read(name) for name in tables if ctx.store.exists(name)}
     results = validate_tables(validator, frames)
     summary = [r.as_dict() for r in results]

@@ -18,6 +18,11 @@ def _delta_jars_present() -> bool:
     return any(name.startswith("delta-spark") for name in os.listdir(jars)) if os.path.isdir(jars) else False
 
 
+def _show_progress(settings: dict) -> bool:
+    """Spark's stage progress bar on a terminal; logs in CI and files stay clean."""
+    return bool(settings.get("progress", sys.stderr.isatty()))
+
+
 def build_session(settings: dict) -> SparkSession:
     """A local (or cluster-provided) session configured for the pipeline."""
     active = SparkSession.getActiveSession()
@@ -32,7 +37,7 @@ def build_session(settings: dict) -> SparkSession:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(settings.get("shuffle_partitions", 8)))
         .config("spark.speculation", str(bool(settings.get("speculation", False))).lower())
-        .config("spark.ui.showConsoleProgress", "true" if settings.get("progress", True) else "false")
+        .config("spark.ui.showConsoleProgress", "true" if _show_progress(settings) else "false")
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", settings.get("driver_memory", "4g"))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")

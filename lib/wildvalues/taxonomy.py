@@ -118,10 +118,8 @@ def conversation_counts(expressions: DataFrame) -> DataFrame:
     return result
 
 
-def level_tables(
-    expressions: DataFrame, taxonomy: DataFrame, n_subjective: int, run_id: str
-) -> dict[int, DataFrame]:
-    """`values_level_0` .. `values_level_3` for both sides."""
+def all_levels(expressions: DataFrame, taxonomy: DataFrame, n_subjective: int, run_id: str) -> DataFrame:
+    """Every node of `values_level_0` .. `values_level_3` for both sides, in one frame."""
     counts0 = level0_counts(expressions)
     shares = with_pct_total(rollup_expressions(counts0))
     conversations = counts0.select(
@@ -129,7 +127,7 @@ def level_tables(
     ).unionByName(conversation_counts(expressions))
     candidates = counts0.select("side", "cluster_id", F.lit(0).alias("level"), "is_candidate", F.col("level_1_cluster_id").alias("candidate_parent"))
     nodes = taxonomy.select("cluster_id", "name", "level", "parent_cluster_id")
-    table = (
+    return (
         shares.join(conversations, ["side", "level", "cluster_id"], "left")
         .join(candidates, ["side", "level", "cluster_id"], "left")
         .join(nodes, ["cluster_id", "level"], "left")
@@ -148,4 +146,7 @@ def level_tables(
         )
         .to(schemas.VALUE_LEVEL)
     )
+
+
+def split_levels(table: DataFrame) -> dict[int, DataFrame]:
     return {level: table.filter(F.col("level") == level) for level in range(4)}

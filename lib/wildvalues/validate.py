@@ -135,14 +135,23 @@ def _describe_failure(result) -> str:
 class Validator:
     """Holds one ephemeral GE context; validates Spark DataFrames against per-table suites."""
 
-    def __init__(self, pct_tolerance: float = 0.5) -> None:
+    def __init__(self, pct_tolerance: float = 0.5, pandas_max_rows: int = 100_000) -> None:
         gx, _ = _gx()
         self.context = gx.get_context(mode="ephemeral")
         self._quiet_progress_bars()
         self.tolerance = pct_tolerance
-        self.datasource = self.context.data_sources.add_spark("wildvalues")
-        self.asset = self.datasource.add_dataframe_asset("table")
-        self.batch_definition = self.asset.add_batch_definition_whole_dataframe("whole")
+        # Small tables are validated in pandas: GE's Spark engine runs one job per metric,
+        # which costs seconds per expectation on tables that fit in memory many times over.
+        self.pandas_max_rows = pandas_max_rows
+        spark_asset = self.context.data_sources.add_spark("wildvalues_spark").add_dataframe_asset("table")
+        pandas_asset = self.context.data_sources.add_pandas("wildvalues_pandas").add_dataframe_asset("table")
+        self.spark_batches = spark_asset.add_batch_definition_whole_dataframe("whole")
+        self.pandas_batches = pandas_asset.add_batch_definition_whole_dataframe("whole")
+
+    def _batch(self, frame: DataFrame):
+        if frame.count() <= self.pandas_max_rows:
+            return self.pandas_batches.get_batch(batch_parameters={"dataframe": frame.toPandas()})
+        return self.spark_batches.get_batch(batch_parameters={"dataframe": frame})
 
     def _quiet_progress_bars(self) -> None:
         try:
@@ -166,7 +175,7 @@ class Validator:
             expectations[0] = _gx()[1].ExpectTableColumnsToMatchOrderedList(column_list=frame.columns)
         for expectation in expectations:
             suite.add_expectation(expectation)
-        result = self.batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+        result = self._batch(frame).validate(suite)
         failures = [_describe_failure(r) for r in result.results if not r.success]
         return SuiteResult(table, bool(result.success), len(expectations), failures)
 

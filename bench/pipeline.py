@@ -1,0 +1,139 @@
+"""Benchmark: synth N conversations, run the whole pipeline, print JSON throughput and memory.
+
+    .venv/bin/python bench/pipeline.py --n 100000 [--output DIR] [--keep]
+
+Figures: conversations per second per stage and overall (the stage timings the pipeline logs to
+MLflow), and the driver's peak resident memory (the Python driver process and the JVM it
+starts, read from /proc). Executors run inside the driver JVM in local mode, so the JVM figure
+is the whole Spark footprint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    children = []
+    try:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+        for child in map(int, out.split()):
+            children.append(child)
+            children.extend(_descendants(child))
+    except (OSError, ValueError):
+        pass
+    return children
+
+
+class PeakMemory:
+    """Samples the resident memory of a process tree; keeps the driver's and the JVM's peaks."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_driver_kib = 0
+        self.peak_jvm_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_driver_kib = max(self.peak_driver_kib, _rss_kib(self.pid))
+            jvm = 0
+            for child in _descendants(self.pid):
+                try:
+                    with open(f"/proc/{child}/cmdline", "rb") as handle:
+                        if b"java" in handle.read():
+                            jvm += _rss_kib(child)
+                except OSError:
+                    continue
+            self.peak_jvm_kib = max(self.peak_jvm_kib, jvm)
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _metrics(output: str) -> dict:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{os.path.abspath(output)}/mlflow.db")
+    runs = client.search_runs(client.search_experiments()[0].experiment_id, order_by=["start_time DESC"], max_results=1)
+    return dict(runs[0].data.metrics)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--output", default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the output directory")
+    args = parser.parse_args(argv)
+    output = args.output or tempfile.mkdtemp(prefix="wildvalues-bench-")
+    source = os.path.join(output, "conversations.jsonl.gz")
+    cli = [sys.executable, "-m", "wildvalues.cli"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+    started = time.monotonic()
+    subprocess.run([*cli, "synth", "--n", str(args.n), "--output", source, "--seed", str(args.seed)], check=True, env=env, stdout=subprocess.DEVNULL)
+    synth_seconds = time.monotonic() - started
+
+    process = subprocess.Popen(
+        [*cli, "run", "--input", source, "--output", output, "--no-report"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    with PeakMemory(process.pid) as memory:
+        log, _ = process.communicate()
+    if process.returncode != 0:
+        print(log[-3000:], file=sys.stderr)
+        return process.returncode
+    metrics = _metrics(output)
+    conversations = metrics.get("conversations", 0.0)
+    stages = ("ingest", "classify", "taxonomy", "analyze", "validate")
+    result = {
+        "n": args.n,
+        "synth_seconds": round(synth_seconds, 2),
+        "conversations": int(conversations),
+        "subjective": int(metrics.get("subjective", 0)),
+        "seconds": {s: round(metrics[f"seconds_{s}"], 2) for s in stages if f"seconds_{s}" in metrics},
+        "conversations_per_second": {
+            s: round(conversations / metrics[f"seconds_{s}"], 1) for s in stages if metrics.get(f"seconds_{s}")
+        },
+        "overall_seconds": round(metrics.get("seconds_total", 0.0), 2),
+        "overall_conversations_per_second": round(metrics.get("conversations_per_second", 0.0), 1),
+        "peak_driver_python_rss_mib": round(memory.peak_driver_kib / 1024, 1),
+        "peak_driver_jvm_rss_mib": round(memory.peak_jvm_kib / 1024, 1),
+        "output": output if args.keep else None,
+    }
+    print(json.dumps(result, indent=2))
+    if not args.keep and not args.output:
+        shutil.rmtree(output, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Shared fixtures: one local SparkSession for the whole test session, paths to shared data."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TREE_PATH = os.environ.get("WILDVALUES_TAXONOMY", os.path.join(REPO, "..", "shared", "data", "values_tree.csv"))
+BUNDLE_VALIDATOR = os.path.join(REPO, "..", "shared", "tools", "validate_bundle.py")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from wildvalues.spark import build_session
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    session = build_session(
+        {"master": "local[2]", "shuffle_partitions": 2, "progress": False, "driver_memory": "2g", "log_level": "ERROR"}
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def tree_path() -> str:
+    return TREE_PATH
+
+
+@pytest.fixture(scope="session")
+def tree(tree_path):
+    from wildvalues.taxonomy_tree import load_tree
+
+    return load_tree(tree_path)
