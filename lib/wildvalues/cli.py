@@ -69,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
             stage.add_argument("--model", default=None)
             stage.add_argument("--mode", choices=["online", "batch"], default=None)
             _add_common(stage)
+    estimate = sub.add_parser("estimate", help="requests, tokens, cost and duration before anything is spent")
+    estimate.add_argument("--input", required=True)
+    estimate.add_argument("--model", default=None)
+    estimate.add_argument("--mode", choices=["online", "batch"], default=None)
+    estimate.add_argument("--format", choices=FORMATS, default=None)
+    estimate.add_argument("--output", default=None, help="scratch directory (default out/estimate)")
+    estimate.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    _add_common(estimate)
+
+    from wildvalues.classifier.emulator import add_arguments as add_emulator_arguments
+
+    add_emulator_arguments(sub.add_parser("emulator", help="a local emulator of the Messages and Batches APIs"))
     return parser
 
 

@@ -234,3 +234,90 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     return _run_stage(args, "validate")
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from wildvalues.classifier.emulator import run_from_args
+
+    return run_from_args(args)
+
+
+def _sample_conversations(ctx, input_path: str, n: int):
+    """Up to n parsed conversations of the input, for count_tokens calls."""
+    from pyspark.sql import functions as F
+
+    from wildvalues import ingest
+    from wildvalues.classifier.base import Conversation, Turn
+    from wildvalues.readers import read_raw_records
+
+    parsed = ingest.parse_records(read_raw_records(ctx.spark, input_path, get(ctx.config, "ingest.format")), ctx.config["ingest"])
+    rows = parsed.filter(F.col("reason").isNull()).limit(n).collect()
+    return [Conversation(r.conversation_id, tuple(Turn(t.role, t.text) for t in r.turns), r.content_hash) for r in rows]
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """Requests, tokens, cost and duration of classifying an input, before anything is spent."""
+    import json
+
+    from pyspark.sql import functions as F
+
+    from wildvalues import ingest
+    from wildvalues.claude_settings import concurrent_tasks, model_entry
+    from wildvalues.classifier.claude import ClaudeClassifier, estimate
+    from wildvalues.readers import read_raw_records
+
+    config = resolve_config(args)
+    if not (os.path.exists(args.input)):
+        raise InputError(f"input not found: {args.input}")
+    section = get(config, "classifier.anthropic")
+    model = args.model or section["model"]
+    entry = model_entry(config, model)
+    args.output = args.output or os.path.join("out", "estimate")
+    ctx = _context(args, config, run_id="estimate")
+    parsed = ingest.parse_records(read_raw_records(ctx.spark, args.input, get(config, "ingest.format")), config["ingest"])
+    usable = parsed.filter(F.col("reason").isNull()).dropDuplicates(["content_hash"])
+    char_counts = [r.n_chars for r in usable.select("n_chars").collect()]
+    classifier = None
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        classifier = ClaudeClassifier({"model": model, "max_attempts": 2, "limits": entry["limits"]})
+    conversations = _sample_conversations(ctx, args.input, 100) if classifier else None
+    result = estimate(
+        conversations if classifier else None,
+        char_counts=None if classifier else char_counts,
+        model=model,
+        mode=args.mode or get(config, "classifier.mode", "online"),
+        prices=entry["prices"],
+        limits=entry["limits"],
+        token_budget=int(section["token_budget"]),
+        concurrency=int(section["concurrency"]),
+        tasks=concurrent_tasks(ctx.spark, get(config, "classifier.partitions")),
+        classifier=classifier,
+    )
+    if classifier is not None and len(char_counts) > len(conversations or []):
+        # count_tokens was asked about a sample; scale the figures to the whole input
+        result = estimate(
+            char_counts=char_counts, model=model, mode=args.mode or get(config, "classifier.mode", "online"),
+            prices=entry["prices"], limits=entry["limits"], token_budget=int(section["token_budget"]),
+            concurrency=int(section["concurrency"]), tasks=concurrent_tasks(ctx.spark, get(config, "classifier.partitions")),
+        )
+    print(_format_estimate(result))
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    return 0
+
+
+def _format_estimate(result) -> str:
+    duration = "within 24 hours (batch)" if result.duration_minutes is None else f"{result.duration_minutes:,.1f} minutes (bound by {result.bottleneck})"
+    lines = [
+        f"estimate for {result.model} ({result.mode})",
+        f"  requests            {result.requests:>14,}",
+        f"  input tokens        {result.input_tokens:>14,}",
+        f"  cache write tokens  {result.cache_write_tokens:>14,}",
+        f"  cache read tokens   {result.cache_read_tokens:>14,}",
+        f"  output tokens       {result.output_tokens:>14,}  (expected)",
+        f"  cost                {result.cost_usd:>14,.2f} USD",
+        f"  duration            {duration}",
+        f"  token counts        {result.token_source}",
+        *[f"  note: {n}" for n in result.notes],
+    ]
+    return "\n".join(lines)

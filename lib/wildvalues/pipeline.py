@@ -140,32 +140,56 @@ def classify_partitions(ctx: RunContext) -> int:
 def run_classify(ctx: RunContext, spec: dict | None = None) -> dict[str, float]:
     spec = spec or classifier_spec(ctx)
     model, prompt_version = classifier_identity(spec)
-    conversations = ctx.store.read("conversations")
-    keyed = classify.with_cache_keys(conversations, model, prompt_version)
+    keyed = classify.with_cache_keys(ctx.store.read("conversations"), model, prompt_version)
     cache_name = "classification_cache"
     if not ctx.store.exists(cache_name):
         ctx.store.write(cache_name, classify.empty_cache(ctx.spark))
+    batch = spec["name"] == "anthropic" and get(ctx.config, "classifier.mode", "online") == "batch"
+    start = time.monotonic()
+    n_sent = _classify_batch_mode(ctx, spec, keyed, cache_name) if batch else _classify_online(ctx, spec, keyed, cache_name)
+    elapsed = time.monotonic() - start
+    cache = ctx.store.read(cache_name)
+    ctx.store.write("classifications", classify.to_classifications(keyed, cache, ctx.run_id))
+    ctx.store.write("classification_errors", classify.to_errors(keyed, cache, ctx.run_id))
+    return record_classification_metrics(ctx, n_sent, elapsed, spec, batch)
+
+
+def _classify_online(ctx: RunContext, spec: dict, keyed: DataFrame, cache_name: str) -> int:
+    """mapInArrow over the pending conversations, one committed Delta append per chunk."""
     todo = classify.pending(keyed, ctx.store.read(cache_name)).persist(StorageLevel.MEMORY_AND_DISK)
     n_pending = todo.count()
     chunk_size = get(ctx.config, f"classifier.{spec['name']}.chunk_size", get(ctx.config, "classifier.chunk_size"))
+    if spec["name"] != "offline" and not chunk_size:
+        chunk_size = get(ctx.config, "classifier.chunk_size")
     n_chunks = classify.chunk_count(n_pending, chunk_size)
     partitions = classify_partitions(ctx)
     batch_size = int(get(ctx.config, f"classifier.{spec['name']}.batch_size", 256))
-    log(f"classify: {n_pending} conversation(s) to classify with {spec['name']} ({model}), {n_chunks} chunk(s)")
-    start = time.monotonic()
+    log(f"classify: {n_pending} conversation(s) to classify with {spec['name']}, {n_chunks} chunk(s)")
     for index in range(n_chunks):
         part = classify.chunk(todo, index, n_chunks)
         ctx.store.write(cache_name, classify.classify_chunk(part, spec, ctx.run_id, partitions, batch_size), mode="append")
         log(f"classify: chunk {index + 1}/{n_chunks} committed")
     todo.unpersist()
-    elapsed = time.monotonic() - start
-    cache = ctx.store.read(cache_name)
-    ctx.store.write("classifications", classify.to_classifications(keyed, cache, ctx.run_id))
-    ctx.store.write("classification_errors", classify.to_errors(keyed, cache, ctx.run_id))
-    return record_classification_metrics(ctx, n_pending, elapsed)
+    return n_pending
 
 
-def record_classification_metrics(ctx: RunContext, n_sent: int, elapsed: float) -> dict[str, float]:
+def _classify_batch_mode(ctx: RunContext, spec: dict, keyed: DataFrame, cache_name: str) -> int:
+    """Message Batches from the driver: resume open batches first, then submit what is left."""
+    from wildvalues.batch_mode import BatchRunner
+    from wildvalues.classifier import build_classifier
+
+    runner = BatchRunner(ctx, build_classifier(spec), cache_name, log)
+    runner.resume()
+    todo = classify.pending(keyed, ctx.store.read(cache_name))
+    max_requests = int(get(ctx.config, "classifier.anthropic.max_batch_requests", 100_000))
+    n_sent = runner.submit_all(todo, max_requests)
+    log(f"classify: {n_sent} conversation(s) sent through the Message Batches API")
+    return n_sent
+
+
+def record_classification_metrics(
+    ctx: RunContext, n_sent: int, elapsed: float, spec: dict, batch: bool = False
+) -> dict[str, float]:
     labels = ctx.store.read("classifications")
     totals = labels.agg(
         F.count(F.lit(1)).alias("classified"),
@@ -192,11 +216,40 @@ def record_classification_metrics(ctx: RunContext, n_sent: int, elapsed: float) 
         "cache_write_tokens": totals["cache_write_tokens"] or 0,
         "cache_read_tokens": totals["cache_read_tokens"] or 0,
     }
+    if spec["name"] == "anthropic":
+        result.update(_cost_metrics(ctx, spec["settings"]["model"], batch))
     by_type = labels.filter(F.col("is_subjective")).groupBy("response_type").count().collect()
     for row in by_type:
         result[f"pct_response_{row['response_type']}"] = 100.0 * row["count"] / subjective if subjective else 0.0
     ctx.record(result)
     return result
+
+
+def _cost_metrics(ctx: RunContext, model: str, batch: bool) -> dict[str, float]:
+    """Tokens and estimated USD of the calls made in this run (cached answers cost nothing)."""
+    from wildvalues.claude_settings import prices
+
+    price = prices(ctx.config, model)
+    spent = (
+        ctx.store.read("classification_cache")
+        .filter((F.col("run_id") == ctx.run_id) & (F.col("kind") == "result"))
+        .agg(
+            F.coalesce(F.sum("input_tokens"), F.lit(0)).alias("input"),
+            F.coalesce(F.sum("output_tokens"), F.lit(0)).alias("output"),
+            F.coalesce(F.sum("cache_creation_input_tokens"), F.lit(0)).alias("cache_write"),
+            F.coalesce(F.sum("cache_read_input_tokens"), F.lit(0)).alias("cache_read"),
+        )
+        .first()
+    )
+    usd = sum(spent[kind] * price[kind] for kind in ("input", "output", "cache_write", "cache_read")) / 1e6
+    discount = float(get(ctx.config, "batch_discount", 0.5)) if batch else 1.0
+    return {
+        "run_input_tokens": spent["input"],
+        "run_output_tokens": spent["output"],
+        "run_cache_write_tokens": spent["cache_write"],
+        "run_cache_read_tokens": spent["cache_read"],
+        "cost_usd": usd * discount,
+    }
 
 
 # ---------------------------------------------------------------- taxonomy
