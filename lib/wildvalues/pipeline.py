@@ -38,6 +38,11 @@ VALIDATED_TABLES = (
     "values_level_2",
     "values_level_3",
     "run_counts",
+    "response_types",
+    "value_context",
+    "value_invariance",
+    "value_mirroring",
+    "value_anomalies",
 )
 
 
@@ -282,6 +287,65 @@ def run_taxonomy(ctx: RunContext) -> dict[str, float]:
         result[f"pct_category_{row['name'].split()[0].lower()}"] = row["pct_total_occurrences"]
     ctx.record(result)
     return result
+
+
+# ---------------------------------------------------------------- analyze
+
+FINDINGS_TABLES = ("response_types", "task_categories", "value_context", "value_invariance", "value_mirroring", "value_anomalies")
+
+
+def run_analyze(ctx: RunContext) -> dict[str, float]:
+    """The study's findings as tables: response types, context dependence, mirroring, anomalies."""
+    from wildvalues import analyze
+
+    settings = analyze.analysis_settings(get(ctx.config, "analyze", {}) or {})
+    labels = ctx.store.read("classifications")
+    expressions = ctx.store.read("value_expressions")
+    ctx.store.write("response_types", analyze.response_types(labels, ctx.run_id))
+    subjective = labels.filter(F.col("is_subjective"))
+    ctx.store.write("task_categories", analyze.task_categories(subjective, settings))
+    categories = ctx.store.read("task_categories")
+    ctx.store.write("value_context", analyze.value_context(expressions, categories, settings, ctx.run_id))
+    ctx.store.write("value_invariance", analyze.value_invariance(expressions, categories, settings, ctx.run_id))
+    ctx.store.write("value_mirroring", analyze.value_mirroring(labels, expressions, ctx.run_id))
+    level0 = ctx.store.read("values_level_0").filter(F.col("side") == "ai")
+    ctx.store.write("value_anomalies", analyze.value_anomalies(labels, expressions, level0, settings, ctx.run_id))
+    summary = analyze.anomaly_summary(ctx.store.read("value_anomalies"), labels)
+    previous = previous_anomaly_rate(ctx)
+    alert = analyze.rate_exceeds_previous(summary["anomaly_rate"], previous, float(settings["anomaly_rate_factor"]))
+    if alert:
+        log(
+            f"analyze: ALERT anomaly rate {summary['anomaly_rate']:.4f} exceeds {settings['anomaly_rate_factor']}x "
+            f"the previous run's {previous:.4f}: look at value_anomalies for jailbreak patterns"
+        )
+    result = {
+        "n_anomalies": summary["n_anomalies"],
+        "n_anomalies_watchlist": summary["n_watchlist"],
+        "n_anomalies_outlier": summary["n_outlier"],
+        "anomaly_rate": summary["anomaly_rate"],
+        "anomaly_rate_alert": 1.0 if alert else 0.0,
+    }
+    for row in ctx.store.read("value_mirroring").collect():
+        if row["pct_mirrored"] is not None:
+            result[f"pct_mirrored_{row['response_type']}"] = row["pct_mirrored"]
+    ctx.record(result)
+    return result
+
+
+def previous_anomaly_rate(ctx: RunContext) -> float | None:
+    """The anomaly rate of the latest earlier finished run in the same MLflow experiment."""
+    if not ctx.tracker:
+        return None
+    mlflow = ctx.tracker.mlflow
+    current = ctx.tracker.run
+    runs = mlflow.search_runs(
+        experiment_ids=[current.info.experiment_id],
+        filter_string="attributes.status = 'FINISHED' and metrics.anomaly_rate >= 0",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+    earlier = [r for r in runs if r.info.run_id != current.info.run_id and r.info.start_time < current.info.start_time]
+    return earlier[0].data.metrics["anomaly_rate"] if earlier else None
 
 
 # ---------------------------------------------------------------- validate

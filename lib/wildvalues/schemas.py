@@ -36,7 +36,9 @@ def _nullable(dtype):
 
 def required_columns(schema: StructType) -> tuple[str, ...]:
     """Columns that must never be null in a table of this schema."""
-    return REQUIRED.get(id(schema), ())
+    if id(schema) in REQUIRED:
+        return REQUIRED[id(schema)]
+    return tuple(f.name for f in schema.fields if not f.nullable)
 
 
 TURN = _fields(("role", StringType(), False), ("text", StringType(), False))

@@ -80,6 +80,42 @@ def table_expectations(table: str) -> list:
         return level_expectations(int(table.rsplit("_", 1)[1]))
     if table == "run_counts":
         return [gxe.ExpectColumnValuesToBeBetween(column="unaccounted_records", min_value=0, max_value=0)]
+    return findings_expectations(table)
+
+
+def findings_expectations(table: str) -> list:
+    """The analysis tables: categories in their sets, shares and p-values in range."""
+    _, gxe = _gx()
+    percent = {"min_value": 0.0, "max_value": 100.0}
+    if table == "response_types":
+        return [
+            gxe.ExpectColumnValuesToBeUnique(column="response_type"),
+            gxe.ExpectColumnValuesToBeInSet(column="response_type", value_set=list(RESPONSE_TYPES)),
+            gxe.ExpectColumnValuesToBeBetween(column="pct_conversations", **percent),
+        ]
+    if table == "value_context":
+        return [
+            gxe.ExpectColumnValuesToBeInSet(column="context_kind", value_set=["task_category", "human_value"]),
+            gxe.ExpectColumnValuesToBeBetween(column="p_value", min_value=0.0, max_value=1.0),
+            gxe.ExpectColumnValuesToBeBetween(column="adjusted_p_value", min_value=0.0, max_value=1.0),
+            gxe.ExpectColumnValuesToBeBetween(column="expected", min_value=0.0, strict_min=True),
+        ]
+    if table == "value_invariance":
+        return [
+            gxe.ExpectColumnValuesToBeUnique(column="value"),
+            gxe.ExpectColumnValuesToBeBetween(column="cv", min_value=0.0),
+        ]
+    if table == "value_mirroring":
+        return [
+            gxe.ExpectColumnValuesToBeUnique(column="response_type"),
+            gxe.ExpectColumnValuesToBeInSet(column="response_type", value_set=[*RESPONSE_TYPES, "all"]),
+            gxe.ExpectColumnValuesToBeBetween(column="pct_mirrored", **percent),
+        ]
+    if table == "value_anomalies":
+        return [
+            gxe.ExpectColumnValuesToBeUnique(column="conversation_id"),
+            gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=["watchlist", "outlier", "watchlist+outlier"]),
+        ]
     return []
 
 
@@ -184,7 +220,7 @@ def validate_tables(validator: Validator, tables: dict[str, DataFrame]) -> list[
     """Validate every table given; level tables and run counts get their derived check columns."""
     results = []
     for name, frame in tables.items():
-        schema = schemas.TABLES[name]
+        schema = table_schema(name)
         if frame.columns != schema.fieldNames():
             results.append(
                 SuiteResult(name, False, 1, [f"expect_table_columns_to_match_ordered_list: found {frame.columns}"])
@@ -199,6 +235,15 @@ def validate_tables(validator: Validator, tables: dict[str, DataFrame]) -> list[
             checked = run_counts_check_frame(frame)
         results.append(validator.validate(name, checked, schema))
     return results
+
+
+def table_schema(name: str):
+    """The declared schema of a pipeline table, findings tables included."""
+    if name in schemas.TABLES:
+        return schemas.TABLES[name]
+    from wildvalues.analyze import ANALYZE_SCHEMAS
+
+    return ANALYZE_SCHEMAS[name]
 
 
 def raise_on_failure(results: list[SuiteResult]) -> None:
