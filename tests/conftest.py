@@ -17,6 +17,7 @@ def spark():
     from wildvalues.spark import build_session
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # silences pyspark.testing's warning
     session = build_session(
         {"master": "local[2]", "shuffle_partitions": 2, "progress": False, "driver_memory": "2g", "log_level": "ERROR"}
     )
