@@ -23,7 +23,8 @@ prefix = tools JSON (compact) + system text up to the block marked `cache_contro
 the rest of the system text plus the messages' text; output = the tool input's compact JSON.
 A prefix is cached only from `min_cache_tokens` (1,024, as for Sonnet) and for `cache_ttl_s`.
 
-Faults are injected, after the rate-limit check, with probability `fault_rate` split evenly
+Faults are injected, after the rate-limit check, first from `fault_sequence` (one entry per
+admitted request, in order, for deterministic tests), then with probability `fault_rate` split evenly
 over `fault_kinds` (or `fault_kinds` may map each kind to its own rate): `overloaded` (529),
 `server_error` (500), `drop` (connection closed with no response), `malformed_tool` (tool input
 not matching the schema), `malformed_text` (prose instead of a tool call), `refusal`
@@ -42,8 +43,8 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from collections import Counter, defaultdict, deque
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping, Sequence
 
@@ -135,6 +136,7 @@ class Emulator:
         fault_rate: float = 0.0,
         fault_kinds: Sequence[str] | Mapping[str, float] = DEFAULT_FAULT_KINDS,
         overload_retry_after_s: float | None = 1.0,
+        fault_sequence: Sequence[str | None] = (),
         seed: int | None = 0,
         batch_processing_s: float = 0.5,
         cache_ttl_s: float = 300.0,
@@ -147,6 +149,11 @@ class Emulator:
         self.burst_seconds = burst_seconds
         self.latency_ms, self.latency_jitter_ms = latency_ms, latency_jitter_ms
         self.fault_rates = self._fault_rates(fault_rate, fault_kinds)
+        unknown = {k for k in fault_sequence if k is not None} - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {FAULT_KINDS}")
+        # Faults for the first admitted requests, in order (None: no fault), before random draws.
+        self._fault_queue = deque(fault_sequence)
         self.overload_retry_after_s = overload_retry_after_s
         self.batch_processing_s = batch_processing_s
         self.cache_ttl_s, self.min_cache_tokens = cache_ttl_s, min_cache_tokens
@@ -165,7 +172,10 @@ class Emulator:
 
     @staticmethod
     def _fault_rates(fault_rate: float, kinds: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
-        rates = dict(kinds) if isinstance(kinds, Mapping) else {k: fault_rate / len(kinds) for k in kinds} if kinds else {}
+        if isinstance(kinds, Mapping):
+            rates = {k: float(v) for k, v in kinds.items()}
+        else:
+            rates = {k: fault_rate / len(kinds) for k in kinds} if kinds else {}
         unknown = set(rates) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {FAULT_KINDS}")
@@ -229,7 +239,10 @@ class Emulator:
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """{"requests": n, "by_path": {path: {status: n}}, "by_status": {status: n}, "faults": {...}}."""
+        """{"requests": n, "by_path": {path: {status: n}}, "by_status": {status: n}, "faults": {kind: n}}.
+
+        Status "0" counts connections dropped without a response; batch ids in paths read {id}.
+        """
         with self._lock:
             by_path = {path: {str(s): n for s, n in sorted(c.items())} for path, c in self._stats.items()}
             by_status: Counter[int] = Counter()
@@ -268,6 +281,7 @@ class Emulator:
                               "your per-minute rate limit."), {**self._limit_headers(now, wall),
                               "retry-after": str(max(1, math.ceil(wait)))})
             self._take(billed_input, max_tokens)
+            entry["admitted_at"] = now  # lets benchmarks measure the admitted rate
             if prefix_key is not None:
                 self._cache[prefix_key] = now + self.cache_ttl_s
             fault = self._draw_fault(online=True)
@@ -300,6 +314,9 @@ class Emulator:
         return headers
 
     def _draw_fault(self, online: bool) -> str | None:
+        if self._fault_queue:
+            kind = self._fault_queue.popleft()
+            return None if (online and kind == "expired") else kind
         roll = self._rng.random()
         for kind, rate in self.fault_rates.items():
             if roll < rate:
