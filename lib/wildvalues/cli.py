@@ -78,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--json", action="store_true", help="also print the figures as JSON")
     _add_common(estimate)
 
+    report = sub.add_parser("report", help="HTML report and PNG plots of a run (latest by default)")
+    report.add_argument("--output", required=True)
+    report.add_argument("--run-id", default=None)
+    report.add_argument("--no-anomaly-ids", action="store_true", help="leave the anomalies' conversation ids out")
+    _add_common(report)
+
+    export = sub.add_parser("export", help="public CSVs in the layout of Anthropic/values-in-the-wild")
+    export.add_argument("--output", required=True, help="the run's output directory")
+    export.add_argument("--to", required=True, help="directory to write the CSV files to")
+    _add_common(export)
+
+    compare = sub.add_parser("compare", help="compare two runs (MLflow or wildvalues run ids)")
+    compare.add_argument("run_a")
+    compare.add_argument("run_b")
+    compare.add_argument("--output", default="out/demo", help="output whose MLflow store holds the runs (default out/demo)")
+    _add_common(compare)
+
     from wildvalues.classifier.emulator import add_arguments as add_emulator_arguments
 
     add_emulator_arguments(sub.add_parser("emulator", help="a local emulator of the Messages and Batches APIs"))

@@ -321,3 +321,61 @@ def _format_estimate(result) -> str:
         *[f"  note: {n}" for n in result.notes],
     ]
     return "\n".join(lines)
+
+
+def _store_only(args: argparse.Namespace):
+    config = resolve_config(args)
+    if not os.path.isdir(os.path.join(args.output, "tables")) and get(config, "tables.mode") == "path":
+        raise InputError(f"no tables under {args.output}; run `wildvalues run` first")
+    return config, _context(args, config, run_id=getattr(args, "run_id", None) or "report")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The HTML report and PNG plots of a run (the latest by default), logged to its MLflow run."""
+    from wildvalues import pipeline, report
+    from wildvalues.tracking import find_mlflow_run, tracked_run
+
+    config, ctx = _store_only(args)
+    run_id = args.run_id or report.latest_run_id(ctx.store)
+    if run_id is None:
+        raise InputError(f"no run found under {args.output}; run `wildvalues run` first")
+    found = find_mlflow_run(args.output, run_id)
+    metrics = dict(found.data.metrics) if found else None
+    k = pipeline.suppression_k(config)
+    result = report.build_report(ctx.store, run_id, args.output, k, metrics=metrics, include_anomaly_ids=not args.no_anomaly_ids)
+    if found:
+        with tracked_run(args.output, get(config, "mlflow.experiment"), run_id) as tracker:
+            tracker.artifact(result.html_path, "report")
+            for png in result.png_paths:
+                tracker.artifact(png, "report")
+    suppressed = ", ".join(f"{name} {n}" for name, n in result.n_suppressed.items() if n) or "none"
+    print(f"report for run {run_id}: {result.html_path}")
+    print(f"  plots: {len(result.png_paths)}; suppressed below k={k}: {suppressed}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """values_frequencies.csv and values_tree.csv in the public data set's layout, k applied."""
+    from wildvalues import export, pipeline
+
+    config, ctx = _store_only(args)
+    k = pipeline.suppression_k(config)
+    result = export.export_public(ctx.store, args.to, k)
+    for name, path in result.paths.items():
+        print(f"wrote {path}")
+    suppressed = ", ".join(f"{name} {n}" for name, n in result.n_suppressed.items() if n) or "none"
+    print(f"suppressed below k={k}: {suppressed}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Changes between two runs with 95% intervals; significant changes are starred."""
+    from wildvalues import compare
+    from wildvalues.tracking import tracking_uri
+
+    try:
+        changes = compare.compare_from_mlflow(tracking_uri(args.output), args.run_a, args.run_b)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    print(compare.format_changes(changes))
+    return 0

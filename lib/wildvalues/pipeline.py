@@ -348,6 +348,27 @@ def previous_anomaly_rate(ctx: RunContext) -> float | None:
     return earlier[0].data.metrics["anomaly_rate"] if earlier else None
 
 
+def suppression_k(config: dict) -> int:
+    from wildvalues import analyze
+
+    return int(analyze.analysis_settings(get(config, "analyze", {}) or {})["suppression_k"])
+
+
+def run_report(ctx: RunContext, output_dir: str) -> str:
+    """The HTML report and its PNG plots, beside the tables and in the MLflow run."""
+    from wildvalues import report
+
+    result = report.build_report(ctx.store, ctx.run_id, output_dir, suppression_k(ctx.config), metrics=dict(ctx.metrics))
+    if ctx.tracker:
+        ctx.tracker.artifact(result.html_path, "report")
+        for png in result.png_paths:
+            ctx.tracker.artifact(png, "report")
+    ctx.record({f"suppressed_{name}": n for name, n in result.n_suppressed.items()})
+    suppressed = sum(result.n_suppressed.values())
+    log(f"report: {result.html_path} ({len(result.png_paths)} plots, {suppressed} small group(s) suppressed)")
+    return result.html_path
+
+
 # ---------------------------------------------------------------- validate
 
 

@@ -1,0 +1,118 @@
+"""Publish a run's AI value taxonomy in the layout of the public data set
+`Anthropic/values-in-the-wild`: `values_tree.csv` and `values_frequencies.csv`.
+
+Only aggregates leave: nodes covering fewer than k conversations are suppressed (with their
+descendants, so no published child lacks its parent). No conversation text, no ids of
+conversations or runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from wildvalues.analyze import suppress_small_groups, suppress_tree
+from wildvalues.tables import TableStore
+
+TREE_FILE = "values_tree.csv"
+FREQUENCIES_FILE = "values_frequencies.csv"
+TREE_COLUMNS: tuple[str, ...] = (
+    "cluster_id",
+    "description",
+    "name",
+    "level",
+    "parent_cluster_id",
+    "pct_total_occurrences",
+)
+FREQUENCY_COLUMNS: tuple[str, ...] = ("value", "pct_convos")
+LEVEL_ORDER: tuple[int, ...] = (1, 2, 3, 0)  # the public file lists levels 1, 2, 3, then 0
+DECIMALS = 3  # as in the public file
+
+
+@dataclass
+class ExportResult:
+    paths: dict[str, str]  # file name -> path written
+    n_suppressed: dict[str, int] = field(default_factory=dict)  # table -> rows left out
+
+
+def format_number(value: float) -> str:
+    """Rounded to 3 decimals, shortest form, like the public file ('21.41', '0.001')."""
+    return repr(round(float(value), DECIMALS) + 0.0)  # + 0.0 turns -0.0 into 0.0
+
+
+def _ai_levels(store: TableStore) -> list[DataFrame]:
+    return [store.read(f"values_level_{level}").filter(F.col("side") == "ai") for level in range(4)]
+
+
+def _descriptions(store: TableStore, given: dict[str, str] | None) -> dict[str, str]:
+    if given is not None:
+        return dict(given)
+    if not store.exists("value_taxonomy"):
+        return {}
+    rows = store.read("value_taxonomy").filter(F.col("level") > 0).select("cluster_id", "description").collect()
+    return {r["cluster_id"]: r["description"] or "" for r in rows}
+
+
+def tree_rows(levels: list[pd.DataFrame], descriptions: dict[str, str]) -> list[list[str]]:
+    """CSV rows (TREE_COLUMNS) of the kept level tables (index = level), in the public order."""
+    rows = []
+    for level in LEVEL_ORDER:
+        table = levels[level].copy()
+        table["parent"] = table["parent_cluster_id"].fillna("") if level < 3 else ""
+        table = table.sort_values(["parent", "pct_total_occurrences", "cluster_id"], ascending=[True, False, True])
+        for node in table.itertuples(index=False):
+            rows.append(
+                [
+                    node.cluster_id,
+                    descriptions.get(node.cluster_id, "") if level > 0 else "",
+                    node.name,
+                    str(level),
+                    node.parent,
+                    format_number(node.pct_total_occurrences),
+                ]
+            )
+    return rows
+
+
+def frequency_rows(level0: pd.DataFrame) -> list[list[str]]:
+    """CSV rows (FREQUENCY_COLUMNS), most frequent first."""
+    ordered = level0.sort_values(["pct_convos", "name"], ascending=[False, True])
+    return [[node.name, format_number(node.pct_convos)] for node in ordered.itertuples(index=False)]
+
+
+def _write_csv(path: str, header: tuple[str, ...], rows: list[list[str]]) -> None:
+    # csv's default '\r\n' line ends and minimal quoting are the public file's.
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+_LEVEL_COLUMNS = ["cluster_id", "name", "level", "parent_cluster_id", "pct_convos", "pct_total_occurrences"]
+
+
+def export_public(
+    store: TableStore, to_dir: str, k: int, taxonomy_descriptions: dict[str, str] | None = None
+) -> ExportResult:
+    """Write values_tree.csv and values_frequencies.csv (AI side) under to_dir.
+
+    Descriptions of levels 1-3 come from `taxonomy_descriptions` (cluster_id -> text) when
+    given, else from the `value_taxonomy` table. pct_total_occurrences stays each node's share
+    of all AI value expressions (not renormalised after suppression), like the public file.
+    """
+    levels = _ai_levels(store)
+    kept, suppressed = suppress_tree(levels, k)
+    frequent, n_rare = suppress_small_groups(levels[0], "n_conversations", k)
+    tables = [frame.select(*_LEVEL_COLUMNS).toPandas() for frame in kept]
+    os.makedirs(to_dir, exist_ok=True)
+    paths = {TREE_FILE: os.path.join(to_dir, TREE_FILE), FREQUENCIES_FILE: os.path.join(to_dir, FREQUENCIES_FILE)}
+    _write_csv(paths[TREE_FILE], TREE_COLUMNS, tree_rows(tables, _descriptions(store, taxonomy_descriptions)))
+    _write_csv(paths[FREQUENCIES_FILE], FREQUENCY_COLUMNS, frequency_rows(frequent.select("name", "pct_convos").toPandas()))
+    n_suppressed = {f"values_level_{level}": n for level, n in enumerate(suppressed)}
+    n_suppressed["values_frequencies"] = n_rare
+    return ExportResult(paths, n_suppressed)

@@ -1,0 +1,486 @@
+"""The HTML report of a run: PNG plots (matplotlib, Agg) and one self-contained HTML file.
+
+Privacy: every aggregate shown covers at least k conversations (rows below are suppressed with
+analyze.suppress_small_groups / suppress_tree and counted in the report); conversation text is
+never read. The anomalies section lists conversation ids and value labels for internal review
+and can be left out (`include_anomaly_ids=False`).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from wildvalues.analyze import suppress_small_groups, suppress_tree
+from wildvalues.classifier.base import RESPONSE_TYPES
+from wildvalues.tables import TableStore
+
+REPORT_DIR = "report"
+HTML_FILE = "report.html"
+TOP_VALUES = 20  # bars in the top-values plot
+HEATMAP_VALUES = 20  # columns of the context heatmap
+MAX_ANOMALY_ROWS = 200
+DPI = 110
+
+# (metric key, label, format) for the summary table; keys missing from `metrics` are skipped.
+SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("input_records", "input records", "{:,.0f}"),
+    ("quarantined", "quarantined", "{:,.0f}"),
+    ("conversations", "conversations", "{:,.0f}"),
+    ("classified", "classified", "{:,.0f}"),
+    ("classification_errors", "classification errors", "{:,.0f}"),
+    ("subjective", "subjective conversations", "{:,.0f}"),
+    ("pct_subjective", "subjective (%)", "{:.1f}"),
+    ("mean_ai_values_per_subjective", "AI values per subjective conversation", "{:.2f}"),
+    ("ai_value_expressions", "AI value expressions", "{:,.0f}"),
+    ("n_anomalies", "anomalies", "{:,.0f}"),
+    ("anomaly_rate", "anomaly rate (per subjective conversation)", "{:.4f}"),
+)
+
+
+@dataclass
+class ReportResult:
+    html_path: str
+    png_paths: list[str]
+    n_suppressed: dict[str, int]
+
+
+@dataclass
+class ReportData:
+    """What the report shows, already suppressed below k and collected to pandas."""
+
+    run_id: str
+    k: int
+    levels: list[pd.DataFrame] | None = None  # AI side, index = level
+    response_types: pd.DataFrame | None = None
+    context: pd.DataFrame | None = None  # value_context cells, context_kind = 'task_category'
+    mirroring: pd.DataFrame | None = None
+    anomalies: pd.DataFrame | None = None  # None when ids are omitted or the table is missing
+    n_anomalies: int | None = None
+    n_suppressed: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading (Spark -> suppressed pandas frames)
+
+
+def latest_run_id(store: TableStore) -> str | None:
+    """The run id in the run_counts table (the tables hold the latest run), or None."""
+    if not store.exists("run_counts"):
+        return None
+    row = store.read("run_counts").select("run_id").first()
+    return row["run_id"] if row else None
+
+
+def _run_table(store: TableStore, name: str, run_id: str, notes: list[str]) -> DataFrame | None:
+    """The table's rows of this run, or None (with a note) when the table is missing."""
+    if not store.exists(name):
+        notes.append(f"table {name} not found: section left out")
+        return None
+    return store.read(name).filter(F.col("run_id") == run_id)
+
+
+def _note_if_empty(frame: pd.DataFrame, store: TableStore, name: str, run_id: str, notes: list[str]) -> None:
+    if len(frame):
+        return
+    others = sorted({r["run_id"] for r in store.read(name).select("run_id").distinct().limit(3).collect()})
+    held = f" (it holds run {', '.join(others)})" if others else ""
+    notes.append(f"table {name} has no rows to show for run {run_id}{held}")
+
+
+def _load_levels(store: TableStore, run_id: str, k: int, data: ReportData) -> None:
+    tables = [_run_table(store, f"values_level_{level}", run_id, data.notes) for level in range(4)]
+    if any(t is None for t in tables):
+        return
+    kept, suppressed = suppress_tree([t.filter(F.col("side") == "ai") for t in tables], k)
+    data.levels = [frame.drop("run_id").toPandas() for frame in kept]
+    data.n_suppressed.update({f"values_level_{level}": n for level, n in enumerate(suppressed)})
+    _note_if_empty(data.levels[3], store, "values_level_3", run_id, data.notes)
+
+
+def _load_small(
+    store: TableStore, name: str, run_id: str, count_col: str, k: int, data: ReportData,
+    where: Callable[[DataFrame], DataFrame] = lambda df: df,
+) -> pd.DataFrame | None:
+    table = _run_table(store, name, run_id, data.notes)
+    if table is None:
+        return None
+    kept, n_suppressed = suppress_small_groups(where(table), count_col, k)
+    data.n_suppressed[name] = n_suppressed
+    frame = kept.drop("run_id").toPandas()
+    if not len(frame) and not n_suppressed:
+        _note_if_empty(frame, store, name, run_id, data.notes)
+    return frame
+
+
+def _load_anomalies(store: TableStore, run_id: str, include_ids: bool, max_rows: int, data: ReportData) -> None:
+    table = _run_table(store, "value_anomalies", run_id, data.notes)
+    if table is None:
+        return
+    data.n_anomalies = table.count()
+    if not include_ids:
+        return
+    top = table.orderBy(F.desc("score"), "conversation_id").limit(max_rows)
+    data.anomalies = top.select(
+        "conversation_id", "reason", F.array_join("flagged_values", "; ").alias("flagged_values"), "score"
+    ).toPandas()
+
+
+def load_report_data(
+    store: TableStore, run_id: str, k: int, include_anomaly_ids: bool = True, max_anomaly_rows: int = MAX_ANOMALY_ROWS
+) -> ReportData:
+    """The report's tables for one run, suppressed below k conversations."""
+    data = ReportData(run_id=run_id, k=k)
+    _load_levels(store, run_id, k, data)
+    data.response_types = _load_small(store, "response_types", run_id, "n_conversations", k, data)
+    data.context = _load_small(
+        store, "value_context", run_id, "n", k, data, lambda df: df.filter(F.col("context_kind") == "task_category")
+    )
+    data.mirroring = _load_small(store, "value_mirroring", run_id, "n_conversations", k, data)
+    _load_anomalies(store, run_id, include_anomaly_ids, max_anomaly_rows, data)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots (each returns an Agg-backed Figure; no pyplot, so no global state)
+
+
+def _figure(width: float, height: float, **kwargs) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained", **kwargs)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _lighten(colour: str | tuple, amount: float) -> tuple[float, float, float]:
+    r, g, b = to_rgb(colour)
+    return (r + (1 - r) * amount, g + (1 - g) * amount, b + (1 - b) * amount)
+
+
+def _wedges(levels: list[pd.DataFrame]) -> list[dict]:
+    """Sunburst wedges for levels 3 (inner), 2, 1: each child inside its parent's angle."""
+    palette = colormaps["tab10"].colors
+    wedges: list[dict] = []
+    spans: dict[str, tuple[float, tuple]] = {}  # cluster_id -> (start angle, colour)
+    top = levels[3].sort_values(["pct_total_occurrences", "cluster_id"], ascending=[False, True])
+    start = 0.0
+    for i, node in enumerate(top.itertuples(index=False)):
+        width = 2 * np.pi * node.pct_total_occurrences / 100.0
+        colour = palette[i % len(palette)]
+        wedges.append({"ring": 0, "start": start, "width": width, "colour": colour, "name": node.name, "pct": node.pct_total_occurrences})
+        spans[node.cluster_id] = (start, colour)
+        start += width
+    for ring, level in ((1, 2), (2, 1)):
+        cursor: dict[str, float] = {}
+        table = levels[level].sort_values(["pct_total_occurrences", "cluster_id"], ascending=[False, True])
+        for node in table.itertuples(index=False):
+            if node.parent_cluster_id not in spans:
+                continue  # an unplaced node has no parent wedge to sit in
+            parent_start, parent_colour = spans[node.parent_cluster_id]
+            at = cursor.get(node.parent_cluster_id, parent_start)
+            width = 2 * np.pi * node.pct_total_occurrences / 100.0
+            colour = _lighten(parent_colour, 0.3 * ring)
+            wedges.append({"ring": ring, "start": at, "width": width, "colour": colour, "name": node.name, "pct": node.pct_total_occurrences})
+            spans[node.cluster_id] = (at, parent_colour)
+            cursor[node.parent_cluster_id] = at + width
+    return wedges
+
+
+def plot_taxonomy(levels: list[pd.DataFrame]) -> Figure:
+    """Sunburst of AI values: top categories inside, then levels 2 and 1, sized by share of
+    expressions; gaps are suppressed nodes."""
+    figure = _figure(9, 9)
+    ax = figure.add_subplot(projection="polar")
+    wedges = _wedges(levels)
+    for w in wedges:
+        ax.bar(w["start"] + w["width"] / 2, 1.0, width=w["width"], bottom=0.4 + w["ring"], color=w["colour"], edgecolor="white", linewidth=0.6)
+    for w in wedges:
+        degrees = np.degrees(w["width"])
+        if (w["ring"] == 0 and degrees >= 8) or (w["ring"] == 1 and degrees >= 12):
+            angle = w["start"] + w["width"] / 2
+            rotation = np.degrees(angle)
+            rotation = rotation - 180 if 90 < rotation < 270 else rotation
+            label = f"{w['name']}\n{w['pct']:.1f}%" if w["ring"] == 0 else w["name"]
+            ax.text(angle, 0.9 + w["ring"], _wrap(label, 18), ha="center", va="center", rotation=rotation, fontsize=8 if w["ring"] == 0 else 6.5)
+    ax.set_ylim(0, 3.4)
+    ax.set_axis_off()
+    ax.set_title("AI values: top categories (inner), level 2, level 1 (outer); % of AI value expressions")
+    return figure
+
+
+def _wrap(text: str, width: int) -> str:
+    lines, current = [], ""
+    for word in text.split(" "):
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    return "\n".join([*lines, current])
+
+
+def plot_top_values(level0: pd.DataFrame, n: int = TOP_VALUES) -> Figure:
+    """Horizontal bars: the n AI values expressed in the most subjective conversations."""
+    top = level0.sort_values(["pct_convos", "name"], ascending=[False, True]).head(n)
+    figure = _figure(8, 0.32 * len(top) + 1.2)
+    ax = figure.add_subplot()
+    labels = [f"{r.name} (candidate)" if r.is_candidate else r.name for r in top.itertuples(index=False)]
+    colours = ["#c98b2b" if c else "#3b6ea5" for c in top["is_candidate"]]
+    ax.barh(labels, top["pct_convos"], color=colours)
+    ax.invert_yaxis()
+    ax.set_xlabel("% of subjective conversations")
+    ax.set_title(f"Top {len(top)} AI values")
+    return figure
+
+
+def plot_response_types(frame: pd.DataFrame) -> Figure:
+    """Bars: share of subjective conversations per response type (suppressed types absent)."""
+    order = [t for t in RESPONSE_TYPES if t in set(frame["response_type"])]
+    order += sorted(set(frame["response_type"]) - set(order))
+    shares = frame.set_index("response_type").loc[order, "pct_conversations"].astype(float)
+    figure = _figure(8, 4)
+    ax = figure.add_subplot()
+    bars = ax.bar([t.replace("_", " ") for t in order], shares.fillna(0.0), color="#3b6ea5")
+    ax.bar_label(bars, labels=[f"{v:.1f}%" for v in shares.fillna(0.0)], fontsize=8)
+    ax.set_ylabel("% of subjective conversations")
+    ax.set_title("How the AI responds to the human's values")
+    ax.tick_params(axis="x", labelrotation=30)
+    return figure
+
+
+def context_matrix(cells: pd.DataFrame, n_values: int = HEATMAP_VALUES) -> pd.DataFrame:
+    """Task category x AI value matrix of adjusted residuals for the n_values values with the
+    most conversations; NaN where a cell is suppressed, unobserved or untestable."""
+    totals = cells.groupby("value")["n"].sum().reset_index().sort_values(["n", "value"], ascending=[False, True])
+    chosen = list(totals["value"].head(n_values))
+    subset = cells[cells["value"].isin(chosen)]
+    matrix = subset.pivot_table(index="context", columns="value", values="residual", aggfunc="first", dropna=False)
+    return matrix.reindex(columns=chosen).sort_index()
+
+
+def plot_context_heatmap(cells: pd.DataFrame, n_values: int = HEATMAP_VALUES) -> Figure:
+    """Heatmap of task categories x AI values coloured by adjusted Pearson residual."""
+    matrix = context_matrix(cells, n_values)
+    values = matrix.to_numpy(dtype=float)
+    finite = np.abs(values[np.isfinite(values)])
+    bound = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    figure = _figure(max(6.0, 0.45 * matrix.shape[1] + 3), max(3.0, 0.35 * matrix.shape[0] + 2.5))
+    ax = figure.add_subplot()
+    cmap = colormaps["RdBu_r"].with_extremes(bad="#e8e8e8")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-bound, vmax=bound, aspect="auto")
+    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index], fontsize=8)
+    figure.colorbar(image, ax=ax, label="adjusted Pearson residual")
+    ax.set_title("AI values by task category (grey: suppressed or not observed)")
+    return figure
+
+
+def plot_mirroring(frame: pd.DataFrame) -> Figure:
+    """Bars: share of conversations where the AI mirrors a human value, per response type."""
+    per_type = frame[frame["response_type"] != "all"].dropna(subset=["pct_mirrored"])
+    order = [t for t in RESPONSE_TYPES if t in set(per_type["response_type"])]
+    shares = per_type.set_index("response_type").loc[order, "pct_mirrored"].astype(float)
+    figure = _figure(8, 4)
+    ax = figure.add_subplot()
+    bars = ax.bar([t.replace("_", " ") for t in order], shares, color="#5a9c6b")
+    ax.bar_label(bars, labels=[f"{v:.1f}%" for v in shares], fontsize=8)
+    overall = frame[(frame["response_type"] == "all")]["pct_mirrored"].dropna()
+    if len(overall):
+        ax.axhline(float(overall.iloc[0]), color="#444444", linestyle="--", linewidth=1, label=f"all: {float(overall.iloc[0]):.1f}%")
+        ax.legend()
+    ax.set_ylabel("% of conversations with a human value")
+    ax.set_title("AI mirrors a value the human expressed, by response type")
+    ax.tick_params(axis="x", labelrotation=30)
+    return figure
+
+
+def figures(data: ReportData) -> dict[str, Figure]:
+    """The plots there is data for, by name (also the PNG file stem)."""
+    result: dict[str, Figure] = {}
+    if data.levels is not None and len(data.levels[3]):
+        result["taxonomy"] = plot_taxonomy(data.levels)
+    if data.levels is not None and len(data.levels[0]):
+        result["top_values"] = plot_top_values(data.levels[0])
+    if data.response_types is not None and len(data.response_types):
+        result["response_types"] = plot_response_types(data.response_types)
+    if data.context is not None and len(data.context):
+        result["context_heatmap"] = plot_context_heatmap(data.context)
+    if data.mirroring is not None and data.mirroring["pct_mirrored"].notna().any():
+        result["mirroring"] = plot_mirroring(data.mirroring)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+td, th { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; }
+.note { color: #555; font-size: 0.9em; }
+.privacy { background: #f4f7fb; border-left: 4px solid #3b6ea5; padding: 0.5em 1em; }
+.internal { background: #fff6e6; border-left: 4px solid #c98b2b; padding: 0.5em 1em; }
+"""
+
+_PLOT_SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("taxonomy", "AI value taxonomy", "Shares of all AI value expressions at levels 3 (inner ring), 2 and 1 (outer). Gaps are suppressed nodes."),
+    ("top_values", "Top AI values", "Share of subjective conversations expressing each value; candidates are values outside the published taxonomy."),
+    ("response_types", "Response types", "Share of subjective conversations by how the AI responds to the human's values; types covering fewer than k conversations are left out."),
+    ("context_heatmap", "AI values by task category", "Adjusted Pearson residuals from value_context (context_kind = task_category), for the values in the most conversations. Red: more often than independence predicts; blue: less."),
+    ("mirroring", "Mirroring by response type", "Among subjective conversations where the human expresses a value: share in which the AI expresses one of the same values."),
+)
+
+_SUPPRESSION_LABELS = {"value_context": "value_context (task_category cells)"}
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), attrs: list[str] | None = None) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cells = "".join(f'<td class="num">{_e(c)}</td>' if j in numeric else f"<td>{_e(c)}</td>" for j, c in enumerate(row))
+        extra = f" {attrs[i]}" if attrs else ""
+        body.append(f"<tr{extra}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _summary_html(metrics: dict[str, float] | None) -> str:
+    rows = [[label, fmt.format(metrics[key])] for key, label, fmt in SUMMARY_METRICS if metrics and metrics.get(key) is not None]
+    if not rows:
+        return '<p class="note">No run metrics given.</p>'
+    return _table(["count", "value"], rows, {1})
+
+
+def _suppression_html(data: ReportData) -> str:
+    names = sorted(data.n_suppressed)
+    rows = [[_SUPPRESSION_LABELS.get(n, n), str(data.n_suppressed[n])] for n in names]
+    attrs = [f'data-table="{_e(n)}" data-suppressed="{data.n_suppressed[n]}"' for n in names]
+    total = sum(data.n_suppressed.values())
+    return (
+        f'<div class="privacy"><p>Every aggregate below covers at least <strong>k = {data.k}</strong> conversations; '
+        f"rows covering fewer are suppressed (with their descendants in the taxonomy). "
+        f"Rows suppressed: <strong id=\"n-suppressed-total\">{total}</strong>. No conversation text is included.</p>"
+        f"{_table(['table', 'rows suppressed'], rows, {1}, attrs)}</div>"
+    )
+
+
+def _level3_html(levels: list[pd.DataFrame] | None) -> str:
+    if levels is None or not len(levels[3]):
+        return ""
+    top = levels[3].sort_values("pct_total_occurrences", ascending=False)
+    rows = [[r.name, f"{r.pct_total_occurrences:.2f}", f"{r.pct_convos:.2f}", f"{r.n_conversations:,}"] for r in top.itertuples(index=False)]
+    return _table(["top category", "% of expressions", "% of subjective conversations", "conversations"], rows, {1, 2, 3})
+
+
+def _anomalies_html(data: ReportData, include_ids: bool) -> str:
+    if not include_ids:
+        count = "" if data.n_anomalies is None else f" {data.n_anomalies:,} conversation(s) flagged;"
+        return f'<p class="note">Anomalies:{count} conversation ids omitted from this report.</p>'
+    parts = ['<h2 id="anomalies">Anomalies (internal: conversation ids)</h2>',
+             '<div class="internal"><p><strong>Internal: conversation ids.</strong> Conversations whose AI values hit the '
+             "watchlist or are rare for this run: ids, reason, flagged value labels and score only, never text. "
+             "Do not share outside the review team.</p>"]
+    if data.anomalies is None:
+        parts.append('<p class="note">No anomalies table for this run.</p></div>')
+        return "".join(parts)
+    shown = len(data.anomalies)
+    parts.append(f'<p class="note">{data.n_anomalies or 0:,} flagged; showing {shown:,} with the highest scores.</p>')
+    rows = [[r.conversation_id, r.reason, r.flagged_values, f"{r.score:.3f}"] for r in data.anomalies.itertuples(index=False)]
+    parts.append(_table(["conversation id", "reason", "flagged values", "score"], rows, {3}))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def render_html(data: ReportData, images: dict[str, bytes], metrics: dict[str, float] | None, include_anomaly_ids: bool) -> str:
+    """The whole report as one HTML document: inline CSS, plots as data URIs, no external links."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="en"><head><meta charset="utf-8"><title>wildvalues report {_e(data.run_id)}</title><style>{_CSS}</style></head><body>',
+        "<h1>wildvalues report</h1>",
+        f'<p>Run <code>{_e(data.run_id)}</code>, generated {_e(stamp)}. Percentages of subjective conversations '
+        "are the study's denominator; shares of expressions count AI value expressions.</p>",
+        _suppression_html(data),
+        "<h2>Run summary</h2>",
+        _summary_html(metrics),
+    ]
+    if data.notes:
+        parts.append("<ul class=\"note\">" + "".join(f"<li>{_e(n)}</li>" for n in data.notes) + "</ul>")
+    for name, title, caption in _PLOT_SECTIONS:
+        parts.append(f'<h2 id="{name}">{_e(title)}</h2>')
+        if name in images:
+            parts.append(f'<p class="note">{_e(caption)}</p><img src="{_data_uri(images[name])}" alt="{_e(title)}">')
+        else:
+            parts.append('<p class="note">No data to show (table missing, empty or fully suppressed).</p>')
+        if name == "taxonomy":
+            parts.append(_level3_html(data.levels))
+    parts.append(_anomalies_html(data, include_anomaly_ids))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def run_counts_metrics(store: TableStore, run_id: str) -> dict[str, float] | None:
+    """The run_counts row of the run as summary metrics, for reports built without MLflow."""
+    if not store.exists("run_counts"):
+        return None
+    row = store.read("run_counts").filter(F.col("run_id") == run_id).first()
+    if row is None:
+        return None
+    return {"input_records": row["n_input"], "quarantined": row["n_quarantined"], "conversations": row["n_conversations"]}
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def build_report(
+    store: TableStore,
+    run_id: str,
+    out_dir: str,
+    k: int,
+    metrics: dict[str, float] | None = None,
+    include_anomaly_ids: bool = True,
+) -> ReportResult:
+    """Write the plots (PNG) and report.html under out_dir/report/ for one run."""
+    data = load_report_data(store, run_id, k, include_anomaly_ids)
+    if metrics is None:
+        metrics = run_counts_metrics(store, run_id)
+    folder = os.path.join(out_dir, REPORT_DIR)
+    os.makedirs(folder, exist_ok=True)
+    images = {name: _png(figure) for name, figure in figures(data).items()}
+    png_paths = []
+    for name, png in images.items():
+        path = os.path.join(folder, f"{name}.png")
+        with open(path, "wb") as handle:
+            handle.write(png)
+        png_paths.append(path)
+    html_path = os.path.join(folder, HTML_FILE)
+    with open(html_path, "w", encoding="utf-8") as handle:
+        handle.write(render_html(data, images, metrics, include_anomaly_ids))
+    return ReportResult(html_path, png_paths, dict(data.n_suppressed))

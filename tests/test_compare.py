@@ -1,0 +1,196 @@
+"""Tests for wildvalues.compare: intervals against independent references, and two real MLflow
+runs in a temporary SQLite store."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from scipy.stats import binomtest
+
+from wildvalues import compare
+from wildvalues.tracking import RUN_TAG
+
+# ---------------------------------------------------------------------------------------------
+# Intervals
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (1, 10), (5, 10), (10, 10), (56, 70), (3, 1000), (802, 1500)])
+def test_wilson_matches_scipy(k, n):
+    expected = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = compare.wilson_interval(k, n)
+    assert low == pytest.approx(expected.low, abs=1e-12)
+    assert high == pytest.approx(expected.high, abs=1e-12)
+
+
+def test_wilson_other_alpha_matches_scipy():
+    expected = binomtest(30, 200).proportion_ci(confidence_level=0.99, method="wilson")
+    assert compare.wilson_interval(30, 200, alpha=0.01) == pytest.approx((expected.low, expected.high), abs=1e-12)
+
+
+def test_wilson_rejects_bad_input():
+    for args in ((1, 0), (-1, 10), (11, 10)):
+        with pytest.raises(ValueError):
+            compare.wilson_interval(*args)
+
+
+def test_newcombe_matches_published_example():
+    # Newcombe (1998), Statistics in Medicine 17:873-890, table II example (a): 56/70 vs 48/80,
+    # method 10 (hybrid score): 0.0524 to 0.3339. Here the difference is b - a.
+    low, high = compare.newcombe_interval(48, 80, 56, 70)
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+
+
+# ---------------------------------------------------------------------------------------------
+# Two real MLflow runs
+
+RUN_A, RUN_B = "20250101T000000Z-aaaaaaaa", "20250108T000000Z-bbbbbbbb"
+METRICS_A = {
+    "subjective": 1000.0,
+    "ai_value_expressions": 4000.0,
+    "pct_category_practical": 30.0,
+    "pct_category_epistemic": 20.0,
+    "pct_response_strong_support": 28.0,
+    "pct_response_reframing": 6.5,
+}
+METRICS_B = {
+    "subjective": 1000.0,
+    "ai_value_expressions": 4000.0,
+    "pct_category_practical": 30.5,  # +0.5 points on 4000: not significant
+    "pct_category_epistemic": 25.0,  # +5 points on 4000: significant
+    "pct_response_strong_support": 40.0,  # +12 points on 1000: significant
+    "pct_response_reframing": 6.0,  # -0.5 points on 1000: not significant
+    "pct_response_mild_resistance": 3.0,  # absent in a (0%): +3 points, significant
+}
+TOP_A = [("helpfulness", 23.0), ("transparency", 17.0), ("only in a", 5.0)]
+TOP_B = [("helpfulness", 23.5), ("transparency", 12.0), ("only in b", 4.0)]
+
+
+def _top_values(rows: list[tuple[str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(name, name, False, int(pct * 10), pct, int(pct * 40), pct / 4) for name, pct in rows],
+        columns=["cluster_id", "name", "is_candidate", "n_conversations", "pct_convos", "n_expressions", "pct_total_occurrences"],
+    )
+
+
+def _log_run(client, experiment_id: str, run_tag: str, metrics: dict, top: list, folder) -> str:
+    run = client.create_run(experiment_id, tags={RUN_TAG: run_tag})
+    for key, value in metrics.items():
+        client.log_metric(run.info.run_id, key, value)
+    path = folder / run_tag / compare.TOP_VALUES_ARTIFACT
+    path.parent.mkdir(parents=True)
+    _top_values(top).to_csv(path, index=False)
+    client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """(tracking uri, MLflow id of run a, of run b) in a fresh SQLite store."""
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("compare-test", artifact_location=(root / "artifacts").as_uri())
+    id_a = _log_run(client, experiment_id, RUN_A, METRICS_A, TOP_A, root / "files")
+    id_b = _log_run(client, experiment_id, RUN_B, METRICS_B, TOP_B, root / "files")
+    return uri, id_a, id_b
+
+
+EXPECTED = {
+    # (kind, name): (a, b, diff, significant)
+    ("category", "epistemic"): (20.0, 25.0, 5.0, True),
+    ("category", "practical"): (30.0, 30.5, 0.5, False),
+    ("response_type", "strong_support"): (28.0, 40.0, 12.0, True),
+    ("response_type", "mild_resistance"): (0.0, 3.0, 3.0, True),
+    ("response_type", "reframing"): (6.5, 6.0, -0.5, False),
+    ("value", "transparency"): (17.0, 12.0, -5.0, True),
+    ("value", "helpfulness"): (23.0, 23.5, 0.5, False),
+}
+
+
+def _check(changes: list[compare.Change]) -> None:
+    assert {(c.kind, c.name) for c in changes} == set(EXPECTED)  # values listed in one run only are left out
+    for c in changes:
+        a, b, diff, significant = EXPECTED[(c.kind, c.name)]
+        assert (c.a, c.b, c.diff, c.significant) == (a, b, diff, significant), c
+        assert c.ci_low <= c.diff <= c.ci_high
+        assert significant == (c.ci_low > 0 or c.ci_high < 0)
+
+
+def test_compare_from_mlflow_by_wildvalues_run_ids(store):
+    uri, _, _ = store
+    changes = compare.compare_from_mlflow(uri, RUN_A, RUN_B)
+    _check(changes)
+    # Sorted by kind, then the largest absolute change first.
+    assert [(c.kind, c.name) for c in changes][:2] == [("category", "epistemic"), ("category", "practical")]
+    assert changes[0].metric == "pct_category_epistemic"  # the MLflow metric it lines up with
+    assert next(c for c in changes if c.kind == "value").metric is None
+
+
+def test_compare_from_mlflow_by_mlflow_run_ids(store):
+    uri, id_a, id_b = store
+    _check(compare.compare_from_mlflow(uri, id_a, id_b))
+
+
+def test_compare_runs_downloads_artifacts_itself(store):
+    from mlflow.tracking import MlflowClient
+
+    uri, id_a, id_b = store
+    client = MlflowClient(tracking_uri=uri)
+    _check(compare.compare_runs(client.get_run(id_a), client.get_run(id_b)))
+
+
+def test_compare_runs_with_given_artifacts_and_interval_values(store):
+    from mlflow.tracking import MlflowClient
+
+    uri, id_a, id_b = store
+    client = MlflowClient(tracking_uri=uri)
+    changes = compare.compare_runs(
+        client.get_run(id_a), client.get_run(id_b),
+        {compare.TOP_VALUES_ARTIFACT: _top_values(TOP_A)}, {compare.TOP_VALUES_ARTIFACT: _top_values(TOP_B)},
+    )
+    _check(changes)
+    strong = next(c for c in changes if c.name == "strong_support")
+    low, high = compare.newcombe_interval(280, 1000, 400, 1000)
+    assert (strong.ci_low, strong.ci_high) == pytest.approx((100 * low, 100 * high))
+
+
+def test_compare_runs_without_denominator_skips_the_kind():
+    # An older run without ai_value_expressions: categories cannot be compared, the rest can.
+    run_a = SimpleNamespace(data=SimpleNamespace(metrics=dict(METRICS_A)))
+    run_b = SimpleNamespace(data=SimpleNamespace(metrics={k: v for k, v in METRICS_B.items() if k != "ai_value_expressions"}))
+    changes = compare.compare_runs(run_a, run_b, {}, {})
+    assert {c.kind for c in changes} == {"response_type"}
+
+
+def test_format_changes_marks_significant_rows(store):
+    uri, _, _ = store
+    changes = compare.compare_from_mlflow(uri, RUN_A, RUN_B)
+    text = compare.format_changes(changes)
+    lines = text.splitlines()
+    assert lines[0].split() == ["kind", "name", "a", "%", "b", "%", "diff", "95%", "CI"]
+    rows = lines[1:-1]
+    assert len(rows) == len(changes)
+    for change, line in zip(changes, rows):
+        assert line.startswith("*") == change.significant
+        assert change.name in line and f"{change.diff:+.3f}" in line
+    # Aligned: the name column starts at the same offset on every row.
+    assert len({line.index(c.name) for c, line in zip(changes, rows)}) == 1
+    assert lines[-1].startswith("4 of 7 changes significant")
+
+
+def test_unknown_run_id_is_a_clear_error(store):
+    uri, _, _ = store
+    with pytest.raises(ValueError, match="no MLflow run"):
+        compare.compare_from_mlflow(uri, RUN_A, "no-such-run")
+
+
+def test_compare_latest(store, tmp_path):
+    uri, _, _ = store
+    text = compare.compare_latest(uri)
+    assert text.startswith(f"run a = {RUN_A}") and f"run b = {RUN_B}" in text
+    assert "only" in compare.compare_latest(f"sqlite:///{tmp_path}/empty.db")

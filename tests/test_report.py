@@ -1,0 +1,191 @@
+"""Tests for wildvalues.report on handmade Delta tables (levels and findings of one run)."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from wildvalues import report
+from wildvalues.analyze import ANALYZE_SCHEMAS
+from wildvalues.schemas import CONVERSATIONS, VALUE_LEVEL
+from wildvalues.tables import TableStore
+
+RUN = "run-report-1"
+K = 25
+TEXT_MARKERS = ("MARKER-ALPHA my diary says", "MARKER-BETA call me at home")
+
+
+def node(cluster_id, level, parent, n, pct, name=None, candidate=False, run=RUN):
+    return ("ai", cluster_id, name or cluster_id, level, parent, candidate, n, float(n), 2 * n, pct, run)
+
+
+LEVELS = {
+    3: [node("l3:a", 3, None, 60, 70.0, "Practical values"), node("l3:b", 3, None, 10, 30.0, "Rare values")],
+    2: [node("l2:a", 2, "l3:a", 55, 50.0, "Name l2a"), node("l2:b", 2, "l3:a", 20, 20.0, "Name l2b")],
+    1: [node("l1:a", 1, "l2:a", 50, 45.0, "Name l1a"), node("l1:b", 1, "l2:b", 26, 20.0, "Name l1b")],
+    0: [
+        node("helpfulness", 0, "l1:a", 40, 30.0),
+        node("honesty", 0, "l1:a", 30, 15.0),
+        node("neighbour secret", 0, "l1:a", 3, 1.0, candidate=True),
+        node("orphan value", 0, "l1:b", 26, 20.0),
+    ],
+}
+RESPONSE_TYPES = [
+    ("strong_support", 60, 40.0, RUN),
+    ("mild_support", 30, 20.0, RUN),
+    ("neutral_acknowledgment", 25, 16.7, RUN),
+    ("reframing", 10, 6.7, RUN),
+    ("mild_resistance", 5, 3.3, RUN),
+    ("strong_resistance", 0, 0.0, RUN),
+    ("no_values", 20, 13.3, RUN),
+    ("strong_support", 3, 100.0, "an-older-run"),  # another run's row: neither shown nor counted
+]
+
+
+def cell(context, value, n, residual, kind="task_category"):
+    return (kind, context, value, n, n / 2, 2.0, residual, 0.01, 0.05, False, RUN)
+
+
+VALUE_CONTEXT = [
+    cell("coding", "helpfulness", 40, 3.1),
+    cell("coding", "honesty", 30, -2.0),
+    cell("writing", "helpfulness", 26, 1.0),
+    cell("writing", "honesty", 5, -0.5),
+    cell("writing", "secretive value", 2, 4.0),
+    cell("honesty", "helpfulness", 3, 1.5, kind="human_value"),  # not shown, not counted
+]
+MIRRORING = [
+    ("strong_support", 60, 30, 50.0, RUN),
+    ("mild_support", 30, 10, 33.3, RUN),
+    ("neutral_acknowledgment", 25, 5, 20.0, RUN),
+    ("reframing", 10, 2, 20.0, RUN),
+    ("mild_resistance", 5, 0, 0.0, RUN),
+    ("strong_resistance", 0, 0, None, RUN),
+    ("no_values", 0, 0, None, RUN),
+    ("all", 130, 47, 36.2, RUN),
+]
+ANOMALIES = [
+    ("conv-007", ["deception"], 5.2, "watchlist", RUN),
+    ("conv-042", ["rare thing", "zany value"], 4.9, "outlier", RUN),
+]
+EXPECTED_SUPPRESSED = {
+    "values_level_3": 1,
+    "values_level_2": 1,
+    "values_level_1": 1,  # l1:b: its parent l2:b is below k
+    "values_level_0": 2,  # the small candidate and the child of l1:b
+    "response_types": 4,
+    "value_context": 2,  # task_category cells only
+    "value_mirroring": 4,
+}
+N_PLOTS = 5
+
+
+@pytest.fixture(scope="module")
+def store(spark, tmp_path_factory):
+    s = TableStore(spark, str(tmp_path_factory.mktemp("report_out")), {"mode": "path"})
+    for level, rows in LEVELS.items():
+        s.write(f"values_level_{level}", spark.createDataFrame(rows, VALUE_LEVEL))
+    for name, rows in (
+        ("response_types", RESPONSE_TYPES),
+        ("value_context", VALUE_CONTEXT),
+        ("value_mirroring", MIRRORING),
+        ("value_anomalies", ANOMALIES),
+    ):
+        s.write(name, spark.createDataFrame(rows, ANALYZE_SCHEMAS[name]))
+    # Conversation text exists in the store; the report must never show it.
+    import datetime
+
+    now = datetime.datetime(2025, 2, 1, tzinfo=datetime.timezone.utc)
+    conversations = [
+        (f"conv-{i:03d}", "test", [("user", text), ("assistant", "ok")], 2, len(text), f"h{i}", now)
+        for i, text in zip((7, 42), TEXT_MARKERS)
+    ]
+    s.write("conversations", spark.createDataFrame(conversations, CONVERSATIONS))
+    return s
+
+
+@pytest.fixture(scope="module")
+def built(store, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("report"))
+    result = report.build_report(store, RUN, out, K, metrics={"conversations": 1234.0, "subjective": 130.0})
+    with open(result.html_path, encoding="utf-8") as handle:
+        return result, handle.read()
+
+
+def test_files_exist(built):
+    result, _ = built
+    assert result.html_path.endswith("report/report.html")
+    assert len(result.png_paths) == N_PLOTS
+    for path in result.png_paths:
+        with open(path, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_png_is_embedded_as_data_uri(built):
+    result, html = built
+    assert html.count('<img src="data:image/png;base64,') == len(result.png_paths)
+    for path in result.png_paths:
+        with open(path, "rb") as handle:
+            assert base64.b64encode(handle.read()).decode("ascii") in html
+
+
+def test_self_contained(built):
+    _, html = built
+    for external in ("http://", "https://", "<link", "<script", "@import", "url("):
+        assert external not in html
+
+
+def test_suppression_counts_in_result_and_html(built):
+    result, html = built
+    assert result.n_suppressed == EXPECTED_SUPPRESSED
+    shown = dict(re.findall(r'data-table="([a-z_0-9]+)" data-suppressed="(\d+)"', html))
+    assert {k: int(v) for k, v in shown.items()} == EXPECTED_SUPPRESSED
+    assert f'id="n-suppressed-total">{sum(EXPECTED_SUPPRESSED.values())}<' in html
+    assert f"k = {K}" in html
+
+
+def test_small_groups_and_text_never_shown(built):
+    _, html = built
+    for hidden in ("neighbour secret", "secretive value", "Rare values", *TEXT_MARKERS, "MARKER"):
+        assert hidden not in html
+
+
+def test_summary_and_anomalies_section(built):
+    _, html = built
+    assert "1,234" in html
+    assert "internal: conversation ids" in html
+    for shown in ("conv-007", "conv-042", "deception", "rare thing; zany value", "watchlist", "outlier"):
+        assert shown in html
+
+
+def test_anomaly_ids_can_be_left_out(store, tmp_path):
+    result = report.build_report(store, RUN, str(tmp_path), K, include_anomaly_ids=False)
+    with open(result.html_path, encoding="utf-8") as handle:
+        html = handle.read()
+    assert "conv-007" not in html and "deception" not in html
+    assert "2 conversation(s) flagged; conversation ids omitted" in html
+    assert html.count('<img src="data:image/png;base64,') == len(result.png_paths) == N_PLOTS
+
+
+def test_missing_tables_are_noted(spark, tmp_path):
+    empty = TableStore(spark, str(tmp_path / "empty"), {"mode": "path"})
+    result = report.build_report(empty, RUN, str(tmp_path), K)
+    with open(result.html_path, encoding="utf-8") as handle:
+        html = handle.read()
+    assert result.png_paths == [] and "<img" not in html
+    assert "table values_level_0 not found" in html
+
+
+def test_context_matrix_picks_top_values_and_blanks_missing_cells():
+    import pandas as pd
+
+    cells = pd.DataFrame(
+        [("coding", "a", 40, 3.0), ("writing", "a", 30, -1.0), ("coding", "b", 50, 2.0), ("coding", "c", 1, 9.0)],
+        columns=["context", "value", "n", "residual"],
+    )
+    matrix = report.context_matrix(cells, n_values=2)
+    assert list(matrix.columns) == ["a", "b"]  # a: 70, b: 50, c: 1
+    assert list(matrix.index) == ["coding", "writing"]
+    assert matrix.loc["coding", "a"] == 3.0 and pd.isna(matrix.loc["writing", "b"])
