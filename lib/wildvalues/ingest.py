@@ -81,8 +81,9 @@ def _parsed_arrow_schema() -> pa.Schema:
 
 def flag_duplicate_ids(parsed: DataFrame, max_raw: int = 500) -> DataFrame:
     """Keep the first record per id; later ones get a reason saying which record they repeat."""
+    # Records already rejected sort last: a usable record is never a duplicate of an unusable one.
     first = Window.partitionBy("conversation_id").orderBy(
-        F.col("source_file"), F.col("line_number").asc_nulls_last(), F.col("content_hash")
+        F.col("reason").isNotNull(), F.col("source_file"), F.col("line_number").asc_nulls_last(), F.col("content_hash")
     )
     ranked = (
         parsed.withColumn("_rank", F.row_number().over(first))

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
@@ -88,7 +89,12 @@ def tracked_run(output_dir: str, experiment: str, run_id: str, run_name: str | N
     import mlflow
 
     os.makedirs(output_dir, exist_ok=True)
+    local_store = not os.environ.get("MLFLOW_TRACKING_URI")  # read first: set_tracking_uri sets it
     mlflow.set_tracking_uri(tracking_uri(output_dir))
+    if local_store and mlflow.get_experiment_by_name(experiment) is None:
+        # Artifacts beside the SQLite store, not in ./mlruns of whichever directory the command ran in.
+        artifacts = os.path.join(os.path.abspath(output_dir), "mlartifacts")
+        mlflow.create_experiment(experiment, artifact_location=Path(artifacts).as_uri())
     mlflow.set_experiment(experiment)
     existing = mlflow.search_runs(filter_string=f"tags.`{RUN_TAG}` = '{run_id}'", output_format="list")
     if existing:

@@ -1,0 +1,357 @@
+"""The `wildvalues` command end to end, in subprocesses, on generated data in tmp_path.
+
+SLOW: this module runs the whole pipeline twice (one run shared by every test through a
+module-scoped fixture, plus one rerun) and one `wildvalues sql`; each starts its own local Spark.
+The error cases fail before Spark starts and are quick.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import importlib.util
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from deltalake import DeltaTable
+
+from conftest import TREE_PATH
+from wildvalues import schemas
+from wildvalues.delta_io import read_delta
+
+N_SYNTH = 200
+MALFORMED = [
+    "{this is not json",
+    '["a", "list"]',
+    json.dumps({"id": "only-user", "messages": [{"role": "user", "content": "hello?"}]}),
+]
+TABLES = (
+    "conversations",
+    "quarantine",
+    "classifications",
+    "classification_errors",
+    "value_expressions",
+    "values_level_0",
+    "values_level_1",
+    "values_level_2",
+    "values_level_3",
+    "value_taxonomy",
+    "run_counts",
+)
+# Lean settings for a 2-core machine shared with other Spark jobs.
+LEAN_CONFIG = {"spark": {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2}}
+TIMEOUT = 1800
+
+
+def cli_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WILDVALUES_ENV", "WILDVALUES_DEBUG")}
+    env["WILDVALUES_TAXONOMY"] = os.path.abspath(TREE_PATH)
+    env["PYSPARK_PYTHON"] = sys.executable
+    env.update(extra)
+    return env
+
+
+def wildvalues(*args, cwd, env=None, timeout=TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "wildvalues.cli", *map(str, args)],
+        cwd=str(cwd),
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
+    assert "Traceback" not in result.stderr, result.stderr[-5000:]
+
+
+def summary_value(stdout: str, label: str) -> str:
+    match = re.search(rf"^  {re.escape(label)}\s+(.+)$", stdout, re.M)
+    assert match, f"no '{label}' line in the summary:\n{stdout}"
+    return match.group(1)
+
+
+def summary_run_id(stdout: str) -> str:
+    return re.search(r"^  run id\s+(\S+)\s+\(MLflow run (\w+)\)", stdout, re.M).groups()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    config = root / "lean.yml"
+    config.write_text(yaml.safe_dump(LEAN_CONFIG))
+    return root
+
+
+@pytest.fixture(scope="module")
+def input_file(workdir):
+    path = workdir / "conversations.jsonl"
+    if importlib.util.find_spec("wildvalues.synth") is not None:
+        result = wildvalues("synth", "--n", N_SYNTH, "--output", path, "--seed", 11, cwd=workdir)
+        assert_ok(result)
+        assert f"wrote {N_SYNTH:,} conversations" in result.stdout
+    else:  # synth not available in this build: write the records here
+        records = [
+            {
+                "id": f"gen-{i:04d}",
+                "messages": [
+                    {"role": "user", "content": f"Should I tell my friend the truth? ({i})"},
+                    {"role": "assistant", "content": "Honesty matters, and so does kindness."},
+                ],
+            }
+            for i in range(1, N_SYNTH + 1)
+        ]
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(MALFORMED) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(workdir, input_file):
+    """One full pipeline run; every test below reads its output, none changes it."""
+    out = workdir / "out"
+    result = wildvalues("run", "--input", input_file, "--output", out, "--config", workdir / "lean.yml", "--no-report", cwd=workdir)
+    assert_ok(result)
+    return {"out": out, "result": result}
+
+
+# --------------------------------------------------------------------------------- the run
+
+
+def test_run_prints_the_summary(first_run):
+    stdout = first_run["result"].stdout
+    assert "wildvalues run complete" in stdout
+    assert summary_value(stdout, "input records") == f"{N_SYNTH + len(MALFORMED)}"
+    assert summary_value(stdout, "quarantined") == f"{len(MALFORMED)}"
+    assert summary_value(stdout, "conversations") == f"{N_SYNTH}"
+    classified = summary_value(stdout, "classified")
+    assert re.fullmatch(rf"{N_SYNTH}  \(errors 0, sent to classifier \d+\)", classified), classified
+    assert int(re.search(r"sent to classifier (\d+)", classified).group(1)) > 0
+    assert re.fullmatch(r"\d+  \(\d+\.\d%\)", summary_value(stdout, "subjective"))
+    assert summary_value(stdout, "tables") == f"{os.path.join(first_run['out'], 'tables')}/<name>  (Delta)"
+    assert summary_value(stdout, "top values") == str(first_run["out"] / "top_values.csv")
+    for line in ("ingest: done", "classify: done", "taxonomy: done", "validate: done"):
+        assert line in stdout
+
+
+def test_run_keeps_mlflow_artifacts_out_of_the_working_directory(workdir, first_run):
+    assert "mlruns" not in os.listdir(workdir)
+    assert {"mlartifacts", "mlflow.db", "tables", "top_values.csv"} <= set(os.listdir(first_run["out"]))
+
+
+def normalise(value):
+    """Spark Rows and delta-rs dicts to one comparable shape (timestamps as naive UTC)."""
+    if hasattr(value, "asDict"):
+        return normalise(value.asDict(recursive=True))
+    if isinstance(value, dict):
+        return {k: normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_tables_readable_by_spark_and_delta_rs(spark, first_run, name):
+    path = str(first_run["out"] / "tables" / name)
+    arrow = DeltaTable(path).to_pyarrow_table()
+    frame = read_delta(spark, path)
+    assert frame.columns == schemas.TABLES[name].fieldNames()
+    assert arrow.schema.names == schemas.TABLES[name].fieldNames()
+    from_spark = sorted((normalise(r) for r in frame.collect()), key=repr)
+    from_delta_rs = sorted((normalise(r) for r in arrow.to_pylist()), key=repr)
+    assert from_spark == from_delta_rs
+    if name not in ("quarantine", "classification_errors"):
+        assert from_spark, f"{name} is empty"
+
+
+def test_ingest_tables_content(first_run, input_file):
+    tables = first_run["out"] / "tables"
+    run_id, _ = summary_run_id(first_run["result"].stdout)
+    quarantine = sorted(
+        (r["source_file"], r["line_number"], r["conversation_id"], r["reason"], r["run_id"])
+        for r in DeltaTable(str(tables / "quarantine")).to_pyarrow_table().to_pylist()
+    )
+    source = str(input_file)
+    assert quarantine == [
+        (source, N_SYNTH + 1, None, "invalid JSON: Expecting property name enclosed in double quotes", run_id),
+        (source, N_SYNTH + 2, None, "record is a JSON list, expected an object", run_id),
+        (source, N_SYNTH + 3, "only-user", "no assistant turn with text", run_id),
+    ]
+    with open(input_file, encoding="utf-8") as handle:
+        expected_ids = sorted(json.loads(line)["id"] for line in handle.readlines()[:N_SYNTH])
+    conversations = DeltaTable(str(tables / "conversations")).to_pyarrow_table()
+    assert sorted(conversations.column("conversation_id").to_pylist()) == expected_ids
+    assert DeltaTable(str(tables / "run_counts")).to_pyarrow_table().to_pylist() == [
+        {"run_id": run_id, "n_input": N_SYNTH + len(MALFORMED), "n_quarantined": len(MALFORMED), "n_conversations": N_SYNTH}
+    ]
+
+
+# --------------------------------------------------------------------------------- MLflow
+
+
+@pytest.fixture(scope="module")
+def mlflow_run(first_run):
+    import mlflow
+
+    run_id, mlflow_run_id = summary_run_id(first_run["result"].stdout)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{first_run['out']}/mlflow.db")
+    run = client.get_run(mlflow_run_id)
+    assert run.data.tags["wildvalues.run_id"] == run_id
+    return client, run
+
+
+def rows(first_run, name):
+    return DeltaTable(str(first_run["out"] / "tables" / name)).to_pyarrow_table().to_pylist()
+
+
+def test_mlflow_params(mlflow_run, first_run, input_file):
+    _, run = mlflow_run
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["input"] == str(input_file)
+    assert params["format"] == "auto"
+    assert params["classifier"] == "offline"
+    assert params["taxonomy_source"] == os.path.abspath(TREE_PATH)
+    assert re.fullmatch(r"[0-9a-f]{12}", params["config_hash"])
+    from wildvalues import __version__
+
+    assert params["code_version"] == __version__ or params["code_version"].startswith(f"{__version__}+")
+
+
+def test_mlflow_metrics(mlflow_run, first_run):
+    _, run = mlflow_run
+    metrics = run.data.metrics
+    assert metrics["input_records"] == N_SYNTH + len(MALFORMED)
+    assert metrics["quarantined"] == len(MALFORMED)
+    assert metrics["conversations"] == N_SYNTH
+
+    labels = rows(first_run, "classifications")
+    subjective = [r for r in labels if r["is_subjective"]]
+    assert metrics["subjective"] == len(subjective)
+    assert metrics["pct_subjective"] == pytest.approx(100.0 * len(subjective) / len(labels))
+    assert metrics["mean_ai_values_per_subjective"] == pytest.approx(sum(len(r["ai_values"]) for r in subjective) / len(subjective))
+
+    top = {r["name"].split()[0].lower(): r["pct_total_occurrences"] for r in rows(first_run, "values_level_3") if r["side"] == "ai"}
+    categories = {k[len("pct_category_"):]: v for k, v in metrics.items() if k.startswith("pct_category_")}
+    assert sorted(categories) == ["epistemic", "personal", "practical", "protective", "social"]
+    assert categories == pytest.approx(top)
+    assert sum(categories.values()) == pytest.approx(100.0)
+
+    responses = {k[len("pct_response_"):]: v for k, v in metrics.items() if k.startswith("pct_response_")}
+    expected = {}
+    for r in subjective:
+        expected[r["response_type"]] = expected.get(r["response_type"], 0) + 100.0 / len(subjective)
+    assert responses == pytest.approx(expected)
+
+    assert metrics["seconds_ingest"] > 0
+    assert metrics["conversations_per_second"] > 0
+    assert metrics["conversations_per_second"] == pytest.approx(N_SYNTH / metrics["seconds_total"])
+    assert metrics["validation_suites_failed"] == 0
+
+
+def test_mlflow_artifacts(mlflow_run, first_run, tmp_path):
+    client, run = mlflow_run
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config", "top_values.csv"} <= names
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} == {"config/resolved.yml"}
+    # Artifacts live beside the SQLite store, under the output directory.
+    assert run.info.artifact_uri.startswith((first_run["out"] / "mlartifacts").as_uri())
+
+    resolved = yaml.safe_load(open(client.download_artifacts(run.info.run_id, "config/resolved.yml", str(tmp_path))))
+    assert resolved["classifier"]["name"] == "offline"
+    assert resolved["spark"]["master"] == "local[2]"
+
+    logged = open(client.download_artifacts(run.info.run_id, "top_values.csv", str(tmp_path)), encoding="utf-8").read()
+    assert logged == (first_run["out"] / "top_values.csv").read_text(encoding="utf-8")
+    top = list(csv.DictReader(io.StringIO(logged)))
+    level0 = sorted((r for r in rows(first_run, "values_level_0") if r["side"] == "ai"), key=lambda r: (-r["n_conversations"], r["cluster_id"]))
+    assert [(t["cluster_id"], int(t["n_conversations"])) for t in top] == [(r["cluster_id"], r["n_conversations"]) for r in level0[:100]]
+
+
+# --------------------------------------------------------------------------------- rerun and sql
+
+
+def test_rerun_on_the_same_output_sends_nothing_to_the_classifier(workdir, first_run, input_file):
+    # A copy of the first run's output, so the other tests keep reading an untouched first run.
+    out = workdir / "rerun"
+    shutil.copytree(first_run["out"], out)
+    result = wildvalues("run", "--input", input_file, "--output", out, "--config", workdir / "lean.yml", "--no-report", cwd=workdir)
+    assert_ok(result)
+    assert "sent to classifier 0)" in result.stdout
+    assert summary_value(result.stdout, "conversations") == f"{N_SYNTH}"
+    first = sorted((r["conversation_id"], r["is_subjective"], tuple(r["ai_values"])) for r in rows(first_run, "classifications"))
+    again = DeltaTable(str(out / "tables" / "classifications")).to_pyarrow_table().to_pylist()
+    assert sorted((r["conversation_id"], r["is_subjective"], tuple(r["ai_values"])) for r in again) == first
+
+
+def test_sql_prints_rows(workdir, first_run, input_file):
+    with open(input_file, encoding="utf-8") as handle:
+        first_ids = sorted(json.loads(line)["id"] for line in handle.readlines()[:N_SYNTH])[:3]
+    query = "SELECT conversation_id, n_turns FROM conversations ORDER BY conversation_id LIMIT 3"
+    result = wildvalues("sql", query, "--output", first_run["out"], "--config", workdir / "lean.yml", cwd=workdir)
+    assert_ok(result)
+    table = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert [cell.strip() for cell in table[0].strip("|").split("|")] == ["conversation_id", "n_turns"]
+    assert [line.strip("|").split("|")[0].strip() for line in table[1:]] == first_ids
+    counts = {r["conversation_id"]: r["n_turns"] for r in rows(first_run, "conversations")}
+    assert [int(line.strip("|").split("|")[1]) for line in table[1:]] == [counts[c] for c in first_ids]
+
+
+# --------------------------------------------------------------------------------- user errors
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_missing_input(tmp_path):
+    missing = tmp_path / "nowhere.jsonl"
+    result = wildvalues("run", "--input", missing, "--output", tmp_path / "out", cwd=tmp_path, timeout=300)
+    assert one_line_error(result) == f"wildvalues: error: input not found: {missing}"
+    assert result.returncode == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_config(tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "x", "messages": []}) + "\n")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("spark:\n  master: [local\n")
+    result = wildvalues("run", "--input", tmp_path / "in.jsonl", "--output", tmp_path / "out", "--config", bad, cwd=tmp_path, timeout=300)
+    line = one_line_error(result)
+    assert line.startswith(f"wildvalues: error: config {bad} is not valid YAML: ")
+    assert result.returncode == 2
+    missing = tmp_path / "missing.yml"
+    result = wildvalues("run", "--input", tmp_path / "in.jsonl", "--output", tmp_path / "out", "--config", missing, cwd=tmp_path, timeout=300)
+    assert one_line_error(result) == f"wildvalues: error: cannot read config {missing}: No such file or directory"
+
+
+def test_missing_taxonomy(tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "x", "messages": []}) + "\n")
+    config = tmp_path / "conf.yml"
+    config.write_text(yaml.safe_dump({"taxonomy": {"cache_dir": str(tmp_path / "cache")}}))
+    nowhere = tmp_path / "nowhere" / "values_tree.csv"
+    # No cached copy, and the hub download fails at once (unreachable proxy) instead of hanging.
+    env = cli_env(WILDVALUES_TAXONOMY=str(nowhere), https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
+    result = wildvalues(
+        "run", "--input", tmp_path / "in.jsonl", "--output", tmp_path / "out", "--config", config, cwd=tmp_path, env=env, timeout=300
+    )
+    line = one_line_error(result)
+    assert line.startswith(f"wildvalues: error: taxonomy not found at {nowhere} and the Hugging Face hub is unreachable")
+    assert "WILDVALUES_TAXONOMY" in line
+    assert result.returncode == 2

@@ -1,0 +1,406 @@
+"""wildvalues.formats: every supported layout, every rejection reason, ids and PII redaction.
+
+Pure Python: no Spark session is started here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from wildvalues.formats import Parsed, Rejected, content_hash, detect_layout, parse_line
+
+
+def line(record) -> str:
+    return json.dumps(record)
+
+
+def expected_hash(turns) -> str:
+    """Independent re-statement of the content hash: sha256 of the compact JSON list of turns."""
+    canonical = json.dumps([list(t) for t in turns], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def parsed(conversation_id, turns) -> Parsed:
+    turns = tuple(turns)
+    return Parsed(conversation_id, turns, expected_hash(turns))
+
+
+# --------------------------------------------------------------------------------- layouts
+
+
+def test_messages_with_string_content():
+    record = {
+        "id": "m1",
+        "messages": [
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": "  What is 2+2?  "},
+            {"role": "assistant", "content": "4."},
+        ],
+    }
+    assert parse_line(line(record)) == parsed(
+        "m1", [("system", "You are helpful."), ("user", "What is 2+2?"), ("assistant", "4.")]
+    )
+    assert parse_line(line(record), layout="messages") == parse_line(line(record))
+
+
+def test_messages_with_list_of_blocks_content():
+    record = {
+        "id": "m2",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Describe this picture."},
+                    {"type": "image", "source": {"data": "..."}},
+                    "and be brief",
+                ],
+            },
+            {"role": "assistant", "content": [{"type": "text", "text": "A cat on a mat."}]},
+        ],
+    }
+    assert parse_line(line(record)) == parsed(
+        "m2", [("user", "Describe this picture.\nand be brief"), ("assistant", "A cat on a mat.")]
+    )
+
+
+def test_messages_roles_are_case_insensitive_and_human_means_user():
+    record = {"id": "m3", "messages": [{"role": "Human", "content": "hi"}, {"role": "ASSISTANT", "content": "hello"}]}
+    assert parse_line(line(record)) == parsed("m3", [("user", "hi"), ("assistant", "hello")])
+
+
+def test_conversation_key_lmsys_wildchat_style_uses_conversation_id():
+    record = {
+        "conversation_id": "lmsys-42",
+        "model": "vicuna-13b",
+        "conversation": [
+            {"role": "user", "content": "Tell me a joke"},
+            {"role": "assistant", "content": "Why did the chicken cross the road?"},
+        ],
+    }
+    assert detect_layout(record) == "messages"
+    assert parse_line(line(record)) == parsed(
+        "lmsys-42", [("user", "Tell me a joke"), ("assistant", "Why did the chicken cross the road?")]
+    )
+
+
+def test_sharegpt_human_gpt():
+    record = {
+        "id": "sg1",
+        "conversations": [
+            {"from": "system", "value": "Be kind."},
+            {"from": "human", "value": "How do I boil an egg?"},
+            {"from": "gpt", "value": "Simmer it for 9 minutes."},
+            {"from": "human", "value": "Thanks"},
+            {"from": "chatgpt", "value": "You're welcome."},
+        ],
+    }
+    expected = parsed(
+        "sg1",
+        [
+            ("system", "Be kind."),
+            ("user", "How do I boil an egg?"),
+            ("assistant", "Simmer it for 9 minutes."),
+            ("user", "Thanks"),
+            ("assistant", "You're welcome."),
+        ],
+    )
+    assert detect_layout(record) == "sharegpt"
+    assert parse_line(line(record)) == expected
+    assert parse_line(line(record), layout="sharegpt") == expected
+
+
+def test_transcript_default_text_field():
+    record = {"id": "t1", "text": "\n\nHuman: Is it rude to be late?\n\nAssistant: Often, yes.\n\nHuman: ok thanks"}
+    expected = parsed("t1", [("user", "Is it rude to be late?"), ("assistant", "Often, yes."), ("user", "ok thanks")])
+    assert detect_layout(record) == "transcript"
+    assert parse_line(line(record)) == expected
+    assert parse_line(line(record), layout="transcript") == expected
+
+
+def test_transcript_keeps_single_newlines_inside_a_turn_and_reads_system():
+    record = {"id": "t2", "text": "System: be brief\n\nHuman: line one\nline two\n\nAssistant:answer"}
+    assert parse_line(line(record)) == parsed(
+        "t2", [("system", "be brief"), ("user", "line one\nline two"), ("assistant", "answer")]
+    )
+
+
+def test_transcript_custom_text_field():
+    record = {"id": "t3", "dialogue": "Human: hello\n\nAssistant: hi there", "text": 17}
+    expected = parsed("t3", [("user", "hello"), ("assistant", "hi there")])
+    assert detect_layout(record, "dialogue") == "transcript"
+    assert parse_line(line(record), text_field="dialogue") == expected
+    assert parse_line(line(record), layout="transcript", text_field="dialogue") == expected
+    # With the default field name the record is not a transcript ("text" is a number).
+    assert parse_line(line(record), layout="transcript") == Rejected(
+        "transcript field 'text' is missing or not a string", "t3"
+    )
+
+
+@pytest.mark.parametrize(
+    "record, layout",
+    [
+        ({"messages": []}, "messages"),
+        ({"conversation": []}, "messages"),
+        ({"conversations": []}, "sharegpt"),
+        ({"text": "Human: x"}, "transcript"),
+        # messages wins over the other keys; conversations wins over text
+        ({"messages": [], "conversations": [], "text": "x"}, "messages"),
+        ({"conversations": [], "text": "x"}, "sharegpt"),
+    ],
+)
+def test_detect_layout(record, layout):
+    assert detect_layout(record) == layout
+
+
+def test_explicit_layout_does_not_fall_back_to_detection():
+    record = {"id": "x1", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
+    assert parse_line(line(record), layout="sharegpt") == Rejected(
+        "'conversations' must be a list of turns, found NoneType", "x1"
+    )
+    assert parse_line(line(record), layout="bogus") == Rejected("unknown layout 'bogus'", "x1")
+
+
+# --------------------------------------------------------------------------------- malformed
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ('{"id": "a", "messages": [', Rejected("invalid JSON: Expecting value")),
+        ("{bad json}", Rejected("invalid JSON: Expecting property name enclosed in double quotes")),
+        ('{"id": "a"} trailing', Rejected("invalid JSON: Extra data")),
+        ("[1, 2]", Rejected("record is a JSON list, expected an object")),
+        ('"just a string"', Rejected("record is a JSON str, expected an object")),
+        ("42", Rejected("record is a JSON int, expected an object")),
+    ],
+)
+def test_not_an_object(raw, expected):
+    assert parse_line(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "record, reason",
+    [
+        ({"id": "w1", "messages": "hello"}, "'messages' must be a list of turns, found str"),
+        ({"id": "w2", "messages": {"role": "user"}}, "'messages' must be a list of turns, found dict"),
+        ({"id": "w3", "conversation": None}, "'conversation' must be a list of turns, found NoneType"),
+        ({"id": "w4", "conversations": "x"}, "'conversations' must be a list of turns, found str"),
+        (
+            {"id": "w5", "messages": [{"role": "user", "content": "hi"}, "assistant: hello"]},
+            "'messages' turn 2 is a str, expected an object",
+        ),
+        ({"id": "w6", "conversations": [["human", "hi"]]}, "'conversations' turn 1 is a list, expected an object"),
+        (
+            {"id": "w7", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": 42}]},
+            "turn 2 content is a int, expected text",
+        ),
+        (
+            {"id": "w8", "messages": [{"role": "user", "content": {"text": "hi"}}]},
+            "turn 1 content is a dict, expected text",
+        ),
+        ({"id": "w9", "text": 12}, "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: id, text)"),
+    ],
+)
+def test_wrong_shape(record, reason):
+    assert parse_line(line(record)) == Rejected(reason, record["id"])
+
+
+@pytest.mark.parametrize(
+    "record, reason",
+    [
+        (
+            {"id": "n1", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "   "}]},
+            "no assistant turn with text",
+        ),
+        ({"id": "n2", "messages": [{"role": "user", "content": "hi"}]}, "no assistant turn with text"),
+        ({"id": "n3", "conversations": [{"from": "human", "value": "hi"}]}, "no assistant turn with text"),
+        ({"id": "n4", "text": "Human: anyone there?"}, "no assistant turn with text"),
+        (
+            {"id": "n5", "messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "hello"}]},
+            "no user turn with text",
+        ),
+    ],
+)
+def test_missing_assistant_or_user(record, reason):
+    assert parse_line(line(record)) == Rejected(reason, record["id"])
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"id": "e1", "messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": " \n\t"}]},
+        {"id": "e2", "messages": [{"role": "user"}, {"role": "assistant", "content": None}]},
+        {"id": "e3", "messages": []},
+        {"id": "e4", "messages": [{"role": "user", "content": [{"type": "image"}]}, {"role": "assistant", "content": []}]},
+        {"id": "e5", "text": "Human: \n\nAssistant:   "},
+    ],
+)
+def test_empty_text(record):
+    assert parse_line(line(record)) == Rejected("empty text: every turn is empty", record["id"])
+
+
+@pytest.mark.parametrize(
+    "record, reason",
+    [
+        (
+            {"id": "r1", "messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "hello"}]},
+            "unknown role 'bot' in turn 2",
+        ),
+        ({"id": "r2", "messages": [{"content": "hi"}]}, "unknown role None in turn 1"),
+        ({"id": "r3", "messages": [{"role": 1, "content": "hi"}]}, "unknown role 1 in turn 1"),
+        (
+            {"id": "r4", "conversations": [{"from": "human", "value": "q"}, {"from": "bard", "value": "a"}]},
+            "unknown role 'bard' in turn 2",
+        ),
+        # sharegpt speaker names are not message roles: "gpt" is unknown in the messages layout
+        ({"id": "r5", "messages": [{"role": "user", "content": "q"}, {"role": "gpt", "content": "a"}]}, "unknown role 'gpt' in turn 2"),
+    ],
+)
+def test_unknown_role(record, reason):
+    assert parse_line(line(record)) == Rejected(reason, record["id"])
+
+
+def test_transcript_without_markers():
+    assert parse_line(line({"id": "tm", "text": "just some prose"})) == Rejected(
+        "transcript field 'text' has no 'Human:' or 'Assistant:' turns", "tm"
+    )
+
+
+def test_unrecognised_layout():
+    record = {"id": "u1", "prompt": "hi", "response": "hello"}
+    assert parse_line(line(record)) == Rejected(
+        "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: id, prompt, response)",
+        "u1",
+    )
+    assert parse_line("{}") == Rejected(
+        "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: none)", None
+    )
+    # The message names the configured text field.
+    assert parse_line(line(record), text_field="body") == Rejected(
+        "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'body' field (keys: id, prompt, response)",
+        "u1",
+    )
+
+
+def test_unrecognised_layout_lists_at_most_eight_keys_sorted():
+    record = {f"k{i:02d}": i for i in range(12)}
+    keys = ", ".join(f"k{i:02d}" for i in range(8))
+    assert parse_line(line(record)) == Rejected(
+        f"unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: {keys})", None
+    )
+
+
+# --------------------------------------------------------------------------------- ids
+
+TURNS = [{"role": "user", "content": "What is love?"}, {"role": "assistant", "content": "Baby don't hurt me."}]
+TURN_TUPLES = (("user", "What is love?"), ("assistant", "Baby don't hurt me."))
+
+
+@pytest.mark.parametrize(
+    "record, id_field, expected_id",
+    [
+        ({"id": "abc", "messages": TURNS}, None, "abc"),
+        ({"id": "  padded  ", "messages": TURNS}, None, "padded"),
+        ({"id": 123, "messages": TURNS}, None, "123"),
+        ({"conversation_id": "cid-1", "messages": TURNS}, None, "cid-1"),
+        # "id" is preferred over "conversation_id"
+        ({"id": "first", "conversation_id": "second", "messages": TURNS}, None, "first"),
+        # an unusable "id" falls through to "conversation_id"
+        ({"id": "", "conversation_id": "second", "messages": TURNS}, None, "second"),
+        # explicit id field: only that field counts
+        ({"id": "ignored", "uuid": "u-9", "messages": TURNS}, "uuid", "u-9"),
+    ],
+)
+def test_record_ids(record, id_field, expected_id):
+    assert parse_line(line(record), id_field=id_field) == Parsed(expected_id, TURN_TUPLES, expected_hash(TURN_TUPLES))
+
+
+@pytest.mark.parametrize(
+    "record, id_field",
+    [
+        ({"messages": TURNS}, None),
+        ({"id": None, "messages": TURNS}, None),
+        ({"id": True, "messages": TURNS}, None),  # booleans are not ids
+        ({"id": "   ", "messages": TURNS}, None),
+        ({"id": ["a"], "messages": TURNS}, None),
+        ({"id": "present-but-not-chosen", "messages": TURNS}, "uuid"),
+    ],
+)
+def test_hash_id_when_no_usable_id(record, id_field):
+    digest = expected_hash(TURN_TUPLES)
+    assert parse_line(line(record), id_field=id_field) == Parsed(f"h-{digest[:24]}", TURN_TUPLES, digest)
+
+
+def test_hash_id_equal_for_equal_content_across_layouts_and_whitespace():
+    messages = parse_line(line({"messages": TURNS}))
+    sharegpt = parse_line(
+        line({"conversations": [{"from": "human", "value": " What is love? "}, {"from": "gpt", "value": "Baby don't hurt me."}]})
+    )
+    transcript = parse_line(line({"text": "\n\nHuman: What is love?\n\nAssistant: Baby don't hurt me."}))
+    assert messages.conversation_id == sharegpt.conversation_id == transcript.conversation_id
+    assert messages.content_hash == content_hash(TURN_TUPLES) == expected_hash(TURN_TUPLES)
+    other = parse_line(line({"messages": [TURNS[0], {"role": "assistant", "content": "Something else."}]}))
+    assert other.conversation_id != messages.conversation_id
+    # Order of turns is content: swapping roles changes the hash.
+    swapped = parse_line(line({"messages": [{"role": "assistant", "content": "What is love?"}, {"role": "user", "content": "Baby don't hurt me."}]}))
+    assert swapped.content_hash != messages.content_hash
+
+
+def test_hash_id_stable_across_processes():
+    """The id does not depend on Python's per-process hash seed."""
+    code = (
+        "import json; from wildvalues.formats import parse_line; "
+        f"print(parse_line(json.dumps({{'messages': {TURNS!r}}})).conversation_id)"
+    )
+    ids = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert ids == {f"h-{expected_hash(TURN_TUPLES)[:24]}"}
+
+
+# --------------------------------------------------------------------------------- PII
+
+
+def test_pii_redacted_in_every_turn_and_layout():
+    user = (
+        "Mail me at jane.doe@example.com or call 555-123-4567. My card is 4111 1111 1111 1111, "
+        "the server is 192.168.10.20 and the db is postgres://admin:s3cret@db.internal:5432/app"
+    )
+    assistant = "I will not store jane.doe@example.com, (555) 987-6543 or 4111-1111-1111-1111."
+    record = {"id": "p1", "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
+    expected_turns = (
+        (
+            "user",
+            "Mail me at [EMAIL] or call [PHONE]. My card is [CARD_NUMBER], "
+            "the server is [IP_ADDRESS] and the db is [URL_WITH_CREDENTIALS]",
+        ),
+        ("assistant", "I will not store [EMAIL], [PHONE] or [CARD_NUMBER]."),
+    )
+    assert parse_line(line(record)) == Parsed("p1", expected_turns, expected_hash(expected_turns))
+
+    sharegpt = {"id": "p2", "conversations": [{"from": "human", "value": user}, {"from": "gpt", "value": assistant}]}
+    assert parse_line(line(sharegpt)).turns == expected_turns
+    transcript = {"id": "p3", "text": f"Human: {user}\n\nAssistant: {assistant}"}
+    assert parse_line(line(transcript)).turns == expected_turns
+
+
+def test_pii_kept_when_redaction_disabled():
+    record = {"id": "p4", "messages": [{"role": "user", "content": "a@b.io 10.0.0.1"}, {"role": "assistant", "content": "ok"}]}
+    turns = (("user", "a@b.io 10.0.0.1"), ("assistant", "ok"))
+    assert parse_line(line(record), redact_pii=False) == Parsed("p4", turns, expected_hash(turns))
+    assert parse_line(line(record)).turns == (("user", "[EMAIL] [IP_ADDRESS]"), ("assistant", "ok"))
+
+
+def test_hash_id_is_of_redacted_text():
+    """Records differing only in PII get the same hash id (the raw PII never reaches the hash)."""
+    a = parse_line(line({"messages": [{"role": "user", "content": "email x@example.com"}, {"role": "assistant", "content": "ok"}]}))
+    b = parse_line(line({"messages": [{"role": "user", "content": "email y@example.org"}, {"role": "assistant", "content": "ok"}]}))
+    assert a.turns == (("user", "email [EMAIL]"), ("assistant", "ok"))
+    assert a.conversation_id == b.conversation_id

@@ -1,0 +1,306 @@
+"""Reading raw records (JSONL plain/gzip/dir/split, Parquet, Delta) and the ingest stage end to end.
+
+Everything runs on the session-scoped local Spark fixture with a few handmade lines; the ingest
+stage writes real Delta tables under tmp_path.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
+
+from wildvalues import ingest
+from wildvalues.formats import content_hash
+from wildvalues.readers import RAW_SCHEMA, InputError, read_raw_records
+
+RUN = "run-ingest-test"
+
+
+def write_lines(path, lines, opener=open) -> str:
+    with opener(path, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return str(path)
+
+
+def conv(cid, user="hello", assistant="hi there", key="id"):
+    record = {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
+    if cid is not None:
+        record = {key: cid, **record}
+    return json.dumps(record)
+
+
+def raw_rows(spark, rows):
+    return spark.createDataFrame(rows, RAW_SCHEMA)
+
+
+# --------------------------------------------------------------------------------- readers
+
+
+def test_plain_jsonl_keeps_file_and_line_numbers(spark, tmp_path):
+    lines = [conv("a"), conv("b"), "{not json"]
+    path = write_lines(tmp_path / "plain.jsonl", lines)
+    actual = read_raw_records(spark, path)
+    assertDataFrameEqual(actual, raw_rows(spark, [(path, i + 1, text) for i, text in enumerate(lines)]))
+
+
+def test_gzip_jsonl(spark, tmp_path):
+    lines = [conv("g1"), conv("g2", user="ünïcødé ✓")]
+    path = write_lines(tmp_path / "data.jsonl.gz", lines, gzip.open)
+    actual = read_raw_records(spark, path, "auto")
+    assertDataFrameEqual(actual, raw_rows(spark, [(path, 1, lines[0]), (path, 2, lines[1])]))
+
+
+def test_blank_and_whitespace_lines_are_skipped_but_counted(spark, tmp_path):
+    path = str(tmp_path / "blanks.jsonl")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n" + conv("x") + "\n   \n\t\n" + conv("y") + "\r\n\n")
+    actual = read_raw_records(spark, path)
+    assertDataFrameEqual(actual, raw_rows(spark, [(path, 2, conv("x")), (path, 5, conv("y"))]))
+
+
+def test_directory_of_several_files(spark, tmp_path):
+    folder = tmp_path / "in"
+    (folder / "nested").mkdir(parents=True)
+    a = write_lines(folder / "a.jsonl", [conv("a1"), conv("a2")])
+    b = write_lines(folder / "b.jsonl.gz", [conv("b1")], gzip.open)
+    c = write_lines(folder / "nested" / "c.jsonl", ["", conv("c1")])
+    write_lines(folder / ".hidden.jsonl", [conv("hidden")])
+    write_lines(folder / "_SUCCESS", ["not a record"])
+    actual = read_raw_records(spark, str(folder))
+    expected = [(a, 1, conv("a1")), (a, 2, conv("a2")), (b, 1, conv("b1")), (c, 2, conv("c1"))]
+    assertDataFrameEqual(actual, raw_rows(spark, expected))
+
+
+def test_glob_input(spark, tmp_path):
+    a = write_lines(tmp_path / "part-1.jsonl", [conv("a")])
+    b = write_lines(tmp_path / "part-2.jsonl", [conv("b")])
+    write_lines(tmp_path / "other.txt", [conv("c")])
+    actual = read_raw_records(spark, str(tmp_path / "part-*.jsonl"))
+    assertDataFrameEqual(actual, raw_rows(spark, [(a, 1, conv("a")), (b, 1, conv("b"))]))
+
+
+def test_plain_file_split_into_byte_ranges_reads_every_line_once(spark, tmp_path):
+    # Lines shorter and longer than the 64-byte split, blank lines, and one line that ends exactly
+    # on a split boundary, so ranges start mid-line, on a newline and on a line start.
+    lines = [
+        '{"id": "s01"}',
+        '{"id": "s02", "pad": "' + "x" * 40 + '"}',
+        "",
+        '{"id": "s04"}',
+    ]
+    used = sum(len(text) + 1 for text in lines)
+    lines.append('{"id": "s05", "p": "' + "y" * (128 - used - len('{"id": "s05", "p": "') - 3) + '"}')
+    lines += ['{"id": "s%02d"}' % i for i in range(6, 30)] + ['{"id": "s30", "pad": "' + "z" * 200 + '"}', '{"id": "s31"}']
+    path = write_lines(tmp_path / "split.jsonl", lines)
+    assert sum(len(text) + 1 for text in lines[:5]) == 128  # line 5 ends on the 2nd boundary
+
+    actual = read_raw_records(spark, path, split_bytes=64)
+    assert actual.rdd.getNumPartitions() == -(-os.path.getsize(path) // 64)
+    expected = [(path, i + 1, text) for i, text in enumerate(lines) if text]
+    collected = sorted((r.source_file, r.line_number, r.raw) for r in actual.collect())
+    assert collected == expected  # exact: no line lost, none read twice, right numbers
+    assertDataFrameEqual(actual, raw_rows(spark, expected))
+
+
+def test_missing_input_is_an_input_error(spark, tmp_path):
+    with pytest.raises(InputError, match="input not found: .*nowhere.jsonl"):
+        read_raw_records(spark, str(tmp_path / "nowhere.jsonl"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="input not found: .*empty"):
+        read_raw_records(spark, str(tmp_path / "empty"))
+
+
+MESSAGES_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+TABLE_ROWS = {
+    "id": ["p1", "p2"],
+    "messages": [
+        [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}],
+        [{"role": "user", "content": "only a question"}],
+    ],
+}
+TABLE_RAW = [
+    '{"id":"p1","messages":[{"role":"user","content":"What is 2+2?"},{"role":"assistant","content":"4"}]}',
+    '{"id":"p2","messages":[{"role":"user","content":"only a question"}]}',
+]
+
+
+def arrow_messages_table() -> pa.Table:
+    return pa.table({"id": pa.array(TABLE_ROWS["id"]), "messages": pa.array(TABLE_ROWS["messages"], MESSAGES_TYPE)})
+
+
+def parsed_view(spark, raw):
+    parsed = ingest.parse_records(raw, {"format": "auto"})
+    return sorted((r.conversation_id, [tuple(t) for t in (r.turns or [])], r.reason) for r in parsed.collect())
+
+
+TABLE_PARSED = [
+    ("p1", [("user", "What is 2+2?"), ("assistant", "4")], None),
+    ("p2", [], "no assistant turn with text"),
+]
+
+
+@pytest.mark.parametrize("as_directory", [False, True])
+def test_parquet_input_with_messages_column(spark, tmp_path, as_directory):
+    if as_directory:
+        target = tmp_path / "pq"
+        target.mkdir()
+        pq.write_table(arrow_messages_table().slice(0, 1), target / "part-0.parquet")
+        pq.write_table(arrow_messages_table().slice(1, 1), target / "part-1.parquet")
+    else:
+        target = tmp_path / "convs.parquet"
+        pq.write_table(arrow_messages_table(), target)
+    path = str(target)
+    raw = read_raw_records(spark, path)
+    assertDataFrameEqual(raw, raw_rows(spark, [(path, None, TABLE_RAW[0]), (path, None, TABLE_RAW[1])]))
+    assert parsed_view(spark, raw) == TABLE_PARSED
+
+
+def test_delta_input_with_messages_column(spark, tmp_path):
+    from deltalake import write_deltalake
+
+    path = str(tmp_path / "delta_in")
+    write_deltalake(path, arrow_messages_table())
+    raw = read_raw_records(spark, path)
+    assertDataFrameEqual(raw, raw_rows(spark, [(path, None, TABLE_RAW[0]), (path, None, TABLE_RAW[1])]))
+    assert parsed_view(spark, raw) == TABLE_PARSED
+    # An explicit format gives the same rows.
+    assertDataFrameEqual(read_raw_records(spark, path, "delta"), raw)
+
+
+# --------------------------------------------------------------------------------- ingest stage
+
+
+def run_ingest_stage(spark, input_path, output_dir, settings=None):
+    from wildvalues.pipeline import RunContext, run_ingest
+    from wildvalues.tables import TableStore
+
+    config = {"ingest": {"format": "auto", "raw_record_max_chars": 500, "redact_pii": True, **(settings or {})}}
+    ctx = RunContext(spark=spark, config=config, store=TableStore(spark, str(output_dir), {"mode": "path"}), run_id=RUN)
+    counts = run_ingest(ctx, input_path)
+    return ctx, counts
+
+
+def turns_json(turns) -> str:
+    return json.dumps([{"role": r, "text": t} for r, t in turns], separators=(",", ":"))
+
+
+def test_ingest_end_to_end(spark, tmp_path):
+    g1_turns = (("user", "Email me at [EMAIL] please"), ("assistant", "I can't email you."))
+    g2_turns = (("user", "Recommend a book"), ("assistant", "Try Middlemarch."))
+    g3_turns = (("user", "Is honesty important?"), ("assistant", "Yes, very."), ("user", "Thanks"))
+    n1_turns = (("user", "second try"), ("assistant", "answer"))
+    anon_turns = (("user", "no id here"), ("assistant", "fine"))
+    g1_other = (("user", "a different question"), ("assistant", "a different answer"))
+    lines = [
+        conv("g1", "Email me at jane@example.com please", "I can't email you."),  # 1 kept
+        "",  # 2 blank: not a record
+        '{"id": "b1", "messages": [',  # 3 bad JSON
+        json.dumps({"id": "g2", "conversations": [{"from": "human", "value": "Recommend a book"}, {"from": "gpt", "value": "Try Middlemarch."}]}),  # 4
+        '["a", "list"]',  # 5 not an object
+        conv("g1", "Email me at jane@example.com please", "I can't email you."),  # 6 exact duplicate of 1
+        conv("g1", "a different question", "a different answer"),  # 7 same id, other content
+        json.dumps({"id": "n1", "messages": [{"role": "user", "content": "first try"}]}),  # 8 no assistant
+        json.dumps({"id": "g3", "text": "Human: Is honesty important?\n\nAssistant: Yes, very.\n\nHuman: Thanks"}),  # 9
+        conv("n1", "second try", "answer"),  # 10 kept: its id's earlier record was unusable
+        conv(None, "no id here", "fine"),  # 11 hash id
+        json.dumps({"id": "u1", "prompt": "x", "call": "555-123-4567"}),  # 12 unrecognised layout, PII in raw
+        json.dumps({"id": "r1", "messages": [{"role": "user", "content": "q"}, {"role": "robot", "content": "a"}]}),  # 13
+    ]
+    path = write_lines(tmp_path / "mixed.jsonl", lines)
+    ctx, counts = run_ingest_stage(spark, path, tmp_path / "out")
+
+    n_records = sum(1 for text in lines if text)
+    assert counts == {"input_records": n_records, "quarantined": 7, "conversations": 5}
+    assert counts["input_records"] == counts["conversations"] + counts["quarantined"]
+
+    anon_id = "h-" + content_hash(anon_turns)[:24]
+    conversations = ctx.store.read("conversations")
+    expected_conversations = [
+        (cid, path, [Row(role=r, text=t) for r, t in turns], len(turns), sum(len(t) for _, t in turns), content_hash(turns))
+        for cid, turns in (("g1", g1_turns), ("g2", g2_turns), ("g3", g3_turns), ("n1", n1_turns), (anon_id, anon_turns))
+    ]
+    assertDataFrameEqual(
+        conversations.drop("ingested_at"),
+        spark.createDataFrame(
+            expected_conversations,
+            "conversation_id string, source string, turns array<struct<role:string,text:string>>, "
+            "n_turns int, n_chars int, content_hash string",
+        ),
+    )
+    stamps = {r.ingested_at for r in conversations.select("ingested_at").collect()}
+    assert len(stamps) == 1 and None not in stamps
+
+    quarantine = ctx.store.read("quarantine")
+    expected_quarantine = [
+        (path, 3, None, lines[2], "invalid JSON: Expecting value", RUN),
+        (path, 5, None, lines[4], "record is a JSON list, expected an object", RUN),
+        (path, 6, "g1", turns_json(g1_turns), f"duplicate record: same id and content as {path}:1", RUN),
+        (path, 7, "g1", turns_json(g1_other), f"same id with different content than {path}:1", RUN),
+        (path, 8, "n1", lines[7], "no assistant turn with text", RUN),
+        (
+            path,
+            12,
+            "u1",
+            '{"id": "u1", "prompt": "x", "call": "[PHONE]"}',
+            "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: call, id, prompt)",
+            RUN,
+        ),
+        (path, 13, "r1", lines[12], "unknown role 'robot' in turn 2", RUN),
+    ]
+    from wildvalues.schemas import QUARANTINE
+
+    assertDataFrameEqual(quarantine, spark.createDataFrame(expected_quarantine, QUARANTINE))
+
+    run_counts = ctx.store.read("run_counts")
+    assertDataFrameEqual(run_counts, [Row(run_id=RUN, n_input=n_records, n_quarantined=7, n_conversations=5)])
+
+
+def test_ingest_raw_record_is_truncated(spark, tmp_path):
+    long_bad = '{"id": "long", "x": "' + "a" * 100 + '"'  # invalid JSON (unclosed)
+    path = write_lines(tmp_path / "long.jsonl", [long_bad, conv("ok")])
+    ctx, counts = run_ingest_stage(spark, path, tmp_path / "out", {"raw_record_max_chars": 20})
+    assert counts == {"input_records": 2, "quarantined": 1, "conversations": 1}
+    assert [tuple(r) for r in ctx.store.read("quarantine").select("line_number", "conversation_id", "raw_record").collect()] == [
+        (1, None, long_bad[:20])
+    ]
+
+
+def test_duplicates_across_files_name_the_first_file_and_line(spark, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    a = write_lines(folder / "a.jsonl", [conv("other"), conv("dup", "same", "same")])
+    b = write_lines(folder / "b.jsonl", [conv("dup", "same", "same"), conv("dup", "changed", "changed")])
+    ctx, counts = run_ingest_stage(spark, str(folder), tmp_path / "out")
+    assert counts == {"input_records": 4, "quarantined": 2, "conversations": 2}
+    kept = sorted((r.conversation_id, r.source) for r in ctx.store.read("conversations").collect())
+    assert kept == [("dup", a), ("other", a)]
+    quarantined = sorted(
+        (r.source_file, r.line_number, r.conversation_id, r.reason) for r in ctx.store.read("quarantine").collect()
+    )
+    assert quarantined == [
+        (b, 1, "dup", f"duplicate record: same id and content as {a}:2"),
+        (b, 2, "dup", f"same id with different content than {a}:2"),
+    ]
+
+
+def test_ingest_explicit_layout_and_fields(spark, tmp_path):
+    lines = [
+        json.dumps({"uid": "t1", "id": "ignored", "dialogue": "Human: hi\n\nAssistant: hello"}),
+        json.dumps({"uid": "t2", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}),
+    ]
+    path = write_lines(tmp_path / "t.jsonl", lines)
+    ctx, counts = run_ingest_stage(spark, path, tmp_path / "out", {"format": "transcript", "text_field": "dialogue", "id_field": "uid"})
+    assert counts == {"input_records": 2, "quarantined": 1, "conversations": 1}
+    assert [(r.conversation_id, [tuple(t) for t in r.turns]) for r in ctx.store.read("conversations").collect()] == [
+        ("t1", [("user", "hi"), ("assistant", "hello")])
+    ]
+    assert [(r.line_number, r.conversation_id, r.reason) for r in ctx.store.read("quarantine").collect()] == [
+        (2, "t2", "transcript field 'dialogue' is missing or not a string")
+    ]
