@@ -186,7 +186,7 @@ def test_ingest_tables_content(first_run, input_file):
     source = str(input_file)
     assert quarantine == [
         (source, N_SYNTH + 1, None, "invalid JSON: Expecting property name enclosed in double quotes", run_id),
-        (source, N_SYNTH + 2, None, "record is a JSON list, expected an object", run_id),
+        (source, N_SYNTH + 2, None, "record is an array, expected an object", run_id),
         (source, N_SYNTH + 3, "only-user", "no assistant turn with text", run_id),
     ]
     with open(input_file, encoding="utf-8") as handle:

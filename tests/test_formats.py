@@ -161,7 +161,7 @@ def test_detect_layout(record, layout):
 def test_explicit_layout_does_not_fall_back_to_detection():
     record = {"id": "x1", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
     assert parse_line(line(record), layout="sharegpt") == Rejected(
-        "'conversations' must be a list of turns, found NoneType", "x1"
+        "'conversations' must be an array of turns, found null", "x1"
     )
     assert parse_line(line(record), layout="bogus") == Rejected("unknown layout 'bogus'", "x1")
 
@@ -175,9 +175,9 @@ def test_explicit_layout_does_not_fall_back_to_detection():
         ('{"id": "a", "messages": [', Rejected("invalid JSON: Expecting value")),
         ("{bad json}", Rejected("invalid JSON: Expecting property name enclosed in double quotes")),
         ('{"id": "a"} trailing', Rejected("invalid JSON: Extra data")),
-        ("[1, 2]", Rejected("record is a JSON list, expected an object")),
-        ('"just a string"', Rejected("record is a JSON str, expected an object")),
-        ("42", Rejected("record is a JSON int, expected an object")),
+        ("[1, 2]", Rejected("record is an array, expected an object")),
+        ('"just a string"', Rejected("record is a string, expected an object")),
+        ("42", Rejected("record is a number, expected an object")),
     ],
 )
 def test_not_an_object(raw, expected):
@@ -187,22 +187,22 @@ def test_not_an_object(raw, expected):
 @pytest.mark.parametrize(
     "record, reason",
     [
-        ({"id": "w1", "messages": "hello"}, "'messages' must be a list of turns, found str"),
-        ({"id": "w2", "messages": {"role": "user"}}, "'messages' must be a list of turns, found dict"),
-        ({"id": "w3", "conversation": None}, "'conversation' must be a list of turns, found NoneType"),
-        ({"id": "w4", "conversations": "x"}, "'conversations' must be a list of turns, found str"),
+        ({"id": "w1", "messages": "hello"}, "'messages' must be an array of turns, found a string"),
+        ({"id": "w2", "messages": {"role": "user"}}, "'messages' must be an array of turns, found an object"),
+        ({"id": "w3", "conversation": None}, "'conversation' must be an array of turns, found null"),
+        ({"id": "w4", "conversations": "x"}, "'conversations' must be an array of turns, found a string"),
         (
             {"id": "w5", "messages": [{"role": "user", "content": "hi"}, "assistant: hello"]},
-            "'messages' turn 2 is a str, expected an object",
+            "'messages' turn 2 is a string, expected an object",
         ),
-        ({"id": "w6", "conversations": [["human", "hi"]]}, "'conversations' turn 1 is a list, expected an object"),
+        ({"id": "w6", "conversations": [["human", "hi"]]}, "'conversations' turn 1 is an array, expected an object"),
         (
             {"id": "w7", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": 42}]},
-            "turn 2 content is a int, expected text",
+            "turn 2 content is a number, expected text",
         ),
         (
             {"id": "w8", "messages": [{"role": "user", "content": {"text": "hi"}}]},
-            "turn 1 content is a dict, expected text",
+            "turn 1 content is an object, expected text",
         ),
         ({"id": "w9", "text": 12}, "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: id, text)"),
     ],

@@ -240,7 +240,7 @@ def test_ingest_end_to_end(spark, tmp_path):
     quarantine = ctx.store.read("quarantine")
     expected_quarantine = [
         (path, 3, None, lines[2], "invalid JSON: Expecting value", RUN),
-        (path, 5, None, lines[4], "record is a JSON list, expected an object", RUN),
+        (path, 5, None, lines[4], "record is an array, expected an object", RUN),
         (path, 6, "g1", turns_json(g1_turns), f"duplicate record: same id and content as {path}:1", RUN),
         (path, 7, "g1", turns_json(g1_other), f"same id with different content than {path}:1", RUN),
         (path, 8, "n1", lines[7], "no assistant turn with text", RUN),

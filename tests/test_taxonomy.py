@@ -315,3 +315,20 @@ def test_taxonomy_frame_is_the_published_tree(spark, tree):
     helpfulness = frame.filter("cluster_id = 'helpfulness'").collect()
     assert [(r.name, r.level, r.description) for r in helpfulness] == [("helpfulness", 0, None)]
     assert Row(pct=helpfulness[0].pct_total_occurrences) == Row(pct=5.858)
+
+
+def test_a_value_sharing_nothing_with_the_tree_stays_unplaced(spark, tree):
+    frame = taxonomy.match_frame(spark, ["和諧"], tree, 0.55)
+    row = frame.collect()[0]
+    assert (row.value, row.match_method, row.match_score) == ("和諧", "unmatched", 0.0)
+    assert (row.level_1_cluster_id, row.level_2_cluster_id, row.level_3_cluster_id) == (None, None, None)
+    exploded = spark.createDataFrame([("c1", "ai", "和諧"), ("c1", "ai", "Helpfulness")], "conversation_id string, side string, raw_value string")
+    matches = taxonomy.match_frame(spark, ["和諧", "Helpfulness"], tree, 0.55)
+    expressions = taxonomy.value_expressions(exploded, matches, "r")
+    nodes = taxonomy.split_levels(taxonomy.all_levels(expressions, taxonomy.taxonomy_frame(spark, tree), 1, "r"))
+    level0 = {(r.cluster_id, r.parent_cluster_id, r.is_candidate, r.pct_total_occurrences) for r in nodes[0].collect()}
+    helpfulness_parent = ancestors(tree)["helpfulness"][0]
+    assert level0 == {("和諧", None, True, 50.0), ("helpfulness", helpfulness_parent, False, 50.0)}
+    # above level 0 only the placed value counts: one node per level at 100%
+    for level in (1, 2, 3):
+        assert [(r.n_expressions, r.pct_total_occurrences) for r in nodes[level].collect()] == [(1, 100.0)]

@@ -30,6 +30,14 @@ _TRANSCRIPT_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|System):[ \t]?")
 _TRANSCRIPT_ROLES = {"Human": "user", "Assistant": "assistant", "System": "system"}
 
 
+_JSON_TYPES = {"dict": "an object", "list": "an array", "str": "a string", "int": "a number", "float": "a number", "bool": "a boolean", "NoneType": "null"}
+
+
+def json_type(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words ("an array", "null")."""
+    return _JSON_TYPES.get(type(value).__name__, type(value).__name__)
+
+
 @dataclass(frozen=True)
 class Parsed:
     conversation_id: str
@@ -65,7 +73,7 @@ def parse_line(
     except (json.JSONDecodeError, RecursionError) as error:
         return Rejected(f"invalid JSON: {error.msg if hasattr(error, 'msg') else error}")
     if not isinstance(record, dict):
-        return Rejected(f"record is a JSON {type(record).__name__}, expected an object")
+        return Rejected(f"record is {json_type(record)}, expected an object")
     conversation_id = _record_id(record, id_field)
     try:
         chosen = detect_layout(record, text_field) if layout == "auto" else layout
@@ -116,11 +124,11 @@ def _turn_list(
     items: Any, key: str, role_key: str, text_key: str, roles: dict[str, str]
 ) -> list[tuple[str, str]]:
     if not isinstance(items, list):
-        raise _Reject(f"'{key}' must be a list of turns, found {type(items).__name__}")
+        raise _Reject(f"'{key}' must be an array of turns, found {json_type(items)}")
     turns = []
     for index, item in enumerate(items, start=1):
         if not isinstance(item, dict):
-            raise _Reject(f"'{key}' turn {index} is a {type(item).__name__}, expected an object")
+            raise _Reject(f"'{key}' turn {index} is {json_type(item)}, expected an object")
         raw_role = item.get(role_key)
         role = roles.get(str(raw_role).lower()) if isinstance(raw_role, str) else None
         if role is None:
@@ -143,7 +151,7 @@ def _content_text(content: Any, index: int) -> str:
             elif isinstance(block, dict) and block.get("type") == "text":
                 parts.append(str(block.get("text") or ""))
         return "\n".join(parts)
-    raise _Reject(f"turn {index} content is a {type(content).__name__}, expected text")
+    raise _Reject(f"turn {index} content is {json_type(content)}, expected text")
 
 
 def _transcript_turns(text: Any, text_field: str) -> list[tuple[str, str]]:

@@ -47,7 +47,7 @@ class Match:
     value: str
     method: str  # 'exact' | 'similar' | 'unmatched'
     score: float
-    nearest: str  # the tree value whose ancestors the expression rolls up to
+    nearest: str | None  # the tree value it rolls up under; None: shares nothing with the tree
 
 
 class ValueMatcher:
@@ -85,9 +85,11 @@ class ValueMatcher:
         if key in self.exact:
             return Match(raw_value, self.exact[key], "exact", 1.0, self.exact[key])
         best, score = self.nearest(key)
-        nearest = self.names[best]
-        if score >= self.threshold:
+        nearest = self.names[best] if score > 0 else None
+        if nearest is not None and score >= self.threshold:
             return Match(raw_value, nearest, "similar", round(score, 4), nearest)
+        # No character trigram in common with any tree value: no cluster is nearer than another,
+        # so the candidate stays unplaced (counted at level 0 only) rather than placed at random.
         return Match(raw_value, key or raw_value.strip().lower(), "unmatched", round(score, 4), nearest)
 
     def match_all(self, raw_values: Iterable[str]) -> list[Match]:

@@ -46,7 +46,7 @@ def match_frame(spark: SparkSession, raw_values: list[str], tree: Sequence[TreeN
     lineage = ancestors(tree)
     rows = []
     for m in matcher.match_all(raw_values):
-        l1, l2, l3 = lineage[m.nearest]
+        l1, l2, l3 = lineage[m.nearest] if m.nearest is not None else (None, None, None)
         rows.append((m.raw_value, m.value, m.method, float(m.score), l1, l2, l3))
     schema = (
         "raw_value string, value string, match_method string, match_score double, "
@@ -86,7 +86,8 @@ def rollup_expressions(counts0: DataFrame) -> DataFrame:
     frames = [counts0.select("side", F.lit(0).alias("level"), "cluster_id", "n_expressions")]
     for level, column in LEVEL_COLUMNS.items():
         frames.append(
-            counts0.groupBy("side", F.col(column).alias("cluster_id"))
+            counts0.filter(F.col(column).isNotNull())
+            .groupBy("side", F.col(column).alias("cluster_id"))
             .agg(F.sum("n_expressions").alias("n_expressions"))
             .select("side", F.lit(level).alias("level"), "cluster_id", "n_expressions")
         )
@@ -107,7 +108,8 @@ def with_pct_total(counts: DataFrame) -> DataFrame:
 def conversation_counts(expressions: DataFrame) -> DataFrame:
     """Distinct conversations per node at levels 1-3 (not derivable from level-0 counts)."""
     frames = [
-        expressions.groupBy("side", F.col(column).alias("cluster_id"))
+        expressions.filter(F.col(column).isNotNull())
+        .groupBy("side", F.col(column).alias("cluster_id"))
         .agg(F.countDistinct("conversation_id").alias("n_conversations"))
         .withColumn("level", F.lit(level))
         for level, column in LEVEL_COLUMNS.items()

@@ -18,9 +18,13 @@ logging.getLogger("mlflow").setLevel(logging.ERROR)
 logging.getLogger("alembic").setLevel(logging.ERROR)
 
 
+def _user_uri() -> str | None:
+    return os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
 def tracking_uri(output_dir: str) -> str:
     """`MLFLOW_TRACKING_URI` when set, else a SQLite store beside the tables."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.abspath(output_dir)}/mlflow.db"
+    return _user_uri() or f"sqlite:///{os.path.abspath(output_dir)}/mlflow.db"
 
 
 def code_version() -> str:
@@ -84,13 +88,38 @@ class Tracker:
 
 
 @contextmanager
-def tracked_run(output_dir: str, experiment: str, run_id: str, run_name: str | None = None) -> Iterator[Tracker]:
-    """Start, or resume, the MLflow run tagged with `run_id`."""
+def _tracking_store(output_dir: str) -> Iterator[str]:
+    """Point MLflow at the output's store for the duration, then restore the environment.
+
+    `mlflow.set_tracking_uri` also sets MLFLOW_TRACKING_URI; left behind, it would send the next
+    output's run (in a notebook or a test process) to this output's database.
+    """
     import mlflow
 
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    uri = tracking_uri(output_dir)
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield uri
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@contextmanager
+def tracked_run(output_dir: str, experiment: str, run_id: str, run_name: str | None = None) -> Iterator[Tracker]:
+    """Start, or resume, the MLflow run tagged with `run_id`."""
     os.makedirs(output_dir, exist_ok=True)
-    local_store = not os.environ.get("MLFLOW_TRACKING_URI")  # read first: set_tracking_uri sets it
-    mlflow.set_tracking_uri(tracking_uri(output_dir))
+    local_store = _user_uri() is None  # before _tracking_store, which sets the variable
+    with _tracking_store(output_dir):
+        yield from _tracked_run(output_dir, experiment, run_id, run_name, local_store)
+
+
+def _tracked_run(output_dir: str, experiment: str, run_id: str, run_name: str | None, local_store: bool) -> Iterator[Tracker]:
+    import mlflow
+
     if local_store and mlflow.get_experiment_by_name(experiment) is None:
         # Artifacts beside the SQLite store, not in ./mlruns of whichever directory the command ran in.
         artifacts = os.path.join(os.path.abspath(output_dir), "mlartifacts")
@@ -113,9 +142,9 @@ def find_mlflow_run(output_dir: str, run_id: str | None):
     """The MLflow run for a wildvalues run id (latest run when None), or None."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(output_dir))
-    filter_string = f"tags.`{RUN_TAG}` = '{run_id}'" if run_id else ""
-    runs = mlflow.search_runs(
-        search_all_experiments=True, filter_string=filter_string, order_by=["start_time DESC"], output_format="list"
-    )
+    with _tracking_store(output_dir):
+        filter_string = f"tags.`{RUN_TAG}` = '{run_id}'" if run_id else ""
+        runs = mlflow.search_runs(
+            search_all_experiments=True, filter_string=filter_string, order_by=["start_time DESC"], output_format="list"
+        )
     return runs[0] if runs else None

@@ -142,8 +142,10 @@ def level_check_frame(level_df: DataFrame, parent_df: DataFrame | None) -> DataF
     if parent_df is None:
         return checked
     parents = parent_df.select("side", F.col("cluster_id").alias("parent_cluster_id"), F.lit(True).alias("_p"))
+    # An unplaced candidate value (nothing in common with the tree) has no parent by design.
+    unplaced = F.col("parent_cluster_id").isNull() & F.col("is_candidate")
     return checked.join(parents, ["side", "parent_cluster_id"], "left").select(
-        *checked.columns, F.coalesce("_p", F.lit(False)).alias("parent_found")
+        *checked.columns, (F.coalesce("_p", F.lit(False)) | unplaced).alias("parent_found")
     )
 
 
