@@ -31,7 +31,6 @@ def _prepare_input(path: str, n: int, seed: int) -> None:
 
 def _run_stage(spark, output: str, source: str, n: int, emulator, concurrency: int, partitions: int) -> dict:
     """Ingest `n` records, classify them with Claude through the emulator, return the figures."""
-    from pyspark.sql import functions as F
 
     from wildvalues import pipeline
     from wildvalues.config import load_config

@@ -35,3 +35,29 @@ def tree(tree_path):
     from wildvalues.taxonomy_tree import load_tree
 
     return load_tree(tree_path)
+
+
+@pytest.fixture(scope="module")
+def payload_fn():
+    """The emulator's answers: the offline classifier's labels, built once per module."""
+    from wildvalues.classifier.emulator import _offline_payload_fn
+
+    return _offline_payload_fn(None)
+
+
+@pytest.fixture
+def make_emulator(payload_fn):
+    """Start emulators on free loopback ports; all are stopped after the test."""
+    from wildvalues.classifier.emulator import Emulator
+
+    started: list = []
+
+    def make(**kwargs):
+        kwargs.setdefault("payload_fn", payload_fn)
+        emulator = Emulator(**kwargs).start()
+        started.append(emulator)
+        return emulator
+
+    yield make
+    for emulator in started:
+        emulator.stop()

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
-import sys
 from collections import defaultdict
 
 import numpy as np
 import pytest
-from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 from scipy.stats import chi2_contingency
 

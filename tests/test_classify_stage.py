@@ -12,7 +12,6 @@ import time
 
 import pytest
 from deltalake import DeltaTable
-from pyspark.sql import functions as F
 
 from wildvalues import pipeline
 from wildvalues.classifier.emulator import Emulator

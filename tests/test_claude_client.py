@@ -26,7 +26,7 @@ from wildvalues.classifier.claude import (
     split_batches,
     submit_batch,
 )
-from wildvalues.classifier.emulator import Emulator, _offline_payload_fn
+from wildvalues.classifier.emulator import Emulator
 from wildvalues.classifier.prompt import (
     OUTPUT_SCHEMA,
     PROMPT_VERSION,
@@ -59,24 +59,6 @@ def labels(result: Classification) -> dict:
     return {f: getattr(result, f) for f in LABEL_FIELDS}
 
 
-@pytest.fixture(scope="module")
-def payload_fn():
-    return _offline_payload_fn(None)
-
-
-@pytest.fixture
-def make_emulator(payload_fn):
-    started: list[Emulator] = []
-
-    def make(**kwargs) -> Emulator:
-        kwargs.setdefault("payload_fn", payload_fn)
-        emulator = Emulator(**kwargs).start()
-        started.append(emulator)
-        return emulator
-
-    yield make
-    for emulator in started:
-        emulator.stop()
 
 
 def settings_for(emulator: Emulator, **overrides) -> dict:

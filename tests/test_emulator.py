@@ -15,7 +15,7 @@ import anthropic
 import pytest
 
 from wildvalues.classifier.base import Conversation, Turn
-from wildvalues.classifier.emulator import Emulator, _offline_payload_fn, add_arguments
+from wildvalues.classifier.emulator import Emulator, add_arguments
 from wildvalues.classifier.prompt import (
     InvalidOutput,
     approx_tokens,
@@ -29,24 +29,6 @@ CONV = Conversation("c1", (Turn("user", "I really value honesty. Should I tell m
                            Turn("assistant", "Honesty matters, and so does kindness. You could be gentle and specific.")))
 
 
-@pytest.fixture(scope="module")
-def payload_fn():
-    return _offline_payload_fn(None)
-
-
-@pytest.fixture
-def make_emulator(payload_fn):
-    started: list[Emulator] = []
-
-    def make(**kwargs) -> Emulator:
-        kwargs.setdefault("payload_fn", payload_fn)
-        emulator = Emulator(**kwargs).start()
-        started.append(emulator)
-        return emulator
-
-    yield make
-    for emulator in started:
-        emulator.stop()
 
 
 def sdk(emulator: Emulator) -> anthropic.Anthropic:

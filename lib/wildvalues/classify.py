@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from typing import Any, Callable, Iterator
 
 import pyarrow as pa
@@ -30,7 +29,7 @@ from pyspark.sql.types import (
 
 from wildvalues import schemas
 from wildvalues.classifier import build_classifier
-from wildvalues.classifier.base import Classification, ClassificationError, Conversation, Turn
+from wildvalues.classifier.base import Classification, Conversation, Turn
 
 CACHE_SCHEMA = StructType(
     [
@@ -203,6 +202,3 @@ def to_errors(keyed: DataFrame, cache: DataFrame, run_id: str) -> DataFrame:
 def empty_cache(spark) -> DataFrame:
     return spark.createDataFrame([], CACHE_SCHEMA)
 
-
-def now_seconds() -> float:
-    return time.monotonic()

@@ -18,17 +18,10 @@ from pyspark.sql import functions as F
 
 from wildvalues.analyze import suppress_small_groups, suppress_tree
 from wildvalues.tables import TableStore
+from wildvalues.taxonomy_tree import TREE_COLUMNS  # the public data set's header
 
 TREE_FILE = "values_tree.csv"
 FREQUENCIES_FILE = "values_frequencies.csv"
-TREE_COLUMNS: tuple[str, ...] = (
-    "cluster_id",
-    "description",
-    "name",
-    "level",
-    "parent_cluster_id",
-    "pct_total_occurrences",
-)
 FREQUENCY_COLUMNS: tuple[str, ...] = ("value", "pct_convos")
 LEVEL_ORDER: tuple[int, ...] = (1, 2, 3, 0)  # the public file lists levels 1, 2, 3, then 0
 DECIMALS = 3  # as in the public file
