@@ -328,8 +328,27 @@ def run_analyze(ctx: RunContext) -> dict[str, float]:
     for row in ctx.store.read("value_mirroring").collect():
         if row["pct_mirrored"] is not None:
             result[f"pct_mirrored_{row['response_type']}"] = row["pct_mirrored"]
+    result.update(write_public_tables(ctx))
     ctx.record(result)
     return result
+
+
+def write_public_tables(ctx: RunContext) -> dict[str, float]:
+    """`public_*` tables: the aggregates safe to share, with groups under k conversations removed."""
+    from wildvalues import analyze
+
+    k = suppression_k(ctx.config)
+    levels = [ctx.store.read(f"values_level_{level}").filter(F.col("side") == "ai") for level in range(4)]
+    kept, suppressed = analyze.suppress_tree(levels, k)
+    counts = {f"suppressed_public_values_level_{level}": n for level, n in enumerate(suppressed)}
+    for level, frame in enumerate(kept):
+        ctx.store.write(f"public_values_level_{level}", frame)
+    for name, count_column in (("response_types", "n_conversations"), ("value_mirroring", "n_conversations"), ("value_context", "n")):
+        frame, n_suppressed = analyze.suppress_small_groups(ctx.store.read(name), count_column, k)
+        ctx.store.write(f"public_{name}", frame)
+        counts[f"suppressed_public_{name}"] = n_suppressed
+    log(f"analyze: public tables written with k = {k}; {int(sum(counts.values()))} small group(s) suppressed")
+    return counts
 
 
 def previous_anomaly_rate(ctx: RunContext) -> float | None:
@@ -375,7 +394,7 @@ def run_report(ctx: RunContext, output_dir: str) -> str:
 def run_validate(ctx: RunContext, tables: tuple[str, ...] = VALIDATED_TABLES) -> list[dict]:
     validator = Validator(
         float(get(ctx.config, "validate.pct_sum_tolerance", 0.5)),
-        int(get(ctx.config, "validate.pandas_max_rows", 100_000)),
+        int(get(ctx.config, "validate.pandas_max_rows", 20_000)),
     )
     frames = {name: ctx.store.read(name) for name in tables if ctx.store.exists(name)}
     results = validate_tables(validator, frames)

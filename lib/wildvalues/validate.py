@@ -173,7 +173,7 @@ def _describe_failure(result) -> str:
 class Validator:
     """Holds one ephemeral GE context; validates Spark DataFrames against per-table suites."""
 
-    def __init__(self, pct_tolerance: float = 0.5, pandas_max_rows: int = 100_000) -> None:
+    def __init__(self, pct_tolerance: float = 0.5, pandas_max_rows: int = 20_000) -> None:
         gx, _ = _gx()
         self.context = gx.get_context(mode="ephemeral")
         self._quiet_progress_bars()
