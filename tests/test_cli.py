@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import importlib.util
 import io
 import json
 import os
@@ -44,6 +43,16 @@ TABLES = (
     "values_level_3",
     "value_taxonomy",
     "run_counts",
+    "response_types",
+    "task_categories",
+    "value_context",
+    "value_invariance",
+    "value_mirroring",
+    "value_anomalies",
+    "public_values_level_0",
+    "public_values_level_3",
+    "public_response_types",
+    "public_value_context",
 )
 # Lean settings for a 2-core machine shared with other Spark jobs.
 LEAN_CONFIG = {"spark": {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2}}
@@ -95,22 +104,9 @@ def workdir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def input_file(workdir):
     path = workdir / "conversations.jsonl"
-    if importlib.util.find_spec("wildvalues.synth") is not None:
-        result = wildvalues("synth", "--n", N_SYNTH, "--output", path, "--seed", 11, cwd=workdir)
-        assert_ok(result)
-        assert f"wrote {N_SYNTH:,} conversations" in result.stdout
-    else:  # synth not available in this build: write the records here
-        records = [
-            {
-                "id": f"gen-{i:04d}",
-                "messages": [
-                    {"role": "user", "content": f"Should I tell my friend the truth? ({i})"},
-                    {"role": "assistant", "content": "Honesty matters, and so does kindness."},
-                ],
-            }
-            for i in range(1, N_SYNTH + 1)
-        ]
-        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = wildvalues("synth", "--n", N_SYNTH, "--output", path, "--seed", 11, cwd=workdir)
+    assert_ok(result)
+    assert f"wrote {N_SYNTH:,} conversations" in result.stdout
     with open(path, "a", encoding="utf-8") as handle:
         handle.write("\n".join(MALFORMED) + "\n")
     return path
@@ -174,6 +170,19 @@ def test_tables_readable_by_spark_and_delta_rs(spark, first_run, name):
     assert from_spark == from_delta_rs
     if name not in ("quarantine", "classification_errors"):
         assert from_spark, f"{name} is empty"
+
+
+def test_public_tables_hold_only_groups_of_at_least_k(spark, first_run):
+    out = str(first_run["out"] / "tables")
+    k = 25  # analyze.suppression_k in conf/defaults.yml
+    full = read_delta(spark, f"{out}/values_level_3").filter("side = 'ai'")
+    public = read_delta(spark, f"{out}/public_values_level_3")
+    assert sorted(r.cluster_id for r in public.collect()) == sorted(r.cluster_id for r in full.filter(f"n_conversations >= {k}").collect())
+    for name, column in (("public_response_types", "n_conversations"), ("public_value_context", "n"), ("public_values_level_0", "n_conversations")):
+        counts = [r[column] for r in read_delta(spark, f"{out}/{name}").collect()]
+        assert all(c >= k for c in counts), name
+    dropped = read_delta(spark, f"{out}/response_types").filter(f"n_conversations < {k}").count()
+    assert read_delta(spark, f"{out}/public_response_types").count() == 7 - dropped
 
 
 def test_ingest_tables_content(first_run, input_file):
