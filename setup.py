@@ -25,8 +25,9 @@ setup(
     description="Observe which values an AI assistant expresses in real conversations, at scale.",
     python_requires=">=3.11,<3.13",
     package_dir={"": "lib", "jobs": "jobs"},
-    packages=find_packages("lib") + ["jobs"],
-    package_data={"wildvalues": ["conf/*.yml"]},
+    # conf/ is data (the YAML settings), shipped inside the package so wheels carry defaults.
+    packages=find_packages("lib") + ["jobs", "wildvalues.conf"],
+    package_data={"wildvalues.conf": ["*.yml"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.2.0", "jsonschema==4.26.0"]},
