@@ -187,3 +187,31 @@ def test_cli_without_a_key_is_a_one_line_error_before_any_work(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["wildvalues: error: the anthropic classifier needs an API key: ANTHROPIC_API_KEY is not set"]
     assert not (tmp_path / "out").exists()  # nothing started: no tables, no MLflow store
+
+
+def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(tmp_path):
+    from wildvalues.classifier.claude import estimate
+    from wildvalues.formats import parse_line
+
+    source = tmp_path / "in.jsonl"
+    write_input(source, 4)
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "MLFLOW_TRACKING_URI")}
+    result = subprocess.run(
+        [*CLI, "estimate", "--input", str(source), "--output", str(tmp_path / "scratch"), "--json"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout[result.stdout.index("{"):])
+    config = load_config()
+    model = config["classifier"]["anthropic"]["model"]
+    chars = [sum(len(t) for _, t in parse_line(line).turns) for line in source.read_text().splitlines()]
+    expected = estimate(
+        char_counts=chars, model=model, mode="online", prices=config["models"][model]["prices"],
+        limits=config["models"][model]["limits"], token_budget=config["classifier"]["anthropic"]["token_budget"],
+        concurrency=config["classifier"]["anthropic"]["concurrency"],
+        tasks=os.cpu_count(),  # local[*]: one task slot per core shares the limits
+    )
+    assert figures == expected.as_dict()
+    assert figures["requests"] == 4 and figures["token_source"].startswith("approximate")
+    assert "USD" in result.stdout and "requests" in result.stdout
+

@@ -16,47 +16,12 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    ArrayType,
-    BooleanType,
-    IntegerType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from wildvalues import schemas
 from wildvalues.classifier import build_classifier
 from wildvalues.classifier.base import Classification, Conversation, Turn
 
-CACHE_SCHEMA = StructType(
-    [
-        StructField("cache_key", StringType(), True),
-        StructField("kind", StringType(), True),  # 'result' or 'error'
-        StructField("conversation_id", StringType(), True),
-        StructField("is_subjective", BooleanType(), True),
-        StructField("ai_values", ArrayType(StringType(), True), True),
-        StructField("human_values", ArrayType(StringType(), True), True),
-        StructField("response_type", StringType(), True),
-        StructField("task", StringType(), True),
-        StructField("task_category", StringType(), True),
-        StructField("classifier", StringType(), True),
-        StructField("model", StringType(), True),
-        StructField("prompt_version", StringType(), True),
-        StructField("input_tokens", LongType(), True),
-        StructField("output_tokens", LongType(), True),
-        StructField("cache_creation_input_tokens", LongType(), True),
-        StructField("cache_read_input_tokens", LongType(), True),
-        StructField("truncated", BooleanType(), True),
-        StructField("attempts", IntegerType(), True),
-        StructField("error_type", StringType(), True),
-        StructField("message", StringType(), True),
-        StructField("run_id", StringType(), True),
-        StructField("created_at", TimestampType(), True),
-    ]
-)
+CACHE_SCHEMA = schemas.CLASSIFICATION_CACHE
 
 
 def cache_key(model: str, prompt_version: str, content_hash: str) -> str:

@@ -83,6 +83,19 @@ CLASSIFICATIONS = _fields(
     ("run_id", StringType(), False),
 )
 
+# Every classifier answer or error ever paid for: the labels of CLASSIFICATIONS (without its
+# cache_key and run_id) between the key and the error details; `kind` is 'result' or 'error'.
+CLASSIFICATION_CACHE = StructType(
+    [StructField("cache_key", StringType(), True), StructField("kind", StringType(), True)]
+    + CLASSIFICATIONS.fields[:-2]
+    + [
+        StructField("error_type", StringType(), True),
+        StructField("message", StringType(), True),
+        StructField("run_id", StringType(), True),
+        StructField("created_at", TimestampType(), True),
+    ]
+)
+
 CLASSIFICATION_ERRORS = _fields(
     ("conversation_id", StringType(), False),
     ("error_type", StringType(), False),
