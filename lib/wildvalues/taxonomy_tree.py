@@ -20,6 +20,7 @@ HUB_URL = (
     "https://huggingface.co/datasets/Anthropic/values-in-the-wild/resolve/main/values_tree.csv"
 )
 TREE_ENV_VAR = "WILDVALUES_TAXONOMY"
+URL_ENV_VAR = "WILDVALUES_TAXONOMY_URL"  # a mirror of the hub file, for networks that need one
 
 
 class TaxonomyError(RuntimeError):
@@ -47,11 +48,13 @@ def resolve_tree_path(configured: str | None, cache_dir: str | None = None, down
             return target
         try:
             os.makedirs(cache_dir, exist_ok=True)
-            urllib.request.urlretrieve(HUB_URL, target + ".part")
+            urllib.request.urlretrieve(os.environ.get(URL_ENV_VAR) or HUB_URL, target + ".part")
+            load_tree(target + ".part")  # a proxy's error page must not be cached as the tree
             os.replace(target + ".part", target)
             return target
-        except OSError:
-            pass
+        except (OSError, TaxonomyError):
+            if os.path.exists(target + ".part"):
+                os.remove(target + ".part")
     raise TaxonomyError(
         f"taxonomy not found at {path or '(unset)'} and the Hugging Face hub is unreachable; "
         f"download values_tree.csv from the data set Anthropic/values-in-the-wild and set "
