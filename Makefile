@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): setup.py requirements-test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e . -r requirements-test.txt
+	$(BIN)/python -m pip install --quiet -e ".[local]" -r requirements-test.txt
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -2,10 +2,12 @@
 
 from setuptools import find_packages, setup
 
+# Spark itself comes with a Databricks runtime; installing a second pyspark over it would clash,
+# so local runs take it from the `local` extra (the Makefile installs `.[local]`).
+SPARK_REQUIRES = ["pyspark==4.0.1", "delta-spark==4.0.0"]
+
 INSTALL_REQUIRES = [
     # Versions known to work together on Python 3.11 / Java 17 (pandas 3 breaks pyspark 4.0).
-    "pyspark==4.0.1",
-    "delta-spark==4.0.0",
     "deltalake==1.6.6",
     "pyarrow==25.0.1",
     "pandas==2.3.3",
@@ -30,7 +32,7 @@ setup(
     package_data={"wildvalues.conf": ["*.yml"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest==9.2.0", "jsonschema==4.26.0"]},
+    extras_require={"local": SPARK_REQUIRES, "test": ["pytest==9.2.0", "jsonschema==4.26.0"]},
     entry_points={
         "console_scripts": [
             "wildvalues=wildvalues.cli:main",

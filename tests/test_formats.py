@@ -404,3 +404,16 @@ def test_hash_id_is_of_redacted_text():
     b = parse_line(line({"messages": [{"role": "user", "content": "email y@example.org"}, {"role": "assistant", "content": "ok"}]}))
     assert a.turns == (("user", "email [EMAIL]"), ("assistant", "ok"))
     assert a.conversation_id == b.conversation_id
+
+
+def test_a_lone_surrogate_is_replaced_not_fatal():
+    line = json.dumps({"id": "s1", "messages": [{"role": "user", "content": "hi \ud83d"}, {"role": "assistant", "content": "hello"}]})
+    result = parse_line(line)
+    assert isinstance(result, Parsed)
+    assert result.turns == (("user", "hi ?"), ("assistant", "hello"))
+
+
+def test_an_integer_too_long_to_read_is_a_quarantine_reason():
+    result = parse_line('{"id": ' + "7" * 5000 + ', "messages": []}')
+    assert isinstance(result, Rejected)
+    assert result.reason.startswith("invalid JSON: Exceeds the limit (4300 digits)")

@@ -158,17 +158,23 @@ def test_parquet_input_with_messages_column(spark, tmp_path, as_directory):
         pq.write_table(arrow_messages_table(), target)
     path = str(target)
     raw = read_raw_records(spark, path)
-    assertDataFrameEqual(raw, raw_rows(spark, [(path, None, TABLE_RAW[0]), (path, None, TABLE_RAW[1])]))
+    # each row names its data file and its 1-based row number within that file
+    if as_directory:
+        expected = [(str(target / "part-0.parquet"), 1, TABLE_RAW[0]), (str(target / "part-1.parquet"), 1, TABLE_RAW[1])]
+    else:
+        expected = [(path, 1, TABLE_RAW[0]), (path, 2, TABLE_RAW[1])]
+    assertDataFrameEqual(raw, raw_rows(spark, expected))
     assert parsed_view(spark, raw) == TABLE_PARSED
 
 
 def test_delta_input_with_messages_column(spark, tmp_path):
-    from deltalake import write_deltalake
+    from deltalake import DeltaTable, write_deltalake
 
     path = str(tmp_path / "delta_in")
     write_deltalake(path, arrow_messages_table())
+    (data_file,) = DeltaTable(path).file_uris()
     raw = read_raw_records(spark, path)
-    assertDataFrameEqual(raw, raw_rows(spark, [(path, None, TABLE_RAW[0]), (path, None, TABLE_RAW[1])]))
+    assertDataFrameEqual(raw, raw_rows(spark, [(data_file, 1, TABLE_RAW[0]), (data_file, 2, TABLE_RAW[1])]))
     assert parsed_view(spark, raw) == TABLE_PARSED
     # An explicit format gives the same rows.
     assertDataFrameEqual(read_raw_records(spark, path, "delta"), raw)
@@ -304,3 +310,21 @@ def test_ingest_explicit_layout_and_fields(spark, tmp_path):
     assert [(r.line_number, r.conversation_id, r.reason) for r in ctx.store.read("quarantine").collect()] == [
         (2, "t2", "transcript field 'dialogue' is missing or not a string")
     ]
+
+
+def test_a_byte_order_mark_on_the_first_line_is_not_part_of_the_record(spark, tmp_path):
+    path = tmp_path / "bom.jsonl"
+    record = '{"id":"b1","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}'
+    path.write_bytes(b"\xef\xbb\xbf" + record.encode() + b"\n" + record.replace("b1", "b2").encode() + b"\n")
+    raw = read_raw_records(spark, str(path))
+    assertDataFrameEqual(raw, raw_rows(spark, [(str(path), 1, record), (str(path), 2, record.replace("b1", "b2"))]))
+
+
+def test_quarantined_raw_records_are_redacted_before_they_are_cut(spark, tmp_path):
+    path = tmp_path / "pii.jsonl"
+    line = '{"id": "x", "note": "' + "a" * 40 + ' mail john.smith@example.com now"}'
+    path.write_text(line + "\n")
+    parsed = ingest.parse_records(read_raw_records(spark, str(path)), {"raw_record_max_chars": 62})
+    (row,) = parsed.collect()
+    assert row.raw_record == ('{"id": "x", "note": "' + "a" * 40 + " mail [EMAIL]")[:62]
+    assert "john" not in row.raw_record

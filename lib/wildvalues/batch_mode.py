@@ -76,13 +76,18 @@ class BatchRunner:
         return len(open_ids)
 
     def submit_all(self, pending: DataFrame, max_requests: int) -> int:
+        """Submit the pending conversations; each batch is recorded the moment it is created."""
         sent = 0
         for rows in _groups(pending, max_requests):
             conversations, keys = _conversations(rows)
-            for batch_id in self.classifier.submit_batch(conversations, keys):
-                self._record(batch_id, len(rows), "submitted")
-                self.log(f"classify: submitted message batch {batch_id} ({len(rows)} requests)")
-                by_key = dict(zip(keys, conversations))
+
+            def record(batch_id: str, n_requests: int) -> None:
+                self._record(batch_id, n_requests, "submitted")
+                self.log(f"classify: submitted message batch {batch_id} ({n_requests} requests)")
+
+            batch_ids = self.classifier.submit_batch(conversations, keys, on_created=record)
+            by_key = dict(zip(keys, conversations))
+            for batch_id in batch_ids:
                 self.collect(batch_id, by_key)
             sent += len(rows)
         return sent

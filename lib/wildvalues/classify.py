@@ -136,9 +136,12 @@ def classify_chunk(keyed_chunk: DataFrame, spec: dict, run_id: str, partitions: 
 
 
 def latest_answers(cache: DataFrame) -> DataFrame:
-    """One answer per cache key (the earliest result, so reruns are stable)."""
+    """One answer per cache key: the earliest result, so reruns never flip a label."""
+    from pyspark.sql import Window
+
+    earliest = Window.partitionBy("cache_key").orderBy(F.col("created_at").asc_nulls_last(), F.col("run_id"))
     results = cache.filter(F.col("kind") == "result")
-    return results.dropDuplicates(["cache_key"])
+    return results.withColumn("_n", F.row_number().over(earliest)).filter(F.col("_n") == 1).drop("_n")
 
 
 def to_classifications(keyed: DataFrame, cache: DataFrame, run_id: str) -> DataFrame:

@@ -62,20 +62,40 @@ def _context(args: argparse.Namespace, config: dict, tracker=None, run_id: str |
 
 
 def _preflight(args: argparse.Namespace, config: dict) -> None:
-    """Fail in one line before any Spark or MLflow work when an input is missing."""
+    """Fail in one line before any Spark or MLflow work when an input or a setting is wrong."""
     import glob
 
+    from wildvalues.analyze import analysis_settings
+    from wildvalues.config import ConfigError
     from wildvalues.taxonomy_tree import load_tree, resolve_tree_path
 
     if getattr(args, "input", None) and not (os.path.exists(args.input) or glob.glob(args.input)):
         raise InputError(f"input not found: {args.input}")
     load_tree(resolve_tree_path(get(config, "taxonomy.path"), get(config, "taxonomy.cache_dir")))
+    try:
+        analysis_settings(get(config, "analyze", {}) or {})
+    except ValueError as error:
+        raise ConfigError(f"analyze settings: {error}") from error
     if get(config, "classifier.name") == "anthropic":
-        from wildvalues.claude_settings import require_api_key
-
-        require_api_key(config)
+        _check_claude_settings(config)
     if getattr(args, "limit", None) is not None and args.limit <= 0:
         raise UsageError("--limit must be a positive number")
+
+
+def _check_claude_settings(config: dict) -> None:
+    """The model is configured, the client settings are valid and a key is reachable."""
+    from wildvalues.claude_settings import model_entry, require_api_key
+    from wildvalues.classifier.claude import resolve_settings
+    from wildvalues.config import ConfigError
+
+    section = get(config, "classifier.anthropic", {}) or {}
+    model_entry(config, section.get("model"))
+    try:
+        resolve_settings({k: v for k, v in section.items() if k not in ("batch_size", "chunk_size", "max_batch_requests")})
+    except ValueError as error:
+        raise ConfigError(f"classifier.anthropic settings: {error}") from error
+    spark = _session(config) if get(config, "classifier.secret_scope") and not os.environ.get("ANTHROPIC_API_KEY") else None
+    require_api_key(config, spark)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -97,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pipeline.timed(ctx, "validate", lambda: pipeline.run_validate(ctx))
         elapsed = time.monotonic() - started
         ctx.record({"seconds_total": elapsed, "conversations_per_second": counts["conversations"] / elapsed if elapsed else 0.0})
-        top_csv = pipeline.log_top_values(ctx, args.output)
+        top_csv = os.path.join(args.output, "top_values.csv")
         report = None if args.no_report else _write_report(ctx, args.output)
         mlflow_run_id = tracker.mlflow_run_id
     _print_summary(args.output, run_id, mlflow_run_id, tracking_uri(args.output), counts, classified, values, findings, top_csv, report, ctx)
@@ -169,10 +189,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    config = resolve_config(args)
-    if not os.path.isdir(os.path.join(args.output, "tables")):
-        raise InputError(f"no tables under {args.output}; run `wildvalues run` first")
-    ctx = _context(args, config, run_id="sql")
+    config, ctx = _store_only(args)
     ctx.store.register_views()
     result = ctx.spark.sql(args.query)
     result.show(args.max_rows, truncate=80)
@@ -218,9 +235,7 @@ def _run_stage(args: argparse.Namespace, stage_name: str) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     if get(config, "classifier.name") == "anthropic":
-        from wildvalues.claude_settings import require_api_key
-
-        require_api_key(config)
+        _check_claude_settings(config)
     return _run_stage(args, "classify")
 
 
@@ -257,6 +272,8 @@ def _sample_conversations(ctx, input_path: str, n: int):
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Requests, tokens, cost and duration of classifying an input, before anything is spent."""
+    import dataclasses
+    import glob
     import json
 
     from pyspark.sql import functions as F
@@ -267,7 +284,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from wildvalues.readers import read_raw_records
 
     config = resolve_config(args)
-    if not (os.path.exists(args.input)):
+    if not (os.path.exists(args.input) or glob.glob(args.input)):
         raise InputError(f"input not found: {args.input}")
     section = get(config, "classifier.anthropic")
     model = args.model or section["model"]
@@ -277,33 +294,40 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     parsed = ingest.parse_records(read_raw_records(ctx.spark, args.input, get(config, "ingest.format")), config["ingest"])
     usable = parsed.filter(F.col("reason").isNull()).dropDuplicates(["content_hash"])
     char_counts = [r.n_chars for r in usable.select("n_chars").collect()]
-    classifier = None
-    if os.environ.get("ANTHROPIC_API_KEY"):
-        classifier = ClaudeClassifier({"model": model, "max_attempts": 2, "limits": entry["limits"]})
-    conversations = _sample_conversations(ctx, args.input, 100) if classifier else None
-    result = estimate(
-        conversations if classifier else None,
-        char_counts=None if classifier else char_counts,
-        model=model,
-        mode=args.mode or get(config, "classifier.mode", "online"),
-        prices=entry["prices"],
-        limits=entry["limits"],
-        token_budget=int(section["token_budget"]),
-        concurrency=int(section["concurrency"]),
+    mode = args.mode or get(config, "classifier.mode", "online")
+    common = dict(
+        model=model, mode=mode, prices=entry["prices"], limits=entry["limits"],
+        token_budget=int(section["token_budget"]), concurrency=int(section["concurrency"]),
         tasks=concurrent_tasks(ctx.spark, get(config, "classifier.partitions")),
-        classifier=classifier,
     )
-    if classifier is not None and len(char_counts) > len(conversations or []):
-        # count_tokens was asked about a sample; scale the figures to the whole input
-        result = estimate(
-            char_counts=char_counts, model=model, mode=args.mode or get(config, "classifier.mode", "online"),
-            prices=entry["prices"], limits=entry["limits"], token_budget=int(section["token_budget"]),
-            concurrency=int(section["concurrency"]), tasks=concurrent_tasks(ctx.spark, get(config, "classifier.partitions")),
-        )
+    result = estimate(char_counts=char_counts, **common)
+    key = _optional_api_key(config, ctx.spark)
+    if key:
+        # count_tokens on a sample; the ratio counted / approximated scales the whole input
+        sample = _sample_conversations(ctx, args.input, 100)
+        classifier = ClaudeClassifier({"model": model, "api_key": key, "max_attempts": 2, "limits": entry["limits"]})
+        counted = estimate(sample, classifier=classifier, **common)
+        if not counted.token_source.startswith("approximate"):
+            approximated = estimate(char_counts=[sum(len(t.text) for t in c.turns) for c in sample], **common)
+            ratio = counted.input_tokens / max(1, approximated.input_tokens)
+            scaled = estimate(char_counts=[round(c * ratio) for c in char_counts], **common)
+            result = dataclasses.replace(
+                scaled, token_source=f"count_tokens on {len(sample)} conversations, scaled to all (x{ratio:.3f} the chars/4 figure)"
+            )
     print(_format_estimate(result))
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     return 0
+
+
+def _optional_api_key(config: dict, spark) -> str | None:
+    from wildvalues.claude_settings import require_api_key
+    from wildvalues.errors import MissingApiKey
+
+    try:
+        return require_api_key(config, spark)
+    except MissingApiKey:
+        return None
 
 
 def _format_estimate(result) -> str:

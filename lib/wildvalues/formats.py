@@ -70,8 +70,10 @@ def parse_line(
     """Parse one JSON record in `layout` (or detect it) into turns, or say why it is unusable."""
     try:
         record = json.loads(line)
-    except (json.JSONDecodeError, RecursionError) as error:
-        return Rejected(f"invalid JSON: {error.msg if hasattr(error, 'msg') else error}")
+    except json.JSONDecodeError as error:
+        return Rejected(f"invalid JSON: {error.msg}")
+    except (ValueError, RecursionError) as error:  # e.g. an integer of thousands of digits
+        return Rejected(f"invalid JSON: {str(error)[:200]}")
     if not isinstance(record, dict):
         return Rejected(f"record is {json_type(record)}, expected an object")
     conversation_id = _record_id(record, id_field)
@@ -85,13 +87,31 @@ def parse_line(
     return Parsed(conversation_id or f"h-{digest[:24]}", turns, digest)
 
 
+def valid_text(text: str) -> str:
+    """Text that encodes as UTF-8: a lone surrogate (half an emoji in a scraped dump) becomes '?'."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _record_id(record: dict, id_field: str | None) -> str | None:
     fields = [id_field] if id_field else ["id", "conversation_id"]
     for field in fields:
         value = record.get(field)
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
-            return str(value).strip()
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            text = valid_text(value.strip()) if isinstance(value, str) else _int_id(value)
+            if text:
+                return text
     return None
+
+
+def _int_id(value: int) -> str | None:
+    try:
+        return str(value)
+    except ValueError:  # more digits than Python will print: not an id anyone can use
+        return None
 
 
 def detect_layout(record: dict, text_field: str = "text") -> str:
@@ -171,7 +191,7 @@ def _clean_turns(turns: list[tuple[str, str]], redact_pii: bool) -> tuple[tuple[
     """Strip and redact text, drop empty turns, and insist on a user and an assistant turn."""
     cleaned = []
     for role, text in turns:
-        text = text.strip()
+        text = valid_text(text.strip())
         if text:
             cleaned.append((role, redact(text) if redact_pii else text))
     if not cleaned:

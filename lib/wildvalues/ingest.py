@@ -57,7 +57,8 @@ def parse_records(raw: DataFrame, settings: dict) -> DataFrame:
                     out["turns"].append(None)
                     out["n_chars"].append(None)
                     out["content_hash"].append(None)
-                    out["raw_record"].append(redact(raw[:max_raw]) if redact_pii else raw[:max_raw])
+                    # Redact the whole record, then cut: a cut first could leave half an email behind.
+                    out["raw_record"].append(redact(raw)[:max_raw] if redact_pii else raw[:max_raw])
                     out["reason"].append(result.reason)
             yield pa.RecordBatch.from_pydict(out, schema=_parsed_arrow_schema())
 

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from wildvalues import classify, ingest, taxonomy
-from wildvalues.classifier import classifier_identity
+from wildvalues.classifier import RESPONSE_TYPES, classifier_identity
 from wildvalues.config import config_hash, get
 from wildvalues.readers import read_raw_records
 from wildvalues.tables import TableStore
@@ -223,9 +223,9 @@ def record_classification_metrics(
     }
     if spec["name"] == "anthropic":
         result.update(_cost_metrics(ctx, spec["settings"]["model"], batch))
-    by_type = labels.filter(F.col("is_subjective")).groupBy("response_type").count().collect()
-    for row in by_type:
-        result[f"pct_response_{row['response_type']}"] = 100.0 * row["count"] / subjective if subjective else 0.0
+    by_type = {r["response_type"]: r["count"] for r in labels.filter(F.col("is_subjective")).groupBy("response_type").count().collect()}
+    for response_type in RESPONSE_TYPES:  # all seven, zeros too, so runs line up in MLflow
+        result[f"pct_response_{response_type}"] = 100.0 * by_type.get(response_type, 0) / subjective if subjective else 0.0
     ctx.record(result)
     return result
 
@@ -286,6 +286,7 @@ def run_taxonomy(ctx: RunContext) -> dict[str, float]:
     for row in ctx.store.read("values_level_3").filter(F.col("side") == "ai").collect():
         result[f"pct_category_{row['name'].split()[0].lower()}"] = row["pct_total_occurrences"]
     ctx.record(result)
+    log_top_values(ctx, ctx.store.output_dir)
     return result
 
 
@@ -440,6 +441,7 @@ def log_top_values(ctx: RunContext, output_dir: str) -> str:
         .limit(rows)
         .toPandas()
     )
+    os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "top_values.csv")
     top.to_csv(path, index=False)
     if ctx.tracker:

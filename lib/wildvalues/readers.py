@@ -17,6 +17,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
+from pyspark.errors import AnalysisException
 
 from wildvalues.delta_io import read_delta
 
@@ -110,6 +111,8 @@ class _JsonlReader(DataSourceReader):
         sources, numbers, raws = [], [], []
         for number, line in _iter_range_lines(partition):
             text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+            if number == 1:
+                text = text.lstrip("\ufeff")  # a byte-order mark from Windows exports
             if not text.strip():
                 continue  # blank lines are layout, not records
             sources.append(partition.path)
@@ -174,9 +177,17 @@ def read_raw_records(
 
 
 def _table_as_raw(df: DataFrame, path: str) -> DataFrame:
-    """Render each table row as JSON so the same layout parser applies to tables."""
-    return df.select(
-        F.lit(path).alias("source_file"),
-        F.lit(None).cast("long").alias("line_number"),
-        F.to_json(F.struct(*[F.col(c) for c in df.columns])).alias("raw"),
-    )
+    """Render each table row as JSON so the same layout parser applies to tables.
+
+    Quarantine rows then name the data file and the 1-based row within it, from Spark's
+    hidden `_metadata` column (the table's path and no row when a source lacks it).
+    """
+    record = F.to_json(F.struct(*[F.col(c) for c in df.columns])).alias("raw")
+    try:
+        return df.select(
+            F.regexp_replace(F.col("_metadata.file_path"), "^file:", "").alias("source_file"),
+            (F.col("_metadata.row_index") + 1).cast("long").alias("line_number"),
+            record,
+        )
+    except AnalysisException:
+        return df.select(F.lit(path).alias("source_file"), F.lit(None).cast("long").alias("line_number"), record)

@@ -392,9 +392,16 @@ class ClaudeClassifier:
         return requests
 
     def submit_batch(
-        self, conversations: Sequence[Conversation], keys: Sequence[str] | None = None
+        self,
+        conversations: Sequence[Conversation],
+        keys: Sequence[str] | None = None,
+        on_created: Callable[[str, int], None] | None = None,
     ) -> list[str]:
-        """Create Message Batches (split at 100,000 requests / 256 MB); returns their ids in order."""
+        """Create Message Batches (split at 100,000 requests / 256 MB); returns their ids in order.
+
+        `on_created(batch_id, n_requests)` runs right after each create and before the next, so
+        a caller can record every paid-for batch even if a later create or the process fails.
+        """
         batch_ids: list[str] = []
         requests = self.batch_requests(conversations, keys)
         for chunk in split_batches(requests, MAX_BATCH_REQUESTS, MAX_BATCH_BYTES):
@@ -409,6 +416,8 @@ class ClaudeClassifier:
                 raise BatchError(str(error), batch_ids) from None
             log.info("submitted message batch %s with %d requests", batch.id, len(chunk))
             batch_ids.append(batch.id)
+            if on_created is not None:
+                on_created(batch.id, len(chunk))
         return batch_ids
 
     def poll_batch(self, batch_id: str) -> "BatchStatus":
