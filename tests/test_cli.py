@@ -22,7 +22,8 @@ import yaml
 from deltalake import DeltaTable
 
 from conftest import TREE_PATH
-from wildvalues import schemas
+from wildvalues.classifier.base import RESPONSE_TYPES
+from wildvalues.validate import table_schema
 from wildvalues.delta_io import read_delta
 
 N_SYNTH = 200
@@ -163,12 +164,15 @@ def test_tables_readable_by_spark_and_delta_rs(spark, first_run, name):
     path = str(first_run["out"] / "tables" / name)
     arrow = DeltaTable(path).to_pyarrow_table()
     frame = read_delta(spark, path)
-    assert frame.columns == schemas.TABLES[name].fieldNames()
-    assert arrow.schema.names == schemas.TABLES[name].fieldNames()
+    columns = table_schema(name.removeprefix("public_")).fieldNames()  # public_* keep their source's columns
+    assert frame.columns == columns
+    assert arrow.schema.names == columns
     from_spark = sorted((normalise(r) for r in frame.collect()), key=repr)
     from_delta_rs = sorted((normalise(r) for r in arrow.to_pylist()), key=repr)
     assert from_spark == from_delta_rs
-    if name not in ("quarantine", "classification_errors"):
+    # Small runs may legitimately leave these empty (no category reaches min_category_size, no
+    # group reaches k, nothing anomalous); every other table must hold rows.
+    if name not in ("quarantine", "classification_errors", "value_anomalies", "value_invariance") and not name.startswith("public_"):
         assert from_spark, f"{name} is empty"
 
 
@@ -259,7 +263,7 @@ def test_mlflow_metrics(mlflow_run, first_run):
     assert sum(categories.values()) == pytest.approx(100.0)
 
     responses = {k[len("pct_response_"):]: v for k, v in metrics.items() if k.startswith("pct_response_")}
-    expected = {}
+    expected = {response_type: 0.0 for response_type in RESPONSE_TYPES}  # all seven, zeros too
     for r in subjective:
         expected[r["response_type"]] = expected.get(r["response_type"], 0) + 100.0 / len(subjective)
     assert responses == pytest.approx(expected)
