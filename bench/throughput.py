@@ -41,13 +41,12 @@ def _run_stage(spark, output: str, source: str, n: int, emulator, concurrency: i
             "classifier": {
                 "name": "anthropic",
                 "partitions": partitions,
-                "chunk_size": 0,
+                "chunk_size": 0,  # one chunk: the whole run is measured
                 "anthropic": {"concurrency": concurrency, "max_attempts": 8, "batch_size": 100_000},
             },
             "models": {"claude-sonnet-4-5": {"limits": {"rpm": emulator.limits["rpm"], "itpm": emulator.limits["itpm"], "otpm": emulator.limits["otpm"]}}},
         }
     )
-    config["classifier"]["anthropic"]["chunk_size"] = 0  # one chunk: the whole run is measured
     store = TableStore(spark, output, config["tables"])
     ctx = pipeline.RunContext(spark=spark, config=config, store=store, run_id=f"bench-{concurrency}")
     pipeline.run_ingest(ctx, source, limit=n)

@@ -9,7 +9,6 @@ the written table.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Any, Callable, Iterator
 
@@ -22,10 +21,6 @@ from wildvalues.classifier import build_classifier
 from wildvalues.classifier.base import Classification, Conversation, Turn
 
 CACHE_SCHEMA = schemas.CLASSIFICATION_CACHE
-
-
-def cache_key(model: str, prompt_version: str, content_hash: str) -> str:
-    return hashlib.sha256(f"{model}\x1f{prompt_version}\x1f{content_hash}".encode()).hexdigest()
 
 
 def with_cache_keys(conversations: DataFrame, model: str, prompt_version: str) -> DataFrame:

@@ -227,9 +227,9 @@ def _run_stage(args: argparse.Namespace, stage_name: str) -> int:
     stack, ctx = _stage_context(args)
     with stack:
         stage = getattr(pipeline, f"run_{stage_name}")
-        result = pipeline.timed(ctx, stage_name, lambda: stage(ctx))
+        pipeline.timed(ctx, stage_name, lambda: stage(ctx))
     print(f"run id {args.run_id}: {stage_name} done")
-    return 0 if result is not None else 0
+    return 0
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -369,9 +369,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     result = report.build_report(ctx.store, run_id, args.output, k, metrics=metrics, include_anomaly_ids=not args.no_anomaly_ids)
     if found:
         with tracked_run(args.output, get(config, "mlflow.experiment"), run_id) as tracker:
-            tracker.artifact(result.html_path, "report")
-            for png in result.png_paths:
-                tracker.artifact(png, "report")
+            pipeline.log_report(tracker, result)
     suppressed = ", ".join(f"{name} {n}" for name, n in result.n_suppressed.items() if n) or "none"
     print(f"report for run {run_id}: {result.html_path}")
     print(f"  plots: {len(result.png_paths)}; suppressed below k={k}: {suppressed}")

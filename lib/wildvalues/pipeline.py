@@ -18,7 +18,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from wildvalues import classify, ingest, taxonomy
+from wildvalues import classify, ingest, schemas, taxonomy
 from wildvalues.classifier import RESPONSE_TYPES, classifier_identity
 from wildvalues.config import config_hash, get
 from wildvalues.readers import read_raw_records
@@ -109,14 +109,13 @@ def run_ingest(ctx: RunContext, input_path: str, limit: int | None = None) -> di
     finally:
         checked.unpersist()
     n_conversations = ctx.store.read("conversations").count()
-    n_quarantined = ctx.store.read("quarantine").count()
-    counts = ctx.spark.createDataFrame(
-        [(ctx.run_id, n_input, n_quarantined, n_conversations)], "run_id string, n_input long, n_quarantined long, n_conversations long"
-    )
-    ctx.store.write("run_counts", counts)
+    # One pass over the quarantine gives both the per-reason log lines and the total.
     reasons = (
         ctx.store.read("quarantine").groupBy(F.regexp_extract("reason", r"^[^:(]+", 0).alias("r")).count().collect()
     )
+    n_quarantined = sum(row["count"] for row in reasons)
+    counts = ctx.spark.createDataFrame([(ctx.run_id, n_input, n_quarantined, n_conversations)], schemas.RUN_COUNTS)
+    ctx.store.write("run_counts", counts)
     for row in sorted(reasons, key=lambda r: -r["count"]):
         log(f"ingest: quarantined {row['count']} record(s): {row['r'].strip()}")
     result = {"input_records": n_input, "quarantined": n_quarantined, "conversations": n_conversations}
@@ -163,9 +162,8 @@ def _classify_online(ctx: RunContext, spec: dict, keyed: DataFrame, cache_name: 
     """mapInArrow over the pending conversations, one committed Delta append per chunk."""
     todo = classify.pending(keyed, ctx.store.read(cache_name)).persist(StorageLevel.MEMORY_AND_DISK)
     n_pending = todo.count()
+    # The classifier's own chunk size, else the shared one; 0 means a single chunk.
     chunk_size = get(ctx.config, f"classifier.{spec['name']}.chunk_size", get(ctx.config, "classifier.chunk_size"))
-    if spec["name"] != "offline" and not chunk_size:
-        chunk_size = get(ctx.config, "classifier.chunk_size")
     n_chunks = classify.chunk_count(n_pending, chunk_size)
     partitions = classify_partitions(ctx)
     batch_size = int(get(ctx.config, f"classifier.{spec['name']}.batch_size", 256))
@@ -374,15 +372,19 @@ def suppression_k(config: dict) -> int:
     return int(analyze.analysis_settings(get(config, "analyze", {}) or {})["suppression_k"])
 
 
+def log_report(tracker: Tracker, result) -> None:
+    """The report's HTML and plots as artifacts of the MLflow run, under report/."""
+    for path in [result.html_path, *result.png_paths]:
+        tracker.artifact(path, "report")
+
+
 def run_report(ctx: RunContext, output_dir: str) -> str:
     """The HTML report and its PNG plots, beside the tables and in the MLflow run."""
     from wildvalues import report
 
     result = report.build_report(ctx.store, ctx.run_id, output_dir, suppression_k(ctx.config), metrics=dict(ctx.metrics))
     if ctx.tracker:
-        ctx.tracker.artifact(result.html_path, "report")
-        for png in result.png_paths:
-            ctx.tracker.artifact(png, "report")
+        log_report(ctx.tracker, result)
     ctx.record({f"suppressed_{name}": n for name, n in result.n_suppressed.items()})
     suppressed = sum(result.n_suppressed.values())
     log(f"report: {result.html_path} ({len(result.png_paths)} plots, {suppressed} small group(s) suppressed)")

@@ -15,12 +15,9 @@ RESPONSE_TYPES: tuple[str, ...] = (
     "no_values",
 )
 
-ROLES: tuple[str, ...] = ("system", "user", "assistant")
-
-
 @dataclass(frozen=True)
 class Turn:
-    role: str  # one of ROLES
+    role: str  # "system", "user" or "assistant"
     text: str
 
 

@@ -129,13 +129,6 @@ def resolve_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     return resolved
 
 
-def public_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings safe to log or record (the API key replaced by whether one is set)."""
-    shown = {k: v for k, v in settings.items() if k != "api_key"}
-    shown["api_key_set"] = bool(settings.get("api_key"))
-    return shown
-
-
 def make_scrubber(secret: str | None) -> Callable[[str], str]:
     """A function removing `secret` (and anything shaped like an Anthropic key) from text."""
 

@@ -224,14 +224,6 @@ class Emulator:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def set_limits(self, rpm: float | None = None, itpm: float | None = None, otpm: float | None = None) -> None:
-        """Change the limits (buckets start full again), e.g. to force 429s mid-test."""
-        with self._lock:
-            for key, value in (("rpm", rpm), ("itpm", itpm), ("otpm", otpm)):
-                if value is not None:
-                    self.limits[key] = value
-            self._reset_buckets()
-
     def set_faults(self, fault_rate: float, fault_kinds: Sequence[str] | Mapping[str, float] = DEFAULT_FAULT_KINDS) -> None:
         with self._lock:
             self.fault_rates = self._fault_rates(fault_rate, fault_kinds)
