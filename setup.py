@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "great-expectations==1.24.1",
     "anthropic==2.14.0",
     "pyyaml==6.0.4",
+    "pydantic==2.14.4",
     "scipy==1.17.1",
     "matplotlib==3.11.2",
     "tqdm==4.70.1",
@@ -29,10 +30,14 @@ setup(
     package_dir={"": "lib", "jobs": "jobs"},
     # conf/ is data (the YAML settings), shipped inside the package so wheels carry defaults.
     packages=find_packages("lib") + ["jobs", "wildvalues.conf"],
-    package_data={"wildvalues.conf": ["*.yml"]},
+    # conf/*.yml are the environment profiles; the offline classifier's lexicon is a data file.
+    package_data={"wildvalues.conf": ["*.yml"], "wildvalues.classifier": ["*.yml"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
-    extras_require={"local": SPARK_REQUIRES, "test": ["pytest==9.2.0", "jsonschema==4.26.0"]},
+    extras_require={
+        "local": SPARK_REQUIRES,
+        "test": ["pytest==9.2.0", "jsonschema==4.26.0", "ruff==0.17.6", "mypy==2.4.1", "types-PyYAML==6.0.12.20261122"],
+    },
     entry_points={
         "console_scripts": [
             "wildvalues=wildvalues.cli:main",

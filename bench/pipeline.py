@@ -70,7 +70,7 @@ class PeakMemory:
             self.peak_jvm_kib = max(self.peak_jvm_kib, jvm)
             self._stop.wait(0.5)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._thread.start()
         return self
 
@@ -100,11 +100,21 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
 
     started = time.monotonic()
-    subprocess.run([*cli, "synth", "--n", str(args.n), "--output", source, "--seed", str(args.seed)], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*cli, "synth", "--n", str(args.n), "--output", source, "--seed", str(args.seed)],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     synth_seconds = time.monotonic() - started
 
     process = subprocess.Popen(
-        [*cli, "run", "--input", source, "--output", output, "--no-report"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*cli, "run", "--input", source, "--output", output, "--no-report"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     with PeakMemory(process.pid) as memory:
         log, _ = process.communicate()

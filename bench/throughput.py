@@ -24,7 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _prepare_input(path: str, n: int, seed: int) -> None:
-    from wildvalues.synth import write_jsonl
+    from wildvalues.demo.synth import write_jsonl
 
     write_jsonl(path, n, seed)
 
@@ -32,11 +32,13 @@ def _prepare_input(path: str, n: int, seed: int) -> None:
 def _run_stage(spark, output: str, source: str, n: int, emulator, concurrency: int, partitions: int) -> dict:
     """Ingest `n` records, classify them with Claude through the emulator, return the figures."""
 
-    from wildvalues import pipeline
-    from wildvalues.config import load_config
+    from wildvalues.runner import Runner
+    from wildvalues.settings import settings_for
+    from wildvalues.stage import StageOptions
+    from wildvalues.stages import stage_named
     from wildvalues.tables import TableStore
 
-    config = load_config(
+    config = settings_for(
         overrides={
             "classifier": {
                 "name": "anthropic",
@@ -44,16 +46,24 @@ def _run_stage(spark, output: str, source: str, n: int, emulator, concurrency: i
                 "chunk_size": 0,  # one chunk: the whole run is measured
                 "anthropic": {"concurrency": concurrency, "max_attempts": 8, "batch_size": 100_000},
             },
-            "models": {"claude-sonnet-4-5": {"limits": {"rpm": emulator.limits["rpm"], "itpm": emulator.limits["itpm"], "otpm": emulator.limits["otpm"]}}},
+            "models": {
+                "claude-sonnet-4-5": {
+                    "limits": {
+                        "rpm": emulator.limits["rpm"],
+                        "itpm": emulator.limits["itpm"],
+                        "otpm": emulator.limits["otpm"],
+                    }
+                }
+            },
         }
     )
-    store = TableStore(spark, output, config["tables"])
-    ctx = pipeline.RunContext(spark=spark, config=config, store=store, run_id=f"bench-{concurrency}")
-    pipeline.run_ingest(ctx, source, limit=n)
+    store = TableStore(spark, output, config.tables)
+    runner = Runner(spark, config, store, f"bench-{concurrency}", input_path=source)
+    runner.run_stage(stage_named("ingest"), StageOptions(limit=n))
     before = emulator.stats()
     first_entry = len(emulator.request_log)
     started = time.monotonic()
-    metrics = pipeline.run_classify(ctx)
+    metrics = runner.run_stage(stage_named("classify"))
     seconds = time.monotonic() - started
     after = emulator.stats()
     by_status = _status_delta(before, after)
@@ -106,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-naive", action="store_true")
     args = parser.parse_args(argv)
 
-    from wildvalues.classifier.emulator import Emulator
+    from wildvalues.demo.emulator import Emulator
+    from wildvalues.settings import SparkSettings
     from wildvalues.spark import build_session
 
     os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-emulator-not-a-real-key")
@@ -116,16 +127,30 @@ def main(argv: list[str] | None = None) -> int:
     naive_n = max(args.partitions, math.ceil(args.partitions * args.duration / (args.latency_ms / 1000.0)))
     # Synth repeats some texts; identical content is classified once, so draw extra records.
     _prepare_input(source, int(tuned_n * 1.3) + 100, seed=11)
-    spark = build_session({"master": f"local[{max(2, args.partitions)}]", "shuffle_partitions": args.partitions, "progress": False})
+    spark = build_session(
+        SparkSettings(master=f"local[{max(2, args.partitions)}]", shuffle_partitions=args.partitions, progress=False)
+    )
     result: dict = {"rpm_limit": args.rpm, "latency_ms": args.latency_ms, "duration_target_s": args.duration}
     try:
         with Emulator(rpm=args.rpm, latency_ms=args.latency_ms, burst_seconds=1.0) as emulator:
             os.environ["ANTHROPIC_BASE_URL"] = emulator.base_url
-            result["tuned"] = _run_stage(spark, os.path.join(work, "tuned"), source, int(tuned_n * 1.3) + 100, emulator, args.concurrency, args.partitions)
+            result["tuned"] = _run_stage(
+                spark,
+                os.path.join(work, "tuned"),
+                source,
+                int(tuned_n * 1.3) + 100,
+                emulator,
+                args.concurrency,
+                args.partitions,
+            )
             if not args.skip_naive:
-                result["naive"] = _run_stage(spark, os.path.join(work, "naive"), source, naive_n, emulator, 1, args.partitions)
+                result["naive"] = _run_stage(
+                    spark, os.path.join(work, "naive"), source, naive_n, emulator, 1, args.partitions
+                )
                 naive_rpm = result["naive"]["achieved_rpm"]
-                result["speedup_vs_naive"] = round(result["tuned"]["achieved_rpm"] / naive_rpm, 1) if naive_rpm else None
+                result["speedup_vs_naive"] = (
+                    round(result["tuned"]["achieved_rpm"] / naive_rpm, 1) if naive_rpm else None
+                )
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)

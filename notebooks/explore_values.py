@@ -19,21 +19,18 @@
 import os
 
 from wildvalues import compare, report
-from wildvalues.analyze import analysis_settings
-from wildvalues.commands import packaged_conf
-from wildvalues.config import get, load_config
-from wildvalues.spark import build_session
-from wildvalues.tables import TableStore
+from wildvalues.runner import runner_for_output
+from wildvalues.settings import settings_for
 from wildvalues.tracking import tracking_uri
 
 ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION" in os.environ
 OUTPUT = os.environ.get("WILDVALUES_OUTPUT", "out/demo")
 ENV = os.environ.get("WILDVALUES_ENV", "databricks" if ON_DATABRICKS else "local")
-config = load_config(packaged_conf(f"{ENV}.yml"), os.environ.get("WILDVALUES_CONFIG"))
-spark = globals().get("spark") or build_session(config["spark"])
-store = TableStore(spark, OUTPUT, config["tables"])
-K = int(analysis_settings(get(config, "analyze", {}) or {})["suppression_k"])
-RUN_ID = os.environ.get("WILDVALUES_RUN_ID") or report.latest_run_id(store)
+settings = settings_for(env=ENV, config_path=os.environ.get("WILDVALUES_CONFIG"))
+runner = runner_for_output(OUTPUT, settings, globals().get("spark"))
+spark, store = runner.spark, runner.store
+K = settings.analyze.suppression_k
+RUN_ID = os.environ.get("WILDVALUES_RUN_ID") or runner.latest_run_id()
 print(f"output {OUTPUT}, run {RUN_ID}, k = {K}")
 
 
@@ -55,27 +52,33 @@ def show(df, n=20):
 
 views = store.register_views()
 print("views:", ", ".join(views))
-show(spark.sql(f"""
+show(
+    spark.sql(f"""
     SELECT name, n_conversations, round(pct_convos, 2) AS pct_convos
     FROM values_level_0
     WHERE side = 'ai' AND n_conversations >= {K}
     ORDER BY n_conversations DESC, name
-"""))
+""")
+)
 
 # COMMAND ----------
 
-show(spark.sql("""
+show(
+    spark.sql("""
     SELECT name AS top_category, round(pct_total_occurrences, 2) AS pct_expressions, n_conversations
     FROM values_level_3 WHERE side = 'ai' ORDER BY pct_total_occurrences DESC
-"""))
+""")
+)
 
 # COMMAND ----------
 
 if "response_types" in views:
-    show(spark.sql(f"""
+    show(
+        spark.sql(f"""
         SELECT response_type, n_conversations, round(pct_conversations, 1) AS pct
         FROM response_types WHERE n_conversations >= {K} ORDER BY n_conversations DESC
-    """))
+    """)
+    )
 else:
     print("no response_types table yet: run the analyze stage")
 

@@ -23,10 +23,8 @@ import os
 import pandas as pd
 
 from wildvalues import review
-from wildvalues.commands import packaged_conf
-from wildvalues.config import load_config
-from wildvalues.spark import build_session
-from wildvalues.tables import TableStore
+from wildvalues.runner import runner_for_output
+from wildvalues.settings import settings_for
 
 ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION" in os.environ
 OUTPUT = os.environ.get("WILDVALUES_OUTPUT", "out/demo")
@@ -34,9 +32,9 @@ ENV = os.environ.get("WILDVALUES_ENV", "databricks" if ON_DATABRICKS else "local
 PER_STRATUM = int(os.environ.get("WILDVALUES_REVIEW_PER_STRATUM", "5"))
 SEED = int(os.environ.get("WILDVALUES_REVIEW_SEED", "0"))
 FILLED_SHEET = os.environ.get("WILDVALUES_REVIEW_SHEET")
-config = load_config(packaged_conf(f"{ENV}.yml"), os.environ.get("WILDVALUES_CONFIG"))
-spark = globals().get("spark") or build_session(config["spark"])
-store = TableStore(spark, OUTPUT, config["tables"])
+settings = settings_for(env=ENV, config_path=os.environ.get("WILDVALUES_CONFIG"))
+runner = runner_for_output(OUTPUT, settings, globals().get("spark"))
+spark, store = runner.spark, runner.store
 
 # COMMAND ----------
 

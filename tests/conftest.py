@@ -14,12 +14,13 @@ BUNDLE_VALIDATOR = os.path.join(REPO, "..", "shared", "tools", "validate_bundle.
 
 @pytest.fixture(scope="session")
 def spark():
+    from wildvalues.settings import SparkSettings
     from wildvalues.spark import build_session
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # silences pyspark.testing's warning
     session = build_session(
-        {"master": "local[2]", "shuffle_partitions": 2, "progress": False, "driver_memory": "2g", "log_level": "ERROR"}
+        SparkSettings(master="local[2]", shuffle_partitions=2, progress=False, driver_memory="2g", log_level="ERROR")
     )
     yield session
     session.stop()
@@ -40,7 +41,7 @@ def tree(tree_path):
 @pytest.fixture(scope="module")
 def payload_fn():
     """The emulator's answers: the offline classifier's labels, built once per module."""
-    from wildvalues.classifier.emulator import _offline_payload_fn
+    from wildvalues.demo.emulator import _offline_payload_fn
 
     return _offline_payload_fn(None)
 
@@ -48,7 +49,7 @@ def payload_fn():
 @pytest.fixture
 def make_emulator(payload_fn):
     """Start emulators on free loopback ports; all are stopped after the test."""
-    from wildvalues.classifier.emulator import Emulator
+    from wildvalues.demo.emulator import Emulator
 
     started: list = []
 

@@ -17,19 +17,31 @@ from wildvalues.schemas import CLASSIFICATIONS, VALUE_EXPRESSIONS, VALUE_LEVEL
 RUN = "run-1"
 
 
-
-
 # ---------------------------------------------------------------------------------------------
 # Builders
 
 
-def classification(
-    cid, subjective=True, ai=(), human=(), rtype="no_values", task="a task", category=None
-):
+def classification(cid, subjective=True, ai=(), human=(), rtype="no_values", task="a task", category=None):
     """A full CLASSIFICATIONS row; bookkeeping columns get fixed values."""
     return (
-        cid, subjective, list(ai), list(human), rtype, task, category,
-        "offline", None, "offline-1", 0, 0, 0, 0, False, 1, None, RUN,
+        cid,
+        subjective,
+        list(ai),
+        list(human),
+        rtype,
+        task,
+        category,
+        "offline",
+        None,
+        "offline-1",
+        0,
+        0,
+        0,
+        0,
+        False,
+        1,
+        None,
+        RUN,
     )
 
 
@@ -66,10 +78,10 @@ def task_cats_df(spark, mapping):
 
 def test_settings_defaults_and_validation():
     s = A.analysis_settings(None)
-    assert s["correction"] == "bonferroni" and s["alpha"] == 0.05 and s["min_count"] == 5
-    assert s["outlier_quantile"] == 0.995 and "amorality" in s["watchlist"]
-    assert A.analysis_settings({"correction": "bh"})["correction"] == "bh"
-    with pytest.raises(ValueError, match="unknown"):
+    assert s.correction == "bonferroni" and s.alpha == 0.05 and s.min_count == 5
+    assert s.outlier_quantile == 0.995 and "amorality" in s.watchlist
+    assert A.analysis_settings({"correction": "bh"}).correction == "bh"
+    with pytest.raises(ValueError, match="min_cout.*\\n.*Extra inputs are not permitted"):
         A.analysis_settings({"min_cout": 3})
     with pytest.raises(ValueError, match="correction"):
         A.analysis_settings({"correction": "holm"})
@@ -125,9 +137,7 @@ TASK_ROWS = [
 
 
 def _task_classifications(spark):
-    return classifications_df(
-        spark, [classification(cid, task=task, category=cat) for cid, task, cat in TASK_ROWS]
-    )
+    return classifications_df(spark, [classification(cid, task=task, category=cat) for cid, task, cat in TASK_ROWS])
 
 
 def test_task_categories_keyword_clustering(spark):
@@ -164,15 +174,25 @@ def test_task_categories_reassigns_to_kept_token(spark):
     # (tie with yankee, alphabetical), t6-t7 yankee. Group sizes zulu 4, yankee 2, xray 1; with
     # a cap of 2 xray goes, and t5 moves to its best kept token, yankee, not to 'other'.
     tasks = {
-        "t1": "zulu xray", "t2": "zulu xray", "t3": "zulu", "t4": "zulu",
-        "t5": "xray yankee", "t6": "yankee", "t7": "yankee whiskey",
+        "t1": "zulu xray",
+        "t2": "zulu xray",
+        "t3": "zulu",
+        "t4": "zulu",
+        "t5": "xray yankee",
+        "t6": "yankee",
+        "t7": "yankee whiskey",
     }
     rows = [classification(cid, task=task) for cid, task in tasks.items()]
     result = A.task_categories(classifications_df(spark, rows), {"max_task_categories": 2})
     categories = {r.conversation_id: r.task_category for r in result.collect()}
     assert categories == {
-        "t1": "zulu", "t2": "zulu", "t3": "zulu", "t4": "zulu",
-        "t5": "yankee", "t6": "yankee", "t7": "yankee",
+        "t1": "zulu",
+        "t2": "zulu",
+        "t3": "zulu",
+        "t4": "zulu",
+        "t5": "yankee",
+        "t6": "yankee",
+        "t7": "yankee",
     }
 
 
@@ -245,11 +265,7 @@ def _reference_cells(data, min_count):
         for (c, v), n in cells.items():
             row_full[v] += n
             col_full[c] += n
-        kept = {
-            (c, v): n
-            for (c, v), n in cells.items()
-            if row_full[v] >= min_count and col_full[c] >= min_count
-        }
+        kept = {(c, v): n for (c, v), n in cells.items() if row_full[v] >= min_count and col_full[c] >= min_count}
         row, col = defaultdict(int), defaultdict(int)
         for (c, v), n in kept.items():
             row[v] += n
@@ -258,9 +274,7 @@ def _reference_cells(data, min_count):
         for (c, v), n in kept.items():
             table = [[n, row[v] - n], [col[c] - n, total - row[v] - col[c] + n]]
             statistic, p, _, expected = chi2_contingency(table, correction=False)
-            reference[(kind, c, v)] = {
-                "n": n, "expected": expected[0][0], "chi2": statistic, "p": p
-            }
+            reference[(kind, c, v)] = {"n": n, "expected": expected[0][0], "chi2": statistic, "p": p}
     return reference
 
 
@@ -379,9 +393,7 @@ def test_value_invariance(spark):
 
 def test_value_mirroring(spark):
     rows = [
-        classification(
-            "m1", ai=["honesty", "helpfulness"], human=["honesty"], rtype="strong_support"
-        ),
+        classification("m1", ai=["honesty", "helpfulness"], human=["honesty"], rtype="strong_support"),
         classification("m2", ai=["helpfulness"], human=["autonomy"], rtype="strong_support"),
         classification("m3", ai=["care"], human=["care"], rtype="reframing"),
         classification("m4", ai=["care"], human=[], rtype="mild_support"),  # no human value
@@ -389,12 +401,8 @@ def test_value_mirroring(spark):
         classification("m6", ai=[], human=["harm"], rtype="strong_resistance"),
     ]
     expressions = expressions_from(rows) + [expression("m3", "human", "care")]  # duplicate
-    result = A.value_mirroring(
-        classifications_df(spark, rows), expressions_df(spark, expressions), RUN
-    )
-    counts = {
-        "strong_support": (2, 1), "reframing": (1, 1), "strong_resistance": (1, 0), "all": (4, 2)
-    }
+    result = A.value_mirroring(classifications_df(spark, rows), expressions_df(spark, expressions), RUN)
+    counts = {"strong_support": (2, 1), "reframing": (1, 1), "strong_resistance": (1, 0), "all": (4, 2)}
     expected_rows = []
     for rtype in (*RESPONSE_TYPES, "all"):
         n, mirrored = counts.get(rtype, (0, 0))
@@ -437,11 +445,7 @@ def _watchlist_inputs(spark):
         "w-plain": [("helpfulness", L1_OTHER)],
     }
     classification_rows = [classification(cid) for cid in conversations]
-    expressions = [
-        expression(cid, "ai", value, l1)
-        for cid, values in conversations.items()
-        for value, l1 in values
-    ]
+    expressions = [expression(cid, "ai", value, l1) for cid, values in conversations.items() for value, l1 in values]
     # Non-subjective conversations are outside the analysis even with a watched value.
     classification_rows.append(classification("w-objective", subjective=False))
     expressions.append(expression("w-objective", "ai", "amorality", L1_MORAL))
@@ -549,9 +553,7 @@ def test_anomaly_summary_and_rate_alert(spark):
 
 
 def test_suppress_small_groups(spark):
-    df = spark.createDataFrame(
-        [("a", 3), ("b", 25), ("c", 24), ("d", 100), ("e", None)], "name string, n long"
-    )
+    df = spark.createDataFrame([("a", 3), ("b", 25), ("c", 24), ("d", 100), ("e", None)], "name string, n long")
     kept, n_suppressed = A.suppress_small_groups(df, "n", 25)
     assert n_suppressed == 3
     expected = spark.createDataFrame([("b", 25), ("d", 100)], "name string, n long")
@@ -585,9 +587,7 @@ LEVELS = {
 
 def test_suppress_tree(spark):
     tables = [
-        spark.createDataFrame(
-            [_level_row(s, c, level, p, n) for s, c, p, n in LEVELS[level]], VALUE_LEVEL
-        )
+        spark.createDataFrame([_level_row(s, c, level, p, n) for s, c, p, n in LEVELS[level]], VALUE_LEVEL)
         for level in range(4)
     ]
     kept, suppressed = A.suppress_tree(tables, 25)

@@ -1,4 +1,6 @@
-"""The Databricks bundle: valid against the published schema, and its wheel tasks call real scripts."""
+"""The Databricks bundle: valid against the published schema, its wheel tasks call real scripts with
+arguments the CLI accepts, one task per pipeline stage, and per-target (per-user in dev) tables and
+MLflow experiment."""
 
 from __future__ import annotations
 
@@ -6,13 +8,21 @@ import ast
 import glob
 import importlib
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 import yaml
-
 from conftest import BUNDLE_VALIDATOR, REPO
+
+# The task keys, in run order (tests below also hold them to wildvalues.stages.STAGES).
+TASK_KEYS = ["ingest", "classify", "taxonomy", "analyze", "validate", "report"]
+TARGETS = ["dev", "prod"]
+# Stand-ins for the deploying user, as the CLI would resolve ${workspace.current_user.*}.
+SHORT_NAME = "jdoe"
+USER_NAME = "jdoe@example.com"
+RUN_ID = "123456789"
 
 
 def console_scripts() -> dict[str, str]:
@@ -53,6 +63,89 @@ def wheel_tasks() -> list[tuple[str, str, dict]]:
     return found
 
 
+def _merge(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_bundle() -> dict:
+    """databricks.yml with the files it includes merged in (YAML anchors already expanded)."""
+    with open(os.path.join(REPO, "databricks.yml"), encoding="utf-8") as handle:
+        bundle = yaml.safe_load(handle)
+    for pattern in bundle.get("include", []):
+        for path in sorted(glob.glob(os.path.join(REPO, pattern))):
+            with open(path, encoding="utf-8") as handle:
+                _merge(bundle, yaml.safe_load(handle) or {})
+    return bundle
+
+
+def the_job() -> dict:
+    jobs = load_bundle()["resources"]["jobs"]
+    assert list(jobs) == ["wildvalues_weekly"]
+    return jobs["wildvalues_weekly"]
+
+
+def target_variables(target: str) -> dict[str, str]:
+    """The bundle variables as `target` sees them: defaults, then the target's own values."""
+    bundle = load_bundle()
+    values = {name: spec["default"] for name, spec in bundle["variables"].items() if "default" in spec}
+    for name, value in (bundle["targets"][target].get("variables") or {}).items():
+        values[name] = value["default"] if isinstance(value, dict) else value
+    return {name: str(value) for name, value in values.items()}
+
+
+def resolve(text: str, target: str) -> str:
+    """A string as a run of `target`'s deployed job would see it: bundle references (${...}) as the
+    CLI resolves them at deploy time, then the job's dynamic values ({{...}}) at run time."""
+    bundle = load_bundle()
+    variables = target_variables(target)
+    development = bundle["targets"][target].get("mode") == "development"
+    parameters = {p["name"]: p["default"] for p in the_job().get("parameters", [])}
+
+    def experiment_name(key: str) -> str:
+        # Development mode prefixes the last path segment of every experiment (CLI ApplyPresets).
+        name = resolve(bundle["resources"]["experiments"][key]["name"], target)
+        if development:
+            folder, _, base = name.rpartition("/")
+            name = f"{folder}/[dev {SHORT_NAME}] {base}"
+        return name
+
+    def reference(match: re.Match) -> str:
+        path = match.group(1)
+        if path.startswith("var."):
+            return variables[path[len("var.") :]]
+        if path.startswith("resources.experiments.") and path.endswith(".name"):
+            return experiment_name(path.split(".")[2])
+        return {
+            "workspace.current_user.short_name": SHORT_NAME,
+            "workspace.current_user.userName": USER_NAME,
+            "bundle.target": target,
+            "bundle.name": bundle["bundle"]["name"],
+        }[path]
+
+    def dynamic(match: re.Match) -> str:
+        path = match.group(1).strip()
+        if path == "job.run_id":
+            return RUN_ID
+        assert path.startswith("job.parameters."), f"unexpected dynamic value {{{{{path}}}}}"
+        return resolve(parameters[path[len("job.parameters.") :]], target)
+
+    for _ in range(10):
+        resolved = re.sub(r"\{\{([^}]*)\}\}", dynamic, re.sub(r"\$\{([^}]*)\}", reference, text))
+        if resolved == text:
+            return resolved
+        text = resolved
+    raise AssertionError(f"references do not resolve: {text}")
+
+
+def expected_experiment(target: str) -> str:
+    return {"dev": f"/Users/{USER_NAME}/[dev {SHORT_NAME}] wildvalues-dev", "prod": "/Shared/wildvalues"}[target]
+
+
 def test_bundle_validates_against_the_schema():
     result = subprocess.run(
         [sys.executable, BUNDLE_VALIDATOR, "databricks.yml"], cwd=REPO, capture_output=True, text=True, timeout=300
@@ -62,8 +155,7 @@ def test_bundle_validates_against_the_schema():
 
 
 def test_bundle_has_wheel_tasks():
-    tasks = wheel_tasks()
-    assert {key for _, key, _ in tasks} >= {"ingest", "classify", "taxonomy", "validate"}
+    assert [key for _, key, _ in wheel_tasks()] == TASK_KEYS
 
 
 @pytest.mark.parametrize("resource, task_key, wheel_task", wheel_tasks(), ids=lambda v: v if isinstance(v, str) else "")
@@ -71,27 +163,18 @@ def test_wheel_task_entry_point_is_a_console_script(resource, task_key, wheel_ta
     scripts = console_scripts()
     assert wheel_task["package_name"] == "wildvalues"
     entry_point = wheel_task["entry_point"]
-    assert entry_point in scripts, f"{resource}: task {task_key} calls {entry_point!r}, not in setup.py {sorted(scripts)}"
+    assert entry_point in scripts, (
+        f"{resource}: task {task_key} calls {entry_point!r}, not in setup.py {sorted(scripts)}"
+    )
     module_name, function = scripts[entry_point].split(":")
     assert callable(getattr(importlib.import_module(module_name), function))
 
 
-def bundle_variables() -> dict[str, str]:
-    with open(os.path.join(REPO, "databricks.yml"), encoding="utf-8") as handle:
-        bundle = yaml.safe_load(handle)
-    return {name: str(spec.get("default", "")) for name, spec in bundle.get("variables", {}).items()}
-
-
-def substitute(parameter: str, variables: dict[str, str]) -> str:
-    """A task parameter as the job would receive it: bundle variables at their defaults."""
-    for name, value in variables.items():
-        parameter = parameter.replace("${var.%s}" % name, value)
-    return parameter.replace("{{job.run_id}}", "123456789")
-
-
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("resource, task_key, wheel_task", wheel_tasks(), ids=lambda v: v if isinstance(v, str) else "")
-def test_wheel_task_parameters_are_accepted_by_the_cli(resource, task_key, wheel_task):
-    """The jobs/ entry point prepends its CLI command; the task's parameters must parse with it."""
+def test_wheel_task_parameters_are_accepted_by_the_cli(resource, task_key, wheel_task, target):
+    """The jobs/ entry point prepends its CLI command; the task's parameters, as a run of the
+    target's deployed job receives them, must parse with it."""
     from wildvalues.cli import build_parser
 
     module_name = console_scripts()[wheel_task["entry_point"]].split(":")[0]
@@ -103,11 +186,131 @@ def test_wheel_task_parameters_are_accepted_by_the_cli(resource, task_key, wheel
         if isinstance(node, ast.List) and node.elts and isinstance(node.elts[0], ast.Constant)
     ]
     assert len(commands) == 1, f"{module_name} should call the CLI with one command"
-    variables = bundle_variables()
-    argv = [commands[0], *[substitute(str(p), variables) for p in wheel_task.get("parameters", [])]]
-    assert "${" not in " ".join(argv), argv
+    argv = [commands[0], *[resolve(str(p), target) for p in wheel_task.get("parameters", [])]]
+    assert "${" not in " ".join(argv) and "{{" not in " ".join(argv), argv
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:
-        pytest.fail(f"{resource}: task {task_key}: `wildvalues {' '.join(argv)}` is rejected by the CLI (exit {exit_.code})")
+        pytest.fail(
+            f"{resource}: task {task_key}: `wildvalues {' '.join(argv)}` is rejected by the CLI (exit {exit_.code})"
+        )
     assert args.command == commands[0]
+    # --set reads its value as YAML: the experiment must come through as the same string.
+    assignments = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--set"]
+    assert [a.partition("=")[0] for a in assignments] == ["mlflow.experiment"]
+    assert yaml.safe_load(assignments[0].partition("=")[2]) == expected_experiment(target)
+
+
+def test_tasks_are_the_declared_stages_in_order():
+    from wildvalues.stages import STAGES
+
+    names = [stage.name for stage in STAGES]
+    tasks = the_job()["tasks"]
+    assert [task["task_key"] for task in tasks] == names
+    assert "depends_on" not in tasks[0]
+    assert [task["depends_on"] for task in tasks[1:]] == [[{"task_key": name}] for name in names[:-1]]
+    assert [task["python_wheel_task"]["entry_point"] for task in tasks] == [f"wildvalues-{name}" for name in names]
+
+
+def test_tasks_run_one_after_another():
+    tasks = the_job()["tasks"]
+    assert [task["task_key"] for task in tasks] == TASK_KEYS
+    assert [task.get("depends_on") for task in tasks] == [None] + [[{"task_key": key}] for key in TASK_KEYS[:-1]]
+
+
+def test_each_target_has_its_own_schema_and_experiment():
+    bundle = load_bundle()
+    assert list(bundle["targets"]) == TARGETS
+    # No fallback: a target that names neither would fail to deploy rather than share prod's.
+    assert "default" not in bundle["variables"]["schema"]
+    assert "default" not in bundle["variables"]["experiment"]
+    dev, prod = target_variables("dev"), target_variables("prod")
+    assert (dev["schema"], dev["experiment"]) == (
+        "wildvalues_dev_${workspace.current_user.short_name}",
+        "/Users/${workspace.current_user.userName}/wildvalues-dev",
+    )
+    assert (prod["schema"], prod["experiment"]) == ("wildvalues", "/Shared/wildvalues")
+    assert "${workspace.current_user.short_name}" in dev["schema"]
+    assert "${workspace.current_user.userName}" in dev["experiment"]
+    assert dev["schema"] != prod["schema"] and dev["experiment"] != prod["experiment"]
+    assert (bundle["targets"]["dev"]["mode"], bundle["targets"]["prod"]["mode"]) == ("development", "production")
+
+
+def test_the_bundle_creates_the_experiment_the_job_logs_to():
+    assert load_bundle()["resources"]["experiments"] == {"wildvalues": {"name": "${var.experiment}"}}
+    parameters = {p["name"]: p["default"] for p in the_job()["parameters"]}
+    assert parameters["experiment"] == "${resources.experiments.wildvalues.name}"
+    assert [resolve("{{job.parameters.experiment}}", target) for target in TARGETS] == [
+        expected_experiment(target) for target in TARGETS
+    ]
+
+
+def test_job_parameters_are_declared_once_and_all_used():
+    job = the_job()
+    assert job["parameters"] == [
+        {"name": "input_path", "default": "${var.input_path}"},
+        {"name": "output_path", "default": "${var.output_path}"},
+        {"name": "catalog", "default": "${var.catalog}"},
+        {"name": "schema", "default": "${var.schema}"},
+        {"name": "classifier", "default": "${var.classifier}"},
+        {"name": "secret_scope", "default": "${var.secret_scope}"},
+        {"name": "experiment", "default": "${resources.experiments.wildvalues.name}"},
+    ]
+    used = {
+        name
+        for task in job["tasks"]
+        for parameter in task["python_wheel_task"]["parameters"]
+        for name in re.findall(r"\{\{\s*job\.parameters\.([\w.-]+)\s*\}\}", parameter)
+    }
+    assert used == {p["name"] for p in job["parameters"]}
+    # Positional parameters only: with named_parameters every job parameter would be pushed down
+    # to the task as --<name>=<value>, which the CLI rejects.
+    assert [sorted(task["python_wheel_task"]) for task in job["tasks"]] == [
+        ["entry_point", "package_name", "parameters"]
+    ] * len(TASK_KEYS)
+
+
+def test_every_task_passes_the_shared_flags_and_the_experiment():
+    shared = [
+        "--output", "{{job.parameters.output_path}}",
+        "--run-id", "{{job.run_id}}",
+        "--env", "databricks",
+        "--catalog", "{{job.parameters.catalog}}",
+        "--schema", "{{job.parameters.schema}}",
+        "--set", "mlflow.experiment={{job.parameters.experiment}}",
+    ]  # fmt: skip
+    expected = {key: shared for key in TASK_KEYS}
+    expected["ingest"] = ["--input", "{{job.parameters.input_path}}", *shared]
+    expected["classify"] = [
+        *shared,
+        "--classifier", "{{job.parameters.classifier}}",
+        "--secret-scope", "{{job.parameters.secret_scope}}",
+    ]  # fmt: skip
+    assert {task["task_key"]: task["python_wheel_task"]["parameters"] for task in the_job()["tasks"]} == expected
+
+
+def test_every_task_runs_on_the_one_job_cluster_with_the_wheel():
+    job = the_job()
+    assert "environments" not in job
+    assert [cluster["job_cluster_key"] for cluster in job["job_clusters"]] == ["wildvalues"]
+    cluster = job["job_clusters"][0]["new_cluster"]
+    assert cluster["spark_conf"] == {"spark.speculation": "false"}
+    assert cluster["spark_env_vars"] == {
+        "WILDVALUES_ENV": "databricks",
+        "WILDVALUES_TAXONOMY": "${var.taxonomy_path}",
+        "MLFLOW_TRACKING_URI": "databricks",
+    }
+    compute_keys = {"job_cluster_key", "environment_key", "new_cluster", "existing_cluster_id", "libraries"}
+    assert [{k: v for k, v in task.items() if k in compute_keys} for task in job["tasks"]] == [
+        {"job_cluster_key": "wildvalues", "libraries": [{"whl": "./dist/*.whl"}]}
+    ] * len(TASK_KEYS)
+
+
+def test_schedule_concurrency_and_retries():
+    job = the_job()
+    # No pause_status: development mode deploys the schedule paused, production leaves it running.
+    assert job["schedule"] == {"quartz_cron_expression": "0 0 3 ? * MON", "timezone_id": "UTC"}
+    assert job["max_concurrent_runs"] == 1
+    assert {task["task_key"]: task.get("max_retries", 0) for task in job["tasks"]} == {
+        "ingest": 0, "classify": 2, "taxonomy": 0, "analyze": 0, "validate": 0, "report": 0,
+    }  # fmt: skip

@@ -16,15 +16,16 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TREE_PATH
 from deltalake import DeltaTable
 
-from conftest import TREE_PATH
 from wildvalues.classifier.base import RESPONSE_TYPES
-from wildvalues.validate import table_schema
 from wildvalues.delta_io import read_delta
+from wildvalues.validate import table_schema
 
 N_SYNTH = 200
 MALFORMED = [
@@ -61,7 +62,9 @@ TIMEOUT = 1800
 
 
 def cli_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WILDVALUES_ENV", "WILDVALUES_DEBUG")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WILDVALUES_ENV", "WILDVALUES_DEBUG")
+    }
     env["WILDVALUES_TAXONOMY"] = os.path.abspath(TREE_PATH)
     env["PYSPARK_PYTHON"] = sys.executable
     env.update(extra)
@@ -80,7 +83,9 @@ def wildvalues(*args, cwd, env=None, timeout=TIMEOUT) -> subprocess.CompletedPro
 
 
 def assert_ok(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
+    )
     assert "Traceback" not in result.stderr, result.stderr[-5000:]
 
 
@@ -117,7 +122,9 @@ def input_file(workdir):
 def first_run(workdir, input_file):
     """One full pipeline run; every test below reads its output, none changes it."""
     out = workdir / "out"
-    result = wildvalues("run", "--input", input_file, "--output", out, "--config", workdir / "lean.yml", "--no-report", cwd=workdir)
+    result = wildvalues(
+        "run", "--input", input_file, "--output", out, "--config", workdir / "lean.yml", "--no-report", cwd=workdir
+    )
     assert_ok(result)
     return {"out": out, "result": result}
 
@@ -155,7 +162,7 @@ def normalise(value):
     if isinstance(value, list):
         return [normalise(v) for v in value]
     if isinstance(value, datetime.datetime) and value.tzinfo is not None:
-        return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return value.astimezone(datetime.UTC).replace(tzinfo=None)
     return value
 
 
@@ -172,7 +179,12 @@ def test_tables_readable_by_spark_and_delta_rs(spark, first_run, name):
     assert from_spark == from_delta_rs
     # Small runs may legitimately leave these empty (no category reaches min_category_size, no
     # group reaches k, nothing anomalous); every other table must hold rows.
-    if name not in ("quarantine", "classification_errors", "value_anomalies", "value_invariance") and not name.startswith("public_"):
+    if name not in (
+        "quarantine",
+        "classification_errors",
+        "value_anomalies",
+        "value_invariance",
+    ) and not name.startswith("public_"):
         assert from_spark, f"{name} is empty"
 
 
@@ -181,8 +193,14 @@ def test_public_tables_hold_only_groups_of_at_least_k(spark, first_run):
     k = 25  # analyze.suppression_k in conf/defaults.yml
     full = read_delta(spark, f"{out}/values_level_3").filter("side = 'ai'")
     public = read_delta(spark, f"{out}/public_values_level_3")
-    assert sorted(r.cluster_id for r in public.collect()) == sorted(r.cluster_id for r in full.filter(f"n_conversations >= {k}").collect())
-    for name, column in (("public_response_types", "n_conversations"), ("public_value_context", "n"), ("public_values_level_0", "n_conversations")):
+    assert sorted(r.cluster_id for r in public.collect()) == sorted(
+        r.cluster_id for r in full.filter(f"n_conversations >= {k}").collect()
+    )
+    for name, column in (
+        ("public_response_types", "n_conversations"),
+        ("public_value_context", "n"),
+        ("public_values_level_0", "n_conversations"),
+    ):
         counts = [r[column] for r in read_delta(spark, f"{out}/{name}").collect()]
         assert all(c >= k for c in counts), name
     dropped = read_delta(spark, f"{out}/response_types").filter(f"n_conversations < {k}").count()
@@ -207,7 +225,12 @@ def test_ingest_tables_content(first_run, input_file):
     conversations = DeltaTable(str(tables / "conversations")).to_pyarrow_table()
     assert sorted(conversations.column("conversation_id").to_pylist()) == expected_ids
     assert DeltaTable(str(tables / "run_counts")).to_pyarrow_table().to_pylist() == [
-        {"run_id": run_id, "n_input": N_SYNTH + len(MALFORMED), "n_quarantined": len(MALFORMED), "n_conversations": N_SYNTH}
+        {
+            "run_id": run_id,
+            "n_input": N_SYNTH + len(MALFORMED),
+            "n_quarantined": len(MALFORMED),
+            "n_conversations": N_SYNTH,
+        }
     ]
 
 
@@ -254,15 +277,21 @@ def test_mlflow_metrics(mlflow_run, first_run):
     subjective = [r for r in labels if r["is_subjective"]]
     assert metrics["subjective"] == len(subjective)
     assert metrics["pct_subjective"] == pytest.approx(100.0 * len(subjective) / len(labels))
-    assert metrics["mean_ai_values_per_subjective"] == pytest.approx(sum(len(r["ai_values"]) for r in subjective) / len(subjective))
+    assert metrics["mean_ai_values_per_subjective"] == pytest.approx(
+        sum(len(r["ai_values"]) for r in subjective) / len(subjective)
+    )
 
-    top = {r["name"].split()[0].lower(): r["pct_total_occurrences"] for r in rows(first_run, "values_level_3") if r["side"] == "ai"}
-    categories = {k[len("pct_category_"):]: v for k, v in metrics.items() if k.startswith("pct_category_")}
+    top = {
+        r["name"].split()[0].lower(): r["pct_total_occurrences"]
+        for r in rows(first_run, "values_level_3")
+        if r["side"] == "ai"
+    }
+    categories = {k[len("pct_category_") :]: v for k, v in metrics.items() if k.startswith("pct_category_")}
     assert sorted(categories) == ["epistemic", "personal", "practical", "protective", "social"]
     assert categories == pytest.approx(top)
     assert sum(categories.values()) == pytest.approx(100.0)
 
-    responses = {k[len("pct_response_"):]: v for k, v in metrics.items() if k.startswith("pct_response_")}
+    responses = {k[len("pct_response_") :]: v for k, v in metrics.items() if k.startswith("pct_response_")}
     expected = {response_type: 0.0 for response_type in RESPONSE_TYPES}  # all seven, zeros too
     for r in subjective:
         expected[r["response_type"]] = expected.get(r["response_type"], 0) + 100.0 / len(subjective)
@@ -282,15 +311,24 @@ def test_mlflow_artifacts(mlflow_run, first_run, tmp_path):
     # Artifacts live beside the SQLite store, under the output directory.
     assert run.info.artifact_uri.startswith((first_run["out"] / "mlartifacts").as_uri())
 
-    resolved = yaml.safe_load(open(client.download_artifacts(run.info.run_id, "config/resolved.yml", str(tmp_path))))
+    resolved = yaml.safe_load(
+        Path(client.download_artifacts(run.info.run_id, "config/resolved.yml", str(tmp_path))).read_text()
+    )
     assert resolved["classifier"]["name"] == "offline"
     assert resolved["spark"]["master"] == "local[2]"
 
-    logged = open(client.download_artifacts(run.info.run_id, "top_values.csv", str(tmp_path)), encoding="utf-8").read()
+    logged = Path(client.download_artifacts(run.info.run_id, "top_values.csv", str(tmp_path))).read_text(
+        encoding="utf-8"
+    )
     assert logged == (first_run["out"] / "top_values.csv").read_text(encoding="utf-8")
     top = list(csv.DictReader(io.StringIO(logged)))
-    level0 = sorted((r for r in rows(first_run, "values_level_0") if r["side"] == "ai"), key=lambda r: (-r["n_conversations"], r["cluster_id"]))
-    assert [(t["cluster_id"], int(t["n_conversations"])) for t in top] == [(r["cluster_id"], r["n_conversations"]) for r in level0[:100]]
+    level0 = sorted(
+        (r for r in rows(first_run, "values_level_0") if r["side"] == "ai"),
+        key=lambda r: (-r["n_conversations"], r["cluster_id"]),
+    )
+    assert [(t["cluster_id"], int(t["n_conversations"])) for t in top] == [
+        (r["cluster_id"], r["n_conversations"]) for r in level0[:100]
+    ]
 
 
 # --------------------------------------------------------------------------------- rerun and sql
@@ -300,11 +338,15 @@ def test_rerun_on_the_same_output_sends_nothing_to_the_classifier(workdir, first
     # A copy of the first run's output, so the other tests keep reading an untouched first run.
     out = workdir / "rerun"
     shutil.copytree(first_run["out"], out)
-    result = wildvalues("run", "--input", input_file, "--output", out, "--config", workdir / "lean.yml", "--no-report", cwd=workdir)
+    result = wildvalues(
+        "run", "--input", input_file, "--output", out, "--config", workdir / "lean.yml", "--no-report", cwd=workdir
+    )
     assert_ok(result)
     assert "sent to classifier 0)" in result.stdout
     assert summary_value(result.stdout, "conversations") == f"{N_SYNTH}"
-    first = sorted((r["conversation_id"], r["is_subjective"], tuple(r["ai_values"])) for r in rows(first_run, "classifications"))
+    first = sorted(
+        (r["conversation_id"], r["is_subjective"], tuple(r["ai_values"])) for r in rows(first_run, "classifications")
+    )
     again = DeltaTable(str(out / "tables" / "classifications")).to_pyarrow_table().to_pylist()
     assert sorted((r["conversation_id"], r["is_subjective"], tuple(r["ai_values"])) for r in again) == first
 
@@ -345,12 +387,32 @@ def test_unreadable_config(tmp_path):
     (tmp_path / "in.jsonl").write_text(json.dumps({"id": "x", "messages": []}) + "\n")
     bad = tmp_path / "bad.yml"
     bad.write_text("spark:\n  master: [local\n")
-    result = wildvalues("run", "--input", tmp_path / "in.jsonl", "--output", tmp_path / "out", "--config", bad, cwd=tmp_path, timeout=300)
+    result = wildvalues(
+        "run",
+        "--input",
+        tmp_path / "in.jsonl",
+        "--output",
+        tmp_path / "out",
+        "--config",
+        bad,
+        cwd=tmp_path,
+        timeout=300,
+    )
     line = one_line_error(result)
     assert line.startswith(f"wildvalues: error: config {bad} is not valid YAML: ")
     assert result.returncode == 2
     missing = tmp_path / "missing.yml"
-    result = wildvalues("run", "--input", tmp_path / "in.jsonl", "--output", tmp_path / "out", "--config", missing, cwd=tmp_path, timeout=300)
+    result = wildvalues(
+        "run",
+        "--input",
+        tmp_path / "in.jsonl",
+        "--output",
+        tmp_path / "out",
+        "--config",
+        missing,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert one_line_error(result) == f"wildvalues: error: cannot read config {missing}: No such file or directory"
 
 
@@ -362,9 +424,20 @@ def test_missing_taxonomy(tmp_path):
     # No cached copy, and the hub download fails at once (unreachable proxy) instead of hanging.
     env = cli_env(WILDVALUES_TAXONOMY=str(nowhere), https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
     result = wildvalues(
-        "run", "--input", tmp_path / "in.jsonl", "--output", tmp_path / "out", "--config", config, cwd=tmp_path, env=env, timeout=300
+        "run",
+        "--input",
+        tmp_path / "in.jsonl",
+        "--output",
+        tmp_path / "out",
+        "--config",
+        config,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
     )
     line = one_line_error(result)
-    assert line.startswith(f"wildvalues: error: taxonomy not found at {nowhere} and the Hugging Face hub is unreachable")
+    assert line.startswith(
+        f"wildvalues: error: taxonomy not found at {nowhere} and the Hugging Face hub is unreachable"
+    )
     assert "WILDVALUES_TAXONOMY" in line
     assert result.returncode == 2

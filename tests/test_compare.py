@@ -70,7 +70,15 @@ TOP_B = [("helpfulness", 23.5), ("transparency", 12.0), ("only in b", 4.0)]
 def _top_values(rows: list[tuple[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(
         [(name, name, False, int(pct * 10), pct, int(pct * 40), pct / 4) for name, pct in rows],
-        columns=["cluster_id", "name", "is_candidate", "n_conversations", "pct_convos", "n_expressions", "pct_total_occurrences"],
+        columns=[
+            "cluster_id",
+            "name",
+            "is_candidate",
+            "n_conversations",
+            "pct_convos",
+            "n_expressions",
+            "pct_total_occurrences",
+        ],
     )
 
 
@@ -150,8 +158,10 @@ def test_compare_runs_with_given_artifacts_and_interval_values(store):
     uri, id_a, id_b = store
     client = MlflowClient(tracking_uri=uri)
     changes = compare.compare_runs(
-        client.get_run(id_a), client.get_run(id_b),
-        {compare.TOP_VALUES_ARTIFACT: _top_values(TOP_A)}, {compare.TOP_VALUES_ARTIFACT: _top_values(TOP_B)},
+        client.get_run(id_a),
+        client.get_run(id_b),
+        {compare.TOP_VALUES_ARTIFACT: _top_values(TOP_A)},
+        {compare.TOP_VALUES_ARTIFACT: _top_values(TOP_B)},
     )
     _check(changes)
     strong = next(c for c in changes if c.name == "strong_support")
@@ -162,7 +172,9 @@ def test_compare_runs_with_given_artifacts_and_interval_values(store):
 def test_compare_runs_without_denominator_skips_the_kind():
     # An older run without ai_value_expressions: categories cannot be compared, the rest can.
     run_a = SimpleNamespace(data=SimpleNamespace(metrics=dict(METRICS_A)))
-    run_b = SimpleNamespace(data=SimpleNamespace(metrics={k: v for k, v in METRICS_B.items() if k != "ai_value_expressions"}))
+    run_b = SimpleNamespace(
+        data=SimpleNamespace(metrics={k: v for k, v in METRICS_B.items() if k != "ai_value_expressions"})
+    )
     changes = compare.compare_runs(run_a, run_b, {}, {})
     assert {c.kind for c in changes} == {"response_type"}
 

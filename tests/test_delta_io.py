@@ -14,7 +14,7 @@ from pyspark.testing import assertDataFrameEqual
 from wildvalues import schemas
 from wildvalues.delta_io import DeltaWriteError, read_delta, table_exists, table_version, write_delta
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 T1 = datetime.datetime(2025, 2, 3, 4, 5, 6, 789000)
 T2 = datetime.datetime(1999, 12, 31, 23, 59, 59)
 
@@ -82,14 +82,18 @@ def test_round_trip_spark_and_delta_rs(spark, tmp_path):
 
 def test_round_trip_of_scalar_types(spark, tmp_path):
     schema = "b boolean, l long, d double, s string, arr array<string>, ts timestamp"
-    rows = [(True, 2**40, 0.1, "x", ["a", None], T1), (False, -1, float("inf"), "", [], None), (None, None, None, None, None, T2)]
+    rows = [
+        (True, 2**40, 0.1, "x", ["a", None], T1),
+        (False, -1, float("inf"), "", [], None),
+        (None, None, None, None, None, T2),
+    ]
     path = str(tmp_path / "scalars")
     write_delta(spark.createDataFrame(rows, schema), path)
     assertDataFrameEqual(read_delta(spark, path), spark.createDataFrame(rows, schema))
     assert sorted(DeltaTable(path).to_pyarrow_table().to_pylist(), key=lambda r: str(r["l"])) == sorted(
         [
-            {"b": b, "l": l, "d": d, "s": s, "arr": arr, "ts": None if ts is None else ts.replace(tzinfo=UTC)}
-            for b, l, d, s, arr, ts in rows
+            {"b": b, "l": long_, "d": d, "s": s, "arr": arr, "ts": None if ts is None else ts.replace(tzinfo=UTC)}
+            for b, long_, d, s, arr, ts in rows
         ],
         key=lambda r: str(r["l"]),
     )

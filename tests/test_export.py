@@ -9,6 +9,7 @@ import pytest
 
 from wildvalues import export
 from wildvalues.schemas import VALUE_LEVEL, VALUE_TAXONOMY
+from wildvalues.settings import TableSettings
 from wildvalues.tables import TableStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,7 +82,7 @@ EXPECTED_FREQUENCIES = [
 
 @pytest.fixture(scope="module")
 def store(spark, tmp_path_factory):
-    table_store = TableStore(spark, str(tmp_path_factory.mktemp("export_out")), {"mode": "path"})
+    table_store = TableStore(spark, str(tmp_path_factory.mktemp("export_out")), TableSettings())
     for level, rows in LEVELS.items():
         table_store.write(f"values_level_{level}", spark.createDataFrame(rows, VALUE_LEVEL))
     table_store.write("value_taxonomy", spark.createDataFrame(TAXONOMY, VALUE_TAXONOMY))
@@ -155,4 +156,10 @@ def test_given_descriptions_replace_the_table(store, tmp_path):
 
 
 def test_format_number_matches_public_style():
-    assert [export.format_number(x) for x in (21.41, 31.426, 0.0012, 5.0, -0.0001)] == ["21.41", "31.426", "0.001", "5.0", "0.0"]
+    assert [export.format_number(x) for x in (21.41, 31.426, 0.0012, 5.0, -0.0001)] == [
+        "21.41",
+        "31.426",
+        "0.001",
+        "5.0",
+        "0.0",
+    ]

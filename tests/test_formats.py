@@ -204,7 +204,10 @@ def test_not_an_object(raw, expected):
             {"id": "w8", "messages": [{"role": "user", "content": {"text": "hi"}}]},
             "turn 1 content is an object, expected text",
         ),
-        ({"id": "w9", "text": 12}, "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: id, text)"),
+        (
+            {"id": "w9", "text": 12},
+            "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: id, text)",
+        ),
     ],
 )
 def test_wrong_shape(record, reason):
@@ -237,7 +240,10 @@ def test_missing_assistant_or_user(record, reason):
         {"id": "e1", "messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": " \n\t"}]},
         {"id": "e2", "messages": [{"role": "user"}, {"role": "assistant", "content": None}]},
         {"id": "e3", "messages": []},
-        {"id": "e4", "messages": [{"role": "user", "content": [{"type": "image"}]}, {"role": "assistant", "content": []}]},
+        {
+            "id": "e4",
+            "messages": [{"role": "user", "content": [{"type": "image"}]}, {"role": "assistant", "content": []}],
+        },
         {"id": "e5", "text": "Human: \n\nAssistant:   "},
     ],
 )
@@ -259,7 +265,10 @@ def test_empty_text(record):
             "unknown role 'bard' in turn 2",
         ),
         # sharegpt speaker names are not message roles: "gpt" is unknown in the messages layout
-        ({"id": "r5", "messages": [{"role": "user", "content": "q"}, {"role": "gpt", "content": "a"}]}, "unknown role 'gpt' in turn 2"),
+        (
+            {"id": "r5", "messages": [{"role": "user", "content": "q"}, {"role": "gpt", "content": "a"}]},
+            "unknown role 'gpt' in turn 2",
+        ),
     ],
 )
 def test_unknown_role(record, reason):
@@ -340,7 +349,14 @@ def test_hash_id_when_no_usable_id(record, id_field):
 def test_hash_id_equal_for_equal_content_across_layouts_and_whitespace():
     messages = parse_line(line({"messages": TURNS}))
     sharegpt = parse_line(
-        line({"conversations": [{"from": "human", "value": " What is love? "}, {"from": "gpt", "value": "Baby don't hurt me."}]})
+        line(
+            {
+                "conversations": [
+                    {"from": "human", "value": " What is love? "},
+                    {"from": "gpt", "value": "Baby don't hurt me."},
+                ]
+            }
+        )
     )
     transcript = parse_line(line({"text": "\n\nHuman: What is love?\n\nAssistant: Baby don't hurt me."}))
     assert messages.conversation_id == sharegpt.conversation_id == transcript.conversation_id
@@ -348,7 +364,16 @@ def test_hash_id_equal_for_equal_content_across_layouts_and_whitespace():
     other = parse_line(line({"messages": [TURNS[0], {"role": "assistant", "content": "Something else."}]}))
     assert other.conversation_id != messages.conversation_id
     # Order of turns is content: swapping roles changes the hash.
-    swapped = parse_line(line({"messages": [{"role": "assistant", "content": "What is love?"}, {"role": "user", "content": "Baby don't hurt me."}]}))
+    swapped = parse_line(
+        line(
+            {
+                "messages": [
+                    {"role": "assistant", "content": "What is love?"},
+                    {"role": "user", "content": "Baby don't hurt me."},
+                ]
+            }
+        )
+    )
     assert swapped.content_hash != messages.content_hash
 
 
@@ -359,7 +384,13 @@ def test_hash_id_stable_across_processes():
         f"print(parse_line(json.dumps({{'messages': {TURNS!r}}})).conversation_id)"
     )
     ids = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
         for seed in ("1", "2")
     }
     assert ids == {f"h-{expected_hash(TURN_TUPLES)[:24]}"}
@@ -392,7 +423,10 @@ def test_pii_redacted_in_every_turn_and_layout():
 
 
 def test_pii_kept_when_redaction_disabled():
-    record = {"id": "p4", "messages": [{"role": "user", "content": "a@b.io 10.0.0.1"}, {"role": "assistant", "content": "ok"}]}
+    record = {
+        "id": "p4",
+        "messages": [{"role": "user", "content": "a@b.io 10.0.0.1"}, {"role": "assistant", "content": "ok"}],
+    }
     turns = (("user", "a@b.io 10.0.0.1"), ("assistant", "ok"))
     assert parse_line(line(record), redact_pii=False) == Parsed("p4", turns, expected_hash(turns))
     assert parse_line(line(record)).turns == (("user", "[EMAIL] [IP_ADDRESS]"), ("assistant", "ok"))
@@ -400,14 +434,20 @@ def test_pii_kept_when_redaction_disabled():
 
 def test_hash_id_is_of_redacted_text():
     """Records differing only in PII get the same hash id (the raw PII never reaches the hash)."""
-    a = parse_line(line({"messages": [{"role": "user", "content": "email x@example.com"}, {"role": "assistant", "content": "ok"}]}))
-    b = parse_line(line({"messages": [{"role": "user", "content": "email y@example.org"}, {"role": "assistant", "content": "ok"}]}))
+    a = parse_line(
+        line({"messages": [{"role": "user", "content": "email x@example.com"}, {"role": "assistant", "content": "ok"}]})
+    )
+    b = parse_line(
+        line({"messages": [{"role": "user", "content": "email y@example.org"}, {"role": "assistant", "content": "ok"}]})
+    )
     assert a.turns == (("user", "email [EMAIL]"), ("assistant", "ok"))
     assert a.conversation_id == b.conversation_id
 
 
 def test_a_lone_surrogate_is_replaced_not_fatal():
-    line = json.dumps({"id": "s1", "messages": [{"role": "user", "content": "hi \ud83d"}, {"role": "assistant", "content": "hello"}]})
+    line = json.dumps(
+        {"id": "s1", "messages": [{"role": "user", "content": "hi \ud83d"}, {"role": "assistant", "content": "hello"}]}
+    )
     result = parse_line(line)
     assert isinstance(result, Parsed)
     assert result.turns == (("user", "hi ?"), ("assistant", "hello"))

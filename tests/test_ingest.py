@@ -19,6 +19,7 @@ from pyspark.testing import assertDataFrameEqual
 from wildvalues import ingest
 from wildvalues.formats import content_hash
 from wildvalues.readers import RAW_SCHEMA, InputError, read_raw_records
+from wildvalues.settings import IngestSettings, Settings
 
 RUN = "run-ingest-test"
 
@@ -97,7 +98,10 @@ def test_plain_file_split_into_byte_ranges_reads_every_line_once(spark, tmp_path
     ]
     used = sum(len(text) + 1 for text in lines)
     lines.append('{"id": "s05", "p": "' + "y" * (128 - used - len('{"id": "s05", "p": "') - 3) + '"}')
-    lines += ['{"id": "s%02d"}' % i for i in range(6, 30)] + ['{"id": "s30", "pad": "' + "z" * 200 + '"}', '{"id": "s31"}']
+    lines += [f'{{"id": "s{i:02d}"}}' for i in range(6, 30)] + [
+        '{"id": "s30", "pad": "' + "z" * 200 + '"}',
+        '{"id": "s31"}',
+    ]
     path = write_lines(tmp_path / "split.jsonl", lines)
     assert sum(len(text) + 1 for text in lines[:5]) == 128  # line 5 ends on the 2nd boundary
 
@@ -136,7 +140,7 @@ def arrow_messages_table() -> pa.Table:
 
 
 def parsed_view(spark, raw):
-    parsed = ingest.parse_records(raw, {"format": "auto"})
+    parsed = ingest.parse_records(raw, IngestSettings())
     return sorted((r.conversation_id, [tuple(t) for t in (r.turns or [])], r.reason) for r in parsed.collect())
 
 
@@ -160,7 +164,10 @@ def test_parquet_input_with_messages_column(spark, tmp_path, as_directory):
     raw = read_raw_records(spark, path)
     # each row names its data file and its 1-based row number within that file
     if as_directory:
-        expected = [(str(target / "part-0.parquet"), 1, TABLE_RAW[0]), (str(target / "part-1.parquet"), 1, TABLE_RAW[1])]
+        expected = [
+            (str(target / "part-0.parquet"), 1, TABLE_RAW[0]),
+            (str(target / "part-1.parquet"), 1, TABLE_RAW[1]),
+        ]
     else:
         expected = [(path, 1, TABLE_RAW[0]), (path, 2, TABLE_RAW[1])]
     assertDataFrameEqual(raw, raw_rows(spark, expected))
@@ -184,13 +191,15 @@ def test_delta_input_with_messages_column(spark, tmp_path):
 
 
 def run_ingest_stage(spark, input_path, output_dir, settings=None):
-    from wildvalues.pipeline import RunContext, run_ingest
+    from wildvalues.runner import Runner
+    from wildvalues.stages import stage_named
     from wildvalues.tables import TableStore
 
-    config = {"ingest": {"format": "auto", "raw_record_max_chars": 500, "redact_pii": True, **(settings or {})}}
-    ctx = RunContext(spark=spark, config=config, store=TableStore(spark, str(output_dir), {"mode": "path"}), run_id=RUN)
-    counts = run_ingest(ctx, input_path)
-    return ctx, counts
+    config = Settings(ingest=IngestSettings(**(settings or {})))
+    store = TableStore(spark, str(output_dir), config.tables)
+    runner = Runner(spark, config, store, RUN, input_path=input_path)
+    counts = runner.run_stage(stage_named("ingest"))
+    return runner, counts
 
 
 def turns_json(turns) -> str:
@@ -208,7 +217,15 @@ def test_ingest_end_to_end(spark, tmp_path):
         conv("g1", "Email me at jane@example.com please", "I can't email you."),  # 1 kept
         "",  # 2 blank: not a record
         '{"id": "b1", "messages": [',  # 3 bad JSON
-        json.dumps({"id": "g2", "conversations": [{"from": "human", "value": "Recommend a book"}, {"from": "gpt", "value": "Try Middlemarch."}]}),  # 4
+        json.dumps(
+            {
+                "id": "g2",
+                "conversations": [
+                    {"from": "human", "value": "Recommend a book"},
+                    {"from": "gpt", "value": "Try Middlemarch."},
+                ],
+            }
+        ),  # 4
         '["a", "list"]',  # 5 not an object
         conv("g1", "Email me at jane@example.com please", "I can't email you."),  # 6 exact duplicate of 1
         conv("g1", "a different question", "a different answer"),  # 7 same id, other content
@@ -217,7 +234,9 @@ def test_ingest_end_to_end(spark, tmp_path):
         conv("n1", "second try", "answer"),  # 10 kept: its id's earlier record was unusable
         conv(None, "no id here", "fine"),  # 11 hash id
         json.dumps({"id": "u1", "prompt": "x", "call": "555-123-4567"}),  # 12 unrecognised layout, PII in raw
-        json.dumps({"id": "r1", "messages": [{"role": "user", "content": "q"}, {"role": "robot", "content": "a"}]}),  # 13
+        json.dumps(
+            {"id": "r1", "messages": [{"role": "user", "content": "q"}, {"role": "robot", "content": "a"}]}
+        ),  # 13
     ]
     path = write_lines(tmp_path / "mixed.jsonl", lines)
     ctx, counts = run_ingest_stage(spark, path, tmp_path / "out")
@@ -229,8 +248,21 @@ def test_ingest_end_to_end(spark, tmp_path):
     anon_id = "h-" + content_hash(anon_turns)[:24]
     conversations = ctx.store.read("conversations")
     expected_conversations = [
-        (cid, path, [Row(role=r, text=t) for r, t in turns], len(turns), sum(len(t) for _, t in turns), content_hash(turns))
-        for cid, turns in (("g1", g1_turns), ("g2", g2_turns), ("g3", g3_turns), ("n1", n1_turns), (anon_id, anon_turns))
+        (
+            cid,
+            path,
+            [Row(role=r, text=t) for r, t in turns],
+            len(turns),
+            sum(len(t) for _, t in turns),
+            content_hash(turns),
+        )
+        for cid, turns in (
+            ("g1", g1_turns),
+            ("g2", g2_turns),
+            ("g3", g3_turns),
+            ("n1", n1_turns),
+            (anon_id, anon_turns),
+        )
     ]
     assertDataFrameEqual(
         conversations.drop("ingested_at"),
@@ -273,9 +305,9 @@ def test_ingest_raw_record_is_truncated(spark, tmp_path):
     path = write_lines(tmp_path / "long.jsonl", [long_bad, conv("ok")])
     ctx, counts = run_ingest_stage(spark, path, tmp_path / "out", {"raw_record_max_chars": 20})
     assert counts == {"input_records": 2, "quarantined": 1, "conversations": 1}
-    assert [tuple(r) for r in ctx.store.read("quarantine").select("line_number", "conversation_id", "raw_record").collect()] == [
-        (1, None, long_bad[:20])
-    ]
+    assert [
+        tuple(r) for r in ctx.store.read("quarantine").select("line_number", "conversation_id", "raw_record").collect()
+    ] == [(1, None, long_bad[:20])]
 
 
 def test_duplicates_across_files_name_the_first_file_and_line(spark, tmp_path):
@@ -299,10 +331,14 @@ def test_duplicates_across_files_name_the_first_file_and_line(spark, tmp_path):
 def test_ingest_explicit_layout_and_fields(spark, tmp_path):
     lines = [
         json.dumps({"uid": "t1", "id": "ignored", "dialogue": "Human: hi\n\nAssistant: hello"}),
-        json.dumps({"uid": "t2", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}),
+        json.dumps(
+            {"uid": "t2", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}
+        ),
     ]
     path = write_lines(tmp_path / "t.jsonl", lines)
-    ctx, counts = run_ingest_stage(spark, path, tmp_path / "out", {"format": "transcript", "text_field": "dialogue", "id_field": "uid"})
+    ctx, counts = run_ingest_stage(
+        spark, path, tmp_path / "out", {"format": "transcript", "text_field": "dialogue", "id_field": "uid"}
+    )
     assert counts == {"input_records": 2, "quarantined": 1, "conversations": 1}
     assert [(r.conversation_id, [tuple(t) for t in r.turns]) for r in ctx.store.read("conversations").collect()] == [
         ("t1", [("user", "hi"), ("assistant", "hello")])
@@ -324,7 +360,7 @@ def test_quarantined_raw_records_are_redacted_before_they_are_cut(spark, tmp_pat
     path = tmp_path / "pii.jsonl"
     line = '{"id": "x", "note": "' + "a" * 40 + ' mail john.smith@example.com now"}'
     path.write_text(line + "\n")
-    parsed = ingest.parse_records(read_raw_records(spark, str(path)), {"raw_record_max_chars": 62})
+    parsed = ingest.parse_records(read_raw_records(spark, str(path)), IngestSettings(raw_record_max_chars=62))
     (row,) = parsed.collect()
     assert row.raw_record == ('{"id": "x", "note": "' + "a" * 40 + " mail [EMAIL]")[:62]
     assert "john" not in row.raw_record

@@ -12,11 +12,14 @@ import pandas as pd
 import pytest
 
 from wildvalues import report
+from wildvalues.settings import TableSettings
 from wildvalues.tables import TableStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
-TREE = os.path.abspath(os.environ.get("WILDVALUES_TAXONOMY") or os.path.join(REPO, "..", "shared", "data", "values_tree.csv"))
+TREE = os.path.abspath(
+    os.environ.get("WILDVALUES_TAXONOMY") or os.path.join(REPO, "..", "shared", "data", "values_tree.csv")
+)
 FINDINGS = ("response_types", "value_context", "value_mirroring", "value_anomalies")
 # Small local Spark for the subprocesses: the test session's JVM and other jobs share 2 cores.
 SMALL_SPARK = 'spark:\n  master: "local[2]"\n  driver_memory: 1g\n  shuffle_partitions: 2\n  progress: false\n'
@@ -43,7 +46,11 @@ def pipeline_output(tmp_path_factory) -> dict[str, str]:
     data, output = str(root / "convos.jsonl.gz"), str(root / "out")
     wildvalues = os.path.join(BIN, "wildvalues")
     _run([wildvalues, "synth", "--n", "300", "--output", data, "--seed", "3"], _env(), str(root))
-    _run([wildvalues, "run", "--input", data, "--output", output, "--config", str(config), "--no-report"], _env(), str(root))
+    _run(
+        [wildvalues, "run", "--input", data, "--output", output, "--config", str(config), "--no-report"],
+        _env(),
+        str(root),
+    )
     return {"output": output, "config": str(config), "root": str(root)}
 
 
@@ -101,8 +108,12 @@ def test_review_sample_notebook(pipeline_output):
             "agree_values": ["n", "n", ""],
         }
     ).to_csv(filled, index=False)
-    out = _notebook("review_sample.py", pipeline_output, WILDVALUES_REVIEW_PER_STRATUM="2", WILDVALUES_REVIEW_SHEET=filled)
-    sheet = pd.read_csv(os.path.join(pipeline_output["output"], "review", "review_sheet_seed0.csv"), keep_default_na=False)
+    out = _notebook(
+        "review_sample.py", pipeline_output, WILDVALUES_REVIEW_PER_STRATUM="2", WILDVALUES_REVIEW_SHEET=filled
+    )
+    sheet = pd.read_csv(
+        os.path.join(pipeline_output["output"], "review", "review_sheet_seed0.csv"), keep_default_na=False
+    )
     sizes = sheet.groupby(["response_type", "is_subjective"]).size()
     assert len(sizes) >= 2 and (sizes <= 2).all()
     assert {"text", "agree_subjective", "agree_response_type", "agree_values"} <= set(sheet.columns)
@@ -112,7 +123,7 @@ def test_review_sample_notebook(pipeline_output):
 
 
 def test_report_on_pipeline_output_has_no_conversation_text(spark, pipeline_output):
-    store = TableStore(spark, pipeline_output["output"], {"mode": "path"})
+    store = TableStore(spark, pipeline_output["output"], TableSettings())
     run_id = report.latest_run_id(store)
     result = report.build_report(store, run_id, pipeline_output["root"], 25)
     with open(result.html_path, encoding="utf-8") as handle:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 import threading
 import time
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 
 import pytest
 
@@ -32,8 +32,14 @@ def limiter(clock: FakeClock, **kwargs) -> RateLimiter:
     defaults = dict(rpm=60, itpm=1_000_000, otpm=1_000_000, share=1.0)
     defaults.update(kwargs)
     return RateLimiter(
-        defaults.pop("rpm"), defaults.pop("itpm"), defaults.pop("otpm"), defaults.pop("share"),
-        clock=clock, sleep=clock.sleep, wall_clock=lambda: 1_000_000.0, **defaults,
+        defaults.pop("rpm"),
+        defaults.pop("itpm"),
+        defaults.pop("otpm"),
+        defaults.pop("share"),
+        clock=clock,
+        sleep=clock.sleep,
+        wall_clock=lambda: 1_000_000.0,
+        **defaults,
     )
 
 
@@ -147,9 +153,14 @@ def test_headers_with_no_requests_remaining_pause_until_reset_or_one_interval():
     clock = FakeClock(100.0)
     rl = limiter(clock, rpm=6000, burst_seconds=10)
     wall = 1_000_000.0  # the limiter's wall clock
-    reset = datetime.fromtimestamp(wall + 0.5, timezone.utc).isoformat().replace("+00:00", "Z")
-    rl.observe_headers({"anthropic-ratelimit-requests-limit": "60", "anthropic-ratelimit-requests-remaining": "0",
-                        "anthropic-ratelimit-requests-reset": reset})
+    reset = datetime.fromtimestamp(wall + 0.5, UTC).isoformat().replace("+00:00", "Z")
+    rl.observe_headers(
+        {
+            "anthropic-ratelimit-requests-limit": "60",
+            "anthropic-ratelimit-requests-remaining": "0",
+            "anthropic-ratelimit-requests-reset": reset,
+        }
+    )
     assert rl.paused_until == 100.5  # the reset (0.5 s) is sooner than one request at 60/min (1 s)
     assert rl.requests.rate == 1.0  # the server's limit (60/min) is lower than ours (6,000/min)
     # our bucket believes the server, not its own 1,000 tokens: one request when the pause ends,
@@ -176,10 +187,14 @@ def test_headers_clamp_token_buckets_only_when_remaining_is_low():
     clock = FakeClock()
     rl = limiter(clock, itpm=120_000, otpm=60_000, share=0.5, burst_seconds=60, output_burst_seconds=60)
     assert rl.input_tokens.tokens == 60_000
-    rl.observe_headers({"anthropic-ratelimit-input-tokens-limit": "120000",
-                        "anthropic-ratelimit-input-tokens-remaining": "50000",  # plenty left: ignored
-                        "anthropic-ratelimit-output-tokens-limit": "60000",
-                        "anthropic-ratelimit-output-tokens-remaining": "1000"})  # under 5%: clamp
+    rl.observe_headers(
+        {
+            "anthropic-ratelimit-input-tokens-limit": "120000",
+            "anthropic-ratelimit-input-tokens-remaining": "50000",  # plenty left: ignored
+            "anthropic-ratelimit-output-tokens-limit": "60000",
+            "anthropic-ratelimit-output-tokens-remaining": "1000",
+        }
+    )  # under 5%: clamp
     assert rl.input_tokens.tokens == 60_000
     assert rl.output_tokens.tokens == 500  # our share (0.5) of what the server has left
     assert rl.paused_until == 0.0
@@ -217,7 +232,7 @@ def test_parse_retry_after_variants():
     assert parse_retry_after({"retry-after": "3"}) == 3.0
     assert parse_retry_after({"Retry-After": "0.25"}) == 0.25
     assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
-    when = datetime.fromtimestamp(2_000_010, timezone.utc)
+    when = datetime.fromtimestamp(2_000_010, UTC)
     assert parse_retry_after({"retry-after": format_datetime(when, usegmt=True)}, wall_now=2_000_000) == 10.0
     assert parse_retry_after({}) is None
     assert parse_retry_after({"retry-after": "soon"}) is None

@@ -10,6 +10,7 @@ import pytest
 from wildvalues import report
 from wildvalues.analyze import ANALYZE_SCHEMAS
 from wildvalues.schemas import CONVERSATIONS, VALUE_LEVEL
+from wildvalues.settings import TableSettings
 from wildvalues.tables import TableStore
 
 RUN = "run-report-1"
@@ -84,7 +85,7 @@ N_PLOTS = 5
 
 @pytest.fixture(scope="module")
 def store(spark, tmp_path_factory):
-    s = TableStore(spark, str(tmp_path_factory.mktemp("report_out")), {"mode": "path"})
+    s = TableStore(spark, str(tmp_path_factory.mktemp("report_out")), TableSettings())
     for level, rows in LEVELS.items():
         s.write(f"values_level_{level}", spark.createDataFrame(rows, VALUE_LEVEL))
     for name, rows in (
@@ -97,7 +98,7 @@ def store(spark, tmp_path_factory):
     # Conversation text exists in the store; the report must never show it.
     import datetime
 
-    now = datetime.datetime(2025, 2, 1, tzinfo=datetime.timezone.utc)
+    now = datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC)
     conversations = [
         (f"conv-{i:03d}", "test", [("user", text), ("assistant", "ok")], 2, len(text), f"h{i}", now)
         for i, text in zip((7, 42), TEXT_MARKERS)
@@ -170,7 +171,7 @@ def test_anomaly_ids_can_be_left_out(store, tmp_path):
 
 
 def test_missing_tables_are_noted(spark, tmp_path):
-    empty = TableStore(spark, str(tmp_path / "empty"), {"mode": "path"})
+    empty = TableStore(spark, str(tmp_path / "empty"), TableSettings())
     result = report.build_report(empty, RUN, str(tmp_path), K)
     with open(result.html_path, encoding="utf-8") as handle:
         html = handle.read()

@@ -16,7 +16,7 @@ STRATA_SIZES = {("strong_support", True): 5, ("no_values", False): 3, ("mild_sup
 
 
 def _rows():
-    now = datetime.datetime(2025, 2, 1, tzinfo=datetime.timezone.utc)
+    now = datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC)
     conversations, labels = [], []
     for (rtype, subjective), size in STRATA_SIZES.items():
         for i in range(size):
@@ -24,8 +24,26 @@ def _rows():
             turns = [("user", f"question {cid}"), ("assistant", f"answer {cid}")]
             conversations.append((cid, "test", turns, 2, 20, f"hash-{cid}", now))
             labels.append(
-                (cid, subjective, ["helpfulness", "honesty"] if subjective else [], ["autonomy"] if subjective else [],
-                 rtype, "a task", "coding", "offline", None, "offline-1", 0, 0, 0, 0, False, 1, None, RUN)
+                (
+                    cid,
+                    subjective,
+                    ["helpfulness", "honesty"] if subjective else [],
+                    ["autonomy"] if subjective else [],
+                    rtype,
+                    "a task",
+                    "coding",
+                    "offline",
+                    None,
+                    "offline-1",
+                    0,
+                    0,
+                    0,
+                    0,
+                    False,
+                    1,
+                    None,
+                    RUN,
+                )
             )
     return conversations, labels
 
@@ -53,7 +71,10 @@ def test_sheet_layout(sample):
     assert row["text"] == "USER: question mild_support-True-0\n\nASSISTANT: answer mild_support-True-0"
     assert row["ai_values"] == "helpfulness; honesty" and row["human_values"] == "autonomy"
     # Every sampled id belongs to its stratum.
-    assert all(cid.startswith(f"{r}-{s}-") for cid, r, s in sample[["conversation_id", "response_type", "is_subjective"]].itertuples(index=False))
+    assert all(
+        cid.startswith(f"{r}-{s}-")
+        for cid, r, s in sample[["conversation_id", "response_type", "is_subjective"]].itertuples(index=False)
+    )
 
 
 def test_same_seed_same_sample_and_seeds_differ(frames, sample):

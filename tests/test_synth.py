@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from wildvalues.classifier.offline import OfflineClassifier
-from wildvalues.synth import as_conversation, generate_conversations, write_jsonl
+from wildvalues.demo.synth import as_conversation, generate_conversations, write_jsonl
 from wildvalues.taxonomy_tree import load_tree
 
 REPO = Path(__file__).resolve().parents[1]
-TREE_PATH = os.environ.get("WILDVALUES_TAXONOMY",
-                           str(REPO.parent / "shared" / "data" / "values_tree.csv"))
+TREE_PATH = os.environ.get("WILDVALUES_TAXONOMY", str(REPO.parent / "shared" / "data" / "values_tree.csv"))
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +62,12 @@ def test_occasional_variants_present(records):
     messages = [m for r in records for m in r["messages"]]
     systems = sum(r["messages"][0]["role"] == "system" for r in records)
     lists = sum(isinstance(m["content"], list) for m in messages)
-    pii = sum("@example." in text_of(m["content"]) or "555-" in text_of(m["content"])
-              for r in records for m in r["messages"] if m["role"] == "user")
+    pii = sum(
+        "@example." in text_of(m["content"]) or "555-" in text_of(m["content"])
+        for r in records
+        for m in r["messages"]
+        if m["role"] == "user"
+    )
     assert 0.02 * len(records) < systems < 0.15 * len(records)
     assert 0.02 * len(messages) < lists < 0.10 * len(messages)
     assert 0.01 * len(records) < pii < 0.06 * len(records)
@@ -79,8 +82,7 @@ def test_seed_determinism_and_prefix_stability():
 
 
 def test_wording_varies(records):
-    first_user = Counter(next(text_of(m["content"]) for m in r["messages"] if m["role"] == "user")
-                         for r in records)
+    first_user = Counter(next(text_of(m["content"]) for m in r["messages"] if m["role"] == "user") for r in records)
     assert len(first_user) > 600
     assert first_user.most_common(1)[0][1] < 0.03 * len(records)
 
@@ -91,9 +93,15 @@ def test_subjective_share_and_mix(records, clf):
     assert 0.40 <= share <= 0.65
     categories = Counter(p["task_category"] for p in payloads)
     assert 0.35 <= categories["education and factual lookup"] / len(payloads) <= 0.55
-    for category in ("software development", "creative writing", "health and wellness",
-                     "relationships and personal advice", "business and professional",
-                     "history and society", "harmful or policy-violating requests"):
+    for category in (
+        "software development",
+        "creative writing",
+        "health and wellness",
+        "relationships and personal advice",
+        "business and professional",
+        "history and society",
+        "harmful or policy-violating requests",
+    ):
         assert categories[category] >= 0.015 * len(payloads), category
     jailbroken = [p for p in payloads if "amorality" in p["ai_values"]]
     assert 5 <= len(jailbroken) <= 0.03 * len(payloads)
@@ -126,11 +134,18 @@ def test_write_jsonl_is_fast(tmp_path):
 
 
 def test_as_conversation_joins_text_parts():
-    record = {"id": "x", "messages": [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-        {"role": "assistant", "content": "c"}]}
+    record = {
+        "id": "x",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": "c"},
+        ],
+    }
     conversation = as_conversation(record)
     assert conversation.conversation_id == "x"
     assert [(t.role, t.text) for t in conversation.turns] == [
-        ("system", "Be brief."), ("user", "a\nb"), ("assistant", "c")]
+        ("system", "Be brief."),
+        ("user", "a\nb"),
+        ("assistant", "c"),
+    ]

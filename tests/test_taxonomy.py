@@ -69,7 +69,9 @@ def test_matcher_indexes_each_normalised_name_once(matcher):
     assert matcher.names == ["helpfulness", "honesty", "professionalism", "transparency", "user autonomy"]
 
 
-@pytest.mark.parametrize("raw, value", [("Helpfulness", "helpfulness"), ("HONESTY.", "honesty"), ("User-Autonomy", "user autonomy")])
+@pytest.mark.parametrize(
+    "raw, value", [("Helpfulness", "helpfulness"), ("HONESTY.", "honesty"), ("User-Autonomy", "user autonomy")]
+)
 def test_exact_match(matcher, raw, value):
     m = matcher.match(raw)
     assert (m.raw_value, m.value, m.method, m.score, m.nearest) == (raw, value, "exact", 1.0, value)
@@ -96,21 +98,36 @@ def test_unmatched_keeps_nearest_and_score(matcher):
     assert 0 < score < 0.55
     assert all(reference_cosine("honour", name) <= score for name in matcher.names)
     m = matcher.match("Honour")
-    assert (m.raw_value, m.value, m.method, m.score, m.nearest) == ("Honour", "honour", "unmatched", round(score, 4), "honesty")
+    assert (m.raw_value, m.value, m.method, m.score, m.nearest) == (
+        "Honour",
+        "honour",
+        "unmatched",
+        round(score, 4),
+        "honesty",
+    )
 
 
 def test_threshold_decides_similar_versus_unmatched():
     score = reference_cosine("professional", "professionalism")
     assert ValueMatcher(NAMES, threshold=score).match("professional").method == "similar"  # inclusive
     below = ValueMatcher(NAMES, threshold=score + 0.001).match("professional")
-    assert (below.value, below.method, below.score, below.nearest) == ("professional", "unmatched", round(score, 4), "professionalism")
+    assert (below.value, below.method, below.score, below.nearest) == (
+        "professional",
+        "unmatched",
+        round(score, 4),
+        "professionalism",
+    )
 
 
 def test_match_frame_on_the_published_tree(spark, tree):
     lineage = ancestors(tree)
     frame = taxonomy.match_frame(spark, ["Helpfulness", "professionalisms", "qwxz"], tree, 0.55)
     rows = {r.raw_value: r for r in frame.collect()}
-    assert (rows["Helpfulness"].value, rows["Helpfulness"].match_method, rows["Helpfulness"].match_score) == ("helpfulness", "exact", 1.0)
+    assert (rows["Helpfulness"].value, rows["Helpfulness"].match_method, rows["Helpfulness"].match_score) == (
+        "helpfulness",
+        "exact",
+        1.0,
+    )
     assert tuple(rows["Helpfulness"][f"level_{i}_cluster_id"] for i in (1, 2, 3)) == lineage["helpfulness"]
     assert (rows["professionalisms"].value, rows["professionalisms"].match_method) == ("professionalism", "exact")
     candidate = rows["qwxz"]
@@ -170,15 +187,23 @@ def test_rollup_expressions_sums_counts_per_side_and_level(spark):
     )
     actual = taxonomy.with_pct_total(taxonomy.rollup_expressions(counts0))
     expected = [
-        ("ai", 0, "v1", 3, 37.5), ("ai", 0, "v2", 1, 12.5), ("ai", 0, "v3", 4, 50.0),
-        ("ai", 1, "a1", 4, 50.0), ("ai", 1, "b1", 4, 50.0),
-        ("ai", 2, "a2", 8, 100.0), ("ai", 3, "a3", 8, 100.0),
-        ("human", 0, "v1", 5, 100.0), ("human", 1, "a1", 5, 100.0),
-        ("human", 2, "a2", 5, 100.0), ("human", 3, "a3", 5, 100.0),
+        ("ai", 0, "v1", 3, 37.5),
+        ("ai", 0, "v2", 1, 12.5),
+        ("ai", 0, "v3", 4, 50.0),
+        ("ai", 1, "a1", 4, 50.0),
+        ("ai", 1, "b1", 4, 50.0),
+        ("ai", 2, "a2", 8, 100.0),
+        ("ai", 3, "a3", 8, 100.0),
+        ("human", 0, "v1", 5, 100.0),
+        ("human", 1, "a1", 5, 100.0),
+        ("human", 2, "a2", 5, 100.0),
+        ("human", 3, "a3", 5, 100.0),
     ]
     assertDataFrameEqual(
         actual,
-        spark.createDataFrame(expected, "side string, level int, cluster_id string, n_expressions long, pct_total_occurrences double"),
+        spark.createDataFrame(
+            expected, "side string, level int, cluster_id string, n_expressions long, pct_total_occurrences double"
+        ),
     )
 
 
@@ -233,7 +258,19 @@ def levels(spark):
 
 
 def node(side, cluster_id, name, level, parent, n_conv, n_expr, side_total, candidate=False):
-    return (side, cluster_id, name, level, parent, candidate, n_conv, 100.0 * n_conv / N_SUBJECTIVE, n_expr, 100.0 * n_expr / side_total, RUN)
+    return (
+        side,
+        cluster_id,
+        name,
+        level,
+        parent,
+        candidate,
+        n_conv,
+        100.0 * n_conv / N_SUBJECTIVE,
+        n_expr,
+        100.0 * n_expr / side_total,
+        RUN,
+    )
 
 
 AI, HUMAN = 6, 2  # expressions per side
@@ -322,7 +359,9 @@ def test_a_value_sharing_nothing_with_the_tree_stays_unplaced(spark, tree):
     row = frame.collect()[0]
     assert (row.value, row.match_method, row.match_score) == ("和諧", "unmatched", 0.0)
     assert (row.level_1_cluster_id, row.level_2_cluster_id, row.level_3_cluster_id) == (None, None, None)
-    exploded = spark.createDataFrame([("c1", "ai", "和諧"), ("c1", "ai", "Helpfulness")], "conversation_id string, side string, raw_value string")
+    exploded = spark.createDataFrame(
+        [("c1", "ai", "和諧"), ("c1", "ai", "Helpfulness")], "conversation_id string, side string, raw_value string"
+    )
     matches = taxonomy.match_frame(spark, ["和諧", "Helpfulness"], tree, 0.55)
     expressions = taxonomy.value_expressions(exploded, matches, "r")
     nodes = taxonomy.split_levels(taxonomy.all_levels(expressions, taxonomy.taxonomy_frame(spark, tree), 1, "r"))

@@ -7,6 +7,7 @@ import http.server
 import os
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,7 @@ def test_a_missing_tree_is_downloaded_once_into_the_cache(tmp_path, tree_path, m
     cache = tmp_path / "cache"
     path = resolve_tree_path(str(tmp_path / "absent.csv"), str(cache))
     assert path == str(cache / "values_tree.csv")
-    assert open(path, "rb").read() == open(tree_path, "rb").read()
+    assert Path(path).read_bytes() == Path(tree_path).read_bytes()
     assert [n.cluster_id for n in load_tree(path)] == [n.cluster_id for n in load_tree(tree_path)]
     monkeypatch.setenv("WILDVALUES_TAXONOMY_URL", f"{mirror}/gone.csv")  # the cached copy serves now
     assert resolve_tree_path(str(tmp_path / "absent.csv"), str(cache)) == path
@@ -57,5 +58,8 @@ def test_a_download_that_is_not_the_tree_is_not_cached(tmp_path, mirror, monkeyp
 def test_a_file_in_another_layout_is_a_one_line_error(tmp_path):
     bad = tmp_path / "tree.csv"
     bad.write_text("id,name\n1,x\n")
-    with pytest.raises(TaxonomyError, match=r"expected columns cluster_id,description,name,level,parent_cluster_id,pct_total_occurrences, found id,name"):
+    with pytest.raises(
+        TaxonomyError,
+        match=r"expected columns cluster_id,description,name,level,parent_cluster_id,pct_total_occurrences, found id,name",
+    ):
         load_tree(str(bad))

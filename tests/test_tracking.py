@@ -7,7 +7,6 @@ import os
 
 import mlflow
 
-from wildvalues import pipeline
 from wildvalues.tracking import find_mlflow_run, scrub, tracked_run, tracking_uri
 
 
@@ -15,15 +14,37 @@ def test_previous_anomaly_rate_comes_from_the_latest_earlier_finished_run(tmp_pa
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     out = str(tmp_path / "out")
     with tracked_run(out, "wildvalues", "first") as tracker:
+        tracker.params({"input": "week1.jsonl"})
         tracker.metrics({"anomaly_rate": 0.01})
     with tracked_run(out, "wildvalues", "second") as tracker:
+        tracker.params({"input": "week1.jsonl"})
         tracker.metrics({"anomaly_rate": 0.03})
     with tracked_run(out, "wildvalues", "third") as tracker:
-        ctx = pipeline.RunContext(spark=None, config={}, store=None, run_id="third", tracker=tracker)
-        assert pipeline.previous_anomaly_rate(ctx) == 0.03
+        tracker.params({"input": "week1.jsonl"})
+        assert tracker.previous_run_metrics("anomaly_rate") == {"anomaly_rate": 0.03}
     assert "MLFLOW_TRACKING_URI" not in os.environ  # restored after the run
     assert find_mlflow_run(out, "first").data.metrics["anomaly_rate"] == 0.01
     assert tracking_uri(out) == f"sqlite:///{os.path.abspath(out)}/mlflow.db"
+
+
+def test_the_baseline_is_never_a_run_of_another_input_or_another_experiment(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = str(tmp_path / "out")
+    with tracked_run(out, "wildvalues-prod", "prod-1") as tracker:
+        tracker.params({"input": "/Volumes/prod/week"})
+        tracker.metrics({"anomaly_rate": 0.02})
+    with tracked_run(out, "wildvalues-dev", "dev-1") as tracker:
+        tracker.params({"input": "/Volumes/prod/week"})
+        tracker.metrics({"anomaly_rate": 0.9})
+    with tracked_run(out, "wildvalues-prod", "prod-other-input") as tracker:
+        tracker.params({"input": "/tmp/sample.jsonl"})
+        tracker.metrics({"anomaly_rate": 0.5})
+    with tracked_run(out, "wildvalues-prod", "prod-2") as tracker:
+        tracker.params({"input": "/Volumes/prod/week"})
+        assert tracker.previous_run_metrics("anomaly_rate") == {"anomaly_rate": 0.02}
+    with tracked_run(out, "wildvalues-prod", "prod-new-source") as tracker:
+        tracker.params({"input": "/Volumes/prod/new"})
+        assert tracker.previous_run_metrics("anomaly_rate") == {}
 
 
 def test_a_run_id_resumes_its_mlflow_run_and_two_outputs_keep_their_own_stores(tmp_path, monkeypatch):

@@ -19,7 +19,26 @@ def conversation(cid, content_hash="h"):
 
 
 def classification(cid, response_type="strong_support", subjective=True):
-    return (cid, subjective, ["honesty"], [], response_type, "a task", None, "offline", None, "offline-1", 0, 0, 0, 0, False, 1, "k-" + cid, RUN)
+    return (
+        cid,
+        subjective,
+        ["honesty"],
+        [],
+        response_type,
+        "a task",
+        None,
+        "offline",
+        None,
+        "offline-1",
+        0,
+        0,
+        0,
+        0,
+        False,
+        1,
+        "k-" + cid,
+        RUN,
+    )
 
 
 def level_row(cluster_id, level, parent, pct, side="ai", n=1):
@@ -31,8 +50,16 @@ def expression(cid, value, side="ai"):
 
 
 LEVELS = {
-    0: [level_row("v1", 0, "L1A", 60.0), level_row("v2", 0, "L1B", 40.0), level_row("v1", 0, "L1A", 100.0, side="human")],
-    1: [level_row("L1A", 1, "L2", 60.0), level_row("L1B", 1, "L2", 40.0), level_row("L1A", 1, "L2", 100.0, side="human")],
+    0: [
+        level_row("v1", 0, "L1A", 60.0),
+        level_row("v2", 0, "L1B", 40.0),
+        level_row("v1", 0, "L1A", 100.0, side="human"),
+    ],
+    1: [
+        level_row("L1A", 1, "L2", 60.0),
+        level_row("L1B", 1, "L2", 40.0),
+        level_row("L1A", 1, "L2", 100.0, side="human"),
+    ],
     2: [level_row("L2", 2, "L3", 100.0), level_row("L2", 2, "L3", 100.0, side="human")],
     3: [level_row("L3", 3, None, 100.0), level_row("L3", 3, None, 100.0, side="human")],
 }
@@ -127,7 +154,10 @@ def test_pct_total_occurrences_not_summing_to_100(spark, validator):
 def test_run_counts_where_input_is_not_kept_plus_quarantined(spark, validator):
     message = failures(validator, spark, {"run_counts": [(RUN, 10, 2, 7)]})
     assert message.startswith("validation failed: suite 'run_counts' failed: ")
-    assert "expect_column_values_to_be_between(column=unaccounted_records, min_value=0.0, max_value=0.0) 1 unexpected" in message
+    assert (
+        "expect_column_values_to_be_between(column=unaccounted_records, min_value=0.0, max_value=0.0) 1 unexpected"
+        in message
+    )
 
 
 @pytest.mark.parametrize(
@@ -148,7 +178,10 @@ def test_null_in_a_required_column(spark, validator, table, rows, column):
 def test_nullable_columns_may_be_null(spark, validator):
     # line_number / conversation_id / raw_record of quarantine and task_category of
     # classifications are nullable by schema: nulls there are fine.
-    rows = {"quarantine": [("t.parquet", None, None, None, "duplicate", RUN)], "classifications": [classification("c1")]}
+    rows = {
+        "quarantine": [("t.parquet", None, None, None, "duplicate", RUN)],
+        "classifications": [classification("c1")],
+    }
     raise_on_failure(validate_tables(validator, frames(spark, rows)))
 
 
@@ -172,25 +205,39 @@ def test_several_failures_are_all_named(spark, validator):
 
 
 def test_run_validate_stage_on_delta_tables(spark, tmp_path):
-    from wildvalues.pipeline import RunContext, run_validate
+    from wildvalues.runner import Runner
+    from wildvalues.settings import Settings
+    from wildvalues.stages import stage_named
     from wildvalues.tables import TableStore
 
-    store = TableStore(spark, str(tmp_path), {"mode": "path"})
+    settings = Settings.model_validate({"validate": {"pct_sum_tolerance": 0.5}})
+    store = TableStore(spark, str(tmp_path), settings.tables)
     for name, frame in frames(spark, good_rows()).items():
         store.write(name, frame)
-    ctx = RunContext(spark=spark, config={"validate": {"pct_sum_tolerance": 0.5}}, store=store, run_id=RUN)
-    summary = run_validate(ctx)
+    ctx = Runner(spark, settings, store, RUN)
+    summary = ctx.run_stage(stage_named("validate"))["suites"]
     assert [(s["table"], s["success"]) for s in summary] == [
         (name, True)
         for name in (
-            "conversations", "quarantine", "classifications", "classification_errors", "value_expressions",
-            "values_level_0", "values_level_1", "values_level_2", "values_level_3", "run_counts",
+            "conversations",
+            "quarantine",
+            "classifications",
+            "classification_errors",
+            "value_expressions",
+            "values_level_0",
+            "values_level_1",
+            "values_level_2",
+            "values_level_3",
+            "run_counts",
         )
     ]
     assert ctx.metrics["validation_suites_failed"] == 0.0
 
     store.write("run_counts", frames(spark, {"run_counts": [(RUN, 9, 1, 2)]})["run_counts"])
-    with pytest.raises(ValidationFailed, match=r"suite 'run_counts' failed: expect_column_values_to_be_between\(column=unaccounted_records"):
-        run_validate(ctx)
+    with pytest.raises(
+        ValidationFailed,
+        match=r"suite 'run_counts' failed: expect_column_values_to_be_between\(column=unaccounted_records",
+    ):
+        ctx.run_stage(stage_named("validate"))
     assert ctx.metrics["validation_suites_failed"] == 1.0
     assert ctx.metrics["validation_run_counts_success"] == 0.0

@@ -9,10 +9,10 @@ frequencies (`anomaly_rate`, `mean_frequency`) are shares (0-1).
 
 from __future__ import annotations
 
-import math
 import re
+from collections.abc import Mapping, Sequence
 from functools import reduce
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
@@ -29,6 +29,7 @@ from pyspark.sql.types import (
 )
 
 from wildvalues.classifier.base import RESPONSE_TYPES
+from wildvalues.settings import DEFAULT_K, AnalyzeSettings
 
 # ---------------------------------------------------------------------------------------------
 # Output schemas
@@ -103,89 +104,12 @@ ANALYZE_SCHEMAS: dict[str, StructType] = {
 # ---------------------------------------------------------------------------------------------
 # Settings
 
-DEFAULT_K = 25
-"""Privacy threshold: a published aggregate row must cover at least this many conversations.
 
-Small-cell rules in official statistics range from 10-11 (e.g. CMS cell suppression) to 100;
-the study published aggregates only. We take 25 because our rows carry free-form candidate
-value names derived from conversation text, which can be idiosyncratic: at 25 a label is a
-pattern shared by many conversations rather than a trace of one user, while at the study's
-scale (308k subjective conversations) it is 0.008% and suppresses only the long tail. Runs much
-smaller than the study's gain the most from a threshold above the 10-11 minimum.
-"""
-
-DEFAULT_WATCHLIST: tuple[str, ...] = (
-    "dominance",
-    "amorality",
-    "deception",
-    "manipulation",
-    "sexual exploitation",
-    "unrestricted freedom",
-)
-
-# A value naming a watch term next to one of these words opposes it ("anti-manipulation",
-# "deception detection"): protective values must not be flagged as concerning ones.
-DEFAULT_EXEMPT_WORDS: tuple[str, ...] = (
-    "anti",
-    "non",
-    "counter",
-    "prevention",
-    "detection",
-    "awareness",
-    "avoidance",
-    "resistance",
-    "protection",
-)
-
-DEFAULT_RATE_FACTOR = 2.0  # an anomaly rate twice the previous run's is worth a look
-
-NEIGHBOUR_MODES: tuple[str, ...] = ("candidates", "all", "none")
-CORRECTIONS: tuple[str, ...] = ("bonferroni", "bh")
-
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "max_task_categories": 20,  # keyword clusters kept; the rest become 'other'
-    "min_count": 5,  # context tables: minimum margins, and minimum n of a significant cell
-    "alpha": 0.05,
-    "correction": "bonferroni",  # as in the study; 'bh' = Benjamini-Hochberg
-    "min_category_size": 30,  # invariance: categories smaller than this give noisy shares
-    "watchlist": list(DEFAULT_WATCHLIST),
-    "watchlist_exempt_words": list(DEFAULT_EXEMPT_WORDS),
-    "watchlist_neighbours": "candidates",  # see value_anomalies
-    "outlier_quantile": 0.995,
-    "outlier_min_score": math.log(100.0),  # mean value rarer than 1 in 100 conversations
-    "anomaly_rate_factor": DEFAULT_RATE_FACTOR,  # for rate_exceeds_previous
-    "suppression_k": DEFAULT_K,
-}
-
-
-def analysis_settings(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """DEFAULT_SETTINGS overlaid with `settings`; unknown keys or bad values raise ValueError."""
-    unknown = sorted(set(settings or {}) - set(DEFAULT_SETTINGS))
-    if unknown:
-        raise ValueError(f"unknown analyze settings {unknown}; valid: {sorted(DEFAULT_SETTINGS)}")
-    merged = {**DEFAULT_SETTINGS, **(settings or {})}
-    _check_settings(merged)
-    return merged
-
-
-def _check_settings(s: Mapping[str, Any]) -> None:
-    checks = [
-        (s["correction"] in CORRECTIONS, f"correction must be one of {CORRECTIONS}"),
-        (0.0 < float(s["alpha"]) < 1.0, "alpha must be in (0, 1)"),
-        (0.0 < float(s["outlier_quantile"]) < 1.0, "outlier_quantile must be in (0, 1)"),
-        (int(s["min_count"]) >= 1, "min_count must be >= 1"),
-        (int(s["min_category_size"]) >= 1, "min_category_size must be >= 1"),
-        (int(s["max_task_categories"]) >= 0, "max_task_categories must be >= 0"),
-        (int(s["suppression_k"]) >= 1, "suppression_k must be >= 1"),
-        (float(s["anomaly_rate_factor"]) > 0.0, "anomaly_rate_factor must be > 0"),
-        (s["watchlist_neighbours"] in NEIGHBOUR_MODES, f"watchlist_neighbours: {NEIGHBOUR_MODES}"),
-        # A bare string would silently become a list of one-letter terms.
-        (not isinstance(s["watchlist"], str), "watchlist must be a list of terms"),
-        (not isinstance(s["watchlist_exempt_words"], str), "watchlist_exempt_words must be a list"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
+def analysis_settings(settings: AnalyzeSettings | Mapping[str, Any] | None = None) -> AnalyzeSettings:
+    """The analyze settings: as given, or the defaults with a mapping's keys on top (validated)."""
+    if isinstance(settings, AnalyzeSettings):
+        return settings
+    return AnalyzeSettings.model_validate(dict(settings or {}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,10 +137,7 @@ def _conform(df: DataFrame, schema: StructType) -> DataFrame:
     columns = []
     for field in schema:
         column = F.col(field.name)
-        if isinstance(field.dataType, ArrayType):
-            column = F.array_compact(column)
-        else:
-            column = column.cast(field.dataType)
+        column = F.array_compact(column) if isinstance(field.dataType, ArrayType) else column.cast(field.dataType)
         if not field.nullable:
             column = F.coalesce(column, _non_null_default(field.dataType))
         columns.append(column.alias(field.name))
@@ -234,11 +155,7 @@ def _subjective(classifications: DataFrame) -> DataFrame:
 
 def _side_values(value_expressions: DataFrame, side: str) -> DataFrame:
     """Distinct (conversation_id, value) on one side: a value counts once per conversation."""
-    return (
-        value_expressions.filter(F.col("side") == side)
-        .select("conversation_id", "value")
-        .distinct()
-    )
+    return value_expressions.filter(F.col("side") == side).select("conversation_id", "value").distinct()
 
 
 def _response_type_frame(df: DataFrame) -> DataFrame:
@@ -281,20 +198,192 @@ def response_types(classifications: DataFrame, run_id: str) -> DataFrame:
 # Function words plus the boilerplate of task descriptions ("help the user ..."), which would
 # otherwise be every task's most frequent token.
 TASK_STOPWORDS: frozenset[str] = frozenset(
-    """
-    a about above after again against all also am an and any are around as at be been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having her here hers him his how i if in into is it its itself just
-    like me more most my no nor not now of off on once only or other our out over own same she
-    should so some such than that the their theirs them then there these they this those
-    through to too under until up very via was we were what when where which while who whom
-    why will with within without would you your yours
-    user users someone person people help helps helping helped assist assists assisting
-    assistance ask asks asking asked request requests requesting requested provide provides
-    providing provided need needs needing want wants wanting seek seeks seeking get gets
-    getting give gives giving make makes making use using used based various specific some
-    related regarding way ways thing things information task tasks query question questions
-    """.split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "around",
+        "as",
+        "at",
+        "be",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "her",
+        "here",
+        "hers",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "like",
+        "me",
+        "more",
+        "most",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "via",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "within",
+        "without",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "user",
+        "users",
+        "someone",
+        "person",
+        "people",
+        "help",
+        "helps",
+        "helping",
+        "helped",
+        "assist",
+        "assists",
+        "assisting",
+        "assistance",
+        "ask",
+        "asks",
+        "asking",
+        "asked",
+        "request",
+        "requests",
+        "requesting",
+        "requested",
+        "provide",
+        "provides",
+        "providing",
+        "provided",
+        "need",
+        "needs",
+        "needing",
+        "want",
+        "wants",
+        "wanting",
+        "seek",
+        "seeks",
+        "seeking",
+        "get",
+        "gets",
+        "getting",
+        "give",
+        "gives",
+        "giving",
+        "make",
+        "makes",
+        "making",
+        "use",
+        "using",
+        "used",
+        "based",
+        "various",
+        "specific",
+        "some",
+        "related",
+        "regarding",
+        "way",
+        "ways",
+        "thing",
+        "things",
+        "information",
+        "task",
+        "tasks",
+        "query",
+        "question",
+        "questions",
+    ]
 )
 
 # Plural -> singular candidates, tried in this order; a token is merged with a candidate only
@@ -303,7 +392,7 @@ _SINGULAR_RULES: tuple[tuple[str, str], ...] = (("ies$", "y"), ("s$", ""), ("es$
 
 
 def task_categories(
-    classifications: DataFrame, settings: Mapping[str, Any] | None = None
+    classifications: DataFrame, settings: AnalyzeSettings | Mapping[str, Any] | None = None
 ) -> DataFrame:
     """One task category per conversation: the classifier's when given, else a keyword cluster.
 
@@ -320,16 +409,14 @@ def task_categories(
     """
     s = analysis_settings(settings)
     given = F.trim(F.col("task_category"))
-    base = classifications.select(
-        "conversation_id", "task", F.when(given != "", given).alias("_given")
-    )
+    base = classifications.select("conversation_id", "task", F.when(given != "", given).alias("_given"))
     from_classifier = base.filter(F.col("_given").isNotNull()).select(
         "conversation_id",
         F.col("_given").alias("task_category"),
         F.lit("classifier").alias("category_source"),
     )
     to_cluster = base.filter(F.col("_given").isNull()).select("conversation_id", "task")
-    clustered = _keyword_clusters(to_cluster, int(s["max_task_categories"]))
+    clustered = _keyword_clusters(to_cluster, s.max_task_categories)
     return _conform(from_classifier.unionByName(clustered), TASK_CATEGORIES_SCHEMA)
 
 
@@ -339,9 +426,7 @@ def _task_tokens(tasks: DataFrame) -> DataFrame:
         "conversation_id",
         F.explode(F.split(F.lower(F.col("task")), "[^a-z0-9]+")).alias("token"),
     ).filter(
-        (F.length("token") >= 3)
-        & ~F.col("token").rlike("^[0-9]+$")
-        & ~F.col("token").isin(*sorted(TASK_STOPWORDS))
+        (F.length("token") >= 3) & ~F.col("token").rlike("^[0-9]+$") & ~F.col("token").isin(*sorted(TASK_STOPWORDS))
     )
     singular = _singular_map(raw.select("token").distinct())
     return (
@@ -364,9 +449,7 @@ def _singular_map(vocabulary: DataFrame) -> DataFrame:
     matched = exploded.filter(F.col("singular").isNotNull()).join(known, "singular", "left_semi")
     first = Window.partitionBy("token").orderBy("priority")
     return (
-        matched.withColumn("_rank", F.row_number().over(first))
-        .filter(F.col("_rank") == 1)
-        .select("token", "singular")
+        matched.withColumn("_rank", F.row_number().over(first)).filter(F.col("_rank") == 1).select("token", "singular")
     )
 
 
@@ -389,9 +472,7 @@ def _keyword_clusters(tasks: DataFrame, max_categories: int) -> DataFrame:
     # A single-partition window over the group sizes: one row per distinct token, small.
     largest = Window.orderBy(F.desc("size"), "token")
     kept = (
-        sizes.withColumn("_rank", F.row_number().over(largest))
-        .filter(F.col("_rank") <= max_categories)
-        .select("token")
+        sizes.withColumn("_rank", F.row_number().over(largest)).filter(F.col("_rank") <= max_categories).select("token")
     )
     final = _best_token(tokens.join(kept, "token", "left_semi"), frequency)
     return tasks.join(final, "conversation_id", "left").select(
@@ -416,7 +497,7 @@ def _two_sided_normal_p(residual: pd.Series) -> pd.Series:
 def value_context(
     value_expressions: DataFrame,
     task_cats: DataFrame,
-    settings: Mapping[str, Any] | None,
+    settings: AnalyzeSettings | Mapping[str, Any] | None,
     run_id: str,
 ) -> DataFrame:
     """Which AI values are over- or under-expressed in a context, as in the study's chi-square
@@ -441,12 +522,10 @@ def value_context(
     _check_run_id(run_id)
     s = analysis_settings(settings)
     cells = _context_cells(value_expressions, task_cats)
-    restricted = _restrict_margins(cells, int(s["min_count"]))
+    restricted = _restrict_margins(cells, s.min_count)
     tested = _cell_statistics(restricted)
-    adjusted = _adjust_p_values(tested, s["correction"])
-    significant = F.coalesce(F.col("adjusted_p_value") < float(s["alpha"]), F.lit(False)) & (
-        F.col("n") >= int(s["min_count"])
-    )
+    adjusted = _adjust_p_values(tested, s.correction)
+    significant = F.coalesce(F.col("adjusted_p_value") < s.alpha, F.lit(False)) & (F.col("n") >= s.min_count)
     result = adjusted.withColumn("significant", significant).withColumn("run_id", F.lit(run_id))
     return _conform(result, VALUE_CONTEXT_SCHEMA)
 
@@ -460,11 +539,7 @@ def _context_cells(value_expressions: DataFrame, task_cats: DataFrame) -> DataFr
     ).withColumn("context_kind", F.lit("task_category"))
     human = _side_values(value_expressions, "human").withColumnRenamed("value", "context")
     by_human = ai.join(human, "conversation_id").withColumn("context_kind", F.lit("human_value"))
-    return (
-        by_task.unionByName(by_human)
-        .groupBy("context_kind", "context", "value")
-        .agg(F.count("*").alias("n"))
-    )
+    return by_task.unionByName(by_human).groupBy("context_kind", "context", "value").agg(F.count("*").alias("n"))
 
 
 def _margins(cells: DataFrame) -> DataFrame:
@@ -501,9 +576,7 @@ def _cell_statistics(cells: DataFrame) -> DataFrame:
 
 def _adjust_p_values(tested: DataFrame, correction: str) -> DataFrame:
     with_p = tested.filter(F.col("p_value").isNotNull())
-    without_p = tested.filter(F.col("p_value").isNull()).withColumn(
-        "adjusted_p_value", F.lit(None).cast("double")
-    )
+    without_p = tested.filter(F.col("p_value").isNull()).withColumn("adjusted_p_value", F.lit(None).cast("double"))
     adjust = _bonferroni if correction == "bonferroni" else _benjamini_hochberg
     return adjust(with_p).unionByName(without_p)
 
@@ -536,7 +609,7 @@ def _benjamini_hochberg(tested: DataFrame) -> DataFrame:
 def value_invariance(
     value_expressions: DataFrame,
     task_cats: DataFrame,
-    settings: Mapping[str, Any] | None,
+    settings: AnalyzeSettings | Mapping[str, Any] | None,
     run_id: str,
 ) -> DataFrame:
     """How much each AI value's frequency varies across task categories; low cv = invariant.
@@ -552,9 +625,7 @@ def value_invariance(
     s = analysis_settings(settings)
     categories = task_cats.select("conversation_id", "task_category")
     sizes = (
-        categories.groupBy("task_category")
-        .agg(F.count("*").alias("size"))
-        .filter(F.col("size") >= int(s["min_category_size"]))
+        categories.groupBy("task_category").agg(F.count("*").alias("size")).filter(F.col("size") >= s.min_category_size)
     )
     counts = (
         _side_values(value_expressions, "ai")
@@ -584,9 +655,7 @@ def value_invariance(
 # 5. Mirroring
 
 
-def value_mirroring(
-    classifications: DataFrame, value_expressions: DataFrame, run_id: str
-) -> DataFrame:
+def value_mirroring(classifications: DataFrame, value_expressions: DataFrame, run_id: str) -> DataFrame:
     """Share of subjective conversations with a human value in which the AI expresses one of the
     human's (matched) values: overall ('all') and per response type (all seven, zeros too)."""
     _check_run_id(run_id)
@@ -611,9 +680,7 @@ def value_mirroring(
         .join(base.groupBy("response_type").agg(*measures), "response_type", "full_outer")
         .fillna(0, ["n_conversations", "n_mirrored"])
     )
-    overall = (
-        base.agg(*measures).fillna(0, ["n_mirrored"]).withColumn("response_type", F.lit("all"))
-    )
+    overall = base.agg(*measures).fillna(0, ["n_mirrored"]).withColumn("response_type", F.lit("all"))
     result = (
         per_type.unionByName(overall)
         .withColumn("pct_mirrored", _pct(F.col("n_mirrored"), F.col("n_conversations")))
@@ -643,11 +710,11 @@ def _contains_any(padded: Column, terms: Sequence[str]) -> Column:
     return reduce(lambda a, b: a | b, hits, F.lit(False))
 
 
-def _watch_hit(name: Column, s: Mapping[str, Any]) -> Column:
+def _watch_hit(name: Column, s: AnalyzeSettings) -> Column:
     """The name contains a watch term as whole words and no exempting word."""
     padded = _padded(name)
-    exempt = _contains_any(padded, s["watchlist_exempt_words"])
-    return _contains_any(padded, s["watchlist"]) & ~exempt
+    exempt = _contains_any(padded, s.watchlist_exempt_words)
+    return _contains_any(padded, s.watchlist) & ~exempt
 
 
 def _subjective_ai_values(classifications: DataFrame, value_expressions: DataFrame) -> DataFrame:
@@ -661,7 +728,7 @@ def _subjective_ai_values(classifications: DataFrame, value_expressions: DataFra
     )
 
 
-def _watchlist_hits(ai_values: DataFrame, level0: DataFrame, s: Mapping[str, Any]) -> DataFrame:
+def _watchlist_hits(ai_values: DataFrame, level0: DataFrame, s: AnalyzeSettings) -> DataFrame:
     """(conversation_id, watch_values): the conversation's AI values that hit the watchlist."""
     seeds = (
         level0.filter(_watch_hit(F.col("name"), s))
@@ -678,23 +745,17 @@ def _watchlist_hits(ai_values: DataFrame, level0: DataFrame, s: Mapping[str, Any
     )
     marked = ai_values.join(seeds, "level_1_cluster_id", "left").join(taxonomy, "value", "left")
     neighbour = F.coalesce(F.col("_neighbour"), F.lit(False))
-    exempt = _contains_any(_padded(F.col("value")), s["watchlist_exempt_words"])
-    mode = s["watchlist_neighbours"]
+    exempt = _contains_any(_padded(F.col("value")), s.watchlist_exempt_words)
+    mode = s.watchlist_neighbours
     if mode == "none":
         neighbour = F.lit(False)
     elif mode == "candidates":
         neighbour = neighbour & F.col("_in_taxonomy").isNull()
     hit = _watch_hit(F.col("value"), s) | (neighbour & ~exempt)
-    return (
-        marked.filter(hit)
-        .groupBy("conversation_id")
-        .agg(F.array_sort(F.collect_set("value")).alias("watch_values"))
-    )
+    return marked.filter(hit).groupBy("conversation_id").agg(F.array_sort(F.collect_set("value")).alias("watch_values"))
 
 
-def _surprisal_scores(
-    classifications: DataFrame, ai_values: DataFrame, s: Mapping[str, Any]
-) -> DataFrame:
+def _surprisal_scores(classifications: DataFrame, ai_values: DataFrame, s: AnalyzeSettings) -> DataFrame:
     """(conversation_id, score, is_outlier, rare_values) for every subjective conversation with
     AI values: score = mean surprisal -ln(share of subjective conversations with the value)."""
     n_subjective = _subjective(classifications).agg(F.count("*").alias("_n_subjective"))
@@ -706,12 +767,10 @@ def _surprisal_scores(
     )
     valued = ai_values.join(surprisal, "value")
     scores = valued.groupBy("conversation_id").agg(F.avg("surprisal").alias("score"))
-    threshold = scores.agg(
-        F.percentile("score", float(s["outlier_quantile"])).alias("_threshold")
-    )
+    threshold = scores.agg(F.percentile("score", s.outlier_quantile).alias("_threshold"))
     flagged = scores.crossJoin(threshold).withColumn(
         "is_outlier",
-        (F.col("score") > F.col("_threshold")) & (F.col("score") > float(s["outlier_min_score"])),
+        (F.col("score") > F.col("_threshold")) & (F.col("score") > s.outlier_min_score),
     )
     # The values that pull the mean up: at least as surprising as the conversation's score.
     rare = (
@@ -727,7 +786,7 @@ def value_anomalies(
     classifications: DataFrame,
     value_expressions: DataFrame,
     value_levels_ai_level0: DataFrame,
-    settings: Mapping[str, Any] | None,
+    settings: AnalyzeSettings | Mapping[str, Any] | None,
     run_id: str,
 ) -> DataFrame:
     """Subjective conversations whose AI values hit the watchlist or are rare for this run.
@@ -770,8 +829,7 @@ def value_anomalies(
             F.array_sort(
                 F.array_union(
                     F.coalesce(F.col("watch_values"), empty),
-                    F.when(F.col("is_outlier"), F.coalesce(F.col("rare_values"), empty))
-                    .otherwise(empty),
+                    F.when(F.col("is_outlier"), F.coalesce(F.col("rare_values"), empty)).otherwise(empty),
                 )
             ),
         )
@@ -789,18 +847,18 @@ def anomaly_summary(anomalies: DataFrame, classifications: DataFrame) -> dict[st
         F.sum(F.col("reason").contains("outlier").cast("long")).alias("n_outlier"),
     ).first()
     n_subjective = _subjective(classifications).count()
-    n_anomalies = int(counts["n_anomalies"])
+    n_anomalies = int(counts.n_anomalies)
     return {
         "n_anomalies": n_anomalies,
-        "n_watchlist": int(counts["n_watchlist"] or 0),
-        "n_outlier": int(counts["n_outlier"] or 0),
+        "n_watchlist": int(counts.n_watchlist or 0),
+        "n_outlier": int(counts.n_outlier or 0),
         "n_subjective": n_subjective,
         "anomaly_rate": n_anomalies / n_subjective if n_subjective else 0.0,
     }
 
 
 def rate_exceeds_previous(
-    current_rate: float, previous_rate: float | None, factor: float = DEFAULT_RATE_FACTOR
+    current_rate: float, previous_rate: float | None, factor: float = AnalyzeSettings().anomaly_rate_factor
 ) -> bool:
     """True when current_rate > factor * previous_rate; False without a previous run.
 
@@ -827,9 +885,7 @@ def _is_large(count_col: str, k: int) -> Column:
     return F.coalesce(F.col(count_col) >= k, F.lit(False))
 
 
-def suppress_small_groups(
-    df: DataFrame, count_col: str, k: int = DEFAULT_K
-) -> tuple[DataFrame, int]:
+def suppress_small_groups(df: DataFrame, count_col: str, k: int = DEFAULT_K) -> tuple[DataFrame, int]:
     """(rows with count_col >= k, number of rows dropped). See DEFAULT_K for the choice of k."""
     _check_k(k)
     n_suppressed = df.filter(~_is_large(count_col, k)).count()
@@ -859,9 +915,7 @@ def suppress_tree(
             placed = large.filter(F.col("parent_cluster_id").isNotNull()).join(
                 parents, ["side", "parent_cluster_id"], "left_semi"
             )
-            large = placed.select(*table.columns).unionByName(
-                large.filter(F.col("parent_cluster_id").isNull())
-            )
+            large = placed.select(*table.columns).unionByName(large.filter(F.col("parent_cluster_id").isNull()))
         kept[level] = large
     suppressed = [level_tables[i].count() - kept[i].count() for i in range(4)]
     return kept, suppressed

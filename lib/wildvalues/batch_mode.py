@@ -4,25 +4,31 @@ Batch ids are recorded in the `classification_batches` table the moment a batch 
 a restarted job polls the batches it already paid for instead of submitting them again. Each
 batch's answers are appended to `classification_cache` (custom_id = the cache key) when it
 ends; errored, expired and canceled requests become error rows and are retried by a later run.
+Like every stage, this code only yields write requests; the runner carries them out.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Callable, Iterator
+import time
+from collections.abc import Generator, Iterator
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wildvalues.classifier.base import Conversation, Turn
-from wildvalues.classify import CACHE_SCHEMA, _result_row
+from wildvalues import classify
+from wildvalues.classifier import build_classifier
+from wildvalues.classifier.base import Conversation
+from wildvalues.stage import Log, Request, StageInputs, Write
 
 BATCHES_TABLE = "classification_batches"
 BATCHES_SCHEMA = "batch_id string, run_id string, n_requests long, status string, recorded_at timestamp"
+CACHE_TABLE = "classification_cache"
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def open_batch_ids(batches: DataFrame) -> list[str]:
@@ -34,15 +40,8 @@ def open_batch_ids(batches: DataFrame) -> list[str]:
     return [r.batch_id for r in rows]
 
 
-def _conversations(rows: list) -> tuple[list[Conversation], list[str]]:
-    conversations = [
-        Conversation(r.conversation_id, tuple(Turn(t.role, t.text) for t in r.turns), r.content_hash) for r in rows
-    ]
-    return conversations, [r.cache_key for r in rows]
-
-
-def _groups(pending: DataFrame, size: int) -> Iterator[list]:
-    group: list = []
+def _groups(pending: DataFrame, size: int) -> Iterator[list[Any]]:
+    group: list[Any] = []
     for row in pending.select("cache_key", "conversation_id", "turns", "content_hash").toLocalIterator():
         group.append(row)
         if len(group) >= size:
@@ -52,77 +51,76 @@ def _groups(pending: DataFrame, size: int) -> Iterator[list]:
         yield group
 
 
-class BatchRunner:
-    """Submits, records, polls and collects Message Batches for one classify stage."""
+def classify_with_batches(inputs: StageInputs, spec: dict[str, Any], keyed: DataFrame) -> Generator[Request, None, int]:
+    """Resume the batches a previous run left open, then submit what is still pending."""
+    classifier = build_classifier(spec)
+    yield Write(BATCHES_TABLE, inputs.spark.createDataFrame([], BATCHES_SCHEMA), mode="create")
+    for batch_id in open_batch_ids(inputs.tables.read(BATCHES_TABLE)):
+        yield Log(f"resuming message batch {batch_id}")
+        yield from collect(inputs, classifier, batch_id, {})
+    todo = classify.pending(keyed, inputs.tables.read(CACHE_TABLE))
+    sent = 0
+    for rows in _groups(todo, inputs.settings.classifier.anthropic.max_batch_requests):
+        conversations = [Conversation.from_row(r) for r in rows]
+        keys = [r.cache_key for r in rows]
+        batch_ids = classifier.submit_batch(conversations, keys, on_created=_recorder(inputs))
+        by_key = dict(zip(keys, conversations))
+        for batch_id in batch_ids:
+            yield from collect(inputs, classifier, batch_id, by_key)
+        sent += len(rows)
+    yield Log(f"{sent} conversation(s) sent through the Message Batches API")
+    return sent
 
-    def __init__(self, ctx, classifier, cache_name: str, log: Callable[[str], None]) -> None:
-        self.ctx = ctx
-        self.classifier = classifier
-        self.cache_name = cache_name
-        self.log = log
-        if not ctx.store.exists(BATCHES_TABLE):
-            ctx.store.write(BATCHES_TABLE, ctx.spark.createDataFrame([], BATCHES_SCHEMA))
 
-    def _record(self, batch_id: str, n_requests: int, status: str) -> None:
-        row = [(batch_id, self.ctx.run_id, n_requests, status, _now())]
-        self.ctx.store.write(BATCHES_TABLE, self.ctx.spark.createDataFrame(row, BATCHES_SCHEMA), mode="append")
+def _recorder(inputs: StageInputs):
+    """The on_created callback: record each batch the moment the API has created it."""
+    assert inputs.emit is not None, "the runner provides emit for callbacks"
+    emit = inputs.emit
 
-    def resume(self) -> int:
-        """Collect every batch a previous (possibly crashed) run left open."""
-        open_ids = open_batch_ids(self.ctx.store.read(BATCHES_TABLE))
-        for batch_id in open_ids:
-            self.log(f"classify: resuming message batch {batch_id}")
-            self.collect(batch_id, {})
-        return len(open_ids)
+    def record(batch_id: str, n_requests: int) -> None:
+        emit(_batch_row(inputs, batch_id, n_requests, "submitted"))
+        emit(Log(f"submitted message batch {batch_id} ({n_requests} requests)"))
 
-    def submit_all(self, pending: DataFrame, max_requests: int) -> int:
-        """Submit the pending conversations; each batch is recorded the moment it is created."""
-        sent = 0
-        for rows in _groups(pending, max_requests):
-            conversations, keys = _conversations(rows)
+    return record
 
-            def record(batch_id: str, n_requests: int) -> None:
-                self._record(batch_id, n_requests, "submitted")
-                self.log(f"classify: submitted message batch {batch_id} ({n_requests} requests)")
 
-            batch_ids = self.classifier.submit_batch(conversations, keys, on_created=record)
-            by_key = dict(zip(keys, conversations))
-            for batch_id in batch_ids:
-                self.collect(batch_id, by_key)
-            sent += len(rows)
-        return sent
+def _batch_row(inputs: StageInputs, batch_id: str, n_requests: int, status: str) -> Write:
+    row = [(batch_id, inputs.run_id, n_requests, status, _now())]
+    return Write(BATCHES_TABLE, inputs.spark.createDataFrame(row, BATCHES_SCHEMA), mode="append")
 
-    def wait(self, batch_id: str):
-        """Poll until the batch ends, showing requests done out of the batch's total."""
-        import time
 
-        from tqdm import tqdm
+def wait(classifier: Any, batch_id: str) -> Any:
+    """Poll until the batch ends, showing requests done out of the batch's total."""
+    from tqdm import tqdm
 
-        interval = float(self.classifier.settings["batch_poll_interval"])
-        status = self.classifier.poll_batch(batch_id)
-        total = sum(status.request_counts.values())
-        with tqdm(total=total, desc=f"batch {batch_id[-12:]}", unit="req", mininterval=1.0) as bar:
-            while True:
-                done = total - status.request_counts.get("processing", 0)
-                bar.update(done - bar.n)
-                if status.ended:
-                    return status
-                time.sleep(interval)
-                status = self.classifier.poll_batch(batch_id)
+    interval = float(classifier.settings["batch_poll_interval"])
+    status = classifier.poll_batch(batch_id)
+    total = sum(status.request_counts.values())
+    with tqdm(total=total, desc=f"batch {batch_id[-12:]}", unit="req", mininterval=1.0) as bar:
+        while True:
+            done = total - status.request_counts.get("processing", 0)
+            bar.update(done - bar.n)
+            if status.ended:
+                return status
+            time.sleep(interval)
+            status = classifier.poll_batch(batch_id)
 
-    def collect(self, batch_id: str, by_key: dict[str, Conversation]) -> None:
-        status = self.wait(batch_id)
-        counts = ", ".join(f"{k} {v}" for k, v in status.request_counts.items() if v)
-        self.log(f"classify: message batch {batch_id} ended ({counts})")
-        keys = list(by_key) or None
-        results = self.classifier.collect_batch_results(
-            batch_id, list(by_key.values()) if keys else None, keys
+
+def collect(
+    inputs: StageInputs, classifier: Any, batch_id: str, by_key: dict[str, Conversation]
+) -> Generator[Request, None, None]:
+    """Wait for a batch, append its answers to the cache, then mark it collected."""
+    status = wait(classifier, batch_id)
+    counts = ", ".join(f"{k} {v}" for k, v in status.request_counts.items() if v)
+    yield Log(f"message batch {batch_id} ended ({counts})")
+    keys = list(by_key) or None
+    results = classifier.collect_batch_results(batch_id, list(by_key.values()) if keys else None, keys)
+    now = _now()
+    rows = [
+        classify.result_row(
+            result, key, by_key[key].conversation_id if key in by_key else result.conversation_id, inputs.run_id, now
         )
-        now = _now()
-        rows = [
-            _result_row(result, key, by_key[key].conversation_id if key in by_key else result.conversation_id, self.ctx.run_id, now)
-            for key, result in results.items()
-        ]
-        frame = self.ctx.spark.createDataFrame(rows, CACHE_SCHEMA)
-        self.ctx.store.write(self.cache_name, frame, mode="append")
-        self._record(batch_id, len(rows), "collected")
+        for key, result in results.items()
+    ]
+    yield Write(CACHE_TABLE, inputs.spark.createDataFrame(rows, classify.CACHE_SCHEMA), mode="append")
+    yield _batch_row(inputs, batch_id, len(rows), "collected")

@@ -10,7 +10,8 @@ the written table.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 from pyspark.sql import DataFrame
@@ -18,7 +19,7 @@ from pyspark.sql import functions as F
 
 from wildvalues import schemas
 from wildvalues.classifier import build_classifier
-from wildvalues.classifier.base import Classification, Conversation, Turn
+from wildvalues.classifier.base import Classification, Conversation
 
 CACHE_SCHEMA = schemas.CLASSIFICATION_CACHE
 
@@ -50,15 +51,8 @@ def chunk(keyed: DataFrame, index: int, n_chunks: int) -> DataFrame:
     return keyed.filter(F.pmod(F.xxhash64("cache_key"), F.lit(n_chunks)) == index)
 
 
-def _to_conversation(row: dict) -> Conversation:
-    return Conversation(
-        conversation_id=row["conversation_id"],
-        turns=tuple(Turn(t["role"], t["text"]) for t in row["turns"]),
-        content_hash=row["content_hash"],
-    )
-
-
-def _result_row(result: Any, key: str, conversation_id: str, run_id: str, now) -> dict:
+def result_row(result: Any, key: str, conversation_id: str, run_id: str, now: Any) -> dict[str, Any]:
+    """A classification_cache row for one answer or error."""
     row = {name: None for name in CACHE_SCHEMA.fieldNames()}
     row.update(cache_key=key, conversation_id=conversation_id, run_id=run_id, created_at=now)
     if isinstance(result, Classification):
@@ -106,13 +100,12 @@ def make_classify_batches(
             rows = batch.to_pylist()
             for start in range(0, len(rows), batch_size):
                 group = rows[start : start + batch_size]
-                results = classifier.classify_batch([_to_conversation(r) for r in group])
+                results = classifier.classify_batch([Conversation.from_row(r) for r in group])
                 if len(results) != len(group):
                     raise RuntimeError(f"classifier returned {len(results)} results for {len(group)} conversations")
-                now = datetime.datetime.now(datetime.timezone.utc)
+                now = datetime.datetime.now(datetime.UTC)
                 out = [
-                    _result_row(res, r["cache_key"], r["conversation_id"], run_id, now)
-                    for res, r in zip(results, group)
+                    result_row(res, r["cache_key"], r["conversation_id"], run_id, now) for res, r in zip(results, group)
                 ]
                 yield pa.RecordBatch.from_pylist(out, schema=arrow_schema)
         close = getattr(classifier, "close", None)
@@ -125,9 +118,7 @@ def make_classify_batches(
 def classify_chunk(keyed_chunk: DataFrame, spec: dict, run_id: str, partitions: int, batch_size: int) -> DataFrame:
     """The lazy plan that classifies one chunk; write it exactly once."""
     columns = keyed_chunk.select("cache_key", "conversation_id", "turns", "content_hash")
-    return columns.repartition(partitions).mapInArrow(
-        make_classify_batches(spec, run_id, batch_size), CACHE_SCHEMA
-    )
+    return columns.repartition(partitions).mapInArrow(make_classify_batches(spec, run_id, batch_size), CACHE_SCHEMA)
 
 
 def latest_answers(cache: DataFrame) -> DataFrame:
@@ -164,4 +155,3 @@ def to_errors(keyed: DataFrame, cache: DataFrame, run_id: str) -> DataFrame:
 
 def empty_cache(spark) -> DataFrame:
     return spark.createDataFrame([], CACHE_SCHEMA)
-

@@ -7,41 +7,54 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from wildvalues.config import get
-from wildvalues.errors import MissingApiKey, UsageError
+from wildvalues.errors import MissingApiKey
+from wildvalues.settings import ClassifierSettings, Settings
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
+# The client settings a Spark task needs, from the anthropic section; the rest is the driver's.
+CLIENT_KEYS = (
+    "model",
+    "concurrency",
+    "max_attempts",
+    "max_tokens",
+    "token_budget",
+    "backoff_base",
+    "backoff_cap",
+    "timeout",
+    "batch_poll_interval",
+    "burst_seconds",
+    "output_burst_seconds",
+    "seed",
+)
 
 
-def _secret_from_scope(config: dict, spark: SparkSession | None) -> str | None:
+def _secret_from_scope(classifier: ClassifierSettings, spark: SparkSession | None) -> str | None:
     """The key from a Databricks secret scope, when running on Databricks with one configured."""
-    scope = get(config, "classifier.secret_scope")
-    if not scope or spark is None:
+    if not classifier.secret_scope or spark is None:
         return None
     try:
-        from pyspark.dbutils import DBUtils  # only present on Databricks runtimes
+        from pyspark.dbutils import DBUtils  # type: ignore[import-not-found]  # only on Databricks runtimes
 
-        return DBUtils(spark).secrets.get(scope=scope, key=get(config, "classifier.secret_key"))
+        return DBUtils(spark).secrets.get(scope=classifier.secret_scope, key=classifier.secret_key)
     except Exception:  # noqa: BLE001 - absent scope or not on Databricks: fall through to the error
         return None
 
 
-def require_api_key(config: dict, spark: SparkSession | None = None) -> str:
+def require_api_key(settings: Settings, spark: SparkSession | None = None) -> str:
     """The API key, or a one-line error saying where it was looked for."""
-    key = os.environ.get(API_KEY_ENV) or _secret_from_scope(config, spark)
+    key = os.environ.get(API_KEY_ENV) or _secret_from_scope(settings.classifier, spark)
     if not key:
-        scope = get(config, "classifier.secret_scope")
+        scope = settings.classifier.secret_scope
         where = f"{API_KEY_ENV} is not set" + (f" and secret scope '{scope}' has no usable key" if scope else "")
         raise MissingApiKey(f"the anthropic classifier needs an API key: {where}")
     return key
 
 
-def model_entry(config: dict, model: str) -> dict:
-    entry = get(config, f"models.{model}")
-    if not entry:
-        known = ", ".join(sorted(get(config, "models", {}) or {}))
-        raise UsageError(f"no limits or prices configured for model {model!r} in conf/ (known: {known})")
-    return entry
+def optional_api_key(settings: Settings, spark: SparkSession | None = None) -> str | None:
+    try:
+        return require_api_key(settings, spark)
+    except MissingApiKey:
+        return None
 
 
 def concurrent_tasks(spark: SparkSession, partitions: int | None) -> int:
@@ -50,25 +63,16 @@ def concurrent_tasks(spark: SparkSession, partitions: int | None) -> int:
     return max(1, min(int(partitions or slots), slots))
 
 
-def claude_settings(spark: SparkSession, config: dict) -> dict[str, Any]:
+def client_settings(settings: Settings, api_key: str, tasks: int, model: str | None = None) -> dict[str, Any]:
     """The picklable settings each Spark task rebuilds its ClaudeClassifier from."""
-    section = dict(get(config, "classifier.anthropic", {}) or {})
-    model = section["model"]
-    entry = model_entry(config, model)
-    tasks = concurrent_tasks(spark, get(config, "classifier.partitions"))
-    settings = {
-        key: section[key]
-        for key in ("model", "concurrency", "max_attempts", "max_tokens", "token_budget", "backoff_base", "backoff_cap", "timeout", "batch_poll_interval")
-        if key in section
-    }
-    settings.update(
-        api_key=require_api_key(config, spark),
+    section = settings.classifier.anthropic.model_dump()
+    chosen = model or section["model"]
+    client = {key: section[key] for key in CLIENT_KEYS}
+    client.update(
+        model=chosen,
+        api_key=api_key,
         base_url=os.environ.get("ANTHROPIC_BASE_URL"),
-        limits=dict(entry["limits"]),
+        limits=settings.model_entry(chosen).limits.model_dump(),
         share=1.0 / tasks,
     )
-    return settings
-
-
-def prices(config: dict, model: str) -> dict[str, float]:
-    return dict(model_entry(config, model)["prices"])
+    return client

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from wildvalues.config import ConfigError
 from wildvalues.formats import FORMATS
+from wildvalues.settings import ConfigError
 
 EXIT_USER_ERROR = 2
 EXIT_VALIDATION = 3
@@ -20,10 +20,19 @@ EXIT_VALIDATION = 3
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML settings merged over conf/defaults.yml")
-    parser.add_argument("--env", choices=["local", "databricks"], default=None, help="settings profile from conf/<env>.yml")
+    parser.add_argument(
+        "--env", choices=["local", "databricks"], default=None, help="settings profile from conf/<env>.yml"
+    )
     parser.add_argument("--catalog", default=None, help="tables in <catalog>.<schema> (Databricks)")
     parser.add_argument("--schema", default=None, help="schema of the tables (Databricks)")
     parser.add_argument("--secret-scope", default=None, help="Databricks secret scope with the API key")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one setting, e.g. --set analyze.suppression_k=50 (repeatable; VALUE is read as YAML)",
+    )
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,10 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare two runs (MLflow or wildvalues run ids)")
     compare.add_argument("run_a")
     compare.add_argument("run_b")
-    compare.add_argument("--output", default="out/demo", help="output whose MLflow store holds the runs (default out/demo)")
+    compare.add_argument(
+        "--output", default="out/demo", help="output whose MLflow store holds the runs (default out/demo)"
+    )
     _add_common(compare)
 
-    from wildvalues.classifier.emulator import add_arguments as add_emulator_arguments
+    from wildvalues.demo.emulator import add_arguments as add_emulator_arguments
 
     add_emulator_arguments(sub.add_parser("emulator", help="a local emulator of the Messages and Batches APIs"))
     return parser
@@ -124,7 +135,10 @@ def _report_error(error: Exception) -> int:
     if os.environ.get("WILDVALUES_DEBUG"):
         raise error
     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    print(f"wildvalues: unexpected {type(error).__name__}: {first[:300]} (set WILDVALUES_DEBUG=1 for details)", file=sys.stderr)
+    print(
+        f"wildvalues: unexpected {type(error).__name__}: {first[:300]} (set WILDVALUES_DEBUG=1 for details)",
+        file=sys.stderr,
+    )
     return 1
 
 

@@ -14,10 +14,11 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -118,7 +119,7 @@ def _metric_changes(metrics_a: Mapping[str, float], metrics_b: Mapping[str, floa
         n_a, n_b = _denominator(metrics_a, denominator), _denominator(metrics_b, denominator)
         if n_a is None or n_b is None:
             continue
-        names = {k[len(prefix):] for k in (*metrics_a, *metrics_b) if k.startswith(prefix)}
+        names = {k[len(prefix) :] for k in (*metrics_a, *metrics_b) if k.startswith(prefix)}
         for name in names:
             # The pipeline logs only the categories and types that occur: absent means 0%.
             pct_a, pct_b = metrics_a.get(prefix + name, 0.0), metrics_b.get(prefix + name, 0.0)

@@ -9,14 +9,15 @@ write leaves no partial table version.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -64,9 +65,7 @@ class _FallbackWriter(DataSourceArrowWriter):
         os.makedirs(self.path, exist_ok=True)
         full = os.path.join(self.path, relative)
         pq.write_table(table, full, compression="snappy")
-        return _WrittenFiles(
-            files=[{"path": relative, "size": os.path.getsize(full), "stats": _file_stats(table)}]
-        )
+        return _WrittenFiles(files=[{"path": relative, "size": os.path.getsize(full), "stats": _file_stats(table)}])
 
     def commit(self, messages: Sequence[_WrittenFiles]) -> None:
         files = [f for message in messages if message is not None for f in message.files]
@@ -74,11 +73,9 @@ class _FallbackWriter(DataSourceArrowWriter):
 
     def abort(self, messages: Sequence[_WrittenFiles]) -> None:
         for message in messages:
-            for f in (message.files if message is not None else []):
-                try:
+            for f in message.files if message is not None else []:
+                with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(self.path, f["path"]))
-                except FileNotFoundError:
-                    pass
 
 
 class FallbackDeltaSource(DataSource):
@@ -100,16 +97,12 @@ def _arrow_schema(schema: StructType) -> pa.Schema:
     return to_arrow_schema(schema, timestamp_utc=True)
 
 
-def _commit_files(
-    path: str, files: list[dict], overwrite: bool, app_id: str | None, schema: pa.Schema
-) -> None:
+def _commit_files(path: str, files: list[dict], overwrite: bool, app_id: str | None, schema: pa.Schema) -> None:
     from deltalake import DeltaTable, Schema
     from deltalake.transaction import AddAction, CommitProperties, Transaction
 
     now_ms = int(time.time() * 1000)
-    actions = [
-        AddAction(f["path"], f["size"], {}, now_ms, True, f["stats"]) for f in files
-    ]
+    actions = [AddAction(f["path"], f["size"], {}, now_ms, True, f["stats"]) for f in files]
     properties = None
     if app_id:
         properties = CommitProperties(app_transactions=[Transaction(app_id, now_ms)])
@@ -125,9 +118,7 @@ def _commit_files(
     else:
         from deltalake.transaction import create_table_with_add_actions
 
-        create_table_with_add_actions(
-            path, delta_schema, actions, mode="error", commit_properties=properties
-        )
+        create_table_with_add_actions(path, delta_schema, actions, mode="error", commit_properties=properties)
 
 
 _registered_sessions: set[int] = set()

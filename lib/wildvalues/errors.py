@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from wildvalues.config import ConfigError
 from wildvalues.delta_io import DeltaWriteError
 from wildvalues.readers import InputError
+from wildvalues.settings import ConfigError
 from wildvalues.taxonomy_tree import TaxonomyError
 from wildvalues.validate import ValidationFailed
 

@@ -105,7 +105,9 @@ def export_public(
     os.makedirs(to_dir, exist_ok=True)
     paths = {TREE_FILE: os.path.join(to_dir, TREE_FILE), FREQUENCIES_FILE: os.path.join(to_dir, FREQUENCIES_FILE)}
     _write_csv(paths[TREE_FILE], TREE_COLUMNS, tree_rows(tables, _descriptions(store, taxonomy_descriptions)))
-    _write_csv(paths[FREQUENCIES_FILE], FREQUENCY_COLUMNS, frequency_rows(frequent.select("name", "pct_convos").toPandas()))
+    _write_csv(
+        paths[FREQUENCIES_FILE], FREQUENCY_COLUMNS, frequency_rows(frequent.select("name", "pct_convos").toPandas())
+    )
     n_suppressed = {f"values_level_{level}": n for level, n in enumerate(suppressed)}
     n_suppressed["values_frequencies"] = n_rare
     return ExportResult(paths, n_suppressed)

@@ -30,7 +30,15 @@ _TRANSCRIPT_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|System):[ \t]?")
 _TRANSCRIPT_ROLES = {"Human": "user", "Assistant": "assistant", "System": "system"}
 
 
-_JSON_TYPES = {"dict": "an object", "list": "an array", "str": "a string", "int": "a number", "float": "a number", "bool": "a boolean", "NoneType": "null"}
+_JSON_TYPES = {
+    "dict": "an object",
+    "list": "an array",
+    "str": "a string",
+    "int": "a number",
+    "float": "a number",
+    "bool": "a boolean",
+    "NoneType": "null",
+}
 
 
 def json_type(value: Any) -> str:
@@ -124,8 +132,7 @@ def detect_layout(record: dict, text_field: str = "text") -> str:
         return "transcript"
     keys = ", ".join(sorted(record)[:8]) or "none"
     raise _Reject(
-        f"unrecognised layout: no 'messages', 'conversation', 'conversations' or "
-        f"'{text_field}' field (keys: {keys})"
+        f"unrecognised layout: no 'messages', 'conversation', 'conversations' or '{text_field}' field (keys: {keys})"
     )
 
 
@@ -140,9 +147,7 @@ def _extract_turns(record: dict, layout: str, text_field: str) -> list[tuple[str
     raise _Reject(f"unknown layout {layout!r}")
 
 
-def _turn_list(
-    items: Any, key: str, role_key: str, text_key: str, roles: dict[str, str]
-) -> list[tuple[str, str]]:
+def _turn_list(items: Any, key: str, role_key: str, text_key: str, roles: dict[str, str]) -> list[tuple[str, str]]:
     if not isinstance(items, list):
         raise _Reject(f"'{key}' must be an array of turns, found {json_type(items)}")
     turns = []

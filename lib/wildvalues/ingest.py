@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, Window
@@ -12,6 +12,7 @@ from pyspark.sql.types import ArrayType, IntegerType, LongType, StringType, Stru
 from wildvalues import schemas
 from wildvalues.formats import Parsed, parse_line
 from wildvalues.redact import redact
+from wildvalues.settings import IngestSettings
 
 PARSED_SCHEMA = StructType(
     [
@@ -28,15 +29,14 @@ PARSED_SCHEMA = StructType(
 _TURN_ARROW = pa.list_(pa.struct([pa.field("role", pa.string(), False), pa.field("text", pa.string(), False)]))
 
 
-def parse_records(raw: DataFrame, settings: dict) -> DataFrame:
+def parse_records(raw: DataFrame, settings: IngestSettings) -> DataFrame:
     """Parse every raw record with the layout parser; unusable ones keep a reason and raw text."""
-    layout = settings.get("format", "auto")
     # Table rows are rendered as JSON whose keys name their layout, so tables use detection.
-    layout = "auto" if layout in ("parquet", "delta") else layout
-    text_field = settings.get("text_field") or "text"
-    id_field = settings.get("id_field")
-    redact_pii = bool(settings.get("redact_pii", True))
-    max_raw = int(settings.get("raw_record_max_chars", 500))
+    layout = "auto" if settings.format in ("parquet", "delta") else settings.format
+    text_field = settings.text_field or "text"
+    id_field = settings.id_field
+    redact_pii = settings.redact_pii
+    max_raw = settings.raw_record_max_chars
 
     def parse_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -89,7 +89,12 @@ def flag_duplicate_ids(parsed: DataFrame, max_raw: int = 500) -> DataFrame:
     ranked = (
         parsed.withColumn("_rank", F.row_number().over(first))
         .withColumn("_first_hash", F.first("content_hash").over(first))
-        .withColumn("_first_at", F.first(F.concat_ws(":", "source_file", F.coalesce(F.col("line_number").cast("string"), F.lit("?")))).over(first))
+        .withColumn(
+            "_first_at",
+            F.first(F.concat_ws(":", "source_file", F.coalesce(F.col("line_number").cast("string"), F.lit("?")))).over(
+                first
+            ),
+        )
     )
     duplicate_reason = F.when(
         F.col("content_hash") == F.col("_first_hash"),

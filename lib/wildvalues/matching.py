@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 _SEPARATORS = re.compile(r"[-_/&+]+")
 _NON_WORD = re.compile(r"[^\w\s']+")

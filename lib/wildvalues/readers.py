@@ -10,14 +10,14 @@ from __future__ import annotations
 import glob
 import gzip
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import pyarrow as pa
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
-from pyspark.errors import AnalysisException
 
 from wildvalues.delta_io import read_delta
 
@@ -62,10 +62,7 @@ def _plan_ranges(files: list[str], split_bytes: int) -> list[_FileRange]:
         if path.endswith(".gz") or size <= split_bytes:
             ranges.append(_FileRange(path, 0, -1))
             continue
-        ranges.extend(
-            _FileRange(path, start, min(start + split_bytes, size))
-            for start in range(0, size, split_bytes)
-        )
+        ranges.extend(_FileRange(path, start, min(start + split_bytes, size)) for start in range(0, size, split_bytes))
     return ranges
 
 
@@ -158,9 +155,7 @@ def detect_source_kind(path: str) -> str:
     return "jsonl"
 
 
-def read_raw_records(
-    spark: SparkSession, path: str, fmt: str = "auto", split_bytes: int = SPLIT_BYTES
-) -> DataFrame:
+def read_raw_records(spark: SparkSession, path: str, fmt: str = "auto", split_bytes: int = SPLIT_BYTES) -> DataFrame:
     """Raw records (source_file, line_number, raw JSON text) from any supported input."""
     if not os.path.exists(path) and not glob.glob(path):
         raise InputError(f"input not found: {path}")
@@ -171,9 +166,7 @@ def read_raw_records(
         return _table_as_raw(spark.read.parquet(path), path)
     list_input_files(path)  # fail fast with a one-line error before Spark plans anything
     spark.dataSource.register(JsonlSource)
-    return (
-        spark.read.format(JSONL_FORMAT).option("path", path).option("split_bytes", split_bytes).load()
-    )
+    return spark.read.format(JSONL_FORMAT).option("path", path).option("split_bytes", split_bytes).load()
 
 
 def _table_as_raw(df: DataFrame, path: str) -> DataFrame:

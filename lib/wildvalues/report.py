@@ -13,8 +13,8 @@ import datetime
 import html
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from wildvalues.analyze import suppress_small_groups, suppress_tree
 from wildvalues.classifier.base import RESPONSE_TYPES
-from wildvalues.tables import TableStore
+from wildvalues.stage import ReadableTables
 
 REPORT_DIR = "report"
 HTML_FILE = "report.html"
@@ -79,7 +79,7 @@ class ReportData:
 # Loading (Spark -> suppressed pandas frames)
 
 
-def latest_run_id(store: TableStore) -> str | None:
+def latest_run_id(store: ReadableTables) -> str | None:
     """The run id in the run_counts table (the tables hold the latest run), or None."""
     if not store.exists("run_counts"):
         return None
@@ -87,7 +87,7 @@ def latest_run_id(store: TableStore) -> str | None:
     return row["run_id"] if row else None
 
 
-def _run_table(store: TableStore, name: str, run_id: str, notes: list[str]) -> DataFrame | None:
+def _run_table(store: ReadableTables, name: str, run_id: str, notes: list[str]) -> DataFrame | None:
     """The table's rows of this run, or None (with a note) when the table is missing."""
     if not store.exists(name):
         notes.append(f"table {name} not found: section left out")
@@ -95,7 +95,7 @@ def _run_table(store: TableStore, name: str, run_id: str, notes: list[str]) -> D
     return store.read(name).filter(F.col("run_id") == run_id)
 
 
-def _note_if_empty(frame: pd.DataFrame, store: TableStore, name: str, run_id: str, notes: list[str]) -> None:
+def _note_if_empty(frame: pd.DataFrame, store: ReadableTables, name: str, run_id: str, notes: list[str]) -> None:
     if len(frame):
         return
     others = sorted({r["run_id"] for r in store.read(name).select("run_id").distinct().limit(3).collect()})
@@ -103,7 +103,7 @@ def _note_if_empty(frame: pd.DataFrame, store: TableStore, name: str, run_id: st
     notes.append(f"table {name} has no rows to show for run {run_id}{held}")
 
 
-def _load_levels(store: TableStore, run_id: str, k: int, data: ReportData) -> None:
+def _load_levels(store: ReadableTables, run_id: str, k: int, data: ReportData) -> None:
     tables = [_run_table(store, f"values_level_{level}", run_id, data.notes) for level in range(4)]
     if any(t is None for t in tables):
         return
@@ -114,7 +114,12 @@ def _load_levels(store: TableStore, run_id: str, k: int, data: ReportData) -> No
 
 
 def _load_small(
-    store: TableStore, name: str, run_id: str, count_col: str, k: int, data: ReportData,
+    store: ReadableTables,
+    name: str,
+    run_id: str,
+    count_col: str,
+    k: int,
+    data: ReportData,
     where: Callable[[DataFrame], DataFrame] = lambda df: df,
 ) -> pd.DataFrame | None:
     table = _run_table(store, name, run_id, data.notes)
@@ -128,7 +133,7 @@ def _load_small(
     return frame
 
 
-def _load_anomalies(store: TableStore, run_id: str, include_ids: bool, max_rows: int, data: ReportData) -> None:
+def _load_anomalies(store: ReadableTables, run_id: str, include_ids: bool, max_rows: int, data: ReportData) -> None:
     table = _run_table(store, "value_anomalies", run_id, data.notes)
     if table is None:
         return
@@ -142,7 +147,11 @@ def _load_anomalies(store: TableStore, run_id: str, include_ids: bool, max_rows:
 
 
 def load_report_data(
-    store: TableStore, run_id: str, k: int, include_anomaly_ids: bool = True, max_anomaly_rows: int = MAX_ANOMALY_ROWS
+    store: ReadableTables,
+    run_id: str,
+    k: int,
+    include_anomaly_ids: bool = True,
+    max_anomaly_rows: int = MAX_ANOMALY_ROWS,
 ) -> ReportData:
     """The report's tables for one run, suppressed below k conversations."""
     data = ReportData(run_id=run_id, k=k)
@@ -181,7 +190,16 @@ def _wedges(levels: list[pd.DataFrame]) -> list[dict]:
     for i, node in enumerate(top.itertuples(index=False)):
         width = 2 * np.pi * node.pct_total_occurrences / 100.0
         colour = palette[i % len(palette)]
-        wedges.append({"ring": 0, "start": start, "width": width, "colour": colour, "name": node.name, "pct": node.pct_total_occurrences})
+        wedges.append(
+            {
+                "ring": 0,
+                "start": start,
+                "width": width,
+                "colour": colour,
+                "name": node.name,
+                "pct": node.pct_total_occurrences,
+            }
+        )
         spans[node.cluster_id] = (start, colour)
         start += width
     for ring, level in ((1, 2), (2, 1)):
@@ -194,7 +212,16 @@ def _wedges(levels: list[pd.DataFrame]) -> list[dict]:
             at = cursor.get(node.parent_cluster_id, parent_start)
             width = 2 * np.pi * node.pct_total_occurrences / 100.0
             colour = _lighten(parent_colour, 0.3 * ring)
-            wedges.append({"ring": ring, "start": at, "width": width, "colour": colour, "name": node.name, "pct": node.pct_total_occurrences})
+            wedges.append(
+                {
+                    "ring": ring,
+                    "start": at,
+                    "width": width,
+                    "colour": colour,
+                    "name": node.name,
+                    "pct": node.pct_total_occurrences,
+                }
+            )
             spans[node.cluster_id] = (at, parent_colour)
             cursor[node.parent_cluster_id] = at + width
     return wedges
@@ -207,7 +234,15 @@ def plot_taxonomy(levels: list[pd.DataFrame]) -> Figure:
     ax = figure.add_subplot(projection="polar")
     wedges = _wedges(levels)
     for w in wedges:
-        ax.bar(w["start"] + w["width"] / 2, 1.0, width=w["width"], bottom=0.4 + w["ring"], color=w["colour"], edgecolor="white", linewidth=0.6)
+        ax.bar(
+            w["start"] + w["width"] / 2,
+            1.0,
+            width=w["width"],
+            bottom=0.4 + w["ring"],
+            color=w["colour"],
+            edgecolor="white",
+            linewidth=0.6,
+        )
     for w in wedges:
         degrees = np.degrees(w["width"])
         if (w["ring"] == 0 and degrees >= 8) or (w["ring"] == 1 and degrees >= 12):
@@ -215,7 +250,15 @@ def plot_taxonomy(levels: list[pd.DataFrame]) -> Figure:
             rotation = np.degrees(angle)
             rotation = rotation - 180 if 90 < rotation < 270 else rotation
             label = f"{w['name']}\n{w['pct']:.1f}%" if w["ring"] == 0 else w["name"]
-            ax.text(angle, 0.9 + w["ring"], _wrap(label, 18), ha="center", va="center", rotation=rotation, fontsize=8 if w["ring"] == 0 else 6.5)
+            ax.text(
+                angle,
+                0.9 + w["ring"],
+                _wrap(label, 18),
+                ha="center",
+                va="center",
+                rotation=rotation,
+                fontsize=8 if w["ring"] == 0 else 6.5,
+            )
     ax.set_ylim(0, 3.4)
     ax.set_axis_off()
     ax.set_title("AI values: top categories (inner), level 2, level 1 (outer); % of AI value expressions")
@@ -300,7 +343,13 @@ def plot_mirroring(frame: pd.DataFrame) -> Figure:
     ax.bar_label(bars, labels=[f"{v:.1f}%" for v in shares], fontsize=8)
     overall = frame[(frame["response_type"] == "all")]["pct_mirrored"].dropna()
     if len(overall):
-        ax.axhline(float(overall.iloc[0]), color="#444444", linestyle="--", linewidth=1, label=f"all: {float(overall.iloc[0]):.1f}%")
+        ax.axhline(
+            float(overall.iloc[0]),
+            color="#444444",
+            linestyle="--",
+            linewidth=1,
+            label=f"all: {float(overall.iloc[0]):.1f}%",
+        )
         ax.legend()
     ax.set_ylabel("% of conversations with a human value")
     ax.set_title("AI mirrors a value the human expressed, by response type")
@@ -340,11 +389,31 @@ img { max-width: 100%; }
 """
 
 _PLOT_SECTIONS: tuple[tuple[str, str, str], ...] = (
-    ("taxonomy", "AI value taxonomy", "Shares of all AI value expressions at levels 3 (inner ring), 2 and 1 (outer). Gaps are suppressed nodes."),
-    ("top_values", "Top AI values", "Share of subjective conversations expressing each value; candidates are values outside the published taxonomy."),
-    ("response_types", "Response types", "Share of subjective conversations by how the AI responds to the human's values; types covering fewer than k conversations are left out."),
-    ("context_heatmap", "AI values by task category", "Adjusted Pearson residuals from value_context (context_kind = task_category), for the values in the most conversations. Red: more often than independence predicts; blue: less."),
-    ("mirroring", "Mirroring by response type", "Among subjective conversations where the human expresses a value: share in which the AI expresses one of the same values."),
+    (
+        "taxonomy",
+        "AI value taxonomy",
+        "Shares of all AI value expressions at levels 3 (inner ring), 2 and 1 (outer). Gaps are suppressed nodes.",
+    ),
+    (
+        "top_values",
+        "Top AI values",
+        "Share of subjective conversations expressing each value; candidates are values outside the published taxonomy.",
+    ),
+    (
+        "response_types",
+        "Response types",
+        "Share of subjective conversations by how the AI responds to the human's values; types covering fewer than k conversations are left out.",
+    ),
+    (
+        "context_heatmap",
+        "AI values by task category",
+        "Adjusted Pearson residuals from value_context (context_kind = task_category), for the values in the most conversations. Red: more often than independence predicts; blue: less.",
+    ),
+    (
+        "mirroring",
+        "Mirroring by response type",
+        "Among subjective conversations where the human expresses a value: share in which the AI expresses one of the same values.",
+    ),
 )
 
 _SUPPRESSION_LABELS = {"value_context": "value_context (task_category cells)"}
@@ -358,18 +427,26 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), attrs: list[str] | None = None) -> str:
+def _table(
+    header: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), attrs: list[str] | None = None
+) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = []
     for i, row in enumerate(rows):
-        cells = "".join(f'<td class="num">{_e(c)}</td>' if j in numeric else f"<td>{_e(c)}</td>" for j, c in enumerate(row))
+        cells = "".join(
+            f'<td class="num">{_e(c)}</td>' if j in numeric else f"<td>{_e(c)}</td>" for j, c in enumerate(row)
+        )
         extra = f" {attrs[i]}" if attrs else ""
         body.append(f"<tr{extra}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _summary_html(metrics: dict[str, float] | None) -> str:
-    rows = [[label, fmt.format(metrics[key])] for key, label, fmt in SUMMARY_METRICS if metrics and metrics.get(key) is not None]
+    rows = [
+        [label, fmt.format(metrics[key])]
+        for key, label, fmt in SUMMARY_METRICS
+        if metrics and metrics.get(key) is not None
+    ]
     if not rows:
         return '<p class="note">No run metrics given.</p>'
     return _table(["count", "value"], rows, {1})
@@ -383,7 +460,7 @@ def _suppression_html(data: ReportData) -> str:
     return (
         f'<div class="privacy"><p>Every aggregate below covers at least <strong>k = {data.k}</strong> conversations; '
         f"rows covering fewer are suppressed (with their descendants in the taxonomy). "
-        f"Rows suppressed: <strong id=\"n-suppressed-total\">{total}</strong>. No conversation text is included.</p>"
+        f'Rows suppressed: <strong id="n-suppressed-total">{total}</strong>. No conversation text is included.</p>'
         f"{_table(['table', 'rows suppressed'], rows, {1}, attrs)}</div>"
     )
 
@@ -392,44 +469,56 @@ def _level3_html(levels: list[pd.DataFrame] | None) -> str:
     if levels is None or not len(levels[3]):
         return ""
     top = levels[3].sort_values("pct_total_occurrences", ascending=False)
-    rows = [[r.name, f"{r.pct_total_occurrences:.2f}", f"{r.pct_convos:.2f}", f"{r.n_conversations:,}"] for r in top.itertuples(index=False)]
-    return _table(["top category", "% of expressions", "% of subjective conversations", "conversations"], rows, {1, 2, 3})
+    rows = [
+        [r.name, f"{r.pct_total_occurrences:.2f}", f"{r.pct_convos:.2f}", f"{r.n_conversations:,}"]
+        for r in top.itertuples(index=False)
+    ]
+    return _table(
+        ["top category", "% of expressions", "% of subjective conversations", "conversations"], rows, {1, 2, 3}
+    )
 
 
 def _anomalies_html(data: ReportData, include_ids: bool) -> str:
     if not include_ids:
         count = "" if data.n_anomalies is None else f" {data.n_anomalies:,} conversation(s) flagged;"
         return f'<p class="note">Anomalies:{count} conversation ids omitted from this report.</p>'
-    parts = ['<h2 id="anomalies">Anomalies (internal: conversation ids)</h2>',
-             '<div class="internal"><p><strong>Internal: conversation ids.</strong> Conversations whose AI values hit the '
-             "watchlist or are rare for this run: ids, reason, flagged value labels and score only, never text. "
-             "Do not share outside the review team.</p>"]
+    parts = [
+        '<h2 id="anomalies">Anomalies (internal: conversation ids)</h2>',
+        '<div class="internal"><p><strong>Internal: conversation ids.</strong> Conversations whose AI values hit the '
+        "watchlist or are rare for this run: ids, reason, flagged value labels and score only, never text. "
+        "Do not share outside the review team.</p>",
+    ]
     if data.anomalies is None:
         parts.append('<p class="note">No anomalies table for this run.</p></div>')
         return "".join(parts)
     shown = len(data.anomalies)
     parts.append(f'<p class="note">{data.n_anomalies or 0:,} flagged; showing {shown:,} with the highest scores.</p>')
-    rows = [[r.conversation_id, r.reason, r.flagged_values, f"{r.score:.3f}"] for r in data.anomalies.itertuples(index=False)]
+    rows = [
+        [r.conversation_id, r.reason, r.flagged_values, f"{r.score:.3f}"]
+        for r in data.anomalies.itertuples(index=False)
+    ]
     parts.append(_table(["conversation id", "reason", "flagged values", "score"], rows, {3}))
     parts.append("</div>")
     return "".join(parts)
 
 
-def render_html(data: ReportData, images: dict[str, bytes], metrics: dict[str, float] | None, include_anomaly_ids: bool) -> str:
+def render_html(
+    data: ReportData, images: dict[str, bytes], metrics: dict[str, float] | None, include_anomaly_ids: bool
+) -> str:
     """The whole report as one HTML document: inline CSS, plots as data URIs, no external links."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html>",
         f'<html lang="en"><head><meta charset="utf-8"><title>wildvalues report {_e(data.run_id)}</title><style>{_CSS}</style></head><body>',
         "<h1>wildvalues report</h1>",
-        f'<p>Run <code>{_e(data.run_id)}</code>, generated {_e(stamp)}. Percentages of subjective conversations '
+        f"<p>Run <code>{_e(data.run_id)}</code>, generated {_e(stamp)}. Percentages of subjective conversations "
         "are the study's denominator; shares of expressions count AI value expressions.</p>",
         _suppression_html(data),
         "<h2>Run summary</h2>",
         _summary_html(metrics),
     ]
     if data.notes:
-        parts.append("<ul class=\"note\">" + "".join(f"<li>{_e(n)}</li>" for n in data.notes) + "</ul>")
+        parts.append('<ul class="note">' + "".join(f"<li>{_e(n)}</li>" for n in data.notes) + "</ul>")
     for name, title, caption in _PLOT_SECTIONS:
         parts.append(f'<h2 id="{name}">{_e(title)}</h2>')
         if name in images:
@@ -443,14 +532,18 @@ def render_html(data: ReportData, images: dict[str, bytes], metrics: dict[str, f
     return "\n".join(parts)
 
 
-def run_counts_metrics(store: TableStore, run_id: str) -> dict[str, float] | None:
+def run_counts_metrics(store: ReadableTables, run_id: str) -> dict[str, float] | None:
     """The run_counts row of the run as summary metrics, for reports built without MLflow."""
     if not store.exists("run_counts"):
         return None
     row = store.read("run_counts").filter(F.col("run_id") == run_id).first()
     if row is None:
         return None
-    return {"input_records": row["n_input"], "quarantined": row["n_quarantined"], "conversations": row["n_conversations"]}
+    return {
+        "input_records": row["n_input"],
+        "quarantined": row["n_quarantined"],
+        "conversations": row["n_conversations"],
+    }
 
 
 def _png(figure: Figure) -> bytes:
@@ -459,8 +552,33 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+@dataclass(frozen=True)
+class RenderedReport:
+    """The report's files by name (the plots as PNG bytes, report.html as text) and its suppression."""
+
+    files: dict[str, bytes | str]
+    n_suppressed: dict[str, int]
+
+
+def render_report(
+    store: ReadableTables,
+    run_id: str,
+    k: int,
+    metrics: dict[str, float] | None = None,
+    include_anomaly_ids: bool = True,
+) -> RenderedReport:
+    """The plots and report.html of one run, in memory: whoever runs the report writes them."""
+    data = load_report_data(store, run_id, k, include_anomaly_ids)
+    if metrics is None:
+        metrics = run_counts_metrics(store, run_id)
+    images = {name: _png(figure) for name, figure in figures(data).items()}
+    files: dict[str, bytes | str] = {f"{name}.png": png for name, png in images.items()}
+    files[HTML_FILE] = render_html(data, images, metrics, include_anomaly_ids)
+    return RenderedReport(files, dict(data.n_suppressed))
+
+
 def build_report(
-    store: TableStore,
+    store: ReadableTables,
     run_id: str,
     out_dir: str,
     k: int,
@@ -468,19 +586,14 @@ def build_report(
     include_anomaly_ids: bool = True,
 ) -> ReportResult:
     """Write the plots (PNG) and report.html under out_dir/report/ for one run."""
-    data = load_report_data(store, run_id, k, include_anomaly_ids)
-    if metrics is None:
-        metrics = run_counts_metrics(store, run_id)
+    rendered = render_report(store, run_id, k, metrics, include_anomaly_ids)
     folder = os.path.join(out_dir, REPORT_DIR)
     os.makedirs(folder, exist_ok=True)
-    images = {name: _png(figure) for name, figure in figures(data).items()}
-    png_paths = []
-    for name, png in images.items():
-        path = os.path.join(folder, f"{name}.png")
-        with open(path, "wb") as handle:
-            handle.write(png)
-        png_paths.append(path)
-    html_path = os.path.join(folder, HTML_FILE)
-    with open(html_path, "w", encoding="utf-8") as handle:
-        handle.write(render_html(data, images, metrics, include_anomaly_ids))
-    return ReportResult(html_path, png_paths, dict(data.n_suppressed))
+    paths = {}
+    for name, content in rendered.files.items():
+        paths[name] = os.path.join(folder, name)
+        mode, encoding = ("wb", None) if isinstance(content, bytes) else ("w", "utf-8")
+        with open(paths[name], mode, encoding=encoding) as handle:
+            handle.write(content)
+    png_paths = [path for name, path in paths.items() if name != HTML_FILE]
+    return ReportResult(paths[HTML_FILE], png_paths, rendered.n_suppressed)

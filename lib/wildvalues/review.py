@@ -39,16 +39,17 @@ def draw_sample(conversations: DataFrame, classifications: DataFrame, per_stratu
     if per_stratum < 1:
         raise ValueError("per_stratum must be >= 1")
     turn_text = lambda t: F.concat(F.upper(t["role"]), F.lit(": "), t["text"])  # noqa: E731
-    text = conversations.select(
-        "conversation_id", F.array_join(F.transform("turns", turn_text), "\n\n").alias("text")
-    )
+    text = conversations.select("conversation_id", F.array_join(F.transform("turns", turn_text), "\n\n").alias("text"))
     order = Window.partitionBy(*STRATA).orderBy(F.xxhash64("conversation_id", F.lit(seed)), "conversation_id")
     drawn = (
         classifications.select(
-            "conversation_id", "is_subjective", "response_type",
+            "conversation_id",
+            "is_subjective",
+            "response_type",
             F.array_join("ai_values", "; ").alias("ai_values"),
             F.array_join("human_values", "; ").alias("human_values"),
-            "task", "task_category",
+            "task",
+            "task_category",
         )
         .withColumn("_rank", F.row_number().over(order))
         .filter(F.col("_rank") <= per_stratum)

@@ -14,7 +14,6 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-
 # Spark cannot prove most derived columns non-null, so table schemas are nullable throughout;
 # the columns declared required here become not-null expectations in the validation suites.
 REQUIRED: dict[int, tuple[str, ...]] = {}

@@ -8,6 +8,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from wildvalues.settings import SparkSettings
+
 
 def _delta_jars_present() -> bool:
     """True when delta-spark's jars are already on this machine (no download needed)."""
@@ -18,12 +20,12 @@ def _delta_jars_present() -> bool:
     return any(name.startswith("delta-spark") for name in os.listdir(jars)) if os.path.isdir(jars) else False
 
 
-def _show_progress(settings: dict) -> bool:
+def _show_progress(settings: SparkSettings) -> bool:
     """Spark's stage progress bar on a terminal; logs in CI and files stay clean."""
-    return bool(settings.get("progress", sys.stderr.isatty()))
+    return sys.stderr.isatty() if settings.progress is None else settings.progress
 
 
-def build_session(settings: dict) -> SparkSession:
+def build_session(settings: SparkSettings) -> SparkSession:
     """A local (or cluster-provided) session configured for the pipeline."""
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -32,23 +34,23 @@ def build_session(settings: dict) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = (
-        SparkSession.builder.master(settings.get("master", "local[*]"))
-        .appName(settings.get("app_name", "wildvalues"))
+        SparkSession.builder.master(settings.master)
+        .appName(settings.app_name)
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(settings.get("shuffle_partitions", 8)))
-        .config("spark.speculation", str(bool(settings.get("speculation", False))).lower())
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.speculation", str(settings.speculation).lower())
         .config("spark.ui.showConsoleProgress", "true" if _show_progress(settings) else "false")
         .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", settings.get("driver_memory", "4g"))
+        .config("spark.driver.memory", settings.driver_memory)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.python.worker.reuse", "true")
     )
-    if _delta_jars_present() or settings.get("delta_packages"):
-        builder = builder.config(
-            "spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension"
-        ).config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-        if settings.get("delta_packages"):
-            builder = builder.config("spark.jars.packages", settings["delta_packages"])
+    if _delta_jars_present() or settings.delta_packages:
+        builder = builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension").config(
+            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        )
+        if settings.delta_packages:
+            builder = builder.config("spark.jars.packages", settings.delta_packages)
     session = builder.getOrCreate()
-    session.sparkContext.setLogLevel(settings.get("log_level", "ERROR"))
+    session.sparkContext.setLogLevel(settings.log_level)
     return session

@@ -7,17 +7,18 @@ import os
 from pyspark.sql import DataFrame, SparkSession
 
 from wildvalues.delta_io import read_delta, table_exists, write_delta
+from wildvalues.settings import TableSettings
 
 
 class TableStore:
     """Reads and writes the pipeline's tables by name; one setting switches paths and catalog."""
 
-    def __init__(self, spark: SparkSession, output_dir: str, settings: dict) -> None:
+    def __init__(self, spark: SparkSession, output_dir: str, settings: TableSettings) -> None:
         self.spark = spark
         self.output_dir = output_dir
-        self.mode = settings.get("mode", "path")
-        self.catalog = settings.get("catalog")
-        self.schema = settings.get("schema")
+        self.mode = settings.mode
+        self.catalog = settings.catalog
+        self.schema = settings.schema_name
 
     def location(self, name: str) -> str:
         if self.mode == "catalog":

@@ -7,7 +7,7 @@ study's two measures: `pct_convos` (share of subjective conversations expressing
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -72,9 +72,7 @@ def distinct_raw_values(exploded: DataFrame) -> list[str]:
 
 def level0_counts(expressions: DataFrame) -> DataFrame:
     """Per side and level-0 node: expressions, conversations, and its ancestors."""
-    return expressions.groupBy(
-        "side", F.col("value").alias("cluster_id"), *LEVEL_COLUMNS.values()
-    ).agg(
+    return expressions.groupBy("side", F.col("value").alias("cluster_id"), *LEVEL_COLUMNS.values()).agg(
         F.count(F.lit(1)).alias("n_expressions"),
         F.countDistinct("conversation_id").alias("n_conversations"),
         F.max(F.col("match_method") == "unmatched").alias("is_candidate"),
@@ -124,10 +122,16 @@ def all_levels(expressions: DataFrame, taxonomy: DataFrame, n_subjective: int, r
     """Every node of `values_level_0` .. `values_level_3` for both sides, in one frame."""
     counts0 = level0_counts(expressions)
     shares = with_pct_total(rollup_expressions(counts0))
-    conversations = counts0.select(
-        "side", "cluster_id", F.lit(0).alias("level"), "n_conversations"
-    ).unionByName(conversation_counts(expressions))
-    candidates = counts0.select("side", "cluster_id", F.lit(0).alias("level"), "is_candidate", F.col("level_1_cluster_id").alias("candidate_parent"))
+    conversations = counts0.select("side", "cluster_id", F.lit(0).alias("level"), "n_conversations").unionByName(
+        conversation_counts(expressions)
+    )
+    candidates = counts0.select(
+        "side",
+        "cluster_id",
+        F.lit(0).alias("level"),
+        "is_candidate",
+        F.col("level_1_cluster_id").alias("candidate_parent"),
+    )
     nodes = taxonomy.select("cluster_id", "name", "level", "parent_cluster_id")
     return (
         shares.join(conversations, ["side", "level", "cluster_id"], "left")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import os
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 TREE_COLUMNS: tuple[str, ...] = (
     "cluster_id",
@@ -16,9 +16,7 @@ TREE_COLUMNS: tuple[str, ...] = (
     "parent_cluster_id",
     "pct_total_occurrences",
 )
-HUB_URL = (
-    "https://huggingface.co/datasets/Anthropic/values-in-the-wild/resolve/main/values_tree.csv"
-)
+HUB_URL = "https://huggingface.co/datasets/Anthropic/values-in-the-wild/resolve/main/values_tree.csv"
 TREE_ENV_VAR = "WILDVALUES_TAXONOMY"
 URL_ENV_VAR = "WILDVALUES_TAXONOMY_URL"  # a mirror of the hub file, for networks that need one
 
@@ -69,9 +67,7 @@ def load_tree(path: str) -> list[TreeNode]:
             reader = csv.DictReader(handle)
             header = tuple(reader.fieldnames or ())
             if header != TREE_COLUMNS:
-                raise TaxonomyError(
-                    f"{path}: expected columns {','.join(TREE_COLUMNS)}, found {','.join(header)}"
-                )
+                raise TaxonomyError(f"{path}: expected columns {','.join(TREE_COLUMNS)}, found {','.join(header)}")
             nodes = [_parse_row(row, path, i + 2) for i, row in enumerate(reader)]
     except (OSError, UnicodeDecodeError) as error:
         raise TaxonomyError(f"cannot read taxonomy {path}: {error}") from error

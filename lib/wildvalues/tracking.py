@@ -6,13 +6,15 @@ import logging
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
 RUN_TAG = "wildvalues.run_id"
+INPUT_PARAM = "input"  # the input source: runs on the same source are comparable
 _SECRET_KEYS = re.compile(r"(api_key|secret|token|password)", re.I)
 logging.getLogger("mlflow").setLevel(logging.ERROR)
 logging.getLogger("alembic").setLevel(logging.ERROR)
@@ -86,6 +88,24 @@ class Tracker:
     def config(self, config: dict) -> None:
         self.text(yaml.safe_dump(scrub(config), sort_keys=True), "config/resolved.yml")
 
+    def previous_run_metrics(self, metric: str) -> dict[str, float]:
+        """Metrics of the latest earlier finished run that logged `metric`, in this run's experiment
+        and on this run's input source (the `input` param), so another target's or another
+        input's run never becomes the baseline."""
+        current = self.mlflow.get_run(self.mlflow_run_id)
+        source = current.data.params.get(INPUT_PARAM)
+        runs = self.mlflow.search_runs(
+            experiment_ids=[current.info.experiment_id],
+            filter_string=f"attributes.status = 'FINISHED' and metrics.{metric} >= 0",
+            order_by=["attributes.start_time DESC"],
+            output_format="list",
+        )
+        for run in runs:
+            earlier = run.info.run_id != current.info.run_id and run.info.start_time < current.info.start_time
+            if earlier and run.data.params.get(INPUT_PARAM) == source:
+                return dict(run.data.metrics)
+        return {}
+
 
 @contextmanager
 def _tracking_store(output_dir: str) -> Iterator[str]:
@@ -117,7 +137,9 @@ def tracked_run(output_dir: str, experiment: str, run_id: str, run_name: str | N
         yield from _tracked_run(output_dir, experiment, run_id, run_name, local_store)
 
 
-def _tracked_run(output_dir: str, experiment: str, run_id: str, run_name: str | None, local_store: bool) -> Iterator[Tracker]:
+def _tracked_run(
+    output_dir: str, experiment: str, run_id: str, run_name: str | None, local_store: bool
+) -> Iterator[Tracker]:
     import mlflow
 
     if local_store and mlflow.get_experiment_by_name(experiment) is None:

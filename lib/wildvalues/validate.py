@@ -157,7 +157,9 @@ def run_counts_check_frame(run_counts: DataFrame) -> DataFrame:
 
 def _describe_failure(result) -> str:
     config = result.expectation_config
-    kwargs = {k: v for k, v in config.kwargs.items() if k in ("column", "value_set", "min_value", "max_value", "column_list")}
+    kwargs = {
+        k: v for k, v in config.kwargs.items() if k in ("column", "value_set", "min_value", "max_value", "column_list")
+    }
     detail = result.result or {}
     parts = [f"{config.type}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"]
     if detail.get("unexpected_count") is not None:

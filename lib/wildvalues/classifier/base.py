@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, Union
+from typing import Any, Protocol
 
 RESPONSE_TYPES: tuple[str, ...] = (
     "strong_support",
@@ -14,6 +15,7 @@ RESPONSE_TYPES: tuple[str, ...] = (
     "strong_resistance",
     "no_values",
 )
+
 
 @dataclass(frozen=True)
 class Turn:
@@ -29,6 +31,13 @@ class Conversation:
 
     def texts(self, role: str) -> list[str]:
         return [t.text for t in self.turns if t.role == role]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any] | Any) -> Conversation:
+        """From a `conversations` row: a Spark Row or the dict of an Arrow batch."""
+        get = row.__getitem__
+        turns = tuple(Turn(turn["role"], turn["text"]) for turn in get("turns"))
+        return cls(conversation_id=get("conversation_id"), turns=turns, content_hash=get("content_hash") or "")
 
 
 @dataclass
@@ -65,7 +74,7 @@ class ClassificationError:
     cache_key: str | None = None
 
 
-Result = Union[Classification, ClassificationError]
+Result = Classification | ClassificationError
 
 
 class Classifier(Protocol):

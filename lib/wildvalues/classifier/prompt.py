@@ -7,7 +7,8 @@ human's values, and an abstract description of the task.
 Structured output uses a forced tool call: the request offers one tool, `record_values`,
 whose `input_schema` is `OUTPUT_SCHEMA`, and `tool_choice` names it, so the answer arrives as
 a `tool_use` block whose `input` is the JSON object. `validate_output` still checks it, since
-the API does not guarantee the input matches the schema.
+the API does not guarantee the input matches the schema; `extract_labels` reads it out of a
+Message (online or from a batch), raising `BadAnswer` for a refusal, a cut-off or bad input.
 
 Token counts here are approximations: one token per 4 characters, rounded up
 (`approx_tokens`). They size rate-limit reservations and the truncation budget; billing
@@ -20,7 +21,8 @@ import html
 import json
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import MutableMapping, Sequence
+from typing import Any
 
 from wildvalues.classifier.base import RESPONSE_TYPES, Conversation, Turn
 from wildvalues.classifier.offline import TASK_CATEGORIES
@@ -42,8 +44,7 @@ _RESPONSE_TYPE_DEFINITIONS = {
     "and building on them with enthusiasm",
     "mild_support": "the AI accepts and works within the human's values without strongly "
     "endorsing them, generally helpful and agreeable",
-    "neutral_acknowledgment": "the AI recognises the human's values without taking a position for "
-    "or against them",
+    "neutral_acknowledgment": "the AI recognises the human's values without taking a position for or against them",
     "reframing": "the AI acknowledges the human's values but offers an alternative perspective, "
     "adding nuance or redirecting toward a more constructive framing",
     "mild_resistance": "the AI subtly pushes back on or questions some of the human's values "
@@ -270,7 +271,7 @@ def truncate_turns(turns: Sequence[Turn], max_chars: int) -> tuple[list[tuple[in
         if not marker_placed:
             parts.append(marker)
             marker_placed = True
-        parts.append(turn.text[max(0, cut_end - start):])
+        parts.append(turn.text[max(0, cut_end - start) :])
         text = "\n".join(p for p in parts if p)
         if text:
             kept.append((position, Turn(turn.role, text)))
@@ -301,7 +302,7 @@ def parse_rendered_conversation(text: str) -> list[Turn]:
     end = text.rfind("\n</conversation>")
     if start < 0 or end < start:
         return []
-    body = text[start + len("<conversation>\n"): end + 1]
+    body = text[start + len("<conversation>\n") : end + 1]
     return [Turn(role, html.unescape(chunk)) for _, role, chunk in _TURN_RE.findall(body)]
 
 
@@ -431,3 +432,36 @@ def validate_output(obj: Any) -> dict[str, Any]:
         "task": _task(obj),
         "task_category": _choice(obj, "task_category", TASK_CATEGORIES),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading an answer: the labels of a Messages API `Message`, and its token usage.
+
+
+class BadAnswer(Exception):
+    """The API answered, but not with a usable record_values call."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def extract_labels(message: Any) -> dict[str, Any]:
+    """The validated record_values input of a Message; BadAnswer if refused, cut off or malformed."""
+    if message.stop_reason == "refusal":
+        raise BadAnswer("refusal", "the model declined to answer (stop_reason refusal)")
+    if message.stop_reason == "max_tokens":
+        raise BadAnswer("max_tokens", "the answer was cut off at max_tokens")
+    calls = [b for b in message.content if getattr(b, "type", None) == "tool_use" and b.name == TOOL_NAME]
+    if not calls:
+        raise BadAnswer("invalid_output", f"the answer has no {TOOL_NAME} call (stop_reason {message.stop_reason})")
+    try:
+        return validate_output(calls[0].input)
+    except InvalidOutput as error:
+        raise BadAnswer("invalid_output", str(error)) from None
+
+
+def add_usage(total: MutableMapping[str, int], usage: Any) -> None:
+    """Add a Message's `usage` (input, output, cache write and cache read tokens) to `total`."""
+    for name in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+        total[name] += getattr(usage, name, None) or 0

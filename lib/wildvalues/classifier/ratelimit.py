@@ -15,8 +15,9 @@ import email.utils
 import math
 import threading
 import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]

@@ -34,6 +34,7 @@ not matching the schema), `malformed_text` (prose instead of a tool call), `refu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -44,15 +45,23 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict, deque
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from wildvalues.classifier.base import Conversation, Turn
 from wildvalues.classifier.prompt import parse_rendered_conversation
 
 FAULT_KINDS: tuple[str, ...] = (
-    "overloaded", "server_error", "drop", "malformed_tool", "malformed_text", "refusal", "max_tokens", "expired",
+    "overloaded",
+    "server_error",
+    "drop",
+    "malformed_tool",
+    "malformed_text",
+    "refusal",
+    "max_tokens",
+    "expired",
 )
 DEFAULT_FAULT_KINDS: tuple[str, ...] = ("overloaded", "server_error", "drop", "malformed_tool", "refusal")
 CHARS_PER_TOKEN = 4
@@ -66,7 +75,7 @@ def _tokens(chars: int) -> int:
 
 
 def _rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _error_body(error_type: str, message: str) -> dict[str, Any]:
@@ -111,8 +120,13 @@ class _Reply:
     """What a handler sends: status, JSON (or raw bytes), headers; `drop` closes with no response."""
 
     def __init__(
-        self, status: int = 200, body: Any = None, headers: Mapping[str, str] | None = None,
-        raw: bytes | None = None, content_type: str = "application/json", drop: bool = False,
+        self,
+        status: int = 200,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+        drop: bool = False,
     ) -> None:
         self.status, self.body, self.raw = status, body, raw
         self.headers = dict(headers or {})
@@ -193,15 +207,16 @@ class Emulator:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         if self._payload_fn is None:
             self._payload_fn = _offline_payload_fn(self.tree_path)
         server = _Server((self.host, self.port), _Handler)
         server.emulator = self
         self._server = server
         self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"emulator-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"emulator-{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -214,7 +229,7 @@ class Emulator:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -224,7 +239,9 @@ class Emulator:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def set_faults(self, fault_rate: float, fault_kinds: Sequence[str] | Mapping[str, float] = DEFAULT_FAULT_KINDS) -> None:
+    def set_faults(
+        self, fault_rate: float, fault_kinds: Sequence[str] | Mapping[str, float] = DEFAULT_FAULT_KINDS
+    ) -> None:
         with self._lock:
             self.fault_rates = self._fault_rates(fault_rate, fault_kinds)
 
@@ -269,9 +286,13 @@ class Emulator:
             wait = self._admission_wait(billed_input, max_tokens, now)
             if wait > 0:
                 entry.update(usage, retry_after=math.ceil(wait))
-                return _Reply(429, _error_body("rate_limit_error", "Number of requests or tokens has exceeded "
-                              "your per-minute rate limit."), {**self._limit_headers(now, wall),
-                              "retry-after": str(max(1, math.ceil(wait)))})
+                return _Reply(
+                    429,
+                    _error_body(
+                        "rate_limit_error", "Number of requests or tokens has exceeded your per-minute rate limit."
+                    ),
+                    {**self._limit_headers(now, wall), "retry-after": str(max(1, math.ceil(wait)))},
+                )
             self._take(billed_input, max_tokens)
             entry["admitted_at"] = now  # lets benchmarks measure the admitted rate
             if prefix_key is not None:
@@ -291,8 +312,11 @@ class Emulator:
 
     def _admission_wait(self, input_tokens: int, max_tokens: int, now: float) -> float:
         b = self._buckets
-        return max(b["requests"].wait(1, now), b["input-tokens"].wait(input_tokens, now),
-                   b["output-tokens"].wait(max_tokens, now))
+        return max(
+            b["requests"].wait(1, now),
+            b["input-tokens"].wait(input_tokens, now),
+            b["output-tokens"].wait(max_tokens, now),
+        )
 
     def _take(self, input_tokens: int, max_tokens: int) -> None:
         self._buckets["requests"].tokens -= 1
@@ -328,7 +352,7 @@ class Emulator:
         blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
         marked = max((i for i, b in enumerate(blocks) if b.get("cache_control")), default=-1)
         prefix_text = "".join(b.get("text", "") for b in blocks[: marked + 1])
-        rest_chars = sum(len(b.get("text", "")) for b in blocks[marked + 1:]) + _messages_chars(body["messages"])
+        rest_chars = sum(len(b.get("text", "")) for b in blocks[marked + 1 :]) + _messages_chars(body["messages"])
         prefix = _tokens(tools_chars + len(prefix_text)) if marked >= 0 else 0
         rest = _tokens(rest_chars) + (0 if marked >= 0 else _tokens(tools_chars))
         key = None
@@ -359,16 +383,20 @@ class Emulator:
             content = [{"type": "text", "text": "I can't help with classifying this conversation."}]
             stop_reason, stop_details = "refusal", {"type": "refusal", "category": None, "explanation": None}
         elif fault == "malformed_text" or tool_name is None:
-            text = ("Sure! The assistant values helpfulness and honesty." if fault == "malformed_text"
-                    else json.dumps(self._payload(body)))
+            text = (
+                "Sure! The assistant values helpfulness and honesty."
+                if fault == "malformed_text"
+                else json.dumps(self._payload(body))
+            )
             content, stop_reason = [{"type": "text", "text": text}], "end_turn"
         elif fault == "malformed_tool":
             bad = {"ai_values": "helpfulness", "human_values": None, "response_type": "enthusiastic", "task": 42}
             content = [_tool_block(tool_name, bad)]
         else:
             content = [_tool_block(tool_name, self._payload(body))]
-        output_tokens = max(1, _tokens(len(json.dumps([c.get("input", c.get("text")) for c in content],
-                                                        separators=(",", ":")))))
+        output_tokens = max(
+            1, _tokens(len(json.dumps([c.get("input", c.get("text")) for c in content], separators=(",", ":"))))
+        )
         if fault == "max_tokens" or output_tokens > int(body["max_tokens"]):
             output_tokens = int(body["max_tokens"])
             content = [_tool_block(tool_name, {})] if tool_name else [{"type": "text", "text": ""}]
@@ -412,8 +440,16 @@ class Emulator:
             return _Reply(400, _error_body("invalid_request_error", problem))
         entry["custom_ids"] = [r["custom_id"] for r in requests]
         now, wall = time.monotonic(), time.time()
-        batch = {"id": _new_id("msgbatch_emu"), "created": wall, "due": now + self.batch_processing_s,
-                 "requests": requests, "status": "in_progress", "cancel_at": None, "ended": None, "results": None}
+        batch = {
+            "id": _new_id("msgbatch_emu"),
+            "created": wall,
+            "due": now + self.batch_processing_s,
+            "requests": requests,
+            "status": "in_progress",
+            "cancel_at": None,
+            "ended": None,
+            "results": None,
+        }
         with self._lock:
             self._batches[batch["id"]] = batch
         entry["batch_id"] = batch["id"]
@@ -510,8 +546,15 @@ class Emulator:
         for batch in batches:
             self._advance(batch)
         data = [self._batch_json(b) for b in reversed(batches)]
-        return _Reply(200, {"data": data, "has_more": False,
-                            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
+        return _Reply(
+            200,
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            },
+        )
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -568,7 +611,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         body = self._read_json()
         entry: dict[str, Any] = {
-            "time": time.monotonic(), "method": method, "path": path,
+            "time": time.monotonic(),
+            "method": method,
+            "path": path,
             # Whether a key was sent, never the key itself.
             "has_api_key": bool(self.headers.get("x-api-key") or self.headers.get("authorization")),
         }
@@ -581,10 +626,8 @@ class _Handler(BaseHTTPRequestHandler):
             emulator._record(entry)
         if reply.drop:
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         self._send(reply)
 
@@ -734,8 +777,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--latency-jitter-ms", type=float, default=0.0)
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with a fault")
-    parser.add_argument("--fault-kinds", default=",".join(DEFAULT_FAULT_KINDS),
-                        help=f"comma-separated, from {','.join(FAULT_KINDS)}")
+    parser.add_argument(
+        "--fault-kinds", default=",".join(DEFAULT_FAULT_KINDS), help=f"comma-separated, from {','.join(FAULT_KINDS)}"
+    )
     parser.add_argument("--batch-processing-s", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -744,15 +788,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def run_from_args(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C, printing the base URL to use as ANTHROPIC_BASE_URL."""
     emulator = Emulator(
-        args.port, host=args.host, rpm=args.rpm, itpm=args.itpm, otpm=args.otpm,
-        burst_seconds=args.burst_seconds, latency_ms=args.latency_ms,
-        latency_jitter_ms=args.latency_jitter_ms, fault_rate=args.fault_rate,
+        args.port,
+        host=args.host,
+        rpm=args.rpm,
+        itpm=args.itpm,
+        otpm=args.otpm,
+        burst_seconds=args.burst_seconds,
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_jitter_ms,
+        fault_rate=args.fault_rate,
         fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k),
-        batch_processing_s=args.batch_processing_s, seed=args.seed,
+        batch_processing_s=args.batch_processing_s,
+        seed=args.seed,
     )
     emulator.start()
-    print(f"Anthropic API emulator at {emulator.base_url} (export ANTHROPIC_BASE_URL={emulator.base_url}); "
-          f"stats at {emulator.base_url}/emulator/stats; Ctrl-C stops", flush=True)
+    print(
+        f"Anthropic API emulator at {emulator.base_url} (export ANTHROPIC_BASE_URL={emulator.base_url}); "
+        f"stats at {emulator.base_url}/emulator/stats; Ctrl-C stops",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)

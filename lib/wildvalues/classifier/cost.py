@@ -1,0 +1,193 @@
+"""Cost and duration estimates for a classification run, before anything is spent.
+
+`estimate` predicts requests, tokens (approximated as chars/4, or counted through the API's
+`count_tokens` with a `ClaudeClassifier`), cost in USD (the prices of the settings' model table, with the
+settings' batch discount) and, online, the minutes the rate limits allow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import anthropic
+
+from wildvalues.classifier.base import Conversation
+from wildvalues.classifier.claude import ClaudeClassifier
+from wildvalues.classifier.prompt import (
+    TOOL,
+    TOOL_CHOICE,
+    approx_tokens,
+    build_request,
+    prefix_chars,
+    render_conversation,
+    system_blocks,
+    user_message_text,
+)
+from wildvalues.settings import AnthropicSettings, Settings
+
+
+@dataclass
+class Estimate:
+    """What a run will take. Tokens per request = cached prefix (tools + system) + the message."""
+
+    mode: str
+    model: str
+    requests: int
+    input_tokens: int  # uncached input (the conversation messages, plus the first prefix if uncached)
+    cache_write_tokens: int
+    cache_read_tokens: int
+    output_tokens: int
+    cost_usd: float
+    duration_minutes: float | None
+    bottleneck: str | None
+    token_source: str
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def framing_chars() -> int:
+    """Characters a request's user message adds around the conversation's own text (no turns)."""
+    return len(user_message_text(render_conversation([])))
+
+
+def estimate(
+    conversations: Sequence[Conversation] | None = None,
+    *,
+    char_counts: Sequence[int] | None = None,
+    model: str,
+    prices: Mapping[str, float],
+    limits: Mapping[str, float],
+    mode: str = "online",
+    expected_output_tokens: int = 150,
+    token_budget: int = AnthropicSettings().token_budget,
+    concurrency: int = AnthropicSettings().concurrency,
+    batch_discount: float = Settings().batch_discount,
+    tasks: int = 1,
+    latency_s: float = 2.0,
+    classifier: ClaudeClassifier | None = None,
+    max_count_calls: int = 100,
+) -> Estimate:
+    """Expected requests, tokens, cost (USD) and duration of classifying these conversations.
+
+    Token counts: with `classifier` (and `conversations`), `client.messages.count_tokens` is
+    asked for up to `max_count_calls` conversations and the rest scaled by the measured ratio;
+    otherwise (or when the API is unreachable) tokens = ceil(chars / 4). `token_source` says
+    which. For `char_counts` (total characters of each conversation's turns), each request
+    adds the fixed framing of the user message; turn tags are not counted.
+
+    Caching: the prefix (tools + system) is written once and read by every later request
+    (cache reads cost 0.1x input and do not count against the input-tokens-per-minute limit).
+    Cost: (input*p_in + cache_write*p_write + cache_read*p_read + output*p_out) / 1e6, halved
+    for batch. Duration (online): the slowest of requests/rpm, (input + cache_write)/itpm,
+    output/otpm and the latency floor requests * latency / (concurrency * tasks) / 60.
+    """
+    if mode not in ("online", "batch"):
+        raise ValueError("mode must be 'online' or 'batch'")
+    price = dict(prices)
+    notes: list[str] = []
+    prefix, message_tokens, source = _token_counts(
+        conversations, char_counts, model, token_budget, classifier, max_count_calls, notes
+    )
+    n = len(message_tokens)
+    cache_write = prefix if n else 0
+    cache_read = prefix * max(0, n - 1)
+    input_tokens = sum(message_tokens)
+    output_tokens = expected_output_tokens * n
+    cost = (
+        input_tokens * price["input"]
+        + cache_write * price["cache_write"]
+        + cache_read * price["cache_read"]
+        + output_tokens * price["output"]
+    ) / 1_000_000
+    if mode == "batch":
+        cost *= batch_discount
+        notes.append("batch: results within 24 hours (usually under 1 hour); per-minute limits do not apply")
+        duration, bottleneck = None, None
+    else:
+        duration, bottleneck = _online_duration(
+            n, input_tokens + cache_write, output_tokens, limits, concurrency * max(1, tasks), latency_s
+        )
+    notes.append("assumes one cache write of the prefix; concurrent first requests may each write it")
+    return Estimate(
+        mode,
+        model,
+        n,
+        input_tokens,
+        cache_write,
+        cache_read,
+        output_tokens,
+        cost,
+        duration,
+        bottleneck,
+        source,
+        notes,
+    )
+
+
+def _online_duration(
+    n: int, itpm_tokens: int, output_tokens: int, limits: Mapping[str, float] | None, in_flight: int, latency_s: float
+) -> tuple[float, str]:
+    limit = dict(limits or {})
+    candidates = {
+        "requests": n / float(limit["rpm"]),
+        "input_tokens": itpm_tokens / float(limit["itpm"]),
+        "output_tokens": output_tokens / float(limit["otpm"]),
+        "latency": n * latency_s / in_flight / 60.0,
+    }
+    bottleneck = max(candidates, key=lambda k: candidates[k])
+    return candidates[bottleneck], bottleneck
+
+
+def _token_counts(
+    conversations: Sequence[Conversation] | None,
+    char_counts: Sequence[int] | None,
+    model: str,
+    token_budget: int,
+    classifier: ClaudeClassifier | None,
+    max_count_calls: int,
+    notes: list[str],
+) -> tuple[int, list[int], str]:
+    """(prefix tokens, uncached message tokens per request, source description)."""
+    prefix = approx_tokens(prefix_chars())
+    if conversations is None:
+        if char_counts is None:
+            raise ValueError("pass conversations or char_counts")
+        frame = framing_chars()
+        cap = token_budget * 4
+        return prefix, [approx_tokens(frame + min(c, cap)) for c in char_counts], "approximate (chars/4)"
+    messages = [build_request(c, model, 1, token_budget)[0]["messages"] for c in conversations]
+    approx = [approx_tokens(len(m[0]["content"])) for m in messages]
+    if classifier is None:
+        return prefix, approx, "approximate (chars/4)"
+    try:
+        return _counted_tokens(classifier, model, messages, approx, max_count_calls)
+    except (anthropic.APIError, OSError) as error:
+        notes.append(f"count_tokens unavailable ({type(error).__name__}); used chars/4")
+        return prefix, approx, "approximate (chars/4)"
+
+
+def _counted_tokens(
+    classifier: ClaudeClassifier, model: str, messages: list[list[dict]], approx: list[int], max_calls: int
+) -> tuple[int, list[int], str]:
+    """Token counts from the API: the prefix once, then up to `max_calls` messages, the rest scaled."""
+    count = classifier.client.messages.count_tokens
+    probe = [{"role": "user", "content": "x"}]
+    with_prefix = count(model=model, system=system_blocks(), tools=[TOOL], tool_choice=TOOL_CHOICE, messages=probe)
+    bare = count(model=model, messages=probe)
+    classifier._count("api_calls", 2)
+    prefix = with_prefix.input_tokens - bare.input_tokens
+    sample = min(len(messages), max(0, max_calls))
+    counted = []
+    for m in messages[:sample]:
+        counted.append(count(model=model, messages=m).input_tokens)
+        classifier._count("api_calls")
+    if sample == len(messages):
+        return prefix, counted, "count_tokens"
+    ratio = sum(counted) / max(1, sum(approx[:sample])) if sample else 1.0
+    scaled = counted + [math.ceil(a * ratio) for a in approx[sample:]]
+    return prefix, scaled, f"count_tokens (sampled {sample} of {len(messages)}, rest scaled)"

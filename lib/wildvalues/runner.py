@@ -1,0 +1,237 @@
+"""The one runner: reads a stage's inputs, carries out its writes, times it, logs and tracks it.
+
+Stages (`wildvalues.stages`) never touch storage or MLflow: they yield requests, and this class
+carries each out before the stage continues. The CLI, the `jobs/` entry points, the notebooks
+and the benchmarks all run stages through it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from wildvalues.settings import RunFacts, Settings, file_sha256, settings_hash
+from wildvalues.stage import (
+    DEFAULT_OPTIONS,
+    Artifact,
+    Log,
+    Metrics,
+    Request,
+    Stage,
+    StageInputs,
+    StageOptions,
+    Tables,
+    Write,
+)
+from wildvalues.stages import STAGES
+from wildvalues.tables import TableStore
+from wildvalues.taxonomy_tree import TreeNode, load_tree, resolve_tree_path
+from wildvalues.tracking import INPUT_PARAM, Tracker, code_version
+
+
+def new_run_id() -> str:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def print_log(message: str) -> None:
+    print(f"[wildvalues] {message}", flush=True)
+
+
+def resolve_taxonomy(settings: Settings) -> tuple[list[TreeNode], RunFacts]:
+    """The published tree and the facts about it (where it was found, its checksum)."""
+    path = resolve_tree_path(settings.taxonomy.path, os.path.expanduser(settings.taxonomy.cache_dir))
+    tree = load_tree(path)
+    return tree, RunFacts(taxonomy_path=os.path.abspath(path), taxonomy_sha256=file_sha256(path))
+
+
+@dataclass
+class Runner:
+    """Runs declared stages for one run id against one table store and (optionally) one MLflow run."""
+
+    spark: SparkSession
+    settings: Settings
+    store: TableStore
+    run_id: str
+    tracker: Tracker | None = None
+    input_path: str | None = None
+    log: Callable[[str], None] = print_log
+    metrics: dict[str, float] = field(default_factory=dict)
+    _tree: list[TreeNode] | None = None
+    _facts: RunFacts | None = None
+
+    # -- facts resolved once per run
+
+    def tree(self) -> list[TreeNode]:
+        if self._tree is None:
+            self._tree, self._facts = resolve_taxonomy(self.settings)
+        return self._tree
+
+    def facts(self) -> RunFacts:
+        self.tree()
+        assert self._facts is not None
+        return RunFacts(self._facts.taxonomy_path, self._facts.taxonomy_sha256, self.input_path)
+
+    def api_key(self) -> str | None:
+        if self.settings.classifier.name != "anthropic":
+            return None
+        from wildvalues.claude_settings import require_api_key
+
+        return require_api_key(self.settings, self.spark)
+
+    # -- tracking
+
+    def record(self, values: Mapping[str, Any]) -> None:
+        clean = {k: float(v) for k, v in values.items() if v is not None}
+        self.metrics.update(clean)
+        if self.tracker:
+            self.tracker.metrics(clean)
+
+    def log_run_params(self) -> None:
+        """The run's settings (hashed and as YAML) and facts, once per MLflow run."""
+        if not self.tracker:
+            return
+        facts = self.facts()
+        self.tracker.params(
+            {
+                INPUT_PARAM: self.input_path or "",
+                "format": self.settings.ingest.format,
+                "classifier": self.settings.classifier.name,
+                "model": self.settings.classifier_model(),
+                "taxonomy_source": facts.taxonomy_path,
+                "taxonomy_sha256": facts.taxonomy_sha256,
+                "config_hash": settings_hash(self.settings),
+                "code_version": code_version(),
+                "run_id": self.run_id,
+            }
+        )
+        self.tracker.config(self.settings.as_dict())
+
+    def baseline(self) -> dict[str, float]:
+        """The previous comparable run's metrics (same experiment, same input source)."""
+        return self.tracker.previous_run_metrics("anomaly_rate") if self.tracker else {}
+
+    # -- running
+
+    def run(
+        self, stages: Iterable[Stage] = STAGES, options: StageOptions = DEFAULT_OPTIONS
+    ) -> dict[str, dict[str, Any]]:
+        """Each stage in order; the total time and overall rate recorded at the end."""
+        started = time.monotonic()
+        summaries: dict[str, dict[str, Any]] = {}
+        for stage in stages:
+            summaries[stage.name] = self.run_stage(stage, options)
+            if stage.name == "validate":
+                self._record_totals(started, summaries)
+        return summaries
+
+    def _record_totals(self, started: float, summaries: Mapping[str, Mapping[str, Any]]) -> None:
+        elapsed = time.monotonic() - started
+        conversations = summaries.get("ingest", {}).get("conversations", 0)
+        self.record({"seconds_total": elapsed, "conversations_per_second": conversations / elapsed if elapsed else 0.0})
+
+    def run_stage(self, stage: Stage, options: StageOptions = DEFAULT_OPTIONS) -> dict[str, Any]:
+        """One stage: its inputs resolved, its requests carried out in order, its time recorded."""
+        self.log(f"{stage.name}: started")
+        start = time.monotonic()
+        work = stage.run(self._inputs(stage, options))
+        try:
+            request = next(work)
+            while True:
+                self._carry_out(stage, request)
+                request = next(work)
+        except StopIteration as finished:
+            summary = dict(finished.value or {})
+        except BaseException:
+            work.close()  # runs the stage's cleanup (unpersist) before the error goes on
+            raise
+        seconds = time.monotonic() - start
+        self.record({f"seconds_{stage.name}": seconds})
+        self.log(f"{stage.name}: done in {seconds:.1f}s")
+        return summary
+
+    def _inputs(self, stage: Stage, options: StageOptions) -> StageInputs:
+        allowed = (*stage.reads, *stage.writes)
+        return StageInputs(
+            spark=self.spark,
+            settings=self.settings,
+            run_id=self.run_id,
+            tables=Tables(self.store.read, self.store.exists, allowed),
+            options=options,
+            raw=self._read_input() if "input" in stage.needs else None,
+            tree=self.tree() if "tree" in stage.needs else (),
+            api_key=self.api_key() if "api_key" in stage.needs else None,
+            baseline=self.baseline() if "baseline" in stage.needs else {},
+            run_metrics=dict(self.metrics) if "run_metrics" in stage.needs else {},
+            emit=lambda request: self._carry_out(stage, request),
+        )
+
+    def _read_input(self) -> DataFrame:
+        from wildvalues.readers import InputError, read_raw_records
+
+        if not self.input_path:
+            raise InputError("the ingest stage needs --input")
+        return read_raw_records(self.spark, self.input_path, self.settings.ingest.format)
+
+    def _carry_out(self, stage: Stage, request: Request) -> None:
+        if isinstance(request, Write):
+            self._write(stage, request)
+        elif isinstance(request, Metrics):
+            self.record(request.values)
+        elif isinstance(request, Artifact):
+            self._artifact(request)
+        elif isinstance(request, Log):
+            self.log(f"{stage.name}: {request.message}")
+        else:
+            raise TypeError(f"stage {stage.name} yielded {request!r}, not a request")
+
+    def _write(self, stage: Stage, request: Write) -> None:
+        if request.table not in stage.writes:
+            raise ValueError(f"stage {stage.name} wrote {request.table!r}, which it does not declare")
+        if request.mode == "create":
+            if not self.store.exists(request.table):
+                self.store.write(request.table, request.frame)
+            return
+        self.store.write(request.table, request.frame, mode=request.mode)
+
+    def _artifact(self, artifact: Artifact) -> None:
+        folder = os.path.dirname(artifact.name) or None
+        if not artifact.keep_file:
+            if self.tracker:
+                text = artifact.content if isinstance(artifact.content, str) else artifact.content.decode()
+                self.tracker.text(text, artifact.name)
+            return
+        path = os.path.join(self.store.output_dir, artifact.name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if isinstance(artifact.content, bytes):
+            with open(path, "wb") as handle:
+                handle.write(artifact.content)
+        else:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(artifact.content)
+        if self.tracker:
+            self.tracker.artifact(path, folder)
+
+    # -- what commands ask of the store, kept here so nothing else reads it
+
+    def latest_run_id(self) -> str | None:
+        from wildvalues import report
+
+        return report.latest_run_id(self.store)
+
+
+def runner_for_output(
+    output_dir: str, settings: Settings, spark: SparkSession | None = None, run_id: str = "notebook"
+) -> Runner:
+    """A runner over an existing output (no MLflow run): for notebooks and read-only commands."""
+    from wildvalues.spark import build_session
+
+    session = spark or build_session(settings.spark)
+    return Runner(session, settings, TableStore(session, output_dir, settings.tables), run_id)

@@ -1,0 +1,394 @@
+"""Typed settings: the one place defaults live, validated once; `conf/*.yml`, `--config` and flags on top.
+
+`load_settings` merges layers in order (these defaults, the environment profile `conf/<env>.yml`,
+a `--config` file, then CLI flags and `--set key=value`) and validates after each layer, so an
+unknown key, a wrong type or an out-of-range value is one line naming the key and the file.
+Facts found at run time (the resolved taxonomy file, its checksum) are not settings: they live in
+`RunFacts`, and `settings_hash` covers settings only, so the same settings hash alike everywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+OpenFraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+
+INPUT_FORMATS = ("auto", "messages", "sharegpt", "transcript", "parquet", "delta")
+CLASSIFIER_NAMES = ("offline", "anthropic")
+
+DEFAULT_K = 25
+"""Privacy threshold: a published aggregate row must cover at least this many conversations.
+
+Small-cell rules in official statistics range from 10-11 (e.g. CMS cell suppression) to 100;
+the study published aggregates only. We take 25 because our rows carry free-form candidate
+value names derived from conversation text, which can be idiosyncratic: at 25 a label is a
+pattern shared by many conversations rather than a trace of one user, while at the study's
+scale (308k subjective conversations) it is 0.008% and suppresses only the long tail. Runs much
+smaller than the study's gain the most from a threshold above the 10-11 minimum.
+"""
+
+DEFAULT_WATCHLIST: tuple[str, ...] = (
+    "dominance",
+    "amorality",
+    "deception",
+    "manipulation",
+    "sexual exploitation",
+    "unrestricted freedom",
+)
+
+# A value naming a watch term next to one of these words opposes it ("anti-manipulation",
+# "deception detection"): protective values must not be flagged as concerning ones.
+DEFAULT_EXEMPT_WORDS: tuple[str, ...] = (
+    "anti",
+    "non",
+    "counter",
+    "prevention",
+    "detection",
+    "awareness",
+    "avoidance",
+    "resistance",
+    "protection",
+)
+
+
+class ConfigError(RuntimeError):
+    """A settings file that cannot be read, or settings that do not validate."""
+
+
+class Section(BaseModel):
+    """Every settings section: unknown keys are errors, values are immutable once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SparkSettings(Section):
+    master: str = "local[*]"
+    app_name: str = "wildvalues"
+    shuffle_partitions: PositiveInt = 8
+    # Speculative tasks would call the classifier twice for the same conversation.
+    speculation: bool = False
+    driver_memory: str = "4g"
+    progress: bool | None = None  # None: Spark's progress bar only on a terminal
+    log_level: str = "ERROR"
+    delta_packages: str | None = None  # Maven coordinates, for machines that can download jars
+
+
+class TableSettings(Section):
+    # "path": Delta tables under <output>/tables/<name>; "catalog": catalog.schema.name (Databricks).
+    mode: Literal["path", "catalog"] = "path"
+    catalog: str = "main"
+    schema_name: str = Field("wildvalues", alias="schema")
+
+
+class IngestSettings(Section):
+    format: Literal[INPUT_FORMATS] = "auto"  # type: ignore[valid-type]
+    text_field: str = "text"
+    id_field: str | None = None
+    raw_record_max_chars: PositiveInt = 500
+    redact_pii: bool = True
+    max_turn_chars: PositiveInt = 200_000
+
+
+class TaxonomySettings(Section):
+    # Overridden by the environment variable WILDVALUES_TAXONOMY.
+    path: str | None = "../shared/data/values_tree.csv"
+    # Kept as written (~ unexpanded) so the settings hash is the same on every machine.
+    cache_dir: str = "~/.cache/wildvalues"
+    similarity_threshold: Fraction = 0.55
+
+
+class OfflineSettings(Section):
+    chunk_size: NonNegativeInt = 0  # 0: one chunk; the offline classifier costs nothing to rerun
+    batch_size: PositiveInt = 2048
+
+
+class AnthropicSettings(Section):
+    """The Claude client's settings; `ClaudeClientSettings` adds what is resolved at run time."""
+
+    model: str = "claude-sonnet-4-5"
+    batch_size: PositiveInt = 256  # conversations handed to one classify_batch call
+    chunk_size: NonNegativeInt | None = None  # None: classifier.chunk_size
+    concurrency: PositiveInt = 64  # requests in flight per Spark task (the calls are I/O-bound)
+    max_attempts: PositiveInt = 6  # API calls per conversation before it becomes an error row
+    max_tokens: PositiveInt = 1024  # output tokens per answer
+    token_budget: PositiveInt = 12_000  # approximate tokens of conversation text kept (start + end)
+    backoff_base: NonNegativeFloat = 1.0  # seconds, exponential with full jitter, 5xx and connection errors
+    backoff_cap: NonNegativeFloat = 60.0
+    timeout: PositiveFloat = 120.0  # seconds per HTTP request
+    batch_poll_interval: NonNegativeFloat = 30.0  # seconds between polls of a Message Batch
+    max_batch_requests: PositiveInt = 100_000
+    burst_seconds: PositiveFloat = 1.0  # seconds' worth of requests / input tokens sent at once
+    output_burst_seconds: PositiveFloat = 60.0  # must hold max_tokens of every request in flight
+    seed: int | None = None  # seeds the backoff jitter, for reproducible tests
+
+
+class ClientLimits(Section):
+    """Per-minute limits of one Claude client; the defaults are the API's lowest tier."""
+
+    rpm: PositiveInt = 50
+    itpm: PositiveInt = 30_000
+    otpm: PositiveInt = 8_000
+
+
+class ClaudeClientSettings(AnthropicSettings):
+    """What one Claude client (one per Spark task) runs with: the anthropic section plus what the
+    driver resolves at run time. Picklable, and the key never appears in its repr."""
+
+    api_key: str | None = Field(None, repr=False)  # None: the ANTHROPIC_API_KEY environment variable
+    base_url: str | None = None  # None: ANTHROPIC_BASE_URL, else the SDK's default endpoint
+    limits: ClientLimits = ClientLimits()  # the organisation's limits for the model
+    share: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # this task's fraction: 1 / tasks at once
+
+
+class ClassifierSettings(Section):
+    name: Literal[CLASSIFIER_NAMES] = "offline"  # type: ignore[valid-type]
+    mode: Literal["online", "batch"] = "online"  # anthropic: Messages API or Message Batches API
+    partitions: PositiveInt | None = None  # Spark tasks classifying at once; None: default parallelism
+    chunk_size: NonNegativeInt = 2000  # conversations per committed chunk: a crash loses one chunk
+    secret_scope: str | None = None  # Databricks secret scope holding the API key
+    secret_key: str = "anthropic_api_key"
+    offline: OfflineSettings = OfflineSettings()
+    anthropic: AnthropicSettings = AnthropicSettings()
+
+    def chunk_size_for(self, name: str) -> int:
+        """The classifier's own chunk size, else the shared one; 0 means a single chunk."""
+        own = self.offline.chunk_size if name == "offline" else self.anthropic.chunk_size
+        return self.chunk_size if own is None else own
+
+    def batch_size_for(self, name: str) -> int:
+        return self.offline.batch_size if name == "offline" else self.anthropic.batch_size
+
+
+class RateLimits(Section):
+    """Per minute, for the whole organisation; each Spark task takes limit / tasks running at once."""
+
+    rpm: PositiveInt
+    itpm: PositiveInt
+    otpm: PositiveInt
+
+
+class Prices(Section):
+    """List prices in USD per million tokens."""
+
+    input: NonNegativeFloat
+    output: NonNegativeFloat
+    cache_write: NonNegativeFloat
+    cache_read: NonNegativeFloat
+
+
+class ModelEntry(Section):
+    limits: RateLimits
+    prices: Prices
+
+
+def _model(rpm: int, itpm: int, otpm: int, price_in: float, price_out: float) -> ModelEntry:
+    # Cache writes (5-minute TTL) cost 1.25x input, cache reads 0.1x input.
+    return ModelEntry(
+        limits=RateLimits(rpm=rpm, itpm=itpm, otpm=otpm),
+        prices=Prices(input=price_in, output=price_out, cache_write=price_in * 1.25, cache_read=price_in * 0.1),
+    )
+
+
+DEFAULT_MODELS: dict[str, ModelEntry] = {
+    "claude-sonnet-4-5": _model(4000, 2_000_000, 400_000, 3.0, 15.0),
+    "claude-sonnet-4-0": _model(4000, 2_000_000, 400_000, 3.0, 15.0),
+    "claude-haiku-4-5": _model(4000, 4_000_000, 800_000, 1.0, 5.0),
+    "claude-opus-4-1": _model(4000, 2_000_000, 400_000, 15.0, 75.0),
+}
+
+
+class AnalyzeSettings(Section):
+    """The findings' settings (lib/wildvalues/analyze.py documents how each is used)."""
+
+    max_task_categories: NonNegativeInt = 20  # keyword clusters of task texts; the rest become 'other'
+    min_count: PositiveInt = 5  # context tables: minimum margins and minimum n of a significant cell
+    alpha: OpenFraction = 0.05
+    correction: Literal["bonferroni", "bh"] = "bonferroni"  # as in the study; bh = Benjamini-Hochberg
+    min_category_size: PositiveInt = 30  # value invariance: smaller categories give noisy shares
+    watchlist: tuple[str, ...] = DEFAULT_WATCHLIST
+    watchlist_exempt_words: tuple[str, ...] = DEFAULT_EXEMPT_WORDS
+    watchlist_neighbours: Literal["candidates", "all", "none"] = "candidates"
+    outlier_quantile: OpenFraction = 0.995
+    outlier_min_score: float = 4.605170185988092  # log(100): rarer than 1 in 100 conversations
+    anomaly_rate_factor: PositiveFloat = 2.0  # alert when the rate exceeds the previous run's x this
+    suppression_k: PositiveInt = DEFAULT_K  # published aggregates drop groups under k conversations
+
+    @field_validator("watchlist", "watchlist_exempt_words", mode="before")
+    @classmethod
+    def _list_not_string(cls, value: Any) -> Any:
+        # A bare string would silently become a list of one-letter terms.
+        if isinstance(value, str):
+            raise ValueError("must be a list of terms, not a string")
+        return value
+
+
+class ValidateSettings(Section):
+    pct_sum_tolerance: NonNegativeFloat = 0.5
+    # Tables up to this many rows are validated in pandas (GE on Spark costs a job per metric).
+    pandas_max_rows: NonNegativeInt = 20_000
+
+
+class MlflowSettings(Section):
+    experiment: str = "wildvalues"
+    top_values_csv_rows: PositiveInt = 100
+
+
+class Settings(Section):
+    """All settings of a run."""
+
+    spark: SparkSettings = SparkSettings()
+    tables: TableSettings = TableSettings()
+    ingest: IngestSettings = IngestSettings()
+    taxonomy: TaxonomySettings = TaxonomySettings()
+    classifier: ClassifierSettings = ClassifierSettings()
+    models: dict[str, ModelEntry] = Field(default_factory=lambda: dict(DEFAULT_MODELS))
+    batch_discount: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    analyze: AnalyzeSettings = AnalyzeSettings()
+    validate_: ValidateSettings = Field(ValidateSettings(), alias="validate")
+    mlflow: MlflowSettings = MlflowSettings()
+
+    def model_entry(self, model: str) -> ModelEntry:
+        """Limits and prices of a model, or a one-line error naming the known ones."""
+        if model not in self.models:
+            raise ConfigError(
+                f"no limits or prices configured for model {model!r} (known: {', '.join(sorted(self.models))})"
+            )
+        return self.models[model]
+
+    def classifier_model(self) -> str:
+        """The model name recorded for the run: the Claude model, or 'offline'."""
+        return self.classifier.anthropic.model if self.classifier.name == "anthropic" else "offline"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as plain data, with the file's key names."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of settings: its name (a file path or a flag) and its mapping."""
+
+    source: str
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run found at run time, logged beside the settings but never hashed with them."""
+
+    taxonomy_path: str
+    taxonomy_sha256: str
+    input_path: str | None = None
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(dict(base))
+    for key, value in (extra or {}).items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_yaml_layer(path: str) -> Layer:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except OSError as error:
+        raise ConfigError(f"cannot read config {path}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config {path} is not valid YAML: {str(error).splitlines()[0]}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping at the top level")
+    return Layer(path, data)
+
+
+def packaged_profile(env: str) -> str | None:
+    """The path of the packaged `conf/<env>.yml`, or None when there is no such profile."""
+    path = resources.files("wildvalues").joinpath(f"conf/{env}.yml")
+    return str(path) if path.is_file() else None
+
+
+def parse_assignment(text: str) -> dict[str, Any]:
+    """`a.b.c=value` (value read as YAML) as the nested mapping {a: {b: {c: value}}}."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML: {str(error).splitlines()[0]}") from error
+    nested: dict[str, Any] = {}
+    node = nested
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return nested
+
+
+def describe_error(error: ValidationError, source: str) -> str:
+    """A pydantic error as one line: the file, the dotted key and what is wrong."""
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    more = error.error_count() - 1
+    return f"{source}: {key}: {message}" + (f" (and {more} more)" if more else "")
+
+
+def load_settings(layers: Sequence[Layer]) -> Settings:
+    """The defaults with each layer merged on top, validated after each so errors name their source."""
+    merged: dict[str, Any] = Settings().as_dict()
+    settings = Settings()
+    for layer in layers:
+        merged = deep_merge(merged, layer.values)
+        try:
+            settings = Settings.model_validate(merged)
+        except ValidationError as error:
+            raise ConfigError(describe_error(error, layer.source)) from None
+    return settings
+
+
+def settings_for(
+    env: str | None = None,
+    config_path: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    assignments: Sequence[str] = (),
+) -> Settings:
+    """Defaults, the packaged profile for `env` (WILDVALUES_ENV, else local), a file, flags, `--set`."""
+    profile = packaged_profile(env or os.environ.get("WILDVALUES_ENV", "local"))
+    layers = [read_yaml_layer(path) for path in (profile, config_path) if path]
+    if overrides:
+        layers.append(Layer("command-line flags", overrides))
+    layers += [Layer(f"--set {text}", parse_assignment(text)) for text in assignments]
+    return load_settings(layers)
+
+
+def settings_hash(settings: Settings) -> str:
+    """A short hash of the settings alone: equal settings hash alike on every machine."""
+    canonical = json.dumps(settings.as_dict(), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,450 @@
+"""The pipeline's stages, declared once, in run order.
+
+`STAGES` is the one list the CLI (`wildvalues run` and `wildvalues <stage>`), the `jobs/` entry
+points, the notebooks and the bundle's job tasks follow. Each stage names the tables it reads and
+writes; its function turns input DataFrames (and typed settings) into `Write` requests, metrics
+and artifacts, and the runner (`wildvalues.runner`) does every read, write, timing and log.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Generator
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from wildvalues import batch_mode, classify, ingest, schemas, taxonomy
+from wildvalues.classifier import RESPONSE_TYPES, classifier_identity
+from wildvalues.settings import Settings
+from wildvalues.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+
+LEVEL_TABLES = tuple(f"values_level_{level}" for level in range(4))
+PUBLIC_TABLES = (
+    *(f"public_values_level_{level}" for level in range(4)),
+    "public_response_types",
+    "public_value_mirroring",
+    "public_value_context",
+)
+FINDINGS_TABLES = (
+    "response_types",
+    "task_categories",
+    "value_context",
+    "value_invariance",
+    "value_mirroring",
+    "value_anomalies",
+)
+CACHE_TABLE = "classification_cache"
+VALIDATED_TABLES = (
+    "conversations",
+    "quarantine",
+    "classifications",
+    "classification_errors",
+    "value_expressions",
+    *LEVEL_TABLES,
+    "run_counts",
+    "response_types",
+    "value_context",
+    "value_invariance",
+    "value_mirroring",
+    "value_anomalies",
+)
+REPORT_TABLES = ("run_counts", *LEVEL_TABLES, "response_types", "value_context", "value_mirroring", "value_anomalies")
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def run_ingest(inputs: StageInputs) -> StageRun:
+    """Input records -> conversations (redacted), quarantine (with reasons) and run_counts."""
+    assert inputs.raw is not None, "the runner reads the input for stages that need it"
+    settings = inputs.settings.ingest
+    raw = ingest.apply_limit(inputs.raw, inputs.options.limit)
+    checked = ingest.flag_duplicate_ids(ingest.parse_records(raw, settings), settings.raw_record_max_chars)
+    # Parsed once, then split into two tables: persist so the input is read a single time.
+    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        n_input = checked.count()
+        now = datetime.datetime.now(datetime.UTC)
+        yield Write("conversations", ingest.to_conversations(checked, now))
+        yield Write("quarantine", ingest.to_quarantine(checked, inputs.run_id))
+    finally:
+        checked.unpersist()
+    n_conversations = inputs.tables.read("conversations").count()
+    # One pass over the quarantine gives both the per-reason log lines and the total.
+    reasons = (
+        inputs.tables.read("quarantine").groupBy(F.regexp_extract("reason", r"^[^:(]+", 0).alias("r")).count().collect()
+    )
+    n_quarantined = sum(row["count"] for row in reasons)
+    counts = inputs.spark.createDataFrame(
+        [(inputs.run_id, n_input, n_quarantined, n_conversations)], schemas.RUN_COUNTS
+    )
+    yield Write("run_counts", counts)
+    for row in sorted(reasons, key=lambda r: -r["count"]):
+        yield Log(f"quarantined {row['count']} record(s): {row['r'].strip()}")
+    result = {"input_records": n_input, "quarantined": n_quarantined, "conversations": n_conversations}
+    yield Metrics(result)
+    return result
+
+
+# ---------------------------------------------------------------- classify
+
+
+def classifier_spec(inputs: StageInputs) -> dict[str, Any]:
+    """A picklable description of the classifier that each Spark task rebuilds."""
+    settings = inputs.settings.classifier
+    if settings.name == "offline":
+        return {"name": "offline", "tree": list(inputs.tree)}
+    from wildvalues.claude_settings import client_settings, concurrent_tasks
+
+    assert inputs.api_key, "the runner resolves the API key before the classify stage"
+    tasks = concurrent_tasks(inputs.spark, settings.partitions)
+    return {"name": settings.name, "settings": client_settings(inputs.settings, inputs.api_key, tasks)}
+
+
+def run_classify(inputs: StageInputs) -> StageRun:
+    """Conversations -> classifications and classification_errors, every answer cached first."""
+    spec = classifier_spec(inputs)
+    model, prompt_version = classifier_identity(spec)
+    keyed = classify.with_cache_keys(inputs.tables.read("conversations"), model, prompt_version)
+    yield Write(CACHE_TABLE, classify.empty_cache(inputs.spark), mode="create")
+    batch = spec["name"] == "anthropic" and inputs.settings.classifier.mode == "batch"
+    start = time.monotonic()
+    if batch:
+        n_sent = yield from batch_mode.classify_with_batches(inputs, spec, keyed)
+    else:
+        n_sent = yield from classify_online(inputs, spec, keyed)
+    elapsed = time.monotonic() - start
+    cache = inputs.tables.read(CACHE_TABLE)
+    yield Write("classifications", classify.to_classifications(keyed, cache, inputs.run_id))
+    yield Write("classification_errors", classify.to_errors(keyed, cache, inputs.run_id))
+    result = classification_metrics(inputs, n_sent, elapsed, spec, batch)
+    yield Metrics(result)
+    return result
+
+
+def classify_online(inputs: StageInputs, spec: dict[str, Any], keyed: DataFrame) -> Generator[Request, None, int]:
+    """mapInArrow over the pending conversations, one committed Delta append per chunk."""
+    settings = inputs.settings.classifier
+    todo = classify.pending(keyed, inputs.tables.read(CACHE_TABLE)).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        n_pending = todo.count()
+        n_chunks = classify.chunk_count(n_pending, settings.chunk_size_for(spec["name"]))
+        partitions = settings.partitions or inputs.spark.sparkContext.defaultParallelism
+        batch_size = settings.batch_size_for(spec["name"])
+        yield Log(f"{n_pending} conversation(s) to classify with {spec['name']}, {n_chunks} chunk(s)")
+        for index in range(n_chunks):
+            part = classify.chunk(todo, index, n_chunks)
+            answers = classify.classify_chunk(part, spec, inputs.run_id, partitions, batch_size)
+            yield Write(CACHE_TABLE, answers, mode="append")
+            yield Log(f"chunk {index + 1}/{n_chunks} committed")
+    finally:
+        todo.unpersist()
+    return n_pending
+
+
+def classification_metrics(
+    inputs: StageInputs, sent: int, elapsed: float, spec: dict[str, Any], batch: bool
+) -> dict[str, Any]:
+    labels = inputs.tables.read("classifications")
+    totals = labels.agg(
+        F.count(F.lit(1)).alias("classified"),
+        F.sum(F.col("is_subjective").cast("int")).alias("subjective"),
+        F.sum(F.when(F.col("is_subjective"), F.size("ai_values")).otherwise(0)).alias("ai_values"),
+        F.sum("input_tokens").alias("input_tokens"),
+        F.sum("output_tokens").alias("output_tokens"),
+        F.sum("cache_creation_input_tokens").alias("cache_write_tokens"),
+        F.sum("cache_read_input_tokens").alias("cache_read_tokens"),
+    ).first()
+    assert totals is not None
+    errors = inputs.tables.read("classification_errors").count()
+    subjective = int(totals["subjective"] or 0)
+    classified = int(totals["classified"] or 0)
+    result: dict[str, Any] = {
+        "classified": classified,
+        "classification_errors": errors,
+        "sent_to_classifier": sent,
+        "subjective": subjective,
+        "pct_subjective": 100.0 * subjective / classified if classified else 0.0,
+        "mean_ai_values_per_subjective": (totals["ai_values"] or 0) / subjective if subjective else 0.0,
+        "classify_conversations_per_second": sent / elapsed if elapsed > 0 and sent else 0.0,
+        "input_tokens": totals["input_tokens"] or 0,
+        "output_tokens": totals["output_tokens"] or 0,
+        "cache_write_tokens": totals["cache_write_tokens"] or 0,
+        "cache_read_tokens": totals["cache_read_tokens"] or 0,
+    }
+    if spec["name"] == "anthropic":
+        cache = inputs.tables.read(CACHE_TABLE)
+        result.update(cost_metrics(cache, inputs.run_id, inputs.settings, spec["settings"]["model"], batch))
+    subjective_labels = labels.filter(F.col("is_subjective")).groupBy("response_type").count().collect()
+    by_type = {r["response_type"]: r["count"] for r in subjective_labels}
+    for response_type in RESPONSE_TYPES:  # all seven, zeros too, so runs line up in MLflow
+        share = 100.0 * by_type.get(response_type, 0) / subjective if subjective else 0.0
+        result[f"pct_response_{response_type}"] = share
+    return result
+
+
+def cost_metrics(cache: DataFrame, run_id: str, settings: Settings, model: str, batch: bool) -> dict[str, float]:
+    """Tokens and estimated USD of the calls made in this run (cached answers cost nothing)."""
+    prices = settings.model_entry(model).prices.model_dump()
+    spent = (
+        cache.filter((F.col("run_id") == run_id) & (F.col("kind") == "result"))
+        .agg(
+            F.coalesce(F.sum("input_tokens"), F.lit(0)).alias("input"),
+            F.coalesce(F.sum("output_tokens"), F.lit(0)).alias("output"),
+            F.coalesce(F.sum("cache_creation_input_tokens"), F.lit(0)).alias("cache_write"),
+            F.coalesce(F.sum("cache_read_input_tokens"), F.lit(0)).alias("cache_read"),
+        )
+        .first()
+    )
+    assert spent is not None
+    usd = sum(spent[kind] * prices[kind] for kind in ("input", "output", "cache_write", "cache_read")) / 1e6
+    discount = settings.batch_discount if batch else 1.0
+    return {
+        "run_input_tokens": spent["input"],
+        "run_output_tokens": spent["output"],
+        "run_cache_write_tokens": spent["cache_write"],
+        "run_cache_read_tokens": spent["cache_read"],
+        "cost_usd": usd * discount,
+    }
+
+
+# ---------------------------------------------------------------- taxonomy
+
+
+def run_taxonomy(inputs: StageInputs) -> StageRun:
+    """Free-form values -> value_expressions placed on the tree, and the four level tables."""
+    tree = list(inputs.tree)
+    labels = inputs.tables.read("classifications")
+    exploded = taxonomy.explode_values(labels).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        raw_values = taxonomy.distinct_raw_values(exploded)
+        threshold = inputs.settings.taxonomy.similarity_threshold
+        matches = taxonomy.match_frame(inputs.spark, raw_values, tree, threshold)
+        yield Write("value_taxonomy", taxonomy.taxonomy_frame(inputs.spark, tree))
+        yield Write("value_expressions", taxonomy.value_expressions(exploded, matches, inputs.run_id))
+    finally:
+        exploded.unpersist()
+    expressions = inputs.tables.read("value_expressions")
+    n_subjective = labels.filter(F.col("is_subjective")).count()
+    nodes = taxonomy.all_levels(expressions, inputs.tables.read("value_taxonomy"), n_subjective, inputs.run_id)
+    nodes = nodes.persist(StorageLevel.MEMORY_AND_DISK)  # four tables from one aggregation
+    try:
+        for level, frame in taxonomy.split_levels(nodes).items():
+            yield Write(f"values_level_{level}", frame)
+    finally:
+        nodes.unpersist()
+    result = match_metrics(expressions, len(raw_values))
+    for row in inputs.tables.read("values_level_3").filter(F.col("side") == "ai").collect():
+        result[f"pct_category_{row['name'].split()[0].lower()}"] = row["pct_total_occurrences"]
+    yield Metrics(result)
+    yield Artifact(
+        "top_values.csv",
+        top_values_csv(inputs.tables.read("values_level_0"), inputs.settings.mlflow.top_values_csv_rows),
+    )
+    return result
+
+
+def match_metrics(expressions: DataFrame, distinct_raw_values: int) -> dict[str, Any]:
+    ai = expressions.filter(F.col("side") == "ai").groupBy("match_method").count().collect()
+    methods = {r["match_method"]: r["count"] for r in ai}
+    total = sum(methods.values())
+    return {
+        "distinct_raw_values": distinct_raw_values,
+        "ai_value_expressions": total,
+        **{
+            f"pct_ai_expressions_{m}": 100.0 * methods.get(m, 0) / total if total else 0.0
+            for m in ("exact", "similar", "unmatched")
+        },
+    }
+
+
+def top_values_csv(level0: DataFrame, rows: int) -> str:
+    """Top AI values as CSV text, for the file beside the tables and the MLflow artifact."""
+    top = (
+        level0.filter(F.col("side") == "ai")
+        .orderBy(F.desc("n_conversations"), "cluster_id")
+        .select(
+            "cluster_id",
+            "name",
+            "is_candidate",
+            "n_conversations",
+            "pct_convos",
+            "n_expressions",
+            "pct_total_occurrences",
+        )
+        .limit(rows)
+        .toPandas()
+    )
+    return str(top.to_csv(index=False))
+
+
+# ---------------------------------------------------------------- analyze
+
+
+def run_analyze(inputs: StageInputs) -> StageRun:
+    """The study's findings as tables: response types, context dependence, mirroring, anomalies."""
+    from wildvalues import analyze
+
+    settings = inputs.settings.analyze
+    run_id = inputs.run_id
+    labels = inputs.tables.read("classifications")
+    expressions = inputs.tables.read("value_expressions")
+    yield Write("response_types", analyze.response_types(labels, run_id))
+    yield Write("task_categories", analyze.task_categories(labels.filter(F.col("is_subjective")), settings))
+    categories = inputs.tables.read("task_categories")
+    yield Write("value_context", analyze.value_context(expressions, categories, settings, run_id))
+    yield Write("value_invariance", analyze.value_invariance(expressions, categories, settings, run_id))
+    yield Write("value_mirroring", analyze.value_mirroring(labels, expressions, run_id))
+    level0 = inputs.tables.read("values_level_0").filter(F.col("side") == "ai")
+    yield Write("value_anomalies", analyze.value_anomalies(labels, expressions, level0, settings, run_id))
+    summary = analyze.anomaly_summary(inputs.tables.read("value_anomalies"), labels)
+    previous = inputs.baseline.get("anomaly_rate")
+    alert = analyze.rate_exceeds_previous(summary["anomaly_rate"], previous, settings.anomaly_rate_factor)
+    if alert:
+        yield Log(
+            f"ALERT anomaly rate {summary['anomaly_rate']:.4f} exceeds {settings.anomaly_rate_factor}x "
+            f"the previous run's {previous:.4f}: look at value_anomalies for jailbreak patterns"
+        )
+    result: dict[str, Any] = {
+        "n_anomalies": summary["n_anomalies"],
+        "n_anomalies_watchlist": summary["n_watchlist"],
+        "n_anomalies_outlier": summary["n_outlier"],
+        "anomaly_rate": summary["anomaly_rate"],
+        "anomaly_rate_alert": 1.0 if alert else 0.0,
+    }
+    for row in inputs.tables.read("value_mirroring").collect():
+        if row["pct_mirrored"] is not None:
+            result[f"pct_mirrored_{row['response_type']}"] = row["pct_mirrored"]
+    result.update((yield from public_tables(inputs)))
+    yield Metrics(result)
+    return result
+
+
+def public_tables(inputs: StageInputs) -> StageRun:
+    """`public_*` tables: the aggregates safe to share, with groups under k conversations removed."""
+    from wildvalues import analyze
+
+    k = inputs.settings.analyze.suppression_k
+    levels = [inputs.tables.read(name).filter(F.col("side") == "ai") for name in LEVEL_TABLES]
+    kept, suppressed = analyze.suppress_tree(levels, k)
+    counts: dict[str, Any] = {f"suppressed_public_values_level_{level}": n for level, n in enumerate(suppressed)}
+    for level, frame in enumerate(kept):
+        yield Write(f"public_values_level_{level}", frame)
+    for name, count_column in (
+        ("response_types", "n_conversations"),
+        ("value_mirroring", "n_conversations"),
+        ("value_context", "n"),
+    ):
+        frame, n_suppressed = analyze.suppress_small_groups(inputs.tables.read(name), count_column, k)
+        yield Write(f"public_{name}", frame)
+        counts[f"suppressed_public_{name}"] = n_suppressed
+    yield Log(f"public tables written with k = {k}; {int(sum(counts.values()))} small group(s) suppressed")
+    return counts
+
+
+# ---------------------------------------------------------------- validate
+
+
+def run_validate(inputs: StageInputs) -> StageRun:
+    """Great Expectations suites on every table present; a failed suite fails the run (exit 3)."""
+    import json
+
+    from wildvalues.validate import Validator, raise_on_failure, validate_tables
+
+    settings = inputs.settings.validate_
+    validator = Validator(settings.pct_sum_tolerance, settings.pandas_max_rows)
+    frames = {name: inputs.tables.read(name) for name in VALIDATED_TABLES if inputs.tables.exists(name)}
+    results = validate_tables(validator, frames)
+    summary = [r.as_dict() for r in results]
+    yield Artifact("validation/results.json", json.dumps({"suites": summary}, indent=2, default=str), keep_file=False)
+    yield Metrics({f"validation_{r.table}_success": 1.0 if r.success else 0.0 for r in results})
+    yield Metrics({"validation_suites_failed": sum(not r.success for r in results)})
+    raise_on_failure(results)
+    yield Log(f"{len(results)} suite(s) passed, {sum(r.n_expectations for r in results)} expectations")
+    return {"suites": summary}
+
+
+# ---------------------------------------------------------------- report
+
+
+def run_report(inputs: StageInputs) -> StageRun:
+    """The HTML report and its PNG plots (groups under k suppressed), beside the tables and in MLflow."""
+    from wildvalues import report
+
+    k = inputs.settings.analyze.suppression_k
+    metrics = dict(inputs.run_metrics) or None
+    rendered = report.render_report(inputs.tables, inputs.run_id, k, metrics, inputs.options.include_anomaly_ids)
+    for name, content in rendered.files.items():
+        yield Artifact(f"{report.REPORT_DIR}/{name}", content)
+    yield Metrics({f"suppressed_{name}": n for name, n in rendered.n_suppressed.items()})
+    suppressed = sum(rendered.n_suppressed.values())
+    yield Log(
+        f"{report.REPORT_DIR}/{report.HTML_FILE} ({len(rendered.files) - 1} plots, {suppressed} small group(s) suppressed)"
+    )
+    return {
+        "html": f"{report.REPORT_DIR}/{report.HTML_FILE}",
+        "n_plots": len(rendered.files) - 1,
+        "n_suppressed": dict(rendered.n_suppressed),
+    }
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "ingest",
+        reads=(),
+        writes=("conversations", "quarantine", "run_counts"),
+        run=run_ingest,
+        needs=frozenset({"input"}),
+        description="normalise to one schema, redact PII, quarantine bad records",
+    ),
+    Stage(
+        "classify",
+        reads=("conversations", CACHE_TABLE, batch_mode.BATCHES_TABLE),
+        writes=(CACHE_TABLE, batch_mode.BATCHES_TABLE, "classifications", "classification_errors"),
+        run=run_classify,
+        needs=frozenset({"tree", "api_key"}),
+        description="subjectivity, AI and human values, response type and task, cached per conversation",
+    ),
+    Stage(
+        "taxonomy",
+        reads=("classifications",),
+        writes=("value_taxonomy", "value_expressions", *LEVEL_TABLES),
+        run=run_taxonomy,
+        needs=frozenset({"tree"}),
+        description="place free-form values on the published tree and roll up four levels",
+    ),
+    Stage(
+        "analyze",
+        reads=("classifications", "value_expressions", *LEVEL_TABLES),
+        writes=(*FINDINGS_TABLES, *PUBLIC_TABLES),
+        run=run_analyze,
+        needs=frozenset({"baseline"}),
+        description="response types, context dependence, mirroring, anomalies, k-suppressed public tables",
+    ),
+    Stage(
+        "validate",
+        reads=VALIDATED_TABLES,
+        writes=(),
+        run=run_validate,
+        description="Great Expectations suites on every table",
+    ),
+    Stage(
+        "report",
+        reads=REPORT_TABLES,
+        writes=(),
+        run=run_report,
+        needs=frozenset({"run_metrics"}),
+        description="HTML report and PNG plots, groups under k suppressed",
+    ),
+)
+
+
+def stage_named(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"no stage {name!r}; stages: {', '.join(s.name for s in STAGES)}")
