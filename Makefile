@@ -20,7 +20,11 @@ run: $(STAMP)
 	$(BIN)/wildvalues synth --n $(DEMO_N) --output $(OUT)/demo_conversations.jsonl.gz --seed 7
 	$(BIN)/wildvalues run --input $(OUT)/demo_conversations.jsonl.gz --output $(OUT)
 
+# Lint, format and types first (seconds), then the suite (minutes).
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)

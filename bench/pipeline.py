@@ -83,7 +83,8 @@ def _metrics(output: str) -> dict:
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{os.path.abspath(output)}/mlflow.db")
-    runs = client.search_runs(client.search_experiments()[0].experiment_id, order_by=["start_time DESC"], max_results=1)
+    experiment_ids = [client.search_experiments()[0].experiment_id]  # mlflow wraps a lone id in a list anyway
+    runs = client.search_runs(experiment_ids, order_by=["start_time DESC"], max_results=1)
     return dict(runs[0].data.metrics)
 
 

@@ -17,11 +17,18 @@
 # COMMAND ----------
 
 import os
+from typing import TYPE_CHECKING, Any, cast
 
 from wildvalues import compare, report
 from wildvalues.runner import runner_for_output
 from wildvalues.settings import settings_for
 from wildvalues.tracking import tracking_uri
+
+if TYPE_CHECKING:
+
+    def display(obj: Any) -> None:
+        """Provided by the Databricks notebook runtime; called only there."""
+
 
 ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION" in os.environ
 OUTPUT = os.environ.get("WILDVALUES_OUTPUT", "out/demo")
@@ -91,7 +98,8 @@ else:
 
 # COMMAND ----------
 
-data = report.load_report_data(store, RUN_ID, K, include_anomaly_ids=False)
+# Typed as str, but a None RUN_ID (no run_counts table yet) passes through as it always has: no rows shown.
+data = report.load_report_data(store, cast(str, RUN_ID), K, include_anomaly_ids=False)
 print("rows suppressed below k:", data.n_suppressed)
 for note in data.notes:
     print("note:", note)

@@ -43,7 +43,9 @@ spark, store = runner.spark, runner.store
 
 # COMMAND ----------
 
-sample = review.draw_sample(store.read("conversations"), store.read("classifications"), PER_STRATUM, SEED).toPandas()
+sample: pd.DataFrame = review.draw_sample(
+    store.read("conversations"), store.read("classifications"), PER_STRATUM, SEED
+).toPandas()
 sheet_dir = os.path.join(OUTPUT, "review")
 os.makedirs(sheet_dir, exist_ok=True)
 sheet_path = review.write_sheet(sample, os.path.join(sheet_dir, f"review_sheet_seed{SEED}.csv"))

@@ -253,7 +253,10 @@ def _context_inputs(spark, data):
 
 def _reference_cells(data, min_count):
     """Independent reference: contingency cells, margins restricted, scipy per 2x2 table."""
-    tables = {"task_category": defaultdict(int), "human_value": defaultdict(int)}
+    tables: dict[str, defaultdict[tuple[str, str], int]] = {
+        "task_category": defaultdict(int),
+        "human_value": defaultdict(int),
+    }
     for cat, ai, human in data.values():
         for v in ai:
             tables["task_category"][(cat, v)] += 1
@@ -261,12 +264,14 @@ def _reference_cells(data, min_count):
                 tables["human_value"][(h, v)] += 1
     reference = {}
     for kind, cells in tables.items():
-        row_full, col_full = defaultdict(int), defaultdict(int)
+        row_full: defaultdict[str, int] = defaultdict(int)
+        col_full: defaultdict[str, int] = defaultdict(int)
         for (c, v), n in cells.items():
             row_full[v] += n
             col_full[c] += n
         kept = {(c, v): n for (c, v), n in cells.items() if row_full[v] >= min_count and col_full[c] >= min_count}
-        row, col = defaultdict(int), defaultdict(int)
+        row: defaultdict[str, int] = defaultdict(int)
+        col: defaultdict[str, int] = defaultdict(int)
         for (c, v), n in kept.items():
             row[v] += n
             col[c] += n
@@ -279,7 +284,7 @@ def _reference_cells(data, min_count):
 
 
 def _bonferroni_reference(reference):
-    m = defaultdict(int)
+    m: defaultdict[str, int] = defaultdict(int)
     for kind, _, _ in reference:
         m[kind] += 1
     return {key: min(1.0, cell["p"] * m[key[0]]) for key, cell in reference.items()}
@@ -434,7 +439,7 @@ def level0_df(spark):
 
 
 def _watchlist_inputs(spark):
-    conversations = {
+    conversations: dict[str, list[tuple[str, str | None]]] = {
         "w-amoral": [("amorality", L1_MORAL), ("helpfulness", L1_OTHER)],
         "w-ethics": [("ethical reasoning", L1_MORAL)],
         "w-candidate": [("moral indifference", L1_MORAL)],
@@ -559,7 +564,7 @@ def test_suppress_small_groups(spark):
     expected = spark.createDataFrame([("b", 25), ("d", 100)], "name string, n long")
     assertDataFrameEqual(kept, expected)
     assert A.DEFAULT_K == 25
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^k must be an integer >= 1$"):
         A.suppress_small_groups(df, "n", 0)
 
 
@@ -567,7 +572,7 @@ def _level_row(side, cid, level, parent, n):
     return (side, cid, cid, level, parent, False, n, 0.0, n, 0.0, RUN)
 
 
-LEVELS = {
+LEVELS: dict[int, list[tuple[str, str, str | None, int]]] = {
     3: [("ai", "T1", None, 100), ("ai", "T2", None, 10), ("human", "T1", None, 5)],
     2: [
         ("ai", "S1", "T1", 60),

@@ -11,10 +11,15 @@ import os
 import re
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
-from conftest import BUNDLE_VALIDATOR, REPO
+
+if TYPE_CHECKING:  # mypy names tests/conftest.py by its path; pytest puts tests/ on sys.path
+    from tests.conftest import BUNDLE_VALIDATOR, REPO
+else:
+    from conftest import BUNDLE_VALIDATOR, REPO
 
 # The task keys, in run order (tests below also hold them to wildvalues.stages.STAGES).
 TASK_KEYS = ["ingest", "classify", "taxonomy", "analyze", "validate", "report"]
@@ -178,7 +183,9 @@ def test_wheel_task_parameters_are_accepted_by_the_cli(resource, task_key, wheel
     from wildvalues.cli import build_parser
 
     module_name = console_scripts()[wheel_task["entry_point"]].split(":")[0]
-    with open(importlib.import_module(module_name).__file__, encoding="utf-8") as handle:
+    module_file = importlib.import_module(module_name).__file__
+    assert module_file is not None, module_name
+    with open(module_file, encoding="utf-8") as handle:
         source = handle.read()
     commands = [
         node.elts[0].value
@@ -186,7 +193,9 @@ def test_wheel_task_parameters_are_accepted_by_the_cli(resource, task_key, wheel
         if isinstance(node, ast.List) and node.elts and isinstance(node.elts[0], ast.Constant)
     ]
     assert len(commands) == 1, f"{module_name} should call the CLI with one command"
-    argv = [commands[0], *[resolve(str(p), target) for p in wheel_task.get("parameters", [])]]
+    command = commands[0]
+    assert isinstance(command, str), f"{module_name} should name the CLI command as a string"
+    argv = [command, *[resolve(str(p), target) for p in wheel_task.get("parameters", [])]]
     assert "${" not in " ".join(argv) and "{{" not in " ".join(argv), argv
     try:
         args = build_parser().parse_args(argv)
@@ -194,7 +203,7 @@ def test_wheel_task_parameters_are_accepted_by_the_cli(resource, task_key, wheel
         pytest.fail(
             f"{resource}: task {task_key}: `wildvalues {' '.join(argv)}` is rejected by the CLI (exit {exit_.code})"
         )
-    assert args.command == commands[0]
+    assert args.command == command
     # --set reads its value as YAML: the experiment must come through as the same string.
     assignments = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--set"]
     assert [a.partition("=")[0] for a in assignments] == ["mlflow.experiment"]

@@ -96,13 +96,19 @@ def test_results_land_in_classifications_with_tokens_and_a_rerun_makes_no_calls(
             assert entry["has_tool"] and entry["has_cache_control"]
         rerun = run_classify(context(spark, tmp_path, claude_config(), run_id="r2"))
         assert len(messages_posts(emulator)) == calls_first
+        answered = [e for e in messages_posts(emulator) if e["status"] == 200]
 
     assert [r.conversation_id for r in labels] == [f"c{i}" for i in range(6)]
     assert {r.classifier for r in labels} == {"anthropic"}
     assert {r.prompt_version for r in labels} == {"v1"}
-    assert all(r.input_tokens > 0 and r.output_tokens > 0 for r in labels)
-    assert sum(r.cache_creation_input_tokens for r in labels) > 0
-    assert sum(r.cache_read_input_tokens for r in labels) > 0
+    # the tokens on the rows are exactly those the API reported, and the prefix was cached
+    token_kinds = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    assert len(answered) == 6
+    reported = {kind: sum(e[kind] for e in answered) for kind in token_kinds}
+    assert {kind: sum(getattr(r, kind) for r in labels) for kind in token_kinds} == reported
+    prefix = answered[0]["cache_creation_input_tokens"] + answered[0]["cache_read_input_tokens"]
+    assert reported["cache_creation_input_tokens"] + reported["cache_read_input_tokens"] == 6 * prefix
+    assert reported["cache_creation_input_tokens"] >= prefix and reported["cache_read_input_tokens"] >= prefix
     # the injected conversation still has a schema-valid answer
     injected = labels[0]
     assert injected.response_type in (
@@ -115,7 +121,15 @@ def test_results_land_in_classifications_with_tokens_and_a_rerun_makes_no_calls(
         "no_values",
     )
     assert metrics["sent_to_classifier"] == 6 and metrics["classification_errors"] == 0
-    assert metrics["cost_usd"] > 0
+    config = claude_config()
+    price = config.model_entry(config.classifier.anthropic.model).prices
+    expected_usd = (
+        reported["input_tokens"] * price.input
+        + reported["output_tokens"] * price.output
+        + reported["cache_creation_input_tokens"] * price.cache_write
+        + reported["cache_read_input_tokens"] * price.cache_read
+    ) / 1e6
+    assert metrics["cost_usd"] == pytest.approx(expected_usd, rel=1e-12)
     assert rerun["sent_to_classifier"] == 0 and rerun["classified"] == 6
 
 
@@ -249,7 +263,7 @@ def test_cli_without_a_key_is_a_one_line_error_before_any_work(tmp_path):
 
 def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(tmp_path):
     from wildvalues.classifier.cost import estimate
-    from wildvalues.formats import parse_line
+    from wildvalues.formats import Parsed, parse_line
 
     source = tmp_path / "in.jsonl"
     write_input(source, 4)
@@ -265,7 +279,11 @@ def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(t
     figures = json.loads(result.stdout[result.stdout.index("{") :])
     config = settings_for()
     model = config.classifier.anthropic.model
-    chars = [sum(len(t) for _, t in parse_line(line).turns) for line in source.read_text().splitlines()]
+    parsed = [parse_line(line) for line in source.read_text().splitlines()]
+    assert all(isinstance(p, Parsed) for p in parsed)
+    chars = [sum(len(t) for _, t in p.turns) for p in parsed if isinstance(p, Parsed)]
+    cores = os.cpu_count()
+    assert cores is not None
     expected = estimate(
         char_counts=chars,
         model=model,
@@ -274,7 +292,7 @@ def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(t
         limits=config.model_entry(model).limits.model_dump(),
         token_budget=config.classifier.anthropic.token_budget,
         concurrency=config.classifier.anthropic.concurrency,
-        tasks=os.cpu_count(),  # local[*]: one task slot per core shares the limits
+        tasks=cores,  # local[*]: one task slot per core shares the limits
     )
     assert figures == expected.as_dict()
     assert figures["requests"] == 4 and figures["token_source"].startswith("approximate")

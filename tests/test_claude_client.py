@@ -9,7 +9,7 @@ import time
 
 import anthropic
 import httpx2
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no stubs: types-jsonschema is not installed
 import pytest
 
 from wildvalues.classifier import batches
@@ -26,6 +26,7 @@ from wildvalues.classifier.prompt import (
     validate_output,
 )
 from wildvalues.demo.emulator import Emulator
+from wildvalues.settings import ConfigError, Settings
 
 KEY = "sk-ant-api03-SECRET-do-not-leak-1234567890"
 LABEL_FIELDS = ("is_subjective", "ai_values", "human_values", "response_type", "task", "task_category")
@@ -290,10 +291,15 @@ def test_batch_submit_poll_collect_and_resume_with_a_new_client(make_emulator, p
     results = collect_batch_results(settings, batch_id, convs)
     ids = [batch_custom_id(c) for c in convs]
     assert sorted(results) == sorted(ids) and all(i.startswith("h_") for i in ids)
-    assert isinstance(results[ids[0]], Classification)
-    assert labels(results[ids[0]]) == validate_output(payload_fn(convs[0]))
-    assert results[ids[0]].conversation_id == "conv/0"
-    assert [(r.error_type, r.conversation_id) for r in (results[ids[1]], results[ids[2]], results[ids[3]])] == [
+    first = results[ids[0]]
+    assert isinstance(first, Classification)
+    assert labels(first) == validate_output(payload_fn(convs[0]))
+    assert first.conversation_id == "conv/0"
+    expired, errored, invalid = results[ids[1]], results[ids[2]], results[ids[3]]
+    assert isinstance(expired, ClassificationError)
+    assert isinstance(errored, ClassificationError)
+    assert isinstance(invalid, ClassificationError)
+    assert [(r.error_type, r.conversation_id) for r in (expired, errored, invalid)] == [
         ("batch_expired", "conv/1"),
         ("batch_errored", "conv/2"),
         ("invalid_output", "conv/3"),
@@ -326,7 +332,8 @@ def test_batch_cancel_turns_entries_into_errors(make_emulator):
     [batch_id] = clf.submit_batch(make_convs(2))
     assert clf.cancel_batch(batch_id).processing_status == "canceling"
     results = clf.collect_batch_results(batch_id)
-    assert {k: (v.error_type, v.attempts) for k, v in results.items()} == {
+    assert all(isinstance(v, ClassificationError) for v in results.values())
+    assert {k: (v.error_type, v.attempts) for k, v in results.items() if isinstance(v, ClassificationError)} == {
         "c0": ("batch_canceled", 1),
         "c1": ("batch_canceled", 1),
     }
@@ -367,7 +374,7 @@ def test_split_batches_by_count_and_bytes():
     assert [len(c) for c in split_batches(requests, max_requests=2)] == [2, 2, 1]
     one = len('{"custom_id":"r0","params":{"x":"yyyyyyyyyy"}}') + 1
     assert [len(c) for c in split_batches(requests, max_requests=100, max_bytes=3 * one)] == [3, 2]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^custom ids must be unique within a batch$"):
         ClaudeClassifier({"api_key": KEY, "base_url": "http://127.0.0.1:9"}).batch_requests(make_convs(2), ["a", "a"])
 
 
@@ -409,7 +416,7 @@ def test_estimate_arithmetic_from_char_counts():
         "output_tokens": 0.3,
         "latency": 0.05,
     }
-    assert online.bottleneck == max(minutes, key=minutes.get) == "input_tokens"
+    assert online.bottleneck == max(minutes, key=minutes.__getitem__) == "input_tokens"
     assert online.duration_minutes == pytest.approx(minutes["input_tokens"], rel=1e-12)
     assert online.token_source == "approximate (chars/4)"
     batch = estimate(
@@ -426,12 +433,17 @@ def test_estimate_arithmetic_from_char_counts():
 
 
 def test_estimate_with_default_prices_and_errors():
-    est = estimate(char_counts=[4_000] * 10, model="claude-sonnet-4-5", expected_output_tokens=200)
+    # The default prices and limits live in the settings (Settings.models); unknown models are refused there.
+    entry = Settings().model_entry("claude-sonnet-4-5")
+    prices, limits = entry.prices.model_dump(), entry.limits.model_dump()
+    est = estimate(
+        char_counts=[4_000] * 10, model="claude-sonnet-4-5", prices=prices, limits=limits, expected_output_tokens=200
+    )
     assert est.output_tokens == 2_000 and est.requests == 10
-    with pytest.raises(ValueError):
-        estimate(char_counts=[1], model="unknown-model")
-    with pytest.raises(ValueError):
-        estimate(char_counts=[1], model="claude-sonnet-4-5", mode="stream")
+    with pytest.raises(ConfigError, match=r"^no limits or prices configured for model 'unknown-model' \(known: "):
+        Settings().model_entry("unknown-model")
+    with pytest.raises(ValueError, match=r"^mode must be 'online' or 'batch'$"):
+        estimate(char_counts=[1], model="claude-sonnet-4-5", prices=prices, limits=limits, mode="stream")
 
 
 def test_estimate_counts_tokens_through_the_api_when_reachable(make_emulator):

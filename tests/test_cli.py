@@ -17,15 +17,20 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
-from conftest import TREE_PATH
 from deltalake import DeltaTable
 
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.delta_io import read_delta
 from wildvalues.validate import table_schema
+
+if TYPE_CHECKING:  # mypy names tests/conftest.py by its path; pytest puts tests/ on sys.path
+    from tests.conftest import TREE_PATH
+else:
+    from conftest import TREE_PATH
 
 N_SYNTH = 200
 MALFORMED = [
@@ -95,8 +100,11 @@ def summary_value(stdout: str, label: str) -> str:
     return match.group(1)
 
 
-def summary_run_id(stdout: str) -> str:
-    return re.search(r"^  run id\s+(\S+)\s+\(MLflow run (\w+)\)", stdout, re.M).groups()
+def summary_run_id(stdout: str) -> tuple[str, str]:
+    match = re.search(r"^  run id\s+(\S+)\s+\(MLflow run (\w+)\)", stdout, re.M)
+    assert match, f"no 'run id' line in the summary:\n{stdout}"
+    run_id, mlflow_run_id = match.groups()
+    return run_id, mlflow_run_id
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +148,9 @@ def test_run_prints_the_summary(first_run):
     assert summary_value(stdout, "conversations") == f"{N_SYNTH}"
     classified = summary_value(stdout, "classified")
     assert re.fullmatch(rf"{N_SYNTH}  \(errors 0, sent to classifier \d+\)", classified), classified
-    assert int(re.search(r"sent to classifier (\d+)", classified).group(1)) > 0
+    sent = re.search(r"sent to classifier (\d+)", classified)
+    assert sent, classified
+    assert int(sent.group(1)) > 0
     assert re.fullmatch(r"\d+  \(\d+\.\d%\)", summary_value(stdout, "subjective"))
     assert summary_value(stdout, "tables") == f"{os.path.join(first_run['out'], 'tables')}/<name>  (Delta)"
     assert summary_value(stdout, "top values") == str(first_run["out"] / "top_values.csv")

@@ -30,8 +30,12 @@ def test_wilson_other_alpha_matches_scipy():
 
 
 def test_wilson_rejects_bad_input():
-    for args in ((1, 0), (-1, 10), (11, 10)):
-        with pytest.raises(ValueError):
+    for args, message in (
+        ((1, 0), "n must be positive"),
+        ((-1, 10), "successes must be within"),
+        ((11, 10), "successes must be within"),
+    ):
+        with pytest.raises(ValueError, match=message):
             compare.wilson_interval(*args)
 
 

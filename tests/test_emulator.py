@@ -10,9 +10,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import Any, cast
 
 import anthropic
 import pytest
+from anthropic.types import ToolUseBlock
+from anthropic.types.messages import MessageBatchErroredResult, MessageBatchSucceededResult
+from anthropic.types.messages.batch_create_params import Request
 
 from wildvalues.classifier.base import Conversation, Turn
 from wildvalues.classifier.prompt import (
@@ -40,6 +44,11 @@ def sdk(emulator: Emulator) -> anthropic.Anthropic:
 
 def params_for(conversation: Conversation = CONV, max_tokens: int = 512) -> dict:
     return build_request(conversation, "claude-test", max_tokens, 10_000)[0]
+
+
+def batch_requests(requests: list[dict[str, Any]]) -> list[Request]:
+    """The API's Request shape, built as plain dicts (params from build_request), as the lib does."""
+    return cast("list[Request]", requests)
 
 
 def get_json(url: str) -> dict:
@@ -141,9 +150,9 @@ def test_fault_rates_per_kind_and_validation(make_emulator):
         with pytest.raises(anthropic.InternalServerError):
             client.messages.create(**params_for())
     assert emu.stats()["by_status"] == {"500": 3}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^unknown fault kinds \['meteor_strike'\]; choose from "):
         Emulator(fault_rate=0.5, fault_kinds=("meteor_strike",))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^fault rates add up to more than 1$"):
         Emulator(fault_kinds={"drop": 0.7, "refusal": 0.7})
 
 
@@ -212,7 +221,7 @@ def test_message_batch_lifecycle(make_emulator, payload_fn):
     client = sdk(emu)
     convs = [Conversation(f"b{i}", (Turn("user", f"Help me write a poem about autumn number {i}"),)) for i in range(4)]
     batch = client.messages.batches.create(
-        requests=[{"custom_id": c.conversation_id, "params": params_for(c)} for c in convs]
+        requests=batch_requests([{"custom_id": c.conversation_id, "params": params_for(c)} for c in convs])
     )
     assert batch.processing_status == "in_progress" and batch.request_counts.processing == 4
     assert batch.results_url is None
@@ -224,8 +233,13 @@ def test_message_batch_lifecycle(make_emulator, payload_fn):
     assert (done.request_counts.succeeded, done.request_counts.errored, done.request_counts.expired) == (2, 1, 1)
     results = {r.custom_id: r.result for r in client.messages.batches.results(batch.id)}
     assert [results[c.conversation_id].type for c in convs] == ["expired", "errored", "succeeded", "succeeded"]
-    assert results["b1"].error.error.type == "api_error"
-    assert results["b2"].message.content[0].input == payload_fn(convs[2])
+    errored, succeeded = results["b1"], results["b2"]
+    assert isinstance(errored, MessageBatchErroredResult)
+    assert errored.error.error.type == "api_error"
+    assert isinstance(succeeded, MessageBatchSucceededResult)
+    block = succeeded.message.content[0]
+    assert isinstance(block, ToolUseBlock)
+    assert block.input == payload_fn(convs[2])
     assert [b.id for b in client.messages.batches.list()] == [batch.id]
     assert emu.request_log[0]["custom_ids"] == ["b0", "b1", "b2", "b3"]
 
@@ -233,17 +247,19 @@ def test_message_batch_lifecycle(make_emulator, payload_fn):
 def test_batch_cancel_and_validation(make_emulator):
     emu = make_emulator(batch_processing_s=30)
     client = sdk(emu)
-    batch = client.messages.batches.create(requests=[{"custom_id": "x1", "params": params_for()}])
+    batch = client.messages.batches.create(requests=batch_requests([{"custom_id": "x1", "params": params_for()}]))
     canceling = client.messages.batches.cancel(batch.id)
     assert canceling.processing_status == "canceling"
     ended = client.messages.batches.retrieve(batch.id)
     assert ended.processing_status == "ended" and ended.request_counts.canceled == 1
     assert [r.result.type for r in client.messages.batches.results(batch.id)] == ["canceled"]
     with pytest.raises(anthropic.BadRequestError):
-        client.messages.batches.create(requests=[{"custom_id": "bad id!", "params": params_for()}])
+        client.messages.batches.create(requests=batch_requests([{"custom_id": "bad id!", "params": params_for()}]))
     with pytest.raises(anthropic.BadRequestError):
         client.messages.batches.create(
-            requests=[{"custom_id": "d", "params": params_for()}, {"custom_id": "d", "params": params_for()}]
+            requests=batch_requests(
+                [{"custom_id": "d", "params": params_for()}, {"custom_id": "d", "params": params_for()}]
+            )
         )
     with pytest.raises(anthropic.NotFoundError):
         client.messages.batches.retrieve("msgbatch_missing")
@@ -268,6 +284,7 @@ def test_cli_arguments_and_serving_until_interrupted(tmp_path):
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
+        assert process.stdout is not None
         line = process.stdout.readline()
         url = line.split(" at ", 1)[1].split(" ", 1)[0]
         assert url.startswith("http://127.0.0.1:")

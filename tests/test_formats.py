@@ -359,6 +359,7 @@ def test_hash_id_equal_for_equal_content_across_layouts_and_whitespace():
         )
     )
     transcript = parse_line(line({"text": "\n\nHuman: What is love?\n\nAssistant: Baby don't hurt me."}))
+    assert isinstance(messages, Parsed)
     assert messages.conversation_id == sharegpt.conversation_id == transcript.conversation_id
     assert messages.content_hash == content_hash(TURN_TUPLES) == expected_hash(TURN_TUPLES)
     other = parse_line(line({"messages": [TURNS[0], {"role": "assistant", "content": "Something else."}]}))
@@ -374,6 +375,7 @@ def test_hash_id_equal_for_equal_content_across_layouts_and_whitespace():
             }
         )
     )
+    assert isinstance(swapped, Parsed)
     assert swapped.content_hash != messages.content_hash
 
 
@@ -417,9 +419,13 @@ def test_pii_redacted_in_every_turn_and_layout():
     assert parse_line(line(record)) == Parsed("p1", expected_turns, expected_hash(expected_turns))
 
     sharegpt = {"id": "p2", "conversations": [{"from": "human", "value": user}, {"from": "gpt", "value": assistant}]}
-    assert parse_line(line(sharegpt)).turns == expected_turns
+    parsed_sharegpt = parse_line(line(sharegpt))
+    assert isinstance(parsed_sharegpt, Parsed)
+    assert parsed_sharegpt.turns == expected_turns
     transcript = {"id": "p3", "text": f"Human: {user}\n\nAssistant: {assistant}"}
-    assert parse_line(line(transcript)).turns == expected_turns
+    parsed_transcript = parse_line(line(transcript))
+    assert isinstance(parsed_transcript, Parsed)
+    assert parsed_transcript.turns == expected_turns
 
 
 def test_pii_kept_when_redaction_disabled():
@@ -429,7 +435,9 @@ def test_pii_kept_when_redaction_disabled():
     }
     turns = (("user", "a@b.io 10.0.0.1"), ("assistant", "ok"))
     assert parse_line(line(record), redact_pii=False) == Parsed("p4", turns, expected_hash(turns))
-    assert parse_line(line(record)).turns == (("user", "[EMAIL] [IP_ADDRESS]"), ("assistant", "ok"))
+    redacted = parse_line(line(record))
+    assert isinstance(redacted, Parsed)
+    assert redacted.turns == (("user", "[EMAIL] [IP_ADDRESS]"), ("assistant", "ok"))
 
 
 def test_hash_id_is_of_redacted_text():
@@ -440,6 +448,7 @@ def test_hash_id_is_of_redacted_text():
     b = parse_line(
         line({"messages": [{"role": "user", "content": "email y@example.org"}, {"role": "assistant", "content": "ok"}]})
     )
+    assert isinstance(a, Parsed)
     assert a.turns == (("user", "email [EMAIL]"), ("assistant", "ok"))
     assert a.conversation_id == b.conversation_id
 

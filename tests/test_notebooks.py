@@ -125,6 +125,7 @@ def test_review_sample_notebook(pipeline_output):
 def test_report_on_pipeline_output_has_no_conversation_text(spark, pipeline_output):
     store = TableStore(spark, pipeline_output["output"], TableSettings())
     run_id = report.latest_run_id(store)
+    assert run_id is not None
     result = report.build_report(store, run_id, pipeline_output["root"], 25)
     with open(result.html_path, encoding="utf-8") as handle:
         page = handle.read()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no stubs: types-jsonschema is not installed
 import pytest
 
 from wildvalues.classifier.base import RESPONSE_TYPES, Conversation, Turn

@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 
@@ -28,8 +29,8 @@ class FakeClock:
         self.now += seconds
 
 
-def limiter(clock: FakeClock, **kwargs) -> RateLimiter:
-    defaults = dict(rpm=60, itpm=1_000_000, otpm=1_000_000, share=1.0)
+def limiter(clock: FakeClock, **kwargs: Any) -> RateLimiter:
+    defaults: dict[str, Any] = dict(rpm=60, itpm=1_000_000, otpm=1_000_000, share=1.0)
     defaults.update(kwargs)
     return RateLimiter(
         defaults.pop("rpm"),
@@ -70,7 +71,7 @@ def test_backoff_is_exponential_with_full_jitter_and_capped():
     delays = [backoff_delay(4, 1.0, 60.0, rng) for _ in range(2000)]
     assert all(0.0 <= d < 8.0 for d in delays)
     assert min(delays) < 0.5 and max(delays) > 7.5  # the full range [0, ceiling) is used
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^attempt counts failures and starts at 1$"):
         backoff_delay(0, 1.0, 60.0, half)
 
 
@@ -222,9 +223,9 @@ def test_concurrent_threads_share_one_pace():
 
 
 def test_rejects_bad_arguments():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^share must be in \(0, 1\]$"):
         RateLimiter(60, 1, 1, share=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^share must be in \(0, 1\]$"):
         RateLimiter(60, 1, 1, share=1.5)
 
 

@@ -7,6 +7,7 @@ import datetime
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import DataFrame, SparkSession
 
 from wildvalues import review
 from wildvalues.schemas import CLASSIFICATIONS, CONVERSATIONS
@@ -49,13 +50,13 @@ def _rows():
 
 
 @pytest.fixture(scope="module")
-def frames(spark):
+def frames(spark: SparkSession) -> tuple[DataFrame, DataFrame]:
     conversations, labels = _rows()
     return spark.createDataFrame(conversations, CONVERSATIONS), spark.createDataFrame(labels, CLASSIFICATIONS)
 
 
 @pytest.fixture(scope="module")
-def sample(frames):
+def sample(frames: tuple[DataFrame, DataFrame]) -> pd.DataFrame:
     return review.draw_sample(*frames, per_stratum=2, seed=7).toPandas()
 
 
@@ -77,15 +78,16 @@ def test_sheet_layout(sample):
     )
 
 
-def test_same_seed_same_sample_and_seeds_differ(frames, sample):
-    again = review.draw_sample(*frames, per_stratum=2, seed=7).toPandas()
+def test_same_seed_same_sample_and_seeds_differ(frames: tuple[DataFrame, DataFrame], sample: pd.DataFrame):
+    again: pd.DataFrame = review.draw_sample(*frames, per_stratum=2, seed=7).toPandas()
     assert list(again["conversation_id"]) == list(sample["conversation_id"])
-    others = [set(review.draw_sample(*frames, per_stratum=2, seed=s).toPandas()["conversation_id"]) for s in range(4)]
+    drawn: list[pd.DataFrame] = [review.draw_sample(*frames, per_stratum=2, seed=s).toPandas() for s in range(4)]
+    others = [set(d["conversation_id"]) for d in drawn]
     assert len({frozenset(o) for o in others}) > 1
 
 
-def test_per_stratum_must_be_positive(frames):
-    with pytest.raises(ValueError):
+def test_per_stratum_must_be_positive(frames: tuple[DataFrame, DataFrame]):
+    with pytest.raises(ValueError, match=r"^per_stratum must be >= 1$"):
         review.draw_sample(*frames, per_stratum=0, seed=1)
 
 

@@ -486,7 +486,7 @@ def _keyword_clusters(tasks: DataFrame, max_categories: int) -> DataFrame:
 # 3. Context dependence
 
 
-@F.pandas_udf(DoubleType())
+@F.pandas_udf(DoubleType())  # type: ignore[call-overload]  # pyspark's stubs lack the type-hint form (no functionType)
 def _two_sided_normal_p(residual: pd.Series) -> pd.Series:
     """P(|Z| >= |r|) for a standard normal Z; null in, null out."""
     from scipy.special import ndtr  # imported on the executor
@@ -846,6 +846,7 @@ def anomaly_summary(anomalies: DataFrame, classifications: DataFrame) -> dict[st
         F.sum(F.col("reason").contains("watchlist").cast("long")).alias("n_watchlist"),
         F.sum(F.col("reason").contains("outlier").cast("long")).alias("n_outlier"),
     ).first()
+    assert counts is not None  # an aggregate without groupBy has exactly one row
     n_subjective = _subjective(classifications).count()
     n_anomalies = int(counts.n_anomalies)
     return {

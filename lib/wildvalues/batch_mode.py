@@ -53,7 +53,10 @@ def _groups(pending: DataFrame, size: int) -> Iterator[list[Any]]:
 
 def classify_with_batches(inputs: StageInputs, spec: dict[str, Any], keyed: DataFrame) -> Generator[Request, None, int]:
     """Resume the batches a previous run left open, then submit what is still pending."""
+    from wildvalues.classifier.claude import ClaudeClassifier  # as build_classifier: the SDK only when used
+
     classifier = build_classifier(spec)
+    assert isinstance(classifier, ClaudeClassifier)  # run_classify sends only "anthropic" specs here
     yield Write(BATCHES_TABLE, inputs.spark.createDataFrame([], BATCHES_SCHEMA), mode="create")
     for batch_id in open_batch_ids(inputs.tables.read(BATCHES_TABLE)):
         yield Log(f"resuming message batch {batch_id}")

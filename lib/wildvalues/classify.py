@@ -10,7 +10,7 @@ the written table.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -53,7 +53,7 @@ def chunk(keyed: DataFrame, index: int, n_chunks: int) -> DataFrame:
 
 def result_row(result: Any, key: str, conversation_id: str, run_id: str, now: Any) -> dict[str, Any]:
     """A classification_cache row for one answer or error."""
-    row = {name: None for name in CACHE_SCHEMA.fieldNames()}
+    row: dict[str, Any] = {name: None for name in CACHE_SCHEMA.fieldNames()}
     row.update(cache_key=key, conversation_id=conversation_id, run_id=run_id, created_at=now)
     if isinstance(result, Classification):
         row.update(
@@ -86,13 +86,13 @@ def result_row(result: Any, key: str, conversation_id: str, run_id: str, now: An
 
 def make_classify_batches(
     spec: dict, run_id: str, batch_size: int
-) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The mapInArrow function: one classifier per task, `batch_size` conversations per call."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     arrow_schema = to_arrow_schema(CACHE_SCHEMA)
 
-    def classify_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def classify_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import datetime
 
         classifier = build_classifier(spec)

@@ -33,7 +33,7 @@ def _secret_from_scope(classifier: ClassifierSettings, spark: SparkSession | Non
     if not classifier.secret_scope or spark is None:
         return None
     try:
-        from pyspark.dbutils import DBUtils  # type: ignore[import-not-found]  # only on Databricks runtimes
+        from pyspark.dbutils import DBUtils  # only on Databricks runtimes
 
         return DBUtils(spark).secrets.get(scope=classifier.secret_scope, key=classifier.secret_key)
     except Exception:  # noqa: BLE001 - absent scope or not on Databricks: fall through to the error

@@ -16,14 +16,18 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.datasource import DataSource, DataSourceArrowWriter, WriterCommitMessage
 from pyspark.sql.types import StructType
+
+if TYPE_CHECKING:
+    from deltalake.transaction import RemoveAction
 
 FALLBACK_FORMAT = "wildvalues_delta"
 
@@ -51,6 +55,8 @@ def _file_stats(table: pa.Table) -> str:
 
 
 class _FallbackWriter(DataSourceArrowWriter):
+    _schema: pa.Schema  # the table's Arrow schema, set by FallbackDeltaSource.writer
+
     def __init__(self, path: str, overwrite: bool, app_id: str | None) -> None:
         self.path = path
         self.overwrite = overwrite
@@ -67,15 +73,21 @@ class _FallbackWriter(DataSourceArrowWriter):
         pq.write_table(table, full, compression="snappy")
         return _WrittenFiles(files=[{"path": relative, "size": os.path.getsize(full), "stats": _file_stats(table)}])
 
-    def commit(self, messages: Sequence[_WrittenFiles]) -> None:
-        files = [f for message in messages if message is not None for f in message.files]
+    def commit(self, messages: list[WriterCommitMessage | None]) -> None:
+        files = [f for message in _written(messages) if message is not None for f in message.files]
         _commit_files(self.path, files, self.overwrite, self.app_id, self._schema)
 
-    def abort(self, messages: Sequence[_WrittenFiles]) -> None:
-        for message in messages:
+    def abort(self, messages: list[WriterCommitMessage | None]) -> None:
+        for message in _written(messages):
             for f in message.files if message is not None else []:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(self.path, f["path"]))
+
+
+def _written(messages: list[WriterCommitMessage | None]) -> list[_WrittenFiles | None]:
+    # Spark hands back what each task's write() returned (None for a failed task); its types
+    # cannot say that those are _WrittenFiles.
+    return cast("list[_WrittenFiles | None]", messages)
 
 
 class FallbackDeltaSource(DataSource):
@@ -110,7 +122,8 @@ def _commit_files(path: str, files: list[dict], overwrite: bool, app_id: str | N
     if DeltaTable.is_deltatable(path):
         table = DeltaTable(path)
         table.create_write_transaction(
-            actions,
+            # deltalake only reads the list; its annotation, an invariant list, rejects list[AddAction]
+            cast("list[AddAction | RemoveAction]", actions),
             mode="overwrite" if overwrite else "append",
             schema=delta_schema,
             commit_properties=properties,

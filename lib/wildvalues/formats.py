@@ -87,8 +87,8 @@ def parse_line(
     conversation_id = _record_id(record, id_field)
     try:
         chosen = detect_layout(record, text_field) if layout == "auto" else layout
-        turns = _extract_turns(record, chosen, text_field)
-        turns = _clean_turns(turns, redact_pii)
+        raw_turns = _extract_turns(record, chosen, text_field)
+        turns = _clean_turns(raw_turns, redact_pii)
     except _Reject as reason:
         return Rejected(str(reason), conversation_id)
     digest = content_hash(turns)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, Window
@@ -38,10 +39,10 @@ def parse_records(raw: DataFrame, settings: IngestSettings) -> DataFrame:
     redact_pii = settings.redact_pii
     max_raw = settings.raw_record_max_chars
 
-    def parse_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def parse_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             columns = batch.to_pydict()
-            out = {name: [] for name in PARSED_SCHEMA.fieldNames()}
+            out: dict[str, list[Any]] = {name: [] for name in PARSED_SCHEMA.fieldNames()}
             for source, number, raw in zip(columns["source_file"], columns["line_number"], columns["raw"]):
                 result = parse_line(raw, layout, text_field, id_field, redact_pii)
                 out["source_file"].append(source)

@@ -12,6 +12,7 @@ import gzip
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import pyarrow as pa
 from pyspark.errors import AnalysisException
@@ -104,15 +105,17 @@ class _JsonlReader(DataSourceReader):
     def partitions(self) -> list[_FileRange]:
         return _plan_ranges(list_input_files(self.path), self.split_bytes)
 
-    def read(self, partition: _FileRange) -> Iterator[pa.RecordBatch]:
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+        # Spark passes back one of partitions(); its types only say InputPartition.
+        file_range = cast(_FileRange, partition)
         sources, numbers, raws = [], [], []
-        for number, line in _iter_range_lines(partition):
+        for number, line in _iter_range_lines(file_range):
             text = line.decode("utf-8", errors="replace").rstrip("\r\n")
             if number == 1:
                 text = text.lstrip("\ufeff")  # a byte-order mark from Windows exports
             if not text.strip():
                 continue  # blank lines are layout, not records
-            sources.append(partition.path)
+            sources.append(file_range.path)
             numbers.append(number)
             raws.append(text)
             if len(raws) >= _BATCH_ROWS:

@@ -14,13 +14,15 @@ import html
 import io
 import os
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_rgb
+from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -105,9 +107,10 @@ def _note_if_empty(frame: pd.DataFrame, store: ReadableTables, name: str, run_id
 
 def _load_levels(store: ReadableTables, run_id: str, k: int, data: ReportData) -> None:
     tables = [_run_table(store, f"values_level_{level}", run_id, data.notes) for level in range(4)]
-    if any(t is None for t in tables):
+    present = [t for t in tables if t is not None]
+    if len(present) < len(tables):
         return
-    kept, suppressed = suppress_tree([t.filter(F.col("side") == "ai") for t in tables], k)
+    kept, suppressed = suppress_tree([t.filter(F.col("side") == "ai") for t in present], k)
     data.levels = [frame.drop("run_id").toPandas() for frame in kept]
     data.n_suppressed.update({f"values_level_{level}": n for level, n in enumerate(suppressed)})
     _note_if_empty(data.levels[3], store, "values_level_3", run_id, data.notes)
@@ -182,7 +185,10 @@ def _lighten(colour: str | tuple, amount: float) -> tuple[float, float, float]:
 
 def _wedges(levels: list[pd.DataFrame]) -> list[dict]:
     """Sunburst wedges for levels 3 (inner), 2, 1: each child inside its parent's angle."""
-    palette = colormaps["tab10"].colors
+    tab10 = colormaps["tab10"]
+    assert isinstance(tab10, ListedColormap)  # a qualitative map: a list of colours
+    # Its colors are RGB tuples; matplotlib's stubs only say "array-like".
+    palette = cast("tuple[tuple[float, float, float], ...]", tab10.colors)
     wedges: list[dict] = []
     spans: dict[str, tuple[float, tuple]] = {}  # cluster_id -> (start angle, colour)
     top = levels[3].sort_values(["pct_total_occurrences", "cluster_id"], ascending=[False, True])
@@ -428,7 +434,7 @@ def _data_uri(png: bytes) -> str:
 
 
 def _table(
-    header: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), attrs: list[str] | None = None
+    header: list[str], rows: list[list[str]], numeric: AbstractSet[int] = frozenset(), attrs: list[str] | None = None
 ) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = []

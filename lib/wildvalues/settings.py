@@ -92,7 +92,7 @@ class TableSettings(Section):
     # "path": Delta tables under <output>/tables/<name>; "catalog": catalog.schema.name (Databricks).
     mode: Literal["path", "catalog"] = "path"
     catalog: str = "main"
-    schema_name: str = Field("wildvalues", alias="schema")
+    schema_name: str = Field(default="wildvalues", alias="schema")
 
 
 class IngestSettings(Section):
@@ -259,7 +259,7 @@ class Settings(Section):
     models: dict[str, ModelEntry] = Field(default_factory=lambda: dict(DEFAULT_MODELS))
     batch_discount: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     analyze: AnalyzeSettings = AnalyzeSettings()
-    validate_: ValidateSettings = Field(ValidateSettings(), alias="validate")
+    validate_: ValidateSettings = Field(default=ValidateSettings(), alias="validate")
     mlflow: MlflowSettings = MlflowSettings()
 
     def model_entry(self, model: str) -> ModelEntry:

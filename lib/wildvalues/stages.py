@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -21,6 +21,9 @@ from wildvalues import batch_mode, classify, ingest, schemas, taxonomy
 from wildvalues.classifier import RESPONSE_TYPES, classifier_identity
 from wildvalues.settings import Settings
 from wildvalues.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LEVEL_TABLES = tuple(f"values_level_{level}" for level in range(4))
 PUBLIC_TABLES = (
@@ -264,7 +267,7 @@ def match_metrics(expressions: DataFrame, distinct_raw_values: int) -> dict[str,
 
 def top_values_csv(level0: DataFrame, rows: int) -> str:
     """Top AI values as CSV text, for the file beside the tables and the MLflow artifact."""
-    top = (
+    top: pd.DataFrame = (
         level0.filter(F.col("side") == "ai")
         .orderBy(F.desc("n_conversations"), "cluster_id")
         .select(

@@ -108,7 +108,11 @@ def ancestors(nodes: Iterable[TreeNode]) -> dict[str, tuple[str, str, str]]:
     for node in by_id.values():
         if node.level != 0:
             continue
+        # load_tree's parent check: every node below level 3 has a parent one level up.
+        assert node.parent_cluster_id is not None
         l1 = by_id[node.parent_cluster_id]
+        assert l1.parent_cluster_id is not None
         l2 = by_id[l1.parent_cluster_id]
+        assert l2.parent_cluster_id is not None
         result[node.cluster_id] = (l1.cluster_id, l2.cluster_id, l2.parent_cluster_id)
     return result

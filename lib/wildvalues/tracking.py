@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import re
@@ -85,10 +86,11 @@ class Tracker:
     def artifact(self, path: str, artifact_path: str | None = None) -> None:
         self.mlflow.log_artifact(path, artifact_path)
 
-    def config(self, config: dict) -> None:
+    # Below here `dict` in this class body names the method above, hence builtins.dict.
+    def config(self, config: builtins.dict) -> None:
         self.text(yaml.safe_dump(scrub(config), sort_keys=True), "config/resolved.yml")
 
-    def previous_run_metrics(self, metric: str) -> dict[str, float]:
+    def previous_run_metrics(self, metric: str) -> builtins.dict[str, float]:
         """Metrics of the latest earlier finished run that logged `metric`, in this run's experiment
         and on this run's input source (the `input` param), so another target's or another
         input's run never becomes the baseline."""

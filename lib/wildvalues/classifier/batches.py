@@ -9,6 +9,7 @@ Everything needed to resume is the settings and a batch id. Control calls are re
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -17,9 +18,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import anthropic
+from anthropic.types.messages.batch_create_params import Request
 
 from wildvalues.classifier.base import Classification, ClassificationError, Conversation, Result
 from wildvalues.classifier.prompt import BadAnswer, add_usage, build_request, extract_labels
@@ -141,7 +143,7 @@ class MessageBatches:
                 # same requests twice, so only unambiguous failures (429, 5xx) are retried.
                 batch = self._control(
                     "create batch",
-                    lambda c=chunk: self.client.messages.batches.create(requests=c),
+                    functools.partial(self._create, chunk),
                     retry_connection_errors=False,
                 )
             except BatchError as error:
@@ -151,6 +153,10 @@ class MessageBatches:
             if on_created is not None:
                 on_created(batch.id, len(chunk))
         return batch_ids
+
+    def _create(self, requests: list[dict[str, Any]]) -> Any:
+        # The entries are the API's Request shape, built as plain dicts (params from build_request).
+        return self.client.messages.batches.create(requests=cast("list[Request]", requests))
 
     def poll(self, batch_id: str) -> BatchStatus:
         batch = self._control("retrieve batch", lambda: self.client.messages.batches.retrieve(batch_id))

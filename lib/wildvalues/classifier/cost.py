@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import anthropic
+from anthropic.types import MessageParam
 
 from wildvalues.classifier.base import Conversation
 from wildvalues.classifier.claude import ClaudeClassifier
@@ -172,11 +173,11 @@ def _token_counts(
 
 
 def _counted_tokens(
-    classifier: ClaudeClassifier, model: str, messages: list[list[dict]], approx: list[int], max_calls: int
+    classifier: ClaudeClassifier, model: str, messages: list[list[MessageParam]], approx: list[int], max_calls: int
 ) -> tuple[int, list[int], str]:
     """Token counts from the API: the prefix once, then up to `max_calls` messages, the rest scaled."""
     count = classifier.client.messages.count_tokens
-    probe = [{"role": "user", "content": "x"}]
+    probe: list[MessageParam] = [{"role": "user", "content": "x"}]
     with_prefix = count(model=model, system=system_blocks(), tools=[TOOL], tool_choice=TOOL_CHOICE, messages=probe)
     bare = count(model=model, messages=probe)
     classifier._count("api_calls", 2)

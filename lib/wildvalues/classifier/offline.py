@@ -48,11 +48,12 @@ to this module, read once at import; the rules above are the code below.
 
 from __future__ import annotations
 
+import enum
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from importlib.resources import files
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import yaml
 
@@ -187,7 +188,13 @@ _FIRST_PERSON_RE = re.compile(_PATTERNS["first_person"])
 _GREETING_RE = re.compile(_PATTERNS["greeting"])
 
 
-_UNSET = object()
+class _Unset(enum.Enum):
+    """Not computed yet: a cached None is an answer."""
+
+    UNSET = enum.auto()
+
+
+_UNSET: Final = _Unset.UNSET
 _LEADING_WORDS = tuple(_LEXICON["leading_words"])
 _LANGUAGE_INDEX = {k: k for k in LANGUAGES}
 _WRITE_RE = re.compile(_PATTERNS["write"])
@@ -358,7 +365,7 @@ class _Analysis:
 
     def __init__(self, clf: OfflineClassifier, conversation: Conversation) -> None:
         self.clf = clf
-        self._factual_cache: object = _UNSET
+        self._factual_cache: str | None | _Unset = _UNSET
         users = [_clip(t.text) for t in conversation.turns if t.role == "user"]
         self.ai_turns = [_clip(t.text) for t in conversation.turns if t.role == "assistant"]
         self.user = "\n".join(users)

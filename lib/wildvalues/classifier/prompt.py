@@ -22,10 +22,13 @@ import json
 import math
 import re
 from collections.abc import MutableMapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wildvalues.classifier.base import RESPONSE_TYPES, Conversation, Turn
 from wildvalues.classifier.offline import TASK_CATEGORIES
+
+if TYPE_CHECKING:  # the SDK's request shapes, for type checking only: this module does not need the SDK
+    from anthropic.types import TextBlockParam, ToolChoiceToolParam, ToolParam
 
 PROMPT_VERSION = "v1"
 TOOL_NAME = "record_values"
@@ -190,12 +193,12 @@ OUTPUT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-TOOL: dict[str, Any] = {
+TOOL: ToolParam = {
     "name": TOOL_NAME,
     "description": "Record the values observed in the conversation. Call exactly once.",
     "input_schema": OUTPUT_SCHEMA,
 }
-TOOL_CHOICE: dict[str, Any] = {"type": "tool", "name": TOOL_NAME}
+TOOL_CHOICE: ToolChoiceToolParam = {"type": "tool", "name": TOOL_NAME}
 
 USER_PREAMBLE = (
     "Classify the conversation below by calling the record_values tool. Everything inside the "
@@ -220,7 +223,7 @@ def approx_tokens(chars: int) -> int:
     return math.ceil(chars / CHARS_PER_TOKEN)
 
 
-def system_blocks() -> list[dict[str, Any]]:
+def system_blocks() -> list[TextBlockParam]:
     """The system prompt as one text block marked for prompt caching (it is identical for every call)."""
     return [{"type": "text", "text": SYSTEM_INSTRUCTIONS, "cache_control": {"type": "ephemeral"}}]
 

@@ -438,9 +438,10 @@ class Emulator:
         problem = _check_batch_requests(requests)
         if problem:
             return _Reply(400, _error_body("invalid_request_error", problem))
+        assert isinstance(requests, list)  # _check_batch_requests found a non-empty list
         entry["custom_ids"] = [r["custom_id"] for r in requests]
         now, wall = time.monotonic(), time.time()
-        batch = {
+        batch: dict[str, Any] = {
             "id": _new_id("msgbatch_emu"),
             "created": wall,
             "due": now + self.batch_processing_s,

@@ -1,0 +1,176 @@
+"""The runner and the stage contract: declared tables only, each request carried out in order,
+a DataFrame written once and never recomputed, artifacts on disk and in MLflow, cleanup on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType
+from pyspark.testing import assertDataFrameEqual
+
+from wildvalues.runner import Runner
+from wildvalues.settings import Settings
+from wildvalues.stage import Artifact, Log, Metrics, Stage, StageInputs, StageRun, TableNotDeclared, Write
+from wildvalues.stages import STAGES
+from wildvalues.tables import TableStore
+from wildvalues.tracking import tracked_run, tracking_uri
+
+SCHEMA = "id long, paid long"
+# Tables no earlier stage writes: the classify stage's own cache and its batch ledger.
+SELF_OWNED = {"classification_cache", "classification_batches"}
+
+
+def make_runner(spark, tmp_path, tracker=None, log=None) -> Runner:
+    settings = Settings()
+    store = TableStore(spark, str(tmp_path / "out"), settings.tables)
+    return Runner(spark, settings, store, "run-1", tracker=tracker, log=log.append if log is not None else print)
+
+
+def test_the_stages_are_declared_in_run_order_and_read_only_what_earlier_stages_wrote():
+    assert [stage.name for stage in STAGES] == ["ingest", "classify", "taxonomy", "analyze", "validate", "report"]
+    written: set[str] = set()
+    for stage in STAGES:
+        missing = set(stage.reads) - written - SELF_OWNED
+        assert missing == set(), f"{stage.name} reads tables no earlier stage writes: {missing}"
+        written |= set(stage.writes)
+    assert len(written) == sum(len(stage.writes) for stage in STAGES)  # each table has one writing stage
+
+
+def test_a_paid_dataframe_is_computed_once_then_read_back_from_its_table(spark, tmp_path):
+    calls = spark.sparkContext.accumulator(0)
+
+    def pay(value: int) -> int:
+        calls.add(1)  # a stand-in for one API call
+        return value * 10
+
+    paid = F.udf(pay, LongType())
+
+    def stage(inputs: StageInputs) -> StageRun:
+        frame = inputs.spark.range(5).select(F.col("id"), paid("id").alias("paid"))
+        yield Write("answers", frame)
+        written = inputs.tables.read("answers")
+        row = written.agg(F.sum("paid")).first()
+        assert row is not None
+        total = row[0]
+        yield Metrics({"paid_total": total, "rows": written.count()})
+        return {"total": total}
+
+    runner = make_runner(spark, tmp_path)
+    summary = runner.run_stage(Stage("pay", reads=(), writes=("answers",), run=stage))
+    assert summary == {"total": 100}
+    assert calls.value == 5
+    expected = spark.createDataFrame([(i, i * 10) for i in range(5)], SCHEMA)
+    assertDataFrameEqual(runner.store.read("answers"), expected)
+    assert {k: v for k, v in runner.metrics.items() if not k.startswith("seconds_")} == {
+        "paid_total": 100.0,
+        "rows": 5.0,
+    }
+    assert set(runner.metrics) == {"paid_total", "rows", "seconds_pay"}
+
+
+def test_writing_or_reading_an_undeclared_table_is_refused(spark, tmp_path):
+    def writes_elsewhere(inputs: StageInputs) -> StageRun:
+        yield Write("not_mine", inputs.spark.range(1))
+        return {}
+
+    def reads_elsewhere(inputs: StageInputs) -> StageRun:
+        inputs.tables.read("conversations")
+        yield Log("unreachable")
+        return {}
+
+    runner = make_runner(spark, tmp_path)
+    with pytest.raises(ValueError, match=r"^stage w wrote 'not_mine', which it does not declare$"):
+        runner.run_stage(Stage("w", reads=(), writes=("mine",), run=writes_elsewhere))
+    with pytest.raises(TableNotDeclared, match="table 'conversations' is not declared by this stage"):
+        runner.run_stage(Stage("r", reads=("quarantine",), writes=(), run=reads_elsewhere))
+    assert runner.store.exists("not_mine") is False
+
+
+def test_create_writes_only_when_the_table_is_absent_and_append_adds(spark, tmp_path):
+    def stage(inputs: StageInputs) -> StageRun:
+        yield Write("ledger", inputs.spark.createDataFrame([(1, 1)], SCHEMA), mode="create")
+        yield Write("ledger", inputs.spark.createDataFrame([(9, 9)], SCHEMA), mode="create")
+        yield Write("ledger", inputs.spark.createDataFrame([(2, 2)], SCHEMA), mode="append")
+        return {}
+
+    runner = make_runner(spark, tmp_path)
+    runner.run_stage(Stage("ledger", reads=(), writes=("ledger",), run=stage))
+    assertDataFrameEqual(runner.store.read("ledger"), spark.createDataFrame([(1, 1), (2, 2)], SCHEMA))
+
+
+def test_a_failed_request_runs_the_stage_cleanup_and_the_error_goes_on(spark, tmp_path):
+    cleaned: list[str] = []
+
+    def stage(inputs: StageInputs) -> StageRun:
+        try:
+            yield Write("t", inputs.spark.range(1))
+            yield Write("undeclared", inputs.spark.range(1))
+            yield Log("never reached")
+        finally:
+            cleaned.append("unpersisted")
+        return {}
+
+    lines: list[str] = []
+    runner = make_runner(spark, tmp_path, log=lines)
+    with pytest.raises(ValueError, match="does not declare"):
+        runner.run_stage(Stage("failing", reads=(), writes=("t",), run=stage))
+    assert cleaned == ["unpersisted"]
+    assert lines == ["failing: started"]
+    assert "seconds_failing" not in runner.metrics
+
+
+def test_logs_metrics_and_artifacts_reach_the_console_the_output_and_mlflow(spark, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def stage(inputs: StageInputs) -> StageRun:
+        yield Log("hello")
+        yield Metrics({"answer": 42, "skipped": None})
+        yield Artifact("report/plot.png", b"\x89PNG-bytes")
+        yield Artifact("summary.csv", "a,b\n1,2\n")
+        yield Artifact("validation/results.json", '{"suites": []}', keep_file=False)
+        return {"ok": True}
+
+    lines: list[str] = []
+    out = tmp_path / "out"
+    with tracked_run(str(out), "wildvalues", "run-1") as tracker:
+        runner = make_runner(spark, tmp_path, tracker=tracker, log=lines)
+        assert runner.run_stage(Stage("demo", reads=(), writes=(), run=stage)) == {"ok": True}
+        mlflow_run_id = tracker.mlflow_run_id
+    assert lines[:2] == ["demo: started", "demo: hello"]
+    assert lines[2].startswith("demo: done in ")
+    assert (out / "report" / "plot.png").read_bytes() == b"\x89PNG-bytes"
+    assert (out / "summary.csv").read_text() == "a,b\n1,2\n"
+    assert not (out / "validation").exists()
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri(str(out)))
+    run = client.get_run(mlflow_run_id)
+    assert run.data.metrics["answer"] == 42.0 and "skipped" not in run.data.metrics
+    listed = {a.path for a in client.list_artifacts(mlflow_run_id)}
+    assert listed == {"report", "summary.csv", "validation"}
+    assert [a.path for a in client.list_artifacts(mlflow_run_id, "report")] == ["report/plot.png"]
+    logged = Path(client.download_artifacts(mlflow_run_id, "validation/results.json", str(tmp_path)))
+    assert logged.read_text() == '{"suites": []}'
+
+
+def test_a_stage_that_yields_something_else_is_an_error(spark, tmp_path):
+    def stage(inputs: StageInputs) -> StageRun:
+        yield "write this please"  # type: ignore[misc]  # the mistake under test
+        return {}
+
+    with pytest.raises(TypeError, match=r"^stage odd yielded 'write this please', not a request$"):
+        make_runner(spark, tmp_path).run_stage(Stage("odd", reads=(), writes=(), run=stage))
+
+
+def test_every_declared_stage_has_a_cli_command_and_a_job_entry_point():
+    import argparse
+
+    from wildvalues.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {stage.name for stage in STAGES} - set(commands) == set()
+    setup = (Path(__file__).parent.parent / "setup.py").read_text()
+    for stage in STAGES:
+        assert f'"wildvalues-{stage.name}=jobs.{stage.name}:main"' in setup
+        assert (Path(__file__).parent.parent / "jobs" / f"{stage.name}.py").is_file()
