@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The tests also need the `embeddings` extra (sentence-transformers and torch, large): make run does not.
+TEST_STAMP := $(VENV)/.installed-test
 DEMO_N ?= 2000
 OUT ?= out/demo
 
@@ -16,12 +18,16 @@ $(STAMP): setup.py requirements-test.txt
 	$(BIN)/python -m pip install --quiet -e ".[local]" -r requirements-test.txt
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[local,embeddings]"
+	touch $(TEST_STAMP)
+
 run: $(STAMP)
 	$(BIN)/wildvalues synth --n $(DEMO_N) --output $(OUT)/demo_conversations.jsonl.gz --seed 7
 	$(BIN)/wildvalues run --input $(OUT)/demo_conversations.jsonl.gz --output $(OUT)
 
 # Lint, format and types first (seconds), then the suite (minutes).
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

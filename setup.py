@@ -20,7 +20,13 @@ INSTALL_REQUIRES = [
     "scipy==1.17.1",
     "matplotlib==3.11.2",
     "tqdm==4.70.1",
+    # Embeddings: the static default model (numpy only) and the lexical fallback's hashing.
+    "model2vec==0.10.0",
+    "scikit-learn==1.9.1",
 ]
+# sentence-transformers models (the study's kind) need torch, which is large: an extra that
+# `make test` installs and `make run` does not.
+EMBEDDINGS_REQUIRES = ["sentence-transformers==6.2.0", "torch==2.13.0"]
 
 setup(
     name="wildvalues",
@@ -36,6 +42,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "local": SPARK_REQUIRES,
+        "embeddings": EMBEDDINGS_REQUIRES,
         "test": ["pytest==9.2.0", "jsonschema==4.26.0", "ruff==0.17.6", "mypy==2.4.1", "types-PyYAML==6.0.12.20261122"],
     },
     entry_points={

@@ -9,6 +9,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TREE_PATH = os.environ.get("WILDVALUES_TAXONOMY", os.path.join(REPO, "..", "shared", "data", "values_tree.csv"))
+STATIC_MODEL_PATH = os.path.abspath(os.path.join(REPO, "..", "shared", "models", "minilm-static"))
 BUNDLE_VALIDATOR = os.path.join(REPO, "..", "shared", "tools", "validate_bundle.py")
 
 

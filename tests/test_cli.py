@@ -28,9 +28,9 @@ from wildvalues.delta_io import read_delta
 from wildvalues.validate import table_schema
 
 if TYPE_CHECKING:  # mypy names tests/conftest.py by its path; pytest puts tests/ on sys.path
-    from tests.conftest import TREE_PATH
+    from tests.conftest import STATIC_MODEL_PATH, TREE_PATH
 else:
-    from conftest import TREE_PATH
+    from conftest import STATIC_MODEL_PATH, TREE_PATH
 
 N_SYNTH = 200
 MALFORMED = [
@@ -71,6 +71,7 @@ def cli_env(**extra) -> dict:
         k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WILDVALUES_ENV", "WILDVALUES_DEBUG")
     }
     env["WILDVALUES_TAXONOMY"] = os.path.abspath(TREE_PATH)
+    env["WILDVALUES_EMBEDDING_MODEL"] = STATIC_MODEL_PATH  # the CLI runs in a temporary directory
     env["PYSPARK_PYTHON"] = sys.executable
     env.update(extra)
     return env

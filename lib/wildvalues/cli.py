@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="public CSVs in the layout of Anthropic/values-in-the-wild")
     export.add_argument("--output", required=True, help="the run's output directory")
     export.add_argument("--to", required=True, help="directory to write the CSV files to")
+    export.add_argument(
+        "--tree", choices=["published", "discovered"], default="published", help="which taxonomy to export"
+    )
     _add_common(export)
 
     compare = sub.add_parser("compare", help="compare two runs (MLflow or wildvalues run ids)")
@@ -105,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default="out/demo", help="output whose MLflow store holds the runs (default out/demo)"
     )
     _add_common(compare)
+
+    discover = sub.add_parser("discover", help="build the run's own four-level tree from its values")
+    discover.add_argument("--output", required=True, help="the run's output directory")
+    discover.add_argument("--run-id", default=None, help="the run whose values to use (default: the latest)")
+    discover.add_argument("--side", choices=["ai", "human"], default=None, help="one side only (default: both)")
+    discover.add_argument("--levels", type=int, default=None, help="levels including the values (2-4, default 4)")
+    _add_common(discover)
+
+    place = sub.add_parser("place", help="where values land on the published tree (method, score, clusters)")
+    place.add_argument("values", nargs="*", metavar="VALUE", help="value names, e.g. truthfulness")
+    place.add_argument("--json", action="store_true", help="a JSON list of placements")
+    _add_common(place)
 
     from wildvalues.demo.emulator import add_arguments as add_emulator_arguments
 

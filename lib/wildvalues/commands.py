@@ -31,6 +31,7 @@ FLAG_SETTINGS = (
     ("catalog", "tables", "catalog"),
     ("schema", "tables", "schema"),
     ("secret_scope", "classifier", "secret_scope"),
+    ("levels", "discovery", "levels"),
 )
 
 
@@ -113,7 +114,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         summaries = runner.run(stages, StageOptions(limit=args.limit))
         mlflow_run_id = runner.tracker.mlflow_run_id
     report = os.path.join(args.output, summaries["report"]["html"]) if "report" in summaries else None
-    print_summary(args.output, run_id, mlflow_run_id, tracking_uri(args.output), summaries, report, runner.metrics)
+    placement: str = settings.taxonomy.placement
+    if runner.uses_embeddings():
+        placement = f"{placement} with {runner.embedder_name()}"
+    summary_args = (summaries, report, runner.metrics, placement)
+    print_summary(args.output, run_id, mlflow_run_id, tracking_uri(args.output), *summary_args)
     return 0
 
 
@@ -125,8 +130,12 @@ def print_summary(
     summaries: dict[str, dict[str, Any]],
     report: str | None,
     metrics: dict[str, float],
+    placement: str,
 ) -> None:
+    from wildvalues.taxonomy import MATCH_METHODS
+
     counts, classified, values = summaries["ingest"], summaries["classify"], summaries["taxonomy"]
+    methods = ", ".join(f"{m} {values[f'pct_ai_expressions_{m}']:.1f}%" for m in MATCH_METHODS)
     findings = summaries.get("analyze", {})
     top_csv = os.path.join(output, "top_values.csv")
     lines = [
@@ -139,7 +148,8 @@ def print_summary(
         f"  classified       {int(classified['classified']):>10,}  (errors {int(classified['classification_errors']):,}, sent to classifier {int(classified['sent_to_classifier']):,})",
         f"  subjective       {int(classified['subjective']):>10,}  ({classified['pct_subjective']:.1f}%)",
         f"  AI values/subj.  {classified['mean_ai_values_per_subjective']:>10.2f}",
-        f"  value expr. (AI) {int(values['ai_value_expressions']):>10,}  (exact {values['pct_ai_expressions_exact']:.1f}%, similar {values['pct_ai_expressions_similar']:.1f}%, unmatched {values['pct_ai_expressions_unmatched']:.1f}%)",
+        f"  value expr. (AI) {int(values['ai_value_expressions']):>10,}  ({methods})",
+        f"  placement        {placement}",
     ]
     if findings:
         alert = "  ** above previous run x factor **" if findings.get("anomaly_rate_alert") else ""
@@ -355,7 +365,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     settings, runner = _store_only(args)
     k = settings.analyze.suppression_k
-    result = export.export_public(runner.store, args.to, k)
+    result = export.export_public(runner.store, args.to, k, tree=args.tree)
     for path in result.paths.values():
         print(f"wrote {path}")
     suppressed = ", ".join(f"{name} {n}" for name, n in result.n_suppressed.items() if n) or "none"
@@ -373,4 +383,74 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from error
     print(compare.format_changes(changes))
+    return 0
+
+
+def placements_of(settings: Settings, values: list[str]) -> list[dict[str, Any]]:
+    """Where each value lands on the published tree, by the run's own placement settings."""
+    from wildvalues import placement
+    from wildvalues.embeddings import build_embedder, resolve_embedder
+    from wildvalues.matching import ValueMatcher
+    from wildvalues.runner import resolve_taxonomy
+    from wildvalues.taxonomy_tree import ancestors
+
+    tree, _ = resolve_taxonomy(settings)
+    if settings.taxonomy.placement == "trigram":
+        matcher = ValueMatcher([n.name for n in tree if n.level == 0], settings.taxonomy.similarity_threshold)
+        lineage = ancestors(tree)
+        rows = []
+        for m in matcher.match_all(values):
+            l1, l2, l3 = lineage[m.nearest] if m.nearest is not None else (None, None, None)
+            rows.append((m.raw_value, m.method, m.score, l1, l2, l3))
+    else:
+        embedder = build_embedder(resolve_embedder(settings.embeddings))
+        texts = sorted(set(placement.tree_texts(tree)) | {placement.embedding_key(v) for v in values})
+        vectors = dict(zip(texts, embedder.embed(texts), strict=True))
+        placer = placement.SemanticPlacer(tree, vectors, settings.taxonomy)
+        rows = [
+            (p.raw_value, p.method, p.score, p.level_1_cluster_id, p.level_2_cluster_id, p.level_3_cluster_id)
+            for p in placer.place(values, vectors)
+        ]
+    keys = ("value", "match_method", "match_score", "level_1_cluster_id", "level_2_cluster_id", "level_3_cluster_id")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def cmd_place(args: argparse.Namespace) -> int:
+    """How values are mapped onto the published tree: method, score and the three clusters."""
+    import json
+
+    from wildvalues.runner import resolve_taxonomy
+
+    settings = resolve_settings(args)
+    if not args.values:
+        raise UsageError("give at least one value, e.g. wildvalues place truthfulness")
+    placed = placements_of(settings, args.values)
+    if args.json:
+        print(json.dumps(placed, indent=2))
+        return 0
+    names = {n.cluster_id: n.name for n in resolve_taxonomy(settings)[0]}
+    for row in placed:
+        clusters = " > ".join(names.get(row[f"level_{k}_cluster_id"] or "", "-") for k in (3, 2, 1))
+        print(f"{row['value']!r}: {row['match_method']} ({row['match_score']:.3f})  {clusters}")
+    return 0
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    """The run's own tree from its values (the study's method), beside the published placement."""
+    from wildvalues.stages import DISCOVER
+
+    settings, runner = _store_only(args)
+    run_id = args.run_id or runner.latest_run_id()
+    if run_id is None:
+        raise InputError(f"no run found under {args.output}; run `wildvalues run` first")
+    sides = (args.side,) if args.side else ("ai", "human")
+    with _tracked_runner(args, settings, run_id) as tracked:
+        metrics = tracked.run_stage(DISCOVER, StageOptions(sides=sides))
+    agreement = ", ".join(
+        f"level {level}: NMI {metrics[f'discovered_level_{level}_nmi']:.3f}, ARI {metrics[f'discovered_level_{level}_ari']:.3f}"
+        for level in range(1, settings.discovery.levels)
+        if f"discovered_level_{level}_nmi" in metrics
+    )
+    print(f"run id {run_id}: discovered tree in discovered_taxonomy (AI) and discovered_taxonomy_human")
+    print(f"  agreement with the published tree: {agreement or 'no AI tree'}")
     return 0

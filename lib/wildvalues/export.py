@@ -38,16 +38,23 @@ def format_number(value: float) -> str:
     return repr(round(float(value), DECIMALS) + 0.0)  # + 0.0 turns -0.0 into 0.0
 
 
-def _ai_levels(store: TableStore) -> list[DataFrame]:
-    return [store.read(f"values_level_{level}").filter(F.col("side") == "ai") for level in range(4)]
+# Which tree to publish: its level tables' prefix and the table holding its cluster descriptions.
+TREES: dict[str, tuple[str, str]] = {
+    "published": ("values_level_", "value_taxonomy"),
+    "discovered": ("discovered_values_level_", "discovered_taxonomy"),
+}
 
 
-def _descriptions(store: TableStore, given: dict[str, str] | None) -> dict[str, str]:
+def _ai_levels(store: TableStore, prefix: str) -> list[DataFrame]:
+    return [store.read(f"{prefix}{level}").filter(F.col("side") == "ai") for level in range(4)]
+
+
+def _descriptions(store: TableStore, given: dict[str, str] | None, table: str) -> dict[str, str]:
     if given is not None:
         return dict(given)
-    if not store.exists("value_taxonomy"):
+    if not store.exists(table):
         return {}
-    rows = store.read("value_taxonomy").filter(F.col("level") > 0).select("cluster_id", "description").collect()
+    rows = store.read(table).filter(F.col("level") > 0).select("cluster_id", "description").collect()
     return {r["cluster_id"]: r["description"] or "" for r in rows}
 
 
@@ -90,7 +97,11 @@ _LEVEL_COLUMNS = ["cluster_id", "name", "level", "parent_cluster_id", "pct_convo
 
 
 def export_public(
-    store: TableStore, to_dir: str, k: int, taxonomy_descriptions: dict[str, str] | None = None
+    store: TableStore,
+    to_dir: str,
+    k: int,
+    taxonomy_descriptions: dict[str, str] | None = None,
+    tree: str = "published",
 ) -> ExportResult:
     """Write values_tree.csv and values_frequencies.csv (AI side) under to_dir.
 
@@ -98,16 +109,23 @@ def export_public(
     given, else from the `value_taxonomy` table. pct_total_occurrences stays each node's share
     of all AI value expressions (not renormalised after suppression), like the public file.
     """
-    levels = _ai_levels(store)
+    prefix, descriptions_table = TREES[tree]
+    if not store.exists(f"{prefix}0"):
+        raise FileNotFoundError(f"no {tree} tree in this output (table {prefix}0); for discovered: wildvalues discover")
+    levels = _ai_levels(store, prefix)
     kept, suppressed = suppress_tree(levels, k)
     frequent, n_rare = suppress_small_groups(levels[0], "n_conversations", k)
     tables = [frame.select(*_LEVEL_COLUMNS).toPandas() for frame in kept]
     os.makedirs(to_dir, exist_ok=True)
     paths = {TREE_FILE: os.path.join(to_dir, TREE_FILE), FREQUENCIES_FILE: os.path.join(to_dir, FREQUENCIES_FILE)}
-    _write_csv(paths[TREE_FILE], TREE_COLUMNS, tree_rows(tables, _descriptions(store, taxonomy_descriptions)))
+    _write_csv(
+        paths[TREE_FILE],
+        TREE_COLUMNS,
+        tree_rows(tables, _descriptions(store, taxonomy_descriptions, descriptions_table)),
+    )
     _write_csv(
         paths[FREQUENCIES_FILE], FREQUENCY_COLUMNS, frequency_rows(frequent.select("name", "pct_convos").toPandas())
     )
-    n_suppressed = {f"values_level_{level}": n for level, n in enumerate(suppressed)}
+    n_suppressed = {f"{prefix}{level}": n for level, n in enumerate(suppressed)}
     n_suppressed["values_frequencies"] = n_rare
     return ExportResult(paths, n_suppressed)

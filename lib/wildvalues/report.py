@@ -73,6 +73,10 @@ class ReportData:
     mirroring: pd.DataFrame | None = None
     anomalies: pd.DataFrame | None = None  # None when ids are omitted or the table is missing
     n_anomalies: int | None = None
+    discovered_levels: list[pd.DataFrame] | None = None  # the run's own AI tree, when discovered
+    new_values: pd.DataFrame | None = None  # AI values the published tree lacks (candidates)
+    new_clusters: pd.DataFrame | None = None  # discovered level-1 clusters with little published overlap
+    agreement: pd.DataFrame | None = None  # NMI / ARI per level against the published tree
     n_suppressed: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -114,6 +118,41 @@ def _load_levels(store: ReadableTables, run_id: str, k: int, data: ReportData) -
     data.levels = [frame.drop("run_id").toPandas() for frame in kept]
     data.n_suppressed.update({f"values_level_{level}": n for level, n in enumerate(suppressed)})
     _note_if_empty(data.levels[3], store, "values_level_3", run_id, data.notes)
+
+
+NEW_CLUSTER_OVERLAP = 0.5  # a discovered cluster sharing less than this with any published one is new
+
+
+def _load_discovered(store: ReadableTables, run_id: str, k: int, data: ReportData) -> None:
+    """The discovered AI tree (suppressed like the published one), and what the published tree lacks."""
+    names = [f"discovered_values_level_{level}" for level in range(4)]
+    if not all(store.exists(name) for name in names):
+        return  # discovery was not asked for: no section, no note
+    tables = [store.read(name).filter((F.col("run_id") == run_id) & (F.col("side") == "ai")) for name in names]
+    kept, suppressed = suppress_tree(tables, k)
+    data.discovered_levels = [frame.drop("run_id").toPandas() for frame in kept]
+    data.n_suppressed.update({name: n for name, n in zip(names, suppressed, strict=True)})
+    if store.exists("taxonomy_agreement"):
+        data.agreement = store.read("taxonomy_agreement").filter(F.col("run_id") == run_id).orderBy("level").toPandas()
+    if store.exists("taxonomy_alignment"):
+        aligned = store.read("taxonomy_alignment").filter((F.col("run_id") == run_id) & (F.col("level") == 1))
+        level1 = kept[1].select(F.col("cluster_id").alias("discovered_id"), "name", "n_conversations")
+        data.new_clusters = (
+            aligned.filter(F.col("overlap_share") < NEW_CLUSTER_OVERLAP)
+            .join(level1, "discovered_id")
+            .orderBy(F.desc("n_conversations"), "discovered_id")
+            .select("name", "n_conversations", "overlap_share", "published_name")
+            .toPandas()
+        )
+
+
+def _load_new_values(data: ReportData) -> None:
+    if data.levels is None:
+        return
+    level0 = data.levels[0]
+    data.new_values = level0[level0["is_candidate"]].sort_values(
+        ["n_conversations", "cluster_id"], ascending=[False, True]
+    )
 
 
 def _load_small(
@@ -164,6 +203,8 @@ def load_report_data(
         store, "value_context", run_id, "n", k, data, lambda df: df.filter(F.col("context_kind") == "task_category")
     )
     data.mirroring = _load_small(store, "value_mirroring", run_id, "n_conversations", k, data)
+    _load_discovered(store, run_id, k, data)
+    _load_new_values(data)
     _load_anomalies(store, run_id, include_anomaly_ids, max_anomaly_rows, data)
     return data
 
@@ -233,7 +274,7 @@ def _wedges(levels: list[pd.DataFrame]) -> list[dict]:
     return wedges
 
 
-def plot_taxonomy(levels: list[pd.DataFrame]) -> Figure:
+def plot_taxonomy(levels: list[pd.DataFrame], title: str = "AI values") -> Figure:
     """Sunburst of AI values: top categories inside, then levels 2 and 1, sized by share of
     expressions; gaps are suppressed nodes."""
     figure = _figure(9, 9)
@@ -267,7 +308,7 @@ def plot_taxonomy(levels: list[pd.DataFrame]) -> Figure:
             )
     ax.set_ylim(0, 3.4)
     ax.set_axis_off()
-    ax.set_title("AI values: top categories (inner), level 2, level 1 (outer); % of AI value expressions")
+    ax.set_title(f"{title}: top categories (inner), level 2, level 1 (outer); % of AI value expressions")
     return figure
 
 
@@ -368,6 +409,8 @@ def figures(data: ReportData) -> dict[str, Figure]:
     result: dict[str, Figure] = {}
     if data.levels is not None and len(data.levels[3]):
         result["taxonomy"] = plot_taxonomy(data.levels)
+    if data.discovered_levels is not None and len(data.discovered_levels[3]):
+        result["taxonomy_discovered"] = plot_taxonomy(data.discovered_levels, "AI values, discovered tree")
     if data.levels is not None and len(data.levels[0]):
         result["top_values"] = plot_top_values(data.levels[0])
     if data.response_types is not None and len(data.response_types):
@@ -484,6 +527,39 @@ def _level3_html(levels: list[pd.DataFrame] | None) -> str:
     )
 
 
+def _discovered_html(data: ReportData, images: dict[str, bytes]) -> str:
+    """The discovered tree beside the published one, and the values and clusters the published tree lacks."""
+    parts = []
+    if data.discovered_levels is not None:
+        parts.append('<h2 id="taxonomy_discovered">AI value taxonomy discovered from this run</h2>')
+        if "taxonomy_discovered" in images:
+            caption = "Built bottom-up from this run's own values (k-means base clusters, then clusters of clusters)."
+            parts.append(
+                f'<p class="note">{caption}</p><img src="{_data_uri(images["taxonomy_discovered"])}" alt="discovered taxonomy">'
+            )
+        if data.agreement is not None and len(data.agreement):
+            rows = [
+                [str(r.level), f"{r.nmi:.3f}", f"{r.ari:.3f}", f"{r.n_values:,}"] for r in data.agreement.itertuples()
+            ]
+            parts.append(_table(["level", "NMI with published", "adjusted Rand", "shared values"], rows, {1, 2, 3}))
+        if data.new_clusters is not None and len(data.new_clusters):
+            rows = [
+                [r.name, f"{r.n_conversations:,}", f"{r.overlap_share:.2f}", r.published_name or "-"]
+                for r in data.new_clusters.itertuples()
+            ]
+            parts.append("<p>Discovered clusters with little overlap with any published cluster:</p>")
+            parts.append(_table(["cluster", "conversations", "best overlap", "closest published"], rows, {1, 2}))
+    if data.new_values is not None and len(data.new_values):
+        rows = [
+            [r.cluster_id, f"{r.n_conversations:,}", f"{r.pct_convos:.2f}"]
+            for r in data.new_values.head(50).itertuples()
+        ]
+        parts.append('<h2 id="new_values">AI values the published tree lacks</h2>')
+        parts.append(f'<p class="note">Candidates seen in at least k = {data.k} conversations.</p>')
+        parts.append(_table(["value", "conversations", "% of subjective conversations"], rows, {1, 2}))
+    return "\n".join(parts)
+
+
 def _anomalies_html(data: ReportData, include_ids: bool) -> str:
     if not include_ids:
         count = "" if data.n_anomalies is None else f" {data.n_anomalies:,} conversation(s) flagged;"
@@ -533,6 +609,7 @@ def render_html(
             parts.append('<p class="note">No data to show (table missing, empty or fully suppressed).</p>')
         if name == "taxonomy":
             parts.append(_level3_html(data.levels))
+            parts.append(_discovered_html(data, images))
     parts.append(_anomalies_html(data, include_anomaly_ids))
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -17,6 +17,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
+from wildvalues.embeddings import EmbedderSpec, build_embedder, resolve_embedder
 from wildvalues.settings import RunFacts, Settings, file_sha256, settings_hash
 from wildvalues.stage import (
     DEFAULT_OPTIONS,
@@ -66,6 +67,7 @@ class Runner:
     metrics: dict[str, float] = field(default_factory=dict)
     _tree: list[TreeNode] | None = None
     _facts: RunFacts | None = None
+    _embedder: EmbedderSpec | None = None
 
     # -- facts resolved once per run
 
@@ -78,6 +80,22 @@ class Runner:
         self.tree()
         assert self._facts is not None
         return RunFacts(self._facts.taxonomy_path, self._facts.taxonomy_sha256, self.input_path)
+
+    def embedder(self) -> EmbedderSpec:
+        """The embedder the settings ask for, resolved once; a lexical fallback is said out loud."""
+        if self._embedder is None:
+            self._embedder = resolve_embedder(self.settings.embeddings)
+            if self._embedder.fallback_reason:
+                self.log(
+                    f"embeddings: using the lexical fallback (spelling, not meaning): {self._embedder.fallback_reason}"
+                )
+        return self._embedder
+
+    def embedder_name(self) -> str:
+        """The embedder as params and summaries name it: its id, and 'fallback' when it is one."""
+        spec = self.embedder()
+        name = build_embedder(spec).id
+        return f"{name} (fallback)" if spec.fallback_reason else name
 
     def api_key(self) -> str | None:
         if self.settings.classifier.name != "anthropic":
@@ -108,11 +126,20 @@ class Runner:
                 "taxonomy_source": facts.taxonomy_path,
                 "taxonomy_sha256": facts.taxonomy_sha256,
                 "config_hash": settings_hash(self.settings),
+                "placement": self.settings.taxonomy.placement,
+                "embedder": self.embedder_name() if self.uses_embeddings() else "none",
                 "code_version": code_version(),
                 "run_id": self.run_id,
             }
         )
         self.tracker.config(self.settings.as_dict())
+
+    def uses_embeddings(self) -> bool:
+        taxonomy = self.settings.taxonomy
+        return taxonomy.placement == "semantic" or taxonomy.mode != "published"
+
+    def needs_embedder(self, stage: Stage) -> bool:
+        return self.uses_embeddings() or stage.name == "discover"
 
     def baseline(self) -> dict[str, float]:
         """The previous comparable run's metrics (same experiment, same input source)."""
@@ -167,6 +194,7 @@ class Runner:
             options=options,
             raw=self._read_input() if "input" in stage.needs else None,
             tree=self.tree() if "tree" in stage.needs else (),
+            embedder=self.embedder() if "embedder" in stage.needs and self.needs_embedder(stage) else None,
             api_key=self.api_key() if "api_key" in stage.needs else None,
             baseline=self.baseline() if "baseline" in stage.needs else {},
             run_metrics=dict(self.metrics) if "run_metrics" in stage.needs else {},

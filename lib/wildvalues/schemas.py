@@ -6,6 +6,7 @@ from pyspark.sql.types import (
     ArrayType,
     BooleanType,
     DoubleType,
+    FloatType,
     IntegerType,
     LongType,
     StringType,
@@ -147,6 +148,35 @@ RUN_COUNTS = _fields(
     ("n_conversations", LongType(), False),
 )
 
+# Embeddings of distinct texts (value names, cluster names and descriptions), kept across runs:
+# keyed by (embedder_id, value), so a rerun or a new week embeds only what is new.
+VALUE_EMBEDDINGS = StructType(
+    [
+        StructField("embedder_id", StringType(), False),
+        StructField("value", StringType(), False),
+        StructField("vector", ArrayType(FloatType(), False), False),
+        StructField("created_at", TimestampType(), True),
+    ]
+)
+
+# How a discovered tree lines up with the published one (lib/wildvalues/discovery.py).
+TAXONOMY_ALIGNMENT = _fields(
+    ("discovered_id", StringType(), False),
+    ("level", IntegerType(), False),
+    ("published_id", StringType(), True),
+    ("published_name", StringType(), True),
+    ("overlap_share", DoubleType(), False),
+    ("n_shared_values", LongType(), False),
+    ("run_id", StringType(), False),
+)
+TAXONOMY_AGREEMENT = _fields(
+    ("level", IntegerType(), False),
+    ("nmi", DoubleType(), False),
+    ("ari", DoubleType(), False),
+    ("n_values", LongType(), False),
+    ("run_id", StringType(), False),
+)
+
 TABLES: dict[str, StructType] = {
     "conversations": CONVERSATIONS,
     "quarantine": QUARANTINE,
@@ -156,4 +186,10 @@ TABLES: dict[str, StructType] = {
     "value_taxonomy": VALUE_TAXONOMY,
     "run_counts": RUN_COUNTS,
     **{f"values_level_{level}": VALUE_LEVEL for level in range(4)},
+    "value_embeddings": VALUE_EMBEDDINGS,
+    "discovered_taxonomy": VALUE_TAXONOMY,
+    "discovered_taxonomy_human": VALUE_TAXONOMY,
+    **{f"discovered_values_level_{level}": VALUE_LEVEL for level in range(4)},
+    "taxonomy_alignment": TAXONOMY_ALIGNMENT,
+    "taxonomy_agreement": TAXONOMY_AGREEMENT,
 }

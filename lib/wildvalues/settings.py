@@ -109,7 +109,55 @@ class TaxonomySettings(Section):
     path: str | None = "../shared/data/values_tree.csv"
     # Kept as written (~ unexpanded) so the settings hash is the same on every machine.
     cache_dir: str = "~/.cache/wildvalues"
-    similarity_threshold: Fraction = 0.55
+    # semantic: embeddings vote on the cluster (lib/wildvalues/placement.py); trigram: the
+    # character-trigram matcher, kept for comparison.
+    placement: Literal["semantic", "trigram"] = "semantic"
+    similarity_threshold: Fraction = 0.55  # trigram: cosine to the nearest tree value
+    # semantic: a value this close to a tree value is that value ("similar")...
+    merge_similarity: Fraction = 0.85
+    # ...otherwise it is a new candidate under the voted cluster ("placed") when the vote's
+    # confidence reaches this, else an "unmatched" candidate that keeps its nearest cluster.
+    placement_threshold: Fraction = 0.35
+    neighbours: PositiveInt = 10
+    # published: place values on the published tree; both: also build the run's own tree from
+    # its values (discovered_* tables beside the published ones). A mode whose level tables roll
+    # up the discovered tree alone is not built yet.
+    mode: Literal["published", "both"] = "published"
+
+
+EMBEDDERS = ("model2vec", "sentence-transformers", "lexical")
+
+
+class EmbeddingSettings(Section):
+    """How value names become vectors (lib/wildvalues/embeddings)."""
+
+    # model2vec: a static model, numpy only (the default); sentence-transformers: the study's kind
+    # of model (needs the `embeddings` extra, torch); lexical: character n-grams, no model at all.
+    embedder: Literal[EMBEDDERS] = "model2vec"  # type: ignore[valid-type]
+    # A local model folder, else a hub id downloaded once into cache_dir; the environment variable
+    # WILDVALUES_EMBEDDING_MODEL overrides it. When neither can be had the lexical fallback is used
+    # and named as such in the run's params and summary.
+    model2vec_model: str = "../shared/models/minilm-static"
+    model2vec_hub_model: str = "minishlab/potion-base-8M"
+    sentence_transformers_model: str = "sentence-transformers/all-mpnet-base-v2"
+    cache_dir: str = "~/.cache/wildvalues/models"
+    fallback_to_lexical: bool = True
+    lexical_dimensions: PositiveInt = 2048
+    # More distinct values than this are embedded in Spark tasks (mapInArrow), fewer on the driver.
+    spark_min_values: NonNegativeInt = 20_000
+    batch_size: PositiveInt = 2048
+
+
+class DiscoverySettings(Section):
+    """Discovery of a run's own four-level tree (lib/wildvalues/discovery.py), as the study did."""
+
+    levels: Annotated[int, Field(ge=2, le=4)] = 4  # level 0 (values) up to the top categories
+    base_clusters: PositiveInt | None = None  # level-1 k; None: from the number of distinct values
+    values_per_base_cluster: PositiveInt = 12  # sets level-1 k when base_clusters is None
+    top_clusters: PositiveInt = 5  # clusters at the top level; the levels between shrink geometrically
+    min_values: PositiveInt = 20  # fewer distinct values than this: nothing to discover
+    seed: int = 7
+    max_iterations: PositiveInt = 50
 
 
 class OfflineSettings(Section):
@@ -255,6 +303,8 @@ class Settings(Section):
     tables: TableSettings = TableSettings()
     ingest: IngestSettings = IngestSettings()
     taxonomy: TaxonomySettings = TaxonomySettings()
+    embeddings: EmbeddingSettings = EmbeddingSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
     classifier: ClassifierSettings = ClassifierSettings()
     models: dict[str, ModelEntry] = Field(default_factory=lambda: dict(DEFAULT_MODELS))
     batch_discount: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from wildvalues.embeddings import EmbedderSpec
     from wildvalues.settings import Settings
     from wildvalues.taxonomy_tree import TreeNode
 
@@ -94,6 +95,7 @@ class StageOptions:
 
     limit: int | None = None  # ingest: only the first N records
     include_anomaly_ids: bool = True  # report: list the anomalies' conversation ids
+    sides: tuple[str, ...] = ("ai", "human")  # discovery: whose values get a tree of their own
 
 
 DEFAULT_OPTIONS = StageOptions()
@@ -108,6 +110,7 @@ class StageInputs:
     options: StageOptions = DEFAULT_OPTIONS
     raw: DataFrame | None = None  # the input records (stages that need "input")
     tree: Sequence[TreeNode] = ()  # the taxonomy (stages that need "tree")
+    embedder: EmbedderSpec | None = None  # the resolved embedder (stages that need "embedder")
     api_key: str | None = None  # stages that need "api_key", with the anthropic classifier
     baseline: Mapping[str, float] = field(default_factory=dict)  # the previous comparable run's metrics
     run_metrics: Mapping[str, float] = field(default_factory=dict)  # this run's metrics so far
@@ -116,7 +119,7 @@ class StageInputs:
     emit: Callable[[Request], None] | None = None
 
 
-Need = Literal["input", "tree", "api_key", "baseline", "run_metrics"]
+Need = Literal["input", "tree", "embedder", "api_key", "baseline", "run_metrics"]
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wildvalues import batch_mode, classify, ingest, schemas, taxonomy
+from wildvalues import batch_mode, classify, embedding_cache, ingest, placement, schemas, taxonomy
 from wildvalues.classifier import RESPONSE_TYPES, classifier_identity
+from wildvalues.embeddings import build_embedder
 from wildvalues.settings import Settings
 from wildvalues.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+from wildvalues.taxonomy_tree import TreeNode
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +44,14 @@ FINDINGS_TABLES = (
     "value_anomalies",
 )
 CACHE_TABLE = "classification_cache"
+DISCOVERED_TREE_TABLES = {"ai": "discovered_taxonomy", "human": "discovered_taxonomy_human"}
+DISCOVERED_LEVEL_TABLES = tuple(f"discovered_values_level_{level}" for level in range(4))
+DISCOVERY_TABLES = (
+    *DISCOVERED_TREE_TABLES.values(),
+    *DISCOVERED_LEVEL_TABLES,
+    "taxonomy_alignment",
+    "taxonomy_agreement",
+)
 VALIDATED_TABLES = (
     "conversations",
     "quarantine",
@@ -54,8 +65,19 @@ VALIDATED_TABLES = (
     "value_invariance",
     "value_mirroring",
     "value_anomalies",
+    *DISCOVERY_TABLES,
 )
-REPORT_TABLES = ("run_counts", *LEVEL_TABLES, "response_types", "value_context", "value_mirroring", "value_anomalies")
+REPORT_TABLES = (
+    "run_counts",
+    *LEVEL_TABLES,
+    "response_types",
+    "value_context",
+    "value_mirroring",
+    "value_anomalies",
+    *DISCOVERED_LEVEL_TABLES,
+    "taxonomy_alignment",
+    "taxonomy_agreement",
+)
 
 
 # ---------------------------------------------------------------- ingest
@@ -225,8 +247,11 @@ def run_taxonomy(inputs: StageInputs) -> StageRun:
     exploded = taxonomy.explode_values(labels).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         raw_values = taxonomy.distinct_raw_values(exploded)
-        threshold = inputs.settings.taxonomy.similarity_threshold
-        matches = taxonomy.match_frame(inputs.spark, raw_values, tree, threshold)
+        if inputs.settings.taxonomy.placement == "semantic":
+            matches = yield from semantic_matches(inputs, tree, raw_values)
+        else:
+            threshold = inputs.settings.taxonomy.similarity_threshold
+            matches = taxonomy.match_frame(inputs.spark, raw_values, tree, threshold)
         yield Write("value_taxonomy", taxonomy.taxonomy_frame(inputs.spark, tree))
         yield Write("value_expressions", taxonomy.value_expressions(exploded, matches, inputs.run_id))
     finally:
@@ -243,12 +268,105 @@ def run_taxonomy(inputs: StageInputs) -> StageRun:
     result = match_metrics(expressions, len(raw_values))
     for row in inputs.tables.read("values_level_3").filter(F.col("side") == "ai").collect():
         result[f"pct_category_{row['name'].split()[0].lower()}"] = row["pct_total_occurrences"]
+    if inputs.settings.taxonomy.mode != "published":
+        result.update((yield from discovered_tables(inputs, tree, expressions, n_subjective)))
     yield Metrics(result)
     yield Artifact(
         "top_values.csv",
         top_values_csv(inputs.tables.read("values_level_0"), inputs.settings.mlflow.top_values_csv_rows),
     )
     return result
+
+
+def cached_vectors(inputs: StageInputs, texts: Sequence[str]) -> Generator[Request, None, dict[str, np.ndarray]]:
+    """Vectors of these texts from `value_embeddings`, embedding (and appending) the missing ones first."""
+    assert inputs.embedder is not None, "the runner resolves the embedder for stages that need it"
+    spec = inputs.embedder
+    embedder_id = build_embedder(spec).id
+    yield Write(embedding_cache.TABLE, embedding_cache.empty_cache(inputs.spark), mode="create")
+    todo = embedding_cache.missing(inputs.spark, inputs.tables.read(embedding_cache.TABLE), embedder_id, texts)
+    if todo:
+        settings = inputs.settings.embeddings
+        partitions = inputs.spark.sparkContext.defaultParallelism
+        fresh = embedding_cache.new_embeddings(inputs.spark, spec, todo, settings.spark_min_values, partitions)
+        yield Write(embedding_cache.TABLE, fresh, mode="append")
+    yield Log(f"{len(todo)} of {len(set(texts))} text(s) embedded with {embedder_id}, the rest from the cache")
+    yield Metrics({"embedded_texts": len(todo), "embedding_cache_hits": len(set(texts)) - len(todo)})
+    return embedding_cache.vectors_for(inputs.tables.read(embedding_cache.TABLE), embedder_id, texts)
+
+
+def semantic_matches(
+    inputs: StageInputs, tree: Sequence[TreeNode], raw_values: Sequence[str]
+) -> Generator[Request, None, DataFrame]:
+    """Each distinct raw value placed on the tree by meaning (exact matches first)."""
+    keys = {placement.embedding_key(v) for v in raw_values}
+    texts = sorted(keys | set(placement.tree_texts(tree)))
+    vectors = yield from cached_vectors(inputs, texts)
+    placer = placement.SemanticPlacer(tree, vectors, inputs.settings.taxonomy)
+    return taxonomy.placements_frame(inputs.spark, placer.place(raw_values, vectors))
+
+
+def discover_side(inputs: StageInputs, expressions: DataFrame, side: str) -> Generator[Request, None, list[TreeNode]]:
+    """One side's own tree from its distinct values, weighted by expressions (empty when too few)."""
+    from wildvalues import discovery
+
+    assert inputs.embedder is not None, "the runner resolves the embedder for stages that need it"
+    counts = expressions.filter(F.col("side") == side).groupBy("value").count().orderBy("value").collect()
+    if len(counts) < inputs.settings.discovery.min_values:
+        yield Log(f"{len(counts)} distinct {side} value(s), fewer than discovery.min_values: no {side} tree")
+        return []
+    values = [r["value"] for r in counts]
+    vectors = yield from cached_vectors(inputs, [placement.embedding_key(v) for v in values])
+    matrix = np.vstack([vectors[placement.embedding_key(v)] for v in values])
+    weights = [float(r["count"]) for r in counts]
+    embed = build_embedder(inputs.embedder).embed
+    found = discovery.discover_tree(
+        inputs.spark, values, weights, matrix, embed, inputs.settings.discovery, prefix=f"{side}_values"
+    )
+    sizes = [sum(1 for n in found.nodes if n.level == level) for level in range(inputs.settings.discovery.levels)]
+    yield Log(f"discovered a {side} tree of {' / '.join(map(str, sizes))} nodes (level 0 up)")
+    return found.nodes
+
+
+def discovered_tables(
+    inputs: StageInputs, published: Sequence[TreeNode], expressions: DataFrame, n_subjective: int
+) -> Generator[Request, None, dict[str, Any]]:
+    """Each side's own tree (the study's method), the level tables under it, and its alignment."""
+    from wildvalues import discovery
+
+    spark, run_id = inputs.spark, inputs.run_id
+    trees: dict[str, list[TreeNode]] = {}
+    for side in inputs.options.sides:
+        trees[side] = yield from discover_side(inputs, expressions, side)
+        yield Write(DISCOVERED_TREE_TABLES[side], taxonomy.taxonomy_frame(spark, trees[side]))
+    levels = [
+        taxonomy.all_levels(
+            taxonomy.with_lineage(expressions.filter(F.col("side") == side), taxonomy.lineage_frame(spark, nodes)),
+            inputs.tables.read(DISCOVERED_TREE_TABLES[side]),
+            n_subjective,
+            run_id,
+        )
+        for side, nodes in trees.items()
+        if nodes
+    ]
+    # Written even when empty, so no table is left over from an earlier run's tree.
+    rolled = spark.createDataFrame([], schemas.VALUE_LEVEL)
+    for frame in levels:
+        rolled = rolled.unionByName(frame)
+    rolled = rolled.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        for level, frame in taxonomy.split_levels(rolled).items():
+            yield Write(DISCOVERED_LEVEL_TABLES[level], frame)
+    finally:
+        rolled.unpersist()
+    clusters, agreement = discovery.align(trees.get("ai", []), published) if trees.get("ai") else ([], [])
+    yield Write("taxonomy_alignment", taxonomy.alignment_frame(spark, clusters, run_id))
+    yield Write("taxonomy_agreement", taxonomy.agreement_frame(spark, agreement, run_id))
+    metrics: dict[str, Any] = {}
+    for row in agreement:
+        metrics[f"discovered_level_{row.level}_nmi"] = row.nmi
+        metrics[f"discovered_level_{row.level}_ari"] = row.ari
+    return metrics
 
 
 def match_metrics(expressions: DataFrame, distinct_raw_values: int) -> dict[str, Any]:
@@ -260,7 +378,7 @@ def match_metrics(expressions: DataFrame, distinct_raw_values: int) -> dict[str,
         "ai_value_expressions": total,
         **{
             f"pct_ai_expressions_{m}": 100.0 * methods.get(m, 0) / total if total else 0.0
-            for m in ("exact", "similar", "unmatched")
+            for m in taxonomy.MATCH_METHODS
         },
     }
 
@@ -414,10 +532,10 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "taxonomy",
-        reads=("classifications",),
-        writes=("value_taxonomy", "value_expressions", *LEVEL_TABLES),
+        reads=("classifications", embedding_cache.TABLE),
+        writes=(embedding_cache.TABLE, "value_taxonomy", "value_expressions", *LEVEL_TABLES, *DISCOVERY_TABLES),
         run=run_taxonomy,
-        needs=frozenset({"tree"}),
+        needs=frozenset({"tree", "embedder"}),
         description="place free-form values on the published tree and roll up four levels",
     ),
     Stage(
@@ -446,7 +564,31 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
+def run_discover(inputs: StageInputs) -> StageRun:
+    """The run's own tree from its placed values, alone (`wildvalues discover`)."""
+    labels = inputs.tables.read("classifications")
+    n_subjective = labels.filter(F.col("is_subjective")).count()
+    expressions = inputs.tables.read("value_expressions")
+    result = yield from discovered_tables(inputs, list(inputs.tree), expressions, n_subjective)
+    yield Metrics(result)
+    return result
+
+
+# Not part of `wildvalues run` (the taxonomy stage discovers when taxonomy.mode asks for it):
+# `wildvalues discover` runs it alone over an output's placed values.
+DISCOVER = Stage(
+    "discover",
+    reads=("classifications", "value_expressions", embedding_cache.TABLE),
+    writes=(embedding_cache.TABLE, *DISCOVERY_TABLES),
+    run=run_discover,
+    needs=frozenset({"tree", "embedder"}),
+    description="the run's own four-level tree, its level tables and its alignment with the published tree",
+)
+
+
 def stage_named(name: str) -> Stage:
+    if name == DISCOVER.name:
+        return DISCOVER
     for stage in STAGES:
         if stage.name == name:
             return stage

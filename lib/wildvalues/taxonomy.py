@@ -8,15 +8,29 @@ study's two measures: `pct_convos` (share of subjective conversations expressing
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from wildvalues import schemas
 from wildvalues.matching import ValueMatcher
-from wildvalues.taxonomy_tree import TreeNode, ancestors
+from wildvalues.placement import Placement
+
+if TYPE_CHECKING:
+    from wildvalues.discovery import ClusterAlignment, LevelAgreement
+from wildvalues.taxonomy_tree import TreeNode, ancestors, lineages
 
 SIDES = ("ai", "human")
+# exact: the tree value itself; similar: merged into the nearest tree value; placed: a new
+# candidate value under the cluster its meaning votes for; unmatched: a candidate below the
+# placement threshold that keeps its nearest cluster (never dropped).
+MATCH_METHODS = ("exact", "similar", "placed", "unmatched")
+CANDIDATE_METHODS = ("placed", "unmatched")
+MATCH_SCHEMA = (
+    "raw_value string, value string, match_method string, match_score double, "
+    "level_1_cluster_id string, level_2_cluster_id string, level_3_cluster_id string"
+)
 LEVEL_COLUMNS = {1: "level_1_cluster_id", 2: "level_2_cluster_id", 3: "level_3_cluster_id"}
 
 
@@ -48,11 +62,24 @@ def match_frame(spark: SparkSession, raw_values: list[str], tree: Sequence[TreeN
     for m in matcher.match_all(raw_values):
         l1, l2, l3 = lineage[m.nearest] if m.nearest is not None else (None, None, None)
         rows.append((m.raw_value, m.value, m.method, float(m.score), l1, l2, l3))
-    schema = (
-        "raw_value string, value string, match_method string, match_score double, "
-        "level_1_cluster_id string, level_2_cluster_id string, level_3_cluster_id string"
-    )
-    return spark.createDataFrame(rows, schema)
+    return spark.createDataFrame(rows, MATCH_SCHEMA)
+
+
+def placements_frame(spark: SparkSession, placements: Sequence[Placement]) -> DataFrame:
+    """Semantic placements in the same shape as `match_frame`."""
+    rows = [
+        (
+            p.raw_value,
+            p.value,
+            p.method,
+            float(p.score),
+            p.level_1_cluster_id,
+            p.level_2_cluster_id,
+            p.level_3_cluster_id,
+        )
+        for p in placements
+    ]
+    return spark.createDataFrame(rows, MATCH_SCHEMA)
 
 
 def value_expressions(exploded: DataFrame, matches: DataFrame, run_id: str) -> DataFrame:
@@ -75,7 +102,7 @@ def level0_counts(expressions: DataFrame) -> DataFrame:
     return expressions.groupBy("side", F.col("value").alias("cluster_id"), *LEVEL_COLUMNS.values()).agg(
         F.count(F.lit(1)).alias("n_expressions"),
         F.countDistinct("conversation_id").alias("n_conversations"),
-        F.max(F.col("match_method") == "unmatched").alias("is_candidate"),
+        F.max(F.col("match_method").isin(*CANDIDATE_METHODS)).alias("is_candidate"),
     )
 
 
@@ -156,3 +183,31 @@ def all_levels(expressions: DataFrame, taxonomy: DataFrame, n_subjective: int, r
 
 def split_levels(table: DataFrame) -> dict[int, DataFrame]:
     return {level: table.filter(F.col("level") == level) for level in range(4)}
+
+
+def lineage_frame(spark: SparkSession, tree: Sequence[TreeNode]) -> DataFrame:
+    """(value, level_1..3_cluster_id) of every level-0 node of a tree (missing levels are null)."""
+    rows = [(value, *path) for value, path in sorted(lineages(tree).items())]
+    return spark.createDataFrame(
+        rows, "value string, level_1_cluster_id string, level_2_cluster_id string, level_3_cluster_id string"
+    )
+
+
+def with_lineage(expressions: DataFrame, lineage: DataFrame) -> DataFrame:
+    """Expressions with their level-1..3 clusters taken from another tree (by level-0 value)."""
+    kept = expressions.drop(*LEVEL_COLUMNS.values())
+    joined = kept.join(F.broadcast(lineage), "value", "left")
+    return joined.select(*schemas.VALUE_EXPRESSIONS.fieldNames())
+
+
+def alignment_frame(spark: SparkSession, clusters: Sequence[ClusterAlignment], run_id: str) -> DataFrame:
+    rows = [
+        (c.discovered_id, c.level, c.published_id, c.published_name, float(c.overlap_share), c.n_shared_values, run_id)
+        for c in clusters
+    ]
+    return spark.createDataFrame(rows, schemas.TAXONOMY_ALIGNMENT)
+
+
+def agreement_frame(spark: SparkSession, levels: Sequence[LevelAgreement], run_id: str) -> DataFrame:
+    rows = [(a.level, float(a.nmi), float(a.ari), a.n_values, run_id) for a in levels]
+    return spark.createDataFrame(rows, schemas.TAXONOMY_AGREEMENT)

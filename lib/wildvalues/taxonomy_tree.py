@@ -116,3 +116,19 @@ def ancestors(nodes: Iterable[TreeNode]) -> dict[str, tuple[str, str, str]]:
         assert l2.parent_cluster_id is not None
         result[node.cluster_id] = (l1.cluster_id, l2.cluster_id, l2.parent_cluster_id)
     return result
+
+
+def lineages(nodes: Iterable[TreeNode], depth: int = 3) -> dict[str, tuple[str | None, ...]]:
+    """For each level-0 value, the ids of its clusters one to `depth` levels up (None above the top)."""
+    by_id = {n.cluster_id: n for n in nodes}
+    result: dict[str, tuple[str | None, ...]] = {}
+    for node in by_id.values():
+        if node.level != 0:
+            continue
+        path: list[str | None] = []
+        parent = node.parent_cluster_id
+        while len(path) < depth:
+            path.append(parent)
+            parent = by_id[parent].parent_cluster_id if parent is not None else None
+        result[node.cluster_id] = tuple(path)
+    return result

@@ -8,6 +8,7 @@ columns next to the table's own, so every rule is a named GE expectation in the 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from pyspark.sql import functions as F
 
 from wildvalues import schemas
 from wildvalues.classifier.base import RESPONSE_TYPES
+from wildvalues.taxonomy import MATCH_METHODS
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
@@ -55,6 +57,15 @@ def base_expectations(schema) -> list:
     return expectations
 
 
+_LEVEL_TABLE = re.compile(r"^(?:discovered_)?values_level_(\d)$")
+
+
+def level_of(table: str) -> int | None:
+    """The level of a level table (published or discovered tree), else None."""
+    match = _LEVEL_TABLE.match(table)
+    return int(match.group(1)) if match else None
+
+
 def table_expectations(table: str) -> list:
     """The expectations of the named table, beyond its columns and required values."""
     _, gxe = _gx()
@@ -73,10 +84,10 @@ def table_expectations(table: str) -> list:
     if table == "value_expressions":
         return [
             gxe.ExpectColumnValuesToBeInSet(column="side", value_set=["ai", "human"]),
-            gxe.ExpectColumnValuesToBeInSet(column="match_method", value_set=["exact", "similar", "unmatched"]),
+            gxe.ExpectColumnValuesToBeInSet(column="match_method", value_set=list(MATCH_METHODS)),
             gxe.ExpectColumnValuesToBeBetween(column="match_score", min_value=0.0, max_value=1.0),
         ]
-    if table.startswith("values_level_"):
+    if level_of(table) is not None:
         return level_expectations(int(table.rsplit("_", 1)[1]))
     if table == "run_counts":
         return [gxe.ExpectColumnValuesToBeBetween(column="unaccounted_records", min_value=0, max_value=0)]
@@ -202,15 +213,16 @@ class Validator:
             pass
 
     def expectations_for(self, table: str, schema) -> list:
-        if table.startswith("values_level_"):
-            return base_expectations(schema) + level_expectations(int(table.rsplit("_", 1)[1]), self.tolerance)
+        level = level_of(table)
+        if level is not None:
+            return base_expectations(schema) + level_expectations(level, self.tolerance)
         return base_expectations(schema) + table_expectations(table)
 
     def validate(self, table: str, frame: DataFrame, schema) -> SuiteResult:
         gx, _ = _gx()
         suite = gx.ExpectationSuite(name=f"wildvalues.{table}")
         expectations = self.expectations_for(table, schema)
-        if table.startswith("values_level_") or table == "run_counts":
+        if level_of(table) is not None or table == "run_counts":
             # Derived check columns are appended; the column-order rule applies to the table's own.
             expectations[0] = _gx()[1].ExpectTableColumnsToMatchOrderedList(column_list=frame.columns)
         for expectation in expectations:
@@ -231,9 +243,9 @@ def validate_tables(validator: Validator, tables: dict[str, DataFrame]) -> list[
             )
             continue
         checked = frame
-        if name.startswith("values_level_"):
-            level = int(name.rsplit("_", 1)[1])
-            parent = tables.get(f"values_level_{level + 1}") if level < 3 else None
+        level = level_of(name)
+        if level is not None:
+            parent = tables.get(f"{name.rsplit('_', 1)[0]}_{level + 1}") if level < 3 else None
             checked = level_check_frame(frame, parent)
         elif name == "run_counts":
             checked = run_counts_check_frame(frame)

@@ -1,0 +1,82 @@
+"""Embeddings of distinct texts, computed once per (embedder, text) and kept in `value_embeddings`.
+
+Texts missing from the cache are embedded on the driver when there are few, else in Spark tasks
+through mapInArrow with the model loaded once per task. Pure transformations: DataFrames in,
+DataFrames out; the stage yields the appends and the runner writes them.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from wildvalues.embeddings import EmbedderSpec, build_embedder
+from wildvalues.schemas import VALUE_EMBEDDINGS
+
+TABLE = "value_embeddings"
+
+
+def empty_cache(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame([], VALUE_EMBEDDINGS)
+
+
+def missing(spark: SparkSession, cache: DataFrame, embedder_id: str, texts: Sequence[str]) -> list[str]:
+    """The texts the cache holds no vector for under this embedder, sorted."""
+    wanted = spark.createDataFrame([(t,) for t in sorted(set(texts))], "value string")
+    known = cache.filter(F.col("embedder_id") == embedder_id).select("value")
+    return [r.value for r in wanted.join(known, "value", "left_anti").collect()]
+
+
+def _rows(embedder_id: str, texts: Sequence[str], vectors: np.ndarray) -> list[tuple]:
+    now = datetime.datetime.now(datetime.UTC)
+    return [(embedder_id, text, [float(x) for x in vector], now) for text, vector in zip(texts, vectors, strict=True)]
+
+
+def embed_on_driver(spark: SparkSession, spec: EmbedderSpec, texts: Sequence[str]) -> DataFrame:
+    embedder = build_embedder(spec)
+    return spark.createDataFrame(_rows(embedder.id, texts, embedder.embed(texts)), VALUE_EMBEDDINGS)
+
+
+def embed_in_spark(spark: SparkSession, spec: EmbedderSpec, texts: Sequence[str], partitions: int) -> DataFrame:
+    """mapInArrow over the texts: each task loads the model once and embeds its share in batches."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    arrow_schema = to_arrow_schema(VALUE_EMBEDDINGS)
+    batch_size = spec.batch_size
+
+    def embed_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        embedder = build_embedder(spec)
+        for batch in batches:
+            values = batch.column("value").to_pylist()
+            for start in range(0, len(values), batch_size):
+                part = values[start : start + batch_size]
+                rows = _rows(embedder.id, part, embedder.embed(part))
+                columns = list(zip(*rows, strict=True))
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(column, type=field.type) for column, field in zip(columns, arrow_schema, strict=True)],
+                    schema=arrow_schema,
+                )
+
+    frame = spark.createDataFrame([(t,) for t in texts], "value string").repartition(max(1, partitions))
+    return frame.mapInArrow(embed_batches, VALUE_EMBEDDINGS)
+
+
+def new_embeddings(
+    spark: SparkSession, spec: EmbedderSpec, texts: Sequence[str], spark_min_values: int, partitions: int
+) -> DataFrame:
+    """Vectors for texts not yet cached: on the driver for a few, in Spark tasks for many."""
+    if len(texts) > spark_min_values:
+        return embed_in_spark(spark, spec, texts, partitions)
+    return embed_on_driver(spark, spec, texts)
+
+
+def vectors_for(cache: DataFrame, embedder_id: str, texts: Iterable[str]) -> dict[str, np.ndarray]:
+    """The cached vectors of these texts (collected: distinct texts are few beside expressions)."""
+    wanted = cache.sparkSession.createDataFrame([(t,) for t in sorted(set(texts))], "value string")
+    rows = cache.filter(F.col("embedder_id") == embedder_id).join(wanted, "value", "left_semi").collect()
+    return {r.value: np.asarray(r.vector, dtype=np.float32) for r in rows}
