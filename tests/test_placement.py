@@ -263,3 +263,9 @@ def test_missing_vectors_are_named(placer, tree):
         placer.place(["Kindness to strangers"], {})
     with pytest.raises(KeyError, match="embed tree_texts"):
         SemanticPlacer(tree, {}, SETTINGS)
+
+
+def test_no_values_no_placements_and_vectors_must_fit_the_tree(placer):
+    assert placer.place([], {}) == []
+    with pytest.raises(ValueError, match="has shape \\(3,\\)"):
+        placer.place(["kindness to strangers"], {"kindness to stranger": np.ones(3, dtype=np.float32)})
