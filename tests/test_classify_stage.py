@@ -13,6 +13,7 @@ import time
 import pytest
 from deltalake import DeltaTable
 
+from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.demo.emulator import Emulator
 from wildvalues.runner import Runner
 from wildvalues.settings import Settings, settings_for
@@ -111,15 +112,7 @@ def test_results_land_in_classifications_with_tokens_and_a_rerun_makes_no_calls(
     assert reported["cache_creation_input_tokens"] >= prefix and reported["cache_read_input_tokens"] >= prefix
     # the injected conversation still has a schema-valid answer
     injected = labels[0]
-    assert injected.response_type in (
-        "strong_support",
-        "mild_support",
-        "neutral_acknowledgment",
-        "reframing",
-        "mild_resistance",
-        "strong_resistance",
-        "no_values",
-    )
+    assert injected.response_type in RESPONSE_TYPES
     assert metrics["sent_to_classifier"] == 6 and metrics["classification_errors"] == 0
     config = claude_config()
     price = config.model_entry(config.classifier.anthropic.model).prices

@@ -10,18 +10,25 @@ import mlflow
 from wildvalues.tracking import find_mlflow_run, scrub, tracked_run, tracking_uri
 
 
+def finished_run(out: str, experiment: str, run_id: str, source: str, anomaly_rate: float) -> None:
+    """A finished MLflow run on an input source that logged an anomaly rate."""
+    with tracked_run(out, experiment, run_id) as tracker:
+        tracker.params({"input": source})
+        tracker.metrics({"anomaly_rate": anomaly_rate})
+
+
+def baseline_of(out: str, experiment: str, run_id: str, source: str) -> dict[str, float]:
+    with tracked_run(out, experiment, run_id) as tracker:
+        tracker.params({"input": source})
+        return tracker.previous_run_metrics("anomaly_rate")
+
+
 def test_previous_anomaly_rate_comes_from_the_latest_earlier_finished_run(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     out = str(tmp_path / "out")
-    with tracked_run(out, "wildvalues", "first") as tracker:
-        tracker.params({"input": "week1.jsonl"})
-        tracker.metrics({"anomaly_rate": 0.01})
-    with tracked_run(out, "wildvalues", "second") as tracker:
-        tracker.params({"input": "week1.jsonl"})
-        tracker.metrics({"anomaly_rate": 0.03})
-    with tracked_run(out, "wildvalues", "third") as tracker:
-        tracker.params({"input": "week1.jsonl"})
-        assert tracker.previous_run_metrics("anomaly_rate") == {"anomaly_rate": 0.03}
+    finished_run(out, "wildvalues", "first", "week1.jsonl", 0.01)
+    finished_run(out, "wildvalues", "second", "week1.jsonl", 0.03)
+    assert baseline_of(out, "wildvalues", "third", "week1.jsonl") == {"anomaly_rate": 0.03}
     assert "MLFLOW_TRACKING_URI" not in os.environ  # restored after the run
     assert find_mlflow_run(out, "first").data.metrics["anomaly_rate"] == 0.01
     assert tracking_uri(out) == f"sqlite:///{os.path.abspath(out)}/mlflow.db"
@@ -30,21 +37,11 @@ def test_previous_anomaly_rate_comes_from_the_latest_earlier_finished_run(tmp_pa
 def test_the_baseline_is_never_a_run_of_another_input_or_another_experiment(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     out = str(tmp_path / "out")
-    with tracked_run(out, "wildvalues-prod", "prod-1") as tracker:
-        tracker.params({"input": "/Volumes/prod/week"})
-        tracker.metrics({"anomaly_rate": 0.02})
-    with tracked_run(out, "wildvalues-dev", "dev-1") as tracker:
-        tracker.params({"input": "/Volumes/prod/week"})
-        tracker.metrics({"anomaly_rate": 0.9})
-    with tracked_run(out, "wildvalues-prod", "prod-other-input") as tracker:
-        tracker.params({"input": "/tmp/sample.jsonl"})
-        tracker.metrics({"anomaly_rate": 0.5})
-    with tracked_run(out, "wildvalues-prod", "prod-2") as tracker:
-        tracker.params({"input": "/Volumes/prod/week"})
-        assert tracker.previous_run_metrics("anomaly_rate") == {"anomaly_rate": 0.02}
-    with tracked_run(out, "wildvalues-prod", "prod-new-source") as tracker:
-        tracker.params({"input": "/Volumes/prod/new"})
-        assert tracker.previous_run_metrics("anomaly_rate") == {}
+    finished_run(out, "wildvalues-prod", "prod-1", "/Volumes/prod/week", 0.02)
+    finished_run(out, "wildvalues-dev", "dev-1", "/Volumes/prod/week", 0.9)
+    finished_run(out, "wildvalues-prod", "prod-other-input", "/tmp/sample.jsonl", 0.5)
+    assert baseline_of(out, "wildvalues-prod", "prod-2", "/Volumes/prod/week") == {"anomaly_rate": 0.02}
+    assert baseline_of(out, "wildvalues-prod", "prod-new-source", "/Volumes/prod/new") == {}
 
 
 def test_a_run_id_resumes_its_mlflow_run_and_two_outputs_keep_their_own_stores(tmp_path, monkeypatch):

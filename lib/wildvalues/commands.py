@@ -390,29 +390,27 @@ def placements_of(settings: Settings, values: list[str]) -> list[dict[str, Any]]
     """Where each value lands on the published tree, by the run's own placement settings."""
     from wildvalues import placement
     from wildvalues.embeddings import build_embedder, resolve_embedder
-    from wildvalues.matching import ValueMatcher
     from wildvalues.runner import resolve_taxonomy
-    from wildvalues.taxonomy_tree import ancestors
+    from wildvalues.taxonomy import trigram_placements
 
     tree, _ = resolve_taxonomy(settings)
     if settings.taxonomy.placement == "trigram":
-        matcher = ValueMatcher([n.name for n in tree if n.level == 0], settings.taxonomy.similarity_threshold)
-        lineage = ancestors(tree)
-        rows = []
-        for m in matcher.match_all(values):
-            l1, l2, l3 = lineage[m.nearest] if m.nearest is not None else (None, None, None)
-            rows.append((m.raw_value, m.method, m.score, l1, l2, l3))
+        placed = trigram_placements(values, tree, settings.taxonomy.similarity_threshold)
     else:
-        embedder = build_embedder(resolve_embedder(settings.embeddings))
-        texts = sorted(set(placement.tree_texts(tree)) | {placement.embedding_key(v) for v in values})
-        vectors = dict(zip(texts, embedder.embed(texts), strict=True))
-        placer = placement.SemanticPlacer(tree, vectors, settings.taxonomy)
-        rows = [
-            (p.raw_value, p.method, p.score, p.level_1_cluster_id, p.level_2_cluster_id, p.level_3_cluster_id)
-            for p in placer.place(values, vectors)
-        ]
-    keys = ("value", "match_method", "match_score", "level_1_cluster_id", "level_2_cluster_id", "level_3_cluster_id")
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+        texts = placement.texts_for(tree, values)
+        vectors = dict(zip(texts, build_embedder(resolve_embedder(settings.embeddings)).embed(texts), strict=True))
+        placed = placement.SemanticPlacer(tree, vectors, settings.taxonomy).place(values, vectors)
+    return [
+        {
+            "value": p.raw_value,
+            "match_method": p.method,
+            "match_score": p.score,
+            "level_1_cluster_id": p.level_1_cluster_id,
+            "level_2_cluster_id": p.level_2_cluster_id,
+            "level_3_cluster_id": p.level_3_cluster_id,
+        }
+        for p in placed
+    ]
 
 
 def cmd_place(args: argparse.Namespace) -> int:

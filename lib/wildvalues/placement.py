@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,11 @@ def tree_texts(tree: Sequence[TreeNode]) -> list[str]:
     for level in (1, 2, 3):
         texts += [cluster_text(n) for n in tree if n.level == level]
     return list(dict.fromkeys(texts))
+
+
+def texts_for(tree: Sequence[TreeNode], raw_values: Iterable[str]) -> list[str]:
+    """Every text to embed for placing these values on the tree, sorted."""
+    return sorted(set(tree_texts(tree)) | {embedding_key(v) for v in raw_values})
 
 
 @dataclass(frozen=True)

@@ -299,9 +299,7 @@ def semantic_matches(
     inputs: StageInputs, tree: Sequence[TreeNode], raw_values: Sequence[str]
 ) -> Generator[Request, None, DataFrame]:
     """Each distinct raw value placed on the tree by meaning (exact matches first)."""
-    keys = {placement.embedding_key(v) for v in raw_values}
-    texts = sorted(keys | set(placement.tree_texts(tree)))
-    vectors = yield from cached_vectors(inputs, texts)
+    vectors = yield from cached_vectors(inputs, placement.texts_for(tree, raw_values))
     placer = placement.SemanticPlacer(tree, vectors, inputs.settings.taxonomy)
     return taxonomy.placements_frame(inputs.spark, placer.place(raw_values, vectors))
 

@@ -54,15 +54,20 @@ def explode_values(classifications: DataFrame) -> DataFrame:
     return exploded.filter(F.length(F.trim("raw_value")) > 0)
 
 
-def match_frame(spark: SparkSession, raw_values: list[str], tree: Sequence[TreeNode], threshold: float) -> DataFrame:
-    """raw_value -> value, method, score and the level-1..3 clusters it rolls up to."""
+def trigram_placements(raw_values: Sequence[str], tree: Sequence[TreeNode], threshold: float) -> list[Placement]:
+    """The character-trigram matcher's answers as placements, with the lineage of the value matched."""
     matcher = ValueMatcher([n.name for n in tree if n.level == 0], threshold)
     lineage = ancestors(tree)
-    rows = []
+    placements = []
     for m in matcher.match_all(raw_values):
         l1, l2, l3 = lineage[m.nearest] if m.nearest is not None else (None, None, None)
-        rows.append((m.raw_value, m.value, m.method, float(m.score), l1, l2, l3))
-    return spark.createDataFrame(rows, MATCH_SCHEMA)
+        placements.append(Placement(m.raw_value, m.value, m.method, float(m.score), l1, l2, l3, m.nearest))
+    return placements
+
+
+def match_frame(spark: SparkSession, raw_values: list[str], tree: Sequence[TreeNode], threshold: float) -> DataFrame:
+    """raw_value -> value, method, score and the level-1..3 clusters it rolls up to."""
+    return placements_frame(spark, trigram_placements(raw_values, tree, threshold))
 
 
 def placements_frame(spark: SparkSession, placements: Sequence[Placement]) -> DataFrame:
