@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anthropic
 
@@ -45,6 +45,7 @@ from wildvalues.classifier.ratelimit import RateLimiter, backoff_delay, parse_re
 from wildvalues.settings import ClaudeClientSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _KEY_PATTERNS = (re.compile(r"sk-ant-[A-Za-z0-9_\-]+"),)
 # An answer that was refused, cut off or malformed is retried once, then recorded as an error.
@@ -199,6 +200,24 @@ class ClaudeClassifier:
         params, truncated = build_request(
             conversation, self.model, int(self.settings["max_tokens"]), int(self.settings["token_budget"])
         )
+        answer = self.ask(params, extract_labels)
+        if answer.value is None:
+            return ClassificationError(
+                conversation.conversation_id,
+                answer.error_type or "unknown",
+                answer.error_message or "",
+                answer.attempts,
+            )
+        return self._classification(conversation, answer.value, answer.usage, truncated, answer.attempts)
+
+    # -- any forced-tool request ------------------------------------------------------------------
+
+    def ask(self, params: dict[str, Any], parse: Callable[[Any], T]) -> Answer[T]:
+        """One request (`messages.create` parameters) paced, retried and parsed by `parse`.
+
+        `parse` turns a Message into the answer or raises BadAnswer; a bad answer is asked again
+        once, failures are retried up to `max_attempts` as for classification. The usage of every
+        answered attempt is summed, failed ones too: they are billed."""
         estimate = estimate_input_tokens(params)
         max_attempts = int(self.settings["max_attempts"])
         usage = Counter[str]()
@@ -215,10 +234,9 @@ class ClaudeClassifier:
                     break
                 self._wait_after_failure(outcome, failures)
                 continue
-            message = outcome
-            add_usage(usage, message.usage)
+            add_usage(usage, outcome.usage)
             try:
-                labels = extract_labels(message)
+                value = parse(outcome)
             except BadAnswer as bad:
                 self._count(bad.error_type)
                 bad_answers += 1
@@ -227,8 +245,24 @@ class ClaudeClassifier:
                     break
                 continue
             self._count("ok")
-            return self._classification(conversation, labels, usage, truncated, attempts)
-        return ClassificationError(conversation.conversation_id, last_type, last_message, attempts)
+            return Answer(value, usage, attempts, None, None)
+        return Answer(None, usage, attempts, last_type, last_message)
+
+    def ask_all(self, requests: Sequence[dict[str, Any]], parse: Callable[[Any], T]) -> list[Answer[T]]:
+        """`ask` for each request, concurrently under the rate limits; answers in order."""
+        if not requests:
+            return []
+
+        def ask_safely(params: dict[str, Any]) -> Answer[T]:
+            try:
+                return self.ask(params, parse)
+            except Exception as error:  # a bug must cost one answer, not the whole run
+                log.exception("unexpected error in a %s request", self.model)
+                return Answer(None, Counter(), 0, "internal", self._scrub(f"{type(error).__name__}: {error}"))
+
+        workers = min(int(self.settings["concurrency"]), len(requests))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="claude") as pool:
+            return list(pool.map(ask_safely, requests))
 
     def _classification(
         self, conversation: Conversation, labels: dict, usage: Counter, truncated: bool, attempts: int
@@ -343,6 +377,17 @@ class ClaudeClassifier:
     ) -> dict[str, Result]:
         """Results of an ended batch by custom_id; see `MessageBatches.collect`."""
         return self.batches.collect(batch_id, conversations, keys)
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    """What `ask` got: the parsed value, or None with the last error; usage of all attempts."""
+
+    value: T | None
+    usage: Counter[str]
+    attempts: int
+    error_type: str | None
+    error_message: str | None
 
 
 @dataclass(frozen=True)

@@ -442,24 +442,29 @@ def validate_output(obj: Any) -> dict[str, Any]:
 
 
 class BadAnswer(Exception):
-    """The API answered, but not with a usable record_values call."""
+    """The API answered, but not with a usable call of the forced tool."""
 
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
 
 
-def extract_labels(message: Any) -> dict[str, Any]:
-    """The validated record_values input of a Message; BadAnswer if refused, cut off or malformed."""
+def tool_input(message: Any, tool_name: str) -> Any:
+    """The input of the forced `tool_name` call of a Message; BadAnswer if refused, cut off or absent."""
     if message.stop_reason == "refusal":
         raise BadAnswer("refusal", "the model declined to answer (stop_reason refusal)")
     if message.stop_reason == "max_tokens":
         raise BadAnswer("max_tokens", "the answer was cut off at max_tokens")
-    calls = [b for b in message.content if getattr(b, "type", None) == "tool_use" and b.name == TOOL_NAME]
+    calls = [b for b in message.content if getattr(b, "type", None) == "tool_use" and b.name == tool_name]
     if not calls:
-        raise BadAnswer("invalid_output", f"the answer has no {TOOL_NAME} call (stop_reason {message.stop_reason})")
+        raise BadAnswer("invalid_output", f"the answer has no {tool_name} call (stop_reason {message.stop_reason})")
+    return calls[0].input
+
+
+def extract_labels(message: Any) -> dict[str, Any]:
+    """The validated record_values input of a Message; BadAnswer if refused, cut off or malformed."""
     try:
-        return validate_output(calls[0].input)
+        return validate_output(tool_input(message, TOOL_NAME))
     except InvalidOutput as error:
         raise BadAnswer("invalid_output", str(error)) from None
 
