@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
+from wildvalues.classifier.taxonomy_prompts import NamingRequest
 from wildvalues.discovery import (
     ClusterAlignment,
     DiscoveredTree,
@@ -137,10 +138,8 @@ def test_discovery_is_deterministic(spark, embedder, discovered):
 class InitialNamer:
     """A namer that gives many clusters the same name (the first letter of the central member)."""
 
-    def name(
-        self, members: Sequence[str], weights: Sequence[float], central: Sequence[str], contrast: Sequence[str]
-    ) -> tuple[str, str]:
-        return central[0][0], f"starting like {central[0]}"
+    def name_all(self, requests: Sequence[NamingRequest]) -> list[tuple[str, str]]:
+        return [(r.central[0][0], f"starting like {r.central[0]}") for r in requests]
 
 
 def test_parents_with_the_same_name_are_merged(spark, embedder):

@@ -81,7 +81,7 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> None:
     if getattr(args, "input", None) and not (os.path.exists(args.input) or glob.glob(args.input)):
         raise InputError(f"input not found: {args.input}")
     resolve_taxonomy(settings)
-    if settings.classifier.name == "anthropic":
+    if settings.uses_claude():
         _check_claude_settings(settings)
     if getattr(args, "limit", None) is not None and args.limit <= 0:
         raise UsageError("--limit must be a positive number")
@@ -91,13 +91,26 @@ def _check_claude_settings(settings: Settings) -> None:
     """The model is configured and a key is reachable (the settings model checked the rest)."""
     from wildvalues.claude_settings import API_KEY_ENV, require_api_key
 
-    settings.model_entry(settings.classifier.anthropic.model)
+    for model in _claude_models(settings):
+        settings.model_entry(model)
     spark = None
     if settings.classifier.secret_scope and not os.environ.get(API_KEY_ENV):
         from wildvalues.spark import build_session
 
         spark = build_session(settings.spark)
     require_api_key(settings, spark)
+
+
+def _claude_models(settings: Settings) -> set[str]:
+    """Every Claude model the settings will call (each needs limits and prices)."""
+    models = set()
+    if settings.classifier.name == "anthropic":
+        models.add(settings.classifier.anthropic.model)
+    if settings.taxonomy.adjudicate:
+        models.add(settings.claude_model(settings.taxonomy.adjudication_model))
+    if settings.discovery.namer == "claude":
+        models.add(settings.claude_model(settings.discovery.naming_model))
+    return models
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -227,7 +240,7 @@ def _run_stage(args: argparse.Namespace, stage_name: str, settings: Settings | N
 
 def cmd_classify(args: argparse.Namespace) -> int:
     settings = resolve_settings(args)
-    if settings.classifier.name == "anthropic":
+    if settings.uses_claude():
         _check_claude_settings(settings)
     return _run_stage(args, "classify", settings)
 

@@ -26,6 +26,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import DoubleType, LongType, StructField, StructType
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from wildvalues.classifier.taxonomy_prompts import NamingRequest
 from wildvalues.settings import DiscoverySettings
 from wildvalues.taxonomy_tree import TreeNode
 
@@ -36,7 +37,8 @@ under it, the embedding of its name and description, or the two added (each of u
 HIGHER_LEVEL_FEATURES: Features = "text"  # as Clio; measured against the others by bench/taxonomy_discovery.py
 CENTRAL_SHOWN = 3  # members named in a description as the most central ones
 FREQUENT_SHOWN = 3  # ... as the most frequent ones
-CONTRAST_SHOWN = 3  # nearest values outside the cluster, passed to the namer
+CONTRAST_SHOWN = 3  # nearest values outside the cluster, named in an offline description
+CONTRAST_CANDIDATES = 10  # nearest values outside the cluster, passed to the namer
 KMEANS_RESTARTS = 3  # k-means fits per clustering, each from its own seed; the lowest cost wins
 _PARTITIONS = 2  # fixed, so that MLlib's seeded k-means|| sees the same partitions on every cluster
 _FRAME_SCHEMA = StructType(
@@ -84,33 +86,33 @@ class LevelAgreement:
 
 
 class ClusterNamer(Protocol):
-    """Names one cluster: the offline namer here, a Claude namer later.
+    """Names clusters: the offline namer here, the Claude namer in `naming.py`.
 
-    `members`: the members' names (alphabetical), `weights`: their weights (aligned), `central`:
-    the members ordered from the most central, `contrast`: the nearest names outside the cluster,
-    nearest first. Returns (name, description)."""
+    All the clusters of one level come in one call (a Claude namer asks for them concurrently);
+    returns one (name, description) per request, in order."""
 
-    def name(
-        self, members: Sequence[str], weights: Sequence[float], central: Sequence[str], contrast: Sequence[str]
-    ) -> tuple[str, str]: ...
+    def name_all(self, requests: Sequence[NamingRequest]) -> list[tuple[str, str]]: ...
 
 
 class CentralMemberNamer:
     """Offline and deterministic: the most central member is the name; the description lists the
     most central and the most frequent members and the nearby names that are not in the cluster."""
 
-    def name(
-        self, members: Sequence[str], weights: Sequence[float], central: Sequence[str], contrast: Sequence[str]
-    ) -> tuple[str, str]:
-        if not central:
+    def name_all(self, requests: Sequence[NamingRequest]) -> list[tuple[str, str]]:
+        return [self.name(request) for request in requests]
+
+    def name(self, request: NamingRequest) -> tuple[str, str]:
+        if not request.central:
             raise ValueError("a cluster needs at least one member to be named")
-        by_weight = sorted(zip(members, weights), key=lambda pair: (-pair[1], pair[0]))
+        by_weight = sorted(zip(request.members, request.weights), key=lambda pair: (-pair[1], pair[0]))
         frequent = [member for member, _ in by_weight[:FREQUENT_SHOWN]]
-        size = f"{len(members)} member" + ("" if len(members) == 1 else "s")
-        description = f"{size} centred on {_listing(central[:CENTRAL_SHOWN])}; most frequent: {_listing(frequent)}"
-        if contrast:
-            description += f"; set apart from the nearby {_listing(contrast[:CONTRAST_SHOWN])}"
-        return central[0], description + "."
+        size = f"{len(request.members)} member" + ("" if len(request.members) == 1 else "s")
+        description = (
+            f"{size} centred on {_listing(request.central[:CENTRAL_SHOWN])}; most frequent: {_listing(frequent)}"
+        )
+        if request.contrast:
+            description += f"; set apart from the nearby {_listing(request.contrast[:CONTRAST_SHOWN])}"
+        return request.central[0], description + "."
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -161,7 +163,7 @@ def discover_tree(
         groups = [
             _Cluster(children, sorted(v for c in children for v in child_values[c])) for children in _groups(labels)
         ]
-        groups = _name_and_merge(groups, child_names, child_weights, child_features, namer)
+        groups = _name_and_merge(level, groups, child_names, child_weights, child_features, namer)
         groups.sort(key=lambda g: (-float(weight_array[g.values].sum()), g.name))
         levels.append(groups)
         if level == len(sizes):
@@ -255,6 +257,7 @@ def _groups(labels: Sequence[int]) -> list[list[int]]:
 
 
 def _name_and_merge(
+    level: int,
     groups: list[_Cluster],
     child_names: Sequence[str],
     child_weights: np.ndarray,
@@ -263,7 +266,7 @@ def _name_and_merge(
 ) -> list[_Cluster]:
     """Name every group; groups given the same name are merged (and renamed) until names are unique."""
     while True:
-        _name_groups([g for g in groups if not g.name], child_names, child_weights, child_features, namer)
+        _name_groups(level, [g for g in groups if not g.name], child_names, child_weights, child_features, namer)
         by_name: dict[str, list[_Cluster]] = defaultdict(list)
         for group in groups:
             by_name[group.name].append(group)
@@ -278,6 +281,7 @@ def _name_and_merge(
 
 
 def _name_groups(
+    level: int,
     groups: list[_Cluster],
     child_names: Sequence[str],
     child_weights: np.ndarray,
@@ -289,25 +293,33 @@ def _name_groups(
         return
     centres = _unit(np.stack([child_features[g.children].mean(axis=0) for g in groups]))
     chunk = max(1, (1 << 22) // max(1, len(child_names)))  # similarity rows computed at once
+    requests = []
     for start in range(0, len(groups), chunk):
         similarities = np.round(centres[start : start + chunk] @ child_features.T, _SIMILARITY_DIGITS)
         for group, similarity in zip(groups[start : start + chunk], similarities):
-            children = group.children
-            central = sorted(children, key=lambda c: (-similarity[c], -child_weights[c], child_names[c]))
-            # The nearest non-members are among the len(children) + CONTRAST_SHOWN nearest rows.
-            nearest = min(len(child_names), len(children) + CONTRAST_SHOWN)
-            candidates = np.argpartition(-similarity, nearest - 1)[:nearest]
-            inside = set(children)
-            outside = sorted(
-                (int(c) for c in candidates if c not in inside), key=lambda c: (-similarity[c], child_names[c])
-            )
-            members = sorted(children, key=lambda c: child_names[c])
-            group.name, group.description = namer.name(
-                [child_names[c] for c in members],
-                [float(child_weights[c]) for c in members],
-                [child_names[c] for c in central],
-                [child_names[c] for c in outside[:CONTRAST_SHOWN]],
-            )
+            requests.append(_naming_request(level, group.children, similarity, child_names, child_weights))
+    for group, (name, description) in zip(groups, namer.name_all(requests), strict=True):
+        group.name, group.description = name, description
+
+
+def _naming_request(
+    level: int, children: list[int], similarity: np.ndarray, child_names: Sequence[str], child_weights: np.ndarray
+) -> NamingRequest:
+    """What the namer sees of a group: members, weights, the most central first, the nearest outsiders."""
+    central = sorted(children, key=lambda c: (-similarity[c], -child_weights[c], child_names[c]))
+    # The nearest non-members are among the len(children) + CONTRAST_CANDIDATES nearest rows.
+    nearest = min(len(child_names), len(children) + CONTRAST_CANDIDATES)
+    candidates = np.argpartition(-similarity, nearest - 1)[:nearest]
+    inside = set(children)
+    outside = sorted((int(c) for c in candidates if c not in inside), key=lambda c: (-similarity[c], child_names[c]))
+    members = sorted(children, key=lambda c: child_names[c])
+    return NamingRequest(
+        level,
+        tuple(child_names[c] for c in members),
+        tuple(float(child_weights[c]) for c in members),
+        tuple(child_names[c] for c in central),
+        tuple(child_names[c] for c in outside[:CONTRAST_CANDIDATES]),
+    )
 
 
 def _cluster_features(

@@ -49,6 +49,15 @@ def _ai_levels(store: TableStore, prefix: str) -> list[DataFrame]:
     return [store.read(f"{prefix}{level}").filter(F.col("side") == "ai") for level in range(4)]
 
 
+def _rolls_up_published_tree(store: TableStore) -> bool:
+    """Whether values_level_1's clusters are the published tree's (not so in discovered mode)."""
+    level1 = store.read("values_level_1").select("cluster_id")
+    if not store.exists("value_taxonomy") or level1.isEmpty():
+        return True
+    published = store.read("value_taxonomy").filter(F.col("level") == 1).select("cluster_id")
+    return level1.join(published, "cluster_id", "left_anti").isEmpty()
+
+
 def _descriptions(store: TableStore, given: dict[str, str] | None, table: str) -> dict[str, str]:
     if given is not None:
         return dict(given)
@@ -112,6 +121,11 @@ def export_public(
     prefix, descriptions_table = TREES[tree]
     if not store.exists(f"{prefix}0"):
         raise FileNotFoundError(f"no {tree} tree in this output (table {prefix}0); for discovered: wildvalues discover")
+    if tree == "published" and not _rolls_up_published_tree(store):
+        raise ValueError(
+            "this output's values_level_* roll up its discovered trees (taxonomy.mode discovered): "
+            "export them with --tree discovered"
+        )
     levels = _ai_levels(store, prefix)
     kept, suppressed = suppress_tree(levels, k)
     frequent, n_rare = suppress_small_groups(levels[0], "n_conversations", k)

@@ -42,7 +42,7 @@ CHUNK_ROWS = 1024  # queries per matrix product: bounds memory at CHUNK_ROWS x t
 # machine), and a Spark task should use one core anyway.
 BLAS_THREADS = 1
 
-METHODS = ("exact", "similar", "placed", "unmatched")
+METHODS = ("exact", "similar", "placed", "adjudicated", "unmatched")  # adjudicated: see adjudication.py
 
 
 def embedding_key(text: str) -> str:
@@ -73,8 +73,10 @@ def texts_for(tree: Sequence[TreeNode], raw_values: Iterable[str]) -> list[str]:
 class Placement:
     raw_value: str
     value: str  # the tree value (exact/similar) or embedding_key(raw_value), a new candidate
-    method: str  # "exact" | "similar" | "placed" | "unmatched"
-    score: float  # exact 1.0; similar: cosine to that tree value; placed/unmatched: the confidence
+    method: str  # "exact" | "similar" | "placed" | "adjudicated" | "unmatched"
+    # exact 1.0; similar: cosine to that tree value; placed/unmatched: the vote's confidence;
+    # adjudicated: the vote's score of the cluster Claude chose
+    score: float
     level_1_cluster_id: str | None
     level_2_cluster_id: str | None
     level_3_cluster_id: str | None  # a consistent lineage; None only for an all-zero vector
@@ -128,6 +130,7 @@ class SemanticPlacer:
             raise ValueError("the tree has no level-0 values to place against")
         self.clusters: dict[int, list[TreeNode]] = {level: [n for n in tree if n.level == level] for level in (1, 2, 3)}
         position = {level: {n.cluster_id: i for i, n in enumerate(nodes)} for level, nodes in self.clusters.items()}
+        self.level_1_index = position[1]
         self.names = [n.name for n in values]
         self.row_of = {n.cluster_id: i for i, n in enumerate(values)}
         # Row -> its level-1/2/3 cluster index, and level-1 cluster -> its level-2 and level-3 index.
@@ -190,12 +193,30 @@ class SemanticPlacer:
         self, queries: np.ndarray, exclude: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         n = len(queries)
+        sims = self._similarities(queries, exclude)
+        nearest = sims.argmax(axis=1)
+        nearest_similarity = sims[np.arange(n), nearest].astype(np.float64)
+        score = self._lineage_scores(queries, sims, exclude)
+        level_1 = score.argmax(axis=1)
+        confidence = np.clip(score[np.arange(n), level_1], 0.0, 1.0)
+        zero = ~np.any(queries != 0, axis=1)
+        nearest[zero] = -1
+        nearest_similarity[zero] = 0.0
+        level_1[zero] = -1
+        confidence[zero] = 0.0
+        return nearest, nearest_similarity, level_1, confidence
+
+    def _similarities(self, queries: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
+        """Cosines of each query to every level-0 row, an excluded row at -inf."""
         sims = queries @ self.matrix.T
         if exclude is not None:
             rows = np.nonzero(exclude >= 0)[0]
             sims[rows, exclude[rows]] = -np.inf
-        nearest = sims.argmax(axis=1)
-        nearest_similarity = sims[np.arange(n), nearest].astype(np.float64)
+        return sims
+
+    def _lineage_scores(self, queries: np.ndarray, sims: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
+        """The score in [0, 1] of the lineage fixed by each level-1 cluster, for each query."""
+        n = len(queries)
         available = self.matrix.shape[0] - (0 if exclude is None else 1)
         k = max(1, min(self.settings.neighbours, available))
         if k < sims.shape[1]:
@@ -220,14 +241,23 @@ class SemanticPlacer:
                 score += weight * probability[:, self.l1_parent]
             else:
                 score += weight * probability[:, self.l1_grandparent]
-        level_1 = score.argmax(axis=1)
-        confidence = np.clip(score[np.arange(n), level_1] / sum(PATH_WEIGHTS), 0.0, 1.0)
-        zero = ~np.any(queries != 0, axis=1)
-        nearest[zero] = -1
-        nearest_similarity[zero] = 0.0
-        level_1[zero] = -1
-        confidence[zero] = 0.0
-        return nearest, nearest_similarity, level_1, confidence
+        return score / sum(PATH_WEIGHTS)
+
+    def top_candidates(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k best level-1 clusters of each query row (indices, best first) and their scores."""
+        queries = _unit_rows(queries)
+        k = max(1, min(k, len(self.clusters[1])))
+        indices = np.zeros((len(queries), k), dtype=np.int64)
+        scores = np.zeros((len(queries), k), dtype=np.float64)
+        with _limited_blas():
+            for start in range(0, len(queries), CHUNK_ROWS):
+                chunk = queries[start : start + CHUNK_ROWS]
+                score = self._lineage_scores(chunk, self._similarities(chunk, None), None)
+                # Stable on ties: the lower cluster index first, as argmax picks it in place().
+                best = np.argsort(-score, axis=1, kind="stable")[:, :k]
+                indices[start : start + len(chunk)] = best
+                scores[start : start + len(chunk)] = np.take_along_axis(score, best, axis=1)
+        return indices, scores
 
     def exact_row(self, key: str, exclude: int = -1) -> int:
         """The tree row whose normalised name is `key` (the most frequent one), else -1."""

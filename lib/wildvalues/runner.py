@@ -98,7 +98,7 @@ class Runner:
         return f"{name} (fallback)" if spec.fallback_reason else name
 
     def api_key(self) -> str | None:
-        if self.settings.classifier.name != "anthropic":
+        if not self.settings.uses_claude():
             return None
         from wildvalues.claude_settings import require_api_key
 

@@ -177,6 +177,35 @@ TAXONOMY_AGREEMENT = _fields(
     ("run_id", StringType(), False),
 )
 
+# Claude's answers to the taxonomy's own questions, cached by key (classifier/taxonomy_prompts.py).
+_ANSWER_TOKENS = (
+    ("input_tokens", LongType(), False),
+    ("output_tokens", LongType(), False),
+    ("cache_creation_input_tokens", LongType(), False),
+    ("cache_read_input_tokens", LongType(), False),
+    ("run_id", StringType(), False),
+    ("created_at", TimestampType(), False),
+)
+PLACEMENT_ADJUDICATIONS = _fields(
+    ("key", StringType(), False),
+    ("model", StringType(), False),
+    ("prompt_version", StringType(), False),
+    ("value", StringType(), False),
+    ("candidate_ids", ArrayType(StringType(), False), False),
+    ("chosen_cluster_id", StringType(), True),  # null: none of the candidates (a new value)
+    *_ANSWER_TOKENS,
+)
+CLUSTER_NAMES = _fields(
+    ("key", StringType(), False),
+    ("model", StringType(), False),
+    ("prompt_version", StringType(), False),
+    ("level", IntegerType(), False),
+    ("members_shown", ArrayType(StringType(), False), False),
+    ("name", StringType(), False),
+    ("description", StringType(), False),
+    *_ANSWER_TOKENS,
+)
+
 TABLES: dict[str, StructType] = {
     "conversations": CONVERSATIONS,
     "quarantine": QUARANTINE,
@@ -192,4 +221,6 @@ TABLES: dict[str, StructType] = {
     **{f"discovered_values_level_{level}": VALUE_LEVEL for level in range(4)},
     "taxonomy_alignment": TAXONOMY_ALIGNMENT,
     "taxonomy_agreement": TAXONOMY_AGREEMENT,
+    "placement_adjudications": PLACEMENT_ADJUDICATIONS,
+    "cluster_names": CLUSTER_NAMES,
 }

@@ -121,10 +121,16 @@ class TaxonomySettings(Section):
     # (0.30: about an even chance that the level-1 cluster is right, in the benchmark)
     placement_threshold: Fraction = 0.30
     neighbours: PositiveInt = 50  # nearest tree values that vote
-    # published: place values on the published tree; both: also build the run's own tree from
-    # its values (discovered_* tables beside the published ones). A mode whose level tables roll
-    # up the discovered tree alone is not built yet.
-    mode: Literal["published", "both"] = "published"
+    # published: values roll up the published tree; discovered: they roll up the run's own tree,
+    # built from its values (the study's method), and so do the findings; both: published, with
+    # the discovered tree and its level tables beside it (discovered_* tables).
+    mode: Literal["published", "discovered", "both"] = "published"
+    # Claude picks the level-1 cluster of low-confidence placements among their top candidates
+    # (semantic placement only; needs an API key). Answers are cached in placement_adjudications.
+    adjudicate: bool = False
+    adjudicate_below: Fraction = 0.5  # placed/unmatched values under this confidence are asked about
+    adjudication_candidates: Annotated[int, Field(ge=2, le=20)] = 5
+    adjudication_model: str | None = None  # None: classifier.anthropic.model
 
 
 EMBEDDERS = ("model2vec", "sentence-transformers", "lexical")
@@ -160,6 +166,13 @@ class DiscoverySettings(Section):
     min_values: PositiveInt = 20  # fewer distinct values than this: nothing to discover
     seed: int = 7
     max_iterations: PositiveInt = 50
+    # offline: a cluster is named after its most central member; claude: Claude names and
+    # describes it from its members and the nearest non-members, as Clio does (needs an API key;
+    # answers cached in cluster_names).
+    namer: Literal["offline", "claude"] = "offline"
+    naming_model: str | None = None  # None: classifier.anthropic.model
+    naming_members: Annotated[int, Field(ge=1, le=200)] = 25  # members shown, the most central first
+    naming_contrast: Annotated[int, Field(ge=0, le=50)] = 5  # nearest non-members shown
 
 
 class OfflineSettings(Section):
@@ -321,6 +334,18 @@ class Settings(Section):
                 f"no limits or prices configured for model {model!r} (known: {', '.join(sorted(self.models))})"
             )
         return self.models[model]
+
+    def claude_model(self, chosen: str | None = None) -> str:
+        """A task's Claude model: its own setting if given, else the classifier's."""
+        return chosen or self.classifier.anthropic.model
+
+    def uses_claude(self) -> bool:
+        """Whether any stage calls Claude, and so needs an API key."""
+        return (
+            self.classifier.name == "anthropic"
+            or (self.taxonomy.adjudicate and self.taxonomy.placement == "semantic")
+            or self.discovery.namer == "claude"
+        )
 
     def classifier_model(self) -> str:
         """The model name recorded for the run: the Claude model, or 'offline'."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections import Counter
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,8 @@ FINDINGS_TABLES = (
     "value_anomalies",
 )
 CACHE_TABLE = "classification_cache"
+# Claude's cached answers to the taxonomy's questions: placement adjudications, cluster names.
+CLAUDE_TAXONOMY_TABLES = ("placement_adjudications", "cluster_names")
 DISCOVERED_TREE_TABLES = {"ai": "discovered_taxonomy", "human": "discovered_taxonomy_human"}
 DISCOVERED_LEVEL_TABLES = tuple(f"discovered_values_level_{level}" for level in range(4))
 DISCOVERY_TABLES = (
@@ -258,18 +261,18 @@ def run_taxonomy(inputs: StageInputs) -> StageRun:
         exploded.unpersist()
     expressions = inputs.tables.read("value_expressions")
     n_subjective = labels.filter(F.col("is_subjective")).count()
-    nodes = taxonomy.all_levels(expressions, inputs.tables.read("value_taxonomy"), n_subjective, inputs.run_id)
-    nodes = nodes.persist(StorageLevel.MEMORY_AND_DISK)  # four tables from one aggregation
-    try:
-        for level, frame in taxonomy.split_levels(nodes).items():
-            yield Write(f"values_level_{level}", frame)
-    finally:
-        nodes.unpersist()
+    mode = inputs.settings.taxonomy.mode
     result = match_metrics(expressions, len(raw_values))
-    for row in inputs.tables.read("values_level_3").filter(F.col("side") == "ai").collect():
-        result[f"pct_category_{row['name'].split()[0].lower()}"] = row["pct_total_occurrences"]
-    if inputs.settings.taxonomy.mode != "published":
-        result.update((yield from discovered_tables(inputs, tree, expressions, n_subjective)))
+    if mode != "discovered":
+        nodes = taxonomy.all_levels(expressions, inputs.tables.read("value_taxonomy"), n_subjective, inputs.run_id)
+        yield from write_levels(nodes, LEVEL_TABLES)
+        for row in inputs.tables.read("values_level_3").filter(F.col("side") == "ai").collect():
+            result[f"pct_category_{row['name'].split()[0].lower()}"] = row["pct_total_occurrences"]
+    if mode != "published":
+        metrics, trees = yield from discovered_tables(inputs, tree, expressions, n_subjective)
+        result.update(metrics)
+    if mode == "discovered":
+        yield from adopt_discovered_trees(inputs, expressions, trees)
     yield Metrics(result)
     yield Artifact(
         "top_values.csv",
@@ -301,7 +304,69 @@ def semantic_matches(
     """Each distinct raw value placed on the tree by meaning (exact matches first)."""
     vectors = yield from cached_vectors(inputs, placement.texts_for(tree, raw_values))
     placer = placement.SemanticPlacer(tree, vectors, inputs.settings.taxonomy)
-    return taxonomy.placements_frame(inputs.spark, placer.place(raw_values, vectors))
+    placements = placer.place(raw_values, vectors)
+    if inputs.settings.taxonomy.adjudicate:
+        placements = yield from adjudicated(inputs, placer, placements, vectors)
+    return taxonomy.placements_frame(inputs.spark, placements)
+
+
+def claude_client(inputs: StageInputs, model: str) -> Any:
+    """A Claude client on the driver, with the model's whole rate limits (no task shares them)."""
+    from wildvalues.classifier.claude import ClaudeClassifier
+    from wildvalues.claude_settings import client_settings
+
+    assert inputs.api_key, "the runner resolves the API key for stages that call Claude"
+    return ClaudeClassifier(client_settings(inputs.settings, inputs.api_key, 1, model))
+
+
+def adjudicated(
+    inputs: StageInputs,
+    placer: placement.SemanticPlacer,
+    placements: list[placement.Placement],
+    vectors: dict[str, np.ndarray],
+) -> Generator[Request, None, list[placement.Placement]]:
+    """Low-confidence placements judged by Claude among their top candidates (answers cached)."""
+    from wildvalues import adjudication
+    from wildvalues.classifier.cost import usage_usd
+
+    settings = inputs.settings
+    model = settings.claude_model(settings.taxonomy.adjudication_model)
+    asked = adjudication.questions(placer, placements, vectors, settings.taxonomy, model)
+    yield Write(adjudication.TABLE, adjudication.empty_cache(inputs.spark), mode="create")
+    verdicts = adjudication.cached_verdicts(inputs.tables.read(adjudication.TABLE), [q.key for q in asked])
+    todo = [q for q in asked if q.key not in verdicts]
+    answers = adjudication.ask(claude_client(inputs, model), model, todo) if todo else []
+    if todo:
+        yield Write(
+            adjudication.TABLE,
+            adjudication.answer_rows(inputs.spark, todo, answers, model, inputs.run_id),
+            mode="append",
+        )
+        verdicts.update(adjudication.verdicts_of(todo, answers))
+    failures = Counter(a.error_type for a in answers if a.error_type is not None)
+    if failures:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failures.items()))
+        yield Log(f"adjudication: {sum(failures.values())} request(s) failed ({kinds}); the vote's placement kept")
+    usage = adjudication.usage_of(answers)
+    judged = [verdicts[q.key] for q in asked if q.key in verdicts]
+    yield Log(
+        f"adjudication: {len(asked)} low-confidence value(s), {len(asked) - len(todo)} from the cache, "
+        f"{len(todo)} asked of {model}"
+    )
+    yield Metrics(
+        {
+            "adjudication_values": len(asked),
+            "adjudication_cache_hits": len(asked) - len(todo),
+            "adjudication_requests": len(todo),
+            "adjudication_failures": sum(failures.values()),
+            "adjudication_chose_cluster": sum(choice is not None for choice in judged),
+            "adjudication_chose_none": sum(choice is None for choice in judged),
+            "adjudication_input_tokens": usage["input_tokens"] + usage["cache_creation_input_tokens"],
+            "adjudication_output_tokens": usage["output_tokens"],
+            "adjudication_cost_usd": usage_usd(usage, settings.model_entry(model).prices),
+        }
+    )
+    return adjudication.apply_verdicts(placer, placements, asked, verdicts, settings.taxonomy.adjudicate_below)
 
 
 def discover_side(inputs: StageInputs, expressions: DataFrame, side: str) -> Generator[Request, None, list[TreeNode]]:
@@ -318,17 +383,60 @@ def discover_side(inputs: StageInputs, expressions: DataFrame, side: str) -> Gen
     matrix = np.vstack([vectors[placement.embedding_key(v)] for v in values])
     weights = [float(r["count"]) for r in counts]
     embed = build_embedder(inputs.embedder).embed
+    namer = yield from cluster_namer(inputs)
     found = discovery.discover_tree(
-        inputs.spark, values, weights, matrix, embed, inputs.settings.discovery, prefix=f"{side}_values"
+        inputs.spark, values, weights, matrix, embed, inputs.settings.discovery, prefix=f"{side}_values", namer=namer
     )
+    if namer is not None:
+        yield from record_names(inputs, namer, side)
     sizes = [sum(1 for n in found.nodes if n.level == level) for level in range(inputs.settings.discovery.levels)]
     yield Log(f"discovered a {side} tree of {' / '.join(map(str, sizes))} nodes (level 0 up)")
     return found.nodes
 
 
+def cluster_namer(inputs: StageInputs) -> Generator[Request, None, Any]:
+    """The Claude namer with the names cached before, or None for the offline namer."""
+    from wildvalues import naming
+
+    settings = inputs.settings
+    if settings.discovery.namer != "claude":
+        return None
+    model = settings.claude_model(settings.discovery.naming_model)
+    yield Write(naming.TABLE, naming.empty_cache(inputs.spark), mode="create")
+    known = naming.cached_names(inputs.tables.read(naming.TABLE), model)
+    return naming.ClaudeClusterNamer(claude_client(inputs, model), model, settings.discovery, known=known)
+
+
+def record_names(inputs: StageInputs, namer: Any, side: str) -> StageRun:
+    """The names Claude gave this side's clusters, appended to the cache; their cost as metrics."""
+    from wildvalues import naming
+    from wildvalues.classifier.cost import usage_usd
+
+    if namer.fresh:
+        yield Write(
+            naming.TABLE, naming.fresh_rows(inputs.spark, namer.fresh, namer.model, inputs.run_id), mode="append"
+        )
+    failed = sum(namer.failures.values())
+    if failed:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(namer.failures.items()))
+        yield Log(f"naming: {failed} {side} cluster(s) named offline after failed requests ({kinds})")
+    yield Log(f"naming: {len(namer.fresh)} {side} cluster name(s) from {namer.model}, the rest from the cache")
+    usage = namer.usage
+    yield Metrics(
+        {
+            f"naming_{side}_requests": len(namer.fresh) + failed,
+            f"naming_{side}_failures": failed,
+            f"naming_{side}_input_tokens": usage["input_tokens"] + usage["cache_creation_input_tokens"],
+            f"naming_{side}_output_tokens": usage["output_tokens"],
+            f"naming_{side}_cost_usd": usage_usd(usage, inputs.settings.model_entry(namer.model).prices),
+        }
+    )
+    return {}
+
+
 def discovered_tables(
     inputs: StageInputs, published: Sequence[TreeNode], expressions: DataFrame, n_subjective: int
-) -> Generator[Request, None, dict[str, Any]]:
+) -> Generator[Request, None, tuple[dict[str, Any], dict[str, list[TreeNode]]]]:
     """Each side's own tree (the study's method), the level tables under it, and its alignment."""
     from wildvalues import discovery
 
@@ -351,12 +459,7 @@ def discovered_tables(
     rolled = spark.createDataFrame([], schemas.VALUE_LEVEL)
     for frame in levels:
         rolled = rolled.unionByName(frame)
-    rolled = rolled.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        for level, frame in taxonomy.split_levels(rolled).items():
-            yield Write(DISCOVERED_LEVEL_TABLES[level], frame)
-    finally:
-        rolled.unpersist()
+    yield from write_levels(rolled, DISCOVERED_LEVEL_TABLES)
     clusters, agreement = discovery.align(trees.get("ai", []), published) if trees.get("ai") else ([], [])
     yield Write("taxonomy_alignment", taxonomy.alignment_frame(spark, clusters, run_id))
     yield Write("taxonomy_agreement", taxonomy.agreement_frame(spark, agreement, run_id))
@@ -364,7 +467,41 @@ def discovered_tables(
     for row in agreement:
         metrics[f"discovered_level_{row.level}_nmi"] = row.nmi
         metrics[f"discovered_level_{row.level}_ari"] = row.ari
-    return metrics
+    return metrics, trees
+
+
+def write_levels(nodes: DataFrame, tables: Sequence[str]) -> StageRun:
+    """The four level tables from one frame of all levels' nodes (aggregated once)."""
+    nodes = nodes.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        for level, frame in taxonomy.split_levels(nodes).items():
+            yield Write(tables[level], frame)
+    finally:
+        nodes.unpersist()
+    return {}
+
+
+def adopt_discovered_trees(inputs: StageInputs, expressions: DataFrame, trees: dict[str, list[TreeNode]]) -> StageRun:
+    """taxonomy.mode discovered: value_expressions and values_level_* roll up each side's own tree.
+
+    value_taxonomy stays the published tree the names were matched against (match_method says
+    how); a value can sit under different clusters on the two sides, so its lineage is per side."""
+    spark = inputs.spark
+    relabelled = spark.createDataFrame([], schemas.VALUE_EXPRESSIONS)
+    for side in ("ai", "human"):
+        lineage = taxonomy.lineage_frame(spark, trees.get(side, []))
+        relabelled = relabelled.unionByName(taxonomy.with_lineage(expressions.filter(F.col("side") == side), lineage))
+    # Materialised first: the frame reads the table it is about to replace.
+    relabelled = relabelled.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        relabelled.count()
+        yield Write("value_expressions", relabelled)
+    finally:
+        relabelled.unpersist()
+    for level, name in enumerate(LEVEL_TABLES):
+        yield Write(name, inputs.tables.read(DISCOVERED_LEVEL_TABLES[level]))
+    yield Log("taxonomy.mode discovered: value_expressions and values_level_* roll up the discovered trees")
+    return {}
 
 
 def match_metrics(expressions: DataFrame, distinct_raw_values: int) -> dict[str, Any]:
@@ -530,10 +667,17 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "taxonomy",
-        reads=("classifications", embedding_cache.TABLE),
-        writes=(embedding_cache.TABLE, "value_taxonomy", "value_expressions", *LEVEL_TABLES, *DISCOVERY_TABLES),
+        reads=("classifications", embedding_cache.TABLE, *CLAUDE_TAXONOMY_TABLES),
+        writes=(
+            embedding_cache.TABLE,
+            *CLAUDE_TAXONOMY_TABLES,
+            "value_taxonomy",
+            "value_expressions",
+            *LEVEL_TABLES,
+            *DISCOVERY_TABLES,
+        ),
         run=run_taxonomy,
-        needs=frozenset({"tree", "embedder"}),
+        needs=frozenset({"tree", "embedder", "api_key"}),
         description="place free-form values on the published tree and roll up four levels",
     ),
     Stage(
@@ -567,7 +711,7 @@ def run_discover(inputs: StageInputs) -> StageRun:
     labels = inputs.tables.read("classifications")
     n_subjective = labels.filter(F.col("is_subjective")).count()
     expressions = inputs.tables.read("value_expressions")
-    result = yield from discovered_tables(inputs, list(inputs.tree), expressions, n_subjective)
+    result, _ = yield from discovered_tables(inputs, list(inputs.tree), expressions, n_subjective)
     yield Metrics(result)
     return result
 
@@ -576,10 +720,10 @@ def run_discover(inputs: StageInputs) -> StageRun:
 # `wildvalues discover` runs it alone over an output's placed values.
 DISCOVER = Stage(
     "discover",
-    reads=("classifications", "value_expressions", embedding_cache.TABLE),
-    writes=(embedding_cache.TABLE, *DISCOVERY_TABLES),
+    reads=("classifications", "value_expressions", embedding_cache.TABLE, "cluster_names"),
+    writes=(embedding_cache.TABLE, "cluster_names", *DISCOVERY_TABLES),
     run=run_discover,
-    needs=frozenset({"tree", "embedder"}),
+    needs=frozenset({"tree", "embedder", "api_key"}),
     description="the run's own four-level tree, its level tables and its alignment with the published tree",
 )
 

@@ -25,8 +25,8 @@ SIDES = ("ai", "human")
 # exact: the tree value itself; similar: merged into the nearest tree value; placed: a new
 # candidate value under the cluster its meaning votes for; unmatched: a candidate below the
 # placement threshold that keeps its nearest cluster (never dropped).
-MATCH_METHODS = ("exact", "similar", "placed", "unmatched")
-CANDIDATE_METHODS = ("placed", "unmatched")
+MATCH_METHODS = ("exact", "similar", "placed", "adjudicated", "unmatched")
+CANDIDATE_METHODS = ("placed", "adjudicated", "unmatched")
 MATCH_SCHEMA = (
     "raw_value string, value string, match_method string, match_score double, "
     "level_1_cluster_id string, level_2_cluster_id string, level_3_cluster_id string"

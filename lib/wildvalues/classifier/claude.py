@@ -249,13 +249,17 @@ class ClaudeClassifier:
         return Answer(None, usage, attempts, last_type, last_message)
 
     def ask_all(self, requests: Sequence[dict[str, Any]], parse: Callable[[Any], T]) -> list[Answer[T]]:
-        """`ask` for each request, concurrently under the rate limits; answers in order."""
+        """`ask` for each request with one parser, concurrently under the rate limits; answers in order."""
+        return self.ask_each([(params, parse) for params in requests])
+
+    def ask_each(self, requests: Sequence[tuple[dict[str, Any], Callable[[Any], T]]]) -> list[Answer[T]]:
+        """`ask` for each (request, its parser), concurrently under the rate limits; answers in order."""
         if not requests:
             return []
 
-        def ask_safely(params: dict[str, Any]) -> Answer[T]:
+        def ask_safely(request: tuple[dict[str, Any], Callable[[Any], T]]) -> Answer[T]:
             try:
-                return self.ask(params, parse)
+                return self.ask(*request)
             except Exception as error:  # a bug must cost one answer, not the whole run
                 log.exception("unexpected error in a %s request", self.model)
                 return Answer(None, Counter(), 0, "internal", self._scrub(f"{type(error).__name__}: {error}"))

@@ -27,7 +27,7 @@ from wildvalues.classifier.prompt import (
     system_blocks,
     user_message_text,
 )
-from wildvalues.settings import AnthropicSettings, Settings
+from wildvalues.settings import AnthropicSettings, Prices, Settings
 
 
 @dataclass
@@ -192,3 +192,16 @@ def _counted_tokens(
     ratio = sum(counted) / max(1, sum(approx[:sample])) if sample else 1.0
     scaled = counted + [math.ceil(a * ratio) for a in approx[sample:]]
     return prefix, scaled, f"count_tokens (sampled {sample} of {len(messages)}, rest scaled)"
+
+
+_PRICE_OF_USAGE = {
+    "input_tokens": "input",
+    "output_tokens": "output",
+    "cache_creation_input_tokens": "cache_write",
+    "cache_read_input_tokens": "cache_read",
+}
+
+
+def usage_usd(usage: Mapping[str, int], prices: Prices) -> float:
+    """USD of a Messages API `usage` total (input, output, cache write and read tokens) at list prices."""
+    return sum(int(usage.get(field, 0)) * getattr(prices, price) for field, price in _PRICE_OF_USAGE.items()) / 1e6

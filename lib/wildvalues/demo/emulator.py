@@ -52,6 +52,7 @@ from typing import Any
 
 from wildvalues.classifier.base import Conversation, Turn
 from wildvalues.classifier.prompt import parse_rendered_conversation
+from wildvalues.classifier.taxonomy_prompts import CHOOSE_TOOL, NAME_TOOL, NONE_OF_THESE, parse_task_block
 
 FAULT_KINDS: tuple[str, ...] = (
     "overloaded",
@@ -421,6 +422,8 @@ class Emulator:
 
     def _payload(self, body: dict[str, Any]) -> dict:
         text = _last_user_text(body["messages"])
+        if _forced_tool(body) in (CHOOSE_TOOL, NAME_TOOL):
+            return taxonomy_answer(text)
         turns = parse_rendered_conversation(text) or [Turn("user", text)]
         assert self._payload_fn is not None
         return self._payload_fn(Conversation("emulated", tuple(turns)))
@@ -751,6 +754,83 @@ def _split_cache(usage: dict[str, int], cached: bool, cacheable: bool) -> dict[s
     if cached:
         return {"input_tokens": rest, "cache_creation_input_tokens": 0, "cache_read_input_tokens": prefix}
     return {"input_tokens": rest, "cache_creation_input_tokens": prefix, "cache_read_input_tokens": 0}
+
+
+# -- the taxonomy tasks: a word-overlap judge, deliberately not the embeddings' kind of rule ------
+
+_STOP_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "an",
+        "and",
+        "are",
+        "as",
+        "for",
+        "from",
+        "in",
+        "into",
+        "is",
+        "of",
+        "on",
+        "or",
+        "other",
+        "such",
+        "that",
+        "the",
+        "their",
+        "this",
+        "to",
+        "value",
+        "values",
+        "with",
+    ]
+)
+
+
+def _stems(text: str) -> set[str]:
+    """Crude stems (first five letters) of the content words: "honest" and "honesty" meet."""
+    return {word[:5] for word in re.findall(r"[a-z]+", text.lower()) if len(word) > 2 and word not in _STOP_WORDS}
+
+
+def taxonomy_answer(text: str) -> dict[str, Any]:
+    """The emulated answer to a choose_cluster or name_cluster task ({} when it cannot be read)."""
+    parsed = parse_task_block(text)
+    if parsed is None:
+        return {}
+    tag, payload = parsed
+    return _choose_cluster(payload) if tag == "placement" else _name_cluster(payload)
+
+
+def _choose_cluster(payload: dict[str, Any]) -> dict[str, Any]:
+    """The candidate sharing the most stems with the value (the first on a tie), none if none share."""
+    value = _stems(str(payload.get("value", "")))
+    best, best_overlap = NONE_OF_THESE, 0
+    for candidate in payload.get("candidates") or []:
+        overlap = len(value & _stems(f"{candidate.get('name', '')} {candidate.get('description', '')}"))
+        if overlap > best_overlap:
+            best, best_overlap = str(candidate.get("id")), overlap
+    return {"cluster_id": best, "reason": f"{best_overlap} shared word(s)"}
+
+
+def _name_cluster(payload: dict[str, Any]) -> dict[str, Any]:
+    """Named after the first central member holding the stem most members share."""
+    central = [str(m) for m in payload.get("members_most_central_first") or []]
+    if not central:
+        return {}
+    counts: Counter[str] = Counter(stem for member in central for stem in _stems(member))
+    order: dict[str, int] = {}  # a stem's first appearance, most central member first
+    for member in central:
+        for stem in sorted(_stems(member)):
+            order.setdefault(stem, len(order))
+    top = min(counts, key=lambda stem: (-counts[stem], order[stem])) if counts else None
+    chosen = next((m for m in central if top is not None and counts[top] > 1 and top in _stems(m)), central[0])
+    name = chosen[:1].upper() + chosen[1:]
+    description = f"Values of {chosen}, such as {', '.join(central[:3])}"
+    contrast = [str(c) for c in payload.get("nearest_non_members") or []][:2]
+    if contrast:
+        description += f"; unlike {' or '.join(contrast)}"
+    return {"name": name, "description": description + "."}
 
 
 def _seconds_text(seconds: float) -> str:
