@@ -47,12 +47,14 @@ def test_the_run_places_by_meaning_and_names_the_embedder(run):
     stdout = run["result"].stdout
     assert summary_value(stdout, "placement") == "semantic with model2vec:minilm-static:752af54a759e"
     methods = summary_value(stdout, "value expr. (AI)")
-    assert re.fullmatch(r"\d+  \(exact [\d.]+%, similar [\d.]+%, placed [\d.]+%, unmatched [\d.]+%\)", methods)
+    assert re.fullmatch(
+        r"\d+  \(exact [\d.]+%, similar [\d.]+%, placed [\d.]+%, adjudicated 0\.0%, unmatched [\d.]+%\)", methods
+    )
     _, mlflow_run_id = summary_run_id(stdout)
     params = mlflow.MlflowClient(tracking_uri(str(run["out"]))).get_run(mlflow_run_id).data.params
     assert (params["placement"], params["embedder"]) == ("semantic", "model2vec:minilm-static:752af54a759e")
     expressions = table(run, "value_expressions")
-    assert {r["match_method"] for r in expressions} <= {"exact", "similar", "placed", "unmatched"}
+    assert {r["match_method"] for r in expressions} <= {"exact", "similar", "placed", "unmatched"}, "no adjudication"
     assert all(r["level_3_cluster_id"] is not None for r in expressions)
 
 

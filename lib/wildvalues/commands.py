@@ -163,6 +163,7 @@ def print_summary(
         f"  AI values/subj.  {classified['mean_ai_values_per_subjective']:>10.2f}",
         f"  value expr. (AI) {int(values['ai_value_expressions']):>10,}  ({methods})",
         f"  placement        {placement}",
+        *claude_taxonomy_lines(metrics),
     ]
     if findings:
         alert = "  ** above previous run x factor **" if findings.get("anomaly_rate_alert") else ""
@@ -185,6 +186,28 @@ def print_summary(
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+def claude_taxonomy_lines(metrics: dict[str, float]) -> list[str]:
+    """Summary lines for what Claude did beyond classifying, and what all Claude calls cost."""
+    lines = []
+    if "adjudication_values" in metrics:
+        lines.append(
+            f"  adjudicated      {int(metrics['adjudication_values']):>10,}  low-confidence value(s): "
+            f"{int(metrics['adjudication_chose_cluster']):,} given a cluster, {int(metrics['adjudication_chose_none']):,} "
+            f"new (asked {int(metrics['adjudication_requests']):,}, failed {int(metrics['adjudication_failures']):,})"
+        )
+    named = sum(v for k, v in metrics.items() if k.startswith("naming_") and k.endswith("_requests"))
+    if any(k.startswith("naming_") for k in metrics):
+        lines.append(f"  clusters named   {int(named):>10,}  by Claude (the rest from the cache)")
+    costs = [
+        v
+        for k, v in metrics.items()
+        if k in ("cost_usd", "adjudication_cost_usd") or k.startswith("naming_") and k.endswith("_cost_usd")
+    ]
+    if costs:
+        lines.append(f"  Claude cost      {sum(costs):>10.4f}  USD at list prices, this run's calls")
+    return lines
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -378,7 +401,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     settings, runner = _store_only(args)
     k = settings.analyze.suppression_k
-    result = export.export_public(runner.store, args.to, k, tree=args.tree)
+    try:
+        result = export.export_public(runner.store, args.to, k, tree=args.tree)
+    except ValueError as error:  # the output holds another tree than the one asked for
+        raise UsageError(str(error)) from error
     for path in result.paths.values():
         print(f"wrote {path}")
     suppressed = ", ".join(f"{name} {n}" for name, n in result.n_suppressed.items() if n) or "none"

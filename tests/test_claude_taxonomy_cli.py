@@ -1,0 +1,145 @@
+"""Claude in the taxonomy stage through the real CLI: `run --classifier anthropic` against the
+emulator with taxonomy.mode discovered, adjudication and the Claude namer, then a rerun of the
+taxonomy stage that asks Claude nothing again, and the exports of a discovered-mode output.
+
+SLOW: one full pipeline run on generated data (module-scoped), one taxonomy rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+
+import mlflow
+import pytest
+from deltalake import DeltaTable
+
+from wildvalues.classifier.cost import usage_usd
+from wildvalues.settings import Settings
+from wildvalues.tracking import tracking_uri
+
+if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ on sys.path
+    from tests.test_cli import LEAN_CONFIG, assert_ok, cli_env, summary_run_id, wildvalues
+else:
+    from test_cli import LEAN_CONFIG, assert_ok, cli_env, summary_run_id, wildvalues
+
+N = 300
+KEY = "sk-ant-test-taxonomy-cli-0000"
+CLAUDE_TAXONOMY = (
+    "--classifier",
+    "anthropic",
+    "--set",
+    "taxonomy.mode=discovered",
+    "--set",
+    "taxonomy.adjudicate=true",
+    "--set",
+    "taxonomy.adjudicate_below=0.9",
+    "--set",
+    "discovery.namer=claude",
+    "--set",
+    "discovery.min_values=10",
+)
+USAGE = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+@pytest.fixture(scope="module")
+def emulator(payload_fn):
+    from wildvalues.demo.emulator import Emulator
+
+    with Emulator(payload_fn=payload_fn) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, emulator):
+    root = tmp_path_factory.mktemp("claude_taxonomy_cli")
+    config = root / "lean.yml"
+    config.write_text(json.dumps(LEAN_CONFIG))
+    source = root / "conversations.jsonl"
+    env = cli_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=emulator.base_url)
+    assert_ok(wildvalues("synth", "--n", N, "--output", source, "--seed", 5, cwd=root))
+    out = root / "out"
+    args = ("--output", out, "--config", config, *CLAUDE_TAXONOMY)
+    result = wildvalues("run", "--input", source, *args, "--no-report", cwd=root, env=env)
+    assert_ok(result)
+    return {"root": root, "out": out, "args": args, "env": env, "result": result}
+
+
+def table(run, name) -> list[dict]:
+    return DeltaTable(str(run["out"] / "tables" / name)).to_pyarrow_table().to_pylist()
+
+
+def metrics_of(run) -> dict[str, float]:
+    _, mlflow_run_id = summary_run_id(run["result"].stdout)
+    return mlflow.MlflowClient(tracking_uri(str(run["out"]))).get_run(mlflow_run_id).data.metrics
+
+
+def test_low_confidence_values_were_adjudicated_billed_and_cached(run):
+    adjudications = table(run, "placement_adjudications")
+    metrics = metrics_of(run)
+    assert adjudications, "a 300-conversation run has low-confidence values"
+    assert metrics["adjudication_requests"] == metrics["adjudication_values"] == len(adjudications)
+    assert metrics["adjudication_failures"] == 0
+    chose = sum(r["chosen_cluster_id"] is not None for r in adjudications)
+    assert (metrics["adjudication_chose_cluster"], metrics["adjudication_chose_none"]) == (
+        chose,
+        len(adjudications) - chose,
+    )
+    tokens = {name: sum(r[name] for r in adjudications) for name in USAGE}
+    prices = Settings().model_entry(adjudications[0]["model"]).prices
+    assert metrics["adjudication_cost_usd"] == pytest.approx(usage_usd(tokens, prices), rel=1e-9)
+    assert all(r["chosen_cluster_id"] in (None, *r["candidate_ids"]) for r in adjudications)
+    expressions = table(run, "value_expressions")
+    adjudicated = {r["value"] for r in expressions if r["match_method"] == "adjudicated"}
+    assert adjudicated == {r["value"] for r in adjudications if r["chosen_cluster_id"] is not None}
+
+
+def test_in_discovered_mode_the_level_tables_roll_up_the_discovered_trees(run):
+    discovered = {
+        side: {r["cluster_id"]: r for r in table(run, name)}
+        for side, name in (("ai", "discovered_taxonomy"), ("human", "discovered_taxonomy_human"))
+    }
+    for level in range(4):
+        rows = table(run, f"values_level_{level}")
+        assert rows == table(run, f"discovered_values_level_{level}")
+        if level:
+            assert rows and all(r["cluster_id"] in discovered[r["side"]] for r in rows)
+    for row in table(run, "value_expressions"):
+        tree = discovered[row["side"]]
+        parent = tree[row["value"]]["parent_cluster_id"]
+        assert row["level_1_cluster_id"] == parent
+        assert row["level_2_cluster_id"] == tree[parent]["parent_cluster_id"]
+
+
+def test_claude_named_the_discovered_clusters(run):
+    names = table(run, "cluster_names")
+    metrics = metrics_of(run)
+    assert len(names) == metrics["naming_ai_requests"] + metrics["naming_human_requests"]
+    ai_clusters = [r for r in table(run, "discovered_taxonomy") if r["level"] >= 1]
+    given = {r["name"] for r in names}
+    assert ai_clusters and all(r["name"] in given for r in ai_clusters)
+    assert all(r["description"].startswith("Values of ") for r in ai_clusters)
+
+
+def test_a_rerun_of_the_taxonomy_stage_asks_claude_nothing_again(run, emulator):
+    run_id, _ = summary_run_id(run["result"].stdout)
+    before = len(emulator.request_log)
+    again = wildvalues("taxonomy", *run["args"], "--run-id", run_id, cwd=run["root"], env=run["env"])
+    assert_ok(again)
+    assert len(emulator.request_log) == before
+    match = re.search(r"adjudication: (\d+) low-confidence value\(s\), (\d+) from the cache, 0 asked", again.stdout)
+    assert match and match.group(1) == match.group(2)
+    assert re.search(r"naming: 0 ai cluster name\(s\) from ", again.stdout)
+
+
+def test_the_published_export_refuses_a_discovered_mode_output(run):
+    target = run["root"] / "export"
+    refused = wildvalues("export", "--output", run["out"], "--to", target, cwd=run["root"], env=run["env"])
+    assert (refused.returncode, "Traceback" in refused.stderr) == (2, False)
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "wildvalues: error: this output's values_level_* roll up its discovered trees "
+        "(taxonomy.mode discovered): export them with --tree discovered"
+    )
+    ok = wildvalues("export", "--output", run["out"], "--to", target, "--tree", "discovered", cwd=run["root"])
+    assert_ok(ok)

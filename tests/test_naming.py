@@ -1,0 +1,99 @@
+"""Claude names the discovered clusters: the real SDK against the emulator (which names a cluster
+after the member whose word most members share), on the known groups of test_discovery."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from sklearn.metrics import normalized_mutual_info_score
+
+from wildvalues import naming
+from wildvalues.classifier.claude import ClaudeClassifier
+from wildvalues.classifier.taxonomy_prompts import NAME_TOOL, NamingRequest, naming_payload, naming_request
+from wildvalues.discovery import discover_tree
+from wildvalues.embeddings import build_embedder, resolve_embedder
+from wildvalues.settings import DiscoverySettings, EmbeddingSettings
+
+if TYPE_CHECKING:
+    from tests.test_discovery import MIN_LEVEL1_NMI, SETTINGS, TRUTH, VALUES, WEIGHTS, check_tree
+else:
+    from test_discovery import MIN_LEVEL1_NMI, SETTINGS, TRUTH, VALUES, WEIGHTS, check_tree
+
+KEY = "sk-ant-test-naming-0000"
+MODEL = "claude-sonnet-4-5"
+NAMING = DiscoverySettings(**{**SETTINGS.model_dump(), "namer": "claude", "naming_members": 4, "naming_contrast": 2})
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return build_embedder(resolve_embedder(EmbeddingSettings()))
+
+
+def namer_for(base_url: str, known: dict | None = None, **client) -> naming.ClaudeClusterNamer:
+    settings = {"model": MODEL, "api_key": KEY, "base_url": base_url, "concurrency": 8, "backoff_base": 0.0}
+    return naming.ClaudeClusterNamer(ClaudeClassifier({**settings, **client}), MODEL, NAMING, known=dict(known or {}))
+
+
+def discover(spark, embedder, namer):
+    return discover_tree(spark, VALUES, WEIGHTS, embedder.embed(VALUES), embedder.embed, NAMING, namer=namer)
+
+
+def test_the_request_shows_central_members_and_nearest_outsiders_only():
+    request = NamingRequest(1, ("a", "b", "c"), (1.0, 2.0, 3.0), ("c", "a", "b"), ("x", "y", "z"))
+    payload = naming_payload(request, members_shown=2, contrast_shown=1)
+    assert payload == {"level": 1, "size": 3, "members_most_central_first": ["c", "a"], "nearest_non_members": ["x"]}
+    params = naming_request(MODEL, payload)
+    assert params["tool_choice"] == {"type": "tool", "name": NAME_TOOL}
+    assert params["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert '"members_most_central_first": [\n  "c",\n  "a"\n ]' in params["messages"][0]["content"]
+
+
+def test_claude_names_every_cluster_and_the_groups_are_still_recovered(spark, embedder, make_emulator):
+    emulator = make_emulator()
+    namer = namer_for(emulator.base_url)
+    tree = discover(spark, embedder, namer)
+    check_tree(tree.nodes, NAMING.levels)
+    predicted = [tree.assignment[value] for value in VALUES]
+    assert normalized_mutual_info_score(TRUTH, predicted) >= MIN_LEVEL1_NMI
+    level1 = sorted((n for n in tree.nodes if n.level == 1), key=lambda n: n.cluster_id)
+    # The emulator's names: capitalised members, described by the four most central ones.
+    assert all(n.name[0].isupper() and n.name.lower() in VALUES for n in level1)
+    assert all(n.description.startswith(f"Values of {n.name.lower()}, such as ") for n in level1)
+    assert namer.failures == {}
+    assert len(namer.fresh) == len(namer.known) == sum(1 for n in tree.nodes if n.level >= 1)
+    assert namer.usage["input_tokens"] > 0 and namer.usage["output_tokens"] > 0
+    shown = {tuple(n.members_shown) for n in namer.fresh if n.level == 1}
+    assert all(len(members) <= NAMING.naming_members for members in shown)
+
+
+def test_names_known_from_the_cache_are_not_asked_again(spark, embedder, make_emulator):
+    emulator = make_emulator()
+    first_namer = namer_for(emulator.base_url)
+    first = discover(spark, embedder, first_namer)
+    asked = len(emulator.request_log)
+    again_namer = namer_for(emulator.base_url, known=first_namer.known)
+    again = discover(spark, embedder, again_namer)
+    assert again == first
+    assert len(emulator.request_log) == asked, "no request on the second discovery"
+    assert again_namer.fresh == []
+
+
+def test_cache_rows_round_trip_through_a_frame(spark, embedder, make_emulator):
+    emulator = make_emulator()
+    namer = namer_for(emulator.base_url)
+    discover(spark, embedder, namer)
+    rows = naming.fresh_rows(spark, namer.fresh, MODEL, "run-7")
+    assert naming.cached_names(rows, MODEL) == namer.known
+    assert naming.cached_names(rows, "claude-haiku-4-5") == {}
+    assert rows.select("run_id").distinct().collect()[0]["run_id"] == "run-7"
+
+
+def test_failed_requests_fall_back_to_the_offline_names(spark, embedder, make_emulator):
+    down = make_emulator(fault_rate=1.0, fault_kinds=["server_error"])
+    namer = namer_for(down.base_url, max_attempts=1)
+    tree = discover(spark, embedder, namer)
+    offline = discover_tree(spark, VALUES, WEIGHTS, embedder.embed(VALUES), embedder.embed, NAMING)
+    assert tree == offline
+    assert namer.fresh == [] and sum(namer.failures.values()) == sum(1 for n in tree.nodes if n.level >= 1)
+    assert set(namer.failures) == {"server_error"}
