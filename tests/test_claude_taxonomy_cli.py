@@ -143,3 +143,21 @@ def test_the_published_export_refuses_a_discovered_mode_output(run):
     )
     ok = wildvalues("export", "--output", run["out"], "--to", target, "--tree", "discovered", cwd=run["root"])
     assert_ok(ok)
+
+
+def test_place_shows_claude_verdicts_when_adjudication_is_on(run, tree):
+    result = wildvalues(
+        "place",
+        "--json",
+        "--set",
+        "taxonomy.adjudicate=true",
+        "grief support",
+        "quantum decoherence",
+        cwd=run["root"],
+        env=run["env"],
+    )
+    assert_ok(result)
+    grief, quantum = json.loads(result.stdout)
+    mental_health = next(n for n in tree if n.level == 1 and n.name == "Mental health sensitivity and support")
+    assert (grief["match_method"], grief["level_1_cluster_id"]) == ("adjudicated", mental_health.cluster_id)
+    assert quantum["match_method"] == "unmatched", "Claude (the emulator) found no candidate cluster for it"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -438,7 +439,10 @@ def placements_of(settings: Settings, values: list[str]) -> list[dict[str, Any]]
     else:
         texts = placement.texts_for(tree, values)
         vectors = dict(zip(texts, build_embedder(resolve_embedder(settings.embeddings)).embed(texts), strict=True))
-        placed = placement.SemanticPlacer(tree, vectors, settings.taxonomy).place(values, vectors)
+        placer = placement.SemanticPlacer(tree, vectors, settings.taxonomy)
+        placed = placer.place(values, vectors)
+        if settings.taxonomy.adjudicate:
+            placed = adjudicated_now(settings, placer, placed, vectors)
     return [
         {
             "value": p.raw_value,
@@ -450,6 +454,25 @@ def placements_of(settings: Settings, values: list[str]) -> list[dict[str, Any]]
         }
         for p in placed
     ]
+
+
+def adjudicated_now(settings: Settings, placer: Any, placed: list[Any], vectors: dict[str, Any]) -> list[Any]:
+    """`place` with taxonomy.adjudicate: Claude judges the low-confidence values (no cache here)."""
+    from wildvalues import adjudication
+    from wildvalues.classifier.claude import ClaudeClassifier
+    from wildvalues.claude_settings import client_settings, require_api_key
+
+    model = settings.claude_model(settings.taxonomy.adjudication_model)
+    asked = adjudication.questions(placer, placed, vectors, settings.taxonomy, model)
+    if not asked:
+        return placed
+    client = ClaudeClassifier(client_settings(settings, require_api_key(settings), 1, model))
+    answers = adjudication.ask(client, model, asked)
+    failed = [a.error_type for a in answers if a.error_type is not None]
+    if failed:
+        print(f"adjudication: {len(failed)} request(s) failed ({', '.join(sorted(set(failed)))})", file=sys.stderr)
+    verdicts = adjudication.verdicts_of(asked, answers)
+    return adjudication.apply_verdicts(placer, placed, asked, verdicts, settings.taxonomy.adjudicate_below)
 
 
 def cmd_place(args: argparse.Namespace) -> int:
