@@ -29,9 +29,12 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
+
+from wildvalues.adjudication import needs_adjudication
 from wildvalues.embeddings import EmbeddingError, build_embedder, resolve_embedder
 from wildvalues.matching import ValueMatcher
-from wildvalues.placement import SemanticPlacer, cluster_text, embedding_key, tree_texts
+from wildvalues.placement import Placement, SemanticPlacer, cluster_text, embedding_key, tree_texts
 from wildvalues.settings import EmbeddingSettings, TaxonomySettings
 from wildvalues.taxonomy_tree import TreeNode, ancestors, load_tree, resolve_tree_path
 
@@ -106,7 +109,43 @@ def bench_embedder(
             **_accuracy([predicted[i] for i in unnamed], [truth[i] for i in unnamed]),
         },
     }
+    notes["adjudication"] = _adjudication_figures(placer, placements, vectors, names, truth, settings)
     return {**_accuracy(predicted, truth), "values_per_second": round(statistics.median(rates))}, notes
+
+
+def _adjudication_figures(
+    placer: SemanticPlacer,
+    placements: Sequence[Placement],
+    vectors: dict,
+    names: Sequence[str],
+    truth: Sequence[tuple[str, ...]],
+    settings: TaxonomySettings,
+) -> dict:
+    """What `taxonomy.adjudicate` would ask Claude about, and the most it could then get right:
+    the share of values under the bar, the vote's level-1 accuracy on them and on the rest, and
+    how often the true level-1 cluster is among the candidates Claude is shown."""
+    asked = [i for i, p in enumerate(placements) if needs_adjudication(p, settings.adjudicate_below)]
+    rest = [i for i in range(len(placements)) if i not in set(asked)]
+
+    def level_1(rows: Sequence[int]) -> float:
+        hits = sum(placements[i].level_1_cluster_id == truth[i][0] for i in rows)
+        return round(hits / len(rows), 3) if rows else 0.0
+
+    queries = np.stack([vectors[embedding_key(names[i])] for i in asked]) if asked else np.zeros((0, 1))
+    exclude = np.array([placer.row_of[names[i]] for i in asked], dtype=np.int64)
+    recall = 0.0
+    if asked:
+        indices, _ = placer.top_candidates(queries, settings.adjudication_candidates, exclude)
+        ids = [[placer.clusters[1][int(j)].cluster_id for j in row] for row in indices]
+        recall = round(sum(truth[i][0] in row for i, row in zip(asked, ids)) / len(asked), 3)
+    return {
+        "below": settings.adjudicate_below,
+        "candidates": settings.adjudication_candidates,
+        "share_asked": round(len(asked) / len(placements), 3),
+        "level_1_of_the_vote_when_asked": level_1(asked),
+        "level_1_of_the_vote_otherwise": level_1(rest),
+        "true_cluster_among_candidates": recall,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

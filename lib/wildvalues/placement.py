@@ -243,8 +243,11 @@ class SemanticPlacer:
                 score += weight * probability[:, self.l1_grandparent]
         return score / sum(PATH_WEIGHTS)
 
-    def top_candidates(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k best level-1 clusters of each query row (indices, best first) and their scores."""
+    def top_candidates(
+        self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k best level-1 clusters of each query row (indices, best first) and their scores;
+        `exclude` as in `place_vectors`."""
         queries = _unit_rows(queries)
         k = max(1, min(k, len(self.clusters[1])))
         indices = np.zeros((len(queries), k), dtype=np.int64)
@@ -252,7 +255,8 @@ class SemanticPlacer:
         with _limited_blas():
             for start in range(0, len(queries), CHUNK_ROWS):
                 chunk = queries[start : start + CHUNK_ROWS]
-                score = self._lineage_scores(chunk, self._similarities(chunk, None), None)
+                skip = None if exclude is None else np.asarray(exclude[start : start + len(chunk)], dtype=np.int64)
+                score = self._lineage_scores(chunk, self._similarities(chunk, skip), skip)
                 # Stable on ties: the lower cluster index first, as argmax picks it in place().
                 best = np.argsort(-score, axis=1, kind="stable")[:, :k]
                 indices[start : start + len(chunk)] = best
