@@ -1,11 +1,16 @@
 """Benchmark: synth N conversations, run the whole pipeline, print JSON throughput and memory.
 
-    .venv/bin/python bench/pipeline.py --n 100000 [--output DIR] [--keep]
+    .venv/bin/python bench/pipeline.py --n 100000 [--output DIR] [--keep] [--no-io-floor]
 
 Figures: conversations per second per stage and overall (the stage timings the pipeline logs to
 MLflow), and the driver's peak resident memory (the Python driver process and the JVM it
 starts, read from /proc). Executors run inside the driver JVM in local mode, so the JVM figure
 is the whole Spark footprint.
+
+The I/O floor, measured in the same run (a fresh Spark session in its own process, after the
+pipeline): Spark reading the same input, a text line per conversation, and writing it as one Delta
+table, the least any pipeline over this input must do. `ratio_to_io_floor` is the pipeline's
+total time over the floor's.
 """
 
 from __future__ import annotations
@@ -88,13 +93,45 @@ def _metrics(output: str) -> dict:
     return dict(runs[0].data.metrics)
 
 
+def io_floor(source: str, output: str) -> float:
+    """Seconds to read `source` with Spark (a line per conversation) and write it as one Delta table."""
+    from wildvalues.delta_io import write_delta
+    from wildvalues.settings import Settings
+    from wildvalues.spark import build_session
+
+    spark = build_session(Settings().spark)
+    started = time.monotonic()
+    # One row per input line (one conversation each): reading, decompressing and writing, no parsing.
+    write_delta(spark.read.text(source), os.path.join(output, "io_floor_conversations"), "overwrite")
+    seconds = time.monotonic() - started
+    spark.stop()
+    return seconds
+
+
+def _io_floor_in_a_new_process(cli_python: str, source: str, output: str, env: dict) -> float:
+    result = subprocess.run(
+        [cli_python, os.path.abspath(__file__), "--io-floor-of", source, "--output", output],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(result.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the output directory")
+    parser.add_argument("--no-io-floor", action="store_true", help="skip the I/O floor measurement")
+    parser.add_argument("--io-floor-of", default=None, help=argparse.SUPPRESS)  # the floor's own process
     args = parser.parse_args(argv)
+    if args.io_floor_of:
+        print(io_floor(args.io_floor_of, args.output))
+        return 0
     output = args.output or tempfile.mkdtemp(prefix="wildvalues-bench-")
     source = os.path.join(output, "conversations.jsonl.gz")
     cli = [sys.executable, "-m", "wildvalues.cli"]
@@ -123,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(log[-3000:], file=sys.stderr)
         return process.returncode
     metrics = _metrics(output)
+    floor = None if args.no_io_floor else _io_floor_in_a_new_process(sys.executable, source, output, env)
     conversations = metrics.get("conversations", 0.0)
     stages = ("ingest", "classify", "taxonomy", "analyze", "validate")
     result = {
@@ -136,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "overall_seconds": round(metrics.get("seconds_total", 0.0), 2),
         "overall_conversations_per_second": round(metrics.get("conversations_per_second", 0.0), 1),
+        "io_floor_seconds": round(floor, 2) if floor else None,
+        "ratio_to_io_floor": round(metrics.get("seconds_total", 0.0) / floor, 2) if floor else None,
         "peak_driver_python_rss_mib": round(memory.peak_driver_kib / 1024, 1),
         "peak_driver_jvm_rss_mib": round(memory.peak_jvm_kib / 1024, 1),
         "output": output if args.keep else None,

@@ -161,3 +161,13 @@ def test_place_shows_claude_verdicts_when_adjudication_is_on(run, tree):
     mental_health = next(n for n in tree if n.level == 1 and n.name == "Mental health sensitivity and support")
     assert (grief["match_method"], grief["level_1_cluster_id"]) == ("adjudicated", mental_health.cluster_id)
     assert quantum["match_method"] == "unmatched", "Claude (the emulator) found no candidate cluster for it"
+
+
+def test_the_report_says_its_levels_are_the_discovered_trees(run):
+    result = wildvalues("report", "--output", run["out"], cwd=run["root"], env=run["env"])
+    assert_ok(result)
+    html = (run["out"] / "report" / "report.html").read_text(encoding="utf-8")
+    assert (
+        "taxonomy.mode discovered: the AI value taxonomy, the top values and the findings in this report "
+        "roll up this run&#x27;s own discovered trees, not the published one"
+    ) in html
