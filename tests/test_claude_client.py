@@ -434,16 +434,16 @@ def test_estimate_arithmetic_from_char_counts():
 
 def test_estimate_with_default_prices_and_errors():
     # The default prices and limits live in the settings (Settings.models); unknown models are refused there.
-    entry = Settings().model_entry("claude-sonnet-4-5")
+    entry = Settings().model_entry("claude-sonnet-5-5")
     prices, limits = entry.prices.model_dump(), entry.limits.model_dump()
     est = estimate(
-        char_counts=[4_000] * 10, model="claude-sonnet-4-5", prices=prices, limits=limits, expected_output_tokens=200
+        char_counts=[4_000] * 10, model="claude-sonnet-5-5", prices=prices, limits=limits, expected_output_tokens=200
     )
     assert est.output_tokens == 2_000 and est.requests == 10
     with pytest.raises(ConfigError, match=r"^no limits or prices configured for model 'unknown-model' \(known: "):
         Settings().model_entry("unknown-model")
     with pytest.raises(ValueError, match=r"^mode must be 'online' or 'batch'$"):
-        estimate(char_counts=[1], model="claude-sonnet-4-5", prices=prices, limits=limits, mode="stream")
+        estimate(char_counts=[1], model="claude-sonnet-5-5", prices=prices, limits=limits, mode="stream")
 
 
 def test_estimate_counts_tokens_through_the_api_when_reachable(make_emulator):

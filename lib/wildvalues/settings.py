@@ -174,7 +174,7 @@ class OfflineSettings(Section):
 class AnthropicSettings(Section):
     """The Claude client's settings; `ClaudeClientSettings` adds what is resolved at run time."""
 
-    model: str = "claude-sonnet-4-5"  # the extraction model (values, response type, task)
+    model: str = "claude-sonnet-5-5"  # the extraction model (values, response type, task)
     # auto: json_schema where the model has structured outputs, else forced_tool; strict_tool
     # asks for a `strict: true` tool instead (needs structured outputs too).
     output: Literal[OUTPUT_CHOICES] = "auto"  # type: ignore[valid-type]
@@ -264,10 +264,19 @@ class ModelEntry(Section):
     # Native structured outputs (`output_config.format` and `strict: true` tools); without them
     # the answer is a forced tool call whose input the API does not check against the schema.
     structured_outputs: bool = False
+    # Whether `tool_choice` may force a tool (Claude Sonnet 5.5 answers a forced tool with an error).
+    forced_tool: bool = True
 
 
 def _model(
-    rpm: int, itpm: int, otpm: int, price_in: float, price_out: float, min_cache: int, structured: bool
+    rpm: int,
+    itpm: int,
+    otpm: int,
+    price_in: float,
+    price_out: float,
+    min_cache: int,
+    structured: bool = True,
+    forced_tool: bool = True,
 ) -> ModelEntry:
     # Cache writes (5-minute TTL) cost 1.25x input, cache reads 0.1x input.
     return ModelEntry(
@@ -275,21 +284,25 @@ def _model(
         prices=Prices(input=price_in, output=price_out, cache_write=price_in * 1.25, cache_read=price_in * 0.1),
         min_cache_tokens=min_cache,
         structured_outputs=structured,
+        forced_tool=forced_tool,
     )
 
 
-# The public lineup (platform.claude.com models, pricing and prompt-caching pages, late 2026):
-# list prices per million tokens, the tier-4 rate limits (override `models.<id>.limits` for
-# your tier), the minimum cacheable prompt and whether structured outputs are available.
+# The current public lineup (platform.claude.com models overview and pricing, December 2026):
+# list prices per million tokens (5-minute cache writes 1.25x input, reads 0.1x), the minimum
+# cacheable prompt from the prompt-caching page, and capabilities. Rate limits are the tier-4
+# figures; override `models.<id>.limits` for your organisation's tier. claude-sonnet-4-5 reached
+# end of life on 2026-11-30 and is not listed; claude-opus-4-5 is deprecated (end of life
+# 2027-01-22). Older models without structured outputs can be added in a config file with
+# `structured_outputs: false`: they answer through a forced tool.
 DEFAULT_MODELS: dict[str, ModelEntry] = {
-    "claude-sonnet-4-5": _model(4000, 2_000_000, 400_000, 3.0, 15.0, 1024, True),
-    "claude-opus-4-5": _model(4000, 2_000_000, 400_000, 5.0, 25.0, 4096, True),
-    "claude-opus-4-1": _model(4000, 2_000_000, 400_000, 15.0, 75.0, 1024, True),
-    "claude-haiku-4-5": _model(4000, 4_000_000, 800_000, 1.0, 5.0, 4096, True),
-    "claude-sonnet-4-0": _model(4000, 2_000_000, 400_000, 3.0, 15.0, 1024, False),
-    "claude-opus-4-0": _model(4000, 2_000_000, 400_000, 15.0, 75.0, 1024, False),
-    "claude-3-5-haiku-latest": _model(4000, 400_000, 80_000, 0.8, 4.0, 2048, False),
-    "claude-3-haiku-20240307": _model(4000, 400_000, 80_000, 0.25, 1.25, 2048, False),
+    "claude-sonnet-5-5": _model(4000, 2_000_000, 400_000, 2.0, 10.0, 1024, forced_tool=False),
+    "claude-sonnet-5": _model(4000, 2_000_000, 400_000, 2.0, 10.0, 1024),
+    "claude-sonnet-4-6": _model(4000, 2_000_000, 400_000, 3.0, 15.0, 1024),
+    "claude-opus-5-5": _model(4000, 2_000_000, 400_000, 4.0, 20.0, 1024),
+    "claude-opus-5": _model(4000, 2_000_000, 400_000, 5.0, 25.0, 512),
+    "claude-opus-4-5": _model(4000, 2_000_000, 400_000, 5.0, 25.0, 4096),
+    "claude-haiku-4-5": _model(4000, 4_000_000, 800_000, 1.0, 5.0, 4096),
 }
 
 
@@ -359,6 +372,11 @@ class Settings(Section):
         structured = self.model_entry(model).structured_outputs
         if wanted == "auto":
             return "json_schema" if structured else "forced_tool"
+        if wanted != "json_schema" and not self.model_entry(model).forced_tool:
+            raise ConfigError(
+                f"classifier.anthropic.output {wanted}: model {model!r} does not accept a forced tool "
+                "(models.<id>.forced_tool); use auto or json_schema"
+            )
         if wanted != "forced_tool" and not structured:
             raise ConfigError(
                 f"classifier.anthropic.output {wanted}: model {model!r} has no structured outputs "

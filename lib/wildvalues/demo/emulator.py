@@ -61,7 +61,7 @@ from typing import Any
 
 from wildvalues.classifier.base import Conversation, Turn
 from wildvalues.classifier.prompt import answer_params_chars, parse_rendered_conversation
-from wildvalues.settings import DEFAULT_MODELS
+from wildvalues.settings import DEFAULT_MODELS, ModelEntry
 
 FAULT_KINDS: tuple[str, ...] = (
     "overloaded",
@@ -167,6 +167,7 @@ class Emulator:
         min_cache_tokens: int | Mapping[str, int] | None = None,
         tree_path: str | None = None,
         payload_fn: Callable[[Conversation], dict] | None = None,
+        models: Mapping[str, ModelEntry] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.limits = {"rpm": rpm, "itpm": itpm, "otpm": otpm}
@@ -183,6 +184,8 @@ class Emulator:
         self.cache_ttl_s = cache_ttl_s
         # None: each model's own minimum from the settings' model table (1,024 for unknown ids).
         self.min_cache_tokens = min_cache_tokens
+        # What each model accepts and caches (the settings' table); unknown ids accept every shape.
+        self.models = dict(DEFAULT_MODELS if models is None else models)
         self.tree_path = tree_path
         self._payload_fn = payload_fn
         self._rng = random.Random(seed)
@@ -285,7 +288,7 @@ class Emulator:
     # -- /v1/messages ------------------------------------------------------------------------
 
     def handle_messages(self, body: dict[str, Any], entry: dict[str, Any]) -> _Reply:
-        problem = _check_message_params(body)
+        problem = _check_message_params(body) or _check_shape(body, self.models.get(str(body.get("model"))))
         if problem:
             return _Reply(400, _error_body("invalid_request_error", problem))
         usage, prefix_key = self._token_usage(body)
@@ -379,7 +382,7 @@ class Emulator:
             return self.min_cache_tokens
         if isinstance(self.min_cache_tokens, Mapping) and model in self.min_cache_tokens:
             return int(self.min_cache_tokens[model])
-        entry = DEFAULT_MODELS.get(model)
+        entry = self.models.get(model)
         return entry.min_cache_tokens if entry else 1024
 
     def _message_reply(self, body: dict[str, Any], usage: dict[str, int], fault: str | None) -> tuple[_Reply, int]:
@@ -503,7 +506,7 @@ class Emulator:
         batch["results"], batch["status"], batch["ended"] = results, "ended", time.time()
 
     def _batch_entry(self, params: dict[str, Any]) -> dict[str, Any]:
-        problem = _check_message_params(params)
+        problem = _check_message_params(params) or _check_shape(params, self.models.get(str(params.get("model"))))
         if problem:
             return {"type": "errored", "error": _error_body("invalid_request_error", problem)}
         with self._lock:
@@ -702,16 +705,18 @@ def _check_message_params(body: dict[str, Any]) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
-    return _check_structured(body)
+    return None
 
 
-def _check_structured(body: dict[str, Any]) -> str | None:
-    """What the API says to an output_config or strict tool it cannot serve, else None."""
+def _check_shape(body: dict[str, Any], entry: ModelEntry | None) -> str | None:
+    """What the API says to an answer shape the model cannot serve (`entry` None: any), else None."""
+    choice = body.get("tool_choice") or {}
+    if entry is not None and not entry.forced_tool and isinstance(choice, dict) and choice.get("type") == "tool":
+        return f"model {body.get('model')} does not support forcing a tool (tool_choice type tool)"
     output_config = body.get("output_config")
     strict = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("strict")]
     if output_config is None and not strict:
         return None
-    entry = DEFAULT_MODELS.get(str(body.get("model")))
     if entry is not None and not entry.structured_outputs:
         return f"model {body.get('model')} does not support structured outputs (output_config.format, strict tools)"
     if output_config is not None:
