@@ -475,6 +475,12 @@ def test_estimate_counts_tokens_through_the_api_when_reachable(make_emulator):
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
+def only_classifications(results: list) -> list[Classification]:
+    """The results, all of which must be classifications (no error rows)."""
+    assert all(isinstance(r, Classification) for r in results), results
+    return [r for r in results if isinstance(r, Classification)]
+
+
 def billed(entries: list[dict]) -> dict[str, int]:
     """The usage the emulator reported over these requests."""
     return {kind: sum(e.get(kind, 0) for e in entries) for kind in TOKEN_FIELDS}
@@ -491,7 +497,9 @@ def billed(entries: list[dict]) -> dict[str, int]:
 def test_every_answer_shape_gives_the_same_validated_labels(make_emulator, payload_fn, model, shape, version):
     emu = make_emulator()
     convs = make_convs(5)
-    results = ClaudeClassifier(settings_for(emu, model=model, output_shape=shape)).classify_batch(convs)
+    results = only_classifications(
+        ClaudeClassifier(settings_for(emu, model=model, output_shape=shape)).classify_batch(convs)
+    )
     assert [labels(r) for r in results] == [validate_output(payload_fn(c)) for c in convs]
     assert {(r.model, r.prompt_version) for r in results} == {(model, version)}
     assert {e["shape"] for e in messages_log(emu)} == {shape}
@@ -500,9 +508,11 @@ def test_every_answer_shape_gives_the_same_validated_labels(make_emulator, paylo
 def test_the_screening_client_asks_for_is_subjective_and_the_task_only(make_emulator, payload_fn):
     emu = make_emulator()
     convs = make_convs(5)
-    results = ClaudeClassifier(
-        settings_for(emu, model="claude-haiku-4-5", output_shape="json_schema", prompt="screen")
-    ).classify_batch(convs)
+    results = only_classifications(
+        ClaudeClassifier(
+            settings_for(emu, model="claude-haiku-4-5", output_shape="json_schema", prompt="screen")
+        ).classify_batch(convs)
+    )
     expected = [payload_fn(c) for c in convs]
     assert [labels(r) for r in results] == [
         {
