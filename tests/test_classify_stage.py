@@ -267,7 +267,7 @@ def test_cli_without_a_key_is_a_one_line_error_before_any_work(tmp_path):
 
 
 def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(tmp_path):
-    from wildvalues.classifier.cost import estimate
+    from wildvalues.classifier.cost import combine_passes, estimate
     from wildvalues.formats import Parsed, parse_line
 
     source = tmp_path / "in.jsonl"
@@ -289,18 +289,32 @@ def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(t
     chars = [sum(len(t) for _, t in p.turns) for p in parsed if isinstance(p, Parsed)]
     cores = os.cpu_count()
     assert cores is not None
-    expected = estimate(
-        char_counts=chars,
-        model=model,
-        mode="online",
-        prices=config.model_entry(model).prices.model_dump(),
-        limits=config.model_entry(model).limits.model_dump(),
-        token_budget=config.classifier.anthropic.token_budget,
-        concurrency=config.classifier.anthropic.concurrency,
-        tasks=cores,  # local[*]: one task slot per core shares the limits
-    )
-    assert figures == expected.as_dict()
-    assert figures["requests"] == 4 and figures["token_source"].startswith("approximate")
+
+    def expected_for(chosen: str, prompt: str = "extract", share: float = 1.0):
+        entry = config.model_entry(chosen)
+        return estimate(
+            char_counts=chars,
+            model=chosen,
+            mode="online",
+            prices=entry.prices.model_dump(),
+            limits=entry.limits.model_dump(),
+            token_budget=config.classifier.anthropic.token_budget,
+            concurrency=config.classifier.anthropic.concurrency,
+            tasks=cores,  # local[*]: one task slot per core shares the limits
+            prompt=prompt,
+            shape="json_schema",  # both models have structured outputs
+            min_cache_tokens=entry.min_cache_tokens,
+            share=share,
+        )
+
+    one_pass = expected_for(model)
+    two_pass = combine_passes(expected_for("claude-haiku-4-5", "screen"), expected_for(model, share=0.44))
+    assert figures == {"one_pass": one_pass.as_dict(), "two_pass": two_pass.as_dict()}
+    assert figures["one_pass"]["requests"] == 4 and figures["one_pass"]["token_source"].startswith("approximate")
+    # two-pass: 4 screening requests, then 44% of 4 (rounded: 2) extraction requests
+    assert figures["two_pass"]["requests"] == 6
+    assert figures["two_pass"]["model"] == "claude-haiku-4-5 (screen) + claude-sonnet-5-5 (extract)"
+    assert "two-pass" in result.stdout and "cache-hit share" in result.stdout
     assert "USD" in result.stdout and "requests" in result.stdout
 
 
