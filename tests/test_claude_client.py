@@ -599,3 +599,24 @@ def test_output_shapes_a_model_cannot_serve_are_setting_errors():
     with pytest.raises(ConfigError, match=r"model 'legacy' has no structured outputs"):
         config.output_shape("legacy")
     assert load(overrides={"models": {"legacy": legacy}}).output_shape("legacy") == "forced_tool"
+
+
+def test_a_batch_of_the_other_pass_is_not_collected_and_invalid_batch_answers_are_billed(make_emulator, payload_fn):
+    from wildvalues.classifier.batches import ForeignBatch
+
+    emu = make_emulator(batch_processing_s=0.1, fault_sequence=["refusal", None])
+    screen = settings_for(emu, model="claude-haiku-4-5", output_shape="json_schema", prompt="screen")
+    convs = make_convs(2)
+    [batch_id] = ClaudeClassifier(screen).submit_batch(convs)
+    ClaudeClassifier(screen).wait_for_batch(batch_id, poll_interval=0.05, timeout=5)
+    extract = settings_for(emu, model="claude-sonnet-5-5", output_shape="json_schema")
+    with pytest.raises(
+        ForeignBatch, match=rf"^batch {batch_id} was answered by claude-haiku-4-5, not claude-sonnet-5-5$"
+    ):
+        ClaudeClassifier(extract).collect_batch_results(batch_id, convs)
+    results = ClaudeClassifier(screen).collect_batch_results(batch_id, convs)
+    refused, screened = (results[batch_custom_id(c)] for c in convs)
+    assert isinstance(refused, ClassificationError) and refused.error_type == "refusal"
+    assert refused.input_tokens > 0 and refused.output_tokens > 0  # a refused batch answer is billed
+    assert isinstance(screened, Classification) and screened.prompt_version == "screen-v1-json"
+    assert screened.task == payload_fn(convs[1])["task"]

@@ -46,6 +46,10 @@ class BatchError(RuntimeError):
         self.batch_ids = list(batch_ids)
 
 
+class ForeignBatch(BatchError):
+    """The batch's answers come from another model (the other pass of a two-pass run)."""
+
+
 @dataclass(frozen=True)
 class BatchStatus:
     batch_id: str
@@ -202,6 +206,11 @@ class MessageBatches:
         if not status.ended:
             raise BatchError(f"batch {batch_id} is {status.processing_status}; wait until it has ended")
         entries = self._control("batch results", lambda: list(self.client.messages.batches.results(batch_id)))
+        models = {e.result.message.model for e in entries if e.result.type == "succeeded"}
+        mine = str(self.settings["model"])
+        # The API may answer an alias with its dated id (claude-haiku-4-5 -> claude-haiku-4-5-20251001).
+        if models and not any(str(m).startswith(mine) for m in models):
+            raise ForeignBatch(f"batch {batch_id} was answered by {', '.join(sorted(map(str, models)))}, not {mine}")
         return {entry.custom_id: self._result(entry, by_id.get(entry.custom_id)) for entry in entries}
 
     def _result(self, entry: Any, conversation: Conversation | None) -> Result:
