@@ -26,7 +26,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,16 +100,10 @@ def run_mode(spark, work: str, source: str, name: str, mode: dict[str, Any], arg
         started = time.monotonic()
         metrics = runner.run_stage(stage_named("classify"))
         seconds = time.monotonic() - started
-        online = Counter(e.get("model") for e in emulator.request_log if e["path"] == "/v1/messages")
-        batched = Counter(
-            r["params"]["model"]
-            for e in emulator.request_log
-            if e["path"] == "/v1/messages/batches" and e["method"] == "POST"
-            for r in emulator._batches.get(e.get("batch_id", ""), {}).get("requests", [])
-        )
+        requests = emulator.requests_by_model()
     conversations = store.read("conversations").count()
     per_model = tokens_by_model(store, f"bench-{name}")
-    return summarise(config, metrics, per_model, conversations, online + batched, seconds, mode["mode"] == "batch")
+    return summarise(config, metrics, per_model, conversations, requests, seconds, mode["mode"] == "batch")
 
 
 def tokens_by_model(store, run_id: str) -> dict[str, dict[str, int]]:
@@ -138,7 +131,7 @@ def summarise(
     metrics: dict,
     per_model: dict[str, dict[str, int]],
     conversations: int,
-    requests: Counter,
+    requests: dict[str, int],
     seconds: float,
     batch: bool,
 ) -> dict:

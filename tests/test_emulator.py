@@ -382,3 +382,16 @@ def test_min_cacheable_length_follows_the_model(make_emulator):
     # Sonnet 5.5 caches from 1,024 tokens; Haiku 4.5 only from 4,096, so it pays the prefix as input
     assert usage == {"claude-sonnet-5-5": (prefix, prefix, message), "claude-haiku-4-5": (0, 0, message + prefix)}
     assert (emu.min_cache_for("claude-sonnet-5-5"), emu.min_cache_for("claude-haiku-4-5")) == (1024, 4096)
+
+
+def test_requests_are_counted_per_model_online_and_in_batches(make_emulator):
+    emu = make_emulator(batch_processing_s=0.0)
+    client = sdk(emu)
+    client.messages.create(**shaped("claude-haiku-4-5", "json_schema", "screen"))
+    client.messages.create(**shaped("claude-sonnet-5-5", "json_schema"))
+    requests = [
+        {"custom_id": f"r{i}", "params": shaped(model, "json_schema")}
+        for i, model in enumerate(["claude-sonnet-5-5", "claude-sonnet-5-5", "claude-haiku-4-5"])
+    ]
+    client.messages.batches.create(requests=batch_requests(requests))
+    assert emu.requests_by_model() == {"claude-haiku-4-5": 2, "claude-sonnet-5-5": 3}

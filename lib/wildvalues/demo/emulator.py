@@ -280,6 +280,16 @@ class Emulator:
                 "faults": dict(faults),
             }
 
+    def requests_by_model(self) -> dict[str, int]:
+        """Messages answered or queued per model: online requests admitted, plus batch entries."""
+        with self._lock:
+            counts: Counter[str] = Counter()
+            for entry in self.request_log:
+                if entry["path"] == "/v1/messages" and "admitted_at" in entry:
+                    counts[str(entry.get("model"))] += 1
+                counts.update(str(m) for m in entry.get("models", ()))
+            return dict(counts)
+
     def _record(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self.request_log.append(entry)
@@ -472,6 +482,7 @@ class Emulator:
             return _Reply(400, _error_body("invalid_request_error", problem))
         assert isinstance(requests, list)  # _check_batch_requests found a non-empty list
         entry["custom_ids"] = [r["custom_id"] for r in requests]
+        entry["models"] = [r["params"].get("model") for r in requests]
         now, wall = time.monotonic(), time.time()
         batch: dict[str, Any] = {
             "id": _new_id("msgbatch_emu"),
