@@ -266,6 +266,25 @@ def test_cli_without_a_key_is_a_one_line_error_before_any_work(tmp_path):
     assert not (tmp_path / "out").exists()  # nothing started: no tables, no MLflow store
 
 
+def test_cli_with_an_unknown_screen_model_is_a_one_line_error_before_any_work(tmp_path):
+    source = tmp_path / "in.jsonl"
+    write_input(source, 1)
+    env = {**os.environ, "ANTHROPIC_API_KEY": KEY}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    args = ["--input", str(source), "--output", str(tmp_path / "out"), "--classifier", "anthropic"]
+    result = subprocess.run(
+        [*CLI, "run", *args, "--set", "classifier.screen_model=claude-tiny"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("wildvalues: error: no limits or prices configured for model 'claude-tiny' (known: ")
+    assert not (tmp_path / "out").exists()
+
+
 def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(tmp_path):
     from wildvalues.classifier.cost import combine_passes, estimate
     from wildvalues.formats import Parsed, parse_line

@@ -92,7 +92,9 @@ def _check_claude_settings(settings: Settings) -> None:
     """The model is configured and a key is reachable (the settings model checked the rest)."""
     from wildvalues.claude_settings import API_KEY_ENV, require_api_key
 
-    settings.model_entry(settings.classifier.anthropic.model)
+    # Each pass's model is configured and can answer in the configured shape, before any work.
+    for model in filter(None, (settings.classifier.anthropic.model, settings.classifier.screen_model)):
+        settings.output_shape(model)
     spark = None
     if settings.classifier.secret_scope and not os.environ.get(API_KEY_ENV):
         from wildvalues.spark import build_session
