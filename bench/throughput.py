@@ -47,7 +47,7 @@ def _run_stage(spark, output: str, source: str, n: int, emulator, concurrency: i
                 "anthropic": {"concurrency": concurrency, "max_attempts": 8, "batch_size": 100_000},
             },
             "models": {
-                "claude-sonnet-4-5": {
+                "claude-sonnet-5-5": {
                     "limits": {
                         "rpm": emulator.limits["rpm"],
                         "itpm": emulator.limits["itpm"],

@@ -14,11 +14,14 @@ from wildvalues.classifier.claude import ClaudeClassifier
 from wildvalues.classifier.taxonomy_prompts import CHOOSE_TOOL, NONE_OF_THESE, adjudication_request, choice_parser
 from wildvalues.embeddings import build_embedder, resolve_embedder
 from wildvalues.placement import Placement, SemanticPlacer, embedding_key, tree_texts
-from wildvalues.settings import EmbeddingSettings, TaxonomySettings
+from wildvalues.settings import EmbeddingSettings, Settings, TaxonomySettings
 from wildvalues.taxonomy_tree import TreeNode
 
 KEY = "sk-ant-test-adjudication-0000"
-MODEL = "claude-sonnet-4-5"
+DEFAULTS = Settings()
+MODEL = DEFAULTS.classifier.anthropic.model
+SHAPE = DEFAULTS.output_shape(MODEL)  # the default model answers in JSON (structured outputs)
+TOOL_MODEL = "claude-haiku-4-5"  # a model that takes a forced tool, for the tool shape
 SETTINGS = TaxonomySettings(adjudicate=True, adjudicate_below=0.5, adjudication_candidates=5)
 RAW = ["grief support", "quantum decoherence", "tidy code", "honesty", "keeping promises"]
 
@@ -57,7 +60,7 @@ def lineage_of(tree: Sequence[TreeNode], level_1_name: str) -> tuple[str, str, s
 
 def test_only_vote_placed_values_under_the_bar_are_asked_about_with_their_top_candidates(placer, vectors, tree):
     placements = placer.place(RAW, vectors)
-    asked = adjudication.questions(placer, placements, vectors, SETTINGS, MODEL)
+    asked = adjudication.questions(placer, placements, vectors, SETTINGS, MODEL, SHAPE)
     # honesty is an exact match; the four others were placed by the vote below 0.5.
     assert [q.value for q in asked] == ["grief support", "keeping promise", "quantum decoherence", "tidy code"]
     grief = asked[0]
@@ -72,16 +75,16 @@ def test_only_vote_placed_values_under_the_bar_are_asked_about_with_their_top_ca
     placed = next(p for p in placements if p.raw_value == "grief support")
     assert (grief.candidates[0].cluster_id, grief.candidates[0].score) == (placed.level_1_cluster_id, placed.score)
     assert len({q.key for q in asked}) == 4
-    assert asked == adjudication.questions(placer, placements, vectors, SETTINGS, MODEL), "keys are stable"
-    other_model = adjudication.questions(placer, placements, vectors, SETTINGS, "claude-haiku-4-5")
+    assert asked == adjudication.questions(placer, placements, vectors, SETTINGS, MODEL, SHAPE), "keys are stable"
+    other_model = adjudication.questions(placer, placements, vectors, SETTINGS, TOOL_MODEL, SHAPE)
     assert {q.key for q in other_model}.isdisjoint({q.key for q in asked})
 
 
 def test_claude_moves_a_value_keeps_another_and_calls_two_new(placer, vectors, tree, make_emulator):
     emulator = make_emulator()
     placements = placer.place(RAW, vectors)
-    asked = adjudication.questions(placer, placements, vectors, SETTINGS, MODEL)
-    answers = adjudication.ask(client(emulator.base_url), MODEL, asked)
+    asked = adjudication.questions(placer, placements, vectors, SETTINGS, MODEL, SHAPE)
+    answers = adjudication.ask(client(emulator.base_url), MODEL, asked, SHAPE)
     assert [a.error_type for a in answers] == [None] * 4
     assert [a.value for a in answers] == [
         named(tree, 1, "Mental health sensitivity and support"),
@@ -114,25 +117,39 @@ LINEAGE = ("level_1_cluster_id", "level_2_cluster_id", "level_3_cluster_id")
 
 
 def test_a_choice_outside_the_candidates_is_asked_again_then_an_error(make_emulator):
+    # A forced tool can come back malformed (structured outputs cannot): asked again once, then an error.
     emulator = make_emulator(fault_sequence=["malformed_tool", None])
     candidates = (adjudication.Candidate("c1", "Honesty", "Being truthful", 0.2),)
-    params = adjudication_request(MODEL, "honest answers", candidates)
+    params = adjudication_request(TOOL_MODEL, "honest answers", candidates, "forced_tool")
     assert params["tools"][0]["name"] == CHOOSE_TOOL
     assert params["tools"][0]["input_schema"]["properties"]["cluster_id"]["enum"] == ["c1", NONE_OF_THESE]
-    answer = client(emulator.base_url).ask(params, choice_parser(["c1"]))
+    tool_client = client(emulator.base_url, model=TOOL_MODEL)
+    answer = tool_client.ask(params, choice_parser(["c1"], "forced_tool"))
     assert (answer.value, answer.attempts, answer.error_type) == ("c1", 2, None)
     always_bad = make_emulator(fault_sequence=["malformed_tool"] * 2)
-    failed = client(always_bad.base_url).ask(params, choice_parser(["c1"]))
+    failed = client(always_bad.base_url, model=TOOL_MODEL).ask(params, choice_parser(["c1"], "forced_tool"))
     assert (failed.value, failed.attempts, failed.error_type) == (None, 2, "invalid_output")
     assert failed.error_message == "cluster_id None is not one of the candidates"
     assert failed.usage["output_tokens"] > 0, "bad answers are billed, so their tokens are kept"
 
 
+def test_the_default_model_answers_in_json_with_the_candidates_as_an_enum(make_emulator):
+    emulator = make_emulator()
+    candidates = (adjudication.Candidate("c1", "Honesty", "Being truthful", 0.2),)
+    params = adjudication_request(MODEL, "honest answers", candidates, SHAPE)
+    assert (SHAPE, "tools" in params) == ("json_schema", False)
+    schema = params["output_config"]["format"]["schema"]
+    assert schema["properties"]["cluster_id"]["enum"] == ["c1", NONE_OF_THESE]
+    assert "maxLength" not in schema["properties"]["reason"], "structured outputs reject length limits"
+    answer = client(emulator.base_url).ask(params, choice_parser(["c1"], SHAPE))
+    assert (answer.value, answer.attempts, answer.error_type) == ("c1", 1, None)
+
+
 def test_a_failed_request_keeps_the_vote_and_is_not_cached(spark, placer, vectors, make_emulator):
     down = make_emulator(fault_rate=1.0, fault_kinds=["server_error"])
     placements = placer.place(RAW, vectors)
-    asked = adjudication.questions(placer, placements, vectors, SETTINGS, MODEL)
-    answers = adjudication.ask(client(down.base_url, max_attempts=2), MODEL, asked)
+    asked = adjudication.questions(placer, placements, vectors, SETTINGS, MODEL, SHAPE)
+    answers = adjudication.ask(client(down.base_url, max_attempts=2), MODEL, asked, SHAPE)
     assert [(a.error_type, a.attempts) for a in answers] == [("server_error", 2)] * 4
     verdicts = adjudication.verdicts_of(asked, answers)
     assert verdicts == {}
@@ -144,9 +161,9 @@ def test_a_failed_request_keeps_the_vote_and_is_not_cached(spark, placer, vector
 def test_cached_verdicts_come_back_from_the_answer_rows(spark, placer, vectors, make_emulator, tree):
     emulator = make_emulator()
     placements = placer.place(RAW, vectors)
-    asked = adjudication.questions(placer, placements, vectors, SETTINGS, MODEL)
-    answers = adjudication.ask(client(emulator.base_url), MODEL, asked)
-    rows = adjudication.answer_rows(spark, asked, answers, MODEL, "run-1")
+    asked = adjudication.questions(placer, placements, vectors, SETTINGS, MODEL, SHAPE)
+    answers = adjudication.ask(client(emulator.base_url), MODEL, asked, SHAPE)
+    rows = adjudication.answer_rows(spark, asked, answers, MODEL, "run-1", SHAPE)
     cached = adjudication.cached_verdicts(rows, [q.key for q in asked[:3]])
     assert cached == {
         asked[0].key: named(tree, 1, "Mental health sensitivity and support"),
@@ -158,7 +175,7 @@ def test_cached_verdicts_come_back_from_the_answer_rows(spark, placer, vectors, 
     assert (first["value"], first["model"], first["prompt_version"], first["run_id"]) == (
         "grief support",
         MODEL,
-        "adjudicate-v1",
+        "adjudicate-v1-json",
         "run-1",
     )
     assert first["candidate_ids"] == [c.cluster_id for c in asked[0].candidates]
@@ -167,6 +184,6 @@ def test_cached_verdicts_come_back_from_the_answer_rows(spark, placer, vectors, 
 
 def test_placements_without_a_question_pass_through(placer, vectors):
     placements = placer.place(["honesty"], vectors)
-    assert adjudication.questions(placer, placements, vectors, SETTINGS, MODEL) == []
+    assert adjudication.questions(placer, placements, vectors, SETTINGS, MODEL, SHAPE) == []
     untouched = Placement("x", "x", "placed", 0.9, "a", "b", "c", "y")
     assert adjudication.apply_verdicts(placer, [untouched], [], {}, 0.5) == [untouched]

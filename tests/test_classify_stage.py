@@ -12,6 +12,8 @@ import time
 
 import pytest
 from deltalake import DeltaTable
+from pyspark.sql import Row
+from pyspark.sql import functions as F
 
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.demo.emulator import Emulator
@@ -92,16 +94,17 @@ def test_results_land_in_classifications_with_tokens_and_a_rerun_makes_no_calls(
         metrics = run_classify(ctx)
         calls_first = len(messages_posts(emulator))
         labels = ctx.store.read("classifications").orderBy("conversation_id").collect()
-        # every request carried the forced tool (schema) and the cache marker on the system block
+        # every request asked for a structured output (Sonnet 5.5: output_config.format, no forced
+        # tool) and carried the cache marker on the system block
         for entry in messages_posts(emulator):
-            assert entry["has_tool"] and entry["has_cache_control"]
+            assert entry["shape"] == "json_schema" and entry["has_cache_control"] and not entry["has_tool"]
         rerun = run_classify(context(spark, tmp_path, claude_config(), run_id="r2"))
         assert len(messages_posts(emulator)) == calls_first
         answered = [e for e in messages_posts(emulator) if e["status"] == 200]
 
     assert [r.conversation_id for r in labels] == [f"c{i}" for i in range(6)]
     assert {r.classifier for r in labels} == {"anthropic"}
-    assert {r.prompt_version for r in labels} == {"v1"}
+    assert {r.prompt_version for r in labels} == {"v1-json"}
     # the tokens on the rows are exactly those the API reported, and the prefix was cached
     token_kinds = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     assert len(answered) == 6
@@ -123,6 +126,13 @@ def test_results_land_in_classifications_with_tokens_and_a_rerun_makes_no_calls(
         + reported["cache_read_input_tokens"] * price.cache_read
     ) / 1e6
     assert metrics["cost_usd"] == pytest.approx(expected_usd, rel=1e-12)
+    assert metrics[f"cost_usd_{config.classifier.anthropic.model}"] == pytest.approx(expected_usd, rel=1e-12)
+    read, total = (
+        reported["cache_read_input_tokens"],
+        reported["input_tokens"] + reported["cache_creation_input_tokens"],
+    )
+    assert metrics["cache_hit_share"] == pytest.approx(read / (total + read), rel=1e-12)
+    assert metrics["failed_answers_cost_usd"] == 0.0
     assert rerun["sent_to_classifier"] == 0 and rerun["classified"] == 6
 
 
@@ -153,6 +163,8 @@ def test_429_and_529_are_retried_and_persistent_failures_become_error_rows(spark
     assert [(e.conversation_id, e.error_type, e.attempts, e.run_id) for e in errors] == [
         (f"c{i}", "server_error", 2, "r1") for i in range(4)
     ]
+    # a 500 has no answer and bills nothing
+    assert {(e.model, e.input_tokens, e.output_tokens) for e in errors} == {("claude-sonnet-5-5", 0, 0)}
     assert attempts_seen == 8
     assert all(KEY not in e.message for e in errors)
     assert ctx2.store.read("classifications").count() == 0
@@ -254,8 +266,27 @@ def test_cli_without_a_key_is_a_one_line_error_before_any_work(tmp_path):
     assert not (tmp_path / "out").exists()  # nothing started: no tables, no MLflow store
 
 
+def test_cli_with_an_unknown_screen_model_is_a_one_line_error_before_any_work(tmp_path):
+    source = tmp_path / "in.jsonl"
+    write_input(source, 1)
+    env = {**os.environ, "ANTHROPIC_API_KEY": KEY}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    args = ["--input", str(source), "--output", str(tmp_path / "out"), "--classifier", "anthropic"]
+    result = subprocess.run(
+        [*CLI, "run", *args, "--set", "classifier.screen_model=claude-tiny"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("wildvalues: error: no limits or prices configured for model 'claude-tiny' (known: ")
+    assert not (tmp_path / "out").exists()
+
+
 def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(tmp_path):
-    from wildvalues.classifier.cost import estimate
+    from wildvalues.classifier.cost import combine_passes, estimate
     from wildvalues.formats import Parsed, parse_line
 
     source = tmp_path / "in.jsonl"
@@ -277,16 +308,153 @@ def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(t
     chars = [sum(len(t) for _, t in p.turns) for p in parsed if isinstance(p, Parsed)]
     cores = os.cpu_count()
     assert cores is not None
-    expected = estimate(
-        char_counts=chars,
-        model=model,
-        mode="online",
-        prices=config.model_entry(model).prices.model_dump(),
-        limits=config.model_entry(model).limits.model_dump(),
-        token_budget=config.classifier.anthropic.token_budget,
-        concurrency=config.classifier.anthropic.concurrency,
-        tasks=cores,  # local[*]: one task slot per core shares the limits
-    )
-    assert figures == expected.as_dict()
-    assert figures["requests"] == 4 and figures["token_source"].startswith("approximate")
+
+    def expected_for(chosen: str, prompt: str = "extract", share: float = 1.0):
+        entry = config.model_entry(chosen)
+        return estimate(
+            char_counts=chars,
+            model=chosen,
+            mode="online",
+            prices=entry.prices.model_dump(),
+            limits=entry.limits.model_dump(),
+            token_budget=config.classifier.anthropic.token_budget,
+            concurrency=config.classifier.anthropic.concurrency,
+            tasks=cores,  # local[*]: one task slot per core shares the limits
+            prompt=prompt,
+            shape="json_schema",  # both models have structured outputs
+            min_cache_tokens=entry.min_cache_tokens,
+            share=share,
+        )
+
+    one_pass = expected_for(model)
+    two_pass = combine_passes(expected_for("claude-haiku-4-5", "screen"), expected_for(model, share=0.44))
+    assert figures == {"one_pass": one_pass.as_dict(), "two_pass": two_pass.as_dict()}
+    assert figures["one_pass"]["requests"] == 4 and figures["one_pass"]["token_source"].startswith("approximate")
+    # two-pass: 4 screening requests, then 44% of 4 (rounded: 2) extraction requests
+    assert figures["two_pass"]["requests"] == 6
+    assert figures["two_pass"]["model"] == "claude-haiku-4-5 (screen) + claude-sonnet-5-5 (extract)"
+    assert "two-pass" in result.stdout and "cache-hit share" in result.stdout
     assert "USD" in result.stdout and "requests" in result.stdout
+
+
+# -- two-pass mode, failure billing (issue 9) -----------------------------------------------------
+
+# (user, assistant) turns: three purely factual exchanges and three that involve values
+FACTUAL = [
+    ("What is the capital of France?", "The capital of France is Paris."),
+    ("Convert 12 miles to kilometres.", "12 miles is about 19.3 kilometres."),
+    ("What is 17 times 23?", "17 times 23 is 391."),
+]
+SUBJECTIVE = [
+    (
+        "I really value honesty. Should I tell my friend the truth about her cooking?",
+        "Honesty matters, and so does kindness. You could be gentle and specific.",
+    ),
+    (
+        "Help me write a short poem for my grandmother's birthday, she loves gardens.",
+        "Here is a warm poem about her garden, full of love.",
+    ),
+    (
+        "How should I price my startup's product? I care about fairness to customers.",
+        "Fair pricing builds trust; consider transparent tiers.",
+    ),
+]
+
+
+def write_mixed(path) -> list[tuple[str, str]]:
+    """Factual and subjective conversations, interleaved; returns their turns in id order."""
+    pairs = [p for pair in zip(FACTUAL, SUBJECTIVE) for p in pair]
+    with open(path, "w") as handle:
+        for i, (user, assistant) in enumerate(pairs):
+            messages = [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+            handle.write(json.dumps({"id": f"m{i}", "messages": messages}) + "\n")
+    return pairs
+
+
+def usage_of(entries: list[dict]) -> dict[str, int]:
+    kinds = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    return {kind: sum(e.get(kind, 0) for e in entries) for kind in kinds}
+
+
+def usd(config: Settings, model: str, usage: dict[str, int]) -> float:
+    price = config.model_entry(model).prices
+    return (
+        usage["input_tokens"] * price.input
+        + usage["output_tokens"] * price.output
+        + usage["cache_creation_input_tokens"] * price.cache_write
+        + usage["cache_read_input_tokens"] * price.cache_read
+    ) / 1e6
+
+
+def test_two_pass_sends_only_subjective_conversations_to_the_extraction_model(spark, tmp_path, api_env, payload_fn):
+    from pyspark.testing import assertDataFrameEqual
+
+    from wildvalues.classifier.base import Conversation, Turn
+
+    source = tmp_path / "in.jsonl"
+    pairs = write_mixed(source)
+    subjective = {
+        f"m{i}": payload_fn(Conversation("x", (Turn("user", u), Turn("assistant", a))))["is_subjective"]
+        for i, (u, a) in enumerate(pairs)
+    }
+    assert sorted(subjective.values()) == [False] * 3 + [True] * 3  # the offline labels agree with the split
+    config = claude_config(concurrency=1)
+    config = settings_for(
+        overrides={"classifier": {**config.classifier.model_dump(), "screen_model": "claude-haiku-4-5"}}
+    )
+    with Emulator(latency_ms=1) as emulator:
+        api_env(emulator)
+        ctx = context(spark, tmp_path, config)
+        run_ingest(ctx, str(source))
+        metrics = run_classify(ctx)
+        posts = [e for e in messages_posts(emulator) if e["status"] == 200]
+
+    by_model = {m: [e for e in posts if e["model"] == m] for m in ("claude-haiku-4-5", "claude-sonnet-5-5")}
+    # every conversation was screened once; only the three subjective ones reached extraction
+    assert {m: len(e) for m, e in by_model.items()} == {"claude-haiku-4-5": 6, "claude-sonnet-5-5": 3}
+    cache = ctx.store.read("classification_cache").filter("model = 'claude-sonnet-5-5'")
+    assert sorted(r.conversation_id for r in cache.collect()) == sorted(c for c, s in subjective.items() if s)
+    rows = ctx.store.read("classifications").select(
+        "conversation_id", "is_subjective", "model", "prompt_version", F.size("ai_values").alias("n_ai_values")
+    )
+    expected = [
+        (cid, s, "claude-sonnet-5-5" if s else "claude-haiku-4-5", "v1-json" if s else "screen-v1-json")
+        for cid, s in subjective.items()
+    ]
+    found = [(r.conversation_id, r.is_subjective, r.model, r.prompt_version) for r in rows.collect()]
+    assert sorted(found) == sorted(expected)
+    assertDataFrameEqual(rows.filter(~F.col("is_subjective")).select("n_ai_values"), [Row(n_ai_values=0)] * 3)
+    # both passes are accounted at their own model's prices
+    haiku, sonnet = usage_of(by_model["claude-haiku-4-5"]), usage_of(by_model["claude-sonnet-5-5"])
+    assert metrics["cost_usd_claude-haiku-4-5"] == pytest.approx(usd(config, "claude-haiku-4-5", haiku), rel=1e-12)
+    assert metrics["cost_usd_claude-sonnet-5-5"] == pytest.approx(usd(config, "claude-sonnet-5-5", sonnet), rel=1e-12)
+    assert metrics["cost_usd"] == pytest.approx(
+        usd(config, "claude-haiku-4-5", haiku) + usd(config, "claude-sonnet-5-5", sonnet), rel=1e-12
+    )
+    # the screening prefix is below Haiku 4.5's 4,096-token minimum: never cached
+    assert haiku["cache_creation_input_tokens"] == haiku["cache_read_input_tokens"] == 0
+    assert sonnet["cache_read_input_tokens"] > 0
+    assert (metrics["sent_to_screen_model"], metrics["sent_to_extraction_model"]) == (6, 3)
+    assert (metrics["classified"], metrics["subjective"], metrics["classification_errors"]) == (6, 3, 0)
+
+
+def test_refused_answers_are_billed_in_the_error_rows_and_the_cost(spark, tmp_path, api_env):
+    source = tmp_path / "in.jsonl"
+    write_input(source, 1)
+    with Emulator(latency_ms=1, fault_sequence=["refusal", "refusal"]) as emulator:
+        api_env(emulator)
+        config = claude_config()
+        ctx = context(spark, tmp_path, config)
+        run_ingest(ctx, str(source))
+        metrics = run_classify(ctx)
+        posts = messages_posts(emulator)
+    reported = usage_of(posts)
+    errors = ctx.store.read("classification_errors").collect()
+    assert [(e.conversation_id, e.error_type, e.attempts, e.model) for e in errors] == [
+        ("c0", "refusal", 2, "claude-sonnet-5-5")
+    ]
+    assert {k: errors[0][k] for k in reported} == reported and reported["output_tokens"] > 0
+    expected = usd(config, "claude-sonnet-5-5", reported)
+    assert metrics["cost_usd"] == pytest.approx(expected, rel=1e-12)
+    assert metrics["failed_answers_cost_usd"] == pytest.approx(expected, rel=1e-12)
+    assert metrics["run_input_tokens"] == reported["input_tokens"]

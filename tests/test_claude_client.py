@@ -434,16 +434,16 @@ def test_estimate_arithmetic_from_char_counts():
 
 def test_estimate_with_default_prices_and_errors():
     # The default prices and limits live in the settings (Settings.models); unknown models are refused there.
-    entry = Settings().model_entry("claude-sonnet-4-5")
+    entry = Settings().model_entry("claude-sonnet-5-5")
     prices, limits = entry.prices.model_dump(), entry.limits.model_dump()
     est = estimate(
-        char_counts=[4_000] * 10, model="claude-sonnet-4-5", prices=prices, limits=limits, expected_output_tokens=200
+        char_counts=[4_000] * 10, model="claude-sonnet-5-5", prices=prices, limits=limits, expected_output_tokens=200
     )
     assert est.output_tokens == 2_000 and est.requests == 10
     with pytest.raises(ConfigError, match=r"^no limits or prices configured for model 'unknown-model' \(known: "):
         Settings().model_entry("unknown-model")
     with pytest.raises(ValueError, match=r"^mode must be 'online' or 'batch'$"):
-        estimate(char_counts=[1], model="claude-sonnet-4-5", prices=prices, limits=limits, mode="stream")
+        estimate(char_counts=[1], model="claude-sonnet-5-5", prices=prices, limits=limits, mode="stream")
 
 
 def test_estimate_counts_tokens_through_the_api_when_reachable(make_emulator):
@@ -468,3 +468,155 @@ def test_estimate_counts_tokens_through_the_api_when_reachable(make_emulator):
     assert fallback.token_source == "approximate (chars/4)"
     assert any("count_tokens unavailable" in n for n in fallback.notes)
     assert fallback.input_tokens == approx.input_tokens
+
+
+# -- answer shapes, screening, failure billing (issue 9) ------------------------------------------
+
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def only_classifications(results: list) -> list[Classification]:
+    """The results, all of which must be classifications (no error rows)."""
+    assert all(isinstance(r, Classification) for r in results), results
+    return [r for r in results if isinstance(r, Classification)]
+
+
+def billed(entries: list[dict]) -> dict[str, int]:
+    """The usage the emulator reported over these requests."""
+    return {kind: sum(e.get(kind, 0) for e in entries) for kind in TOKEN_FIELDS}
+
+
+@pytest.mark.parametrize(
+    "model, shape, version",
+    [
+        ("claude-sonnet-5-5", "json_schema", "v1-json"),
+        ("claude-sonnet-4-6", "strict_tool", "v1"),
+        ("claude-test", "forced_tool", "v1"),
+    ],
+)
+def test_every_answer_shape_gives_the_same_validated_labels(make_emulator, payload_fn, model, shape, version):
+    emu = make_emulator()
+    convs = make_convs(5)
+    results = only_classifications(
+        ClaudeClassifier(settings_for(emu, model=model, output_shape=shape)).classify_batch(convs)
+    )
+    assert [labels(r) for r in results] == [validate_output(payload_fn(c)) for c in convs]
+    assert {(r.model, r.prompt_version) for r in results} == {(model, version)}
+    assert {e["shape"] for e in messages_log(emu)} == {shape}
+
+
+def test_the_screening_client_asks_for_is_subjective_and_the_task_only(make_emulator, payload_fn):
+    emu = make_emulator()
+    convs = make_convs(5)
+    results = only_classifications(
+        ClaudeClassifier(
+            settings_for(emu, model="claude-haiku-4-5", output_shape="json_schema", prompt="screen")
+        ).classify_batch(convs)
+    )
+    expected = [payload_fn(c) for c in convs]
+    assert [labels(r) for r in results] == [
+        {
+            "is_subjective": p["is_subjective"],
+            "ai_values": [],
+            "human_values": [],
+            "response_type": "no_values",
+            "task": p["task"],
+            "task_category": p["task_category"],
+        }
+        for p in expected
+    ]
+    assert {r.prompt_version for r in results} == {"screen-v1-json"}
+
+
+@pytest.mark.parametrize(
+    "fault, error_type", [("refusal", "refusal"), ("max_tokens", "max_tokens"), ("malformed_tool", "invalid_output")]
+)
+def test_failed_answers_are_billed_on_the_error(make_emulator, fault, error_type):
+    emu = make_emulator(fault_sequence=[fault, fault])
+    [result] = ClaudeClassifier(settings_for(emu, max_attempts=6)).classify_batch(make_convs(1))
+    assert isinstance(result, ClassificationError)
+    assert (result.error_type, result.attempts, result.model) == (error_type, 2, "claude-test")
+    log = messages_log(emu)
+    assert len(log) == 2 and {kind: getattr(result, kind) for kind in TOKEN_FIELDS} == billed(log)
+    assert result.input_tokens > 0 and result.output_tokens > 0
+
+
+def test_failures_without_an_answer_bill_nothing(make_emulator):
+    emu = make_emulator(fault_sequence=["server_error", "overloaded"], overload_retry_after_s=0)
+    [result] = ClaudeClassifier(settings_for(emu, max_attempts=2)).classify_batch(make_convs(1))
+    assert isinstance(result, ClassificationError)
+    assert (result.error_type, result.attempts) == ("overloaded", 2)
+    assert {kind: getattr(result, kind) for kind in TOKEN_FIELDS} == dict.fromkeys(TOKEN_FIELDS, 0)
+
+
+def test_json_answers_that_are_not_json_are_bad_answers():
+    from types import SimpleNamespace
+
+    from wildvalues.classifier.prompt import BadAnswer, extract_labels
+
+    message = SimpleNamespace(stop_reason="end_turn", content=[SimpleNamespace(type="text", text="Sure! Honesty.")])
+    with pytest.raises(BadAnswer, match=r"^the answer is not JSON: 'Sure! Honesty.'$"):
+        extract_labels(message, "json_schema")
+    empty = SimpleNamespace(stop_reason="end_turn", content=[])
+    with pytest.raises(BadAnswer, match=r"^the answer has no text \(stop_reason end_turn\)$"):
+        extract_labels(empty, "json_schema")
+
+
+def test_caching_is_said_to_be_off_when_the_prefix_is_below_the_model_minimum():
+    from wildvalues.claude_settings import caching_note, client_settings
+    from wildvalues.settings import settings_for as load
+
+    config = load(overrides={"classifier": {"name": "anthropic", "screen_model": "claude-haiku-4-5"}})
+    extract = client_settings(config, KEY, 1)
+    screen = client_settings(config, KEY, 1, prompt="screen")
+    prefix = approx_tokens(prefix_chars("screen", "json_schema"))
+    assert caching_note(config, extract) is None  # Sonnet 5.5 caches the ~1,900-token prefix
+    assert caching_note(config, screen) == (
+        f"prompt caching is off for claude-haiku-4-5 (screen prompt): its prefix is about {prefix:,} tokens, "
+        "below the model's minimum cacheable length of 4,096 (models.claude-haiku-4-5.min_cache_tokens)"
+    )
+    off = load(overrides={"classifier": {"anthropic": {"prompt_caching": False}}})
+    assert caching_note(off, client_settings(off, KEY, 1)) == (
+        "prompt caching is off for claude-sonnet-5-5: classifier.anthropic.prompt_caching is false"
+    )
+    assert (screen["model"], screen["output_shape"], screen["limits"]["itpm"]) == (
+        "claude-haiku-4-5",
+        "json_schema",
+        4_000_000,
+    )
+
+
+def test_output_shapes_a_model_cannot_serve_are_setting_errors():
+    from wildvalues.settings import settings_for as load
+
+    with pytest.raises(ConfigError, match=r"model 'claude-sonnet-5-5' does not accept a forced tool"):
+        load(overrides={"classifier": {"anthropic": {"output": "forced_tool"}}}).output_shape("claude-sonnet-5-5")
+    legacy = {
+        "limits": {"rpm": 1, "itpm": 1, "otpm": 1},
+        "prices": {"input": 1, "output": 1, "cache_write": 1, "cache_read": 1},
+    }
+    config = load(overrides={"models": {"legacy": legacy}, "classifier": {"anthropic": {"output": "json_schema"}}})
+    with pytest.raises(ConfigError, match=r"model 'legacy' has no structured outputs"):
+        config.output_shape("legacy")
+    assert load(overrides={"models": {"legacy": legacy}}).output_shape("legacy") == "forced_tool"
+
+
+def test_a_batch_of_the_other_pass_is_not_collected_and_invalid_batch_answers_are_billed(make_emulator, payload_fn):
+    from wildvalues.classifier.batches import ForeignBatch
+
+    emu = make_emulator(batch_processing_s=0.1, fault_sequence=["refusal", None])
+    screen = settings_for(emu, model="claude-haiku-4-5", output_shape="json_schema", prompt="screen")
+    convs = make_convs(2)
+    [batch_id] = ClaudeClassifier(screen).submit_batch(convs)
+    ClaudeClassifier(screen).wait_for_batch(batch_id, poll_interval=0.05, timeout=5)
+    extract = settings_for(emu, model="claude-sonnet-5-5", output_shape="json_schema")
+    with pytest.raises(
+        ForeignBatch, match=rf"^batch {batch_id} was answered by claude-haiku-4-5, not claude-sonnet-5-5$"
+    ):
+        ClaudeClassifier(extract).collect_batch_results(batch_id, convs)
+    results = ClaudeClassifier(screen).collect_batch_results(batch_id, convs)
+    refused, screened = (results[batch_custom_id(c)] for c in convs)
+    assert isinstance(refused, ClassificationError) and refused.error_type == "refusal"
+    assert refused.input_tokens > 0 and refused.output_tokens > 0  # a refused batch answer is billed
+    assert isinstance(screened, Classification) and screened.prompt_version == "screen-v1-json"
+    assert screened.task == payload_fn(convs[1])["task"]

@@ -27,6 +27,7 @@ from wildvalues.classifier.prompt import (
     validate_output,
 )
 from wildvalues.demo.emulator import Emulator, add_arguments
+from wildvalues.settings import DEFAULT_MODELS, ModelEntry, Prices, RateLimits
 
 KEY = "sk-ant-test-emulator-key"
 CONV = Conversation(
@@ -292,3 +293,105 @@ def test_cli_arguments_and_serving_until_interrupted(tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
+
+
+# -- request shapes per model family (issue 9) ----------------------------------------------------
+
+# A model without structured outputs, as an older one would be configured.
+LEGACY = {
+    "legacy-model": ModelEntry(
+        limits=RateLimits(rpm=60, itpm=10_000, otpm=1_000),
+        prices=Prices(input=1, output=1, cache_write=1, cache_read=1),
+    )
+}
+
+
+def shaped(model: str, shape: str, prompt: str = "extract") -> dict:
+    return build_request(CONV, model, 512, 10_000, shape=shape, prompt=prompt)[0]
+
+
+def test_each_request_shape_is_answered_as_the_api_does(make_emulator, payload_fn):
+    emu = make_emulator(min_cache_tokens=1, models={**DEFAULT_MODELS, **LEGACY})
+    client = sdk(emu)
+    expected = payload_fn(CONV)
+    as_json = client.messages.create(**shaped("claude-sonnet-5-5", "json_schema"))
+    strict = client.messages.create(**shaped("claude-sonnet-4-6", "strict_tool"))
+    forced = client.messages.create(**shaped("legacy-model", "forced_tool"))
+    screen = client.messages.create(**shaped("claude-haiku-4-5", "json_schema", "screen"))
+
+    # output_config.format: one text block holding the JSON, stop_reason end_turn
+    assert [b.type for b in as_json.content] == ["text"] and as_json.stop_reason == "end_turn"
+    assert json.loads(as_json.content[0].text) == expected
+    # a tool, strict or not: a tool_use block of the forced tool whose input is the answer
+    for message in (strict, forced):
+        assert message.stop_reason == "tool_use"
+        assert [(b.type, b.name, b.input) for b in message.content] == [("tool_use", "record_values", expected)]
+    # the screening schema asks for three fields, and gets exactly those
+    assert json.loads(screen.content[0].text) == {k: expected[k] for k in ("is_subjective", "task", "task_category")}
+    assert [e["shape"] for e in emu.request_log] == ["json_schema", "strict_tool", "forced_tool", "json_schema"]
+
+
+@pytest.mark.parametrize("shape", ["json_schema", "strict_tool"])
+def test_structured_outputs_are_refused_for_models_without_them(make_emulator, shape):
+    client = sdk(make_emulator(models=LEGACY))
+    with pytest.raises(anthropic.BadRequestError, match="model legacy-model does not support structured outputs"):
+        client.messages.create(**shaped("legacy-model", shape))
+
+
+@pytest.mark.parametrize("shape", ["forced_tool", "strict_tool"])
+def test_sonnet_5_5_refuses_a_forced_tool(make_emulator, shape):
+    client = sdk(make_emulator())
+    with pytest.raises(anthropic.BadRequestError, match="model claude-sonnet-5-5 does not support forcing a tool"):
+        client.messages.create(**shaped("claude-sonnet-5-5", shape))
+
+
+def test_structured_schemas_with_unsupported_constraints_are_refused(make_emulator):
+    from wildvalues.classifier.prompt import OUTPUT_SCHEMA
+
+    client = sdk(make_emulator())
+    params = shaped("claude-sonnet-5-5", "json_schema")
+    params["output_config"] = {"format": {"type": "json_schema", "schema": OUTPUT_SCHEMA}}  # with maxItems
+    with pytest.raises(anthropic.BadRequestError, match="'maxItems' is not supported in structured outputs"):
+        client.messages.create(**params)
+
+
+@pytest.mark.parametrize("model, shape", [("claude-sonnet-5-5", "json_schema"), ("claude-sonnet-4-6", "strict_tool")])
+def test_malformed_answers_cannot_happen_with_structured_outputs(make_emulator, payload_fn, model, shape):
+    emu = make_emulator(fault_sequence=["malformed_tool", "malformed_text"])
+    client = sdk(emu)
+    answers = [client.messages.create(**shaped(model, shape)) for _ in range(2)]
+    for message in answers:
+        block = message.content[0]
+        obj = json.loads(block.text) if shape == "json_schema" else block.input
+        assert validate_output(obj) == validate_output(payload_fn(CONV))
+    # the faults were drawn, the schema held anyway
+    assert [e["fault"] for e in emu.request_log] == ["malformed_tool", "malformed_text"]
+
+
+def test_min_cacheable_length_follows_the_model(make_emulator):
+    emu = make_emulator()  # no override: each model's minimum from the settings' model table
+    client = sdk(emu)
+    prefix = approx_tokens(prefix_chars("extract", "json_schema"))
+    assert 1024 <= prefix < 4096
+    usage = {}
+    for model in ("claude-sonnet-5-5", "claude-haiku-4-5"):
+        first = client.messages.create(**shaped(model, "json_schema")).usage
+        second = client.messages.create(**shaped(model, "json_schema")).usage
+        usage[model] = (first.cache_creation_input_tokens, second.cache_read_input_tokens, second.input_tokens)
+    message = usage["claude-sonnet-5-5"][2]
+    # Sonnet 5.5 caches from 1,024 tokens; Haiku 4.5 only from 4,096, so it pays the prefix as input
+    assert usage == {"claude-sonnet-5-5": (prefix, prefix, message), "claude-haiku-4-5": (0, 0, message + prefix)}
+    assert (emu.min_cache_for("claude-sonnet-5-5"), emu.min_cache_for("claude-haiku-4-5")) == (1024, 4096)
+
+
+def test_requests_are_counted_per_model_online_and_in_batches(make_emulator):
+    emu = make_emulator(batch_processing_s=0.0)
+    client = sdk(emu)
+    client.messages.create(**shaped("claude-haiku-4-5", "json_schema", "screen"))
+    client.messages.create(**shaped("claude-sonnet-5-5", "json_schema"))
+    requests = [
+        {"custom_id": f"r{i}", "params": shaped(model, "json_schema")}
+        for i, model in enumerate(["claude-sonnet-5-5", "claude-sonnet-5-5", "claude-haiku-4-5"])
+    ]
+    client.messages.batches.create(requests=batch_requests(requests))
+    assert emu.requests_by_model() == {"claude-haiku-4-5": 2, "claude-sonnet-5-5": 3}

@@ -13,7 +13,7 @@ from wildvalues.classifier.claude import ClaudeClassifier
 from wildvalues.classifier.taxonomy_prompts import NAME_TOOL, NamingRequest, naming_payload, naming_request
 from wildvalues.discovery import discover_tree
 from wildvalues.embeddings import build_embedder, resolve_embedder
-from wildvalues.settings import DiscoverySettings, EmbeddingSettings
+from wildvalues.settings import DiscoverySettings, EmbeddingSettings, Settings
 
 if TYPE_CHECKING:
     from tests.test_discovery import MIN_LEVEL1_NMI, SETTINGS, TRUTH, VALUES, WEIGHTS, check_tree
@@ -21,7 +21,8 @@ else:
     from test_discovery import MIN_LEVEL1_NMI, SETTINGS, TRUTH, VALUES, WEIGHTS, check_tree
 
 KEY = "sk-ant-test-naming-0000"
-MODEL = "claude-sonnet-4-5"
+MODEL = Settings().classifier.anthropic.model
+SHAPE = Settings().output_shape(MODEL)
 NAMING = DiscoverySettings(**{**SETTINGS.model_dump(), "namer": "claude", "naming_members": 4, "naming_contrast": 2})
 
 
@@ -32,7 +33,8 @@ def embedder():
 
 def namer_for(base_url: str, known: dict | None = None, **client) -> naming.ClaudeClusterNamer:
     settings = {"model": MODEL, "api_key": KEY, "base_url": base_url, "concurrency": 8, "backoff_base": 0.0}
-    return naming.ClaudeClusterNamer(ClaudeClassifier({**settings, **client}), MODEL, NAMING, known=dict(known or {}))
+    classifier = ClaudeClassifier({**settings, **client})
+    return naming.ClaudeClusterNamer(classifier, MODEL, NAMING, SHAPE, known=dict(known or {}))
 
 
 def discover(spark, embedder, namer):
@@ -43,8 +45,11 @@ def test_the_request_shows_central_members_and_nearest_outsiders_only():
     request = NamingRequest(1, ("a", "b", "c"), (1.0, 2.0, 3.0), ("c", "a", "b"), ("x", "y", "z"))
     payload = naming_payload(request, members_shown=2, contrast_shown=1)
     assert payload == {"level": 1, "size": 3, "members_most_central_first": ["c", "a"], "nearest_non_members": ["x"]}
-    params = naming_request(MODEL, payload)
+    params = naming_request("claude-haiku-4-5", payload, "forced_tool")
     assert params["tool_choice"] == {"type": "tool", "name": NAME_TOOL}
+    structured = naming_request(MODEL, payload, SHAPE)
+    assert (SHAPE, "tools" in structured) == ("json_schema", False)
+    assert structured["output_config"]["format"]["schema"]["required"] == ["name", "description"]
     assert params["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert '"members_most_central_first": [\n  "c",\n  "a"\n ]' in params["messages"][0]["content"]
 
@@ -83,9 +88,10 @@ def test_cache_rows_round_trip_through_a_frame(spark, embedder, make_emulator):
     emulator = make_emulator()
     namer = namer_for(emulator.base_url)
     discover(spark, embedder, namer)
-    rows = naming.fresh_rows(spark, namer.fresh, MODEL, "run-7")
-    assert naming.cached_names(rows, MODEL) == namer.known
-    assert naming.cached_names(rows, "claude-haiku-4-5") == {}
+    rows = naming.fresh_rows(spark, namer.fresh, MODEL, "run-7", SHAPE)
+    assert naming.cached_names(rows, MODEL, SHAPE) == namer.known
+    assert naming.cached_names(rows, MODEL, "forced_tool") == {}, "another prompt version"
+    assert naming.cached_names(rows, "claude-haiku-4-5", SHAPE) == {}
     assert rows.select("run_id").distinct().collect()[0]["run_id"] == "run-7"
 
 

@@ -67,8 +67,8 @@ def test_a_file_and_flags_and_set_apply_in_order(tmp_path):
             "classifier.partitions: Input should be a valid integer, unable to parse string as an integer",
         ),
         (
-            "models:\n  claude-sonnet-4-5:\n    limits: {rpm: -5, itpm: 1, otpm: 1}\n    prices: {input: 1, output: 1, cache_write: 1, cache_read: 1}\n",
-            "models.claude-sonnet-4-5.limits.rpm: Input should be greater than or equal to 1",
+            "models:\n  claude-sonnet-5-5:\n    limits: {rpm: -5, itpm: 1, otpm: 1}\n    prices: {input: 1, output: 1, cache_write: 1, cache_read: 1}\n",
+            "models.claude-sonnet-5-5.limits.rpm: Input should be greater than or equal to 1",
         ),
         ("analyze:\n  suppression_k: 0\n", "analyze.suppression_k: Input should be greater than or equal to 1"),
         (

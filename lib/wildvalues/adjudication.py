@@ -32,6 +32,7 @@ from wildvalues.classifier.taxonomy_prompts import (
     adjudication_payload,
     adjudication_request,
     choice_parser,
+    prompt_version,
     request_key,
 )
 from wildvalues.placement import Placement, SemanticPlacer
@@ -66,8 +67,10 @@ def questions(
     vectors: Mapping[str, np.ndarray],
     settings: TaxonomySettings,
     model: str,
+    shape: str = "forced_tool",
 ) -> list[Question]:
-    """One question per distinct low-confidence value, sorted by value, with its top candidates."""
+    """One question per distinct low-confidence value, sorted by value, with its top candidates;
+    keyed by model, prompt version (it differs by answer shape), value and candidates."""
     values = sorted({p.value for p in placements if needs_adjudication(p, settings.adjudicate_below)})
     if not values:
         return []
@@ -78,7 +81,9 @@ def questions(
             Candidate(node.cluster_id, node.name, node.description, round(float(score), 4))
             for node, score in ((placer.clusters[1][int(i)], s) for i, s in zip(row, row_scores))
         )
-        key = request_key(model, ADJUDICATION_PROMPT_VERSION, adjudication_payload(value, candidates))
+        key = request_key(
+            model, prompt_version(ADJUDICATION_PROMPT_VERSION, shape), adjudication_payload(value, candidates)
+        )
         asked.append(Question(key, value, candidates))
     return asked
 
@@ -96,17 +101,27 @@ def cached_verdicts(cache: DataFrame, keys: Sequence[str]) -> dict[str, str | No
     return {r["key"]: r["chosen_cluster_id"] for r in rows}
 
 
-def ask(client: ClaudeClassifier, model: str, todo: Sequence[Question]) -> list[Answer[str | None]]:
+def ask(
+    client: ClaudeClassifier, model: str, todo: Sequence[Question], shape: str = "forced_tool"
+) -> list[Answer[str | None]]:
     """Claude's answer to each question, concurrently under the model's rate limits."""
     requests = [
-        (adjudication_request(model, q.value, q.candidates), choice_parser([c.cluster_id for c in q.candidates]))
+        (
+            adjudication_request(model, q.value, q.candidates, shape),
+            choice_parser([c.cluster_id for c in q.candidates], shape),
+        )
         for q in todo
     ]
     return client.ask_each(requests)
 
 
 def answer_rows(
-    spark: SparkSession, todo: Sequence[Question], answers: Sequence[Answer[Any]], model: str, run_id: str
+    spark: SparkSession,
+    todo: Sequence[Question],
+    answers: Sequence[Answer[Any]],
+    model: str,
+    run_id: str,
+    shape: str = "forced_tool",
 ) -> DataFrame:
     """The answered questions as cache rows (failed ones are not cached: a rerun asks again)."""
     now = datetime.datetime.now(datetime.UTC)
@@ -114,7 +129,7 @@ def answer_rows(
         (
             q.key,
             model,
-            ADJUDICATION_PROMPT_VERSION,
+            prompt_version(ADJUDICATION_PROMPT_VERSION, shape),
             q.value,
             [c.cluster_id for c in q.candidates],
             a.value,

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from wildvalues import classify
 from wildvalues.classifier import build_classifier
 from wildvalues.classifier.base import Conversation
+from wildvalues.classifier.batches import ForeignBatch
 from wildvalues.stage import Log, Request, StageInputs, Write
 
 BATCHES_TABLE = "classification_batches"
@@ -60,7 +61,10 @@ def classify_with_batches(inputs: StageInputs, spec: dict[str, Any], keyed: Data
     yield Write(BATCHES_TABLE, inputs.spark.createDataFrame([], BATCHES_SCHEMA), mode="create")
     for batch_id in open_batch_ids(inputs.tables.read(BATCHES_TABLE)):
         yield Log(f"resuming message batch {batch_id}")
-        yield from collect(inputs, classifier, batch_id, {})
+        try:
+            yield from collect(inputs, classifier, batch_id, {})
+        except ForeignBatch as other:  # two-pass: the other pass's batch, resumed by that pass
+            yield Log(f"{other}; left for its own pass")
     todo = classify.pending(keyed, inputs.tables.read(CACHE_TABLE))
     sent = 0
     for rows in _groups(todo, inputs.settings.classifier.anthropic.max_batch_requests):

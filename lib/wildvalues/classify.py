@@ -80,6 +80,11 @@ def result_row(result: Any, key: str, conversation_id: str, run_id: str, now: An
             error_type=result.error_type,
             message=result.message,
             attempts=result.attempts,
+            model=result.model,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cache_creation_input_tokens=result.cache_creation_input_tokens,
+            cache_read_input_tokens=result.cache_read_input_tokens,
         )
     return row
 
@@ -148,8 +153,16 @@ def to_errors(keyed: DataFrame, cache: DataFrame, run_id: str) -> DataFrame:
     errors = cache.filter((F.col("kind") == "error") & (F.col("run_id") == run_id)).drop("conversation_id")
     unanswered = keyed.select("conversation_id", "cache_key").join(answered, "cache_key", "left_anti")
     joined = unanswered.join(errors, "cache_key", "inner").dropDuplicates(["conversation_id"])
+    tokens = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     return joined.select(
-        "conversation_id", "error_type", "message", "attempts", "cache_key", F.lit(run_id).alias("run_id")
+        "conversation_id",
+        "error_type",
+        "message",
+        "attempts",
+        "model",
+        *[F.coalesce(F.col(name), F.lit(0)).cast("long").alias(name) for name in tokens],  # rows cached before billing
+        "cache_key",
+        F.lit(run_id).alias("run_id"),
     ).to(schemas.CLASSIFICATION_ERRORS)
 
 

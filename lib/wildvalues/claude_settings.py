@@ -25,6 +25,7 @@ CLIENT_KEYS = (
     "burst_seconds",
     "output_burst_seconds",
     "seed",
+    "prompt_caching",
 )
 
 
@@ -63,10 +64,15 @@ def concurrent_tasks(spark: SparkSession, partitions: int | None) -> int:
     return max(1, min(int(partitions or slots), slots))
 
 
-def client_settings(settings: Settings, api_key: str, tasks: int, model: str | None = None) -> dict[str, Any]:
-    """The picklable settings each Spark task rebuilds its ClaudeClassifier from."""
+def client_settings(
+    settings: Settings, api_key: str, tasks: int, model: str | None = None, prompt: str = "extract"
+) -> dict[str, Any]:
+    """The picklable settings each Spark task rebuilds its ClaudeClassifier from.
+
+    `prompt` "screen" builds the screening pass's client: the screen model, on its own limits."""
     section = settings.classifier.anthropic.model_dump()
-    chosen = model or section["model"]
+    screen = settings.classifier.screen_model
+    chosen = model or (screen if prompt == "screen" and screen else section["model"])
     client = {key: section[key] for key in CLIENT_KEYS}
     client.update(
         model=chosen,
@@ -74,5 +80,24 @@ def client_settings(settings: Settings, api_key: str, tasks: int, model: str | N
         base_url=os.environ.get("ANTHROPIC_BASE_URL"),
         limits=settings.model_entry(chosen).limits.model_dump(),
         share=1.0 / tasks,
+        output_shape=settings.output_shape(chosen),
+        prompt=prompt,
     )
     return client
+
+
+def caching_note(settings: Settings, client: dict[str, Any]) -> str | None:
+    """Why prompt caching is off for a client's model, or None when its prefix is cached."""
+    from wildvalues.classifier.prompt import approx_tokens, prefix_chars
+
+    model = client["model"]
+    if not client["prompt_caching"]:
+        return f"prompt caching is off for {model}: classifier.anthropic.prompt_caching is false"
+    prefix = approx_tokens(prefix_chars(client["prompt"], client["output_shape"]))
+    minimum = settings.model_entry(model).min_cache_tokens
+    if prefix >= minimum:
+        return None
+    return (
+        f"prompt caching is off for {model} ({client['prompt']} prompt): its prefix is about {prefix:,} "
+        f"tokens, below the model's minimum cacheable length of {minimum:,} (models.{model}.min_cache_tokens)"
+    )

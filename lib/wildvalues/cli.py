@@ -80,7 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
             _add_common(stage)
     estimate = sub.add_parser("estimate", help="requests, tokens, cost and duration before anything is spent")
     estimate.add_argument("--input", required=True)
-    estimate.add_argument("--model", default=None)
+    estimate.add_argument("--model", default=None, help="the extraction model")
+    estimate.add_argument(
+        "--screen-model",
+        default=None,
+        help="two-pass column's screen model (default: classifier.screen_model, else claude-haiku-4-5)",
+    )
+    estimate.add_argument(
+        "--subjective-share", type=float, default=0.44, help="share reaching extraction in two-pass mode (study: 0.44)"
+    )
     estimate.add_argument("--mode", choices=["online", "batch"], default=None)
     estimate.add_argument("--format", choices=FORMATS, default=None)
     estimate.add_argument("--output", default=None, help="scratch directory (default out/estimate)")

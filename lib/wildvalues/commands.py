@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import os
 import sys
@@ -92,8 +93,9 @@ def _check_claude_settings(settings: Settings) -> None:
     """The model is configured and a key is reachable (the settings model checked the rest)."""
     from wildvalues.claude_settings import API_KEY_ENV, require_api_key
 
+    # Every model a stage will call is configured and can answer in the configured shape.
     for model in _claude_models(settings):
-        settings.model_entry(model)
+        settings.output_shape(model)
     spark = None
     if settings.classifier.secret_scope and not os.environ.get(API_KEY_ENV):
         from wildvalues.spark import build_session
@@ -107,6 +109,8 @@ def _claude_models(settings: Settings) -> set[str]:
     models = set()
     if settings.classifier.name == "anthropic":
         models.add(settings.classifier.anthropic.model)
+        if settings.classifier.screen_model:
+            models.add(settings.classifier.screen_model)
     if settings.taxonomy.adjudicate:
         models.add(settings.claude_model(settings.taxonomy.adjudication_model))
     if settings.discovery.namer == "claude":
@@ -299,75 +303,106 @@ def _usable_conversations(runner: Any, input_path: str):
     return parsed.filter(F.col("reason").isNull()).dropDuplicates(["content_hash"])
 
 
+DEFAULT_SCREEN_MODEL = "claude-haiku-4-5"  # what estimate prices two-pass mode with when none is set
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
-    """Requests, tokens, cost and duration of classifying an input, before anything is spent."""
-    import dataclasses
+    """Requests, tokens, cost and duration of classifying an input, one pass and two-pass side by side."""
     import json
 
     from wildvalues.classifier.base import Conversation
     from wildvalues.classifier.claude import ClaudeClassifier
-    from wildvalues.classifier.cost import estimate
+    from wildvalues.classifier.cost import combine_passes, estimate
     from wildvalues.claude_settings import client_settings, concurrent_tasks, optional_api_key
 
     settings = resolve_settings(args)
     if not (os.path.exists(args.input) or glob.glob(args.input)):
         raise InputError(f"input not found: {args.input}")
+    if not 0.0 < args.subjective_share <= 1.0:
+        raise UsageError(f"--subjective-share {args.subjective_share}: must be in (0, 1]")
     model = args.model or settings.classifier.anthropic.model
-    entry = settings.model_entry(model)
+    screen_model = args.screen_model or settings.classifier.screen_model or DEFAULT_SCREEN_MODEL
     args.output = args.output or os.path.join("out", "estimate")
     runner = _runner(args, settings, "estimate")
     usable = _usable_conversations(runner, args.input)
     char_counts = [r.n_chars for r in usable.select("n_chars").collect()]
     tasks = concurrent_tasks(runner.spark, settings.classifier.partitions)
-    common: dict[str, Any] = dict(
-        model=model,
-        mode=args.mode or settings.classifier.mode,
-        prices=entry.prices.model_dump(),
-        limits=entry.limits.model_dump(),
-        token_budget=settings.classifier.anthropic.token_budget,
-        concurrency=settings.classifier.anthropic.concurrency,
-        batch_discount=settings.batch_discount,
-        tasks=tasks,
-    )
-    result = estimate(char_counts=char_counts, **common)
+    mode = args.mode or settings.classifier.mode
+
+    def figures(chosen: str, prompt: str = "extract", share: float = 1.0) -> dict[str, Any]:
+        entry = settings.model_entry(chosen)
+        return dict(
+            model=chosen,
+            mode=mode,
+            prices=entry.prices.model_dump(),
+            limits=entry.limits.model_dump(),
+            token_budget=settings.classifier.anthropic.token_budget,
+            concurrency=settings.classifier.anthropic.concurrency,
+            batch_discount=settings.batch_discount,
+            tasks=tasks,
+            prompt=prompt,
+            shape=settings.output_shape(chosen),
+            min_cache_tokens=entry.min_cache_tokens,
+            caching=settings.classifier.anthropic.prompt_caching,
+            share=share,
+        )
+
+    ratio, source = 1.0, None
     key = optional_api_key(settings, runner.spark)
     if key:
         # count_tokens on a sample; the ratio counted / approximated scales the whole input
         sample = [Conversation.from_row(r) for r in usable.limit(100).collect()]
         client = {**client_settings(settings, key, 1, model), "max_attempts": 2}
-        counted = estimate(sample, classifier=ClaudeClassifier(client), **common)
+        counted = estimate(sample, classifier=ClaudeClassifier(client), **figures(model))
         if not counted.token_source.startswith("approximate"):
-            approximated = estimate(char_counts=[sum(len(t.text) for t in c.turns) for c in sample], **common)
+            approximated = estimate(char_counts=[sum(len(t.text) for t in c.turns) for c in sample], **figures(model))
             ratio = counted.input_tokens / max(1, approximated.input_tokens)
-            scaled = estimate(char_counts=[round(c * ratio) for c in char_counts], **common)
-            result = dataclasses.replace(
-                scaled,
-                token_source=f"count_tokens on {len(sample)} conversations, scaled to all (x{ratio:.3f} the chars/4 figure)",
-            )
-    print(format_estimate(result))
+            source = f"count_tokens on {len(sample)} conversations, scaled to all (x{ratio:.3f} the chars/4 figure)"
+    scaled = [round(c * ratio) for c in char_counts]
+    one_pass = estimate(char_counts=scaled, **figures(model))
+    two_pass = combine_passes(
+        estimate(char_counts=scaled, **figures(screen_model, "screen")),
+        estimate(char_counts=scaled, **figures(model, share=args.subjective_share)),
+    )
+    if source:
+        one_pass = dataclasses.replace(one_pass, token_source=source)
+        two_pass = dataclasses.replace(two_pass, token_source=source)
+    print(format_estimates(one_pass, two_pass, args.subjective_share))
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps({"one_pass": one_pass.as_dict(), "two_pass": two_pass.as_dict()}, indent=2))
     return 0
 
 
-def format_estimate(result: Any) -> str:
-    duration = (
-        "within 24 hours (batch)"
-        if result.duration_minutes is None
-        else f"{result.duration_minutes:,.1f} minutes (bound by {result.bottleneck})"
-    )
-    lines = [
-        f"estimate for {result.model} ({result.mode})",
-        f"  requests            {result.requests:>14,}",
-        f"  input tokens        {result.input_tokens:>14,}",
-        f"  cache write tokens  {result.cache_write_tokens:>14,}",
-        f"  cache read tokens   {result.cache_read_tokens:>14,}",
-        f"  output tokens       {result.output_tokens:>14,}  (expected)",
-        f"  cost                {result.cost_usd:>14,.2f} USD",
-        f"  duration            {duration}",
-        f"  token counts        {result.token_source}",
-        *[f"  note: {n}" for n in result.notes],
+def format_estimates(one_pass: Any, two_pass: Any | None = None, subjective_share: float | None = None) -> str:
+    """Estimates side by side: one pass, and two-pass (screen, then extraction) when given."""
+    columns = [one_pass] if two_pass is None else [one_pass, two_pass]
+
+    def duration(result: Any) -> str:
+        if result.duration_minutes is None:
+            return "within 24 hours (batch)"
+        return f"{result.duration_minutes:,.1f} min ({result.bottleneck})"
+
+    rows = [
+        ("requests", lambda r: f"{r.requests:,}"),
+        ("input tokens", lambda r: f"{r.input_tokens:,}"),
+        ("cache write tokens", lambda r: f"{r.cache_write_tokens:,}"),
+        ("cache read tokens", lambda r: f"{r.cache_read_tokens:,}"),
+        ("output tokens", lambda r: f"{r.output_tokens:,} (expected)"),
+        ("cache-hit share", lambda r: f"{r.cache_hit_share:.1%}"),
+        ("cost", lambda r: f"{r.cost_usd:,.2f} USD"),
+        ("duration", duration),
     ]
+    header = ["one pass"] if two_pass is None else ["one pass", "two-pass"]
+    width = 34
+    lines = [f"estimate for {one_pass.model} ({one_pass.mode})"]
+    if two_pass is not None:
+        lines.append(f"  two-pass: {two_pass.model}, {subjective_share:.0%} of conversations assumed subjective")
+        lines.append(f"  {'':<20}" + "".join(f"{h:>{width}}" for h in header))
+    for label, cell in rows:
+        lines.append(f"  {label:<20}" + "".join(f"{cell(r):>{width}}" for r in columns))
+    lines.append(f"  token counts        {one_pass.token_source}")
+    notes = dict.fromkeys(n for r in columns for n in r.notes)  # once each, in order
+    lines += [f"  note: {n}" for n in notes]
     return "\n".join(lines)
 
 
@@ -463,11 +498,12 @@ def adjudicated_now(settings: Settings, placer: Any, placed: list[Any], vectors:
     from wildvalues.claude_settings import client_settings, require_api_key
 
     model = settings.claude_model(settings.taxonomy.adjudication_model)
-    asked = adjudication.questions(placer, placed, vectors, settings.taxonomy, model)
+    shape = settings.output_shape(model)
+    asked = adjudication.questions(placer, placed, vectors, settings.taxonomy, model, shape)
     if not asked:
         return placed
     client = ClaudeClassifier(client_settings(settings, require_api_key(settings), 1, model))
-    answers = adjudication.ask(client, model, asked)
+    answers = adjudication.ask(client, model, asked, shape)
     failed = [a.error_type for a in answers if a.error_type is not None]
     if failed:
         print(f"adjudication: {len(failed)} request(s) failed ({', '.join(sorted(set(failed)))})", file=sys.stderr)

@@ -21,9 +21,10 @@ from pyspark.sql import DataFrame, SparkSession
 from wildvalues.classifier.taxonomy_prompts import (
     NAMING_PROMPT_VERSION,
     NamingRequest,
+    name_parser,
     naming_payload,
     naming_request,
-    parse_name,
+    prompt_version,
     request_key,
 )
 from wildvalues.discovery import CentralMemberNamer
@@ -54,6 +55,7 @@ class ClaudeClusterNamer:
     client: ClaudeClassifier
     model: str
     settings: DiscoverySettings
+    shape: str = "forced_tool"
     known: dict[str, tuple[str, str]] = field(default_factory=dict)
     fresh: list[NamedCluster] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
@@ -62,9 +64,11 @@ class ClaudeClusterNamer:
 
     def name_all(self, requests: Sequence[NamingRequest]) -> list[tuple[str, str]]:
         payloads = [naming_payload(r, self.settings.naming_members, self.settings.naming_contrast) for r in requests]
-        keys = [request_key(self.model, NAMING_PROMPT_VERSION, p) for p in payloads]
+        version = prompt_version(NAMING_PROMPT_VERSION, self.shape)
+        keys = [request_key(self.model, version, p) for p in payloads]
         todo = sorted({k: p for k, p in zip(keys, payloads) if k not in self.known}.items())
-        answers = self.client.ask_all([naming_request(self.model, p) for _, p in todo], parse_name)
+        asked = [naming_request(self.model, p, self.shape) for _, p in todo]
+        answers = self.client.ask_all(asked, name_parser(self.shape))
         for (key, payload), answer in zip(todo, answers, strict=True):
             self.usage.update({name: int(answer.usage[name]) for name in USAGE_FIELDS})
             if answer.value is None:
@@ -83,19 +87,22 @@ def empty_cache(spark: SparkSession) -> DataFrame:
     return spark.createDataFrame([], CLUSTER_NAMES)
 
 
-def cached_names(cache: DataFrame, model: str) -> dict[str, tuple[str, str]]:
+def cached_names(cache: DataFrame, model: str, shape: str = "forced_tool") -> dict[str, tuple[str, str]]:
     """Key -> (name, description) of the clusters this model named before under this prompt."""
-    rows = cache.filter((cache.model == model) & (cache.prompt_version == NAMING_PROMPT_VERSION)).collect()
+    version = prompt_version(NAMING_PROMPT_VERSION, shape)
+    rows = cache.filter((cache.model == model) & (cache.prompt_version == version)).collect()
     return {r["key"]: (r["name"], r["description"]) for r in rows}
 
 
-def fresh_rows(spark: SparkSession, named: Sequence[NamedCluster], model: str, run_id: str) -> DataFrame:
+def fresh_rows(
+    spark: SparkSession, named: Sequence[NamedCluster], model: str, run_id: str, shape: str = "forced_tool"
+) -> DataFrame:
     now = datetime.datetime.now(datetime.UTC)
     rows: list[tuple[Any, ...]] = [
         (
             n.key,
             model,
-            NAMING_PROMPT_VERSION,
+            prompt_version(NAMING_PROMPT_VERSION, shape),
             n.level,
             list(n.members_shown),
             n.name,

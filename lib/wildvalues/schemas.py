@@ -96,11 +96,18 @@ CLASSIFICATION_CACHE = StructType(
     ]
 )
 
+# Failed answers are billed: the tokens of every attempt that got an answer (refused, invalid,
+# cut off), with the model that billed them.
 CLASSIFICATION_ERRORS = _fields(
     ("conversation_id", StringType(), False),
     ("error_type", StringType(), False),
     ("message", StringType(), False),
     ("attempts", IntegerType(), False),
+    ("model", StringType(), True),
+    ("input_tokens", LongType(), False),
+    ("output_tokens", LongType(), False),
+    ("cache_creation_input_tokens", LongType(), False),
+    ("cache_read_input_tokens", LongType(), False),
     ("cache_key", StringType(), True),
     ("run_id", StringType(), False),
 )

@@ -133,6 +133,10 @@ class TaxonomySettings(Section):
     adjudication_model: str | None = None  # None: classifier.anthropic.model
 
 
+# How the answer comes back: JSON text under `output_config.format`, a `strict: true` tool, or a
+# forced tool call (the only one for models without structured outputs).
+OUTPUT_SHAPES = ("json_schema", "strict_tool", "forced_tool")
+OUTPUT_CHOICES = ("auto", *OUTPUT_SHAPES)
 EMBEDDERS = ("model2vec", "sentence-transformers", "lexical")
 
 
@@ -183,7 +187,11 @@ class OfflineSettings(Section):
 class AnthropicSettings(Section):
     """The Claude client's settings; `ClaudeClientSettings` adds what is resolved at run time."""
 
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-5-5"  # the extraction model (values, response type, task)
+    # auto: json_schema where the model has structured outputs, else forced_tool; strict_tool
+    # asks for a `strict: true` tool instead (needs structured outputs too).
+    output: Literal[OUTPUT_CHOICES] = "auto"  # type: ignore[valid-type]
+    prompt_caching: bool = True  # mark the instructions for prompt caching (off: benchmarks only)
     batch_size: PositiveInt = 256  # conversations handed to one classify_batch call
     chunk_size: NonNegativeInt | None = None  # None: classifier.chunk_size
     concurrency: PositiveInt = 64  # requests in flight per Spark task (the calls are I/O-bound)
@@ -215,6 +223,8 @@ class ClaudeClientSettings(AnthropicSettings):
     api_key: str | None = Field(None, repr=False)  # None: the ANTHROPIC_API_KEY environment variable
     base_url: str | None = None  # None: ANTHROPIC_BASE_URL, else the SDK's default endpoint
     limits: ClientLimits = ClientLimits()  # the organisation's limits for the model
+    output_shape: Literal[OUTPUT_SHAPES] = "forced_tool"  # type: ignore[valid-type]  # resolved from the model
+    prompt: Literal["extract", "screen"] = "extract"  # which prompt this client asks
     share: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # this task's fraction: 1 / tasks at once
 
 
@@ -225,6 +235,9 @@ class ClassifierSettings(Section):
     chunk_size: NonNegativeInt = 2000  # conversations per committed chunk: a crash loses one chunk
     secret_scope: str | None = None  # Databricks secret scope holding the API key
     secret_key: str = "anthropic_api_key"
+    # Two-pass mode: this (cheap) model decides is_subjective and the task first, with a short
+    # prompt; only subjective conversations reach the extraction model. None: one pass.
+    screen_model: str | None = None
     offline: OfflineSettings = OfflineSettings()
     anthropic: AnthropicSettings = AnthropicSettings()
 
@@ -255,23 +268,54 @@ class Prices(Section):
 
 
 class ModelEntry(Section):
+    """One model's limits, prices and capabilities (the API's published figures)."""
+
     limits: RateLimits
     prices: Prices
+    # Below this many prompt tokens the API caches nothing (and says nothing): the run checks it.
+    min_cache_tokens: PositiveInt = 1024
+    # Native structured outputs (`output_config.format` and `strict: true` tools); without them
+    # the answer is a forced tool call whose input the API does not check against the schema.
+    structured_outputs: bool = False
+    # Whether `tool_choice` may force a tool (Claude Sonnet 5.5 answers a forced tool with an error).
+    forced_tool: bool = True
 
 
-def _model(rpm: int, itpm: int, otpm: int, price_in: float, price_out: float) -> ModelEntry:
+def _model(
+    rpm: int,
+    itpm: int,
+    otpm: int,
+    price_in: float,
+    price_out: float,
+    min_cache: int,
+    structured: bool = True,
+    forced_tool: bool = True,
+) -> ModelEntry:
     # Cache writes (5-minute TTL) cost 1.25x input, cache reads 0.1x input.
     return ModelEntry(
         limits=RateLimits(rpm=rpm, itpm=itpm, otpm=otpm),
         prices=Prices(input=price_in, output=price_out, cache_write=price_in * 1.25, cache_read=price_in * 0.1),
+        min_cache_tokens=min_cache,
+        structured_outputs=structured,
+        forced_tool=forced_tool,
     )
 
 
+# The current public lineup (platform.claude.com models overview and pricing, December 2026):
+# list prices per million tokens (5-minute cache writes 1.25x input, reads 0.1x), the minimum
+# cacheable prompt from the prompt-caching page, and capabilities. Rate limits are the tier-4
+# figures; override `models.<id>.limits` for your organisation's tier. claude-sonnet-4-5 reached
+# end of life on 2026-11-30 and is not listed; claude-opus-4-5 is deprecated (end of life
+# 2027-01-22). Older models without structured outputs can be added in a config file with
+# `structured_outputs: false`: they answer through a forced tool.
 DEFAULT_MODELS: dict[str, ModelEntry] = {
-    "claude-sonnet-4-5": _model(4000, 2_000_000, 400_000, 3.0, 15.0),
-    "claude-sonnet-4-0": _model(4000, 2_000_000, 400_000, 3.0, 15.0),
-    "claude-haiku-4-5": _model(4000, 4_000_000, 800_000, 1.0, 5.0),
-    "claude-opus-4-1": _model(4000, 2_000_000, 400_000, 15.0, 75.0),
+    "claude-sonnet-5-5": _model(4000, 2_000_000, 400_000, 2.0, 10.0, 1024, forced_tool=False),
+    "claude-sonnet-5": _model(4000, 2_000_000, 400_000, 2.0, 10.0, 1024),
+    "claude-sonnet-4-6": _model(4000, 2_000_000, 400_000, 3.0, 15.0, 1024),
+    "claude-opus-5-5": _model(4000, 2_000_000, 400_000, 4.0, 20.0, 1024),
+    "claude-opus-5": _model(4000, 2_000_000, 400_000, 5.0, 25.0, 512),
+    "claude-opus-4-5": _model(4000, 2_000_000, 400_000, 5.0, 25.0, 4096),
+    "claude-haiku-4-5": _model(4000, 4_000_000, 800_000, 1.0, 5.0, 4096),
 }
 
 
@@ -346,6 +390,24 @@ class Settings(Section):
             or (self.taxonomy.adjudicate and self.taxonomy.placement == "semantic")
             or self.discovery.namer == "claude"
         )
+
+    def output_shape(self, model: str) -> str:
+        """How `model` answers: classifier.anthropic.output, with auto resolved by its capabilities."""
+        wanted = self.classifier.anthropic.output
+        structured = self.model_entry(model).structured_outputs
+        if wanted == "auto":
+            return "json_schema" if structured else "forced_tool"
+        if wanted != "json_schema" and not self.model_entry(model).forced_tool:
+            raise ConfigError(
+                f"classifier.anthropic.output {wanted}: model {model!r} does not accept a forced tool "
+                "(models.<id>.forced_tool); use auto or json_schema"
+            )
+        if wanted != "forced_tool" and not structured:
+            raise ConfigError(
+                f"classifier.anthropic.output {wanted}: model {model!r} has no structured outputs "
+                "(models.<id>.structured_outputs); use auto or forced_tool"
+            )
+        return wanted
 
     def classifier_model(self) -> str:
         """The model name recorded for the run: the Claude model, or 'offline'."""

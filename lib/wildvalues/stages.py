@@ -121,7 +121,7 @@ def run_ingest(inputs: StageInputs) -> StageRun:
 # ---------------------------------------------------------------- classify
 
 
-def classifier_spec(inputs: StageInputs) -> dict[str, Any]:
+def classifier_spec(inputs: StageInputs, prompt: str = "extract") -> dict[str, Any]:
     """A picklable description of the classifier that each Spark task rebuilds."""
     settings = inputs.settings.classifier
     if settings.name == "offline":
@@ -130,26 +130,73 @@ def classifier_spec(inputs: StageInputs) -> dict[str, Any]:
 
     assert inputs.api_key, "the runner resolves the API key before the classify stage"
     tasks = concurrent_tasks(inputs.spark, settings.partitions)
-    return {"name": settings.name, "settings": client_settings(inputs.settings, inputs.api_key, tasks)}
+    return {"name": settings.name, "settings": client_settings(inputs.settings, inputs.api_key, tasks, prompt=prompt)}
+
+
+def screen_spec(inputs: StageInputs) -> dict[str, Any] | None:
+    """The screening pass's classifier (two-pass mode: Claude with a screen model), else None."""
+    settings = inputs.settings.classifier
+    if settings.name != "anthropic" or not settings.screen_model:
+        return None
+    return classifier_spec(inputs, prompt="screen")
+
+
+def keyed_for(conversations: DataFrame, spec: dict[str, Any]) -> DataFrame:
+    """Conversations with the cache key of the spec's model and prompt version."""
+    model, prompt_version = classifier_identity(spec)
+    return classify.with_cache_keys(conversations, model, prompt_version)
+
+
+def classify_pass(
+    inputs: StageInputs, spec: dict[str, Any], keyed: DataFrame, batch: bool
+) -> Generator[Request, None, int]:
+    """One pass over `keyed` (online or through Message Batches); the number of conversations sent."""
+    if spec["name"] == "anthropic":
+        from wildvalues.claude_settings import caching_note
+
+        note = caching_note(inputs.settings, spec["settings"])
+        if note:
+            yield Log(note)  # once per pass and run: the API itself says nothing
+    if batch:
+        return (yield from batch_mode.classify_with_batches(inputs, spec, keyed))
+    return (yield from classify_online(inputs, spec, keyed))
 
 
 def run_classify(inputs: StageInputs) -> StageRun:
-    """Conversations -> classifications and classification_errors, every answer cached first."""
+    """Conversations -> classifications and classification_errors, every answer cached first.
+
+    Two-pass mode (`classifier.screen_model`): the screen model answers is_subjective and the
+    task for every conversation; only the subjective ones go to the extraction model, and a
+    factual conversation's row is its screening answer."""
     spec = classifier_spec(inputs)
-    model, prompt_version = classifier_identity(spec)
-    keyed = classify.with_cache_keys(inputs.tables.read("conversations"), model, prompt_version)
+    screen = screen_spec(inputs)
+    conversations = inputs.tables.read("conversations")
     yield Write(CACHE_TABLE, classify.empty_cache(inputs.spark), mode="create")
     batch = spec["name"] == "anthropic" and inputs.settings.classifier.mode == "batch"
     start = time.monotonic()
-    if batch:
-        n_sent = yield from batch_mode.classify_with_batches(inputs, spec, keyed)
-    else:
-        n_sent = yield from classify_online(inputs, spec, keyed)
+    sent: dict[str, int] = {}
+    screened = None
+    if screen is not None:
+        screened = keyed_for(conversations, screen)
+        sent["screen"] = yield from classify_pass(inputs, screen, screened, batch)
+        screen_labels = classify.to_classifications(screened, inputs.tables.read(CACHE_TABLE), inputs.run_id)
+        subjective = screen_labels.filter(F.col("is_subjective")).select("conversation_id")
+        conversations = conversations.join(subjective, "conversation_id", "left_semi")
+    keyed = keyed_for(conversations, spec)
+    sent["extract"] = yield from classify_pass(inputs, spec, keyed, batch)
     elapsed = time.monotonic() - start
     cache = inputs.tables.read(CACHE_TABLE)
-    yield Write("classifications", classify.to_classifications(keyed, cache, inputs.run_id))
-    yield Write("classification_errors", classify.to_errors(keyed, cache, inputs.run_id))
-    result = classification_metrics(inputs, n_sent, elapsed, spec, batch)
+    labels = classify.to_classifications(keyed, cache, inputs.run_id)
+    errors = classify.to_errors(keyed, cache, inputs.run_id)
+    if screened is not None:
+        factual = classify.to_classifications(screened, cache, inputs.run_id).filter(~F.col("is_subjective"))
+        labels = labels.unionByName(factual)
+        errors = errors.unionByName(classify.to_errors(screened, cache, inputs.run_id))
+    yield Write("classifications", labels)
+    yield Write("classification_errors", errors)
+    result = classification_metrics(inputs, sum(sent.values()), elapsed, spec, batch)
+    if screened is not None:
+        result.update(sent_to_screen_model=sent["screen"], sent_to_extraction_model=sent["extract"])
     yield Metrics(result)
     return result
 
@@ -206,7 +253,7 @@ def classification_metrics(
     }
     if spec["name"] == "anthropic":
         cache = inputs.tables.read(CACHE_TABLE)
-        result.update(cost_metrics(cache, inputs.run_id, inputs.settings, spec["settings"]["model"], batch))
+        result.update(cost_metrics(cache, inputs.run_id, inputs.settings, batch))
     subjective_labels = labels.filter(F.col("is_subjective")).groupBy("response_type").count().collect()
     by_type = {r["response_type"]: r["count"] for r in subjective_labels}
     for response_type in RESPONSE_TYPES:  # all seven, zeros too, so runs line up in MLflow
@@ -215,29 +262,50 @@ def classification_metrics(
     return result
 
 
-def cost_metrics(cache: DataFrame, run_id: str, settings: Settings, model: str, batch: bool) -> dict[str, float]:
-    """Tokens and estimated USD of the calls made in this run (cached answers cost nothing)."""
-    prices = settings.model_entry(model).prices.model_dump()
+TOKEN_KINDS = {
+    "input": "input_tokens",
+    "output": "output_tokens",
+    "cache_write": "cache_creation_input_tokens",
+    "cache_read": "cache_read_input_tokens",
+}
+
+
+def cost_metrics(cache: DataFrame, run_id: str, settings: Settings, batch: bool) -> dict[str, float]:
+    """Tokens, cache-hit share and USD of the calls made in this run, per model and in total.
+
+    Failed answers (refused, invalid, cut off) are billed, so error rows count too; cached
+    answers from earlier runs cost nothing."""
     spent = (
-        cache.filter((F.col("run_id") == run_id) & (F.col("kind") == "result"))
-        .agg(
-            F.coalesce(F.sum("input_tokens"), F.lit(0)).alias("input"),
-            F.coalesce(F.sum("output_tokens"), F.lit(0)).alias("output"),
-            F.coalesce(F.sum("cache_creation_input_tokens"), F.lit(0)).alias("cache_write"),
-            F.coalesce(F.sum("cache_read_input_tokens"), F.lit(0)).alias("cache_read"),
-        )
-        .first()
+        cache.filter(F.col("run_id") == run_id)
+        .groupBy("model", (F.col("kind") == "error").alias("failed"))
+        .agg(*[F.coalesce(F.sum(column), F.lit(0)).alias(kind) for kind, column in TOKEN_KINDS.items()])
+        .collect()
     )
-    assert spent is not None
-    usd = sum(spent[kind] * prices[kind] for kind in ("input", "output", "cache_write", "cache_read")) / 1e6
     discount = settings.batch_discount if batch else 1.0
-    return {
-        "run_input_tokens": spent["input"],
-        "run_output_tokens": spent["output"],
-        "run_cache_write_tokens": spent["cache_write"],
-        "run_cache_read_tokens": spent["cache_read"],
-        "cost_usd": usd * discount,
-    }
+    totals = dict.fromkeys(TOKEN_KINDS, 0)
+    usd_by_model: dict[str, float] = {}
+    failed_usd = 0.0
+    for row in spent:
+        if row["model"] is None:  # an error before any request was made: nothing billed
+            continue
+        prices = settings.model_entry(row["model"]).prices.model_dump()
+        usd = discount * sum(row[kind] * prices[kind] for kind in TOKEN_KINDS) / 1e6
+        usd_by_model[row["model"]] = usd_by_model.get(row["model"], 0.0) + usd
+        failed_usd += usd if row["failed"] else 0.0
+        for kind in TOKEN_KINDS:
+            totals[kind] += row[kind]
+    result: dict[str, float] = {f"run_{kind}_tokens": totals[kind] for kind in TOKEN_KINDS}
+    result["cache_hit_share"] = cache_hit_share(totals)
+    result["cost_usd"] = sum(usd_by_model.values())
+    result["failed_answers_cost_usd"] = failed_usd
+    result.update({f"cost_usd_{model}": usd for model, usd in sorted(usd_by_model.items())})
+    return result
+
+
+def cache_hit_share(tokens: dict[str, int]) -> float:
+    """Share of input tokens read from the prompt cache (of input + cache write + cache read)."""
+    total = tokens["input"] + tokens["cache_write"] + tokens["cache_read"]
+    return tokens["cache_read"] / total if total else 0.0
 
 
 # ---------------------------------------------------------------- taxonomy

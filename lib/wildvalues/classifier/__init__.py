@@ -36,9 +36,12 @@ def classifier_identity(spec: dict[str, Any]) -> tuple[str, str]:
         from wildvalues.classifier.offline import PROMPT_VERSION
 
         return "offline", PROMPT_VERSION
-    from wildvalues.classifier.prompt import PROMPT_VERSION
+    from wildvalues.classifier.prompt import prompt_version
 
-    return spec["settings"]["model"], PROMPT_VERSION
+    settings = spec["settings"]
+    return settings["model"], prompt_version(
+        settings.get("prompt", "extract"), settings.get("output_shape", "forced_tool")
+    )
 
 
 __all__ = [

@@ -72,6 +72,12 @@ class ClassificationError:
     message: str
     attempts: int = 1
     cache_key: str | None = None
+    # Failed answers are billed too: the tokens of every attempt that got an answer.
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
 
 
 Result = Classification | ClassificationError

@@ -24,7 +24,7 @@ import anthropic
 from anthropic.types.messages.batch_create_params import Request
 
 from wildvalues.classifier.base import Classification, ClassificationError, Conversation, Result
-from wildvalues.classifier.prompt import BadAnswer, add_usage, build_request, extract_labels
+from wildvalues.classifier.prompt import BadAnswer, add_usage
 from wildvalues.classifier.ratelimit import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,10 @@ class BatchError(RuntimeError):
     def __init__(self, message: str, batch_ids: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.batch_ids = list(batch_ids)
+
+
+class ForeignBatch(BatchError):
+    """The batch's answers come from another model (the other pass of a two-pass run)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class BatchStatus:
 
 # (conversation, labels, usage, truncated, attempts) -> the Classification to record
 MakeClassification = Callable[[Conversation, dict, Counter, bool, int], Classification]
+# (conversation, error type, message, billed usage, attempts) -> the ClassificationError to record
+MakeError = Callable[[Conversation, str, str, Counter, int], ClassificationError]
 
 
 class MessageBatches:
@@ -77,7 +83,9 @@ class MessageBatches:
 
     `scrub` removes secrets from messages, `count(key)` adds to the owner's counters (every HTTP
     call counts as "api_calls"), `backoff(attempt)` is the jittered delay before a retry, and
-    `classification` turns validated labels into the owner's Classification record.
+    `classification` turns validated labels into the owner's Classification record, `error` a
+    failure into its error record; `build` makes a conversation's request and `parse` reads an
+    answer (both the owner's, so a batch asks exactly what an online call would).
     """
 
     def __init__(
@@ -89,6 +97,9 @@ class MessageBatches:
         count: Callable[[str], None],
         backoff: Callable[[int], float],
         classification: MakeClassification,
+        build: Callable[[Conversation], tuple[dict[str, Any], bool]],
+        parse: Callable[[Any], dict[str, Any]],
+        error: MakeError,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -98,14 +109,12 @@ class MessageBatches:
         self._count = count
         self._backoff = backoff
         self._classification = classification
+        self._build_request, self._parse, self._error = build, parse, error
         self._sleep = sleep
         self._clock = clock
 
     def _build(self, conversation: Conversation) -> tuple[dict[str, Any], bool]:
-        settings = self.settings
-        return build_request(
-            conversation, settings["model"], int(settings["max_tokens"]), int(settings["token_budget"])
-        )
+        return self._build_request(conversation)
 
     def requests(
         self, conversations: Sequence[Conversation], keys: Sequence[str] | None = None
@@ -197,24 +206,29 @@ class MessageBatches:
         if not status.ended:
             raise BatchError(f"batch {batch_id} is {status.processing_status}; wait until it has ended")
         entries = self._control("batch results", lambda: list(self.client.messages.batches.results(batch_id)))
+        models = {e.result.message.model for e in entries if e.result.type == "succeeded"}
+        mine = str(self.settings["model"])
+        # The API may answer an alias with its dated id (claude-haiku-4-5 -> claude-haiku-4-5-20251001).
+        if models and not any(str(m).startswith(mine) for m in models):
+            raise ForeignBatch(f"batch {batch_id} was answered by {', '.join(sorted(map(str, models)))}, not {mine}")
         return {entry.custom_id: self._result(entry, by_id.get(entry.custom_id)) for entry in entries}
 
     def _result(self, entry: Any, conversation: Conversation | None) -> Result:
         conversation_id = conversation.conversation_id if conversation is not None else entry.custom_id
         result = entry.result
-        if result.type != "succeeded":
-            return ClassificationError(conversation_id, f"batch_{result.type}", self._error_text(result), 1)
-        message = result.message
+        target = conversation or Conversation(conversation_id, ())
         usage = Counter[str]()
+        if result.type != "succeeded":  # errored, expired and canceled requests are not billed
+            return self._error(target, f"batch_{result.type}", self._error_text(result), usage, 1)
+        message = result.message
         add_usage(usage, message.usage)
         try:
-            labels = extract_labels(message)
-        except BadAnswer as bad:
-            return ClassificationError(conversation_id, bad.error_type, self._scrub(str(bad)), 1)
+            labels = self._parse(message)
+        except BadAnswer as bad:  # an answer that cannot be used is still billed
+            return self._error(target, bad.error_type, self._scrub(str(bad)), usage, 1)
         truncated = False
         if conversation is not None:
             _, truncated = self._build(conversation)
-        target = conversation or Conversation(conversation_id, ())
         return self._classification(target, labels, usage, truncated, 1)
 
     def _error_text(self, result: Any) -> str:

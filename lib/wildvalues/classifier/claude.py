@@ -34,12 +34,12 @@ import anthropic
 from wildvalues.classifier.base import Classification, ClassificationError, Conversation, Result
 from wildvalues.classifier.batches import BatchStatus, MessageBatches
 from wildvalues.classifier.prompt import (
-    PROMPT_VERSION,
     BadAnswer,
     add_usage,
     build_request,
     estimate_input_tokens,
-    extract_labels,
+    labels_parser,
+    prompt_version,
 )
 from wildvalues.classifier.ratelimit import RateLimiter, backoff_delay, parse_retry_after
 from wildvalues.settings import ClaudeClientSettings
@@ -96,6 +96,10 @@ class ClaudeClassifier:
         self.settings = resolved  # without the key, so logging it is harmless
         self.settings["base_url"] = resolved.get("base_url") or os.environ.get("ANTHROPIC_BASE_URL")
         self.model: str = resolved["model"]
+        self.prompt: str = resolved["prompt"]  # extract (values) or screen (is_subjective, task)
+        self.shape: str = resolved["output_shape"]
+        self.prompt_version = prompt_version(self.prompt, self.shape)
+        self.parse_labels = labels_parser(self.prompt, self.shape)
         self._scrub = make_scrubber(self._api_key)
         self._sleep = sleep
         self._clock = clock
@@ -123,6 +127,9 @@ class ClaudeClassifier:
             count=self._count,
             backoff=self._jitter,
             classification=self._classification,
+            build=self.build_request,
+            parse=self.parse_labels,
+            error=self.error,
             sleep=sleep,
             clock=clock,
         )
@@ -193,22 +200,49 @@ class ClaudeClassifier:
         except Exception as error:  # a bug must cost one row, not the whole Spark task
             log.exception("unexpected error classifying %s", conversation.conversation_id)
             return ClassificationError(
-                conversation.conversation_id, "internal", self._scrub(f"{type(error).__name__}: {error}"), 0
+                conversation.conversation_id,
+                "internal",
+                self._scrub(f"{type(error).__name__}: {error}"),
+                0,
+                model=self.model,
             )
 
-    def classify_one(self, conversation: Conversation) -> Result:
-        params, truncated = build_request(
-            conversation, self.model, int(self.settings["max_tokens"]), int(self.settings["token_budget"])
+    def build_request(self, conversation: Conversation) -> tuple[dict[str, Any], bool]:
+        """This client's request for a conversation (its prompt, answer shape and caching)."""
+        return build_request(
+            conversation,
+            self.model,
+            int(self.settings["max_tokens"]),
+            int(self.settings["token_budget"]),
+            shape=self.shape,
+            prompt=self.prompt,
+            caching=bool(self.settings["prompt_caching"]),
         )
-        answer = self.ask(params, extract_labels)
+
+    def classify_one(self, conversation: Conversation) -> Result:
+        params, truncated = self.build_request(conversation)
+        answer = self.ask(params, self.parse_labels)
         if answer.value is None:
-            return ClassificationError(
-                conversation.conversation_id,
-                answer.error_type or "unknown",
-                answer.error_message or "",
-                answer.attempts,
-            )
+            error_type, message = answer.error_type or "unknown", answer.error_message or ""
+            return self.error(conversation, error_type, message, answer.usage, answer.attempts)
         return self._classification(conversation, answer.value, answer.usage, truncated, answer.attempts)
+
+    def error(
+        self, conversation: Conversation, error_type: str, message: str, usage: Mapping[str, int], attempts: int
+    ) -> ClassificationError:
+        """An error row carrying the tokens its failed attempts were billed for."""
+        usage = Counter(usage)
+        return ClassificationError(
+            conversation.conversation_id,
+            error_type,
+            message,
+            attempts,
+            model=self.model,
+            input_tokens=usage["input_tokens"],
+            output_tokens=usage["output_tokens"],
+            cache_creation_input_tokens=usage["cache_creation_input_tokens"],
+            cache_read_input_tokens=usage["cache_read_input_tokens"],
+        )
 
     # -- any forced-tool request ------------------------------------------------------------------
 
@@ -275,7 +309,7 @@ class ClaudeClassifier:
             conversation_id=conversation.conversation_id,
             classifier=self.name,
             model=self.model,
-            prompt_version=PROMPT_VERSION,
+            prompt_version=self.prompt_version,
             truncated=truncated,
             attempts=attempts,
             input_tokens=usage["input_tokens"],

@@ -18,8 +18,7 @@ from anthropic.types import MessageParam
 from wildvalues.classifier.base import Conversation
 from wildvalues.classifier.claude import ClaudeClassifier
 from wildvalues.classifier.prompt import (
-    TOOL,
-    TOOL_CHOICE,
+    answer_params,
     approx_tokens,
     build_request,
     prefix_chars,
@@ -46,14 +45,19 @@ class Estimate:
     bottleneck: str | None
     token_source: str
     notes: list[str] = field(default_factory=list)
+    cache_hit_share: float = 0.0  # input tokens read from the cache / all input tokens
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def framing_chars() -> int:
+def framing_chars(prompt: str = "extract", shape: str = "forced_tool") -> int:
     """Characters a request's user message adds around the conversation's own text (no turns)."""
-    return len(user_message_text(render_conversation([])))
+    return len(user_message_text(render_conversation([]), prompt, shape))
+
+
+def _usd(tokens: Mapping[str, float], price: Mapping[str, float]) -> float:
+    return sum(tokens[kind] * price[kind] for kind in ("input", "cache_write", "cache_read", "output")) / 1_000_000
 
 
 def estimate(
@@ -72,6 +76,11 @@ def estimate(
     latency_s: float = 2.0,
     classifier: ClaudeClassifier | None = None,
     max_count_calls: int = 100,
+    prompt: str = "extract",
+    shape: str = "forced_tool",
+    min_cache_tokens: int = 0,
+    caching: bool = True,
+    share: float = 1.0,
 ) -> Estimate:
     """Expected requests, tokens, cost (USD) and duration of classifying these conversations.
 
@@ -81,8 +90,11 @@ def estimate(
     which. For `char_counts` (total characters of each conversation's turns), each request
     adds the fixed framing of the user message; turn tags are not counted.
 
-    Caching: the prefix (tools + system) is written once and read by every later request
-    (cache reads cost 0.1x input and do not count against the input-tokens-per-minute limit).
+    Caching: the prefix (tools or schema + system) is written once and read by every later
+    request (cache reads cost 0.1x input and do not count against the input-tokens-per-minute
+    limit), unless it is shorter than `min_cache_tokens` (the model's minimum) or `caching` is
+    off: then every request pays it as input, and a note says why. `share` is the fraction of
+    the conversations actually sent (two-pass mode: the subjective share reaching extraction).
     Cost: (input*p_in + cache_write*p_write + cache_read*p_read + output*p_out) / 1e6, halved
     for batch. Duration (online): the slowest of requests/rpm, (input + cache_write)/itpm,
     output/otpm and the latency floor requests * latency / (concurrency * tasks) / 60.
@@ -92,19 +104,20 @@ def estimate(
     price = dict(prices)
     notes: list[str] = []
     prefix, message_tokens, source = _token_counts(
-        conversations, char_counts, model, token_budget, classifier, max_count_calls, notes
+        conversations, char_counts, model, token_budget, classifier, max_count_calls, notes, prompt, shape
     )
-    n = len(message_tokens)
-    cache_write = prefix if n else 0
-    cache_read = prefix * max(0, n - 1)
-    input_tokens = sum(message_tokens)
+    n = round(len(message_tokens) * share)
+    message_total = round(sum(message_tokens) * share)
+    cached = caching and prefix >= min_cache_tokens
+    if not cached:
+        why = "prompt caching is off" if not caching else f"prefix {prefix:,} < {min_cache_tokens:,} tokens"
+        notes.append(f"{model}: no prompt caching ({why}); the prefix is paid as input on every request")
+    cache_write = prefix if n and cached else 0
+    cache_read = prefix * max(0, n - 1) if cached else 0
+    input_tokens = message_total + (0 if cached else prefix * n)
     output_tokens = expected_output_tokens * n
-    cost = (
-        input_tokens * price["input"]
-        + cache_write * price["cache_write"]
-        + cache_read * price["cache_read"]
-        + output_tokens * price["output"]
-    ) / 1_000_000
+    tokens = {"input": input_tokens, "cache_write": cache_write, "cache_read": cache_read, "output": output_tokens}
+    cost = _usd(tokens, price)
     if mode == "batch":
         cost *= batch_discount
         notes.append("batch: results within 24 hours (usually under 1 hour); per-minute limits do not apply")
@@ -113,7 +126,9 @@ def estimate(
         duration, bottleneck = _online_duration(
             n, input_tokens + cache_write, output_tokens, limits, concurrency * max(1, tasks), latency_s
         )
-    notes.append("assumes one cache write of the prefix; concurrent first requests may each write it")
+    if cached:
+        notes.append(f"{model}: assumes one cache write of the prefix; concurrent first requests may each write it")
+    all_input = input_tokens + cache_write + cache_read
     return Estimate(
         mode,
         model,
@@ -127,6 +142,33 @@ def estimate(
         bottleneck,
         source,
         notes,
+        cache_read / all_input if all_input else 0.0,
+    )
+
+
+def combine_passes(screen: Estimate, extract: Estimate) -> Estimate:
+    """Two-pass mode as one estimate: the screening pass, then the extraction pass after it."""
+    duration, bottleneck = None, None
+    if screen.duration_minutes is not None and extract.duration_minutes is not None:
+        duration = screen.duration_minutes + extract.duration_minutes
+        slower = screen if screen.duration_minutes >= extract.duration_minutes else extract
+        bottleneck = f"{slower.bottleneck} of {slower.model}"
+    cache_read = screen.cache_read_tokens + extract.cache_read_tokens
+    all_input = sum(e.input_tokens + e.cache_write_tokens + e.cache_read_tokens for e in (screen, extract))
+    return Estimate(
+        extract.mode,
+        f"{screen.model} (screen) + {extract.model} (extract)",
+        screen.requests + extract.requests,
+        screen.input_tokens + extract.input_tokens,
+        screen.cache_write_tokens + extract.cache_write_tokens,
+        cache_read,
+        screen.output_tokens + extract.output_tokens,
+        screen.cost_usd + extract.cost_usd,
+        duration,
+        bottleneck,
+        extract.token_source,
+        [*screen.notes, *extract.notes],
+        cache_read / all_input if all_input else 0.0,
     )
 
 
@@ -152,33 +194,45 @@ def _token_counts(
     classifier: ClaudeClassifier | None,
     max_count_calls: int,
     notes: list[str],
+    prompt: str = "extract",
+    shape: str = "forced_tool",
 ) -> tuple[int, list[int], str]:
     """(prefix tokens, uncached message tokens per request, source description)."""
-    prefix = approx_tokens(prefix_chars())
+    prefix = approx_tokens(prefix_chars(prompt, shape))
     if conversations is None:
         if char_counts is None:
             raise ValueError("pass conversations or char_counts")
-        frame = framing_chars()
+        frame = framing_chars(prompt, shape)
         cap = token_budget * 4
         return prefix, [approx_tokens(frame + min(c, cap)) for c in char_counts], "approximate (chars/4)"
-    messages = [build_request(c, model, 1, token_budget)[0]["messages"] for c in conversations]
+    messages = [
+        build_request(c, model, 1, token_budget, shape=shape, prompt=prompt)[0]["messages"] for c in conversations
+    ]
     approx = [approx_tokens(len(m[0]["content"])) for m in messages]
     if classifier is None:
         return prefix, approx, "approximate (chars/4)"
     try:
-        return _counted_tokens(classifier, model, messages, approx, max_count_calls)
+        return _counted_tokens(classifier, model, messages, approx, max_count_calls, prompt, shape)
     except (anthropic.APIError, OSError) as error:
         notes.append(f"count_tokens unavailable ({type(error).__name__}); used chars/4")
         return prefix, approx, "approximate (chars/4)"
 
 
 def _counted_tokens(
-    classifier: ClaudeClassifier, model: str, messages: list[list[MessageParam]], approx: list[int], max_calls: int
+    classifier: ClaudeClassifier,
+    model: str,
+    messages: list[list[MessageParam]],
+    approx: list[int],
+    max_calls: int,
+    prompt: str = "extract",
+    shape: str = "forced_tool",
 ) -> tuple[int, list[int], str]:
     """Token counts from the API: the prefix once, then up to `max_calls` messages, the rest scaled."""
     count = classifier.client.messages.count_tokens
     probe: list[MessageParam] = [{"role": "user", "content": "x"}]
-    with_prefix = count(model=model, system=system_blocks(), tools=[TOOL], tool_choice=TOOL_CHOICE, messages=probe)
+    with_prefix = count(
+        model=model, system=system_blocks(prompt, shape), messages=probe, **answer_params(prompt, shape)
+    )
     bare = count(model=model, messages=probe)
     classifier._count("api_calls", 2)
     prefix = with_prefix.input_tokens - bare.input_tokens

@@ -21,7 +21,16 @@ do not count against the input-token limit.
 Token counts are deterministic approximations, one token per 4 characters rounded up:
 prefix = tools JSON (compact) + system text up to the block marked `cache_control`; message =
 the rest of the system text plus the messages' text; output = the tool input's compact JSON.
-A prefix is cached only from `min_cache_tokens` (1,024, as for Sonnet) and for `cache_ttl_s`.
+A prefix (tools or the `output_config` schema, plus the system text up to the block marked
+`cache_control`) is cached only from the model's minimum cacheable length (the settings' model
+table: 1,024 tokens for Sonnet 4.5, 4,096 for Haiku 4.5; `min_cache_tokens` overrides it) and
+for `cache_ttl_s`.
+
+Answers take the request's shape, as the API's: `output_config.format` (JSON schema) gets a
+text block holding the JSON, a forced tool (`strict: true` or not) a `tool_use` block; either
+answers the fields of the request's schema only. Structured outputs are refused (400) for
+models without them and for schemas using constraints they do not support; for them the
+`malformed_*` faults cannot happen, as generation follows the schema.
 
 Faults are injected, after the rate-limit check, first from `fault_sequence` (one entry per
 admitted request, in order, for deterministic tests), then with probability `fault_rate` split evenly
@@ -51,8 +60,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from wildvalues.classifier.base import Conversation, Turn
-from wildvalues.classifier.prompt import parse_rendered_conversation
-from wildvalues.classifier.taxonomy_prompts import CHOOSE_TOOL, NAME_TOOL, NONE_OF_THESE, parse_task_block
+from wildvalues.classifier.prompt import answer_params_chars, parse_rendered_conversation
+from wildvalues.classifier.taxonomy_prompts import NONE_OF_THESE, parse_task_block
+from wildvalues.settings import DEFAULT_MODELS, ModelEntry
 
 FAULT_KINDS: tuple[str, ...] = (
     "overloaded",
@@ -155,9 +165,10 @@ class Emulator:
         seed: int | None = 0,
         batch_processing_s: float = 0.5,
         cache_ttl_s: float = 300.0,
-        min_cache_tokens: int = 1024,
+        min_cache_tokens: int | Mapping[str, int] | None = None,
         tree_path: str | None = None,
         payload_fn: Callable[[Conversation], dict] | None = None,
+        models: Mapping[str, ModelEntry] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.limits = {"rpm": rpm, "itpm": itpm, "otpm": otpm}
@@ -171,7 +182,11 @@ class Emulator:
         self._fault_queue = deque(fault_sequence)
         self.overload_retry_after_s = overload_retry_after_s
         self.batch_processing_s = batch_processing_s
-        self.cache_ttl_s, self.min_cache_tokens = cache_ttl_s, min_cache_tokens
+        self.cache_ttl_s = cache_ttl_s
+        # None: each model's own minimum from the settings' model table (1,024 for unknown ids).
+        self.min_cache_tokens = min_cache_tokens
+        # What each model accepts and caches (the settings' table); unknown ids accept every shape.
+        self.models = dict(DEFAULT_MODELS if models is None else models)
         self.tree_path = tree_path
         self._payload_fn = payload_fn
         self._rng = random.Random(seed)
@@ -266,6 +281,16 @@ class Emulator:
                 "faults": dict(faults),
             }
 
+    def requests_by_model(self) -> dict[str, int]:
+        """Messages answered or queued per model: online requests admitted, plus batch entries."""
+        with self._lock:
+            counts: Counter[str] = Counter()
+            for entry in self.request_log:
+                if entry["path"] == "/v1/messages" and "admitted_at" in entry:
+                    counts[str(entry.get("model"))] += 1
+                counts.update(str(m) for m in entry.get("models", ()))
+            return dict(counts)
+
     def _record(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self.request_log.append(entry)
@@ -274,7 +299,7 @@ class Emulator:
     # -- /v1/messages ------------------------------------------------------------------------
 
     def handle_messages(self, body: dict[str, Any], entry: dict[str, Any]) -> _Reply:
-        problem = _check_message_params(body)
+        problem = _check_message_params(body) or _check_shape(body, self.models.get(str(body.get("model"))))
         if problem:
             return _Reply(400, _error_body("invalid_request_error", problem))
         usage, prefix_key = self._token_usage(body)
@@ -348,7 +373,7 @@ class Emulator:
     def _token_usage(self, body: dict[str, Any]) -> tuple[dict[str, int], str | None]:
         """(prefix tokens, other input tokens) and the cache key of the prefix, if cacheable."""
         tools = body.get("tools") or []
-        tools_chars = len(json.dumps(tools, separators=(",", ":"))) if tools else 0
+        tools_chars = answer_params_chars(body)
         system = body.get("system") or []
         blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
         marked = max((i for i, b in enumerate(blocks) if b.get("cache_control")), default=-1)
@@ -357,10 +382,19 @@ class Emulator:
         prefix = _tokens(tools_chars + len(prefix_text)) if marked >= 0 else 0
         rest = _tokens(rest_chars) + (0 if marked >= 0 else _tokens(tools_chars))
         key = None
-        if marked >= 0 and prefix >= self.min_cache_tokens:
-            digest = json.dumps([body.get("model"), tools, blocks[: marked + 1]], sort_keys=True)
+        if marked >= 0 and prefix >= self.min_cache_for(str(body.get("model"))):
+            digest = json.dumps([body.get("model"), tools, _output_format(body), blocks[: marked + 1]], sort_keys=True)
             key = str(hash(digest))
         return {"prefix": prefix, "rest": rest}, key
+
+    def min_cache_for(self, model: str) -> int:
+        """The shortest prefix (tokens) cached for `model`."""
+        if isinstance(self.min_cache_tokens, int):
+            return self.min_cache_tokens
+        if isinstance(self.min_cache_tokens, Mapping) and model in self.min_cache_tokens:
+            return int(self.min_cache_tokens[model])
+        entry = self.models.get(model)
+        return entry.min_cache_tokens if entry else 1024
 
     def _message_reply(self, body: dict[str, Any], usage: dict[str, int], fault: str | None) -> tuple[_Reply, int]:
         """The answer to an admitted request, and its output tokens."""
@@ -380,9 +414,14 @@ class Emulator:
         """A Message (as JSON) answering `body`, shaped by a content fault if any."""
         tool_name = _forced_tool(body)
         stop_reason, stop_details = "tool_use", None
+        output_format = _output_format(body)
+        if fault in ("malformed_tool", "malformed_text") and (output_format or _strict_tool(body, tool_name)):
+            fault = None  # structured outputs constrain generation to the schema: these cannot happen
         if fault == "refusal":
             content = [{"type": "text", "text": "I can't help with classifying this conversation."}]
             stop_reason, stop_details = "refusal", {"type": "refusal", "category": None, "explanation": None}
+        elif output_format is not None:
+            content, stop_reason = [{"type": "text", "text": json.dumps(self._payload(body))}], "end_turn"
         elif fault == "malformed_text" or tool_name is None:
             text = (
                 "Sure! The assistant values helpfulness and honesty."
@@ -422,11 +461,14 @@ class Emulator:
 
     def _payload(self, body: dict[str, Any]) -> dict:
         text = _last_user_text(body["messages"])
-        if _forced_tool(body) in (CHOOSE_TOOL, NAME_TOOL):
+        if parse_task_block(text) is not None:  # an adjudication or naming task, in any answer shape
             return taxonomy_answer(text)
         turns = parse_rendered_conversation(text) or [Turn("user", text)]
         assert self._payload_fn is not None
-        return self._payload_fn(Conversation("emulated", tuple(turns)))
+        payload = self._payload_fn(Conversation("emulated", tuple(turns)))
+        asked = _answer_schema(body).get("properties")
+        # Answer the fields the request's schema asks for (a screening schema asks for three).
+        return {k: v for k, v in payload.items() if k in asked} if isinstance(asked, dict) else payload
 
     def handle_count_tokens(self, body: dict[str, Any]) -> _Reply:
         if not body.get("model") or not isinstance(body.get("messages"), list):
@@ -443,6 +485,7 @@ class Emulator:
             return _Reply(400, _error_body("invalid_request_error", problem))
         assert isinstance(requests, list)  # _check_batch_requests found a non-empty list
         entry["custom_ids"] = [r["custom_id"] for r in requests]
+        entry["models"] = [r["params"].get("model") for r in requests]
         now, wall = time.monotonic(), time.time()
         batch: dict[str, Any] = {
             "id": _new_id("msgbatch_emu"),
@@ -477,7 +520,7 @@ class Emulator:
         batch["results"], batch["status"], batch["ended"] = results, "ended", time.time()
 
     def _batch_entry(self, params: dict[str, Any]) -> dict[str, Any]:
-        problem = _check_message_params(params)
+        problem = _check_message_params(params) or _check_shape(params, self.models.get(str(params.get("model"))))
         if problem:
             return {"type": "errored", "error": _error_body("invalid_request_error", problem)}
         with self._lock:
@@ -679,6 +722,78 @@ def _check_message_params(body: dict[str, Any]) -> str | None:
     return None
 
 
+def _check_shape(body: dict[str, Any], entry: ModelEntry | None) -> str | None:
+    """What the API says to an answer shape the model cannot serve (`entry` None: any), else None."""
+    choice = body.get("tool_choice") or {}
+    if entry is not None and not entry.forced_tool and isinstance(choice, dict) and choice.get("type") == "tool":
+        return f"model {body.get('model')} does not support forcing a tool (tool_choice type tool)"
+    output_config = body.get("output_config")
+    strict = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("strict")]
+    if output_config is None and not strict:
+        return None
+    if entry is not None and not entry.structured_outputs:
+        return f"model {body.get('model')} does not support structured outputs (output_config.format, strict tools)"
+    if output_config is not None:
+        fmt = output_config.get("format") if isinstance(output_config, dict) else None
+        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+            return "output_config.format: expected {type: json_schema, schema: {...}}"
+        problem = _unsupported_schema(fmt["schema"], "output_config.format.schema")
+        if problem:
+            return problem
+    for tool in strict:
+        problem = _unsupported_schema(tool.get("input_schema"), f"tools.{tool.get('name')}.input_schema")
+        if problem:
+            return problem
+    return None
+
+
+_UNSUPPORTED_SCHEMA_KEYWORDS = ("maxLength", "minLength", "maxItems", "minimum", "maximum", "pattern")
+
+
+def _unsupported_schema(schema: Any, where: str) -> str | None:
+    """Structured outputs reject length, count and range constraints and open objects."""
+    if isinstance(schema, list):
+        return next((p for p in (_unsupported_schema(v, where) for v in schema) if p), None)
+    if not isinstance(schema, dict):
+        return None
+    for keyword in _UNSUPPORTED_SCHEMA_KEYWORDS:
+        if keyword in schema:
+            return f"{where}: '{keyword}' is not supported in structured outputs"
+    if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+        return f"{where}: objects must set additionalProperties to false"
+    return next((p for p in (_unsupported_schema(v, where) for v in schema.values()) if p), None)
+
+
+def _output_format(body: dict[str, Any]) -> dict[str, Any] | None:
+    output_config = body.get("output_config")
+    fmt = output_config.get("format") if isinstance(output_config, dict) else None
+    return fmt if isinstance(fmt, dict) else None
+
+
+def _strict_tool(body: dict[str, Any], name: str | None) -> bool:
+    return any(isinstance(t, dict) and t.get("name") == name and t.get("strict") for t in body.get("tools") or [])
+
+
+def _answer_schema(body: dict[str, Any]) -> dict[str, Any]:
+    """The schema the answer must follow: the output format's, else the forced tool's input schema."""
+    fmt = _output_format(body)
+    if fmt is not None:
+        return fmt.get("schema") or {}
+    name = _forced_tool(body)
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name") == name]
+    return (tools[0].get("input_schema") or {}) if tools else {}
+
+
+def request_shape(body: dict[str, Any]) -> str:
+    """json_schema, strict_tool, forced_tool or none: how a request asks for its answer."""
+    if _output_format(body) is not None:
+        return "json_schema"
+    name = _forced_tool(body)
+    if name is None:
+        return "none"
+    return "strict_tool" if _strict_tool(body, name) else "forced_tool"
+
+
 def _check_batch_requests(requests: Any) -> str | None:
     if not isinstance(requests, list) or not requests:
         return "requests: at least one request is required"
@@ -710,6 +825,7 @@ def _describe_request(body: dict[str, Any], entry: dict[str, Any]) -> None:
         tool_names=[t.get("name") for t in tools if isinstance(t, dict)],
         has_schema=any(isinstance(t, dict) and isinstance(t.get("input_schema"), dict) for t in tools),
         tool_choice=choice,
+        shape=request_shape(body),
     )
 
 
