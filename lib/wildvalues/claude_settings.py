@@ -76,3 +76,14 @@ def client_settings(settings: Settings, api_key: str, tasks: int, model: str | N
         share=1.0 / tasks,
     )
     return client
+
+
+def require_judge_key(settings: Settings, spark: SparkSession | None = None) -> str:
+    """The cross-check judge's key: Anthropic's for a Claude judge, else `crosscheck.api_key_env`'s."""
+    if settings.crosscheck.judge == "anthropic":
+        return require_api_key(settings, spark)
+    name = settings.crosscheck.api_key_env
+    key = os.environ.get(name)
+    if not key:
+        raise MissingApiKey(f"the OpenAI-compatible judge needs an API key: {name} is not set")
+    return key
