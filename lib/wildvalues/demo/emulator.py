@@ -170,6 +170,7 @@ class Emulator:
         if labelling not in LABELLINGS:
             raise ValueError(f"unknown labelling {labelling!r}; choose from {LABELLINGS}")
         self.labelling = labelling
+        self._relabelled = False
         self.host, self.port = host, port
         self.limits = {"rpm": rpm, "itpm": itpm, "otpm": otpm}
         self.burst_seconds = burst_seconds
@@ -222,8 +223,9 @@ class Emulator:
     def start(self) -> Emulator:
         if self._payload_fn is None:
             self._payload_fn = _offline_payload_fn(self.tree_path)
-            if self.labelling == "second":
-                self._payload_fn = second_labelling(self._payload_fn)
+        if self.labelling == "second" and not self._relabelled:
+            self._payload_fn = second_labelling(self._payload_fn)
+            self._relabelled = True  # a restarted instance must not perturb twice
         server = _Server((self.host, self.port), _Handler)
         server.emulator = self
         self._server = server
