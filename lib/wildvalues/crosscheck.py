@@ -136,7 +136,7 @@ def share_overlap(first: Mapping[str, int], second: Mapping[str, int]) -> float 
     p, q = shares(first), shares(second)
     if not p or not q:
         return None
-    names = set(p) | set(q)
+    names = sorted(set(p) | set(q))  # a fixed order: the same sums, to the last bit, on every run
     top = sum(min(p.get(n, 0.0), q.get(n, 0.0)) for n in names)
     bottom = sum(max(p.get(n, 0.0), q.get(n, 0.0)) for n in names)
     return top / bottom
