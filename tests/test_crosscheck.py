@@ -13,7 +13,6 @@ from pyspark.testing import assertDataFrameEqual
 from wildvalues import crosscheck, schemas
 from wildvalues.classifier import build_classifier
 from wildvalues.classifier.base import Classification, ClassificationError, Conversation, Turn
-from wildvalues.crosscheck import Measure
 from wildvalues.demo.emulator import Emulator, conversation_hash, relabel
 
 OPENAI_KEY = "sk-openai-judge-test-SECRET-1234"
@@ -106,15 +105,16 @@ def test_agreement_measures_of_handmade_labels():
     # subjectivity: agree 3/4; margins first yes 3/4, second yes 2/4: chance 3/8 + 1/8 = 1/2
     # response types: agree 2/4; first ms 2, rf 1, nv 1; second ms 1, rf 1, nv 2: chance (2 + 1 + 2)/16
     chance = 5 / 16
-    assert crosscheck.agreement_measures(rows, first, second) == [
-        Measure("kappa_subjective", pytest.approx((0.75 - 0.5) / 0.5), 4),
-        Measure("agreement_subjective", 0.75, 4),
-        Measure("kappa_response_type", pytest.approx((0.5 - chance) / (1 - chance)), 4),
-        Measure("agreement_response_type", 0.5, 4),
-        Measure("jaccard_ai_level_1", pytest.approx(0.5), 3),
-        Measure("overlap_ai_level_3_shares", pytest.approx(0.6), 4),
-        Measure("jaccard_human_level_1", pytest.approx(0.75), 2),
-        Measure("overlap_human_level_3_shares", 0.0, 4),
+    measures = crosscheck.agreement_measures(rows, first, second)
+    assert [(m.name, m.value, m.n_conversations) for m in measures] == [
+        ("kappa_subjective", pytest.approx((0.75 - 0.5) / 0.5), 4),
+        ("agreement_subjective", 0.75, 4),
+        ("kappa_response_type", pytest.approx((0.5 - chance) / (1 - chance)), 4),
+        ("agreement_response_type", 0.5, 4),
+        ("jaccard_ai_level_1", pytest.approx(0.5), 3),
+        ("overlap_ai_level_3_shares", pytest.approx(0.6), 4),
+        ("jaccard_human_level_1", pytest.approx(0.75), 2),
+        ("overlap_human_level_3_shares", 0.0, 4),
     ]
 
 

@@ -262,7 +262,7 @@ def crosscheck_label(cid: str, second_type: str = "mild_support", ai_jaccard: fl
 
 
 def test_the_crosscheck_tables_pass_and_their_faults_are_named(spark, validator):
-    good = {
+    good: dict[str, list] = {
         "crosscheck_agreement": [
             ("kappa_subjective", 0.4, 10, "m1", "m2", "r1"),
             ("jaccard_ai_level_1", None, 0, "m1", "m2", "r1"),
@@ -272,7 +272,7 @@ def test_the_crosscheck_tables_pass_and_their_faults_are_named(spark, validator)
     }
     results = validate_tables(validator, frames(spark, good))
     assert [(r.table, r.success, r.failures) for r in results] == [(name, True, []) for name in good]
-    bad = {
+    bad: dict[str, list] = {
         "crosscheck_agreement": [
             ("kappa_subjective", 1.5, 10, "m1", "m2", "r1"),
             ("kappa_subjective", 0.2, 10, "m1", "m2", "r1"),
