@@ -196,8 +196,10 @@ def test_the_crosscheck_section_shows_the_measures_and_suppresses_small_confusio
     from wildvalues.schemas import CROSSCHECK_AGREEMENT, CROSSCHECK_CONFUSION
 
     out = TableStore(spark, str(tmp_path / "out"), TableSettings())
-    measures = [("kappa_subjective", 0.8125, 60, "claude-sonnet-4-5", "openai:judge-x", RUN)]
-    measures.append(("jaccard_human_level_1", None, 0, "claude-sonnet-4-5", "openai:judge-x", RUN))
+    measures: list[tuple] = [
+        ("kappa_subjective", 0.8125, 60, "claude-sonnet-4-5", "openai:judge-x", RUN),
+        ("jaccard_human_level_1", None, 0, "claude-sonnet-4-5", "openai:judge-x", RUN),
+    ]
     out.write("crosscheck_agreement", spark.createDataFrame(measures, CROSSCHECK_AGREEMENT))
     cells = [("no_values", "no_values", K, RUN), ("mild_support", "reframing", K - 1, RUN)]
     out.write("crosscheck_confusion", spark.createDataFrame(cells, CROSSCHECK_CONFUSION))
