@@ -318,3 +318,15 @@ def test_an_unreachable_openai_endpoint_is_an_error_row_without_the_key():
 def test_an_unknown_labelling_is_refused():
     with pytest.raises(ValueError, match=r"unknown labelling 'third'; choose from \('offline', 'second'\)"):
         Emulator(labelling="third")
+
+
+def test_the_emulator_command_takes_the_labelling():
+    import argparse
+
+    from wildvalues.demo.emulator import add_arguments
+
+    parser = add_arguments(argparse.ArgumentParser())
+    assert parser.parse_args([]).labelling == "offline"
+    assert parser.parse_args(["--labelling", "second"]).labelling == "second"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--labelling", "third"])
