@@ -646,8 +646,9 @@ def run_crosscheck(inputs: StageInputs) -> StageRun:
         second = classify.to_classifications(keyed, inputs.tables.read(CROSSCHECK_CACHE), run_id)
         n_errors = classify.to_errors(keyed, inputs.tables.read(CROSSCHECK_CACHE), run_id).count()
         second_expressions = yield from second_judge_expressions(inputs, second)
-        sampled = sample.select("conversation_id")
-        first_expressions = inputs.tables.read("value_expressions").join(sampled, "conversation_id")
+        # Both judges over the same conversations: those the second judge answered.
+        answered = second.select("conversation_id")
+        first_expressions = inputs.tables.read("value_expressions").join(answered, "conversation_id")
         frame = crosscheck.labels_frame(sample, second, first_expressions, second_expressions, run_id)
         yield Write("crosscheck_labels", frame)
         first_model = _first_model(sample)
