@@ -230,14 +230,17 @@ def test_an_openai_compatible_judge_agrees_as_the_same_rule_does(run, emulators)
     ("extra", "message"),
     [
         (("--sample", "100000"), r"--sample 100000 is larger than the 150 conversation\(s\) run \S+ classified"),
-        (("--sample", "10", "--model", "claude-nope"), r"no limits or prices configured for model 'claude-nope'"),
+        (
+            ("--sample", "10", "--model", "claude-nope"),
+            r"no limits or prices configured for model 'claude-nope' \(known: claude-haiku-4-5, claude-opus-4-1, claude-sonnet-4-0, claude-sonnet-4-5\)",
+        ),
         (
             ("--sample", "10", "--model", "claude-sonnet-4-5"),
             r"the second judge must differ from the run's classifier \(claude-sonnet-4-5\)",
         ),
         (
             ("--base-url", "http://127.0.0.1:9/v1"),
-            r"an OpenAI-compatible judge needs an API key: OPENAI_API_KEY is not set",
+            r"the OpenAI-compatible judge needs an API key: OPENAI_API_KEY is not set",
         ),
         (("--sample", "0"), r"--sample must be a positive number"),
     ],
