@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     crosscheck.add_argument(
         "--model",
         dest="judge_model",
+        metavar="ID",
         default=None,
         help="the second judge: a Claude model id, or with --base-url the endpoint's model",
     )
