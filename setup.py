@@ -15,6 +15,8 @@ INSTALL_REQUIRES = [
     "mlflow==3.17.2",
     "great-expectations==1.24.1",
     "anthropic==2.14.0",
+    # The cross-check's second judge on any OpenAI-compatible chat-completions endpoint.
+    "openai==3.51.0",
     "pyyaml==6.0.4",
     "pydantic==2.14.4",
     "scipy==1.17.1",

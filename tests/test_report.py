@@ -190,3 +190,26 @@ def test_context_matrix_picks_top_values_and_blanks_missing_cells():
     assert list(matrix.columns) == ["a", "b"]  # a: 70, b: 50, c: 1
     assert list(matrix.index) == ["coding", "writing"]
     assert matrix.loc["coding", "a"] == 3.0 and pd.isna(matrix.loc["writing", "b"])
+
+
+def test_the_crosscheck_section_shows_the_measures_and_suppresses_small_confusion_cells(spark, tmp_path):
+    from wildvalues.schemas import CROSSCHECK_AGREEMENT, CROSSCHECK_CONFUSION
+
+    out = TableStore(spark, str(tmp_path / "out"), TableSettings())
+    measures: list[tuple] = [
+        ("kappa_subjective", 0.8125, 60, "claude-sonnet-4-5", "openai:judge-x", RUN),
+        ("jaccard_human_level_1", None, 0, "claude-sonnet-4-5", "openai:judge-x", RUN),
+    ]
+    out.write("crosscheck_agreement", spark.createDataFrame(measures, CROSSCHECK_AGREEMENT))
+    cells = [("no_values", "no_values", K, RUN), ("mild_support", "reframing", K - 1, RUN)]
+    out.write("crosscheck_confusion", spark.createDataFrame(cells, CROSSCHECK_CONFUSION))
+    result = report.build_report(out, RUN, str(tmp_path), K)
+    with open(result.html_path, encoding="utf-8") as handle:
+        html = handle.read()
+    assert '<h2 id="crosscheck">Second-model cross-check</h2>' in html
+    assert "<code>openai:judge-x</code>" in html and "<code>claude-sonnet-4-5</code>" in html
+    assert '<tr><td>kappa_subjective</td><td class="num">0.812</td><td class="num">60</td></tr>' in html
+    assert '<tr><td>jaccard_human_level_1</td><td class="num">undefined</td><td class="num">0</td></tr>' in html
+    assert f'<tr><td>no_values</td><td>no_values</td><td class="num">{K}</td></tr>' in html
+    assert "<td>reframing</td>" not in html
+    assert result.n_suppressed["crosscheck_confusion"] == 1

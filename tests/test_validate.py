@@ -241,3 +241,49 @@ def test_run_validate_stage_on_delta_tables(spark, tmp_path):
         ctx.run_stage(stage_named("validate"))
     assert ctx.metrics["validation_suites_failed"] == 1.0
     assert ctx.metrics["validation_run_counts_success"] == 0.0
+
+
+def crosscheck_label(cid: str, second_type: str = "mild_support", ai_jaccard: float | None = 0.5) -> tuple:
+    return (
+        cid,
+        "subjective/mild_support",
+        True,
+        True,
+        "mild_support",
+        second_type,
+        ["a"],
+        ["a", "b"],
+        [],
+        [],
+        ai_jaccard,
+        None,
+        "r1",
+    )
+
+
+def test_the_crosscheck_tables_pass_and_their_faults_are_named(spark, validator):
+    good: dict[str, list] = {
+        "crosscheck_agreement": [
+            ("kappa_subjective", 0.4, 10, "m1", "m2", "r1"),
+            ("jaccard_ai_level_1", None, 0, "m1", "m2", "r1"),
+        ],
+        "crosscheck_confusion": [("mild_support", "reframing", 3, "r1")],
+        "crosscheck_labels": [crosscheck_label("c1"), crosscheck_label("c2", ai_jaccard=None)],
+    }
+    results = validate_tables(validator, frames(spark, good))
+    assert [(r.table, r.success, r.failures) for r in results] == [(name, True, []) for name in good]
+    bad: dict[str, list] = {
+        "crosscheck_agreement": [
+            ("kappa_subjective", 1.5, 10, "m1", "m2", "r1"),
+            ("kappa_subjective", 0.2, 10, "m1", "m2", "r1"),
+        ],
+        "crosscheck_confusion": [("mild_support", "reframing", 0, "r1")],
+        "crosscheck_labels": [crosscheck_label("c1", "enthusiastic"), crosscheck_label("c2", ai_jaccard=1.2)],
+    }
+    message = failures(validator, spark, bad)
+    assert "suite 'crosscheck_agreement' failed: " in message
+    assert "expect_column_values_to_be_unique(column=measure)" in message
+    assert "expect_column_values_to_be_between(column=value" in message
+    assert "suite 'crosscheck_confusion' failed: expect_column_values_to_be_between(column=n_conversations" in message
+    assert "expect_column_values_to_be_in_set(column=second_response_type" in message
+    assert "expect_column_values_to_be_between(column=ai_jaccard" in message

@@ -101,3 +101,14 @@ def caching_note(settings: Settings, client: dict[str, Any]) -> str | None:
         f"prompt caching is off for {model} ({client['prompt']} prompt): its prefix is about {prefix:,} "
         f"tokens, below the model's minimum cacheable length of {minimum:,} (models.{model}.min_cache_tokens)"
     )
+
+
+def require_judge_key(settings: Settings, spark: SparkSession | None = None) -> str:
+    """The cross-check judge's key: Anthropic's for a Claude judge, else `crosscheck.api_key_env`'s."""
+    if settings.crosscheck.judge == "anthropic":
+        return require_api_key(settings, spark)
+    name = settings.crosscheck.api_key_env
+    key = os.environ.get(name)
+    if not key:
+        raise MissingApiKey(f"the OpenAI-compatible judge needs an API key: {name} is not set")
+    return key

@@ -124,6 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("--levels", type=int, default=None, help="levels including the values (2-4, default 4)")
     _add_common(discover)
 
+    crosscheck = sub.add_parser("crosscheck", help="judge a stratified sample again with a second model")
+    crosscheck.add_argument("--output", required=True, help="the run's output directory")
+    crosscheck.add_argument("--run-id", default=None, help="the run to check (default: the latest)")
+    crosscheck.add_argument("--sample", type=int, default=None, help="conversations in the sample (default 200)")
+    crosscheck.add_argument(
+        "--model",
+        dest="judge_model",
+        metavar="ID",
+        default=None,
+        help="the second judge: a Claude model id, or with --base-url the endpoint's model",
+    )
+    crosscheck.add_argument("--base-url", default=None, help="an OpenAI-compatible endpoint, e.g. https://host/v1")
+    crosscheck.add_argument(
+        "--api-key-env", default=None, help="with --base-url: the environment variable holding its key"
+    )
+    crosscheck.add_argument("--seed", type=int, default=None, help="the sample's seed (default 0)")
+    _add_common(crosscheck)
+
     place = sub.add_parser("place", help="where values land on the published tree (method, score, clusters)")
     place.add_argument("values", nargs="*", metavar="VALUE", help="value names, e.g. truthfulness")
     place.add_argument("--json", action="store_true", help="a JSON list of placements")

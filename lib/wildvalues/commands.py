@@ -550,3 +550,96 @@ def cmd_discover(args: argparse.Namespace) -> int:
     print(f"run id {run_id}: discovered tree in discovered_taxonomy (AI) and discovered_taxonomy_human")
     print(f"  agreement with the published tree: {agreement or 'no AI tree'}")
     return 0
+
+
+def crosscheck_settings(args: argparse.Namespace) -> Settings:
+    """The settings with the command's judge flags in the crosscheck section."""
+    settings = resolve_settings(args)
+    flags = {
+        "sample": args.sample,
+        "seed": args.seed,
+        "model": args.judge_model,
+        "base_url": args.base_url,
+        "judge": "openai" if args.base_url else None,
+        "api_key_env": args.api_key_env,
+    }
+    update = {key: value for key, value in flags.items() if value is not None}
+    return settings.model_copy(update={"crosscheck": settings.crosscheck.model_copy(update=update)})
+
+
+def judge_model(settings: Settings, first_model: str | None) -> str:
+    """The second judge's model: as configured, else the first configured Claude model not the run's."""
+    section = settings.crosscheck
+    if section.judge == "openai":
+        if not section.model:
+            raise UsageError("an OpenAI-compatible judge needs --model (the endpoint's model id)")
+        if not section.base_url:
+            raise UsageError("an OpenAI-compatible judge needs --base-url")
+        return section.model
+    if section.model:
+        settings.model_entry(section.model)  # an unknown Claude model is a one-line error here
+        if section.model == first_model:
+            raise UsageError(f"the second judge must differ from the run's classifier ({first_model})")
+        return section.model
+    others = sorted(name for name in settings.models if name != first_model)
+    if not others:
+        raise UsageError("no second Claude model configured: give --model")
+    return others[0]
+
+
+def cmd_crosscheck(args: argparse.Namespace) -> int:
+    """A stratified sample of a run judged again by a second model, and their agreement."""
+    from pyspark.sql import functions as F
+
+    from wildvalues.claude_settings import require_judge_key
+    from wildvalues.stages import CROSSCHECK, stage_named
+    from wildvalues.tracking import find_mlflow_run
+
+    if args.sample is not None and args.sample <= 0:
+        raise UsageError("--sample must be a positive number")
+    settings = crosscheck_settings(args)
+    require_judge_key(settings)
+    _, runner = _store_only(args, "crosscheck")
+    if not runner.store.exists("classifications"):
+        raise InputError(f"no classifications under {args.output}; run `wildvalues run` first")
+    run_id = args.run_id or runner.latest_run_id()
+    if run_id is None:
+        raise InputError(f"no run found under {args.output}; run `wildvalues run` first")
+    labels = runner.store.read("classifications").filter(F.col("run_id") == run_id)
+    first = labels.select(F.coalesce("model", "classifier").alias("m")).first()
+    n_classified = labels.count()
+    if settings.crosscheck.sample > n_classified:
+        raise UsageError(
+            f"--sample {settings.crosscheck.sample} is larger than the {n_classified} conversation(s) run {run_id} classified"
+        )
+    model = judge_model(settings, first["m"] if first else None)
+    settings = settings.model_copy(update={"crosscheck": settings.crosscheck.model_copy(update={"model": model})})
+    found = find_mlflow_run(args.output, run_id)
+    with _tracked_runner(args, settings, run_id) as tracked:
+        if found:
+            tracked.metrics.update(found.data.metrics)
+        summary = tracked.run_stage(CROSSCHECK)
+        report = tracked.run_stage(stage_named("report"))
+    print(format_crosscheck(run_id, summary, os.path.join(args.output, report["html"])))
+    return 0
+
+
+def format_crosscheck(run_id: str, summary: dict[str, Any], report: str) -> str:
+    def number(key: str) -> str:
+        value = summary.get(f"crosscheck_{key}")
+        return "undefined" if value is None else f"{value:.3f}"
+
+    lines = [
+        f"run id {run_id}: cross-check of {int(summary['crosscheck_compared'])} conversation(s), "
+        f"{summary['first_model']} (first) vs {summary['second_model']} (second)",
+        f"  kappa_subjective             {number('kappa_subjective')}  (agreement {number('agreement_subjective')})",
+        f"  kappa_response_type          {number('kappa_response_type')}  (agreement {number('agreement_response_type')})",
+        f"  jaccard_ai_level_1           {number('jaccard_ai_level_1')}",
+        f"  overlap_ai_level_3_shares    {number('overlap_ai_level_3_shares')}",
+        f"  jaccard_human_level_1        {number('jaccard_human_level_1')}",
+        f"  overlap_human_level_3_shares {number('overlap_human_level_3_shares')}",
+        f"  second judge errors          {int(summary['crosscheck_errors'])}",
+        "  tables                       crosscheck_agreement, crosscheck_confusion, crosscheck_labels",
+        f"  report                       {report}",
+    ]
+    return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wildvalues.crosscheck import SampleError
 from wildvalues.delta_io import DeltaWriteError
 from wildvalues.readers import InputError
 from wildvalues.settings import ConfigError
@@ -24,6 +25,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     MissingApiKey,
     UsageError,
     DeltaWriteError,
+    SampleError,
     FileNotFoundError,
 )
 

@@ -77,6 +77,8 @@ class ReportData:
     new_values: pd.DataFrame | None = None  # AI values the published tree lacks (candidates)
     new_clusters: pd.DataFrame | None = None  # discovered level-1 clusters with little published overlap
     agreement: pd.DataFrame | None = None  # NMI / ARI per level against the published tree
+    crosscheck: pd.DataFrame | None = None  # the second-model cross-check's measures, when run
+    crosscheck_confusion: pd.DataFrame | None = None  # its response-type cells of at least k
     n_suppressed: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -215,7 +217,23 @@ def load_report_data(
     _load_discovered(store, run_id, k, data)
     _load_new_values(data)
     _load_anomalies(store, run_id, include_anomaly_ids, max_anomaly_rows, data)
+    _load_crosscheck(store, run_id, k, data)
     return data
+
+
+def _load_crosscheck(store: ReadableTables, run_id: str, k: int, data: ReportData) -> None:
+    """The cross-check's measures, and its confusion cells of at least k conversations."""
+    if not (store.exists("crosscheck_agreement") and store.exists("crosscheck_confusion")):
+        return  # no cross-check was run: no section, no note
+    measures = store.read("crosscheck_agreement").filter(F.col("run_id") == run_id)
+    data.crosscheck = measures.drop("run_id").toPandas()
+    if not len(data.crosscheck):
+        data.crosscheck = None
+        return
+    cells = store.read("crosscheck_confusion").filter(F.col("run_id") == run_id)
+    kept, n_suppressed = suppress_small_groups(cells, "n_conversations", k)
+    data.n_suppressed["crosscheck_confusion"] = n_suppressed
+    data.crosscheck_confusion = kept.drop("run_id").toPandas()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,6 +587,35 @@ def _discovered_html(data: ReportData, images: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
+def _crosscheck_html(data: ReportData) -> str:
+    """Agreement of a second judge with the run's classifier, and the response types they swap."""
+    if data.crosscheck is None:
+        return ""
+    first = data.crosscheck["first_model"].iloc[0]
+    second = data.crosscheck["second_model"].iloc[0]
+    rows = [
+        [r.measure, "undefined" if pd.isna(r.value) else f"{r.value:.3f}", f"{r.n_conversations:,}"]
+        for r in data.crosscheck.itertuples(index=False)
+    ]
+    parts = [
+        '<h2 id="crosscheck">Second-model cross-check</h2>',
+        f'<p class="note">A stratified sample judged again by <code>{_e(second)}</code>; the run\'s labels are '
+        f"<code>{_e(first)}</code>'s. Kappa: chance-corrected agreement (1 perfect, 0 chance). Jaccard: the "
+        "shared share of placed level-1 clusters per conversation, over conversations where either judge "
+        "placed one. Level-3 overlap: sum of the smaller of the two judges' top-category shares.</p>",
+        _table(["measure", "value", "conversations"], rows, {1, 2}),
+    ]
+    cells = data.crosscheck_confusion
+    if cells is not None and len(cells):
+        cell_rows = [
+            [r.first_response_type, r.second_response_type, f"{r.n_conversations:,}"]
+            for r in cells.sort_values(["first_response_type", "second_response_type"]).itertuples(index=False)
+        ]
+        parts.append(f'<p class="note">Response types (cells of at least k = {data.k} conversations):</p>')
+        parts.append(_table(["run's classifier", "second judge", "conversations"], cell_rows, {2}))
+    return "\n".join(parts)
+
+
 def _anomalies_html(data: ReportData, include_ids: bool) -> str:
     if not include_ids:
         count = "" if data.n_anomalies is None else f" {data.n_anomalies:,} conversation(s) flagged;"
@@ -619,6 +666,7 @@ def render_html(
         if name == "taxonomy":
             parts.append(_level3_html(data.levels))
             parts.append(_discovered_html(data, images))
+    parts.append(_crosscheck_html(data))
     parts.append(_anomalies_html(data, include_anomaly_ids))
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -104,6 +104,12 @@ class Runner:
 
         return require_api_key(self.settings, self.spark)
 
+    def judge_key(self) -> str:
+        """The key of the cross-check's second judge: Anthropic's, or the env var the settings name."""
+        from wildvalues.claude_settings import require_judge_key
+
+        return require_judge_key(self.settings, self.spark)
+
     # -- tracking
 
     def record(self, values: Mapping[str, Any]) -> None:
@@ -196,6 +202,7 @@ class Runner:
             tree=self.tree() if "tree" in stage.needs else (),
             embedder=self.embedder() if "embedder" in stage.needs and self.needs_embedder(stage) else None,
             api_key=self.api_key() if "api_key" in stage.needs else None,
+            judge_key=self.judge_key() if "judge_key" in stage.needs else None,
             baseline=self.baseline() if "baseline" in stage.needs else {},
             run_metrics=dict(self.metrics) if "run_metrics" in stage.needs else {},
             emit=lambda request: self._carry_out(stage, request),

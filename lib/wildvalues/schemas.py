@@ -212,6 +212,38 @@ CLUSTER_NAMES = _fields(
     ("description", StringType(), False),
     *_ANSWER_TOKENS,
 )
+# The second-model cross-check (lib/wildvalues/crosscheck.py): one row per agreement measure,
+# the response-type confusion matrix (first judge = the run's classifier), and both judges'
+# labels per sampled conversation: placed level-1 clusters, never text or raw value names.
+CROSSCHECK_AGREEMENT = _fields(
+    ("measure", StringType(), False),
+    ("value", DoubleType(), True),
+    ("n_conversations", LongType(), False),
+    ("first_model", StringType(), False),
+    ("second_model", StringType(), False),
+    ("run_id", StringType(), False),
+)
+CROSSCHECK_CONFUSION = _fields(
+    ("first_response_type", StringType(), False),
+    ("second_response_type", StringType(), False),
+    ("n_conversations", LongType(), False),
+    ("run_id", StringType(), False),
+)
+CROSSCHECK_LABELS = _fields(
+    ("conversation_id", StringType(), False),
+    ("stratum", StringType(), False),
+    ("first_is_subjective", BooleanType(), False),
+    ("second_is_subjective", BooleanType(), False),
+    ("first_response_type", StringType(), False),
+    ("second_response_type", StringType(), False),
+    ("first_ai_clusters", ArrayType(StringType(), False), False),
+    ("second_ai_clusters", ArrayType(StringType(), False), False),
+    ("first_human_clusters", ArrayType(StringType(), False), False),
+    ("second_human_clusters", ArrayType(StringType(), False), False),
+    ("ai_jaccard", DoubleType(), True),
+    ("human_jaccard", DoubleType(), True),
+    ("run_id", StringType(), False),
+)
 
 TABLES: dict[str, StructType] = {
     "conversations": CONVERSATIONS,
@@ -230,4 +262,8 @@ TABLES: dict[str, StructType] = {
     "taxonomy_agreement": TAXONOMY_AGREEMENT,
     "placement_adjudications": PLACEMENT_ADJUDICATIONS,
     "cluster_names": CLUSTER_NAMES,
+    "crosscheck_cache": CLASSIFICATION_CACHE,
+    "crosscheck_agreement": CROSSCHECK_AGREEMENT,
+    "crosscheck_confusion": CROSSCHECK_CONFUSION,
+    "crosscheck_labels": CROSSCHECK_LABELS,
 }

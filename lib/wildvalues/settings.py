@@ -355,6 +355,23 @@ class MlflowSettings(Section):
     top_values_csv_rows: PositiveInt = 100
 
 
+class CrosscheckSettings(Section):
+    """The second judge of `wildvalues crosscheck` (lib/wildvalues/crosscheck.py) and its sample."""
+
+    # anthropic: another Claude model on the same API (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL);
+    # openai: any OpenAI-compatible chat-completions endpoint at base_url, so a non-Claude model judges.
+    judge: Literal["anthropic", "openai"] = "anthropic"
+    model: str | None = None  # None (anthropic): the first configured Claude model other than the run's
+    base_url: str | None = None  # openai: e.g. https://api.example.com/v1
+    api_key_env: str = "OPENAI_API_KEY"  # openai: the environment variable holding the key (never logged)
+    sample: PositiveInt = 200  # conversations re-classified, stratified on subjectivity x response type
+    seed: int = 0  # the sample's order within each stratum
+    concurrency: PositiveInt = 8  # openai: requests in flight per Spark task
+    max_attempts: PositiveInt = 4  # openai: calls per conversation before it becomes an error row
+    max_tokens: PositiveInt = 1024
+    timeout: PositiveFloat = 120.0
+
+
 class Settings(Section):
     """All settings of a run."""
 
@@ -370,6 +387,7 @@ class Settings(Section):
     analyze: AnalyzeSettings = AnalyzeSettings()
     validate_: ValidateSettings = Field(default=ValidateSettings(), alias="validate")
     mlflow: MlflowSettings = MlflowSettings()
+    crosscheck: CrosscheckSettings = CrosscheckSettings()
 
     def model_entry(self, model: str) -> ModelEntry:
         """Limits and prices of a model, or a one-line error naming the known ones."""

@@ -112,6 +112,7 @@ class StageInputs:
     tree: Sequence[TreeNode] = ()  # the taxonomy (stages that need "tree")
     embedder: EmbedderSpec | None = None  # the resolved embedder (stages that need "embedder")
     api_key: str | None = None  # stages that need "api_key", with the anthropic classifier
+    judge_key: str | None = None  # the cross-check's second judge's key (stages that need "judge_key")
     baseline: Mapping[str, float] = field(default_factory=dict)  # the previous comparable run's metrics
     run_metrics: Mapping[str, float] = field(default_factory=dict)  # this run's metrics so far
     # For requests made inside a callback, where a generator cannot yield (a Message Batch is
@@ -119,7 +120,7 @@ class StageInputs:
     emit: Callable[[Request], None] | None = None
 
 
-Need = Literal["input", "tree", "embedder", "api_key", "baseline", "run_metrics"]
+Need = Literal["input", "tree", "embedder", "api_key", "judge_key", "baseline", "run_metrics"]
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ DISCOVERY_TABLES = (
     "taxonomy_alignment",
     "taxonomy_agreement",
 )
+CROSSCHECK_CACHE = "crosscheck_cache"
+CROSSCHECK_TABLES = ("crosscheck_agreement", "crosscheck_confusion", "crosscheck_labels")
 VALIDATED_TABLES = (
     "conversations",
     "quarantine",
@@ -69,6 +71,7 @@ VALIDATED_TABLES = (
     "value_mirroring",
     "value_anomalies",
     *DISCOVERY_TABLES,
+    *CROSSCHECK_TABLES,
 )
 REPORT_TABLES = (
     "run_counts",
@@ -80,6 +83,7 @@ REPORT_TABLES = (
     *DISCOVERED_LEVEL_TABLES,
     "taxonomy_alignment",
     "taxonomy_agreement",
+    *CROSSCHECK_TABLES,
 )
 
 
@@ -201,10 +205,12 @@ def run_classify(inputs: StageInputs) -> StageRun:
     return result
 
 
-def classify_online(inputs: StageInputs, spec: dict[str, Any], keyed: DataFrame) -> Generator[Request, None, int]:
+def classify_online(
+    inputs: StageInputs, spec: dict[str, Any], keyed: DataFrame, cache_table: str = CACHE_TABLE
+) -> Generator[Request, None, int]:
     """mapInArrow over the pending conversations, one committed Delta append per chunk."""
     settings = inputs.settings.classifier
-    todo = classify.pending(keyed, inputs.tables.read(CACHE_TABLE)).persist(StorageLevel.MEMORY_AND_DISK)
+    todo = classify.pending(keyed, inputs.tables.read(cache_table)).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         n_pending = todo.count()
         n_chunks = classify.chunk_count(n_pending, settings.chunk_size_for(spec["name"]))
@@ -214,7 +220,7 @@ def classify_online(inputs: StageInputs, spec: dict[str, Any], keyed: DataFrame)
         for index in range(n_chunks):
             part = classify.chunk(todo, index, n_chunks)
             answers = classify.classify_chunk(part, spec, inputs.run_id, partitions, batch_size)
-            yield Write(CACHE_TABLE, answers, mode="append")
+            yield Write(cache_table, answers, mode="append")
             yield Log(f"chunk {index + 1}/{n_chunks} committed")
     finally:
         todo.unpersist()
@@ -796,9 +802,110 @@ DISCOVER = Stage(
 )
 
 
+# ---------------------------------------------------------------- crosscheck
+
+
+def judge_spec(inputs: StageInputs) -> dict[str, Any]:
+    """The picklable spec of the second judge: a Claude model, or an OpenAI-compatible endpoint."""
+    settings = inputs.settings
+    section = settings.crosscheck
+    assert section.model and inputs.judge_key, "the command resolves the judge's model and the runner its key"
+    if section.judge == "openai":
+        client = {
+            "model": section.model,
+            "base_url": section.base_url,
+            "api_key": inputs.judge_key,
+            "concurrency": section.concurrency,
+            "max_attempts": section.max_attempts,
+            "max_tokens": section.max_tokens,
+            "timeout": section.timeout,
+            "token_budget": settings.classifier.anthropic.token_budget,
+        }
+        return {"name": "openai", "settings": client}
+    from wildvalues.claude_settings import client_settings, concurrent_tasks
+
+    tasks = concurrent_tasks(inputs.spark, settings.classifier.partitions)
+    return {"name": "anthropic", "settings": client_settings(settings, inputs.judge_key, tasks, section.model)}
+
+
+def second_judge_expressions(inputs: StageInputs, second: DataFrame) -> Generator[Request, None, DataFrame]:
+    """The second judge's values placed on the tree the way the taxonomy stage placed the run's."""
+    tree = list(inputs.tree)
+    exploded = taxonomy.explode_values(second)
+    raw_values = taxonomy.distinct_raw_values(exploded)
+    if inputs.settings.taxonomy.placement == "semantic":
+        matches = yield from semantic_matches(inputs, tree, raw_values)
+    else:
+        matches = taxonomy.match_frame(inputs.spark, raw_values, tree, inputs.settings.taxonomy.similarity_threshold)
+    return taxonomy.value_expressions(exploded, matches, inputs.run_id)
+
+
+def run_crosscheck(inputs: StageInputs) -> StageRun:
+    """A stratified sample re-classified by a second judge, and the two judges' agreement."""
+    from wildvalues import crosscheck
+
+    section, run_id = inputs.settings.crosscheck, inputs.run_id
+    labels = inputs.tables.read("classifications").filter(F.col("run_id") == run_id)
+    allocation = crosscheck.allocate(crosscheck.stratum_counts(labels), section.sample)
+    sample = crosscheck.take_sample(labels, allocation, section.seed).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        spec = judge_spec(inputs)
+        model, prompt_version = classifier_identity(spec)
+        conversations = inputs.tables.read("conversations").join(sample.select("conversation_id"), "conversation_id")
+        keyed = classify.with_cache_keys(conversations, model, prompt_version)
+        yield Write(CROSSCHECK_CACHE, classify.empty_cache(inputs.spark), mode="create")
+        n_sent = yield from classify_online(inputs, spec, keyed, CROSSCHECK_CACHE)
+        second = classify.to_classifications(keyed, inputs.tables.read(CROSSCHECK_CACHE), run_id)
+        n_errors = classify.to_errors(keyed, inputs.tables.read(CROSSCHECK_CACHE), run_id).count()
+        second_expressions = yield from second_judge_expressions(inputs, second)
+        # Both judges over the same conversations: those the second judge answered.
+        answered = second.select("conversation_id")
+        first_expressions = inputs.tables.read("value_expressions").join(answered, "conversation_id")
+        frame = crosscheck.labels_frame(sample, second, first_expressions, second_expressions, run_id)
+        yield Write("crosscheck_labels", frame)
+        first_model = _first_model(sample)
+        categories = {
+            judge: {side: crosscheck.category_counts(expressions, side) for side in crosscheck.SIDES}
+            for judge, expressions in (("first", first_expressions), ("second", second_expressions))
+        }
+    finally:
+        sample.unpersist()
+    rows = [row.asDict() for row in inputs.tables.read("crosscheck_labels").orderBy("conversation_id").collect()]
+    measures = crosscheck.agreement_measures(rows, categories["first"], categories["second"])
+    yield Write("crosscheck_agreement", crosscheck.agreement_frame(inputs.spark, measures, first_model, model, run_id))
+    yield Write("crosscheck_confusion", crosscheck.confusion_frame(inputs.spark, rows, run_id))
+    yield Log(
+        f"{len(rows)} of {section.sample} sampled conversation(s) judged again by {model} "
+        f"({n_sent} sent, {n_errors} error(s)) across {len(allocation)} strata"
+    )
+    result: dict[str, Any] = {f"crosscheck_{m.name}": m.value for m in measures}
+    result.update(crosscheck_compared=len(rows), crosscheck_sent=n_sent, crosscheck_errors=n_errors)
+    yield Metrics(result)
+    return {**result, "first_model": first_model, "second_model": model}
+
+
+def _first_model(sample: DataFrame) -> str:
+    """The run's classifier as the cross-check names it: its model, or the classifier's name."""
+    row = sample.select(F.coalesce("model", "classifier").alias("m")).first()
+    return str(row["m"]) if row else "unknown"
+
+
+# Not part of `wildvalues run`: `wildvalues crosscheck` runs it over an output's classifications.
+CROSSCHECK = Stage(
+    "crosscheck",
+    reads=("classifications", "conversations", "value_expressions", CROSSCHECK_CACHE, embedding_cache.TABLE),
+    writes=(CROSSCHECK_CACHE, embedding_cache.TABLE, *CROSSCHECK_TABLES),
+    run=run_crosscheck,
+    needs=frozenset({"tree", "embedder", "judge_key"}),
+    description="a stratified sample judged again by a second model, and the agreement of the two",
+)
+
+
 def stage_named(name: str) -> Stage:
     if name == DISCOVER.name:
         return DISCOVER
+    if name == CROSSCHECK.name:
+        return CROSSCHECK
     for stage in STAGES:
         if stage.name == name:
             return stage

@@ -127,6 +127,34 @@ def findings_expectations(table: str) -> list:
             gxe.ExpectColumnValuesToBeUnique(column="conversation_id"),
             gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=["watchlist", "outlier", "watchlist+outlier"]),
         ]
+    return crosscheck_expectations(table)
+
+
+def crosscheck_expectations(table: str) -> list:
+    """The cross-check's tables: one row per measure, labels in their sets, overlaps in [0, 1]."""
+    _, gxe = _gx()
+    if table == "crosscheck_agreement":
+        return [
+            gxe.ExpectColumnValuesToBeUnique(column="measure"),
+            gxe.ExpectColumnValuesToBeBetween(column="value", min_value=-1.0, max_value=1.0),
+        ]
+    if table == "crosscheck_confusion":
+        return [
+            gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(RESPONSE_TYPES))
+            for column in ("first_response_type", "second_response_type")
+        ] + [gxe.ExpectColumnValuesToBeBetween(column="n_conversations", min_value=1)]
+    if table == "crosscheck_labels":
+        return [
+            gxe.ExpectColumnValuesToBeUnique(column="conversation_id"),
+            *[
+                gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(RESPONSE_TYPES))
+                for column in ("first_response_type", "second_response_type")
+            ],
+            *[
+                gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0.0, max_value=1.0)
+                for column in ("ai_jaccard", "human_jaccard")
+            ],
+        ]
     return []
 
 

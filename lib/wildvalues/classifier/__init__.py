@@ -27,6 +27,10 @@ def build_classifier(spec: dict[str, Any]) -> Classifier:
         from wildvalues.classifier.claude import ClaudeClassifier
 
         return ClaudeClassifier(spec["settings"])
+    if name == "openai":  # the cross-check's second judge only, never the run's classifier
+        from wildvalues.classifier.openai_judge import OpenAIJudge
+
+        return OpenAIJudge(spec["settings"])
     raise ValueError(f"unknown classifier {name!r}; choose one of {', '.join(CLASSIFIERS)}")
 
 
@@ -36,6 +40,10 @@ def classifier_identity(spec: dict[str, Any]) -> tuple[str, str]:
         from wildvalues.classifier.offline import PROMPT_VERSION
 
         return "offline", PROMPT_VERSION
+    if spec["name"] == "openai":
+        from wildvalues.classifier.openai_judge import judge_identity
+
+        return judge_identity(spec["settings"]["model"])
     from wildvalues.classifier.prompt import prompt_version
 
     settings = spec["settings"]

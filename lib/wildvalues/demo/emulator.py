@@ -8,7 +8,14 @@
 * `POST /v1/messages/count_tokens`;
 * the Message Batches endpoints: create, retrieve, list, cancel, delete, results (JSONL);
   a batch ends `batch_processing_s` seconds after creation, so clients must poll;
+* `POST /v1/chat/completions` — an OpenAI-compatible endpoint answering the same labels as a JSON
+  object in `choices[0].message.content` (no rate limits or faults), for the cross-check's
+  non-Claude judge;
 * `GET /emulator/stats` — requests answered by path and status.
+
+`labelling="second"` makes the instance a different judge: `second_labelling` perturbs the offline
+classifier's answer deterministically (subjectivity, response type, values), so a cross-check
+between two instances agrees measurably less than perfectly.
 
 Rate limits are token buckets on requests, input tokens and output tokens per minute, holding
 `burst_seconds` worth each (60 by default: the API refills continuously up to the per-minute
@@ -53,6 +60,7 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -169,7 +177,12 @@ class Emulator:
         tree_path: str | None = None,
         payload_fn: Callable[[Conversation], dict] | None = None,
         models: Mapping[str, ModelEntry] | None = None,
+        labelling: str = "offline",
     ) -> None:
+        if labelling not in LABELLINGS:
+            raise ValueError(f"unknown labelling {labelling!r}; choose from {LABELLINGS}")
+        self.labelling = labelling
+        self._relabelled = False
         self.host, self.port = host, port
         self.limits = {"rpm": rpm, "itpm": itpm, "otpm": otpm}
         self.burst_seconds = burst_seconds
@@ -226,6 +239,9 @@ class Emulator:
     def start(self) -> Emulator:
         if self._payload_fn is None:
             self._payload_fn = _offline_payload_fn(self.tree_path)
+        if self.labelling == "second" and not self._relabelled:
+            self._payload_fn = second_labelling(self._payload_fn)
+            self._relabelled = True  # a restarted instance must not perturb twice
         server = _Server((self.host, self.port), _Handler)
         server.emulator = self
         self._server = server
@@ -476,6 +492,41 @@ class Emulator:
         usage, _ = self._token_usage(body)
         return _Reply(200, {"input_tokens": usage["prefix"] + usage["rest"]})
 
+    # -- /v1/chat/completions (OpenAI-compatible) -------------------------------------------
+
+    def handle_chat_completions(self, body: dict[str, Any]) -> _Reply:
+        """The labels as a JSON object in choices[0].message.content, as a chat model answers."""
+        messages = body.get("messages")
+        if not body.get("model") or not isinstance(messages, list) or not messages:
+            return _Reply(
+                400, {"error": {"message": "model and messages are required", "type": "invalid_request_error"}}
+            )
+        content = json.dumps(self._payload(body))
+        prompt_tokens = _tokens(_messages_chars(messages))
+        completion_tokens = _tokens(len(content))
+        return _Reply(
+            200,
+            {
+                "id": _new_id("chatcmpl_emu"),
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+        )
+
     # -- /v1/messages/batches ----------------------------------------------------------------
 
     def create_batch(self, body: dict[str, Any], entry: dict[str, Any]) -> _Reply:
@@ -615,6 +666,8 @@ class Emulator:
         if method == "POST" and path == "/v1/messages":
             _describe_request(body or {}, entry)
             return self.handle_messages(body or {}, entry)
+        if method == "POST" and path == "/v1/chat/completions":
+            return self.handle_chat_completions(body or {})
         if method == "POST" and path == "/v1/messages/count_tokens":
             return self.handle_count_tokens(body or {})
         if path == "/v1/messages/batches":
@@ -961,6 +1014,60 @@ def _offline_payload_fn(tree_path: str | None) -> Callable[[Conversation], dict]
     return OfflineClassifier(load_tree(path)).classify_payload
 
 
+LABELLINGS: tuple[str, ...] = ("offline", "second")
+# The second judge's response type where it reads a subjective conversation differently: one step
+# along the scale, as a second annotator would.
+_NEXT_RESPONSE_TYPE = {
+    "strong_support": "mild_support",
+    "mild_support": "neutral_acknowledgment",
+    "neutral_acknowledgment": "reframing",
+    "reframing": "mild_resistance",
+    "mild_resistance": "strong_resistance",
+    "strong_resistance": "mild_resistance",
+    "no_values": "mild_support",
+}
+SECOND_JUDGE_VALUE = "transparency"  # the value the second judge adds where it adds one
+
+
+def conversation_hash(conversation: Conversation) -> int:
+    """A stable number from a conversation's text: which perturbation the second judge applies."""
+    return zlib.crc32("\x00".join(f"{t.role}:{t.text}" for t in conversation.turns).encode("utf-8", "replace"))
+
+
+def relabel(payload: dict, conversation: Conversation) -> dict:
+    """The second judge's answer: the offline answer, perturbed by the conversation's hash.
+
+    One subjective conversation in 6 is read as not subjective (values dropped, no_values); of
+    the rest, 1 in 4 get the next response type on the scale, 1 in 3 with two or more AI values
+    lose the last one, 1 in 5 gain `transparency`, and 1 in 7 with human values lose the first.
+    """
+    h = conversation_hash(conversation)
+    answer = {**payload, "ai_values": list(payload["ai_values"]), "human_values": list(payload["human_values"])}
+    if not answer["is_subjective"]:
+        return answer
+    if h % 6 == 0:
+        answer.update(is_subjective=False, ai_values=[], human_values=[], response_type="no_values")
+        return answer
+    if h % 4 == 1:
+        answer["response_type"] = _NEXT_RESPONSE_TYPE[answer["response_type"]]
+    if len(answer["ai_values"]) >= 2 and h % 3 == 2:
+        answer["ai_values"].pop()
+    if h % 5 == 3 and SECOND_JUDGE_VALUE not in answer["ai_values"]:
+        answer["ai_values"].append(SECOND_JUDGE_VALUE)
+    if answer["human_values"] and h % 7 == 4:
+        answer["human_values"].pop(0)
+    return answer
+
+
+def second_labelling(payload_fn: Callable[[Conversation], dict]) -> Callable[[Conversation], dict]:
+    """A payload function answering as the second judge (`relabel`) over `payload_fn`."""
+
+    def second(conversation: Conversation) -> dict:
+        return relabel(payload_fn(conversation), conversation)
+
+    return second
+
+
 # -- command line ---------------------------------------------------------------------------------
 
 
@@ -979,6 +1086,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-processing-s", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--labelling", choices=LABELLINGS, default="offline", help="second: a different judge, for the cross-check"
+    )
     return parser
 
 
@@ -997,6 +1107,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k),
         batch_processing_s=args.batch_processing_s,
         seed=args.seed,
+        labelling=args.labelling,
     )
     emulator.start()
     print(
