@@ -154,7 +154,7 @@ def test_a_failed_request_keeps_the_vote_and_is_not_cached(spark, placer, vector
     verdicts = adjudication.verdicts_of(asked, answers)
     assert verdicts == {}
     assert adjudication.apply_verdicts(placer, placements, asked, verdicts, 0.5) == placements
-    assert adjudication.answer_rows(spark, asked, answers, MODEL, "run-1").count() == 0
+    assert adjudication.answer_rows(spark, asked, answers, MODEL, "run-1", SHAPE).count() == 0
     assert adjudication.usage_of(answers) == dict.fromkeys(adjudication.USAGE_FIELDS, 0), "5xx answers bill nothing"
 
 

@@ -1,8 +1,9 @@
 """Claude in the taxonomy stage through the real CLI: `run --classifier anthropic` against the
-emulator with taxonomy.mode discovered, adjudication and the Claude namer, then a rerun of the
-taxonomy stage that asks Claude nothing again, and the exports of a discovered-mode output.
+emulator with taxonomy.mode both, adjudication and the Claude namer; a rerun of the taxonomy
+stage that asks Claude nothing again; then the taxonomy stage again in taxonomy.mode discovered,
+and the export and report of that discovered-mode output.
 
-SLOW: one full pipeline run on generated data (module-scoped), one taxonomy rerun.
+SLOW: one full pipeline run on generated data (module-scoped) and three taxonomy reruns.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ CLAUDE_TAXONOMY = (
     "--classifier",
     "anthropic",
     "--set",
-    "taxonomy.mode=discovered",
+    "taxonomy.mode=both",
     "--set",
     "taxonomy.adjudicate=true",
     "--set",
@@ -66,6 +67,25 @@ def run(tmp_path_factory, emulator):
     return {"root": root, "out": out, "args": args, "env": env, "result": result}
 
 
+@pytest.fixture(scope="module")
+def discovered(run, emulator):
+    """The taxonomy stage again on the same output, in taxonomy.mode discovered."""
+    run_id, _ = summary_run_id(run["result"].stdout)
+    before = len(emulator.request_log)
+    result = wildvalues(
+        "taxonomy",
+        *run["args"],
+        "--set",
+        "taxonomy.mode=discovered",
+        "--run-id",
+        run_id,
+        cwd=run["root"],
+        env=run["env"],
+    )
+    assert_ok(result)
+    return {**run, "result": result, "requests": len(emulator.request_log) - before}
+
+
 def table(run, name) -> list[dict]:
     return DeltaTable(str(run["out"] / "tables" / name)).to_pyarrow_table().to_pylist()
 
@@ -95,31 +115,15 @@ def test_low_confidence_values_were_adjudicated_billed_and_cached(run):
     assert adjudicated == {r["value"] for r in adjudications if r["chosen_cluster_id"] is not None}
 
 
-def test_in_discovered_mode_the_level_tables_roll_up_the_discovered_trees(run):
-    discovered = {
-        side: {r["cluster_id"]: r for r in table(run, name)}
-        for side, name in (("ai", "discovered_taxonomy"), ("human", "discovered_taxonomy_human"))
-    }
-    for level in range(4):
-        rows = table(run, f"values_level_{level}")
-        assert rows == table(run, f"discovered_values_level_{level}")
-        if level:
-            assert rows and all(r["cluster_id"] in discovered[r["side"]] for r in rows)
-    for row in table(run, "value_expressions"):
-        tree = discovered[row["side"]]
-        parent = tree[row["value"]]["parent_cluster_id"]
-        assert row["level_1_cluster_id"] == parent
-        assert row["level_2_cluster_id"] == tree[parent]["parent_cluster_id"]
-
-
 def test_claude_named_the_discovered_clusters(run):
     names = table(run, "cluster_names")
     metrics = metrics_of(run)
     assert len(names) == metrics["naming_ai_requests"] + metrics["naming_human_requests"]
-    ai_clusters = [r for r in table(run, "discovered_taxonomy") if r["level"] >= 1]
-    given = {r["name"] for r in names}
-    assert ai_clusters and all(r["name"] in given for r in ai_clusters)
-    assert all(r["description"].startswith("Values of ") for r in ai_clusters)
+    given = {(r["name"], r["description"]) for r in names}
+    for tree in ("discovered_taxonomy", "discovered_taxonomy_human"):
+        clusters = [r for r in table(run, tree) if r["level"] >= 1]
+        assert clusters and {(r["name"], r["description"]) for r in clusters} <= given, tree
+    assert all(r["description"].startswith("Values of ") for r in names)
 
 
 def test_a_rerun_of_the_taxonomy_stage_asks_claude_nothing_again(run, emulator):
@@ -131,18 +135,6 @@ def test_a_rerun_of_the_taxonomy_stage_asks_claude_nothing_again(run, emulator):
     match = re.search(r"adjudication: (\d+) low-confidence value\(s\), (\d+) from the cache, 0 asked", again.stdout)
     assert match and match.group(1) == match.group(2)
     assert re.search(r"naming: 0 ai cluster name\(s\) from ", again.stdout)
-
-
-def test_the_published_export_refuses_a_discovered_mode_output(run):
-    target = run["root"] / "export"
-    refused = wildvalues("export", "--output", run["out"], "--to", target, cwd=run["root"], env=run["env"])
-    assert (refused.returncode, "Traceback" in refused.stderr) == (2, False)
-    assert refused.stderr.strip().splitlines()[-1] == (
-        "wildvalues: error: this output's values_level_* roll up its discovered trees "
-        "(taxonomy.mode discovered): export them with --tree discovered"
-    )
-    ok = wildvalues("export", "--output", run["out"], "--to", target, "--tree", "discovered", cwd=run["root"])
-    assert_ok(ok)
 
 
 def test_place_shows_claude_verdicts_when_adjudication_is_on(run, tree):
@@ -163,7 +155,41 @@ def test_place_shows_claude_verdicts_when_adjudication_is_on(run, tree):
     assert quantum["match_method"] == "unmatched", "Claude (the emulator) found no candidate cluster for it"
 
 
-def test_the_report_says_its_levels_are_the_discovered_trees(run):
+def test_in_discovered_mode_the_level_tables_roll_up_the_discovered_trees(discovered):
+    run = discovered
+    assert run["requests"] == 0, "names come from the cache, and adjudication is skipped"
+    assert "adjudication skipped: taxonomy.mode discovered" in run["result"].stdout
+    discovered = {
+        side: {r["cluster_id"]: r for r in table(run, name)}
+        for side, name in (("ai", "discovered_taxonomy"), ("human", "discovered_taxonomy_human"))
+    }
+    for level in range(4):
+        rows = table(run, f"values_level_{level}")
+        assert rows == table(run, f"discovered_values_level_{level}")
+        if level:
+            assert rows and all(r["cluster_id"] in discovered[r["side"]] for r in rows)
+    for row in table(run, "value_expressions"):
+        tree = discovered[row["side"]]
+        parent = tree[row["value"]]["parent_cluster_id"]
+        assert row["level_1_cluster_id"] == parent
+        assert row["level_2_cluster_id"] == tree[parent]["parent_cluster_id"]
+
+
+def test_the_published_export_refuses_a_discovered_mode_output(discovered):
+    run = discovered
+    target = run["root"] / "export"
+    refused = wildvalues("export", "--output", run["out"], "--to", target, cwd=run["root"], env=run["env"])
+    assert (refused.returncode, "Traceback" in refused.stderr) == (2, False)
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "wildvalues: error: this output's values_level_* roll up its discovered trees "
+        "(taxonomy.mode discovered): export them with --tree discovered"
+    )
+    ok = wildvalues("export", "--output", run["out"], "--to", target, "--tree", "discovered", cwd=run["root"])
+    assert_ok(ok)
+
+
+def test_the_report_says_its_levels_are_the_discovered_trees(discovered):
+    run = discovered
     result = wildvalues("report", "--output", run["out"], cwd=run["root"], env=run["env"])
     assert_ok(result)
     html = (run["out"] / "report" / "report.html").read_text(encoding="utf-8")
@@ -171,3 +197,30 @@ def test_the_report_says_its_levels_are_the_discovered_trees(run):
         "taxonomy.mode discovered: the AI value taxonomy, the top values and the findings in this report "
         "roll up this run&#x27;s own discovered trees, not the published one"
     ) in html
+
+
+def test_the_summary_counts_claude_work_and_adds_up_its_cost():
+    from wildvalues.commands import claude_taxonomy_lines
+
+    metrics = {
+        "cost_usd": 1.25,
+        "adjudication_values": 7,
+        "adjudication_chose_cluster": 4,
+        "adjudication_chose_none": 2,
+        "adjudication_requests": 6,
+        "adjudication_failures": 1,
+        "adjudication_cost_usd": 0.5,
+        "naming_ai_requests": 10,
+        "naming_ai_failures": 2,
+        "naming_ai_cost_usd": 0.25,
+        "naming_human_requests": 3,
+        "naming_human_failures": 0,
+        "naming_human_cost_usd": 0.125,
+        "cost_usd_claude-sonnet-5-5": 1.25,  # per-model shares of cost_usd are not added again
+    }
+    assert claude_taxonomy_lines(metrics) == [
+        "  adjudicated               7  low-confidence value(s): 4 given a cluster, 2 new (asked 6, failed 1)",
+        "  clusters named           11  by Claude now (2 failed, named offline)",
+        "  Claude cost          2.1250  USD, this run's calls (list prices, batch discount applied)",
+    ]
+    assert claude_taxonomy_lines({"seconds_total": 3.0}) == []

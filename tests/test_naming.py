@@ -92,7 +92,7 @@ def test_cache_rows_round_trip_through_a_frame(spark, embedder, make_emulator):
     assert naming.cached_names(rows, MODEL, SHAPE) == namer.known
     assert naming.cached_names(rows, MODEL, "forced_tool") == {}, "another prompt version"
     assert naming.cached_names(rows, "claude-haiku-4-5", SHAPE) == {}
-    assert rows.select("run_id").distinct().collect()[0]["run_id"] == "run-7"
+    assert [r["run_id"] for r in rows.select("run_id").distinct().collect()] == ["run-7"]
 
 
 def test_failed_requests_fall_back_to_the_offline_names(spark, embedder, make_emulator):

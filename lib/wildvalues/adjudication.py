@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 
+from wildvalues.classifier.prompt import USAGE_FIELDS
 from wildvalues.classifier.taxonomy_prompts import (
     ADJUDICATION_PROMPT_VERSION,
     Candidate,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 TABLE = "placement_adjudications"
 ASKED_METHODS = ("placed", "unmatched")
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def questions(
     vectors: Mapping[str, np.ndarray],
     settings: TaxonomySettings,
     model: str,
-    shape: str = "forced_tool",
+    shape: str,
 ) -> list[Question]:
     """One question per distinct low-confidence value, sorted by value, with its top candidates;
     keyed by model, prompt version (it differs by answer shape), value and candidates."""
@@ -101,9 +101,7 @@ def cached_verdicts(cache: DataFrame, keys: Sequence[str]) -> dict[str, str | No
     return {r["key"]: r["chosen_cluster_id"] for r in rows}
 
 
-def ask(
-    client: ClaudeClassifier, model: str, todo: Sequence[Question], shape: str = "forced_tool"
-) -> list[Answer[str | None]]:
+def ask(client: ClaudeClassifier, model: str, todo: Sequence[Question], shape: str) -> list[Answer[str | None]]:
     """Claude's answer to each question, concurrently under the model's rate limits."""
     requests = [
         (
@@ -121,7 +119,7 @@ def answer_rows(
     answers: Sequence[Answer[Any]],
     model: str,
     run_id: str,
-    shape: str = "forced_tool",
+    shape: str,
 ) -> DataFrame:
     """The answered questions as cache rows (failed ones are not cached: a rerun asks again)."""
     now = datetime.datetime.now(datetime.UTC)

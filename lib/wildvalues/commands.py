@@ -8,7 +8,7 @@ import glob
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -83,18 +83,18 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> None:
     if getattr(args, "input", None) and not (os.path.exists(args.input) or glob.glob(args.input)):
         raise InputError(f"input not found: {args.input}")
     resolve_taxonomy(settings)
-    if settings.uses_claude():
-        _check_claude_settings(settings)
+    if settings.claude_models():
+        _check_claude_settings(settings, settings.claude_models())
     if getattr(args, "limit", None) is not None and args.limit <= 0:
         raise UsageError("--limit must be a positive number")
 
 
-def _check_claude_settings(settings: Settings) -> None:
+def _check_claude_settings(settings: Settings, models: Iterable[str]) -> None:
     """The model is configured and a key is reachable (the settings model checked the rest)."""
     from wildvalues.claude_settings import API_KEY_ENV, require_api_key
 
     # Every model a stage will call is configured and can answer in the configured shape.
-    for model in _claude_models(settings):
+    for model in models:
         settings.output_shape(model)
     spark = None
     if settings.classifier.secret_scope and not os.environ.get(API_KEY_ENV):
@@ -102,20 +102,6 @@ def _check_claude_settings(settings: Settings) -> None:
 
         spark = build_session(settings.spark)
     require_api_key(settings, spark)
-
-
-def _claude_models(settings: Settings) -> set[str]:
-    """Every Claude model the settings will call (each needs limits and prices)."""
-    models = set()
-    if settings.classifier.name == "anthropic":
-        models.add(settings.classifier.anthropic.model)
-        if settings.classifier.screen_model:
-            models.add(settings.classifier.screen_model)
-    if settings.taxonomy.adjudicate:
-        models.add(settings.claude_model(settings.taxonomy.adjudication_model))
-    if settings.discovery.namer == "claude":
-        models.add(settings.claude_model(settings.discovery.naming_model))
-    return models
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -202,16 +188,17 @@ def claude_taxonomy_lines(metrics: dict[str, float]) -> list[str]:
             f"{int(metrics['adjudication_chose_cluster']):,} given a cluster, {int(metrics['adjudication_chose_none']):,} "
             f"new (asked {int(metrics['adjudication_requests']):,}, failed {int(metrics['adjudication_failures']):,})"
         )
-    named = sum(v for k, v in metrics.items() if k.startswith("naming_") and k.endswith("_requests"))
-    if any(k.startswith("naming_") for k in metrics):
-        lines.append(f"  clusters named   {int(named):>10,}  by Claude (the rest from the cache)")
-    costs = [
-        v
-        for k, v in metrics.items()
-        if k in ("cost_usd", "adjudication_cost_usd") or k.startswith("naming_") and k.endswith("_cost_usd")
-    ]
-    if costs:
-        lines.append(f"  Claude cost      {sum(costs):>10.4f}  USD at list prices, this run's calls")
+    sides = [side for side in ("ai", "human") if f"naming_{side}_requests" in metrics]
+    if sides:
+        named = sum(metrics[f"naming_{s}_requests"] - metrics[f"naming_{s}_failures"] for s in sides)
+        failed = sum(metrics[f"naming_{s}_failures"] for s in sides)
+        lines.append(f"  clusters named   {int(named):>10,}  by Claude now ({int(failed):,} failed, named offline)")
+    costs = [metrics.get("cost_usd", 0.0), metrics.get("adjudication_cost_usd", 0.0)]
+    costs += [metrics.get(f"naming_{side}_cost_usd", 0.0) for side in sides]
+    if any(name in metrics for name in ("cost_usd", "adjudication_cost_usd")) or sides:
+        lines.append(
+            f"  Claude cost      {sum(costs):>10.4f}  USD, this run's calls (list prices, batch discount applied)"
+        )
     return lines
 
 
@@ -268,8 +255,8 @@ def _run_stage(args: argparse.Namespace, stage_name: str, settings: Settings | N
 
 def cmd_classify(args: argparse.Namespace) -> int:
     settings = resolve_settings(args)
-    if settings.uses_claude():
-        _check_claude_settings(settings)
+    if settings.claude_models(("classify",)):
+        _check_claude_settings(settings, settings.claude_models(("classify",)))
     return _run_stage(args, "classify", settings)
 
 
@@ -439,7 +426,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     k = settings.analyze.suppression_k
     try:
         result = export.export_public(runner.store, args.to, k, tree=args.tree)
-    except ValueError as error:  # the output holds another tree than the one asked for
+    except export.WrongTree as error:
         raise UsageError(str(error)) from error
     for path in result.paths.values():
         print(f"wrote {path}")
@@ -536,6 +523,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     from wildvalues.stages import DISCOVER
 
     settings, runner = _store_only(args)
+    if settings.claude_models(("discover",)):
+        _check_claude_settings(settings, settings.claude_models(("discover",)))
     run_id = args.run_id or runner.latest_run_id()
     if run_id is None:
         raise InputError(f"no run found under {args.output}; run `wildvalues run` first")

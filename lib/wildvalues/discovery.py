@@ -38,7 +38,6 @@ HIGHER_LEVEL_FEATURES: Features = "text"  # as Clio; measured against the others
 CENTRAL_SHOWN = 3  # members named in a description as the most central ones
 FREQUENT_SHOWN = 3  # ... as the most frequent ones
 CONTRAST_SHOWN = 3  # nearest values outside the cluster, named in an offline description
-CONTRAST_CANDIDATES = 10  # nearest values outside the cluster, passed to the namer
 KMEANS_RESTARTS = 3  # k-means fits per clustering, each from its own seed; the lowest cost wins
 _PARTITIONS = 2  # fixed, so that MLlib's seeded k-means|| sees the same partitions on every cluster
 _FRAME_SCHEMA = StructType(
@@ -163,7 +162,8 @@ def discover_tree(
         groups = [
             _Cluster(children, sorted(v for c in children for v in child_values[c])) for children in _groups(labels)
         ]
-        groups = _name_and_merge(level, groups, child_names, child_weights, child_features, namer)
+        contrast = max(CONTRAST_SHOWN, settings.naming_contrast)  # nearest outsiders passed to the namer
+        groups = _name_and_merge(level, groups, child_names, child_weights, child_features, namer, contrast)
         groups.sort(key=lambda g: (-float(weight_array[g.values].sum()), g.name))
         levels.append(groups)
         if level == len(sizes):
@@ -263,10 +263,12 @@ def _name_and_merge(
     child_weights: np.ndarray,
     child_features: np.ndarray,
     namer: ClusterNamer,
+    contrast: int,
 ) -> list[_Cluster]:
     """Name every group; groups given the same name are merged (and renamed) until names are unique."""
     while True:
-        _name_groups(level, [g for g in groups if not g.name], child_names, child_weights, child_features, namer)
+        unnamed = [g for g in groups if not g.name]
+        _name_groups(level, unnamed, child_names, child_weights, child_features, namer, contrast)
         by_name: dict[str, list[_Cluster]] = defaultdict(list)
         for group in groups:
             by_name[group.name].append(group)
@@ -287,6 +289,7 @@ def _name_groups(
     child_weights: np.ndarray,
     child_features: np.ndarray,
     namer: ClusterNamer,
+    contrast: int,
 ) -> None:
     """Set each group's name and description from its members' similarity to the group's centre."""
     if not groups:
@@ -297,18 +300,23 @@ def _name_groups(
     for start in range(0, len(groups), chunk):
         similarities = np.round(centres[start : start + chunk] @ child_features.T, _SIMILARITY_DIGITS)
         for group, similarity in zip(groups[start : start + chunk], similarities):
-            requests.append(_naming_request(level, group.children, similarity, child_names, child_weights))
+            requests.append(_naming_request(level, group.children, similarity, child_names, child_weights, contrast))
     for group, (name, description) in zip(groups, namer.name_all(requests), strict=True):
         group.name, group.description = name, description
 
 
 def _naming_request(
-    level: int, children: list[int], similarity: np.ndarray, child_names: Sequence[str], child_weights: np.ndarray
+    level: int,
+    children: list[int],
+    similarity: np.ndarray,
+    child_names: Sequence[str],
+    child_weights: np.ndarray,
+    contrast: int,
 ) -> NamingRequest:
     """What the namer sees of a group: members, weights, the most central first, the nearest outsiders."""
     central = sorted(children, key=lambda c: (-similarity[c], -child_weights[c], child_names[c]))
-    # The nearest non-members are among the len(children) + CONTRAST_CANDIDATES nearest rows.
-    nearest = min(len(child_names), len(children) + CONTRAST_CANDIDATES)
+    # The nearest non-members are among the len(children) + contrast nearest rows.
+    nearest = min(len(child_names), len(children) + contrast)
     candidates = np.argpartition(-similarity, nearest - 1)[:nearest]
     inside = set(children)
     outside = sorted((int(c) for c in candidates if c not in inside), key=lambda c: (-similarity[c], child_names[c]))
@@ -318,7 +326,7 @@ def _naming_request(
         tuple(child_names[c] for c in members),
         tuple(float(child_weights[c]) for c in members),
         tuple(child_names[c] for c in central),
-        tuple(child_names[c] for c in outside[:CONTRAST_CANDIDATES]),
+        tuple(child_names[c] for c in outside[:contrast]),
     )
 
 

@@ -38,6 +38,10 @@ def format_number(value: float) -> str:
     return repr(round(float(value), DECIMALS) + 0.0)  # + 0.0 turns -0.0 into 0.0
 
 
+class WrongTree(ValueError):
+    """The output's level tables roll up another tree than the one asked for."""
+
+
 # Which tree to publish: its level tables' prefix and the table holding its cluster descriptions.
 TREES: dict[str, tuple[str, str]] = {
     "published": ("values_level_", "value_taxonomy"),
@@ -122,7 +126,7 @@ def export_public(
     if not store.exists(f"{prefix}0"):
         raise FileNotFoundError(f"no {tree} tree in this output (table {prefix}0); for discovered: wildvalues discover")
     if tree == "published" and not _rolls_up_published_tree(store):
-        raise ValueError(
+        raise WrongTree(
             "this output's values_level_* roll up its discovered trees (taxonomy.mode discovered): "
             "export them with --tree discovered"
         )

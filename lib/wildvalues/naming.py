@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
 
+from wildvalues.classifier.prompt import USAGE_FIELDS
 from wildvalues.classifier.taxonomy_prompts import (
     NAMING_PROMPT_VERSION,
     NamingRequest,
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from wildvalues.classifier.claude import ClaudeClassifier
 
 TABLE = "cluster_names"
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class ClaudeClusterNamer:
     client: ClaudeClassifier
     model: str
     settings: DiscoverySettings
-    shape: str = "forced_tool"
+    shape: str
     known: dict[str, tuple[str, str]] = field(default_factory=dict)
     fresh: list[NamedCluster] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
@@ -71,7 +71,7 @@ class ClaudeClusterNamer:
         answers = self.client.ask_all(asked, name_parser(self.shape))
         for (key, payload), answer in zip(todo, answers, strict=True):
             self.usage.update({name: int(answer.usage[name]) for name in USAGE_FIELDS})
-            if answer.value is None:
+            if answer.error_type is not None or answer.value is None:
                 self.failures[answer.error_type or "unknown"] += 1
                 continue
             self.known[key] = answer.value
@@ -87,16 +87,14 @@ def empty_cache(spark: SparkSession) -> DataFrame:
     return spark.createDataFrame([], CLUSTER_NAMES)
 
 
-def cached_names(cache: DataFrame, model: str, shape: str = "forced_tool") -> dict[str, tuple[str, str]]:
+def cached_names(cache: DataFrame, model: str, shape: str) -> dict[str, tuple[str, str]]:
     """Key -> (name, description) of the clusters this model named before under this prompt."""
     version = prompt_version(NAMING_PROMPT_VERSION, shape)
     rows = cache.filter((cache.model == model) & (cache.prompt_version == version)).collect()
     return {r["key"]: (r["name"], r["description"]) for r in rows}
 
 
-def fresh_rows(
-    spark: SparkSession, named: Sequence[NamedCluster], model: str, run_id: str, shape: str = "forced_tool"
-) -> DataFrame:
+def fresh_rows(spark: SparkSession, named: Sequence[NamedCluster], model: str, run_id: str, shape: str) -> DataFrame:
     now = datetime.datetime.now(datetime.UTC)
     rows: list[tuple[Any, ...]] = [
         (

@@ -97,8 +97,8 @@ class Runner:
         name = build_embedder(spec).id
         return f"{name} (fallback)" if spec.fallback_reason else name
 
-    def api_key(self) -> str | None:
-        if not self.settings.uses_claude():
+    def api_key(self, stage: str) -> str | None:
+        if not self.settings.uses_claude(stage):
             return None
         from wildvalues.claude_settings import require_api_key
 
@@ -201,7 +201,7 @@ class Runner:
             raw=self._read_input() if "input" in stage.needs else None,
             tree=self.tree() if "tree" in stage.needs else (),
             embedder=self.embedder() if "embedder" in stage.needs and self.needs_embedder(stage) else None,
-            api_key=self.api_key() if "api_key" in stage.needs else None,
+            api_key=self.api_key(stage.name) if "api_key" in stage.needs else None,
             judge_key=self.judge_key() if "judge_key" in stage.needs else None,
             baseline=self.baseline() if "baseline" in stage.needs else {},
             run_metrics=dict(self.metrics) if "run_metrics" in stage.needs else {},

@@ -401,13 +401,28 @@ class Settings(Section):
         """A task's Claude model: its own setting if given, else the classifier's."""
         return chosen or self.classifier.anthropic.model
 
-    def uses_claude(self) -> bool:
-        """Whether any stage calls Claude, and so needs an API key."""
-        return (
-            self.classifier.name == "anthropic"
-            or (self.taxonomy.adjudicate and self.taxonomy.placement == "semantic")
-            or self.discovery.namer == "claude"
-        )
+    def claude_models(self, stages: Sequence[str] = ("classify", "taxonomy")) -> dict[str, str]:
+        """Claude model -> the first of `stages` that calls it with these settings (each needs a key)."""
+        calls: list[tuple[str, str]] = []
+        if self.classifier.name == "anthropic":
+            calls += [("classify", self.classifier.anthropic.model)]
+            if self.classifier.screen_model:
+                calls += [("classify", self.classifier.screen_model)]
+        adjudicating = self.taxonomy.adjudicate and self.taxonomy.placement == "semantic"
+        if adjudicating and self.taxonomy.mode != "discovered":  # discovered mode replaces the lineage
+            calls += [("taxonomy", self.claude_model(self.taxonomy.adjudication_model))]
+        if self.discovery.namer == "claude":
+            naming = self.claude_model(self.discovery.naming_model)
+            calls += [("discover", naming)] + ([("taxonomy", naming)] if self.taxonomy.mode != "published" else [])
+        models: dict[str, str] = {}
+        for stage, model in calls:
+            if stage in stages:
+                models.setdefault(model, stage)
+        return models
+
+    def uses_claude(self, stage: str) -> bool:
+        """Whether `stage` calls Claude with these settings, and so needs an API key."""
+        return bool(self.claude_models((stage,)))
 
     def output_shape(self, model: str) -> str:
         """How `model` answers: classifier.anthropic.output, with auto resolved by its capabilities."""

@@ -346,7 +346,7 @@ def run_taxonomy(inputs: StageInputs) -> StageRun:
         metrics, trees = yield from discovered_tables(inputs, tree, expressions, n_subjective)
         result.update(metrics)
     if mode == "discovered":
-        yield from adopt_discovered_trees(inputs, expressions, trees)
+        yield from adopt_discovered_trees(inputs, expressions, trees, n_subjective)
     yield Metrics(result)
     yield Artifact(
         "top_values.csv",
@@ -379,7 +379,10 @@ def semantic_matches(
     vectors = yield from cached_vectors(inputs, placement.texts_for(tree, raw_values))
     placer = placement.SemanticPlacer(tree, vectors, inputs.settings.taxonomy)
     placements = placer.place(raw_values, vectors)
-    if inputs.settings.taxonomy.adjudicate:
+    if inputs.settings.taxonomy.adjudicate and inputs.settings.taxonomy.mode == "discovered":
+        # The published lineage Claude would choose is replaced by the discovered one: not worth paying for.
+        yield Log("adjudication skipped: taxonomy.mode discovered rolls values up their discovered trees")
+    elif inputs.settings.taxonomy.adjudicate:
         placements = yield from adjudicated(inputs, placer, placements, vectors)
     return taxonomy.placements_frame(inputs.spark, placements)
 
@@ -405,17 +408,15 @@ def adjudicated(
 
     settings = inputs.settings
     model = settings.claude_model(settings.taxonomy.adjudication_model)
-    asked = adjudication.questions(placer, placements, vectors, settings.taxonomy, model)
+    shape = settings.output_shape(model)
+    asked = adjudication.questions(placer, placements, vectors, settings.taxonomy, model, shape)
     yield Write(adjudication.TABLE, adjudication.empty_cache(inputs.spark), mode="create")
     verdicts = adjudication.cached_verdicts(inputs.tables.read(adjudication.TABLE), [q.key for q in asked])
     todo = [q for q in asked if q.key not in verdicts]
-    answers = adjudication.ask(claude_client(inputs, model), model, todo) if todo else []
+    answers = adjudication.ask(claude_client(inputs, model), model, todo, shape) if todo else []
     if todo:
-        yield Write(
-            adjudication.TABLE,
-            adjudication.answer_rows(inputs.spark, todo, answers, model, inputs.run_id),
-            mode="append",
-        )
+        rows = adjudication.answer_rows(inputs.spark, todo, answers, model, inputs.run_id, shape)
+        yield Write(adjudication.TABLE, rows, mode="append")
         verdicts.update(adjudication.verdicts_of(todo, answers))
     failures = Counter(a.error_type for a in answers if a.error_type is not None)
     if failures:
@@ -477,8 +478,9 @@ def cluster_namer(inputs: StageInputs) -> Generator[Request, None, Any]:
         return None
     model = settings.claude_model(settings.discovery.naming_model)
     yield Write(naming.TABLE, naming.empty_cache(inputs.spark), mode="create")
-    known = naming.cached_names(inputs.tables.read(naming.TABLE), model)
-    return naming.ClaudeClusterNamer(claude_client(inputs, model), model, settings.discovery, known=known)
+    shape = settings.output_shape(model)
+    known = naming.cached_names(inputs.tables.read(naming.TABLE), model, shape)
+    return naming.ClaudeClusterNamer(claude_client(inputs, model), model, settings.discovery, shape, known=known)
 
 
 def record_names(inputs: StageInputs, namer: Any, side: str) -> StageRun:
@@ -487,9 +489,8 @@ def record_names(inputs: StageInputs, namer: Any, side: str) -> StageRun:
     from wildvalues.classifier.cost import usage_usd
 
     if namer.fresh:
-        yield Write(
-            naming.TABLE, naming.fresh_rows(inputs.spark, namer.fresh, namer.model, inputs.run_id), mode="append"
-        )
+        rows = naming.fresh_rows(inputs.spark, namer.fresh, namer.model, inputs.run_id, namer.shape)
+        yield Write(naming.TABLE, rows, mode="append")
     failed = sum(namer.failures.values())
     if failed:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(namer.failures.items()))
@@ -555,16 +556,23 @@ def write_levels(nodes: DataFrame, tables: Sequence[str]) -> StageRun:
     return {}
 
 
-def adopt_discovered_trees(inputs: StageInputs, expressions: DataFrame, trees: dict[str, list[TreeNode]]) -> StageRun:
+def adopt_discovered_trees(
+    inputs: StageInputs, expressions: DataFrame, trees: dict[str, list[TreeNode]], n_subjective: int
+) -> StageRun:
     """taxonomy.mode discovered: value_expressions and values_level_* roll up each side's own tree.
 
     value_taxonomy stays the published tree the names were matched against (match_method says
-    how); a value can sit under different clusters on the two sides, so its lineage is per side."""
+    how); a value can sit under different clusters on the two sides, so its lineage is per side.
+    A side with too few values for a tree keeps its published lineage and roll-up (said in the log)."""
     spark = inputs.spark
     relabelled = spark.createDataFrame([], schemas.VALUE_EXPRESSIONS)
     for side in ("ai", "human"):
-        lineage = taxonomy.lineage_frame(spark, trees.get(side, []))
-        relabelled = relabelled.unionByName(taxonomy.with_lineage(expressions.filter(F.col("side") == side), lineage))
+        own = expressions.filter(F.col("side") == side)
+        if trees.get(side):
+            own = taxonomy.with_lineage(own, taxonomy.lineage_frame(spark, trees[side]))
+        else:
+            yield Log(f"taxonomy.mode discovered: no {side} tree, so {side} values keep the published tree")
+        relabelled = relabelled.unionByName(own)
     # Materialised first: the frame reads the table it is about to replace.
     relabelled = relabelled.persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -572,8 +580,16 @@ def adopt_discovered_trees(inputs: StageInputs, expressions: DataFrame, trees: d
         yield Write("value_expressions", relabelled)
     finally:
         relabelled.unpersist()
-    for level, name in enumerate(LEVEL_TABLES):
-        yield Write(name, inputs.tables.read(DISCOVERED_LEVEL_TABLES[level]))
+    levels = spark.createDataFrame([], schemas.VALUE_LEVEL)
+    for name in DISCOVERED_LEVEL_TABLES:
+        levels = levels.unionByName(inputs.tables.read(name))
+    published_sides = [side for side in ("ai", "human") if not trees.get(side)]
+    if published_sides:
+        own = expressions.filter(F.col("side").isin(*published_sides))
+        levels = levels.unionByName(
+            taxonomy.all_levels(own, inputs.tables.read("value_taxonomy"), n_subjective, inputs.run_id)
+        )
+    yield from write_levels(levels, LEVEL_TABLES)
     yield Log("taxonomy.mode discovered: value_expressions and values_level_* roll up the discovered trees")
     return {}
 

@@ -244,7 +244,7 @@ class ClaudeClassifier:
             cache_read_input_tokens=usage["cache_read_input_tokens"],
         )
 
-    # -- any forced-tool request ------------------------------------------------------------------
+    # -- any request (JSON or tool answer) --------------------------------------------------------
 
     def ask(self, params: dict[str, Any], parse: Callable[[Any], T]) -> Answer[T]:
         """One request (`messages.create` parameters) paced, retried and parsed by `parse`.
@@ -419,7 +419,8 @@ class ClaudeClassifier:
 
 @dataclass(frozen=True)
 class Answer(Generic[T]):
-    """What `ask` got: the parsed value, or None with the last error; usage of all attempts."""
+    """What `ask` got: the parsed value (which may itself be None) when `error_type` is None, else
+    the last error; the usage of all attempts either way."""
 
     value: T | None
     usage: Counter[str]

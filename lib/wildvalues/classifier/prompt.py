@@ -299,8 +299,7 @@ PROMPTS: dict[str, Prompt] = {"extract": EXTRACT, "screen": SCREEN}
 
 def prompt_version(prompt: str = "extract", shape: str = "forced_tool") -> str:
     """The version recorded on rows and in cache keys: the text differs between JSON and tool answers."""
-    version = PROMPTS[prompt].version
-    return f"{version}-json" if shape == "json_schema" else version
+    return versioned(PROMPTS[prompt].version, shape)
 
 
 _UNSUPPORTED_KEYWORDS = frozenset({"maxLength", "minLength", "maxItems", "minimum", "maximum", "pattern"})
@@ -319,16 +318,26 @@ def structured_schema(schema: Any) -> Any:
 
 
 def answer_params(prompt: str, shape: str) -> dict[str, Any]:
-    """The request fields asking for the answer in `shape`: output_config, or a (strict) forced tool."""
+    """The request fields asking for a prompt's answer in `shape`: output_config, or a (strict) forced tool."""
     spec = PROMPTS[prompt]
+    return answer_fields(spec.tool_name, spec.tool_description, spec.schema, shape)
+
+
+def answer_fields(tool_name: str, description: str, schema: dict[str, Any], shape: str) -> dict[str, Any]:
+    """The request fields asking for an answer of `schema` in `shape` (any prompt's, the taxonomy's too)."""
     if shape == "json_schema":
-        return {"output_config": {"format": {"type": "json_schema", "schema": structured_schema(spec.schema)}}}
-    tool: dict[str, Any] = {"name": spec.tool_name, "description": spec.tool_description}
+        return {"output_config": {"format": {"type": "json_schema", "schema": structured_schema(schema)}}}
+    tool: dict[str, Any] = {"name": tool_name, "description": description}
     if shape == "strict_tool":
-        tool.update(input_schema=structured_schema(spec.schema), strict=True)
+        tool.update(input_schema=structured_schema(schema), strict=True)
     else:
-        tool["input_schema"] = spec.schema
-    return {"tools": [tool], "tool_choice": {"type": "tool", "name": spec.tool_name}}
+        tool["input_schema"] = schema
+    return {"tools": [tool], "tool_choice": {"type": "tool", "name": tool_name}}
+
+
+def versioned(version: str, shape: str) -> str:
+    """A prompt version as cache keys hold it: "-json" when the text asks for JSON, not a tool call."""
+    return f"{version}-json" if shape == "json_schema" else version
 
 
 def user_message_text(rendered: str, prompt: str = "extract", shape: str = "forced_tool") -> str:
@@ -607,7 +616,7 @@ def validate_screen(obj: Any) -> dict[str, Any]:
 
 
 class BadAnswer(Exception):
-    """The API answered, but not with a usable call of the forced tool."""
+    """The API answered, but not with a usable answer (refused, cut off, no JSON or tool call, invalid)."""
 
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
@@ -644,7 +653,12 @@ def json_answer(message: Any) -> Any:
 
 def answer_object(message: Any, prompt: str = "extract", shape: str = "forced_tool") -> Any:
     """The answer's object: JSON text for json_schema, else the forced tool's input."""
-    return json_answer(message) if shape == "json_schema" else tool_input(message, PROMPTS[prompt].tool_name)
+    return answer_of(message, PROMPTS[prompt].tool_name, shape)
+
+
+def answer_of(message: Any, tool_name: str, shape: str) -> Any:
+    """The answer's object for any prompt: JSON text for json_schema, else the tool's input."""
+    return json_answer(message) if shape == "json_schema" else tool_input(message, tool_name)
 
 
 def extract_labels(message: Any, shape: str = "forced_tool", prompt: str = "extract") -> dict[str, Any]:
@@ -661,7 +675,10 @@ def labels_parser(prompt: str, shape: str) -> Callable[[Any], dict[str, Any]]:
     return lambda message: extract_labels(message, shape, prompt)
 
 
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
 def add_usage(total: MutableMapping[str, int], usage: Any) -> None:
     """Add a Message's `usage` (input, output, cache write and cache read tokens) to `total`."""
-    for name in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+    for name in USAGE_FIELDS:
         total[name] += getattr(usage, name, None) or 0

@@ -7,7 +7,8 @@ through `ClaudeClassifier.ask_each`, so they are paced, retried and accounted th
 * **adjudication** (`choose_cluster`): a value the embedding vote placed with low confidence,
   shown with its top candidate level-1 clusters (id, name, description); the model picks one by
   meaning, or "none" when the value is new to the tree. The candidate ids are an enum in the
-  tool's schema, so the answer can only name a candidate.
+  answer's schema: structured outputs and strict tools hold the model to it; a plain forced
+  tool may not, so `choice_parser` rejects any other id (the request is then asked again).
 * **naming** (`name_cluster`): a discovered cluster shown as its members (most central first)
   and, as Clio does, the nearest values outside it, so the name says what sets it apart.
 
@@ -24,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wildvalues.classifier.prompt import BadAnswer, json_answer, structured_schema, tool_input
+from wildvalues.classifier.prompt import BadAnswer, answer_fields, answer_of, versioned
 
 ADJUDICATION_PROMPT_VERSION = "adjudicate-v1"
 NAMING_PROMPT_VERSION = "name-cluster-v1"
@@ -101,7 +102,7 @@ def request_key(model: str, prompt_version: str, payload: Any) -> str:
 
 def prompt_version(version: str, shape: str) -> str:
     """The version in cache keys: the instructions say "JSON" or "call the tool" by shape."""
-    return f"{version}-json" if shape == "json_schema" else version
+    return versioned(version, shape)
 
 
 def _how(tool_name: str, shape: str) -> str:
@@ -115,25 +116,9 @@ def _system(template: str, tool_name: str, shape: str) -> list[dict[str, Any]]:
     return [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
 
 
-def _answer_fields(tool_name: str, description: str, schema: dict[str, Any], shape: str) -> dict[str, Any]:
-    """The request fields asking for the answer in `shape`, as `prompt.answer_params` does."""
-    if shape == "json_schema":
-        return {"output_config": {"format": {"type": "json_schema", "schema": structured_schema(schema)}}}
-    tool: dict[str, Any] = {"name": tool_name, "description": description}
-    if shape == "strict_tool":
-        tool.update(input_schema=structured_schema(schema), strict=True)
-    else:
-        tool["input_schema"] = schema
-    return {"tools": [tool], "tool_choice": {"type": "tool", "name": tool_name}}
-
-
-def _answer(message: Any, tool_name: str, shape: str) -> Any:
-    return json_answer(message) if shape == "json_schema" else tool_input(message, tool_name)
-
-
 def _task_message(tag: str, payload: dict[str, Any], closing: str) -> list[dict[str, Any]]:
     body = json.dumps(payload, ensure_ascii=False, indent=1)
-    # "</" inside the data could close the tag early: JSON allows "<\/" for it.
+    # "</" inside the data could close the tag early: JSON allows "<\\/" for it.
     body = body.replace("</", "<\\/")
     return [{"role": "user", "content": f"<{tag}>\n{body}\n</{tag}>\n\n{closing}"}]
 
@@ -160,9 +145,7 @@ def adjudication_payload(value: str, candidates: Sequence[Candidate]) -> dict[st
     }
 
 
-def adjudication_request(
-    model: str, value: str, candidates: Sequence[Candidate], shape: str = "forced_tool"
-) -> dict[str, Any]:
+def adjudication_request(model: str, value: str, candidates: Sequence[Candidate], shape: str) -> dict[str, Any]:
     """The `messages.create` parameters asking which candidate cluster `value` belongs to."""
     if not candidates:
         raise ValueError("adjudication needs at least one candidate cluster")
@@ -186,17 +169,17 @@ def adjudication_request(
         "model": model,
         "max_tokens": ADJUDICATION_MAX_TOKENS,
         "system": _system(ADJUDICATION_INSTRUCTIONS, CHOOSE_TOOL, shape),
-        **_answer_fields(CHOOSE_TOOL, description, schema, shape),
+        **answer_fields(CHOOSE_TOOL, description, schema, shape),
         "messages": _task_message("placement", adjudication_payload(value, candidates), closing),
     }
 
 
-def choice_parser(candidate_ids: Sequence[str], shape: str = "forced_tool") -> Callable[[Any], str | None]:
+def choice_parser(candidate_ids: Sequence[str], shape: str) -> Callable[[Any], str | None]:
     """Reads a choose_cluster answer: a candidate id, or None for "none"; BadAnswer otherwise."""
     allowed = set(candidate_ids)
 
     def parse(message: Any) -> str | None:
-        answer = _answer(message, CHOOSE_TOOL, shape)
+        answer = answer_of(message, CHOOSE_TOOL, shape)
         choice = answer.get("cluster_id") if isinstance(answer, dict) else None
         if choice == NONE_OF_THESE:
             return None
@@ -219,7 +202,7 @@ def naming_payload(request: NamingRequest, members_shown: int, contrast_shown: i
     }
 
 
-def naming_request(model: str, payload: dict[str, Any], shape: str = "forced_tool") -> dict[str, Any]:
+def naming_request(model: str, payload: dict[str, Any], shape: str) -> dict[str, Any]:
     """The `messages.create` parameters asking for a cluster's name and description."""
     schema = {
         "type": "object",
@@ -236,24 +219,26 @@ def naming_request(model: str, payload: dict[str, Any], shape: str = "forced_too
         "model": model,
         "max_tokens": NAMING_MAX_TOKENS,
         "system": _system(NAMING_INSTRUCTIONS, NAME_TOOL, shape),
-        **_answer_fields(NAME_TOOL, description, schema, shape),
+        **answer_fields(NAME_TOOL, description, schema, shape),
         "messages": _task_message("cluster", payload, closing),
     }
 
 
-def name_parser(shape: str = "forced_tool") -> Callable[[Any], tuple[str, str]]:
+def name_parser(shape: str) -> Callable[[Any], tuple[str, str]]:
     """Reads a name_cluster answer as (name, description), whitespace tidied; BadAnswer if unusable."""
 
     def parse(message: Any) -> tuple[str, str]:
-        answer = _answer(message, NAME_TOOL, shape)
+        answer = answer_of(message, NAME_TOOL, shape)
         if not isinstance(answer, dict):
             raise BadAnswer("invalid_output", "the name_cluster answer is not an object")
-        name = " ".join(str(answer.get("name") or "").split())
-        description = " ".join(str(answer.get("description") or "").split())
+        name, description = answer.get("name"), answer.get("description")
+        if not isinstance(name, str) or not isinstance(description, str):
+            raise BadAnswer("invalid_output", "name and description must both be strings")
+        name, description = " ".join(name.split()), " ".join(description.split())
         if not name or len(name) > MAX_NAME_CHARS:
             raise BadAnswer("invalid_output", f"the name must have 1 to {MAX_NAME_CHARS} characters, got {len(name)}")
-        if len(description) > MAX_DESCRIPTION_CHARS:
-            raise BadAnswer("invalid_output", f"the description is over {MAX_DESCRIPTION_CHARS} characters")
+        if not description or len(description) > MAX_DESCRIPTION_CHARS:
+            raise BadAnswer("invalid_output", f"the description must have 1 to {MAX_DESCRIPTION_CHARS} characters")
         return name, description
 
     return parse
