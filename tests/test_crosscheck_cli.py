@@ -24,6 +24,7 @@ from deltalake import DeltaTable
 from wildvalues.classifier.base import Conversation, Turn
 from wildvalues.crosscheck import allocate
 from wildvalues.demo.emulator import Emulator, relabel
+from wildvalues.settings import Settings
 from wildvalues.tracking import tracking_uri
 
 if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ on sys.path
@@ -31,6 +32,9 @@ if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ o
 else:
     from test_cli import LEAN_CONFIG, TREE_PATH, assert_ok, cli_env, summary_run_id, wildvalues
 
+DEFAULTS = Settings()
+RUN_MODEL = DEFAULTS.classifier.anthropic.model  # the run's classifier (the default model)
+KNOWN_MODELS = ", ".join(sorted(DEFAULTS.models))
 N = 150
 SAMPLE = 60
 ANTHROPIC_KEY = "sk-ant-api03-crosscheck-SECRET-9999"
@@ -156,9 +160,7 @@ def test_agreement_is_below_one_and_matches_independent_computation(run):
             pytest.approx(len(a & b) / len(a | b)) if a | b else None for a, b in pairs
         ]
     assert measures["jaccard_ai_level_1"]["value"] < 1
-    assert {(r["first_model"], r["second_model"]) for r in measures.values()} == {
-        ("claude-sonnet-4-5", "claude-haiku-4-5")
-    }
+    assert {(r["first_model"], r["second_model"]) for r in measures.values()} == {(RUN_MODEL, "claude-haiku-4-5")}
     cells = {
         (r["first_response_type"], r["second_response_type"]): r["n_conversations"]
         for r in table(run["out"], "crosscheck_confusion")
@@ -232,11 +234,11 @@ def test_an_openai_compatible_judge_agrees_as_the_same_rule_does(run, emulators)
         (("--sample", "100000"), r"--sample 100000 is larger than the 150 conversation\(s\) run \S+ classified"),
         (
             ("--sample", "10", "--model", "claude-nope"),
-            r"no limits or prices configured for model 'claude-nope' \(known: claude-haiku-4-5, claude-opus-4-1, claude-sonnet-4-0, claude-sonnet-4-5\)",
+            rf"no limits or prices configured for model 'claude-nope' \(known: {re.escape(KNOWN_MODELS)}\)",
         ),
         (
-            ("--sample", "10", "--model", "claude-sonnet-4-5"),
-            r"the second judge must differ from the run's classifier \(claude-sonnet-4-5\)",
+            ("--sample", "10", "--model", RUN_MODEL),
+            rf"the second judge must differ from the run's classifier \({re.escape(RUN_MODEL)}\)",
         ),
         (
             ("--base-url", "http://127.0.0.1:9/v1"),

@@ -53,13 +53,18 @@ def _ai_levels(store: TableStore, prefix: str) -> list[DataFrame]:
     return [store.read(f"{prefix}{level}").filter(F.col("side") == "ai") for level in range(4)]
 
 
-def _rolls_up_published_tree(store: TableStore) -> bool:
-    """Whether values_level_1's clusters are the published tree's (not so in discovered mode)."""
-    level1 = store.read("values_level_1").select("cluster_id")
-    if not store.exists("value_taxonomy") or level1.isEmpty():
-        return True
-    published = store.read("value_taxonomy").filter(F.col("level") == 1).select("cluster_id")
-    return level1.join(published, "cluster_id", "left_anti").isEmpty()
+def rolls_up_discovered_trees(store: TableStore) -> bool:
+    """Whether values_level_* hold the discovered AI tree's roll-up (taxonomy.mode discovered):
+    their AI level-1 clusters are exactly discovered_values_level_1's (the AI side is published)."""
+    if not (store.exists("values_level_1") and store.exists("discovered_values_level_1")):
+        return False
+
+    def ai_clusters(name: str) -> set[str]:
+        rows = store.read(name).filter(F.col("side") == "ai").select("cluster_id").distinct().collect()
+        return {r["cluster_id"] for r in rows}
+
+    ours = ai_clusters("values_level_1")
+    return bool(ours) and ours == ai_clusters("discovered_values_level_1")
 
 
 def _descriptions(store: TableStore, given: dict[str, str] | None, table: str) -> dict[str, str]:
@@ -125,7 +130,7 @@ def export_public(
     prefix, descriptions_table = TREES[tree]
     if not store.exists(f"{prefix}0"):
         raise FileNotFoundError(f"no {tree} tree in this output (table {prefix}0); for discovered: wildvalues discover")
-    if tree == "published" and not _rolls_up_published_tree(store):
+    if tree == "published" and rolls_up_discovered_trees(store):
         raise WrongTree(
             "this output's values_level_* roll up its discovered trees (taxonomy.mode discovered): "
             "export them with --tree discovered"
