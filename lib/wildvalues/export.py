@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from wildvalues.analyze import suppress_small_groups, suppress_tree
+from wildvalues.stage import ReadableTables
 from wildvalues.tables import TableStore
 from wildvalues.taxonomy_tree import TREE_COLUMNS  # the public data set's header
 
@@ -53,7 +54,7 @@ def _ai_levels(store: TableStore, prefix: str) -> list[DataFrame]:
     return [store.read(f"{prefix}{level}").filter(F.col("side") == "ai") for level in range(4)]
 
 
-def rolls_up_discovered_trees(store: TableStore) -> bool:
+def rolls_up_discovered_trees(store: ReadableTables) -> bool:
     """Whether values_level_* hold the discovered AI tree's roll-up (taxonomy.mode discovered):
     their AI level-1 clusters are exactly discovered_values_level_1's (the AI side is published)."""
     if not (store.exists("values_level_1") and store.exists("discovered_values_level_1")):

@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 
 from wildvalues.analyze import suppress_small_groups, suppress_tree
 from wildvalues.classifier.base import RESPONSE_TYPES
+from wildvalues.export import rolls_up_discovered_trees
 from wildvalues.stage import ReadableTables
 
 REPORT_DIR = "report"
@@ -134,7 +135,7 @@ def _load_discovered(store: ReadableTables, run_id: str, k: int, data: ReportDat
     kept, suppressed = suppress_tree(tables, k)
     data.discovered_levels = [frame.drop("run_id").toPandas() for frame in kept]
     data.n_suppressed.update({name: n for name, n in zip(names, suppressed, strict=True)})
-    if data.levels is not None and _same_clusters(data.levels[1], data.discovered_levels[1]):
+    if data.levels is not None and rolls_up_discovered_trees(store):
         data.notes.append(
             "taxonomy.mode discovered: the AI value taxonomy, the top values and the findings in this report "
             "roll up this run's own discovered trees, not the published one"
@@ -151,10 +152,6 @@ def _load_discovered(store: ReadableTables, run_id: str, k: int, data: ReportDat
             .select("name", "n_conversations", "overlap_share", "published_name")
             .toPandas()
         )
-
-
-def _same_clusters(levels_1: pd.DataFrame, discovered_1: pd.DataFrame) -> bool:
-    return bool(len(levels_1)) and set(levels_1["cluster_id"]) == set(discovered_1["cluster_id"])
 
 
 def _load_new_values(data: ReportData) -> None:

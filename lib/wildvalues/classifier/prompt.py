@@ -569,19 +569,24 @@ def _task(obj: dict) -> str:
     return "" if task.lower() in NONE_WORDS else task
 
 
+def _check_answer_object(obj: Any, required: Sequence[str]) -> None:
+    """An object holding every required field, with a boolean is_subjective; InvalidOutput otherwise."""
+    if not isinstance(obj, dict):
+        raise InvalidOutput("(root)", f"expected an object, got {type(obj).__name__}")
+    for field in required:
+        if field not in obj:
+            raise InvalidOutput(field, "missing")
+    if not isinstance(obj["is_subjective"], bool):
+        raise InvalidOutput("is_subjective", f"expected a boolean, got {type(obj['is_subjective']).__name__}")
+
+
 def validate_output(obj: Any) -> dict[str, Any]:
     """Check a tool input against OUTPUT_SCHEMA and normalise it; raises InvalidOutput naming the field.
 
     Values are lower-cased, whitespace-collapsed, de-duplicated, and "none" entries dropped.
     Extra fields are ignored rather than rejected: they carry no labels we would lose.
     """
-    if not isinstance(obj, dict):
-        raise InvalidOutput("(root)", f"expected an object, got {type(obj).__name__}")
-    for field in _FIELDS:
-        if field not in obj:
-            raise InvalidOutput(field, "missing")
-    if not isinstance(obj["is_subjective"], bool):
-        raise InvalidOutput("is_subjective", f"expected a boolean, got {type(obj['is_subjective']).__name__}")
+    _check_answer_object(obj, _FIELDS)
     return {
         "is_subjective": obj["is_subjective"],
         "ai_values": _values(obj, "ai_values"),
@@ -594,13 +599,7 @@ def validate_output(obj: Any) -> dict[str, Any]:
 
 def validate_screen(obj: Any) -> dict[str, Any]:
     """A screening answer checked and normalised like `validate_output`, as full labels without values."""
-    if not isinstance(obj, dict):
-        raise InvalidOutput("(root)", f"expected an object, got {type(obj).__name__}")
-    for field in SCREEN_SCHEMA["required"]:
-        if field not in obj:
-            raise InvalidOutput(field, "missing")
-    if not isinstance(obj["is_subjective"], bool):
-        raise InvalidOutput("is_subjective", f"expected a boolean, got {type(obj['is_subjective']).__name__}")
+    _check_answer_object(obj, SCREEN_SCHEMA["required"])
     return {
         "is_subjective": obj["is_subjective"],
         "ai_values": [],

@@ -100,6 +100,50 @@ def request_key(model: str, prompt_version: str, payload: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Task:
+    """What differs between the taxonomy's two requests; `_task_request` builds either."""
+
+    tool_name: str
+    tool_description: str
+    instructions: str
+    tag: str  # the tag around the task's JSON
+    subject: str  # what the closing line names
+    max_tokens: int
+
+
+ADJUDICATION = _Task(
+    CHOOSE_TOOL,
+    "Record the cluster the value belongs to, or none. Call exactly once.",
+    ADJUDICATION_INSTRUCTIONS,
+    "placement",
+    "value",
+    ADJUDICATION_MAX_TOKENS,
+)
+NAMING = _Task(
+    NAME_TOOL,
+    "Record the cluster's name and description. Call exactly once.",
+    NAMING_INSTRUCTIONS,
+    "cluster",
+    "cluster",
+    NAMING_MAX_TOKENS,
+)
+
+
+def _task_request(
+    task: _Task, model: str, schema: dict[str, Any], payload: dict[str, Any], shape: str
+) -> dict[str, Any]:
+    """The `messages.create` parameters of a taxonomy task, its answer asked for in `shape`."""
+    how = "answer" if shape == "json_schema" else f"call {task.tool_name}"
+    return {
+        "model": model,
+        "max_tokens": task.max_tokens,
+        "system": _system(task.instructions, task.tool_name, shape),
+        **answer_fields(task.tool_name, task.tool_description, schema, shape),
+        "messages": _task_message(task.tag, payload, f"Now {how} for this {task.subject}."),
+    }
+
+
 def prompt_version(version: str, shape: str) -> str:
     """The version in cache keys: the instructions say "JSON" or "call the tool" by shape."""
     return versioned(version, shape)
@@ -163,15 +207,7 @@ def adjudication_request(model: str, value: str, candidates: Sequence[Candidate]
         "required": ["cluster_id"],
         "additionalProperties": False,
     }
-    description = "Record the cluster the value belongs to, or none. Call exactly once."
-    closing = "Now answer for this value." if shape == "json_schema" else "Now call choose_cluster for this value."
-    return {
-        "model": model,
-        "max_tokens": ADJUDICATION_MAX_TOKENS,
-        "system": _system(ADJUDICATION_INSTRUCTIONS, CHOOSE_TOOL, shape),
-        **answer_fields(CHOOSE_TOOL, description, schema, shape),
-        "messages": _task_message("placement", adjudication_payload(value, candidates), closing),
-    }
+    return _task_request(ADJUDICATION, model, schema, adjudication_payload(value, candidates), shape)
 
 
 def choice_parser(candidate_ids: Sequence[str], shape: str) -> Callable[[Any], str | None]:
@@ -213,15 +249,7 @@ def naming_request(model: str, payload: dict[str, Any], shape: str) -> dict[str,
         "required": ["name", "description"],
         "additionalProperties": False,
     }
-    description = "Record the cluster's name and description. Call exactly once."
-    closing = "Now answer for this cluster." if shape == "json_schema" else "Now call name_cluster for this cluster."
-    return {
-        "model": model,
-        "max_tokens": NAMING_MAX_TOKENS,
-        "system": _system(NAMING_INSTRUCTIONS, NAME_TOOL, shape),
-        **answer_fields(NAME_TOOL, description, schema, shape),
-        "messages": _task_message("cluster", payload, closing),
-    }
+    return _task_request(NAMING, model, schema, payload, shape)
 
 
 def name_parser(shape: str) -> Callable[[Any], tuple[str, str]]:
