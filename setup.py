@@ -25,6 +25,11 @@ INSTALL_REQUIRES = [
     # Embeddings: the static default model (numpy only) and the lexical fallback's hashing.
     "model2vec==0.10.0",
     "scikit-learn==1.9.1",
+    # PII detection and replacement before any text is stored (regex-and-context recognizers;
+    # spaCy comes with the analyzer and runs blank unless privacy.ner_model names a model).
+    "presidio-analyzer==2.2.366",
+    "presidio-anonymizer==2.2.366",
+    "spacy==3.8.18",
 ]
 # sentence-transformers models (the study's kind) need torch, which is large: an extra that
 # `make test` installs and `make run` does not.
@@ -45,7 +50,7 @@ setup(
     extras_require={
         "local": SPARK_REQUIRES,
         "embeddings": EMBEDDINGS_REQUIRES,
-        "test": ["pytest==9.2.0", "jsonschema==4.26.0", "ruff==0.17.6", "mypy==2.4.1", "types-PyYAML==6.0.12.20261122"],
+        "test": ["faker==40.63.0", "pytest==9.2.0", "jsonschema==4.26.0", "ruff==0.17.6", "mypy==2.4.1", "types-PyYAML==6.0.12.20261122"],
     },
     entry_points={
         "console_scripts": [

@@ -344,6 +344,57 @@ class AnalyzeSettings(Section):
         return value
 
 
+PII_ENTITIES: tuple[str, ...] = (
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_BANK_NUMBER",
+    "US_SSN",
+    "GOVERNMENT_ID",
+    "STREET_ADDRESS",
+    "IP_ADDRESS",
+    "URL_WITH_CREDENTIALS",
+    "DATE_OF_BIRTH",
+)
+
+
+class PrivacySettings(Section):
+    """What is redacted before text is stored, who counts as one person, and the label auditor."""
+
+    # Presidio entity types detected and replaced (lib/wildvalues/pii.py).
+    entities: tuple[str, ...] = PII_ENTITIES
+    # Placeholder per entity type; an entity not listed becomes "<ENTITY_TYPE>".
+    placeholders: dict[str, str] = Field(default_factory=dict)
+    score_threshold: Fraction = 0.5  # Presidio's score a finding needs to be replaced
+    # None: regex-and-context recognizers only (nothing to download). A spaCy model name or folder
+    # (e.g. en_core_web_lg, installed separately) adds its named-entity recognizer for names and places.
+    ner_model: str | None = None
+    # The user or account id field (--user-field); stored only as a salted SHA-256 hash.
+    user_field: str | None = None
+    # The salt's environment variable; when unset a random salt is kept in <output>/_user_salt
+    # (mode 0600), so hashes stay stable across runs of one output. Never logged.
+    user_salt_env: str = "WILDVALUES_USER_SALT"
+    # Published aggregates need this many distinct users as well as analyze.suppression_k
+    # conversations. Without a user field every conversation counts as its own user.
+    k_users: PositiveInt = 10
+    # Every free-text label that leaves the system is rated 1 (identifies a person) .. 5 (not
+    # identifying); labels rated under min_rating are suppressed. offline: PII hits, proper nouns
+    # and rare tokens; claude: Claude with a rubric (needs an API key); auto: claude when the
+    # classifier is anthropic, else offline.
+    audit: Literal["auto", "offline", "claude", "off"] = "auto"
+    audit_min_rating: Annotated[int, Field(ge=1, le=5)] = 3
+    audit_model: str | None = None  # None: classifier.anthropic.model
+
+    @field_validator("entities", mode="before")
+    @classmethod
+    def _entities_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("must be a list of entity types, not a string")
+        return value
+
+
 class ValidateSettings(Section):
     pct_sum_tolerance: NonNegativeFloat = 0.5
     # Tables up to this many rows are validated in pandas (GE on Spark costs a job per metric).
@@ -388,6 +439,7 @@ class Settings(Section):
     validate_: ValidateSettings = Field(default=ValidateSettings(), alias="validate")
     mlflow: MlflowSettings = MlflowSettings()
     crosscheck: CrosscheckSettings = CrosscheckSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     def model_entry(self, model: str) -> ModelEntry:
         """Limits and prices of a model, or a one-line error naming the known ones."""
