@@ -16,6 +16,18 @@ from wildvalues.settings import ConfigError
 
 EXIT_USER_ERROR = 2
 EXIT_VALIDATION = 3
+# Commands that write to --output (tables, MLflow, report): one at a time per output.
+WRITING_COMMANDS = frozenset(
+    {"run", "ingest", "classify", "taxonomy", "analyze", "validate", "report", "discover", "crosscheck"}
+)
+
+
+def _add_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another command is writing to the same --output, wait for it instead of stopping",
+    )
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +59,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N records")
     parser.add_argument("--run-id", default=None, help="reuse a run id (resume); default: a new one")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report at the end")
+    _add_wait(parser)
     _add_common(parser)
 
 
@@ -77,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
             stage.add_argument("--classifier", choices=["offline", "anthropic"], default=None)
             stage.add_argument("--model", default=None)
             stage.add_argument("--mode", choices=["online", "batch"], default=None)
+            _add_wait(stage)
             _add_common(stage)
     estimate = sub.add_parser("estimate", help="requests, tokens, cost and duration before anything is spent")
     estimate.add_argument("--input", required=True)
@@ -96,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(estimate)
 
     report = sub.add_parser("report", help="HTML report and PNG plots of a run (latest by default)")
+    _add_wait(report)
     report.add_argument("--output", required=True)
     report.add_argument("--run-id", default=None)
     report.add_argument("--no-anomaly-ids", action="store_true", help="leave the anomalies' conversation ids out")
@@ -118,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(compare)
 
     discover = sub.add_parser("discover", help="build the run's own four-level tree from its values")
+    _add_wait(discover)
     discover.add_argument("--output", required=True, help="the run's output directory")
     discover.add_argument("--run-id", default=None, help="the run whose values to use (default: the latest)")
     discover.add_argument("--side", choices=["ai", "human"], default=None, help="one side only (default: both)")
@@ -125,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(discover)
 
     crosscheck = sub.add_parser("crosscheck", help="judge a stratified sample again with a second model")
+    _add_wait(crosscheck)
     crosscheck.add_argument("--output", required=True, help="the run's output directory")
     crosscheck.add_argument("--run-id", default=None, help="the run to check (default: the latest)")
     crosscheck.add_argument("--sample", type=int, default=None, help="conversations in the sample (default 200)")
@@ -189,7 +206,16 @@ def _dispatch(args: argparse.Namespace) -> int | None:
     handler: Callable | None = getattr(commands, f"cmd_{args.command.replace('-', '_')}", None)
     if handler is None:
         raise ConfigError(f"unknown command {args.command}")
-    return handler(args)
+    if args.command not in WRITING_COMMANDS:
+        return handler(args)
+    from wildvalues import output_lock
+
+    def tell(message: str) -> None:
+        print(f"wildvalues: {message}", file=sys.stderr)
+
+    command = f"wildvalues {args.command} --output {args.output}"
+    with output_lock.holding(args.output, command, wait=getattr(args, "wait", False), on_wait=tell):
+        return handler(args)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from wildvalues.crosscheck import SampleError
 from wildvalues.delta_io import DeltaWriteError
+from wildvalues.output_lock import OutputLocked
 from wildvalues.readers import InputError
 from wildvalues.settings import ConfigError
 from wildvalues.taxonomy_tree import TaxonomyError
@@ -26,6 +27,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     UsageError,
     DeltaWriteError,
     SampleError,
+    OutputLocked,
     FileNotFoundError,
 )
 
