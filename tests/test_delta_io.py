@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from wildvalues import schemas
-from wildvalues.delta_io import DeltaWriteError, read_delta, table_exists, table_version, write_delta
+from wildvalues.delta_io import DeltaWriteError, read_delta, spark_path, table_exists, table_version, write_delta
 
 UTC = datetime.UTC
 T1 = datetime.datetime(2025, 2, 3, 4, 5, 6, 789000)
@@ -205,3 +205,18 @@ def test_failing_first_write_creates_no_table(spark, tmp_path):
     with pytest.raises(DeltaWriteError, match="RuntimeError: always fails"):
         write_delta(spark.range(3).select(fail("id").alias("x")), path)
     assert not table_exists(spark, path)
+
+
+@pytest.mark.parametrize("folder", ["out with spaces", "100% done", "a#b,c=d", "naïve"])
+def test_paths_that_url_encoding_changes_round_trip(spark, tmp_path, folder):
+    path = str(tmp_path / folder / "conversations")
+    write_delta(conversations(spark, ROWS[:2]), path)
+    write_delta(conversations(spark, ROWS[2:]), path, "append")
+    assertDataFrameEqual(read_delta(spark, path), spark.createDataFrame(ROWS, schemas.CONVERSATIONS))
+    assert delta_rows(path) == expected_arrow(ROWS)
+
+
+def test_spark_path_decodes_delta_rs_uris():
+    assert spark_path("file:///data/out%20with%20spaces/part-0.parquet") == "/data/out with spaces/part-0.parquet"
+    assert spark_path("s3://bucket/weekly%20runs/part-0.parquet") == "s3://bucket/weekly runs/part-0.parquet"
+    assert spark_path("/plain/path/part-0.parquet") == "/plain/path/part-0.parquet"

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -198,11 +199,21 @@ def read_delta(spark: SparkSession, path: str) -> DataFrame:
         raise FileNotFoundError(f"no Delta table at {path}")
     table = DeltaTable(path)
     schema = _spark_schema(table)
-    files = table.file_uris()
+    files = [spark_path(uri) for uri in table.file_uris()]
     if not files:
         return spark.createDataFrame([], schema)
     # Spark's vectorised Parquet reader over exactly the files of the current snapshot.
     return spark.read.schema(schema).parquet(*files)
+
+
+def spark_path(uri: str) -> str:
+    """A delta-rs file URI as Hadoop wants it: percent-decoded (Hadoop encodes paths itself, so an
+    encoded space would be looked for as a literal '%20'), local files without their scheme."""
+    parsed = urllib.parse.urlsplit(uri)
+    path = urllib.parse.unquote(parsed.path)
+    if parsed.scheme in ("", "file"):
+        return path
+    return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, "", "", "")) + path
 
 
 def _spark_schema(table) -> StructType:
