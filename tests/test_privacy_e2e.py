@@ -72,9 +72,10 @@ def privacy_run(tmp_path_factory):
     synth = root / "synth.jsonl"
     assert_ok(wildvalues("synth", "--n", N_SYNTH, "--output", synth, "--seed", 5, cwd=root))
     records = [json.loads(line) for line in synth.read_text().splitlines()]
-    planted = root / "planted.jsonl"
+    planted = root / "planted input.jsonl"
     planted.write_text("".join(json.dumps(plant(r, i)) + "\n" for i, r in enumerate(records)))
-    out, exported = root / "out", root / "export"
+    # Paths with spaces, so that every reader and writer of the output is tried with one too.
+    out, exported = root / "out with spaces", root / "public export"
     common = ("--config", root / "lean.yml")
     results = [
         wildvalues("run", "--input", planted, "--output", out, "--user-field", "account", *common, cwd=root),

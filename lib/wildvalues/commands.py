@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import glob
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -170,10 +171,10 @@ def print_summary(
     if report:
         lines.append(f"  report           {report}")
     lines += [
-        f"  MLflow UI        .venv/bin/mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)",
+        f"  MLflow UI        .venv/bin/mlflow ui --backend-store-uri {shlex.quote(uri)}   (then open http://127.0.0.1:5000)",
         "",
         "  try:",
-        *[f'    .venv/bin/wildvalues sql "{q}" --output {output}' for q in EXAMPLE_QUERIES],
+        *[f'    .venv/bin/wildvalues sql "{q}" --output {shlex.quote(output)}' for q in EXAMPLE_QUERIES],
         "",
     ]
     print("\n".join(lines), flush=True)
