@@ -375,6 +375,29 @@ def test_sql_prints_rows(workdir, first_run, input_file):
     assert [int(line.strip("|").split("|")[1]) for line in table[1:]] == [counts[c] for c in first_ids]
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (
+            "SELECT * FROM no_such_table",
+            "wildvalues: error: query failed: [TABLE_OR_VIEW_NOT_FOUND] The table or view `no_such_table` "
+            "cannot be found. Verify the spelling and correctness of the schema and catalog. (SQLSTATE: 42P01)",
+        ),
+        (
+            "SELEC 1",
+            "wildvalues: error: query failed: [PARSE_SYNTAX_ERROR] Syntax error at or near 'SELEC'. "
+            "SQLSTATE: 42601 (line 1, pos 0)",
+        ),
+    ],
+)
+def test_sql_errors_are_one_line_and_exit_2(workdir, first_run, query, message):
+    result = wildvalues("sql", query, "--output", first_run["out"], "--config", workdir / "lean.yml", cwd=workdir)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "at org.apache" not in result.stderr
+    assert result.stderr.splitlines()[-1] == message
+    assert [line for line in result.stderr.splitlines() if "error" in line.lower()] == [message]
+
+
 # --------------------------------------------------------------------------------- user errors
 
 

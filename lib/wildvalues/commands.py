@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import glob
 import os
+import re
 import shlex
 import sys
 import time
@@ -224,10 +225,28 @@ def _store_only(args: argparse.Namespace, run_id: str = "report"):
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    import logging
+
+    from pyspark.errors import AnalysisException
+
+    # PySpark logs every failed query with its Java stack trace before raising it; the error is
+    # reported once, as one line, below.
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     _, runner = _store_only(args)
     runner.store.register_views()
-    runner.spark.sql(args.query).show(args.max_rows, truncate=80)
+    try:
+        runner.spark.sql(args.query).show(args.max_rows, truncate=80)
+    except AnalysisException as error:  # parse errors, unknown tables and columns
+        raise UsageError(f"query failed: {spark_error_line(error)}") from None
     return 0
+
+
+def spark_error_line(error: BaseException) -> str:
+    """The first line of a Spark error, its SQL state kept (a query's typo is one line)."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    state = re.search(r"SQLSTATE: \w+", text)
+    return f"{first} ({state.group(0)})" if state and state.group(0) not in first else first
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

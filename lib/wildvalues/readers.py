@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import cast
@@ -39,21 +40,60 @@ class _FileRange(InputPartition):
     end: int  # exclusive; -1 reads to the end (gzip files are not splittable)
 
 
-def list_input_files(path: str) -> list[str]:
-    """The JSONL files under `path` (a file, a directory or a glob), sorted for stable order."""
+@dataclass(frozen=True)
+class InputFiles:
+    """The files of an input path, by how each is read."""
+
+    jsonl: tuple[str, ...]  # JSON lines, plain or gzip (any name that is not .parquet)
+    parquet: tuple[str, ...]
+    # Hidden and _-prefixed files (Spark's _SUCCESS, .crc checksums, editor swap files): not
+    # records, but listed so that nothing is skipped silently.
+    skipped: tuple[str, ...]
+
+
+def _is_bookkeeping(name: str) -> bool:
+    return name.startswith((".", "_"))
+
+
+def input_files(path: str) -> InputFiles:
+    """The files under `path` (a file, a directory or a glob), sorted for stable order."""
     if os.path.isdir(path):
-        candidates = [
-            os.path.join(root, name)
-            for root, _, names in os.walk(path)
-            for name in names
-            if not name.startswith((".", "_"))
-        ]
+        candidates = [os.path.join(root, name) for root, _, names in os.walk(path) for name in names]
     else:
         candidates = glob.glob(path) if any(c in path for c in "*?[") else [path]
     files = sorted(f for f in candidates if os.path.isfile(f))
-    if not files:
-        raise InputError(f"input not found: {path}")
-    return files
+    named = files == [path]  # a file named on its own is read whatever its name
+    skipped = () if named else tuple(f for f in files if _is_bookkeeping(os.path.basename(f)))
+    kept = [f for f in files if f not in skipped]
+    if not kept:
+        found = f" (only {len(skipped)} hidden or _-prefixed file(s))" if skipped else ""
+        raise InputError(f"input not found: {path}{found}")
+    parquet = tuple(f for f in kept if f.endswith(".parquet"))
+    jsonl = tuple(f for f in kept if not f.endswith(".parquet"))
+    return InputFiles(jsonl, parquet, skipped)
+
+
+def list_input_files(path: str) -> list[str]:
+    """The JSON-lines files under `path`."""
+    return list(input_files(path).jsonl)
+
+
+def _holds_a_record(path: str, probe_bytes: int = 1 << 20) -> bool:
+    """True when the file has a non-blank character in its first MiB (a damaged .gz counts: its
+    damage is reported per record by the reader)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            return bool(handle.read(probe_bytes).strip(b" \t\r\n\xef\xbb\xbf"))
+    except (OSError, EOFError, zlib.error):
+        return os.path.getsize(path) > 0
+
+
+def require_records(path: str, files: InputFiles) -> None:
+    """A one-line error for an input whose every JSON-lines file is empty or blank."""
+    if files.parquet or any(_holds_a_record(f) for f in files.jsonl):
+        return
+    raise InputError(f"input holds no records: {path} ({len(files.jsonl)} file(s), all empty or blank)")
 
 
 def _plan_ranges(files: list[str], split_bytes: int) -> list[_FileRange]:
@@ -98,12 +138,12 @@ def _iter_range_lines(part: _FileRange) -> Iterator[tuple[int, bytes]]:
 
 
 class _JsonlReader(DataSourceReader):
-    def __init__(self, path: str, split_bytes: int) -> None:
-        self.path = path
+    def __init__(self, files: list[str], split_bytes: int) -> None:
+        self.files = files
         self.split_bytes = split_bytes
 
     def partitions(self) -> list[_FileRange]:
-        return _plan_ranges(list_input_files(self.path), self.split_bytes)
+        return _plan_ranges(self.files, self.split_bytes)
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         # Spark passes back one of partitions(); its types only say InputPartition.
@@ -133,7 +173,8 @@ def _raw_batch(sources: list, numbers: list, raws: list) -> pa.RecordBatch:
 
 
 class JsonlSource(DataSource):
-    """`spark.read.format("wildvalues_jsonl").load(path)`: JSON lines with file and line number."""
+    """`spark.read.format("wildvalues_jsonl").option("files", ...)`: JSON lines with file and line
+    number; `files` is the newline-separated list of files to read."""
 
     @classmethod
     def name(cls) -> str:
@@ -144,22 +185,22 @@ class JsonlSource(DataSource):
 
     def reader(self, schema) -> _JsonlReader:
         split = int(self.options.get("split_bytes", SPLIT_BYTES))
-        return _JsonlReader(self.options["path"], split)
+        return _JsonlReader(self.options["files"].split("\n"), split)
 
 
 def detect_source_kind(path: str) -> str:
-    """'delta', 'parquet' or 'jsonl' from what is on disk at `path`."""
+    """'delta', 'parquet', 'mixed' or 'jsonl' from what is on disk at `path`."""
     if os.path.isdir(os.path.join(path, "_delta_log")):
         return "delta"
-    if path.endswith(".parquet") or (
-        os.path.isdir(path) and glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True)
-    ):
-        return "parquet"
+    files = input_files(path)
+    if files.parquet:
+        return "mixed" if files.jsonl else "parquet"
     return "jsonl"
 
 
 def read_raw_records(spark: SparkSession, path: str, fmt: str = "auto", split_bytes: int = SPLIT_BYTES) -> DataFrame:
-    """Raw records (source_file, line_number, raw JSON text) from any supported input."""
+    """Raw records (source_file, line_number, raw JSON text) from any supported input; in a
+    directory of mixed files each file is read by its own format."""
     if not os.path.exists(path) and not glob.glob(path):
         raise InputError(f"input not found: {path}")
     kind = fmt if fmt in ("parquet", "delta") else detect_source_kind(path)
@@ -167,9 +208,20 @@ def read_raw_records(spark: SparkSession, path: str, fmt: str = "auto", split_by
         return _table_as_raw(read_delta(spark, path), path)
     if kind == "parquet":
         return _table_as_raw(spark.read.parquet(path), path)
-    list_input_files(path)  # fail fast with a one-line error before Spark plans anything
+    files = input_files(path)  # fail fast with a one-line error before Spark plans anything
+    require_records(path, files)
+    raw = _jsonl_records(spark, files.jsonl, split_bytes) if files.jsonl else None
+    if files.parquet:
+        tables = _table_as_raw(spark.read.parquet(*files.parquet), path)
+        raw = tables if raw is None else raw.unionByName(tables)
+    assert raw is not None, "input_files returns at least one file"
+    return raw
+
+
+def _jsonl_records(spark: SparkSession, files: tuple[str, ...], split_bytes: int) -> DataFrame:
     spark.dataSource.register(JsonlSource)
-    return spark.read.format(JSONL_FORMAT).option("path", path).option("split_bytes", split_bytes).load()
+    reader = spark.read.format(JSONL_FORMAT).option("files", "\n".join(files)).option("split_bytes", split_bytes)
+    return reader.load()
 
 
 def _table_as_raw(df: DataFrame, path: str) -> DataFrame:

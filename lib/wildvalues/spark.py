@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from importlib import resources
 
 from pyspark.sql import SparkSession
 
 from wildvalues.settings import SparkSettings
+
+LOG4J_FILE = "log4j2.properties"
 
 
 def _delta_jars_present() -> bool:
@@ -23,6 +26,10 @@ def _delta_jars_present() -> bool:
 def _show_progress(settings: SparkSettings) -> bool:
     """Spark's stage progress bar on a terminal; logs in CI and files stay clean."""
     return sys.stderr.isatty() if settings.progress is None else settings.progress
+
+
+def _log4j_config() -> str:
+    return str(resources.files("wildvalues.conf").joinpath(LOG4J_FILE))
 
 
 def build_session(settings: SparkSettings) -> SparkSession:
@@ -44,6 +51,9 @@ def build_session(settings: SparkSettings) -> SparkSession:
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.python.worker.reuse", "true")
+        # Quiet from the first line: Spark's default log4j profile prints WARN lines at start-up,
+        # before setLogLevel can act.
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_log4j_config()}")
     )
     if _delta_jars_present() or settings.delta_packages:
         builder = builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension").config(
