@@ -38,7 +38,7 @@ def conv(cid, user="hello", assistant="hi there", key="id"):
 
 
 def raw_rows(spark, rows):
-    return spark.createDataFrame(rows, RAW_SCHEMA)
+    return spark.createDataFrame([(*row, None, 0) for row in rows], RAW_SCHEMA)
 
 
 # --------------------------------------------------------------------------------- readers
@@ -242,7 +242,7 @@ def test_ingest_end_to_end(spark, tmp_path):
     ctx, counts = run_ingest_stage(spark, path, tmp_path / "out")
 
     n_records = sum(1 for text in lines if text)
-    assert counts == {"input_records": n_records, "quarantined": 7, "conversations": 5}
+    assert counts == {"input_records": n_records, "quarantined": 7, "conversations": 5, "invalid_utf8_records": 0}
     assert counts["input_records"] == counts["conversations"] + counts["quarantined"]
 
     anon_id = "h-" + content_hash(anon_turns)[:24]
@@ -304,7 +304,7 @@ def test_ingest_raw_record_is_truncated(spark, tmp_path):
     long_bad = '{"id": "long", "x": "' + "a" * 100 + '"'  # invalid JSON (unclosed)
     path = write_lines(tmp_path / "long.jsonl", [long_bad, conv("ok")])
     ctx, counts = run_ingest_stage(spark, path, tmp_path / "out", {"raw_record_max_chars": 20})
-    assert counts == {"input_records": 2, "quarantined": 1, "conversations": 1}
+    assert counts == {"input_records": 2, "quarantined": 1, "conversations": 1, "invalid_utf8_records": 0}
     assert [
         tuple(r) for r in ctx.store.read("quarantine").select("line_number", "conversation_id", "raw_record").collect()
     ] == [(1, None, long_bad[:20])]
@@ -316,7 +316,7 @@ def test_duplicates_across_files_name_the_first_file_and_line(spark, tmp_path):
     a = write_lines(folder / "a.jsonl", [conv("other"), conv("dup", "same", "same")])
     b = write_lines(folder / "b.jsonl", [conv("dup", "same", "same"), conv("dup", "changed", "changed")])
     ctx, counts = run_ingest_stage(spark, str(folder), tmp_path / "out")
-    assert counts == {"input_records": 4, "quarantined": 2, "conversations": 2}
+    assert counts == {"input_records": 4, "quarantined": 2, "conversations": 2, "invalid_utf8_records": 0}
     kept = sorted((r.conversation_id, r.source) for r in ctx.store.read("conversations").collect())
     assert kept == [("dup", a), ("other", a)]
     quarantined = sorted(
@@ -339,7 +339,7 @@ def test_ingest_explicit_layout_and_fields(spark, tmp_path):
     ctx, counts = run_ingest_stage(
         spark, path, tmp_path / "out", {"format": "transcript", "text_field": "dialogue", "id_field": "uid"}
     )
-    assert counts == {"input_records": 2, "quarantined": 1, "conversations": 1}
+    assert counts == {"input_records": 2, "quarantined": 1, "conversations": 1, "invalid_utf8_records": 0}
     assert [(r.conversation_id, [tuple(t) for t in r.turns]) for r in ctx.store.read("conversations").collect()] == [
         ("t1", [("user", "hi"), ("assistant", "hello")])
     ]

@@ -40,7 +40,7 @@ def test_a_directory_of_jsonl_and_parquet_reads_each_file_by_its_format(spark, t
         {"id": "p1", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
         separators=(",", ":"),
     )
-    expected = [(jsonl, 1, conv("j1")), (jsonl, 2, conv("j2")), (parquet, 1, parquet_raw)]
+    expected = [(jsonl, 1, conv("j1"), None, 0), (jsonl, 2, conv("j2"), None, 0), (parquet, 1, parquet_raw, None, 0)]
     assertDataFrameEqual(actual, spark.createDataFrame(expected, RAW_SCHEMA))
 
 
@@ -56,7 +56,9 @@ def test_bookkeeping_files_are_listed_as_skipped(tmp_path):
 def test_a_file_named_on_its_own_is_read_whatever_its_name(spark, tmp_path):
     path = write(tmp_path / "_export.jsonl", conv("a") + "\n")
     assert input_files(path) == InputFiles(jsonl=(path,), parquet=(), skipped=())
-    assertDataFrameEqual(read_raw_records(spark, path), spark.createDataFrame([(path, 1, conv("a"))], RAW_SCHEMA))
+    assertDataFrameEqual(
+        read_raw_records(spark, path), spark.createDataFrame([(path, 1, conv("a"), None, 0)], RAW_SCHEMA)
+    )
 
 
 def test_a_directory_of_bookkeeping_files_only_says_so(spark, tmp_path):
@@ -82,3 +84,59 @@ def test_one_empty_file_beside_others_is_fine(spark, tmp_path):
     full = write(tmp_path / "full.jsonl", conv("a") + "\n")
     rows = read_raw_records(spark, str(tmp_path)).select("source_file", F.col("line_number")).collect()
     assert [tuple(r) for r in rows] == [(full, 1)]
+
+
+def gzip_bytes(text: str) -> bytes:
+    return gzip.compress(text.encode("utf-8"))
+
+
+def test_a_truncated_gzip_keeps_the_records_before_the_damage(spark, tmp_path):
+    lines = [conv(f"t{i:03d}") for i in range(400)]
+    whole = gzip_bytes("\n".join(lines) + "\n")
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) * 2 // 3])
+    rows = read_raw_records(spark, str(path)).orderBy("line_number").collect()
+    kept, damage = rows[:-1], rows[-1]
+    assert [r.raw for r in kept] == lines[: len(kept)]  # each kept line whole, in order
+    assert 0 < len(kept) < len(lines)
+    assert (damage.line_number, damage.raw, damage.replaced_bytes) == (len(kept) + 1, None, 0)
+    assert damage.read_error.startswith("damaged gzip stream near compressed byte ")
+    assert damage.read_error.endswith(
+        f"(line {len(kept) + 1} on): Compressed file ended before the end-of-stream marker was reached"
+    )
+
+
+def test_a_corrupt_gzip_is_one_damage_row_naming_the_file(spark, tmp_path):
+    path = tmp_path / "corrupt.jsonl.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00garbage that is not deflate data" * 3)
+    rows = read_raw_records(spark, str(path)).collect()
+    assert [(r.source_file, r.line_number, r.raw) for r in rows] == [(str(path), 1, None)]
+    assert rows[0].read_error.startswith("damaged gzip stream near compressed byte ")
+
+
+def test_invalid_utf8_is_replaced_and_counted(spark, tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    good = conv("ok")
+    bad = '{"id": "bad", "messages": [{"role": "user", "content": "caf\xe9 cr\xe8me"}]}'.encode("latin-1")
+    path.write_bytes(good.encode() + b"\n" + bad + b"\n")
+    expected = [
+        (str(path), 1, good, None, 0),
+        (str(path), 2, '{"id": "bad", "messages": [{"role": "user", "content": "caf\ufffd cr\ufffdme"}]}', None, 2),
+    ]
+    assertDataFrameEqual(read_raw_records(spark, str(path)), spark.createDataFrame(expected, RAW_SCHEMA))
+
+
+def test_the_damage_is_quarantined_with_its_file_line_and_offset(spark, tmp_path):
+    from wildvalues import ingest
+    from wildvalues.settings import IngestSettings
+
+    lines = [conv(f"q{i:03d}") for i in range(300)]
+    whole = gzip_bytes("\n".join(lines) + "\n")
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    parsed = ingest.parse_records(read_raw_records(spark, str(path)), IngestSettings()).collect()
+    good = [r for r in parsed if r.reason is None]
+    bad = [r for r in parsed if r.reason is not None]
+    assert [r.conversation_id for r in good] == [f"q{i:03d}" for i in range(len(good))]
+    assert [(r.source_file, r.line_number, r.raw_record) for r in bad] == [(str(path), len(good) + 1, None)]
+    assert bad[0].reason.startswith("damaged gzip stream near compressed byte ")

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, IntegerType, LongType, StringType, StructField, StructType
 
 from wildvalues import schemas
-from wildvalues.formats import Parsed, parse_line
+from wildvalues.formats import Parsed, Rejected, parse_line
 from wildvalues.redact import redact
 from wildvalues.settings import IngestSettings
 
@@ -25,6 +25,7 @@ PARSED_SCHEMA = StructType(
         StructField("content_hash", StringType(), True),
         StructField("raw_record", StringType(), True),
         StructField("reason", StringType(), True),
+        StructField("replaced_bytes", IntegerType(), True),
     ]
 )
 _TURN_ARROW = pa.list_(pa.struct([pa.field("role", pa.string(), False), pa.field("text", pa.string(), False)]))
@@ -43,10 +44,22 @@ def parse_records(raw: DataFrame, settings: IngestSettings) -> DataFrame:
         for batch in batches:
             columns = batch.to_pydict()
             out: dict[str, list[Any]] = {name: [] for name in PARSED_SCHEMA.fieldNames()}
-            for source, number, raw in zip(columns["source_file"], columns["line_number"], columns["raw"]):
-                result = parse_line(raw, layout, text_field, id_field, redact_pii)
+            rows = zip(
+                columns["source_file"],
+                columns["line_number"],
+                columns["raw"],
+                columns["read_error"],
+                columns["replaced_bytes"],
+            )
+            for source, number, raw, read_error, replaced in rows:
+                if read_error is not None:  # the file's bytes ended here: nothing left to parse
+                    result: Parsed | Rejected = Rejected(read_error)
+                    raw = ""
+                else:
+                    result = parse_line(raw, layout, text_field, id_field, redact_pii)
                 out["source_file"].append(source)
                 out["line_number"].append(number)
+                out["replaced_bytes"].append(replaced)
                 out["conversation_id"].append(result.conversation_id)
                 if isinstance(result, Parsed):
                     out["turns"].append([{"role": r, "text": t} for r, t in result.turns])
@@ -59,7 +72,7 @@ def parse_records(raw: DataFrame, settings: IngestSettings) -> DataFrame:
                     out["n_chars"].append(None)
                     out["content_hash"].append(None)
                     # Redact the whole record, then cut: a cut first could leave half an email behind.
-                    out["raw_record"].append(redact(raw)[:max_raw] if redact_pii else raw[:max_raw])
+                    out["raw_record"].append((redact(raw)[:max_raw] if redact_pii else raw[:max_raw]) or None)
                     out["reason"].append(result.reason)
             yield pa.RecordBatch.from_pydict(out, schema=_parsed_arrow_schema())
 
@@ -77,6 +90,7 @@ def _parsed_arrow_schema() -> pa.Schema:
             pa.field("content_hash", pa.string()),
             pa.field("raw_record", pa.string()),
             pa.field("reason", pa.string()),
+            pa.field("replaced_bytes", pa.int32()),
         ]
     )
 

@@ -17,13 +17,15 @@ from typing import cast
 
 import pyarrow as pa
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 
 from wildvalues.delta_io import read_delta
 
-RAW_SCHEMA = "source_file string, line_number long, raw string"
+# read_error: why the bytes at this point of the file could not be read (the record is
+# quarantined with it); replaced_bytes: invalid UTF-8 bytes replaced by U+FFFD in `raw`.
+RAW_SCHEMA = "source_file string, line_number long, raw string, read_error string, replaced_bytes int"
 JSONL_FORMAT = "wildvalues_jsonl"
 SPLIT_BYTES = 32 * 1024 * 1024
 _BATCH_ROWS = 4096
@@ -118,10 +120,15 @@ def _count_newlines(handle, limit: int) -> int:
     return count
 
 
+class DamagedFile(Exception):
+    """The bytes of a file stop making sense at some point (a truncated or corrupt gzip stream)."""
+
+
 def _iter_range_lines(part: _FileRange) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) for each line starting inside the range."""
-    opener = gzip.open if part.path.endswith(".gz") else open
-    with opener(part.path, "rb") as handle:
+    """(line number, line) for each line starting inside the range; DamagedFile when the file's
+    bytes cannot be decoded further, after every line before the damage."""
+    with open(part.path, "rb") as raw:
+        handle = gzip.GzipFile(fileobj=raw) if part.path.endswith(".gz") else raw
         line_number = 1
         if part.start > 0:
             line_number += _count_newlines(handle, part.start - 1)
@@ -129,12 +136,27 @@ def _iter_range_lines(part: _FileRange) -> Iterator[tuple[int, bytes]]:
             line_number += handle.readline().count(b"\n")  # skip the line begun earlier
         position = handle.tell()
         while part.end < 0 or position < part.end:
-            line = handle.readline()
+            try:
+                line = handle.readline()
+            except (EOFError, OSError, zlib.error) as error:
+                # A line cut by the damage is never yielded: it would be half a record.
+                raise DamagedFile(
+                    f"damaged gzip stream near compressed byte {raw.tell()} (line {line_number} on): {error}"
+                ) from None
             if not line:
                 break
             position += len(line)
             yield line_number, line
             line_number += 1
+
+
+def _decode(line: bytes) -> tuple[str, int]:
+    """The line as text and the number of invalid UTF-8 bytes replaced by U+FFFD."""
+    try:
+        return line.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        text = line.decode("utf-8", errors="replace")
+        return text, len(line) - len(text.replace("\ufffd", "").encode("utf-8"))
 
 
 class _JsonlReader(DataSourceReader):
@@ -148,28 +170,62 @@ class _JsonlReader(DataSourceReader):
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         # Spark passes back one of partitions(); its types only say InputPartition.
         file_range = cast(_FileRange, partition)
-        sources, numbers, raws = [], [], []
-        for number, line in _iter_range_lines(file_range):
-            text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+        rows = _RawRows(file_range.path)
+        lines = _iter_range_lines(file_range)
+        number = 0
+        while True:
+            try:
+                number, line = next(lines)
+            except StopIteration:
+                break
+            except DamagedFile as damage:
+                rows.add(number + 1, None, str(damage))
+                break
+            text, replaced = _decode(line)
+            text = text.rstrip("\r\n")
             if number == 1:
                 text = text.lstrip("\ufeff")  # a byte-order mark from Windows exports
             if not text.strip():
                 continue  # blank lines are layout, not records
-            sources.append(file_range.path)
-            numbers.append(number)
-            raws.append(text)
-            if len(raws) >= _BATCH_ROWS:
-                yield _raw_batch(sources, numbers, raws)
-                sources, numbers, raws = [], [], []
-        if raws:
-            yield _raw_batch(sources, numbers, raws)
+            rows.add(number, text, None, replaced)
+            if len(rows) >= _BATCH_ROWS:
+                yield rows.batch()
+        if len(rows):
+            yield rows.batch()
 
 
-def _raw_batch(sources: list, numbers: list, raws: list) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays(
-        [pa.array(sources, pa.string()), pa.array(numbers, pa.int64()), pa.array(raws, pa.string())],
-        names=["source_file", "line_number", "raw"],
-    )
+class _RawRows:
+    """Raw records of one file, collected into Arrow batches."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._reset()
+
+    def _reset(self) -> None:
+        self.columns: dict[str, list] = {name: [] for name in _RAW_ARROW.names}
+
+    def add(self, number: int, raw: str | None, error: str | None, replaced: int = 0) -> None:
+        for name, value in zip(_RAW_ARROW.names, (self.path, number, raw, error, replaced), strict=True):
+            self.columns[name].append(value)
+
+    def __len__(self) -> int:
+        return len(self.columns["source_file"])
+
+    def batch(self) -> pa.RecordBatch:
+        batch = pa.RecordBatch.from_pydict(self.columns, schema=_RAW_ARROW)
+        self._reset()
+        return batch
+
+
+_RAW_ARROW = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("line_number", pa.int64()),
+        ("raw", pa.string()),
+        ("read_error", pa.string()),
+        ("replaced_bytes", pa.int32()),
+    ]
+)
 
 
 class JsonlSource(DataSource):
@@ -224,6 +280,11 @@ def _jsonl_records(spark: SparkSession, files: tuple[str, ...], split_bytes: int
     return reader.load()
 
 
+def _no_read_issues() -> tuple[Column, Column]:
+    """Table rows are read by Spark's own readers: nothing to report per row."""
+    return F.lit(None).cast("string").alias("read_error"), F.lit(0).alias("replaced_bytes")
+
+
 def _table_as_raw(df: DataFrame, path: str) -> DataFrame:
     """Render each table row as JSON so the same layout parser applies to tables.
 
@@ -236,6 +297,9 @@ def _table_as_raw(df: DataFrame, path: str) -> DataFrame:
             F.regexp_replace(F.col("_metadata.file_path"), "^file:", "").alias("source_file"),
             (F.col("_metadata.row_index") + 1).cast("long").alias("line_number"),
             record,
+            *_no_read_issues(),
         )
     except AnalysisException:
-        return df.select(F.lit(path).alias("source_file"), F.lit(None).cast("long").alias("line_number"), record)
+        return df.select(
+            F.lit(path).alias("source_file"), F.lit(None).cast("long").alias("line_number"), record, *_no_read_issues()
+        )

@@ -100,6 +100,7 @@ def run_ingest(inputs: StageInputs) -> StageRun:
     checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         n_input = checked.count()
+        n_invalid_utf8 = checked.filter(F.col("reason").isNull() & (F.col("replaced_bytes") > 0)).count()
         now = datetime.datetime.now(datetime.UTC)
         yield Write("conversations", ingest.to_conversations(checked, now))
         yield Write("quarantine", ingest.to_quarantine(checked, inputs.run_id))
@@ -117,7 +118,14 @@ def run_ingest(inputs: StageInputs) -> StageRun:
     yield Write("run_counts", counts)
     for row in sorted(reasons, key=lambda r: -r["count"]):
         yield Log(f"quarantined {row['count']} record(s): {row['r'].strip()}")
-    result = {"input_records": n_input, "quarantined": n_quarantined, "conversations": n_conversations}
+    if n_invalid_utf8:
+        yield Log(f"kept {n_invalid_utf8} record(s) with invalid UTF-8 bytes, each replaced by U+FFFD")
+    result = {
+        "input_records": n_input,
+        "quarantined": n_quarantined,
+        "conversations": n_conversations,
+        "invalid_utf8_records": n_invalid_utf8,
+    }
     yield Metrics(result)
     return result
 
