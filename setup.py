@@ -50,7 +50,14 @@ setup(
     extras_require={
         "local": SPARK_REQUIRES,
         "embeddings": EMBEDDINGS_REQUIRES,
-        "test": ["faker==40.63.0", "pytest==9.2.0", "jsonschema==4.26.0", "ruff==0.17.6", "mypy==2.4.1", "types-PyYAML==6.0.12.20261122"],
+        "test": [
+            "faker==40.63.0",
+            "pytest==9.2.0",
+            "jsonschema==4.26.0",
+            "ruff==0.17.6",
+            "mypy==2.4.1",
+            "types-PyYAML==6.0.12.20261122",
+        ],
     },
     entry_points={
         "console_scripts": [
