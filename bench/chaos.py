@@ -1,0 +1,449 @@
+"""Chaos suite: the real `wildvalues run` CLI through the faults real clusters produce, counted.
+
+    .venv/bin/python bench/chaos.py [--n 300] [--cases kill_ingest,kill_classify,...] [--keep DIR]
+
+Every case runs the CLI in a subprocess on generated conversations (Claude cases against an
+in-process emulator of the Messages and Batches APIs, through the real SDK) and prints one JSON
+object `{"cases": {name: {...}}}` with, per case: conversations in, kept, quarantined, classified,
+classification errors, duplicate ids, API requests sent versus conversations that needed one,
+whether every Delta table is readable at a committed version, exit codes and seconds.
+
+Cases:
+- kill_<stage> (ingest, classify, taxonomy, validate): `kill -9` of the run's process group (the
+  CLI, its JVM and Python workers) while that stage runs, then the same command again; the final
+  tables are compared with an uninterrupted run (`equal_to_uninterrupted`), and for classify the
+  rerun's requests with the conversations not yet in the cache (`repaid` is the difference);
+- concurrent: two runs on one output at once: the second stops at once with the lock's one line;
+- faults_30pct: the emulator fails 30% of requests; every conversation ends classified or in
+  classification_errors (`lost` = 0);
+- rpm_60: a 60 requests-per-minute limit, so that 429s dominate; `lost` = 0;
+- batch_kill: `--mode batch` killed while polling, then rerun: each batch created exactly once;
+- malformed: a directory of damaged files and files that are one-line errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(REPO, "..", "shared")
+KEY = "sk-ant-chaos-not-a-real-key"
+LEAN = {"spark": {"master": "local[2]", "driver_memory": "2g", "shuffle_partitions": 2}}
+CASES = (
+    "kill_ingest",
+    "kill_classify",
+    "kill_taxonomy",
+    "kill_validate",
+    "concurrent",
+    "faults_30pct",
+    "rpm_60",
+    "batch_kill",
+    "malformed",
+)
+
+
+def cli_env(base_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WILDVALUES_ENV")}
+    env.setdefault("WILDVALUES_TAXONOMY", os.path.abspath(os.path.join(SHARED, "data", "values_tree.csv")))
+    env.setdefault("WILDVALUES_EMBEDDING_MODEL", os.path.abspath(os.path.join(SHARED, "models", "minilm-static")))
+    env["PYSPARK_PYTHON"] = sys.executable
+    if base_url:
+        env.update(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=base_url)
+    return env
+
+
+def write_config(path: str, classifier: str, chunk_size: int, extra: dict | None = None) -> str:
+    import yaml
+
+    config = {**LEAN, "classifier": {"name": classifier, "chunk_size": chunk_size}}
+    if classifier == "anthropic":
+        config["classifier"]["anthropic"] = {"concurrency": 8, "max_attempts": 8, "batch_size": 64}
+    for key, value in (extra or {}).items():
+        config[key] = {**config.get(key, {}), **value}
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config, handle)
+    return path
+
+
+def run_args(input_path: str, output: str, config: str, *more: str) -> list[str]:
+    return [sys.executable, "-m", "wildvalues.cli", "run", "--input", input_path, "--output", output,
+            "--config", config, "--no-report", *more]  # fmt: skip
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    # Its own process group, so that kill -9 reaches the JVM and the Python workers too.
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+
+
+def run_to_end(args: list[str], env: dict[str, str], timeout: float = 3600) -> tuple[int, str]:
+    process = start(args, env)
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+def kill_when(args: list[str], env: dict[str, str], marker: str, delay: float) -> tuple[bool, str]:
+    """Run until a line containing `marker` is printed, wait `delay` s, then kill -9 the group.
+    False when the run ended before the marker appeared."""
+    process = start(args, env)
+    seen: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        seen.append(line)
+        if marker in line:
+            time.sleep(delay)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return True, "".join(seen)
+    process.wait()
+    return False, "".join(seen)
+
+
+# ------------------------------------------------------------------------------------ reading
+
+
+def tables_state(output: str) -> dict[str, Any]:
+    """Is every Delta table under the output readable at a committed version?"""
+    from deltalake import DeltaTable
+
+    root = os.path.join(output, "tables")
+    state: dict[str, Any] = {"readable": True, "tables": 0, "unreadable": []}
+    if not os.path.isdir(root):
+        return state
+    for name in sorted(os.listdir(root)):
+        if not os.path.isdir(os.path.join(root, name, "_delta_log")):
+            continue
+        state["tables"] += 1
+        try:
+            table = DeltaTable(os.path.join(root, name))
+            table.to_pyarrow_table()
+            assert table.version() >= 0
+        except Exception as error:  # noqa: BLE001 - a bench reports what broke
+            state["readable"] = False
+            state["unreadable"].append(f"{name}: {type(error).__name__}")
+    return state
+
+
+def rows(output: str, table: str, columns: list[str] | None = None) -> list[dict]:
+    from deltalake import DeltaTable
+
+    path = os.path.join(output, "tables", table)
+    if not os.path.isdir(os.path.join(path, "_delta_log")):
+        return []
+    return DeltaTable(path).to_pyarrow_table(columns=columns).to_pylist()
+
+
+def counts(output: str) -> dict[str, Any]:
+    conversations = [r["conversation_id"] for r in rows(output, "conversations", ["conversation_id"])]
+    labels = [r["conversation_id"] for r in rows(output, "classifications", ["conversation_id"])]
+    errors = {r["conversation_id"] for r in rows(output, "classification_errors", ["conversation_id"])}
+    run = rows(output, "run_counts")
+    return {
+        "input_records": run[-1]["n_input"] if run else None,
+        "kept": len(conversations),
+        "quarantined": len(rows(output, "quarantine", ["reason"])),
+        "classified": len(set(labels)),
+        "classification_errors": len(errors - set(labels)),
+        "duplicate_ids": (len(conversations) - len(set(conversations))) + (len(labels) - len(set(labels))),
+        "lost": len(set(conversations) - set(labels) - errors),
+    }
+
+
+def fingerprint(output: str) -> dict[str, Any]:
+    """The final tables without run ids and times: what an uninterrupted run must equal."""
+    conversations = sorted((r["conversation_id"], r["content_hash"]) for r in rows(output, "conversations"))
+    labels = sorted(
+        (r["conversation_id"], r["is_subjective"], tuple(r["ai_values"]), tuple(r["human_values"]), r["response_type"])
+        for r in rows(output, "classifications")
+    )
+    level0 = sorted((r["side"], r["cluster_id"], r["n_conversations"]) for r in rows(output, "values_level_0"))
+    return {"conversations": conversations, "classifications": labels, "values_level_0": level0}
+
+
+def cached_keys(output: str) -> int:
+    return len({r["cache_key"] for r in rows(output, "classification_cache", ["cache_key"]) if r["cache_key"]})
+
+
+# ------------------------------------------------------------------------------------ cases
+
+
+class Bench:
+    def __init__(self, root: str, n: int) -> None:
+        self.root = root
+        self.n = n
+        self.input = os.path.join(root, "conversations input.jsonl")
+        from wildvalues.demo.synth import write_jsonl
+
+        write_jsonl(self.input, n, 3)
+        self._references: dict[str, dict[str, Any]] = {}
+
+    def output(self, name: str) -> str:
+        return os.path.join(self.root, name, "out dir")
+
+    def config(self, name: str, classifier: str, chunk: int, extra: dict | None = None) -> str:
+        os.makedirs(os.path.join(self.root, name), exist_ok=True)
+        return write_config(os.path.join(self.root, name, "settings.yml"), classifier, chunk, extra)
+
+    def reference(self, classifier: str, emulator_factory: Callable[[], Any] | None = None) -> dict[str, Any]:
+        """The tables of an uninterrupted run (computed once per classifier)."""
+        if classifier not in self._references:
+            name = f"reference_{classifier}"
+            config = self.config(name, classifier, 50)
+            emulator = emulator_factory() if emulator_factory else None
+            try:
+                env = cli_env(emulator.base_url if emulator else None)
+                code, log = run_to_end(run_args(self.input, self.output(name), config), env)
+                if code != 0:
+                    raise RuntimeError(f"reference run failed ({code}): {log[-2000:]}")
+            finally:
+                if emulator:
+                    emulator.stop()
+            self._references[classifier] = fingerprint(self.output(name))
+        return self._references[classifier]
+
+    def kill_case(self, stage: str, emulator_factory: Callable[[], Any]) -> dict[str, Any]:
+        classifier = "anthropic" if stage == "classify" else "offline"
+        name = f"kill_{stage}"
+        config = self.config(name, classifier, 50)
+        out = self.output(name)
+        emulator = emulator_factory() if classifier == "anthropic" else None
+        started = time.monotonic()
+        try:
+            env = cli_env(emulator.base_url if emulator else None)
+            args = run_args(self.input, out, config)
+            # classify: after the first chunk is committed and into the second; others: 3 s in.
+            marker, delay = (
+                ("classify: chunk 1/", 1.5) if stage == "classify" else (f"[wildvalues] {stage}: started", 3.0)
+            )
+            killed, _ = kill_when(args, env, marker, delay)
+            lock_left = os.path.exists(os.path.join(out, "_wildvalues.lock"))
+            cached_before = cached_keys(out)
+            sent_before = len(emulator.request_log) if emulator else 0
+            code, log = run_to_end(args, env)
+            sent = (len(emulator.request_log) - sent_before) if emulator else 0
+            successes = sum(1 for e in emulator.request_log[sent_before:] if e.get("status") == 200) if emulator else 0
+        finally:
+            if emulator:
+                emulator.stop()
+        result = {
+            "killed_mid_stage": killed,
+            "lock_left_by_killed_run": lock_left,
+            "stale_lock_taken_over": "took over a stale lock" in log,
+            "rerun_exit": code,
+            **counts(out),
+            **tables_state(out),
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        if classifier == "anthropic":
+            needed = result["kept"] - cached_before
+            result.update(
+                requests_sent_rerun=sent,
+                answered_rerun=successes,
+                needed_rerun=needed,
+                repaid=max(successes - needed, 0),
+            )
+        reference = self.reference(classifier, emulator_factory)
+        result["equal_to_uninterrupted"] = fingerprint(out) == reference
+        return result
+
+    def concurrent(self) -> dict[str, Any]:
+        name = "concurrent"
+        config = self.config(name, "offline", 0)
+        out = self.output(name)
+        args = run_args(self.input, out, config)
+        first = start(args, cli_env())
+        time.sleep(2.0)  # the first has taken the lock before Spark starts
+        started = time.monotonic()
+        code, log = run_to_end(args, cli_env())
+        second_seconds = time.monotonic() - started
+        first_output, _ = first.communicate(timeout=3600)
+        return {
+            "first_exit": first.returncode,
+            "second_exit": code,
+            "second_stopped_in_s": round(second_seconds, 1),
+            "second_message": log.strip().splitlines()[-1] if log.strip() else "",
+            **counts(out),
+            **tables_state(out),
+        }
+
+    def claude_faults(self, name: str, emulator: Any, n: int | None = None, more: tuple[str, ...] = ()) -> dict:
+        config = self.config(name, "anthropic", 0)
+        out = self.output(name)
+        args = run_args(self.input, out, config, *(("--limit", str(n)) if n else ()), *more)
+        started = time.monotonic()
+        try:
+            code, log = run_to_end(args, cli_env(emulator.base_url))
+            stats = emulator.stats()
+        finally:
+            emulator.stop()
+        return {
+            "exit": code,
+            **counts(out),
+            **tables_state(out),
+            "requests_sent": stats["requests"],
+            "by_status": stats["by_status"],
+            "seconds": round(time.monotonic() - started, 1),
+            **({"log_tail": log[-1500:]} if code else {}),
+        }
+
+    def batch_kill(self, emulator: Any) -> dict[str, Any]:
+        name = "batch_kill"
+        config = self.config(name, "anthropic", 0)
+        out = self.output(name)
+        args = run_args(self.input, out, config, "--mode", "batch", "--limit", "100")
+        env = cli_env(emulator.base_url)
+        try:
+            killed, _ = kill_when(args, env, "classify: started", 12.0)
+            created_before = created_batches(emulator)
+            code, log = run_to_end(args, env)
+            created = created_batches(emulator)
+        finally:
+            emulator.stop()
+        return {
+            "killed_while_polling": killed and created_before > 0,
+            "batches_created_before_kill": created_before,
+            "batches_created_in_all": created,
+            "rerun_exit": code,
+            **counts(out),
+            **tables_state(out),
+        }
+
+    def malformed(self) -> dict[str, Any]:
+        folder = os.path.join(self.root, "malformed", "in put")
+        os.makedirs(folder, exist_ok=True)
+        expected = write_malformed(folder)
+        config = self.config("malformed", "offline", 0)
+        out = self.output("malformed")
+        code, log = run_to_end(run_args(folder, out, config), cli_env())
+        reasons = {os.path.basename(r["source_file"]): r["reason"] for r in rows(out, "quarantine")}
+        one_line = {}
+        for label, path in write_error_inputs(os.path.join(self.root, "malformed")).items():
+            error_code, error_log = run_to_end(run_args(path, self.output(f"malformed_{label}"), config), cli_env())
+            one_line[label] = {
+                "exit": error_code,
+                "message": error_log.strip().splitlines()[-1] if error_log.strip() else "",
+                "traceback": "Traceback" in error_log,
+            }
+        return {
+            "exit": code,
+            "traceback": "Traceback" in log,
+            **counts(out),
+            **tables_state(out),
+            "quarantine_reasons": {name: reasons.get(name) for name in expected},
+            "one_line_errors": one_line,
+        }
+
+
+def created_batches(emulator: Any) -> int:
+    return sum(
+        1
+        for e in emulator.request_log
+        if e.get("method") == "POST" and e.get("path") == "/v1/messages/batches" and e.get("status") == 200
+    )
+
+
+def conv_line(cid: str, user: str = "Should I tell my friend the truth?", assistant: str = "Honesty helps.") -> str:
+    messages = [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    return json.dumps({"id": cid, "messages": messages})
+
+
+def write_malformed(folder: str) -> list[str]:
+    """Damaged files in one directory; each should leave specific quarantine rows."""
+    files: dict[str, bytes] = {
+        "invalid_utf8.jsonl": conv_line("u1", user="cafe creme").encode().replace(b"cafe", b"caf\xe9") + b"\n",
+        "nul_bytes.jsonl": b'{"id": "n1", "messages": [\x00]}\n',
+        "huge_line.jsonl": conv_line("h1", user="x" * 20_000_000).encode(),
+        "deep.jsonl": (b"[" * 10_000) + (b"]" * 10_000) + b"\n",
+        "many_turns.jsonl": json.dumps(
+            {
+                "id": "m1",
+                "messages": [{"role": ("user", "assistant")[i % 2], "content": f"t{i}"} for i in range(50_000)],
+            }
+        ).encode(),
+        "numbers_as_content.jsonl": b'{"id": "c1", "messages": [{"role": "user", "content": 42}, '
+        b'{"role": "assistant", "content": [{"type": "image"}]}]}\n',
+        "bom_crlf.jsonl": b"\xef\xbb\xbf" + conv_line("b1").encode() + b"\r\n",
+        "truncated.jsonl.gz": gzip.compress(("\n".join(conv_line(f"g{i}") for i in range(500)) + "\n").encode())[:3000],
+    }
+    for name, data in files.items():
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(data)
+    _write_wrong_parquet(os.path.join(folder, "wrong_schema.parquet"))
+    return [*files, "wrong_schema.parquet"]
+
+
+def _write_wrong_parquet(path: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"price": [1.5, 2.5], "sku": ["a", "b"]}), path)
+
+
+def write_error_inputs(root: str) -> dict[str, str]:
+    """Inputs that are a one-line error, not a run."""
+    empty = os.path.join(root, "empty file.jsonl")
+    open(empty, "w").close()
+    return {"empty_file": empty, "missing": os.path.join(root, "no such file.jsonl")}
+
+
+def emulator_factory(**options: Any) -> Callable[[], Any]:
+    def make() -> Any:
+        from wildvalues.demo.emulator import Emulator
+
+        return Emulator(0, tree_path=os.path.join(SHARED, "data", "values_tree.csv"), **options).start()
+
+    return make
+
+
+def run_cases(bench: Bench, names: list[str]) -> dict[str, Any]:
+    slow = emulator_factory(latency_ms=300.0, latency_jitter_ms=100.0)
+    results: dict[str, Any] = {}
+    for name in names:
+        started = time.monotonic()
+        if name.startswith("kill_"):
+            results[name] = bench.kill_case(name.removeprefix("kill_"), slow)
+        elif name == "concurrent":
+            results[name] = bench.concurrent()
+        elif name == "faults_30pct":
+            results[name] = bench.claude_faults(name, emulator_factory(fault_rate=0.3)())
+        elif name == "rpm_60":
+            results[name] = bench.claude_faults(name, emulator_factory(rpm=60.0, burst_seconds=5.0)(), n=60)
+        elif name == "batch_kill":
+            results[name] = bench.batch_kill(emulator_factory(batch_processing_s=40.0)())
+        elif name == "malformed":
+            results[name] = bench.malformed()
+        results[name].setdefault("seconds", round(time.monotonic() - started, 1))
+        print(f"[chaos] {name}: {json.dumps(results[name], default=str)[:300]}", file=sys.stderr, flush=True)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300, help="generated conversations per case")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {','.join(CASES)}")
+    parser.add_argument("--keep", default=None, help="work in this directory and keep it (default: a temporary one)")
+    args = parser.parse_args()
+    names = [c for c in args.cases.split(",") if c]
+    unknown = sorted(set(names) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(unknown)}")
+    sys.path.insert(0, os.path.join(REPO, "lib"))
+    root = args.keep or tempfile.mkdtemp(prefix="wildvalues-chaos-")
+    os.makedirs(root, exist_ok=True)
+    results = run_cases(Bench(root, args.n), names)
+    print(json.dumps({"n": args.n, "cases": results}, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
