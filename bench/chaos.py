@@ -373,13 +373,24 @@ def write_malformed(folder: str) -> list[str]:
         "numbers_as_content.jsonl": b'{"id": "c1", "messages": [{"role": "user", "content": 42}, '
         b'{"role": "assistant", "content": [{"type": "image"}]}]}\n',
         "bom_crlf.jsonl": b"\xef\xbb\xbf" + conv_line("b1").encode() + b"\r\n",
-        "truncated.jsonl.gz": gzip.compress(("\n".join(conv_line(f"g{i}") for i in range(500)) + "\n").encode())[:3000],
+        "truncated.jsonl.gz": _truncated_gzip(500),
     }
     for name, data in files.items():
         with open(os.path.join(folder, name), "wb") as handle:
             handle.write(data)
     _write_wrong_parquet(os.path.join(folder, "wrong_schema.parquet"))
     return [*files, "wrong_schema.parquet"]
+
+
+def _truncated_gzip(n: int) -> bytes:
+    """n records gzipped, cut in the middle of the stream (varied text, so the cut lands mid-data)."""
+    import random
+
+    rng = random.Random(5)
+    words = ["honesty", "career", "family", "budget", "health", "travel", "code", "friend", "advice", "plan"]
+    lines = [conv_line(f"g{i}", user=" ".join(rng.choices(words, k=40)) + f" {rng.random()}") for i in range(n)]
+    whole = gzip.compress(("\n".join(lines) + "\n").encode())
+    return whole[: len(whole) // 2]
 
 
 def _write_wrong_parquet(path: str) -> None:
