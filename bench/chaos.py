@@ -292,6 +292,7 @@ class Bench:
             **tables_state(out),
             "requests_sent": stats["requests"],
             "by_status": stats["by_status"],
+            "faults_injected": stats["faults"],
             "seconds": round(time.monotonic() - started, 1),
             **({"log_tail": log[-1500:]} if code else {}),
         }

@@ -158,6 +158,7 @@ def holding(
 ) -> Iterator[Holder]:
     """The output's lock for the duration of the block, kept fresh by a heartbeat thread."""
     holder = this_process(command)
+    created = not os.path.isdir(output)
     path = acquire(output, holder, wait=wait, stale_after=stale_after, on_wait=on_wait)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(path, stop), name="wildvalues-lock-heartbeat", daemon=True)
@@ -167,3 +168,6 @@ def holding(
     finally:
         stop.set()
         release(path, holder)
+        # A command that failed before writing anything leaves no output directory behind.
+        if created and os.path.isdir(output) and not os.listdir(output):
+            os.rmdir(output)
