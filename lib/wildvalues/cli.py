@@ -214,7 +214,7 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         print(f"wildvalues: {message}", file=sys.stderr)
 
     command = f"wildvalues {args.command} --output {args.output}"
-    with output_lock.holding(args.output, command, wait=getattr(args, "wait", False), on_wait=tell):
+    with output_lock.holding(args.output, command, wait=args.wait, on_wait=tell):
         return handler(args)
 
 

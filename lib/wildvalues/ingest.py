@@ -52,11 +52,10 @@ def parse_records(raw: DataFrame, settings: IngestSettings) -> DataFrame:
                 columns["replaced_bytes"],
             )
             for source, number, raw, read_error, replaced in rows:
-                if read_error is not None:  # the file's bytes ended here: nothing left to parse
-                    result: Parsed | Rejected = Rejected(read_error)
-                    raw = ""
-                else:
-                    result = parse_line(raw, layout, text_field, id_field, redact_pii)
+                # A read error: the file's bytes ended here, there is no record text to parse.
+                result = (
+                    Rejected(read_error) if read_error else parse_line(raw, layout, text_field, id_field, redact_pii)
+                )
                 out["source_file"].append(source)
                 out["line_number"].append(number)
                 out["replaced_bytes"].append(replaced)
@@ -72,7 +71,7 @@ def parse_records(raw: DataFrame, settings: IngestSettings) -> DataFrame:
                     out["n_chars"].append(None)
                     out["content_hash"].append(None)
                     # Redact the whole record, then cut: a cut first could leave half an email behind.
-                    out["raw_record"].append((redact(raw)[:max_raw] if redact_pii else raw[:max_raw]) or None)
+                    out["raw_record"].append(None if raw is None else (redact(raw) if redact_pii else raw)[:max_raw])
                     out["reason"].append(result.reason)
             yield pa.RecordBatch.from_pydict(out, schema=_parsed_arrow_schema())
 

@@ -75,11 +75,6 @@ def input_files(path: str) -> InputFiles:
     return InputFiles(jsonl, parquet, skipped)
 
 
-def list_input_files(path: str) -> list[str]:
-    """The JSON-lines files under `path`."""
-    return list(input_files(path).jsonl)
-
-
 def _holds_a_record(path: str, probe_bytes: int = 1 << 20) -> bool:
     """True when the file has a non-blank character in its first MiB (a damaged .gz counts: its
     damage is reported per record by the reader)."""
@@ -120,13 +115,9 @@ def _count_newlines(handle, limit: int) -> int:
     return count
 
 
-class DamagedFile(Exception):
-    """The bytes of a file stop making sense at some point (a truncated or corrupt gzip stream)."""
-
-
-def _iter_range_lines(part: _FileRange) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) for each line starting inside the range; DamagedFile when the file's
-    bytes cannot be decoded further, after every line before the damage."""
+def _iter_range_lines(part: _FileRange) -> Iterator[tuple[int, bytes | None, str | None]]:
+    """(line number, line, None) for each line starting inside the range; where the file's bytes
+    cannot be decoded further, one last (line number, None, what is damaged)."""
     with open(part.path, "rb") as raw:
         handle = gzip.GzipFile(fileobj=raw) if part.path.endswith(".gz") else raw
         line_number = 1
@@ -140,13 +131,13 @@ def _iter_range_lines(part: _FileRange) -> Iterator[tuple[int, bytes]]:
                 line = handle.readline()
             except (EOFError, OSError, zlib.error) as error:
                 # A line cut by the damage is never yielded: it would be half a record.
-                raise DamagedFile(
-                    f"damaged gzip stream near compressed byte {raw.tell()} (line {line_number} on): {error}"
-                ) from None
+                damage = f"damaged gzip stream near compressed byte {raw.tell()} (line {line_number} on): {error}"
+                yield line_number, None, damage
+                return
             if not line:
                 break
             position += len(line)
-            yield line_number, line
+            yield line_number, line, None
             line_number += 1
 
 
@@ -171,15 +162,9 @@ class _JsonlReader(DataSourceReader):
         # Spark passes back one of partitions(); its types only say InputPartition.
         file_range = cast(_FileRange, partition)
         rows = _RawRows(file_range.path)
-        lines = _iter_range_lines(file_range)
-        number = 0
-        while True:
-            try:
-                number, line = next(lines)
-            except StopIteration:
-                break
-            except DamagedFile as damage:
-                rows.add(number + 1, None, str(damage))
+        for number, line, damage in _iter_range_lines(file_range):
+            if line is None:
+                rows.add(number, None, damage)
                 break
             text, replaced = _decode(line)
             text = text.rstrip("\r\n")
@@ -246,25 +231,38 @@ class JsonlSource(DataSource):
 
 def detect_source_kind(path: str) -> str:
     """'delta', 'parquet', 'mixed' or 'jsonl' from what is on disk at `path`."""
-    if os.path.isdir(os.path.join(path, "_delta_log")):
-        return "delta"
-    files = input_files(path)
+    return "delta" if is_delta_table(path) else _kind_of(input_files(path))
+
+
+def is_delta_table(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "_delta_log"))
+
+
+def _kind_of(files: InputFiles) -> str:
     if files.parquet:
         return "mixed" if files.jsonl else "parquet"
     return "jsonl"
 
 
-def read_raw_records(spark: SparkSession, path: str, fmt: str = "auto", split_bytes: int = SPLIT_BYTES) -> DataFrame:
+def read_raw_records(
+    spark: SparkSession,
+    path: str,
+    fmt: str = "auto",
+    split_bytes: int = SPLIT_BYTES,
+    files: InputFiles | None = None,
+) -> DataFrame:
     """Raw records (source_file, line_number, raw JSON text) from any supported input; in a
-    directory of mixed files each file is read by its own format."""
+    directory of mixed files each file is read by its own format. `files`: the input's listing,
+    when the caller has it already."""
     if not os.path.exists(path) and not glob.glob(path):
         raise InputError(f"input not found: {path}")
-    kind = fmt if fmt in ("parquet", "delta") else detect_source_kind(path)
-    if kind == "delta":
+    if fmt == "delta" or (fmt != "parquet" and is_delta_table(path)):
         return _table_as_raw(read_delta(spark, path), path)
-    if kind == "parquet":
+    if fmt == "parquet":
         return _table_as_raw(spark.read.parquet(path), path)
-    files = input_files(path)  # fail fast with a one-line error before Spark plans anything
+    files = files or input_files(path)  # fail fast with a one-line error before Spark plans anything
+    if _kind_of(files) == "parquet":
+        return _table_as_raw(spark.read.parquet(path), path)
     require_records(path, files)
     raw = _jsonl_records(spark, files.jsonl, split_bytes) if files.jsonl else None
     if files.parquet:

@@ -209,24 +209,20 @@ class Runner:
         )
 
     def _read_input(self) -> DataFrame:
-        from wildvalues.readers import InputError, read_raw_records
+        from wildvalues.readers import InputError, input_files, is_delta_table, read_raw_records
 
         if not self.input_path:
             raise InputError("the ingest stage needs --input")
-        raw = read_raw_records(self.spark, self.input_path, self.settings.ingest.format)
-        self._log_skipped_files(self.input_path)
-        return raw
+        path = self.input_path
+        files = None if is_delta_table(path) else input_files(path)
+        if files and files.skipped:
+            self._log_skipped_files(path, files.skipped)
+        return read_raw_records(self.spark, path, self.settings.ingest.format, files=files)
 
-    def _log_skipped_files(self, path: str) -> None:
-        from wildvalues.readers import input_files
-
-        if os.path.isdir(os.path.join(path, "_delta_log")):
-            return
-        skipped = input_files(path).skipped
-        if skipped:
-            names = ", ".join(os.path.relpath(f, path) if os.path.isdir(path) else f for f in skipped[:5])
-            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-            self.log(f"ingest: skipped {len(skipped)} hidden or _-prefixed file(s): {names}{more}")
+    def _log_skipped_files(self, path: str, skipped: tuple[str, ...]) -> None:
+        names = ", ".join(os.path.relpath(f, path) if os.path.isdir(path) else f for f in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        self.log(f"ingest: skipped {len(skipped)} hidden or _-prefixed file(s): {names}{more}")
 
     def _carry_out(self, stage: Stage, request: Request) -> None:
         if isinstance(request, Write):

@@ -99,8 +99,13 @@ def run_ingest(inputs: StageInputs) -> StageRun:
     # Parsed once, then split into two tables: persist so the input is read a single time.
     checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        n_input = checked.count()
-        n_invalid_utf8 = checked.filter(F.col("reason").isNull() & (F.col("replaced_bytes") > 0)).count()
+        # One pass over the persisted records for both counts.
+        totals = checked.agg(
+            F.count("*").alias("n"),
+            F.count(F.when(F.col("reason").isNull() & (F.col("replaced_bytes") > 0), 1)).alias("invalid_utf8"),
+        ).first()
+        assert totals is not None, "an aggregate without grouping has one row"
+        n_input, n_invalid_utf8 = int(totals["n"]), int(totals["invalid_utf8"])
         now = datetime.datetime.now(datetime.UTC)
         yield Write("conversations", ingest.to_conversations(checked, now))
         yield Write("quarantine", ingest.to_quarantine(checked, inputs.run_id))
