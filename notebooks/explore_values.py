@@ -12,7 +12,8 @@
 # MAGIC   (`WILDVALUES_CONFIG=file.yml` merges settings on top, e.g. a smaller `spark.master`).
 # MAGIC
 # MAGIC Privacy: the plots suppress every group of fewer than k conversations
-# MAGIC (`analyze.suppression_k`); the SQL cells show aggregates only.
+# MAGIC (`analyze.suppression_k`) or k_users distinct users (`privacy.k_users`); the SQL cells
+# MAGIC show aggregates only, with the same thresholds.
 
 # COMMAND ----------
 
@@ -36,9 +37,9 @@ ENV = os.environ.get("WILDVALUES_ENV", "databricks" if ON_DATABRICKS else "local
 settings = settings_for(env=ENV, config_path=os.environ.get("WILDVALUES_CONFIG"))
 runner = runner_for_output(OUTPUT, settings, globals().get("spark"))
 spark, store = runner.spark, runner.store
-K = settings.analyze.suppression_k
+K, K_USERS = settings.analyze.suppression_k, settings.privacy.k_users
 RUN_ID = os.environ.get("WILDVALUES_RUN_ID") or runner.latest_run_id()
-print(f"output {OUTPUT}, run {RUN_ID}, k = {K}")
+print(f"output {OUTPUT}, run {RUN_ID}, k = {K} conversations and {K_USERS} users")
 
 
 def show(df, n=20):
@@ -63,7 +64,7 @@ show(
     spark.sql(f"""
     SELECT name, n_conversations, round(pct_convos, 2) AS pct_convos
     FROM values_level_0
-    WHERE side = 'ai' AND n_conversations >= {K}
+    WHERE side = 'ai' AND n_conversations >= {K} AND n_users >= {K_USERS}
     ORDER BY n_conversations DESC, name
 """)
 )
@@ -83,7 +84,7 @@ if "response_types" in views:
     show(
         spark.sql(f"""
         SELECT response_type, n_conversations, round(pct_conversations, 1) AS pct
-        FROM response_types WHERE n_conversations >= {K} ORDER BY n_conversations DESC
+        FROM response_types WHERE n_conversations >= {K} AND n_users >= {K_USERS} ORDER BY n_conversations DESC
     """)
     )
 else:
@@ -99,7 +100,7 @@ else:
 # COMMAND ----------
 
 # Typed as str, but a None RUN_ID (no run_counts table yet) passes through as it always has: no rows shown.
-data = report.load_report_data(store, cast(str, RUN_ID), K, include_anomaly_ids=False)
+data = report.load_report_data(store, cast(str, RUN_ID), K, include_anomaly_ids=False, k_users=K_USERS)
 print("rows suppressed below k:", data.n_suppressed)
 for note in data.notes:
     print("note:", note)

@@ -107,10 +107,33 @@ def test_response_types_counts_subjective_only_with_zero_rows(spark):
     result = A.response_types(classifications_df(spark, rows), RUN)
     counts = {"strong_support": 2, "reframing": 1, "mild_resistance": 1}
     expected = spark.createDataFrame(
-        [(t, counts.get(t, 0), 100.0 * counts.get(t, 0) / 4, RUN) for t in RESPONSE_TYPES],
+        [(t, counts.get(t, 0), counts.get(t, 0), 100.0 * counts.get(t, 0) / 4, RUN) for t in RESPONSE_TYPES],
         A.RESPONSE_TYPES_SCHEMA,
     )
     assert result.schema == A.RESPONSE_TYPES_SCHEMA
+    assertDataFrameEqual(result, expected)
+
+
+def users_df(spark, mapping):
+    """(conversation_id, user_key) as `wildvalues.users.user_keys` gives them."""
+    return spark.createDataFrame(sorted(mapping.items()), "conversation_id string, user_key string")
+
+
+def test_response_types_count_distinct_users(spark):
+    rows = [
+        classification("c1", rtype="strong_support"),
+        classification("c2", rtype="strong_support"),
+        classification("c3", rtype="strong_support"),
+        classification("c4", rtype="reframing"),
+    ]
+    # c1 and c2 are one person's; c4 is missing from the user table and counts as its own user.
+    users = users_df(spark, {"c1": "u:ann", "c2": "u:ann", "c3": "u:bob"})
+    result = A.response_types(classifications_df(spark, rows), RUN, users)
+    counts = {"strong_support": (3, 2), "reframing": (1, 1)}
+    expected = spark.createDataFrame(
+        [(t, *counts.get(t, (0, 0)), 100.0 * counts.get(t, (0, 0))[0] / 4, RUN) for t in RESPONSE_TYPES],
+        A.RESPONSE_TYPES_SCHEMA,
+    )
     assertDataFrameEqual(result, expected)
 
 
@@ -310,6 +333,7 @@ def _check_context(result, reference, adjusted, min_count, alpha):
     for key, ref in reference.items():
         row = rows[key]
         assert row.n == ref["n"]
+        assert row.n_users == ref["n"]  # no user table: every conversation is its own user
         assert row.expected == pytest.approx(ref["expected"], rel=1e-12)
         assert row.lift == pytest.approx(ref["n"] / ref["expected"], rel=1e-12)
         assert row.residual**2 == pytest.approx(ref["chi2"], rel=1e-9)
@@ -355,12 +379,20 @@ def test_value_context_single_context_has_no_test(spark):
     result = A.value_context(expressions_df(spark, rows), cats, {"min_count": 1}, RUN)
     expected = spark.createDataFrame(
         [
-            ("task_category", "only", "x", 2, 2.0, 1.0, None, None, None, False, RUN),
-            ("task_category", "only", "y", 1, 1.0, 1.0, None, None, None, False, RUN),
+            ("task_category", "only", "x", 2, 2, 2.0, 1.0, None, None, None, False, RUN),
+            ("task_category", "only", "y", 1, 1, 1.0, 1.0, None, None, None, False, RUN),
         ],
         A.VALUE_CONTEXT_SCHEMA,
     )
     assertDataFrameEqual(result, expected)
+    # a and b are one person's: x is expressed in two conversations by one user.
+    with_users = A.value_context(
+        expressions_df(spark, rows), cats, {"min_count": 1}, RUN, users_df(spark, {"a": "u:ann", "b": "u:ann"})
+    )
+    assertDataFrameEqual(
+        with_users.select("value", "n", "n_users"),
+        spark.createDataFrame([("x", 2, 1), ("y", 1, 1)], "value string, n long, n_users long"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,12 +438,20 @@ def test_value_mirroring(spark):
         classification("m6", ai=[], human=["harm"], rtype="strong_resistance"),
     ]
     expressions = expressions_from(rows) + [expression("m3", "human", "care")]  # duplicate
-    result = A.value_mirroring(classifications_df(spark, rows), expressions_df(spark, expressions), RUN)
-    counts = {"strong_support": (2, 1), "reframing": (1, 1), "strong_resistance": (1, 0), "all": (4, 2)}
+    # m1 and m2 are one person's; the others have no user id.
+    users = users_df(spark, {"m1": "u:ann", "m2": "u:ann"})
+    result = A.value_mirroring(classifications_df(spark, rows), expressions_df(spark, expressions), RUN, users)
+    # response type: (conversations, users, mirrored)
+    counts = {
+        "strong_support": (2, 1, 1),
+        "reframing": (1, 1, 1),
+        "strong_resistance": (1, 1, 0),
+        "all": (4, 3, 2),
+    }
     expected_rows = []
     for rtype in (*RESPONSE_TYPES, "all"):
-        n, mirrored = counts.get(rtype, (0, 0))
-        expected_rows.append((rtype, n, mirrored, 100.0 * mirrored / n if n else None, RUN))
+        n, n_users, mirrored = counts.get(rtype, (0, 0, 0))
+        expected_rows.append((rtype, n, n_users, mirrored, 100.0 * mirrored / n if n else None, RUN))
     expected = spark.createDataFrame(expected_rows, A.VALUE_MIRRORING_SCHEMA)
     assert result.schema == A.VALUE_MIRRORING_SCHEMA
     assertDataFrameEqual(result, expected)
@@ -434,7 +474,7 @@ def level0_df(spark):
         ("moral indifference", L1_MORAL, True),
         ("anti-manipulation", L1_POWER, True),
     ]
-    rows = [("ai", name, name, 0, l1, cand, 1, 1.0, 1, 1.0, RUN) for name, l1, cand in nodes]
+    rows = [("ai", name, name, 0, l1, cand, 1, 1, 1.0, 1, 1.0, RUN) for name, l1, cand in nodes]
     return spark.createDataFrame(rows, VALUE_LEVEL)
 
 
@@ -568,8 +608,20 @@ def test_suppress_small_groups(spark):
         A.suppress_small_groups(df, "n", 0)
 
 
-def _level_row(side, cid, level, parent, n):
-    return (side, cid, cid, level, parent, False, n, 0.0, n, 0.0, RUN)
+def test_suppress_small_groups_needs_k_users_distinct_users(spark):
+    schema = "name string, n long, n_users long"
+    # b: 30 conversations of one user (Clio's case: one person must not make a group large).
+    df = spark.createDataFrame([("a", 40, 12), ("b", 30, 1), ("c", 25, 10), ("d", 25, None)], schema)
+    kept, n_suppressed = A.suppress_small_groups(df, "n", 25, k_users=10)
+    assert n_suppressed == 2
+    assertDataFrameEqual(kept, spark.createDataFrame([("a", 40, 12), ("c", 25, 10)], schema))
+    without_users = spark.createDataFrame([("a", 40)], "name string, n long")
+    with pytest.raises(ValueError, match=r"^k_users = 10 needs a distinct-users column 'n_users'"):
+        A.suppress_small_groups(without_users, "n", 25, k_users=10)
+
+
+def _level_row(side, cid, level, parent, n, n_users=None):
+    return (side, cid, cid, level, parent, False, n, n if n_users is None else n_users, 0.0, n, 0.0, RUN)
 
 
 LEVELS: dict[int, list[tuple[str, str, str | None, int]]] = {
@@ -611,6 +663,21 @@ def test_suppress_tree(spark):
         parents = {(r.side, r.cluster_id) for r in rows[level + 1]}
         for r in rows[level]:
             assert r.parent_cluster_id is None or (r.side, r.parent_cluster_id) in parents
+
+
+def test_suppress_tree_needs_k_users_and_takes_descendants(spark):
+    # T1 and its subtree are large in conversations; S1 is one user's, so it goes with C1 and v1.
+    users = {("ai", "S1"): 3}
+    tables = [
+        spark.createDataFrame(
+            [_level_row(s, c, level, p, n, users.get((s, c))) for s, c, p, n in LEVELS[level]], VALUE_LEVEL
+        )
+        for level in range(4)
+    ]
+    kept, suppressed = A.suppress_tree(tables, 25, k_users=10)
+    assert suppressed == [3, 3, 4, 2]
+    ids = [sorted((r.side, r.cluster_id) for r in table.collect()) for table in kept]
+    assert ids == [[("ai", "unplaced")], [], [], [("ai", "T1")]]
 
 
 def test_run_id_required(spark):

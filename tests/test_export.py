@@ -22,7 +22,7 @@ K = 25
 def node(cluster_id, level, parent, n, pct_total, pct_convos=None, name=None, candidate=False, side="ai"):
     """A VALUE_LEVEL row; n_expressions is irrelevant to the export."""
     pct_convos = float(n) if pct_convos is None else pct_convos
-    return (side, cluster_id, name or cluster_id, level, parent, candidate, n, pct_convos, 2 * n, pct_total, RUN)
+    return (side, cluster_id, name or cluster_id, level, parent, candidate, n, n, pct_convos, 2 * n, pct_total, RUN)
 
 
 # k = 25. Parents normally cover at least their children's conversations; two nodes break that

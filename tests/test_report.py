@@ -18,8 +18,9 @@ K = 25
 TEXT_MARKERS = ("MARKER-ALPHA my diary says", "MARKER-BETA call me at home")
 
 
-def node(cluster_id, level, parent, n, pct, name=None, candidate=False, run=RUN):
-    return ("ai", cluster_id, name or cluster_id, level, parent, candidate, n, float(n), 2 * n, pct, run)
+def node(cluster_id, level, parent, n, pct, name=None, candidate=False, run=RUN, users=None):
+    n_users = n if users is None else users
+    return ("ai", cluster_id, name or cluster_id, level, parent, candidate, n, n_users, float(n), 2 * n, pct, run)
 
 
 LEVELS = {
@@ -28,25 +29,25 @@ LEVELS = {
     1: [node("l1:a", 1, "l2:a", 50, 45.0, "Name l1a"), node("l1:b", 1, "l2:b", 26, 20.0, "Name l1b")],
     0: [
         node("helpfulness", 0, "l1:a", 40, 30.0),
-        node("honesty", 0, "l1:a", 30, 15.0),
+        node("honesty", 0, "l1:a", 30, 15.0, users=4),  # one family's thirty conversations
         node("neighbour secret", 0, "l1:a", 3, 1.0, candidate=True),
         node("orphan value", 0, "l1:b", 26, 20.0),
     ],
 }
 RESPONSE_TYPES = [
-    ("strong_support", 60, 40.0, RUN),
-    ("mild_support", 30, 20.0, RUN),
-    ("neutral_acknowledgment", 25, 16.7, RUN),
-    ("reframing", 10, 6.7, RUN),
-    ("mild_resistance", 5, 3.3, RUN),
-    ("strong_resistance", 0, 0.0, RUN),
-    ("no_values", 20, 13.3, RUN),
-    ("strong_support", 3, 100.0, "an-older-run"),  # another run's row: neither shown nor counted
+    ("strong_support", 60, 60, 40.0, RUN),
+    ("mild_support", 30, 30, 20.0, RUN),
+    ("neutral_acknowledgment", 25, 25, 16.7, RUN),
+    ("reframing", 10, 10, 6.7, RUN),
+    ("mild_resistance", 5, 5, 3.3, RUN),
+    ("strong_resistance", 0, 0, 0.0, RUN),
+    ("no_values", 20, 20, 13.3, RUN),
+    ("strong_support", 3, 3, 100.0, "an-older-run"),  # another run's row: neither shown nor counted
 ]
 
 
 def cell(context, value, n, residual, kind="task_category"):
-    return (kind, context, value, n, n / 2, 2.0, residual, 0.01, 0.05, False, RUN)
+    return (kind, context, value, n, n, n / 2, 2.0, residual, 0.01, 0.05, False, RUN)
 
 
 VALUE_CONTEXT = [
@@ -58,14 +59,14 @@ VALUE_CONTEXT = [
     cell("honesty", "helpfulness", 3, 1.5, kind="human_value"),  # not shown, not counted
 ]
 MIRRORING = [
-    ("strong_support", 60, 30, 50.0, RUN),
-    ("mild_support", 30, 10, 33.3, RUN),
-    ("neutral_acknowledgment", 25, 5, 20.0, RUN),
-    ("reframing", 10, 2, 20.0, RUN),
-    ("mild_resistance", 5, 0, 0.0, RUN),
-    ("strong_resistance", 0, 0, None, RUN),
-    ("no_values", 0, 0, None, RUN),
-    ("all", 130, 47, 36.2, RUN),
+    ("strong_support", 60, 60, 30, 50.0, RUN),
+    ("mild_support", 30, 30, 10, 33.3, RUN),
+    ("neutral_acknowledgment", 25, 25, 5, 20.0, RUN),
+    ("reframing", 10, 10, 2, 20.0, RUN),
+    ("mild_resistance", 5, 5, 0, 0.0, RUN),
+    ("strong_resistance", 0, 0, 0, None, RUN),
+    ("no_values", 0, 0, 0, None, RUN),
+    ("all", 130, 130, 47, 36.2, RUN),
 ]
 ANOMALIES = [
     ("conv-007", ["deception"], 5.2, "watchlist", RUN),
@@ -100,7 +101,7 @@ def store(spark, tmp_path_factory):
 
     now = datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC)
     conversations = [
-        (f"conv-{i:03d}", "test", [("user", text), ("assistant", "ok")], 2, len(text), f"h{i}", now)
+        (f"conv-{i:03d}", "test", [("user", text), ("assistant", "ok")], 2, len(text), f"h{i}", now, None)
         for i, text in zip((7, 42), TEXT_MARKERS)
     ]
     s.write("conversations", spark.createDataFrame(conversations, CONVERSATIONS))
@@ -145,6 +146,18 @@ def test_suppression_counts_in_result_and_html(built):
     assert {k: int(v) for k, v in shown.items()} == EXPECTED_SUPPRESSED
     assert f'id="n-suppressed-total">{sum(EXPECTED_SUPPRESSED.values())}<' in html
     assert f"k = {K}" in html
+
+
+def test_k_users_suppresses_a_group_of_few_people(store, tmp_path):
+    # honesty: 30 conversations (>= k) but 4 users; at k_users = 5 it goes, with nothing else.
+    result = report.build_report(store, RUN, str(tmp_path), K, k_users=5)
+    with open(result.html_path, encoding="utf-8") as handle:
+        html = handle.read()
+    assert result.n_suppressed == {**EXPECTED_SUPPRESSED, "values_level_0": EXPECTED_SUPPRESSED["values_level_0"] + 1}
+    assert f'k = {K}</strong> conversations and <strong id="k-users">5</strong> distinct users' in html
+    data = report.load_report_data(store, RUN, K, k_users=5)
+    assert data.levels is not None
+    assert sorted(data.levels[0]["name"]) == ["helpfulness"]
 
 
 def test_small_groups_and_text_never_shown(built):
@@ -201,7 +214,7 @@ def test_the_crosscheck_section_shows_the_measures_and_suppresses_small_confusio
         ("jaccard_human_level_1", None, 0, "claude-sonnet-4-5", "openai:judge-x", RUN),
     ]
     out.write("crosscheck_agreement", spark.createDataFrame(measures, CROSSCHECK_AGREEMENT))
-    cells = [("no_values", "no_values", K, RUN), ("mild_support", "reframing", K - 1, RUN)]
+    cells = [("no_values", "no_values", K, K, RUN), ("mild_support", "reframing", K - 1, K - 1, RUN)]
     out.write("crosscheck_confusion", spark.createDataFrame(cells, CROSSCHECK_CONFUSION))
     result = report.build_report(out, RUN, str(tmp_path), K)
     with open(result.html_path, encoding="utf-8") as handle:

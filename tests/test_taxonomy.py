@@ -257,7 +257,8 @@ def levels(spark):
     return taxonomy.all_levels(expressions, nodes, N_SUBJECTIVE, RUN)
 
 
-def node(side, cluster_id, name, level, parent, n_conv, n_expr, side_total, candidate=False):
+def node(side, cluster_id, name, level, parent, n_conv, n_expr, side_total, candidate=False, n_users=None):
+    """A level row; without a user table every conversation is its own user (n_users = n_conv)."""
     return (
         side,
         cluster_id,
@@ -266,6 +267,7 @@ def node(side, cluster_id, name, level, parent, n_conv, n_expr, side_total, cand
         parent,
         candidate,
         n_conv,
+        n_conv if n_users is None else n_users,
         100.0 * n_conv / N_SUBJECTIVE,
         n_expr,
         100.0 * n_expr / side_total,
@@ -317,6 +319,30 @@ def test_split_levels(spark, levels, level):
     split = taxonomy.split_levels(levels)
     assert sorted(split) == [0, 1, 2, 3]
     assertDataFrameEqual(split[level], spark.createDataFrame(EXPECTED_LEVELS[level], schemas.VALUE_LEVEL))
+
+
+# c1 and c2 are one person's; c3 has no user id and counts as its own user.
+USERS = [("c1", "u:alice"), ("c2", "u:alice"), ("c3", "c:c3")]
+# Distinct users where they differ from distinct conversations; every other node's n_users = n_conv.
+N_USERS = {
+    ("ai", "helpfulness"): 1,  # c1, c2
+    ("ai", "L1H"): 1,
+    ("ai", "L2P"): 1,  # helpfulness (c1, c2), efficiency (c2)
+    ("ai", "L3P"): 1,
+}
+
+
+def test_all_levels_count_distinct_users(spark):
+    expressions = spark.createDataFrame(EXPRESSIONS, schemas.VALUE_EXPRESSIONS)
+    nodes = spark.createDataFrame(TAXONOMY_ROWS, schemas.VALUE_TAXONOMY)
+    users = spark.createDataFrame(USERS, "conversation_id string, user_key string")
+    levels = taxonomy.all_levels(expressions, nodes, N_SUBJECTIVE, RUN, users)
+    expected = [
+        row[:7] + (N_USERS.get((row[0], row[1]), row[7]),) + row[8:]
+        for level in range(4)
+        for row in EXPECTED_LEVELS[level]
+    ]
+    assertDataFrameEqual(levels, spark.createDataFrame(expected, schemas.VALUE_LEVEL))
 
 
 def test_value_expressions_counts_a_value_once_per_conversation_and_side(spark):

@@ -15,7 +15,7 @@ NOW = datetime.datetime(2025, 2, 3, 4, 5, 6)
 
 
 def conversation(cid, content_hash="h"):
-    return (cid, "in.jsonl", [("user", "q"), ("assistant", "a")], 2, 2, content_hash, NOW)
+    return (cid, "in.jsonl", [("user", "q"), ("assistant", "a")], 2, 2, content_hash, NOW, None)
 
 
 def classification(cid, response_type="strong_support", subjective=True):
@@ -41,8 +41,8 @@ def classification(cid, response_type="strong_support", subjective=True):
     )
 
 
-def level_row(cluster_id, level, parent, pct, side="ai", n=1):
-    return (side, cluster_id, cluster_id, level, parent, False, n, 50.0, n, pct, RUN)
+def level_row(cluster_id, level, parent, pct, side="ai", n=1, n_users=None):
+    return (side, cluster_id, cluster_id, level, parent, False, n, n if n_users is None else n_users, 50.0, n, pct, RUN)
 
 
 def expression(cid, value, side="ai"):
@@ -149,6 +149,19 @@ def test_pct_total_occurrences_not_summing_to_100(spark, validator):
     # within the tolerance passes
     ok = {"values_level_3": [level_row("L3A", 3, None, 60.0), level_row("L3B", 3, None, 39.6)]}
     raise_on_failure(validate_tables(validator, frames(spark, ok)))
+
+
+def test_more_users_than_conversations(spark, validator):
+    rows = good_rows()
+    rows["values_level_2"] = [
+        level_row("L2", 2, "L3", 100.0, n=3, n_users=4),
+        level_row("L2", 2, "L3", 100.0, side="human"),
+    ]
+    message = failures(validator, spark, rows)
+    assert (
+        "suite 'values_level_2' failed: expect_column_pair_values_a_to_be_greater_than_b"
+        "(column_A=n_conversations, column_B=n_users) 1 unexpected" in message
+    )
 
 
 def test_run_counts_where_input_is_not_kept_plus_quarantined(spark, validator):
@@ -267,7 +280,7 @@ def test_the_crosscheck_tables_pass_and_their_faults_are_named(spark, validator)
             ("kappa_subjective", 0.4, 10, "m1", "m2", "r1"),
             ("jaccard_ai_level_1", None, 0, "m1", "m2", "r1"),
         ],
-        "crosscheck_confusion": [("mild_support", "reframing", 3, "r1")],
+        "crosscheck_confusion": [("mild_support", "reframing", 3, 2, "r1")],
         "crosscheck_labels": [crosscheck_label("c1"), crosscheck_label("c2", ai_jaccard=None)],
     }
     results = validate_tables(validator, frames(spark, good))
@@ -277,7 +290,7 @@ def test_the_crosscheck_tables_pass_and_their_faults_are_named(spark, validator)
             ("kappa_subjective", 1.5, 10, "m1", "m2", "r1"),
             ("kappa_subjective", 0.2, 10, "m1", "m2", "r1"),
         ],
-        "crosscheck_confusion": [("mild_support", "reframing", 0, "r1")],
+        "crosscheck_confusion": [("mild_support", "reframing", 0, 0, "r1")],
         "crosscheck_labels": [crosscheck_label("c1", "enthusiastic"), crosscheck_label("c2", ai_jaccard=1.2)],
     }
     message = failures(validator, spark, bad)

@@ -30,6 +30,7 @@ from pyspark.sql.types import (
 
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.settings import DEFAULT_K, AnalyzeSettings
+from wildvalues.users import USER_KEY, with_user_keys
 
 # ---------------------------------------------------------------------------------------------
 # Output schemas
@@ -42,6 +43,7 @@ def _fields(*spec: tuple) -> StructType:
 RESPONSE_TYPES_SCHEMA = _fields(
     ("response_type", StringType(), False),
     ("n_conversations", LongType(), False),
+    ("n_users", LongType(), False),
     ("pct_conversations", DoubleType(), True),  # null when the run has no subjective conversation
     ("run_id", StringType(), False),
 )
@@ -57,6 +59,7 @@ VALUE_CONTEXT_SCHEMA = _fields(
     ("context", StringType(), False),
     ("value", StringType(), False),
     ("n", LongType(), False),
+    ("n_users", LongType(), False),
     ("expected", DoubleType(), False),
     ("lift", DoubleType(), False),
     ("residual", DoubleType(), True),  # null when the cell has no variance (one row or column)
@@ -79,6 +82,7 @@ VALUE_INVARIANCE_SCHEMA = _fields(
 VALUE_MIRRORING_SCHEMA = _fields(
     ("response_type", StringType(), False),  # one of RESPONSE_TYPES, or 'all'
     ("n_conversations", LongType(), False),
+    ("n_users", LongType(), False),
     ("n_mirrored", LongType(), False),
     ("pct_mirrored", DoubleType(), True),  # null when n_conversations is 0
     ("run_id", StringType(), False),
@@ -171,20 +175,24 @@ def _pct(part: Column, whole: Column) -> Column:
 # 1. Response types
 
 
-def response_types(classifications: DataFrame, run_id: str) -> DataFrame:
+def response_types(classifications: DataFrame, run_id: str, users: DataFrame | None = None) -> DataFrame:
     """Count and percent of subjective conversations per response type (all seven, zeros too).
 
     A response type outside RESPONSE_TYPES is kept as its own row so percentages still sum to 100
-    and validation can see it.
+    and validation can see it. `users` (`wildvalues.users.user_keys`) gives the distinct users.
     """
     _check_run_id(run_id)
     subjective = _subjective(classifications)
-    counts = subjective.groupBy("response_type").agg(F.count("*").alias("n_conversations"))
+    counts = (
+        with_user_keys(subjective, users)
+        .groupBy("response_type")
+        .agg(F.count("*").alias("n_conversations"), F.countDistinct(USER_KEY).alias("n_users"))
+    )
     total = subjective.agg(F.count("*").alias("_total"))
     result = (
         _response_type_frame(classifications)
         .join(counts, "response_type", "full_outer")
-        .fillna(0, ["n_conversations"])
+        .fillna(0, ["n_conversations", "n_users"])
         .crossJoin(total)
         .withColumn("pct_conversations", _pct(F.col("n_conversations"), F.col("_total")))
         .withColumn("run_id", F.lit(run_id))
@@ -499,6 +507,7 @@ def value_context(
     task_cats: DataFrame,
     settings: AnalyzeSettings | Mapping[str, Any] | None,
     run_id: str,
+    users: DataFrame | None = None,
 ) -> DataFrame:
     """Which AI values are over- or under-expressed in a context, as in the study's chi-square
     analysis of values by task.
@@ -521,7 +530,7 @@ def value_context(
     """
     _check_run_id(run_id)
     s = analysis_settings(settings)
-    cells = _context_cells(value_expressions, task_cats)
+    cells = _context_cells(value_expressions, task_cats, users)
     restricted = _restrict_margins(cells, s.min_count)
     tested = _cell_statistics(restricted)
     adjusted = _adjust_p_values(tested, s.correction)
@@ -530,8 +539,9 @@ def value_context(
     return _conform(result, VALUE_CONTEXT_SCHEMA)
 
 
-def _context_cells(value_expressions: DataFrame, task_cats: DataFrame) -> DataFrame:
-    """(context_kind, context, value, n): conversations expressing the AI value in the context."""
+def _context_cells(value_expressions: DataFrame, task_cats: DataFrame, users: DataFrame | None) -> DataFrame:
+    """(context_kind, context, value, n, n_users): conversations (and their distinct users)
+    expressing the AI value in the context."""
     ai = _side_values(value_expressions, "ai")
     by_task = ai.join(
         task_cats.select("conversation_id", F.col("task_category").alias("context")),
@@ -539,7 +549,10 @@ def _context_cells(value_expressions: DataFrame, task_cats: DataFrame) -> DataFr
     ).withColumn("context_kind", F.lit("task_category"))
     human = _side_values(value_expressions, "human").withColumnRenamed("value", "context")
     by_human = ai.join(human, "conversation_id").withColumn("context_kind", F.lit("human_value"))
-    return by_task.unionByName(by_human).groupBy("context_kind", "context", "value").agg(F.count("*").alias("n"))
+    cells = with_user_keys(by_task.unionByName(by_human), users)
+    return cells.groupBy("context_kind", "context", "value").agg(
+        F.count("*").alias("n"), F.countDistinct(USER_KEY).alias("n_users")
+    )
 
 
 def _margins(cells: DataFrame) -> DataFrame:
@@ -558,7 +571,7 @@ def _restrict_margins(cells: DataFrame, min_count: int) -> DataFrame:
     """Cells of values and contexts with full-table totals >= min_count, margins recomputed."""
     full = _margins(cells)
     kept = full.filter((F.col("row") >= min_count) & (F.col("col") >= min_count))
-    return _margins(kept.select("context_kind", "context", "value", "n"))
+    return _margins(kept.select("context_kind", "context", "value", "n", "n_users"))
 
 
 def _cell_statistics(cells: DataFrame) -> DataFrame:
@@ -655,7 +668,9 @@ def value_invariance(
 # 5. Mirroring
 
 
-def value_mirroring(classifications: DataFrame, value_expressions: DataFrame, run_id: str) -> DataFrame:
+def value_mirroring(
+    classifications: DataFrame, value_expressions: DataFrame, run_id: str, users: DataFrame | None = None
+) -> DataFrame:
     """Share of subjective conversations with a human value in which the AI expresses one of the
     human's (matched) values: overall ('all') and per response type (all seven, zeros too)."""
     _check_run_id(run_id)
@@ -674,11 +689,16 @@ def value_mirroring(classifications: DataFrame, value_expressions: DataFrame, ru
         .join(mirrored, "conversation_id", "left")
         .fillna(0, ["_mirrored"])
     )
-    measures = [F.count("*").alias("n_conversations"), F.sum("_mirrored").alias("n_mirrored")]
+    base = with_user_keys(base, users)
+    measures = [
+        F.count("*").alias("n_conversations"),
+        F.countDistinct(USER_KEY).alias("n_users"),
+        F.sum("_mirrored").alias("n_mirrored"),
+    ]
     per_type = (
         _response_type_frame(classifications)
         .join(base.groupBy("response_type").agg(*measures), "response_type", "full_outer")
-        .fillna(0, ["n_conversations", "n_mirrored"])
+        .fillna(0, ["n_conversations", "n_users", "n_mirrored"])
     )
     overall = base.agg(*measures).fillna(0, ["n_mirrored"]).withColumn("response_type", F.lit("all"))
     result = (
@@ -881,23 +901,41 @@ def _check_k(k: int) -> None:
         raise ValueError("k must be an integer >= 1")
 
 
-def _is_large(count_col: str, k: int) -> Column:
-    # A null count is unknown size: suppressed, never published.
-    return F.coalesce(F.col(count_col) >= k, F.lit(False))
+def _is_large(df: DataFrame, count_col: str, k: int, users_col: str, k_users: int) -> Column:
+    """At least k conversations and k_users distinct users; a null count is unknown size: suppressed."""
+    _check_k(k_users)
+    large = F.coalesce(F.col(count_col) >= k, F.lit(False))
+    if k_users == 1:
+        return large
+    if users_col not in df.columns:
+        raise ValueError(f"k_users = {k_users} needs a distinct-users column {users_col!r}; columns: {df.columns}")
+    return large & F.coalesce(F.col(users_col) >= k_users, F.lit(False))
 
 
-def suppress_small_groups(df: DataFrame, count_col: str, k: int = DEFAULT_K) -> tuple[DataFrame, int]:
-    """(rows with count_col >= k, number of rows dropped). See DEFAULT_K for the choice of k."""
+def suppress_small_groups(
+    df: DataFrame, count_col: str, k: int = DEFAULT_K, k_users: int = 1, users_col: str = "n_users"
+) -> tuple[DataFrame, int]:
+    """(rows with count_col >= k and users_col >= k_users, number of rows dropped).
+
+    See DEFAULT_K for the choice of k; k_users (privacy.k_users) keeps one person's many
+    conversations from making a group look large.
+    """
     _check_k(k)
-    n_suppressed = df.filter(~_is_large(count_col, k)).count()
-    return df.filter(_is_large(count_col, k)), n_suppressed
+    large = _is_large(df, count_col, k, users_col, k_users)
+    n_suppressed = df.filter(~large).count()
+    return df.filter(large), n_suppressed
 
 
 def suppress_tree(
-    level_tables: Sequence[DataFrame], k: int = DEFAULT_K, count_col: str = "n_conversations"
+    level_tables: Sequence[DataFrame],
+    k: int = DEFAULT_K,
+    count_col: str = "n_conversations",
+    k_users: int = 1,
+    users_col: str = "n_users",
 ) -> tuple[list[DataFrame], list[int]]:
     """Suppress small nodes in the four level tables (index = level) and every descendant of a
-    suppressed node, so no published child lacks its parent.
+    suppressed node, so no published child lacks its parent. A node is small with fewer than k
+    conversations or fewer than k_users distinct users.
 
     Works top-down on (side, cluster_id) / (side, parent_cluster_id). A node whose parent is null
     in the input (e.g. an unplaced candidate value) is judged on its own count: it was parentless
@@ -910,7 +948,7 @@ def suppress_tree(
     kept: list[DataFrame] = [None] * 4  # type: ignore[list-item]
     for level in (3, 2, 1, 0):
         table = level_tables[level]
-        large = table.filter(_is_large(count_col, k))
+        large = table.filter(_is_large(table, count_col, k, users_col, k_users))
         if level < 3:
             parents = kept[level + 1].select("side", F.col("cluster_id").alias("parent_cluster_id"))
             placed = large.filter(F.col("parent_cluster_id").isNotNull()).join(

@@ -53,6 +53,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default=None, help="input layout (default: auto)")
     parser.add_argument("--text-field", default=None, help="transcript layout: the field holding the text")
     parser.add_argument("--id-field", default=None, help="the field holding the conversation id")
+    parser.add_argument(
+        "--user-field",
+        default=None,
+        help="the field holding the user or account id (stored only as a salted hash; groups need privacy.k_users users)",
+    )
     parser.add_argument("--classifier", choices=["offline", "anthropic"], default=None)
     parser.add_argument("--model", default=None, help="Claude model id (anthropic classifier)")
     parser.add_argument("--mode", choices=["online", "batch"], default=None, help="anthropic: Messages or Batches API")

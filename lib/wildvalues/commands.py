@@ -30,6 +30,7 @@ FLAG_SETTINGS = (
     ("format", "ingest", "format"),
     ("text_field", "ingest", "text_field"),
     ("id_field", "ingest", "id_field"),
+    ("user_field", "privacy", "user_field"),
     ("classifier", "classifier", "name"),
     ("mode", "classifier", "mode"),
     ("catalog", "tables", "catalog"),
@@ -431,10 +432,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         runner.run_id = run_id
         summary = runner.run_stage(stage_named("report"), options)
-    k = settings.analyze.suppression_k
     suppressed = ", ".join(f"{name} {n}" for name, n in summary["n_suppressed"].items() if n) or "none"
     print(f"report for run {run_id}: {os.path.join(args.output, summary['html'])}")
-    print(f"  plots: {summary['n_plots']}; suppressed below k={k}: {suppressed}")
+    print(f"  plots: {summary['n_plots']}; suppressed below {_threshold(settings)}: {suppressed}")
     return 0
 
 
@@ -443,16 +443,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     from wildvalues import export
 
     settings, runner = _store_only(args)
-    k = settings.analyze.suppression_k
+    k, k_users = settings.analyze.suppression_k, settings.privacy.k_users
     try:
-        result = export.export_public(runner.store, args.to, k, tree=args.tree)
+        result = export.export_public(runner.store, args.to, k, tree=args.tree, k_users=k_users)
     except export.WrongTree as error:
         raise UsageError(str(error)) from error
     for path in result.paths.values():
         print(f"wrote {path}")
     suppressed = ", ".join(f"{name} {n}" for name, n in result.n_suppressed.items() if n) or "none"
-    print(f"suppressed below k={k}: {suppressed}")
+    print(f"suppressed below {_threshold(settings)}: {suppressed}")
     return 0
+
+
+def _threshold(settings: Settings) -> str:
+    """The suppression rule in words: 'k=25' or 'k=25 conversations / 10 users'."""
+    k, k_users = settings.analyze.suppression_k, settings.privacy.k_users
+    return f"k={k}" if k_users <= 1 else f"k={k} conversations / {k_users} users"
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ Everything here is a pure function: DataFrames or plain values in, DataFrames or
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -245,9 +246,22 @@ def agreement_frame(
     return spark.createDataFrame(rows, schemas.CROSSCHECK_AGREEMENT)
 
 
-def confusion_frame(spark: SparkSession, labels: Sequence[Mapping[str, Any]], run_id: str) -> DataFrame:
-    """The response-type confusion matrix (rows: the run's classifier, columns: the second judge)."""
+def confusion_frame(
+    spark: SparkSession, labels: Sequence[Mapping[str, Any]], run_id: str, users: Mapping[str, str] | None = None
+) -> DataFrame:
+    """The response-type confusion matrix (rows: the run's classifier, columns: the second judge).
+
+    `users` maps a conversation id to its user key (`wildvalues.users.user_keys`); a conversation
+    missing from it is its own user.
+    """
     cells = confusion_cells(
         [r["first_response_type"] for r in labels], [r["second_response_type"] for r in labels], RESPONSE_TYPES
     )
-    return spark.createDataFrame([(a, b, n, run_id) for a, b, n in cells], schemas.CROSSCHECK_CONFUSION)
+    people: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in labels:
+        conversation = r["conversation_id"]
+        people[(r["first_response_type"], r["second_response_type"])].add(
+            (users or {}).get(conversation, f"c:{conversation}")
+        )
+    rows = [(a, b, n, len(people[(a, b)]), run_id) for a, b, n in cells]
+    return spark.createDataFrame(rows, schemas.CROSSCHECK_CONFUSION)

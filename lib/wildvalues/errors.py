@@ -8,6 +8,7 @@ from wildvalues.output_lock import OutputLocked
 from wildvalues.readers import InputError
 from wildvalues.settings import ConfigError
 from wildvalues.taxonomy_tree import TaxonomyError
+from wildvalues.users import SaltError
 from wildvalues.validate import ValidationFailed
 
 
@@ -28,6 +29,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     DeltaWriteError,
     SampleError,
     OutputLocked,
+    SaltError,
     FileNotFoundError,
 )
 

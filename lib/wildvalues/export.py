@@ -121,6 +121,7 @@ def export_public(
     k: int,
     taxonomy_descriptions: dict[str, str] | None = None,
     tree: str = "published",
+    k_users: int = 1,
 ) -> ExportResult:
     """Write values_tree.csv and values_frequencies.csv (AI side) under to_dir.
 
@@ -137,8 +138,8 @@ def export_public(
             "export them with --tree discovered"
         )
     levels = _ai_levels(store, prefix)
-    kept, suppressed = suppress_tree(levels, k)
-    frequent, n_rare = suppress_small_groups(levels[0], "n_conversations", k)
+    kept, suppressed = suppress_tree(levels, k, k_users=k_users)
+    frequent, n_rare = suppress_small_groups(levels[0], "n_conversations", k, k_users)
     tables = [frame.select(*_LEVEL_COLUMNS).toPandas() for frame in kept]
     os.makedirs(to_dir, exist_ok=True)
     paths = {TREE_FILE: os.path.join(to_dir, TREE_FILE), FREQUENCIES_FILE: os.path.join(to_dir, FREQUENCIES_FILE)}

@@ -10,9 +10,12 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wildvalues.redact import redact
+
+if TYPE_CHECKING:
+    from wildvalues.users import UserHasher
 
 FORMATS: tuple[str, ...] = ("auto", "messages", "sharegpt", "transcript", "parquet", "delta")
 JSON_LAYOUTS: tuple[str, ...] = ("messages", "sharegpt", "transcript")
@@ -51,6 +54,7 @@ class Parsed:
     conversation_id: str
     turns: tuple[tuple[str, str], ...]
     content_hash: str
+    user_hash: str | None = None  # the salted hash of the record's user id (--user-field)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ def parse_line(
     text_field: str = "text",
     id_field: str | None = None,
     redact_pii: bool = True,
+    users: UserHasher | None = None,
 ) -> Parsed | Rejected:
     """Parse one JSON record in `layout` (or detect it) into turns, or say why it is unusable."""
     try:
@@ -92,7 +97,8 @@ def parse_line(
     except _Reject as reason:
         return Rejected(str(reason), conversation_id)
     digest = content_hash(turns)
-    return Parsed(conversation_id or f"h-{digest[:24]}", turns, digest)
+    user_hash = users.user_hash(record) if users else None
+    return Parsed(conversation_id or f"h-{digest[:24]}", turns, digest, user_hash)
 
 
 def valid_text(text: str) -> str:

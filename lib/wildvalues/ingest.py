@@ -14,6 +14,7 @@ from wildvalues import schemas
 from wildvalues.formats import Parsed, Rejected, parse_line
 from wildvalues.redact import redact
 from wildvalues.settings import IngestSettings
+from wildvalues.users import UserHasher
 
 PARSED_SCHEMA = StructType(
     [
@@ -26,13 +27,17 @@ PARSED_SCHEMA = StructType(
         StructField("raw_record", StringType(), True),
         StructField("reason", StringType(), True),
         StructField("replaced_bytes", IntegerType(), True),
+        StructField("user_hash", StringType(), True),
     ]
 )
 _TURN_ARROW = pa.list_(pa.struct([pa.field("role", pa.string(), False), pa.field("text", pa.string(), False)]))
 
 
-def parse_records(raw: DataFrame, settings: IngestSettings) -> DataFrame:
-    """Parse every raw record with the layout parser; unusable ones keep a reason and raw text."""
+def parse_records(raw: DataFrame, settings: IngestSettings, users: UserHasher | None = None) -> DataFrame:
+    """Parse every raw record with the layout parser; unusable ones keep a reason and raw text.
+
+    With `users`, each conversation carries the salted hash of its user id (never the id itself).
+    """
     # Table rows are rendered as JSON whose keys name their layout, so tables use detection.
     layout = "auto" if settings.format in ("parquet", "delta") else settings.format
     text_field = settings.text_field or "text"
@@ -54,7 +59,9 @@ def parse_records(raw: DataFrame, settings: IngestSettings) -> DataFrame:
             for source, number, raw, read_error, replaced in rows:
                 # A read error: the file's bytes ended here, there is no record text to parse.
                 result = (
-                    Rejected(read_error) if read_error else parse_line(raw, layout, text_field, id_field, redact_pii)
+                    Rejected(read_error)
+                    if read_error
+                    else parse_line(raw, layout, text_field, id_field, redact_pii, users)
                 )
                 out["source_file"].append(source)
                 out["line_number"].append(number)
@@ -66,6 +73,7 @@ def parse_records(raw: DataFrame, settings: IngestSettings) -> DataFrame:
                     out["content_hash"].append(result.content_hash)
                     out["raw_record"].append(None)
                     out["reason"].append(None)
+                    out["user_hash"].append(result.user_hash)
                 else:
                     out["turns"].append(None)
                     out["n_chars"].append(None)
@@ -73,6 +81,7 @@ def parse_records(raw: DataFrame, settings: IngestSettings) -> DataFrame:
                     # Redact the whole record, then cut: a cut first could leave half an email behind.
                     out["raw_record"].append(None if raw is None else (redact(raw) if redact_pii else raw)[:max_raw])
                     out["reason"].append(result.reason)
+                    out["user_hash"].append(None)
             yield pa.RecordBatch.from_pydict(out, schema=_parsed_arrow_schema())
 
     return raw.mapInArrow(parse_batches, PARSED_SCHEMA)
@@ -90,6 +99,7 @@ def _parsed_arrow_schema() -> pa.Schema:
             pa.field("raw_record", pa.string()),
             pa.field("reason", pa.string()),
             pa.field("replaced_bytes", pa.int32()),
+            pa.field("user_hash", pa.string()),
         ]
     )
 
@@ -134,6 +144,7 @@ def to_conversations(checked: DataFrame, ingested_at) -> DataFrame:
         F.col("n_chars"),
         F.col("content_hash"),
         F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
+        F.col("user_hash"),
     ).to(schemas.CONVERSATIONS)
 
 

@@ -68,6 +68,7 @@ class ReportData:
 
     run_id: str
     k: int
+    k_users: int = 1  # a shown group also covers this many distinct users (privacy.k_users)
     levels: list[pd.DataFrame] | None = None  # AI side, index = level
     response_types: pd.DataFrame | None = None
     context: pd.DataFrame | None = None  # value_context cells, context_kind = 'task_category'
@@ -117,7 +118,7 @@ def _load_levels(store: ReadableTables, run_id: str, k: int, data: ReportData) -
     present = [t for t in tables if t is not None]
     if len(present) < len(tables):
         return
-    kept, suppressed = suppress_tree([t.filter(F.col("side") == "ai") for t in present], k)
+    kept, suppressed = suppress_tree([t.filter(F.col("side") == "ai") for t in present], k, k_users=data.k_users)
     data.levels = [frame.drop("run_id").toPandas() for frame in kept]
     data.n_suppressed.update({f"values_level_{level}": n for level, n in enumerate(suppressed)})
     _note_if_empty(data.levels[3], store, "values_level_3", run_id, data.notes)
@@ -132,7 +133,7 @@ def _load_discovered(store: ReadableTables, run_id: str, k: int, data: ReportDat
     if not all(store.exists(name) for name in names):
         return  # discovery was not asked for: no section, no note
     tables = [store.read(name).filter((F.col("run_id") == run_id) & (F.col("side") == "ai")) for name in names]
-    kept, suppressed = suppress_tree(tables, k)
+    kept, suppressed = suppress_tree(tables, k, k_users=data.k_users)
     data.discovered_levels = [frame.drop("run_id").toPandas() for frame in kept]
     data.n_suppressed.update({name: n for name, n in zip(names, suppressed, strict=True)})
     if data.levels is not None and rolls_up_discovered_trees(store):
@@ -175,7 +176,7 @@ def _load_small(
     table = _run_table(store, name, run_id, data.notes)
     if table is None:
         return None
-    kept, n_suppressed = suppress_small_groups(where(table), count_col, k)
+    kept, n_suppressed = suppress_small_groups(where(table), count_col, k, data.k_users)
     data.n_suppressed[name] = n_suppressed
     frame = kept.drop("run_id").toPandas()
     if not len(frame) and not n_suppressed:
@@ -202,9 +203,10 @@ def load_report_data(
     k: int,
     include_anomaly_ids: bool = True,
     max_anomaly_rows: int = MAX_ANOMALY_ROWS,
+    k_users: int = 1,
 ) -> ReportData:
-    """The report's tables for one run, suppressed below k conversations."""
-    data = ReportData(run_id=run_id, k=k)
+    """The report's tables for one run, suppressed below k conversations or k_users distinct users."""
+    data = ReportData(run_id=run_id, k=k, k_users=k_users)
     _load_levels(store, run_id, k, data)
     data.response_types = _load_small(store, "response_types", run_id, "n_conversations", k, data)
     data.context = _load_small(
@@ -228,7 +230,7 @@ def _load_crosscheck(store: ReadableTables, run_id: str, k: int, data: ReportDat
         data.crosscheck = None
         return
     cells = store.read("crosscheck_confusion").filter(F.col("run_id") == run_id)
-    kept, n_suppressed = suppress_small_groups(cells, "n_conversations", k)
+    kept, n_suppressed = suppress_small_groups(cells, "n_conversations", k, data.k_users)
     data.n_suppressed["crosscheck_confusion"] = n_suppressed
     data.crosscheck_confusion = kept.drop("run_id").toPandas()
 
@@ -531,11 +533,17 @@ def _suppression_html(data: ReportData) -> str:
     attrs = [f'data-table="{_e(n)}" data-suppressed="{data.n_suppressed[n]}"' for n in names]
     total = sum(data.n_suppressed.values())
     return (
-        f'<div class="privacy"><p>Every aggregate below covers at least <strong>k = {data.k}</strong> conversations; '
-        f"rows covering fewer are suppressed (with their descendants in the taxonomy). "
+        f'<div class="privacy"><p>Every aggregate below covers at least <strong>k = {data.k}</strong> conversations'
+        f"{_users_clause(data.k_users)}; rows covering fewer are suppressed (with their descendants in the taxonomy). "
         f'Rows suppressed: <strong id="n-suppressed-total">{total}</strong>. No conversation text is included.</p>'
         f"{_table(['table', 'rows suppressed'], rows, {1}, attrs)}</div>"
     )
+
+
+def _users_clause(k_users: int) -> str:
+    if k_users <= 1:
+        return ""
+    return f' and <strong id="k-users">{k_users}</strong> distinct users'
 
 
 def _level3_html(levels: list[pd.DataFrame] | None) -> str:
@@ -703,9 +711,10 @@ def render_report(
     k: int,
     metrics: dict[str, float] | None = None,
     include_anomaly_ids: bool = True,
+    k_users: int = 1,
 ) -> RenderedReport:
     """The plots and report.html of one run, in memory: whoever runs the report writes them."""
-    data = load_report_data(store, run_id, k, include_anomaly_ids)
+    data = load_report_data(store, run_id, k, include_anomaly_ids, k_users=k_users)
     if metrics is None:
         metrics = run_counts_metrics(store, run_id)
     images = {name: _png(figure) for name, figure in figures(data).items()}
@@ -721,9 +730,10 @@ def build_report(
     k: int,
     metrics: dict[str, float] | None = None,
     include_anomaly_ids: bool = True,
+    k_users: int = 1,
 ) -> ReportResult:
     """Write the plots (PNG) and report.html under out_dir/report/ for one run."""
-    rendered = render_report(store, run_id, k, metrics, include_anomaly_ids)
+    rendered = render_report(store, run_id, k, metrics, include_anomaly_ids, k_users)
     folder = os.path.join(out_dir, REPORT_DIR)
     os.makedirs(folder, exist_ok=True)
     paths = {}

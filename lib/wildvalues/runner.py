@@ -35,6 +35,7 @@ from wildvalues.stages import STAGES
 from wildvalues.tables import TableStore
 from wildvalues.taxonomy_tree import TreeNode, load_tree, resolve_tree_path
 from wildvalues.tracking import INPUT_PARAM, Tracker, code_version
+from wildvalues.users import UserHasher, resolve_salt
 
 
 def new_run_id() -> str:
@@ -109,6 +110,13 @@ class Runner:
         from wildvalues.claude_settings import require_judge_key
 
         return require_judge_key(self.settings, self.spark)
+
+    def user_hasher(self) -> UserHasher | None:
+        """Hashes the user field's ids under the output's salt; None without a user field."""
+        privacy = self.settings.privacy
+        if not privacy.user_field:
+            return None
+        return UserHasher(privacy.user_field, resolve_salt(privacy.user_salt_env, self.store.output_dir))
 
     # -- tracking
 
@@ -203,6 +211,7 @@ class Runner:
             embedder=self.embedder() if "embedder" in stage.needs and self.needs_embedder(stage) else None,
             api_key=self.api_key(stage.name) if "api_key" in stage.needs else None,
             judge_key=self.judge_key() if "judge_key" in stage.needs else None,
+            users=self.user_hasher() if "users" in stage.needs else None,
             baseline=self.baseline() if "baseline" in stage.needs else {},
             run_metrics=dict(self.metrics) if "run_metrics" in stage.needs else {},
             emit=lambda request: self._carry_out(stage, request),

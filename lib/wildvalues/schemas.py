@@ -51,6 +51,8 @@ CONVERSATIONS = _fields(
     ("n_chars", IntegerType(), False),
     ("content_hash", StringType(), False),
     ("ingested_at", TimestampType(), False),
+    # HMAC-SHA256 of the user or account id under the output's salt (--user-field); null without one.
+    ("user_hash", StringType(), True),
 )
 
 QUARANTINE = _fields(
@@ -133,6 +135,7 @@ VALUE_LEVEL = _fields(
     ("parent_cluster_id", StringType(), True),
     ("is_candidate", BooleanType(), False),
     ("n_conversations", LongType(), False),
+    ("n_users", LongType(), False),  # distinct users (each conversation without a user id is one)
     ("pct_convos", DoubleType(), False),
     ("n_expressions", LongType(), False),
     ("pct_total_occurrences", DoubleType(), False),
@@ -227,6 +230,7 @@ CROSSCHECK_CONFUSION = _fields(
     ("first_response_type", StringType(), False),
     ("second_response_type", StringType(), False),
     ("n_conversations", LongType(), False),
+    ("n_users", LongType(), False),
     ("run_id", StringType(), False),
 )
 CROSSCHECK_LABELS = _fields(

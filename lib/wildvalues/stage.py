@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from wildvalues.embeddings import EmbedderSpec
     from wildvalues.settings import Settings
     from wildvalues.taxonomy_tree import TreeNode
+    from wildvalues.users import UserHasher
 
 WriteMode = Literal["overwrite", "append", "create"]
 
@@ -113,6 +114,7 @@ class StageInputs:
     embedder: EmbedderSpec | None = None  # the resolved embedder (stages that need "embedder")
     api_key: str | None = None  # stages that need "api_key", with the anthropic classifier
     judge_key: str | None = None  # the cross-check's second judge's key (stages that need "judge_key")
+    users: UserHasher | None = None  # reads and hashes user ids (stages that need "users", with a user field)
     baseline: Mapping[str, float] = field(default_factory=dict)  # the previous comparable run's metrics
     run_metrics: Mapping[str, float] = field(default_factory=dict)  # this run's metrics so far
     # For requests made inside a callback, where a generator cannot yield (a Message Batch is
@@ -120,7 +122,7 @@ class StageInputs:
     emit: Callable[[Request], None] | None = None
 
 
-Need = Literal["input", "tree", "embedder", "api_key", "judge_key", "baseline", "run_metrics"]
+Need = Literal["input", "tree", "embedder", "api_key", "judge_key", "users", "baseline", "run_metrics"]
 
 
 @dataclass(frozen=True)

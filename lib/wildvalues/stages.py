@@ -19,7 +19,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wildvalues import batch_mode, classify, embedding_cache, ingest, placement, schemas, taxonomy
+from wildvalues import batch_mode, classify, embedding_cache, ingest, placement, schemas, taxonomy, users
 from wildvalues.classifier import RESPONSE_TYPES, classifier_identity
 from wildvalues.embeddings import build_embedder
 from wildvalues.settings import Settings
@@ -95,14 +95,18 @@ def run_ingest(inputs: StageInputs) -> StageRun:
     assert inputs.raw is not None, "the runner reads the input for stages that need it"
     settings = inputs.settings.ingest
     raw = ingest.apply_limit(inputs.raw, inputs.options.limit)
-    checked = ingest.flag_duplicate_ids(ingest.parse_records(raw, settings), settings.raw_record_max_chars)
+    parsed = ingest.parse_records(raw, settings, inputs.users)
+    checked = ingest.flag_duplicate_ids(parsed, settings.raw_record_max_chars)
     # Parsed once, then split into two tables: persist so the input is read a single time.
     checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        # One pass over the persisted records for both counts.
+        # One pass over the persisted records for every count.
+        kept = F.col("reason").isNull()
         totals = checked.agg(
             F.count("*").alias("n"),
-            F.count(F.when(F.col("reason").isNull() & (F.col("replaced_bytes") > 0), 1)).alias("invalid_utf8"),
+            F.count(F.when(kept & (F.col("replaced_bytes") > 0), 1)).alias("invalid_utf8"),
+            F.countDistinct(F.when(kept, F.col("user_hash"))).alias("users"),
+            F.count(F.when(kept & F.col("user_hash").isNull(), 1)).alias("without_user"),
         ).first()
         assert totals is not None, "an aggregate without grouping has one row"
         n_input, n_invalid_utf8 = int(totals["n"]), int(totals["invalid_utf8"])
@@ -131,8 +135,20 @@ def run_ingest(inputs: StageInputs) -> StageRun:
         "conversations": n_conversations,
         "invalid_utf8_records": n_invalid_utf8,
     }
+    if inputs.users:
+        result.update(users=int(totals["users"]), conversations_without_user=int(totals["without_user"]))
+        if result["conversations_without_user"]:
+            yield Log(
+                f"{result['conversations_without_user']} conversation(s) have no '{inputs.users.field}' "
+                "field: each counts as its own user"
+            )
     yield Metrics(result)
     return result
+
+
+def conversation_users(inputs: StageInputs) -> DataFrame:
+    """Whose each conversation is (`users.user_keys`): the unit of `privacy.k_users`."""
+    return users.user_keys(inputs.tables.read("conversations"))
 
 
 # ---------------------------------------------------------------- classify
@@ -351,7 +367,10 @@ def run_taxonomy(inputs: StageInputs) -> StageRun:
     mode = inputs.settings.taxonomy.mode
     result = match_metrics(expressions, len(raw_values))
     if mode != "discovered":
-        nodes = taxonomy.all_levels(expressions, inputs.tables.read("value_taxonomy"), n_subjective, inputs.run_id)
+        taxonomy_nodes = inputs.tables.read("value_taxonomy")
+        nodes = taxonomy.all_levels(
+            expressions, taxonomy_nodes, n_subjective, inputs.run_id, conversation_users(inputs)
+        )
         yield from write_levels(nodes, LEVEL_TABLES)
         for row in inputs.tables.read("values_level_3").filter(F.col("side") == "ai").collect():
             result[f"pct_category_{row['name'].split()[0].lower()}"] = row["pct_total_occurrences"]
@@ -539,6 +558,7 @@ def discovered_tables(
             inputs.tables.read(DISCOVERED_TREE_TABLES[side]),
             n_subjective,
             run_id,
+            conversation_users(inputs),
         )
         for side, nodes in trees.items()
         if nodes
@@ -600,7 +620,9 @@ def adopt_discovered_trees(
     if published_sides:
         own = expressions.filter(F.col("side").isin(*published_sides))
         levels = levels.unionByName(
-            taxonomy.all_levels(own, inputs.tables.read("value_taxonomy"), n_subjective, inputs.run_id)
+            taxonomy.all_levels(
+                own, inputs.tables.read("value_taxonomy"), n_subjective, inputs.run_id, conversation_users(inputs)
+            )
         )
     yield from write_levels(levels, LEVEL_TABLES)
     yield Log("taxonomy.mode discovered: value_expressions and values_level_* roll up the discovered trees")
@@ -652,12 +674,13 @@ def run_analyze(inputs: StageInputs) -> StageRun:
     run_id = inputs.run_id
     labels = inputs.tables.read("classifications")
     expressions = inputs.tables.read("value_expressions")
-    yield Write("response_types", analyze.response_types(labels, run_id))
+    people = conversation_users(inputs)
+    yield Write("response_types", analyze.response_types(labels, run_id, people))
     yield Write("task_categories", analyze.task_categories(labels.filter(F.col("is_subjective")), settings))
     categories = inputs.tables.read("task_categories")
-    yield Write("value_context", analyze.value_context(expressions, categories, settings, run_id))
+    yield Write("value_context", analyze.value_context(expressions, categories, settings, run_id, people))
     yield Write("value_invariance", analyze.value_invariance(expressions, categories, settings, run_id))
-    yield Write("value_mirroring", analyze.value_mirroring(labels, expressions, run_id))
+    yield Write("value_mirroring", analyze.value_mirroring(labels, expressions, run_id, people))
     level0 = inputs.tables.read("values_level_0").filter(F.col("side") == "ai")
     yield Write("value_anomalies", analyze.value_anomalies(labels, expressions, level0, settings, run_id))
     summary = analyze.anomaly_summary(inputs.tables.read("value_anomalies"), labels)
@@ -684,12 +707,12 @@ def run_analyze(inputs: StageInputs) -> StageRun:
 
 
 def public_tables(inputs: StageInputs) -> StageRun:
-    """`public_*` tables: the aggregates safe to share, with groups under k conversations removed."""
+    """`public_*` tables: the aggregates safe to share, without groups under k conversations or k_users users."""
     from wildvalues import analyze
 
-    k = inputs.settings.analyze.suppression_k
+    k, k_users = inputs.settings.analyze.suppression_k, inputs.settings.privacy.k_users
     levels = [inputs.tables.read(name).filter(F.col("side") == "ai") for name in LEVEL_TABLES]
-    kept, suppressed = analyze.suppress_tree(levels, k)
+    kept, suppressed = analyze.suppress_tree(levels, k, k_users=k_users)
     counts: dict[str, Any] = {f"suppressed_public_values_level_{level}": n for level, n in enumerate(suppressed)}
     for level, frame in enumerate(kept):
         yield Write(f"public_values_level_{level}", frame)
@@ -698,10 +721,13 @@ def public_tables(inputs: StageInputs) -> StageRun:
         ("value_mirroring", "n_conversations"),
         ("value_context", "n"),
     ):
-        frame, n_suppressed = analyze.suppress_small_groups(inputs.tables.read(name), count_column, k)
+        frame, n_suppressed = analyze.suppress_small_groups(inputs.tables.read(name), count_column, k, k_users)
         yield Write(f"public_{name}", frame)
         counts[f"suppressed_public_{name}"] = n_suppressed
-    yield Log(f"public tables written with k = {k}; {int(sum(counts.values()))} small group(s) suppressed")
+    yield Log(
+        f"public tables written with k = {k} conversations and {k_users} users; "
+        f"{int(sum(counts.values()))} small group(s) suppressed"
+    )
     return counts
 
 
@@ -734,9 +760,11 @@ def run_report(inputs: StageInputs) -> StageRun:
     """The HTML report and its PNG plots (groups under k suppressed), beside the tables and in MLflow."""
     from wildvalues import report
 
-    k = inputs.settings.analyze.suppression_k
+    k, k_users = inputs.settings.analyze.suppression_k, inputs.settings.privacy.k_users
     metrics = dict(inputs.run_metrics) or None
-    rendered = report.render_report(inputs.tables, inputs.run_id, k, metrics, inputs.options.include_anomaly_ids)
+    rendered = report.render_report(
+        inputs.tables, inputs.run_id, k, metrics, inputs.options.include_anomaly_ids, k_users
+    )
     for name, content in rendered.files.items():
         yield Artifact(f"{report.REPORT_DIR}/{name}", content)
     yield Metrics({f"suppressed_{name}": n for name, n in rendered.n_suppressed.items()})
@@ -757,7 +785,7 @@ STAGES: tuple[Stage, ...] = (
         reads=(),
         writes=("conversations", "quarantine", "run_counts"),
         run=run_ingest,
-        needs=frozenset({"input"}),
+        needs=frozenset({"input", "users"}),
         description="normalise to one schema, redact PII, quarantine bad records",
     ),
     Stage(
@@ -770,7 +798,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "taxonomy",
-        reads=("classifications", embedding_cache.TABLE, *CLAUDE_TAXONOMY_TABLES),
+        reads=("classifications", "conversations", embedding_cache.TABLE, *CLAUDE_TAXONOMY_TABLES),
         writes=(
             embedding_cache.TABLE,
             *CLAUDE_TAXONOMY_TABLES,
@@ -785,7 +813,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "analyze",
-        reads=("classifications", "value_expressions", *LEVEL_TABLES),
+        reads=("classifications", "conversations", "value_expressions", *LEVEL_TABLES),
         writes=(*FINDINGS_TABLES, *PUBLIC_TABLES),
         run=run_analyze,
         needs=frozenset({"baseline"}),
@@ -823,7 +851,7 @@ def run_discover(inputs: StageInputs) -> StageRun:
 # `wildvalues discover` runs it alone over an output's placed values.
 DISCOVER = Stage(
     "discover",
-    reads=("classifications", "value_expressions", embedding_cache.TABLE, "cluster_names"),
+    reads=("classifications", "conversations", "value_expressions", embedding_cache.TABLE, "cluster_names"),
     writes=(embedding_cache.TABLE, "cluster_names", *DISCOVERY_TABLES),
     run=run_discover,
     needs=frozenset({"tree", "embedder", "api_key"}),
@@ -902,7 +930,10 @@ def run_crosscheck(inputs: StageInputs) -> StageRun:
     rows = [row.asDict() for row in inputs.tables.read("crosscheck_labels").orderBy("conversation_id").collect()]
     measures = crosscheck.agreement_measures(rows, categories["first"], categories["second"])
     yield Write("crosscheck_agreement", crosscheck.agreement_frame(inputs.spark, measures, first_model, model, run_id))
-    yield Write("crosscheck_confusion", crosscheck.confusion_frame(inputs.spark, rows, run_id))
+    compared = inputs.tables.read("crosscheck_labels").select("conversation_id")
+    sampled_users = conversation_users(inputs).join(compared, "conversation_id", "left_semi").collect()
+    people = {row["conversation_id"]: row[users.USER_KEY] for row in sampled_users}
+    yield Write("crosscheck_confusion", crosscheck.confusion_frame(inputs.spark, rows, run_id, people))
     yield Log(
         f"{len(rows)} of {section.sample} sampled conversation(s) judged again by {model} "
         f"({n_sent} sent, {n_errors} error(s)) across {len(allocation)} strata"

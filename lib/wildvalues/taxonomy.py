@@ -20,6 +20,7 @@ from wildvalues.placement import Placement
 if TYPE_CHECKING:
     from wildvalues.discovery import ClusterAlignment, LevelAgreement
 from wildvalues.taxonomy_tree import TreeNode, ancestors, lineages
+from wildvalues.users import USER_KEY, with_user_keys
 
 SIDES = ("ai", "human")
 # exact: the tree value itself; similar: merged into the nearest tree value; placed: a new
@@ -107,6 +108,7 @@ def level0_counts(expressions: DataFrame) -> DataFrame:
     return expressions.groupBy("side", F.col("value").alias("cluster_id"), *LEVEL_COLUMNS.values()).agg(
         F.count(F.lit(1)).alias("n_expressions"),
         F.countDistinct("conversation_id").alias("n_conversations"),
+        F.countDistinct(USER_KEY).alias("n_users"),
         F.max(F.col("match_method").isin(*CANDIDATE_METHODS)).alias("is_candidate"),
     )
 
@@ -136,11 +138,11 @@ def with_pct_total(counts: DataFrame) -> DataFrame:
 
 
 def conversation_counts(expressions: DataFrame) -> DataFrame:
-    """Distinct conversations per node at levels 1-3 (not derivable from level-0 counts)."""
+    """Distinct conversations and users per node at levels 1-3 (not derivable from level-0 counts)."""
     frames = [
         expressions.filter(F.col(column).isNotNull())
         .groupBy("side", F.col(column).alias("cluster_id"))
-        .agg(F.countDistinct("conversation_id").alias("n_conversations"))
+        .agg(F.countDistinct("conversation_id").alias("n_conversations"), F.countDistinct(USER_KEY).alias("n_users"))
         .withColumn("level", F.lit(level))
         for level, column in LEVEL_COLUMNS.items()
     ]
@@ -150,13 +152,20 @@ def conversation_counts(expressions: DataFrame) -> DataFrame:
     return result
 
 
-def all_levels(expressions: DataFrame, taxonomy: DataFrame, n_subjective: int, run_id: str) -> DataFrame:
-    """Every node of `values_level_0` .. `values_level_3` for both sides, in one frame."""
+def all_levels(
+    expressions: DataFrame, taxonomy: DataFrame, n_subjective: int, run_id: str, users: DataFrame | None = None
+) -> DataFrame:
+    """Every node of `values_level_0` .. `values_level_3` for both sides, in one frame.
+
+    `users` (`wildvalues.users.user_keys`) says whose each conversation is; without it every
+    conversation is its own user.
+    """
+    expressions = with_user_keys(expressions, users)
     counts0 = level0_counts(expressions)
     shares = with_pct_total(rollup_expressions(counts0))
-    conversations = counts0.select("side", "cluster_id", F.lit(0).alias("level"), "n_conversations").unionByName(
-        conversation_counts(expressions)
-    )
+    conversations = counts0.select(
+        "side", "cluster_id", F.lit(0).alias("level"), "n_conversations", "n_users"
+    ).unionByName(conversation_counts(expressions))
     candidates = counts0.select(
         "side",
         "cluster_id",
@@ -177,6 +186,7 @@ def all_levels(expressions: DataFrame, taxonomy: DataFrame, n_subjective: int, r
             F.coalesce("parent_cluster_id", "candidate_parent").alias("parent_cluster_id"),
             F.coalesce("is_candidate", F.lit(False)).alias("is_candidate"),
             F.col("n_conversations").cast("long").alias("n_conversations"),
+            F.col("n_users").cast("long").alias("n_users"),
             (F.col("n_conversations") * 100.0 / F.lit(max(n_subjective, 1))).alias("pct_convos"),
             F.col("n_expressions").cast("long").alias("n_expressions"),
             "pct_total_occurrences",

@@ -103,6 +103,7 @@ def findings_expectations(table: str) -> list:
             gxe.ExpectColumnValuesToBeUnique(column="response_type"),
             gxe.ExpectColumnValuesToBeInSet(column="response_type", value_set=list(RESPONSE_TYPES)),
             gxe.ExpectColumnValuesToBeBetween(column="pct_conversations", **percent),
+            users_within_conversations("n_conversations"),
         ]
     if table == "value_context":
         return [
@@ -110,6 +111,7 @@ def findings_expectations(table: str) -> list:
             gxe.ExpectColumnValuesToBeBetween(column="p_value", min_value=0.0, max_value=1.0),
             gxe.ExpectColumnValuesToBeBetween(column="adjusted_p_value", min_value=0.0, max_value=1.0),
             gxe.ExpectColumnValuesToBeBetween(column="expected", min_value=0.0, strict_min=True),
+            users_within_conversations("n"),
         ]
     if table == "value_invariance":
         return [
@@ -121,6 +123,7 @@ def findings_expectations(table: str) -> list:
             gxe.ExpectColumnValuesToBeUnique(column="response_type"),
             gxe.ExpectColumnValuesToBeInSet(column="response_type", value_set=[*RESPONSE_TYPES, "all"]),
             gxe.ExpectColumnValuesToBeBetween(column="pct_mirrored", **percent),
+            users_within_conversations("n_conversations"),
         ]
     if table == "value_anomalies":
         return [
@@ -128,6 +131,12 @@ def findings_expectations(table: str) -> list:
             gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=["watchlist", "outlier", "watchlist+outlier"]),
         ]
     return crosscheck_expectations(table)
+
+
+def users_within_conversations(count_column: str):
+    """A group never has more distinct users than conversations (privacy.k_users relies on it)."""
+    _, gxe = _gx()
+    return gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=count_column, column_B="n_users", or_equal=True)
 
 
 def crosscheck_expectations(table: str) -> list:
@@ -142,7 +151,10 @@ def crosscheck_expectations(table: str) -> list:
         return [
             gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(RESPONSE_TYPES))
             for column in ("first_response_type", "second_response_type")
-        ] + [gxe.ExpectColumnValuesToBeBetween(column="n_conversations", min_value=1)]
+        ] + [
+            gxe.ExpectColumnValuesToBeBetween(column="n_conversations", min_value=1),
+            users_within_conversations("n_conversations"),
+        ]
     if table == "crosscheck_labels":
         return [
             gxe.ExpectColumnValuesToBeUnique(column="conversation_id"),
@@ -168,6 +180,7 @@ def level_expectations(level: int, tolerance: float = 0.5) -> list:
         gxe.ExpectColumnValuesToBeBetween(
             column="side_pct_total_sum", min_value=100.0 - tolerance, max_value=100.0 + tolerance
         ),
+        users_within_conversations("n_conversations"),
     ]
     if level < 3:
         expectations.append(gxe.ExpectColumnValuesToBeInSet(column="parent_found", value_set=[True]))
@@ -197,7 +210,9 @@ def run_counts_check_frame(run_counts: DataFrame) -> DataFrame:
 def _describe_failure(result) -> str:
     config = result.expectation_config
     kwargs = {
-        k: v for k, v in config.kwargs.items() if k in ("column", "value_set", "min_value", "max_value", "column_list")
+        k: v
+        for k, v in config.kwargs.items()
+        if k in ("column", "column_A", "column_B", "value_set", "min_value", "max_value", "column_list")
     }
     detail = result.result or {}
     parts = [f"{config.type}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"]
