@@ -19,7 +19,8 @@ from pyspark.testing import assertDataFrameEqual
 from wildvalues import ingest
 from wildvalues.formats import content_hash
 from wildvalues.readers import RAW_SCHEMA, InputError, read_raw_records
-from wildvalues.settings import IngestSettings, Settings
+from wildvalues.settings import IngestSettings, PrivacySettings, Settings
+from wildvalues.users import SALT_FILE, hash_user
 
 RUN = "run-ingest-test"
 
@@ -190,12 +191,12 @@ def test_delta_input_with_messages_column(spark, tmp_path):
 # --------------------------------------------------------------------------------- ingest stage
 
 
-def run_ingest_stage(spark, input_path, output_dir, settings=None):
+def run_ingest_stage(spark, input_path, output_dir, settings=None, privacy=None):
     from wildvalues.runner import Runner
     from wildvalues.stages import stage_named
     from wildvalues.tables import TableStore
 
-    config = Settings(ingest=IngestSettings(**(settings or {})))
+    config = Settings(ingest=IngestSettings(**(settings or {})), privacy=PrivacySettings(**(privacy or {})))
     store = TableStore(spark, str(output_dir), config.tables)
     runner = Runner(spark, config, store, RUN, input_path=input_path)
     counts = runner.run_stage(stage_named("ingest"))
@@ -255,6 +256,7 @@ def test_ingest_end_to_end(spark, tmp_path):
             len(turns),
             sum(len(t) for _, t in turns),
             content_hash(turns),
+            None,
         )
         for cid, turns in (
             ("g1", g1_turns),
@@ -269,7 +271,7 @@ def test_ingest_end_to_end(spark, tmp_path):
         spark.createDataFrame(
             expected_conversations,
             "conversation_id string, source string, turns array<struct<role:string,text:string>>, "
-            "n_turns int, n_chars int, content_hash string",
+            "n_turns int, n_chars int, content_hash string, user_hash string",
         ),
     )
     stamps = {r.ingested_at for r in conversations.select("ingested_at").collect()}
@@ -298,6 +300,59 @@ def test_ingest_end_to_end(spark, tmp_path):
 
     run_counts = ctx.store.read("run_counts")
     assertDataFrameEqual(run_counts, [Row(run_id=RUN, n_input=n_records, n_quarantined=7, n_conversations=5)])
+
+
+def account_conv(cid, account):
+    record = json.loads(conv(cid, user=f"question {cid}"))
+    return json.dumps({**record, "account": account} if account is not None else record)
+
+
+def test_ingest_keeps_only_a_salted_hash_of_the_user_field(spark, tmp_path, monkeypatch):
+    monkeypatch.delenv("WILDVALUES_USER_SALT", raising=False)
+    lines = [
+        account_conv("a1", "acct-7731"),
+        account_conv("a2", "acct-7731"),  # the same person's second conversation
+        account_conv("a3", 90210),  # numeric ids count too
+        account_conv("a4", None),  # no user id: its own user
+        account_conv("a5", "  "),  # blank: no user id either
+    ]
+    path = write_lines(tmp_path / "accounts.jsonl", lines)
+    out = tmp_path / "out"
+    ctx, counts = run_ingest_stage(spark, path, out, privacy={"user_field": "account"})
+    assert counts == {
+        "input_records": 5,
+        "quarantined": 0,
+        "conversations": 5,
+        "invalid_utf8_records": 0,
+        "users": 2,
+        "conversations_without_user": 2,
+    }
+    # The salt was made once for this output, readable by its owner only.
+    salt_path = out / SALT_FILE
+    assert oct(salt_path.stat().st_mode & 0o777) == "0o600"
+    salt = salt_path.read_bytes()
+    assert len(salt) == 64
+    expected = [
+        ("a1", hash_user("acct-7731", salt)),
+        ("a2", hash_user("acct-7731", salt)),
+        ("a3", hash_user("90210", salt)),
+        ("a4", None),
+        ("a5", None),
+    ]
+    conversations = ctx.store.read("conversations")
+    assertDataFrameEqual(
+        conversations.select("conversation_id", "user_hash"),
+        spark.createDataFrame(expected, "conversation_id string, user_hash string"),
+    )
+    dumped = " ".join(str(row) for row in conversations.collect())
+    assert "acct-7731" not in dumped and "90210" not in dumped
+    # A second ingest of the same output hashes alike (the salt is kept), and an env salt wins.
+    _, again = run_ingest_stage(spark, path, out, privacy={"user_field": "account"})
+    assert again["users"] == 2 and (out / SALT_FILE).read_bytes() == salt
+    monkeypatch.setenv("WILDVALUES_USER_SALT", "from-the-vault")
+    ctx, _ = run_ingest_stage(spark, path, out, privacy={"user_field": "account"})
+    (row,) = ctx.store.read("conversations").filter("conversation_id = 'a1'").collect()
+    assert row.user_hash == hash_user("acct-7731", b"from-the-vault")
 
 
 def test_ingest_raw_record_is_truncated(spark, tmp_path):
