@@ -22,6 +22,8 @@ INSTALL_REQUIRES = [
     "scipy==1.17.1",
     "matplotlib==3.11.2",
     "tqdm==4.70.1",
+    # Top-level JSON arrays (ShareGPT-style .json files) streamed element by element, never loaded whole.
+    "ijson==3.6.0",
     # Embeddings: the static default model (numpy only) and the lexical fallback's hashing.
     "model2vec==0.10.0",
     "scikit-learn==1.9.1",

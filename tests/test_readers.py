@@ -140,3 +140,77 @@ def test_the_damage_is_quarantined_with_its_file_line_and_offset(spark, tmp_path
     assert [r.conversation_id for r in good] == [f"q{i:03d}" for i in range(len(good))]
     assert [(r.source_file, r.line_number, r.raw_record) for r in bad] == [(str(path), len(good) + 1, None)]
     assert bad[0].reason.startswith("damaged gzip stream near compressed byte ")
+
+
+# --------------------------------------------------------------------------------- JSON arrays
+
+
+def sharegpt(cid: str, human: str = "hello") -> dict:
+    return {"id": cid, "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": "hi there"}]}
+
+
+def as_record(element) -> str:
+    """How the array reader hands an element to the layout parser: compact JSON, non-ASCII kept."""
+    return json.dumps(element, ensure_ascii=False)
+
+
+def test_a_sharegpt_json_array_is_streamed_element_by_element(spark, tmp_path):
+    elements = [sharegpt("s1"), sharegpt("s2", "ünïcødé ✓"), "not an object", sharegpt("s3")]
+    # Pretty-printed, as data sets are shared: the records span many lines.
+    path = write(tmp_path / "sharegpt.json", json.dumps(elements, indent=2, ensure_ascii=False))
+    files = input_files(path)
+    assert files == InputFiles(jsonl=(), parquet=(), skipped=(), json_arrays=(path,))
+    assert files.describe() == "1 JSON-array file (arrays streamed element by element)"
+    expected = [(path, i + 1, as_record(e), None, 0) for i, e in enumerate(elements)]
+    assertDataFrameEqual(read_raw_records(spark, path), spark.createDataFrame(expected, RAW_SCHEMA))
+
+
+def test_a_gzipped_array_and_jsonl_side_by_side(spark, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    array = write(folder / "a.json.gz", json.dumps([sharegpt("a1"), sharegpt("a2")]), gzip.open)
+    # Any name works when the array's bracket has a line of its own.
+    bracketed = write(folder / "b.txt", "[\n" + json.dumps(sharegpt("b1")) + "\n]\n")
+    # A JSON-lines file whose first record is an array stays JSON lines.
+    lines = write(folder / "c.jsonl", '["an", "array"]\n' + conv("c2") + "\n")
+    files = input_files(str(folder))
+    assert files == InputFiles(jsonl=(lines,), parquet=(), skipped=(), json_arrays=(array, bracketed))
+    expected = [
+        (array, 1, as_record(sharegpt("a1")), None, 0),
+        (array, 2, as_record(sharegpt("a2")), None, 0),
+        (bracketed, 1, as_record(sharegpt("b1")), None, 0),
+        (lines, 1, '["an", "array"]', None, 0),
+        (lines, 2, conv("c2"), None, 0),
+    ]
+    assertDataFrameEqual(read_raw_records(spark, str(folder)), spark.createDataFrame(expected, RAW_SCHEMA))
+
+
+def test_a_truncated_array_keeps_the_elements_before_the_damage(spark, tmp_path):
+    text = json.dumps([sharegpt("t1"), sharegpt("t2"), sharegpt("t3")])
+    path = write(tmp_path / "cut.json", text[: text.index('"t3"') + 10])
+    rows = read_raw_records(spark, path).orderBy("line_number").collect()
+    assert [(r.line_number, r.raw) for r in rows[:2]] == [
+        (1, as_record(sharegpt("t1"))),
+        (2, as_record(sharegpt("t2"))),
+    ]
+    (last,) = rows[2:]
+    assert (last.line_number, last.raw) == (3, None)
+    assert last.read_error.startswith("invalid JSON array after element 2 (near byte ")
+    assert "premature EOF" in last.read_error and "\n" not in last.read_error
+
+
+def test_invalid_utf8_in_an_array_is_replaced_and_counted(spark, tmp_path):
+    path = tmp_path / "bad.json"
+    good = json.dumps(sharegpt("u1")).encode()
+    bad = json.dumps(sharegpt("u2", "caf@")).encode().replace(b"@", b"\xff\xfe")
+    path.write_bytes(b"[" + good + b"," + bad + b"]")
+    rows = read_raw_records(spark, str(path)).orderBy("line_number").collect()
+    assert [(r.line_number, r.replaced_bytes, r.read_error) for r in rows] == [(1, 0, None), (2, 2, None)]
+    assert json.loads(rows[1].raw)["conversations"][0]["value"] == "caf\ufffd\ufffd"
+
+
+@pytest.mark.parametrize("text", ["[]", "  [ \n ]\n"])
+def test_an_empty_array_is_an_input_without_records(spark, tmp_path, text):
+    path = write(tmp_path / "empty.json", text)
+    with pytest.raises(InputError, match=r"^input holds no records: .*empty\.json \(1 file\(s\), all empty or blank\)$"):
+        read_raw_records(spark, path)

@@ -149,7 +149,7 @@ def print_summary(
         "",
         "wildvalues run complete",
         f"  run id           {run_id}  (MLflow run {mlflow_run_id})",
-        f"  input records    {counts['input_records']:>10,}",
+        f"  input records    {counts['input_records']:>10,}{_input_files(metrics)}",
         f"  quarantined      {counts['quarantined']:>10,}",
         f"  conversations    {counts['conversations']:>10,}",
         f"  classified       {int(classified['classified']):>10,}  (errors {int(classified['classification_errors']):,}, sent to classifier {int(classified['sent_to_classifier']):,})",
@@ -180,6 +180,13 @@ def print_summary(
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _input_files(metrics: dict[str, float]) -> str:
+    """Which reader read how many files, as the summary shows it beside the record count."""
+    kinds = (("jsonl", "JSON-lines"), ("json_array", "JSON-array (streamed)"), ("parquet", "Parquet"))
+    parts = [f"{int(metrics[f'input_files_{key}'])} {name}" for key, name in kinds if metrics.get(f"input_files_{key}")]
+    return f"  (files: {', '.join(parts)})" if parts else ""
 
 
 def claude_taxonomy_lines(metrics: dict[str, float]) -> list[str]:

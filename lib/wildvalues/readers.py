@@ -1,14 +1,19 @@
-"""Reading raw conversation records: JSONL (plain or gzip, with line numbers), Parquet, Delta.
+"""Reading raw conversation records: JSONL (plain or gzip, with line numbers), JSON arrays, Parquet, Delta.
 
 Every reader returns the same raw shape (source_file, line_number, raw) so one parser handles
 all layouts. JSONL goes through a Spark Python data source that keeps line numbers, which
-`spark.read.text` cannot, and splits large plain files into byte ranges read in parallel.
+`spark.read.text` cannot, and splits large plain files into byte ranges read in parallel. A file
+holding one top-level JSON array (how ShareGPT-style data sets are usually shared, as `.json`)
+is streamed element by element with ijson, never loaded whole; its "line number" is the
+element's 1-based position in the array.
 """
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
+import json
 import os
 import zlib
 from collections.abc import Iterator
@@ -39,7 +44,8 @@ class InputError(RuntimeError):
 class _FileRange(InputPartition):
     path: str
     start: int
-    end: int  # exclusive; -1 reads to the end (gzip files are not splittable)
+    end: int  # exclusive; -1 reads to the end (gzip files and JSON arrays are not splittable)
+    array: bool = False  # one top-level JSON array, streamed element by element
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,17 @@ class InputFiles:
     # Hidden and _-prefixed files (Spark's _SUCCESS, .crc checksums, editor swap files): not
     # records, but listed so that nothing is skipped silently.
     skipped: tuple[str, ...]
+    json_arrays: tuple[str, ...] = ()  # files holding one top-level JSON array of records
+
+    def describe(self) -> str:
+        """Which reader reads how many files, e.g. '1 JSON-array file (streamed), 2 Parquet files'."""
+        kinds = (
+            (len(self.jsonl), "JSON-lines"),
+            (len(self.json_arrays), "JSON-array"),
+            (len(self.parquet), "Parquet"),
+        )
+        parts = [f"{n} {kind} file{'s' if n != 1 else ''}" for n, kind in kinds if n]
+        return ", ".join(parts) + (" (arrays streamed element by element)" if self.json_arrays else "")
 
 
 def _is_bookkeeping(name: str) -> bool:
@@ -71,31 +88,69 @@ def input_files(path: str) -> InputFiles:
         found = f" (only {len(skipped)} hidden or _-prefixed file(s))" if skipped else ""
         raise InputError(f"input not found: {path}{found}")
     parquet = tuple(f for f in kept if f.endswith(".parquet"))
-    jsonl = tuple(f for f in kept if not f.endswith(".parquet"))
-    return InputFiles(jsonl, parquet, skipped)
+    arrays = tuple(f for f in kept if not f.endswith(".parquet") and _is_json_array(f))
+    jsonl = tuple(f for f in kept if not f.endswith(".parquet") and f not in arrays)
+    return InputFiles(jsonl, parquet, skipped, arrays)
 
 
-def _holds_a_record(path: str, probe_bytes: int = 1 << 20) -> bool:
-    """True when the file has a non-blank character in its first MiB (a damaged .gz counts: its
-    damage is reported per record by the reader)."""
+_BLANK = b" \t\r\n\xef\xbb\xbf"  # whitespace and a byte-order mark
+_JSON_NAMES = (".json", ".json.gz")
+
+
+def _head(path: str, probe_bytes: int = 1 << 20) -> bytes | None:
+    """The file's first bytes (decompressed for .gz), blanks stripped; None when they cannot be
+    read (a damaged .gz: the reader reports the damage per record)."""
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as handle:
-            return bool(handle.read(probe_bytes).strip(b" \t\r\n\xef\xbb\xbf"))
+            return handle.read(probe_bytes).strip(_BLANK)
     except (OSError, EOFError, zlib.error):
-        return os.path.getsize(path) > 0
+        return None
+
+
+def _is_json_array(path: str) -> bool:
+    """One top-level JSON array: a .json file starting with '[', or any file whose first line is '['.
+
+    A JSON-lines file whose first record happens to be an array stays JSON lines (and that record
+    is quarantined as an array), so other names need the array's bracket on a line of its own.
+    """
+    head = _head(path, 64 * 1024)
+    if head is None or not head.startswith(b"["):
+        return False
+    return path.endswith(_JSON_NAMES) or head.split(b"\n", 1)[0].strip() == b"["
+
+
+def _holds_a_record(path: str) -> bool:
+    """True when the file has a non-blank character in its first MiB (a damaged file counts when
+    it is not empty: its damage is reported per record by the reader)."""
+    head = _head(path)
+    return bool(head) if head is not None else os.path.getsize(path) > 0
+
+
+def _holds_an_element(path: str) -> bool:
+    """A JSON array that is not empty ('[]', '[ ]')."""
+    head = _head(path, 4096)
+    return head is None or head[1:].lstrip(_BLANK)[:1] not in (b"]", b"")
 
 
 def require_records(path: str, files: InputFiles) -> None:
-    """A one-line error for an input whose every JSON-lines file is empty or blank."""
-    if files.parquet or any(_holds_a_record(f) for f in files.jsonl):
+    """A one-line error for an input whose every JSON file is empty, blank or an empty array."""
+    if (
+        files.parquet
+        or any(_holds_a_record(f) for f in files.jsonl)
+        or any(_holds_an_element(f) for f in files.json_arrays)
+    ):
         return
-    raise InputError(f"input holds no records: {path} ({len(files.jsonl)} file(s), all empty or blank)")
+    n_files = len(files.jsonl) + len(files.json_arrays)
+    raise InputError(f"input holds no records: {path} ({n_files} file(s), all empty or blank)")
 
 
-def _plan_ranges(files: list[str], split_bytes: int) -> list[_FileRange]:
+def _plan_ranges(files: list[str], split_bytes: int, arrays: frozenset[str] = frozenset()) -> list[_FileRange]:
     ranges: list[_FileRange] = []
     for path in files:
+        if path in arrays:
+            ranges.append(_FileRange(path, 0, -1, array=True))
+            continue
         size = os.path.getsize(path)
         if path.endswith(".gz") or size <= split_bytes:
             ranges.append(_FileRange(path, 0, -1))
@@ -141,6 +196,39 @@ def _iter_range_lines(part: _FileRange) -> Iterator[tuple[int, bytes | None, str
             line_number += 1
 
 
+class _Utf8Replacing:
+    """A binary file whose invalid UTF-8 bytes read as U+FFFD, for ijson (which stops at them)."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.handle.read(size)
+        return self.decoder.decode(chunk, final=not chunk).encode("utf-8")
+
+
+def _iter_array_records(path: str) -> Iterator[tuple[int, str | None, str | None]]:
+    """(position, record as JSON text, None) for each element of the file's top-level array; where
+    the array cannot be parsed further, one last (position, None, what is wrong and where)."""
+    import ijson
+
+    position = 0
+    with open(path, "rb") as raw:
+        handle = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
+        try:
+            for element in ijson.items(_Utf8Replacing(handle), "item", use_float=True):
+                position += 1
+                yield position, json.dumps(element, ensure_ascii=False), None
+        except (ijson.JSONError, EOFError, OSError, zlib.error) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            yield (
+                position + 1,
+                None,
+                f"invalid JSON array after element {position} (near byte {raw.tell()} of the file): {reason[:200]}",
+            )
+
+
 def _decode(line: bytes) -> tuple[str, int]:
     """The line as text and the number of invalid UTF-8 bytes replaced by U+FFFD."""
     try:
@@ -151,16 +239,20 @@ def _decode(line: bytes) -> tuple[str, int]:
 
 
 class _JsonlReader(DataSourceReader):
-    def __init__(self, files: list[str], split_bytes: int) -> None:
+    def __init__(self, files: list[str], split_bytes: int, arrays: frozenset[str] = frozenset()) -> None:
         self.files = files
         self.split_bytes = split_bytes
+        self.arrays = arrays
 
     def partitions(self) -> list[_FileRange]:
-        return _plan_ranges(self.files, self.split_bytes)
+        return _plan_ranges(self.files, self.split_bytes, self.arrays)
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         # Spark passes back one of partitions(); its types only say InputPartition.
         file_range = cast(_FileRange, partition)
+        if file_range.array:
+            yield from self._read_array(file_range.path)
+            return
         rows = _RawRows(file_range.path)
         for number, line, damage in _iter_range_lines(file_range):
             if line is None:
@@ -173,6 +265,17 @@ class _JsonlReader(DataSourceReader):
             if not text.strip():
                 continue  # blank lines are layout, not records
             rows.add(number, text, None, replaced)
+            if len(rows) >= _BATCH_ROWS:
+                yield rows.batch()
+        if len(rows):
+            yield rows.batch()
+
+    @staticmethod
+    def _read_array(path: str) -> Iterator[pa.RecordBatch]:
+        rows = _RawRows(path)
+        for number, text, damage in _iter_array_records(path):
+            # Replaced bytes are only known per file; a record showing U+FFFD is flagged by its count.
+            rows.add(number, text, damage, text.count("\ufffd") if text else 0)
             if len(rows) >= _BATCH_ROWS:
                 yield rows.batch()
         if len(rows):
@@ -226,7 +329,8 @@ class JsonlSource(DataSource):
 
     def reader(self, schema) -> _JsonlReader:
         split = int(self.options.get("split_bytes", SPLIT_BYTES))
-        return _JsonlReader(self.options["files"].split("\n"), split)
+        arrays = frozenset(filter(None, self.options.get("arrays", "").split("\n")))
+        return _JsonlReader(self.options["files"].split("\n"), split, arrays)
 
 
 def detect_source_kind(path: str) -> str:
@@ -240,7 +344,7 @@ def is_delta_table(path: str) -> bool:
 
 def _kind_of(files: InputFiles) -> str:
     if files.parquet:
-        return "mixed" if files.jsonl else "parquet"
+        return "mixed" if files.jsonl or files.json_arrays else "parquet"
     return "jsonl"
 
 
@@ -264,7 +368,8 @@ def read_raw_records(
     if _kind_of(files) == "parquet":
         return _table_as_raw(spark.read.parquet(path), path)
     require_records(path, files)
-    raw = _jsonl_records(spark, files.jsonl, split_bytes) if files.jsonl else None
+    json_files = files.jsonl + files.json_arrays
+    raw = _jsonl_records(spark, json_files, split_bytes, files.json_arrays) if json_files else None
     if files.parquet:
         tables = _table_as_raw(spark.read.parquet(*files.parquet), path)
         raw = tables if raw is None else raw.unionByName(tables)
@@ -272,9 +377,16 @@ def read_raw_records(
     return raw
 
 
-def _jsonl_records(spark: SparkSession, files: tuple[str, ...], split_bytes: int) -> DataFrame:
+def _jsonl_records(
+    spark: SparkSession, files: tuple[str, ...], split_bytes: int, arrays: tuple[str, ...] = ()
+) -> DataFrame:
     spark.dataSource.register(JsonlSource)
-    reader = spark.read.format(JSONL_FORMAT).option("files", "\n".join(files)).option("split_bytes", split_bytes)
+    reader = (
+        spark.read.format(JSONL_FORMAT)
+        .option("files", "\n".join(files))
+        .option("arrays", "\n".join(arrays))
+        .option("split_bytes", split_bytes)
+    )
     return reader.load()
 
 

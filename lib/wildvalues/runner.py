@@ -226,6 +226,15 @@ class Runner:
         files = None if is_delta_table(path) else input_files(path)
         if files and files.skipped:
             self._log_skipped_files(path, files.skipped)
+        if files and self.settings.ingest.format not in ("parquet", "delta"):
+            self.log(f"ingest: reading {files.describe()}")
+            self.record(
+                {
+                    "input_files_jsonl": len(files.jsonl),
+                    "input_files_json_array": len(files.json_arrays),
+                    "input_files_parquet": len(files.parquet),
+                }
+            )
         return read_raw_records(self.spark, path, self.settings.ingest.format, files=files)
 
     def _log_skipped_files(self, path: str, skipped: tuple[str, ...]) -> None:
