@@ -212,5 +212,7 @@ def test_invalid_utf8_in_an_array_is_replaced_and_counted(spark, tmp_path):
 @pytest.mark.parametrize("text", ["[]", "  [ \n ]\n"])
 def test_an_empty_array_is_an_input_without_records(spark, tmp_path, text):
     path = write(tmp_path / "empty.json", text)
-    with pytest.raises(InputError, match=r"^input holds no records: .*empty\.json \(1 file\(s\), all empty or blank\)$"):
+    with pytest.raises(
+        InputError, match=r"^input holds no records: .*empty\.json \(1 file\(s\), all empty or blank\)$"
+    ):
         read_raw_records(spark, path)

@@ -14,12 +14,36 @@ from collections.abc import Callable, Sequence
 from wildvalues.formats import FORMATS
 from wildvalues.settings import ConfigError
 
+CLASSIFIER_HELP = "offline (deterministic stand-in, no network) or anthropic (Claude); default: classifier.name"
 EXIT_USER_ERROR = 2
 EXIT_VALIDATION = 3
 # Commands that write to --output (tables, MLflow, report): one at a time per output.
 WRITING_COMMANDS = frozenset(
     {"run", "ingest", "classify", "taxonomy", "analyze", "validate", "report", "discover", "crosscheck"}
 )
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that names each option's default; a None default means "from the settings" and says nothing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        unset = default is None or default is False or default == [] or default == argparse.SUPPRESS
+        if not action.option_strings or unset or "%(default)" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line summary is both its entry in `--help` and its own description."""
+    return sub.add_parser(name, help=summary, description=summary)
 
 
 def _add_wait(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +55,7 @@ def _add_wait(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML settings merged over conf/defaults.yml")
+    parser.add_argument("--config", help="your YAML settings, over the defaults and conf/<env>.yml")
     parser.add_argument(
         "--env", choices=["local", "databricks"], default=None, help="settings profile from conf/<env>.yml"
     )
@@ -58,7 +82,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the field holding the user or account id (stored only as a salted hash; groups need privacy.k_users users)",
     )
-    parser.add_argument("--classifier", choices=["offline", "anthropic"], default=None)
+    parser.add_argument("--classifier", choices=["offline", "anthropic"], default=None, help=CLASSIFIER_HELP)
     parser.add_argument("--model", default=None, help="Claude model id (anthropic classifier)")
     parser.add_argument("--mode", choices=["online", "batch"], default=None, help="anthropic: Messages or Batches API")
     parser.add_argument("--limit", type=int, default=None, help="only the first N records")
@@ -69,36 +93,41 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wildvalues", description="Values in the wild, at scale, on Spark.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="wildvalues", description="Values in the wild, at scale, on Spark.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    _add_run_arguments(sub.add_parser("run", help="run the whole pipeline"))
+    _add_run_arguments(_command(sub, "run", "run the whole pipeline"))
 
-    synth = sub.add_parser("synth", help="write generated demo conversations (messages layout)")
-    synth.add_argument("--n", type=int, required=True)
+    synth = _command(sub, "synth", "write generated demo conversations (messages layout)")
+    synth.add_argument("--n", type=int, required=True, help="how many conversations")
     synth.add_argument("--output", required=True, help="file to write (.jsonl or .jsonl.gz)")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="the generator's seed: the same seed, the same file")
 
-    sql = sub.add_parser("sql", help="run Spark SQL with every table registered under its name")
-    sql.add_argument("query")
-    sql.add_argument("--output", required=True)
-    sql.add_argument("--max-rows", type=int, default=50)
+    sql = _command(sub, "sql", "run Spark SQL with every table registered under its name")
+    sql.add_argument("query", help="a Spark SQL query; every table is a view under its name")
+    sql.add_argument("--output", required=True, help="the run's output directory")
+    sql.add_argument("--max-rows", type=int, default=50, help="rows to print")
     _add_common(sql)
 
     for name in ("ingest", "classify", "taxonomy", "analyze", "validate"):
-        stage = sub.add_parser(name, help=f"run the {name} stage alone")
+        stage = _command(sub, name, f"run the {name} stage alone")
         if name == "ingest":
             _add_run_arguments(stage)
         else:
-            stage.add_argument("--output", required=True)
-            stage.add_argument("--run-id", required=True)
-            stage.add_argument("--classifier", choices=["offline", "anthropic"], default=None)
-            stage.add_argument("--model", default=None)
-            stage.add_argument("--mode", choices=["online", "batch"], default=None)
+            stage.add_argument("--output", required=True, help="the run's output directory")
+            stage.add_argument("--run-id", required=True, help="the run whose tables the stage reads and writes")
+            # Only the stages that call a classifier take its options.
+            if name in ("classify", "taxonomy"):
+                stage.add_argument("--classifier", choices=["offline", "anthropic"], default=None, help=CLASSIFIER_HELP)
+                stage.add_argument("--model", default=None, help="Claude model id (anthropic classifier)")
+            if name == "classify":
+                stage.add_argument(
+                    "--mode", choices=["online", "batch"], default=None, help="anthropic: Messages or Batches API"
+                )
             _add_wait(stage)
             _add_common(stage)
-    estimate = sub.add_parser("estimate", help="requests, tokens, cost and duration before anything is spent")
-    estimate.add_argument("--input", required=True)
+    estimate = _command(sub, "estimate", "requests, tokens, cost and duration before anything is spent")
+    estimate.add_argument("--input", required=True, help="the conversations to estimate for (as `run --input`)")
     estimate.add_argument("--model", default=None, help="the extraction model")
     estimate.add_argument(
         "--screen-model",
@@ -108,20 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument(
         "--subjective-share", type=float, default=0.44, help="share reaching extraction in two-pass mode (study: 0.44)"
     )
-    estimate.add_argument("--mode", choices=["online", "batch"], default=None)
-    estimate.add_argument("--format", choices=FORMATS, default=None)
+    estimate.add_argument(
+        "--mode", choices=["online", "batch"], default=None, help="Messages or Batches API (batch: half price)"
+    )
+    estimate.add_argument("--format", choices=FORMATS, default=None, help="input layout (default: auto)")
     estimate.add_argument("--output", default=None, help="scratch directory (default out/estimate)")
     estimate.add_argument("--json", action="store_true", help="also print the figures as JSON")
     _add_common(estimate)
 
-    report = sub.add_parser("report", help="HTML report and PNG plots of a run (latest by default)")
+    report = _command(sub, "report", "HTML report and PNG plots of a run (latest by default)")
     _add_wait(report)
-    report.add_argument("--output", required=True)
-    report.add_argument("--run-id", default=None)
+    report.add_argument("--output", required=True, help="the run's output directory")
+    report.add_argument("--run-id", default=None, help="the run to report on (default: the latest)")
     report.add_argument("--no-anomaly-ids", action="store_true", help="leave the anomalies' conversation ids out")
     _add_common(report)
 
-    export = sub.add_parser("export", help="public CSVs in the layout of Anthropic/values-in-the-wild")
+    export = _command(sub, "export", "public CSVs in the layout of Anthropic/values-in-the-wild")
     export.add_argument("--output", required=True, help="the run's output directory")
     export.add_argument("--to", required=True, help="directory to write the CSV files to")
     export.add_argument(
@@ -129,15 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(export)
 
-    compare = sub.add_parser("compare", help="compare two runs (MLflow or wildvalues run ids)")
-    compare.add_argument("run_a")
-    compare.add_argument("run_b")
+    compare = _command(sub, "compare", "compare two runs (MLflow or wildvalues run ids)")
+    compare.add_argument("run_a", help="the earlier run: an MLflow run id or a wildvalues run id")
+    compare.add_argument("run_b", help="the later run, likewise")
     compare.add_argument(
         "--output", default="out/demo", help="output whose MLflow store holds the runs (default out/demo)"
     )
     _add_common(compare)
 
-    discover = sub.add_parser("discover", help="build the run's own four-level tree from its values")
+    discover = _command(sub, "discover", "build the run's own four-level tree from its values")
     _add_wait(discover)
     discover.add_argument("--output", required=True, help="the run's output directory")
     discover.add_argument("--run-id", default=None, help="the run whose values to use (default: the latest)")
@@ -145,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("--levels", type=int, default=None, help="levels including the values (2-4, default 4)")
     _add_common(discover)
 
-    crosscheck = sub.add_parser("crosscheck", help="judge a stratified sample again with a second model")
+    crosscheck = _command(sub, "crosscheck", "judge a stratified sample again with a second model")
     _add_wait(crosscheck)
     crosscheck.add_argument("--output", required=True, help="the run's output directory")
     crosscheck.add_argument("--run-id", default=None, help="the run to check (default: the latest)")
@@ -164,14 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     crosscheck.add_argument("--seed", type=int, default=None, help="the sample's seed (default 0)")
     _add_common(crosscheck)
 
-    place = sub.add_parser("place", help="where values land on the published tree (method, score, clusters)")
+    place = _command(sub, "place", "where values land on the published tree (method, score, clusters)")
     place.add_argument("values", nargs="*", metavar="VALUE", help="value names, e.g. truthfulness")
     place.add_argument("--json", action="store_true", help="a JSON list of placements")
     _add_common(place)
 
     from wildvalues.demo.emulator import add_arguments as add_emulator_arguments
 
-    add_emulator_arguments(sub.add_parser("emulator", help="a local emulator of the Messages and Batches APIs"))
+    add_emulator_arguments(_command(sub, "emulator", "a local emulator of the Messages and Batches APIs"))
     return parser
 
 

@@ -1073,19 +1073,21 @@ def second_labelling(payload_fn: Callable[[Conversation], dict]) -> Callable[[Co
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port)")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--rpm", type=float, default=4_000, help="requests per minute")
     parser.add_argument("--itpm", type=float, default=2_000_000, help="input tokens per minute")
     parser.add_argument("--otpm", type=float, default=400_000, help="output tokens per minute")
     parser.add_argument("--burst-seconds", type=float, default=60.0, help="bucket size in seconds of each limit")
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--latency-jitter-ms", type=float, default=0.0)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="time each answer takes")
+    parser.add_argument("--latency-jitter-ms", type=float, default=0.0, help="random extra latency, up to this")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with a fault")
     parser.add_argument(
         "--fault-kinds", default=",".join(DEFAULT_FAULT_KINDS), help=f"comma-separated, from {','.join(FAULT_KINDS)}"
     )
-    parser.add_argument("--batch-processing-s", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--batch-processing-s", type=float, default=0.5, help="seconds before a Message Batch has ended"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
     parser.add_argument(
         "--labelling", choices=LABELLINGS, default="offline", help="second: a different judge, for the cross-check"
     )
