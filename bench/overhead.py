@@ -1,0 +1,100 @@
+"""Benchmark: the fixed cost of each stage, from whole `wildvalues run`s at several sizes.
+
+    .venv/bin/python bench/overhead.py [--sizes 50,2000,100000] [--seed 3]
+
+For each size it generates that many conversations, runs the real CLI in a fresh process (with the
+report, as a user would), and reads the stage timings the run logged to MLflow. It prints JSON:
+per size the wall time of the whole command (JVM start and MLflow included), the seconds of each
+stage and what is left outside the stages (session start, settings, tracking); then, per stage,
+the fixed cost, the intercept of a straight line through the two smallest sizes (what the stage
+costs before it has any work), and the cost per 1,000 conversations from the two largest.
+Run it alone on the machine: two cores shared with anything else skew every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STAGES = ("ingest", "classify", "taxonomy", "analyze", "validate", "report")
+
+
+def run_once(n: int, seed: int, root: str) -> dict:
+    """One generated input of n conversations through `wildvalues run`; its timings."""
+    output = os.path.join(root, f"n{n}")
+    source = os.path.join(root, f"conversations-{n}.jsonl.gz")
+    cli = [sys.executable, "-m", "wildvalues.cli"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    subprocess.run(
+        [*cli, "synth", "--n", str(n), "--output", source, "--seed", str(seed)],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [*cli, "run", "--input", source, "--output", output], env=env, cwd=REPO, capture_output=True, text=True
+    )
+    wall = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"run of {n} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+    from wildvalues.tracking import find_mlflow_run
+
+    found = find_mlflow_run(output, None)
+    metrics = dict(found.data.metrics) if found else {}
+    stages = {s: round(metrics[f"seconds_{s}"], 2) for s in STAGES if f"seconds_{s}" in metrics}
+    return {
+        "conversations": int(metrics.get("conversations", 0)),
+        "wall_seconds": round(wall, 2),
+        "stage_seconds": stages,
+        "outside_stages_seconds": round(wall - sum(stages.values()), 2),
+    }
+
+
+def fixed_costs(runs: dict[int, dict]) -> dict[str, dict[str, float]]:
+    """Per stage: the intercept through the two smallest sizes and the slope of the two largest."""
+    sizes = sorted(runs)
+    small, next_small, large = sizes[0], sizes[1], sizes[-1]
+    before_large = sizes[-2]
+    figures = {}
+    for stage in STAGES:
+        seconds = {n: runs[n]["stage_seconds"].get(stage) for n in sizes}
+        if any(value is None for value in seconds.values()):
+            continue
+        slope_small = (seconds[next_small] - seconds[small]) / (next_small - small)
+        slope_large = (seconds[large] - seconds[before_large]) / (large - before_large)
+        figures[stage] = {
+            "fixed_seconds": round(max(seconds[small] - slope_small * small, 0.0), 2),
+            "seconds_per_1000": round(slope_large * 1000, 3),
+        }
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="50,2000,100000", help="comma-separated conversation counts")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--keep", default=None, help="keep the outputs under this directory")
+    args = parser.parse_args(argv)
+    sizes = sorted({int(size) for size in args.sizes.split(",")})
+    if len(sizes) < 2:
+        parser.error("--sizes needs at least two sizes")
+    root = args.keep or tempfile.mkdtemp(prefix="wildvalues-overhead-")
+    try:
+        runs = {n: run_once(n, args.seed, root) for n in sizes}
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps({"runs": {str(n): run for n, run in runs.items()}, "per_stage": fixed_costs(runs)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
