@@ -67,11 +67,30 @@ def test_a_paid_dataframe_is_computed_once_then_read_back_from_its_table(spark, 
     assert calls.value == 5
     expected = spark.createDataFrame([(i, i * 10) for i in range(5)], SCHEMA)
     assertDataFrameEqual(runner.store.read("answers"), expected)
-    assert {k: v for k, v in runner.metrics.items() if not k.startswith("seconds_")} == {
+    assert {k: v for k, v in runner.metrics.items() if not k.startswith(("seconds_", "spark_jobs_"))} == {
         "paid_total": 100.0,
         "rows": 5.0,
     }
-    assert set(runner.metrics) == {"paid_total", "rows", "seconds_pay"}
+    assert set(runner.metrics) == {"paid_total", "rows", "seconds_pay", "spark_jobs_pay"}
+
+
+def test_each_stage_counts_its_own_spark_jobs(spark, tmp_path):
+    def two_actions(inputs: StageInputs) -> StageRun:
+        inputs.spark.range(3).collect()
+        inputs.spark.range(4).collect()
+        yield Log("two actions")
+        return {}
+
+    def no_action(inputs: StageInputs) -> StageRun:
+        inputs.spark.range(3).select((F.col("id") + 1).alias("lazy"))  # planned, never run
+        yield Log("nothing run")
+        return {}
+
+    runner = make_runner(spark, tmp_path)
+    runner.run_stage(Stage("busy", reads=(), writes=(), run=two_actions))
+    runner.run_stage(Stage("idle", reads=(), writes=(), run=no_action))
+    spark.range(2).collect()  # after the stages: counted in neither
+    assert (runner.metrics["spark_jobs_busy"], runner.metrics["spark_jobs_idle"]) == (2.0, 0.0)
 
 
 def test_writing_or_reading_an_undeclared_table_is_refused(spark, tmp_path):

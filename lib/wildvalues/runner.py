@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyspark import SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
 from wildvalues.embeddings import EmbedderSpec, build_embedder, resolve_embedder
@@ -179,9 +180,10 @@ class Runner:
         self.record({"seconds_total": elapsed, "conversations_per_second": conversations / elapsed if elapsed else 0.0})
 
     def run_stage(self, stage: Stage, options: StageOptions = DEFAULT_OPTIONS) -> dict[str, Any]:
-        """One stage: its inputs resolved, its requests carried out in order, its time recorded."""
+        """One stage: its inputs resolved, its requests carried out in order, its time and Spark jobs recorded."""
         self.log(f"{stage.name}: started")
         start = time.monotonic()
+        jobs = _SparkJobs(self.spark, f"wildvalues-{self.run_id}-{stage.name}")
         work = stage.run(self._inputs(stage, options))
         try:
             request = next(work)
@@ -194,8 +196,10 @@ class Runner:
             work.close()  # runs the stage's cleanup (unpersist) before the error goes on
             raise
         seconds = time.monotonic() - start
-        self.record({f"seconds_{stage.name}": seconds})
-        self.log(f"{stage.name}: done in {seconds:.1f}s")
+        n_jobs = jobs.finish()
+        self.record({f"seconds_{stage.name}": seconds, f"spark_jobs_{stage.name}": n_jobs})
+        jobs_note = f", {n_jobs} Spark job(s)" if n_jobs is not None else ""
+        self.log(f"{stage.name}: done in {seconds:.1f}s{jobs_note}")
         return summary
 
     def _inputs(self, stage: Stage, options: StageOptions) -> StageInputs:
@@ -287,6 +291,30 @@ class Runner:
         from wildvalues import report
 
         return report.latest_run_id(self.store)
+
+
+class _SparkJobs:
+    """Counts the Spark jobs a stage starts (a job group per stage), so repeated actions show up.
+
+    None where the session has no SparkContext to ask (Spark Connect, serverless).
+    """
+
+    def __init__(self, spark: SparkSession, group: str) -> None:
+        self.group = group
+        self.context: SparkContext | None
+        try:
+            self.context = spark.sparkContext
+        except Exception:  # noqa: BLE001 - Spark Connect raises its own error types here
+            self.context = None
+            return
+        self.context.setJobGroup(group, group)
+
+    def finish(self) -> int | None:
+        if self.context is None:
+            return None
+        jobs = len(self.context.statusTracker().getJobIdsForGroup(self.group))
+        self.context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+        return jobs
 
 
 def runner_for_output(
