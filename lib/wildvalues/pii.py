@@ -14,6 +14,7 @@ regexes of the enabled recognizers (plus a digit-run test for the phone parser) 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -52,7 +53,8 @@ _FLAGS = regex.DOTALL | regex.MULTILINE
 # A pattern finding is replaced at this score (above any sensible threshold).
 _CUE_SCORE = 0.85
 # Phone numbers in these regions are parsed by `phonenumbers` (Presidio's PhoneRecognizer).
-PHONE_REGIONS = ("US", "GB", "CA", "AU", "DE", "FR", "IN", "IE")
+# Each region is one more pass of the parser over the text; numbers written with "+" are found in any.
+PHONE_REGIONS = ("US", "GB")
 # Digits written right before these words are versions, references or prices, not PII.
 _LOOKALIKE_BEFORE = regex.compile(
     r"(?i:\b(?:v|ver|version|release|build|isbn(?:-1[03])?|order|invoice|ref|ticket|issue|sku|model|part|\$|usd|eur))"
@@ -342,7 +344,13 @@ class PiiRedactor:
 
     def could_hold_pii(self, text: str) -> bool:
         """False only when no enabled recognizer can match anywhere in the text."""
-        return self._precheck is None or any(p.search(text) for p in self._precheck)
+        if self._precheck is None:
+            return True
+        combined, checks = self._precheck
+        lower = text.lower()
+        if combined.search(lower) is None:
+            return False
+        return any(trigger.search(lower) and any(p.search(text) for p in full) for trigger, full in checks)
 
     def redact(self, text: str) -> str:
         return self.redact_many([text])[0]
@@ -361,19 +369,42 @@ class PiiRedactor:
         return out
 
 
-def _precheck(recognizers: Sequence[EntityRecognizer]) -> list[regex.Pattern]:
-    """The enabled pattern recognizers' own regexes (with their flags), plus a digit run for phones."""
-    checks: list[regex.Pattern] = []
+# What every match of a recognizer must contain (a cue word, '@', a digit): its cheap first test,
+# run on the lower-cased text (case-insensitive alternations cost ten times more).
+_DIGIT = r"\d"
+_TRIGGERS: dict[str, str] = {
+    "_OfflineEmailRecognizer": "@",
+    "_PhoneRecognizer": _DIGIT,
+    "CreditCardRecognizer": _DIGIT,
+    "IbanRecognizer": _DIGIT,
+    "UsSsnRecognizer": _DIGIT,
+    "IpRecognizer": r"\d|:[0-9a-f:]",  # IPv4 has digits, IPv6 colons between hex groups
+    "CueNameRecognizer": r"\b(?:" + "|".join(NAME_CUES + NAME_REACH_CUES) + ")",
+    "StreetAddressRecognizer": _DIGIT,
+    "GovernmentIdRecognizer": r"\b(?:" + "|".join(_ID_CUES) + ")",
+    "DateOfBirthRecognizer": r"\b(?:" + "|".join(_DOB_CUES) + ")",
+    "UsBankAccountRecognizer": r"\b(?:" + "|".join(_BANK_CUES) + ")",
+    "CredentialUrlRecognizer": "://",
+}
+# libphonenumber finds no possible number of fewer than 7 digits in these regions or in "+" form.
+_PHONE_DIGITS = r"\d(?:[\s().\-/~\u2013\u2014]{0,3}\d){6}"
+
+_Check = tuple[re.Pattern, list[regex.Pattern]]
+
+
+def _precheck(recognizers: Sequence[EntityRecognizer]) -> tuple[re.Pattern, list[_Check]]:
+    """All triggers as one regex; per recognizer, its trigger and its own regexes."""
+    checks: list[_Check] = []
     for recognizer in recognizers:
+        if recognizer.name not in _TRIGGERS:
+            raise TypeError(f"no pre-check for {recognizer.name}")  # a new recognizer needs one
         if isinstance(recognizer, PatternRecognizer):
             flags = recognizer.global_regex_flags or 0
-            checks.extend(regex.compile(p.regex, flags) for p in recognizer.patterns)
-        elif isinstance(recognizer, PhoneRecognizer):
-            # libphonenumber finds no number of fewer than 5 digits.
-            checks.append(regex.compile(r"\d(?:[^\S\n]?[().\-/]?[^\S\n]?\d){4}"))
-        else:
-            raise TypeError(f"no pre-check for {type(recognizer).__name__}")  # a new recognizer needs one
-    return checks
+            full = [regex.compile(p.regex, flags) for p in recognizer.patterns]
+        else:  # the phone parser, the only recognizer here without regexes
+            full = [regex.compile(_PHONE_DIGITS)]
+        checks.append((re.compile(_TRIGGERS[recognizer.name]), full))
+    return re.compile("|".join(dict.fromkeys(t.pattern for t, _ in checks))), checks
 
 
 def _without_lookalikes(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
