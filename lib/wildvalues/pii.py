@@ -84,6 +84,8 @@ NAME_CUES = (
     r"dear",
     r"(?:mr|mrs|ms|miss|dr|prof)\.?",
     r"(?:regards|sincerely|best|thanks|thank\s+you|cheers|yours|signed)\s*,",
+    r"my\s+(?:wife|husband|partner|son|daughter|mother|father|mom|dad|brother|sister|friend|boss|manager|"
+    r"colleague|coworker|neighbou?r|landlord|tenant|doctor|lawyer|teacher)",
 )
 # A cue before a name that must be followed by how to reach them ("contact Ana Ruiz at ...").
 NAME_REACH_CUES = (r"contact", r"ask\s+for", r"reach\s+out\s+to", r"speak\s+(?:to|with)", r"email", r"text", r"call")
@@ -227,13 +229,19 @@ class _PhoneRecognizer(PhoneRecognizer):
     SCORE = 0.75
 
 
+# Presidio's card regex predates Mastercard's 2221-2720 range; the Luhn check still decides.
+_MASTERCARD_2_SERIES = Pattern(
+    "Mastercard 2-series", r"\b2(?:2[2-9]\d|[3-6]\d{2}|7[01]\d|720)(?:[- ]?\d{4}){3}\b", CreditCardRecognizer.PATTERNS[0].score
+)
+
+
 def _builtin(entity: str) -> list[EntityRecognizer]:
     if entity == "EMAIL_ADDRESS":
         return [_OfflineEmailRecognizer()]
     if entity == "PHONE_NUMBER":
         return [_PhoneRecognizer(supported_regions=PHONE_REGIONS, leniency=0)]
     if entity == "CREDIT_CARD":
-        return [CreditCardRecognizer()]
+        return [CreditCardRecognizer(patterns=[*CreditCardRecognizer.PATTERNS, _MASTERCARD_2_SERIES])]
     if entity == "IBAN_CODE":
         return [IbanRecognizer()]
     if entity == "US_SSN":
@@ -355,18 +363,23 @@ class PiiRedactor:
     def redact(self, text: str) -> str:
         return self.redact_many([text])[0]
 
+    def find(self, texts: Sequence[str]) -> list[list[RecognizerResult]]:
+        """Presidio's findings per text (over the score threshold, look-alikes dropped)."""
+        found: list[list[RecognizerResult]] = [[] for _ in texts]
+        todo = [i for i, text in enumerate(texts) if text and self.could_hold_pii(text)]
+        if todo:
+            batch = [texts[i] for i in todo]
+            analysed = self._batch.analyze_iterator(batch, language=LANGUAGE, entities=self.entities, batch_size=64)
+            for i, results in zip(todo, analysed):
+                found[i] = _without_lookalikes(texts[i], results)
+        return found
+
     def redact_many(self, texts: Sequence[str]) -> list[str]:
         """Every text with its PII replaced; texts no recognizer could match are returned as they are."""
-        out = list(texts)
-        todo = [i for i, text in enumerate(texts) if text and self.could_hold_pii(text)]
-        if not todo:
-            return out
-        found = self._batch.analyze_iterator([texts[i] for i in todo], language=LANGUAGE, entities=self.entities, batch_size=64)
-        for i, results in zip(todo, found):
-            kept = _without_lookalikes(texts[i], results)
-            if kept:
-                out[i] = self._anonymizer.anonymize(texts[i], kept, self._operators).text  # type: ignore[arg-type]
-        return out
+        return [
+            self._anonymizer.anonymize(text, results, self._operators).text if results else text  # type: ignore[arg-type]
+            for text, results in zip(texts, self.find(texts))
+        ]
 
 
 # What every match of a recognizer must contain (a cue word, '@', a digit): its cheap first test,
@@ -408,9 +421,13 @@ def _precheck(recognizers: Sequence[EntityRecognizer]) -> tuple[re.Pattern, list
 
 
 def _without_lookalikes(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
-    """Findings minus numbers written right after a version, ISBN, order or price word."""
-    return [
-        r
-        for r in results
-        if r.entity_type not in _LOOKALIKE_CHECKED or not _LOOKALIKE_BEFORE.search(text, max(0, r.start - 40), r.start)
-    ]
+    """Findings minus numbers right after a version, ISBN, order or price word, and phones under 7 digits."""
+    return [r for r in results if not _lookalike(text, r)]
+
+
+def _lookalike(text: str, result: RecognizerResult) -> bool:
+    if result.entity_type not in _LOOKALIKE_CHECKED:
+        return False
+    if result.entity_type == "PHONE_NUMBER" and sum(c.isdigit() for c in text[result.start : result.end]) < 7:
+        return True  # a year or a price the parser took for a short number ("possible" leniency)
+    return _LOOKALIKE_BEFORE.search(text, max(0, result.start - 40), result.start) is not None
