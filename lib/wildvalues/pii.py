@@ -421,13 +421,23 @@ def _precheck(recognizers: Sequence[EntityRecognizer]) -> tuple[re.Pattern, list
 
 
 def _without_lookalikes(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
-    """Findings minus numbers right after a version, ISBN, order or price word, and phones under 7 digits."""
-    return [r for r in results if not _lookalike(text, r)]
+    """Findings minus numbers right after a version, ISBN, order or price word, and unlikely phones."""
+    others = [r for r in results if r.entity_type != "PHONE_NUMBER"]
+    return [r for r in results if not _lookalike(text, r, others)]
 
 
-def _lookalike(text: str, result: RecognizerResult) -> bool:
+def _lookalike(text: str, result: RecognizerResult, others: list[RecognizerResult]) -> bool:
     if result.entity_type not in _LOOKALIKE_CHECKED:
         return False
-    if result.entity_type == "PHONE_NUMBER" and sum(c.isdigit() for c in text[result.start : result.end]) < 7:
-        return True  # a year or a price the parser took for a short number ("possible" leniency)
+    if result.entity_type == "PHONE_NUMBER" and _unlikely_phone(text[result.start : result.end], result, others):
+        return True
     return _LOOKALIKE_BEFORE.search(text, max(0, result.start - 40), result.start) is not None
+
+
+def _unlikely_phone(span: str, result: RecognizerResult, others: list[RecognizerResult]) -> bool:
+    """The "possible" parser also takes years, prices, IPs and bare results of sums for numbers."""
+    digits = sum(c.isdigit() for c in span)
+    if digits < 7 or (span.isdigit() and digits < 10):
+        return True
+    # An IP, account or card the specific recognizer found is that, not a phone.
+    return any(o.start < result.end and o.end > result.start for o in others)
