@@ -38,7 +38,11 @@ def _digits(rng: random.Random, n: int) -> str:
 
 
 def _phone(fake: Faker, rng: random.Random) -> str:
-    area, exchange, line = f"{rng.randint(2, 9)}{_digits(rng, 2)}", f"{rng.randint(2, 9)}{_digits(rng, 2)}", _digits(rng, 4)
+    area, exchange, line = (
+        f"{rng.randint(2, 9)}{_digits(rng, 2)}",
+        f"{rng.randint(2, 9)}{_digits(rng, 2)}",
+        _digits(rng, 4),
+    )
     return rng.choice(
         [
             f"({area}) {exchange}-{line}",
@@ -144,7 +148,9 @@ PLANTS: dict[str, tuple[Fill, list[str]]] = {
 }
 
 LOOKALIKES: list[Fill] = [
-    lambda f, r: f"Upgrade to version {r.randint(1, 9)}.{r.randint(0, 20)}.{r.randint(0, 20)}.{r.randint(0, 99)} first.",
+    lambda f, r: (
+        f"Upgrade to version {r.randint(1, 9)}.{r.randint(0, 20)}.{r.randint(0, 20)}.{r.randint(0, 99)} first."
+    ),
     lambda f, r: f"pip install requests==v{r.randint(1, 3)}.{r.randint(0, 30)}.{r.randint(0, 9)} fixed it",
     lambda f, r: f"It costs ${r.randint(1, 999)}.{_digits(r, 2)} plus tax.",
     lambda f, r: f"The book is ISBN {f.isbn13()}.",

@@ -418,8 +418,7 @@ def test_pii_redacted_in_every_turn_and_layout(redactor):
     expected_turns = (
         (
             "user",
-            "Mail me at <EMAIL> or call <PHONE>. My card is <CREDIT_CARD>, "
-            "the server is <IP> and the db is <URL>",
+            "Mail me at <EMAIL> or call <PHONE>. My card is <CREDIT_CARD>, the server is <IP> and the db is <URL>",
         ),
         ("assistant", "I will not store <EMAIL>, <PHONE> or <CREDIT_CARD>."),
     )
@@ -450,11 +449,15 @@ def test_pii_kept_without_a_redactor(redactor):
 def test_hash_id_is_of_redacted_text(redactor):
     """Records differing only in PII get the same hash id (the raw PII never reaches the hash)."""
     a = parse_line(
-        line({"messages": [{"role": "user", "content": "email x@example.com"}, {"role": "assistant", "content": "ok"}]}),
+        line(
+            {"messages": [{"role": "user", "content": "email x@example.com"}, {"role": "assistant", "content": "ok"}]}
+        ),
         redactor=redactor,
     )
     b = parse_line(
-        line({"messages": [{"role": "user", "content": "email y@example.org"}, {"role": "assistant", "content": "ok"}]}),
+        line(
+            {"messages": [{"role": "user", "content": "email y@example.org"}, {"role": "assistant", "content": "ok"}]}
+        ),
         redactor=redactor,
     )
     assert isinstance(a, Parsed)

@@ -360,7 +360,9 @@ def test_quarantined_raw_records_are_redacted_before_they_are_cut(spark, tmp_pat
     path = tmp_path / "pii.jsonl"
     line = '{"id": "x", "note": "' + "a" * 40 + ' mail john.smith@example.com now"}'
     path.write_text(line + "\n")
-    parsed = ingest.parse_records(read_raw_records(spark, str(path)), IngestSettings(raw_record_max_chars=62), PrivacySettings())
+    parsed = ingest.parse_records(
+        read_raw_records(spark, str(path)), IngestSettings(raw_record_max_chars=62), PrivacySettings()
+    )
     (row,) = parsed.collect()
     assert row.raw_record == ('{"id": "x", "note": "' + "a" * 40 + " mail <EMAIL>")[:62]
     assert "john" not in row.raw_record

@@ -56,9 +56,7 @@ def parse_records(raw: DataFrame, settings: IngestSettings, privacy: PrivacySett
             )
             for source, number, raw, read_error, replaced in rows:
                 # A read error: the file's bytes ended here, there is no record text to parse.
-                result = (
-                    Rejected(read_error) if read_error else parse_line(raw, layout, text_field, id_field, redactor)
-                )
+                result = Rejected(read_error) if read_error else parse_line(raw, layout, text_field, id_field, redactor)
                 out["source_file"].append(source)
                 out["line_number"].append(number)
                 out["replaced_bytes"].append(replaced)
@@ -74,7 +72,9 @@ def parse_records(raw: DataFrame, settings: IngestSettings, privacy: PrivacySett
                     out["n_chars"].append(None)
                     out["content_hash"].append(None)
                     # Redact the whole record, then cut: a cut first could leave half an email behind.
-                    out["raw_record"].append(None if raw is None else (redactor.redact(raw) if redactor else raw)[:max_raw])
+                    out["raw_record"].append(
+                        None if raw is None else (redactor.redact(raw) if redactor else raw)[:max_raw]
+                    )
                     out["reason"].append(result.reason)
             yield pa.RecordBatch.from_pydict(out, schema=_parsed_arrow_schema())
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import regex
+import regex  # type: ignore[import-untyped]  # Presidio's regex engine: variable-length lookbehind
 import spacy
 import tldextract
 from presidio_analyzer import (
@@ -110,7 +110,7 @@ def name_recognizer() -> PatternRecognizer:
 
 # ------------------------------------------------------------------ street addresses
 # USPS Publication 28, Appendix C1: the standard street suffixes and their abbreviations.
-STREET_SUFFIXES = (
+STREET_SUFFIXES = (  # noqa: SIM905 (the USPS table reads as words)
     "Alley Aly Annex Anx Arcade Arc Avenue Ave Av Bayou Byu Beach Bch Bend Bnd Bluff Blf Bluffs Blfs Bottom Btm "
     "Boulevard Blvd Branch Br Bridge Brg Brook Brk Brooks Brks Burg Bg Burgs Bgs Bypass Byp Camp Cp Canyon Cyn "
     "Cape Cpe Causeway Cswy Center Ctr Centers Ctrs Circle Cir Circles Cirs Cliff Clf Cliffs Clfs Club Clb Common "
@@ -173,7 +173,9 @@ _ID_TOKEN = r"(?=[A-Za-z -]*\d)[A-Z0-9](?:[A-Z0-9]|[ -](?=[A-Z0-9])){4,19}(?![\w
 def government_id_recognizer() -> PatternRecognizer:
     """Passport, driver's licence, national insurance and similar numbers said with their name."""
     pattern = Pattern("id after its name", _cue_lookbehind(_ID_CUES, _NUMBER_WORDS + r"\s*") + _ID_TOKEN, _CUE_SCORE)
-    return PatternRecognizer("GOVERNMENT_ID", name="GovernmentIdRecognizer", patterns=[pattern], global_regex_flags=_FLAGS)
+    return PatternRecognizer(
+        "GOVERNMENT_ID", name="GovernmentIdRecognizer", patterns=[pattern], global_regex_flags=_FLAGS
+    )
 
 
 _MONTHS = (
@@ -192,7 +194,9 @@ def date_of_birth_recognizer() -> PatternRecognizer:
     """A date right after "born", "DOB", "date of birth" or "birthday"; other dates are not PII here."""
     gap = r"(?:\s+(?:is|was))?\s*[:-]?\s*"
     pattern = Pattern("date after a birth cue", _cue_lookbehind(_DOB_CUES, gap) + _DATE, _CUE_SCORE)
-    return PatternRecognizer("DATE_OF_BIRTH", name="DateOfBirthRecognizer", patterns=[pattern], global_regex_flags=_FLAGS)
+    return PatternRecognizer(
+        "DATE_OF_BIRTH", name="DateOfBirthRecognizer", patterns=[pattern], global_regex_flags=_FLAGS
+    )
 
 
 _BANK_CUES = (r"account", r"acct\.?", r"a/c", r"checking", r"savings", r"routing", r"aba")
@@ -201,7 +205,9 @@ _BANK_CUES = (r"account", r"acct\.?", r"a/c", r"checking", r"savings", r"routing
 def us_bank_recognizer() -> PatternRecognizer:
     """An 8-17 digit account or routing number said as one (Presidio's own scores 0.05 without context)."""
     pattern = Pattern("account number", _cue_lookbehind(_BANK_CUES, _NUMBER_WORDS + r"\s*") + r"\d{8,17}\b", _CUE_SCORE)
-    return PatternRecognizer("US_BANK_NUMBER", name="UsBankAccountRecognizer", patterns=[pattern], global_regex_flags=_FLAGS)
+    return PatternRecognizer(
+        "US_BANK_NUMBER", name="UsBankAccountRecognizer", patterns=[pattern], global_regex_flags=_FLAGS
+    )
 
 
 def credential_url_recognizer() -> PatternRecognizer:
@@ -231,7 +237,9 @@ class _PhoneRecognizer(PhoneRecognizer):
 
 # Presidio's card regex predates Mastercard's 2221-2720 range; the Luhn check still decides.
 _MASTERCARD_2_SERIES = Pattern(
-    "Mastercard 2-series", r"\b2(?:2[2-9]\d|[3-6]\d{2}|7[01]\d|720)(?:[- ]?\d{4}){3}\b", CreditCardRecognizer.PATTERNS[0].score
+    "Mastercard 2-series",
+    r"\b2(?:2[2-9]\d|[3-6]\d{2}|7[01]\d|720)(?:[- ]?\d{4}){3}\b",
+    CreditCardRecognizer.PATTERNS[0].score,
 )
 
 
@@ -318,7 +326,7 @@ def load_pipeline(ner_model: str | None) -> Language:
 def _nlp_engine(nlp: Language, name: str) -> SpacyNlpEngine:
     engine = SpacyNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": name}])
     # Handing the pipeline over instead of engine.load(), which would download a missing model.
-    engine.nlp = {LANGUAGE: nlp}
+    engine.nlp = {LANGUAGE: nlp}  # type: ignore[assignment]
     return engine
 
 
@@ -409,14 +417,16 @@ def _precheck(recognizers: Sequence[EntityRecognizer]) -> tuple[re.Pattern, list
     """All triggers as one regex; per recognizer, its trigger and its own regexes."""
     checks: list[_Check] = []
     for recognizer in recognizers:
-        if recognizer.name not in _TRIGGERS:
-            raise TypeError(f"no pre-check for {recognizer.name}")  # a new recognizer needs one
+        name: str = recognizer.name  # type: ignore[has-type]
+        if name not in _TRIGGERS:
+            raise TypeError(f"no pre-check for {name}")  # a new recognizer needs one
         if isinstance(recognizer, PatternRecognizer):
             flags = recognizer.global_regex_flags or 0
-            full = [regex.compile(p.regex, flags) for p in recognizer.patterns]
+            patterns: list[Pattern] = recognizer.patterns  # type: ignore[has-type]
+            full = [regex.compile(p.regex, flags) for p in patterns]
         else:  # the phone parser, the only recognizer here without regexes
             full = [regex.compile(_PHONE_DIGITS)]
-        checks.append((re.compile(_TRIGGERS[recognizer.name]), full))
+        checks.append((re.compile(_TRIGGERS[name]), full))
     return re.compile("|".join(dict.fromkeys(t.pattern for t, _ in checks))), checks
 
 
