@@ -362,11 +362,7 @@ class PiiRedactor:
         """False only when no enabled recognizer can match anywhere in the text."""
         if self._precheck is None:
             return True
-        combined, checks = self._precheck
-        lower = text.lower()
-        if combined.search(lower) is None:
-            return False
-        return any(trigger.search(lower) and any(p.search(text) for p in full) for trigger, full in checks)
+        return _could_match(text, self._precheck)
 
     def redact(self, text: str) -> str:
         return self.redact_many([text])[0]
@@ -390,31 +386,40 @@ class PiiRedactor:
         ]
 
 
-# What every match of a recognizer must contain (a cue word, '@', a digit): its cheap first test,
-# run on the lower-cased text (case-insensitive alternations cost ten times more).
+def _cue_trigger(cues: Sequence[str]) -> str:
+    """The cues as one alternation, behind a look-ahead on their first letters (ten times faster in `re`)."""
+    first = {alternative.lstrip("(?:")[0] for cue in cues for alternative in cue.split("|")}
+    if not all(c.isalpha() for c in first):
+        raise ValueError(f"a cue does not start with a letter: {sorted(first)}")
+    return rf"(?=[{''.join(sorted(first))}])\b(?:{'|'.join(cues)})"
+
+
+# What every match of a recognizer must contain (all of them: '@', a digit, a cue word): its cheap
+# first test, on the lower-cased text (case-insensitive alternations cost ten times more).
 _DIGIT = r"\d"
-_TRIGGERS: dict[str, str] = {
-    "_OfflineEmailRecognizer": "@",
-    "_PhoneRecognizer": _DIGIT,
-    "CreditCardRecognizer": _DIGIT,
-    "IbanRecognizer": _DIGIT,
-    "UsSsnRecognizer": _DIGIT,
-    "IpRecognizer": r"\d|:[0-9a-f:]",  # IPv4 has digits, IPv6 colons between hex groups
-    "CueNameRecognizer": r"\b(?:" + "|".join(NAME_CUES + NAME_REACH_CUES) + ")",
-    "StreetAddressRecognizer": _DIGIT,
-    "GovernmentIdRecognizer": r"\b(?:" + "|".join(_ID_CUES) + ")",
-    "DateOfBirthRecognizer": r"\b(?:" + "|".join(_DOB_CUES) + ")",
-    "UsBankAccountRecognizer": r"\b(?:" + "|".join(_BANK_CUES) + ")",
-    "CredentialUrlRecognizer": "://",
+_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "_OfflineEmailRecognizer": ("@",),
+    "_PhoneRecognizer": (_DIGIT,),
+    "CreditCardRecognizer": (_DIGIT,),
+    "IbanRecognizer": (_DIGIT,),
+    "UsSsnRecognizer": (_DIGIT,),
+    "IpRecognizer": (r"\d\.\d{1,3}\.\d|::|[0-9a-f]:[0-9a-f]",),  # a dotted quad, or IPv6 colons
+    "CueNameRecognizer": (_cue_trigger(NAME_CUES + NAME_REACH_CUES),),
+    "StreetAddressRecognizer": (_DIGIT,),
+    "GovernmentIdRecognizer": (_DIGIT, _cue_trigger(_ID_CUES)),
+    "DateOfBirthRecognizer": (_DIGIT, _cue_trigger(_DOB_CUES)),
+    "UsBankAccountRecognizer": (_DIGIT, _cue_trigger(_BANK_CUES)),
+    "CredentialUrlRecognizer": ("://",),
 }
 # libphonenumber finds no possible number of fewer than 7 digits in these regions or in "+" form.
 _PHONE_DIGITS = r"\d(?:[\s().\-/~\u2013\u2014]{0,3}\d){6}"
 
-_Check = tuple[re.Pattern, list[regex.Pattern]]
+_Check = tuple[tuple[re.Pattern, ...], regex.Pattern]
 
 
-def _precheck(recognizers: Sequence[EntityRecognizer]) -> tuple[re.Pattern, list[_Check]]:
-    """All triggers as one regex; per recognizer, its trigger and its own regexes."""
+def _precheck(recognizers: Sequence[EntityRecognizer]) -> list[_Check]:
+    """Per recognizer: what every match of it contains, then its own regexes as one (with its flags)."""
+    compiled: dict[str, re.Pattern] = {}
     checks: list[_Check] = []
     for recognizer in recognizers:
         name: str = recognizer.name  # type: ignore[has-type]
@@ -423,11 +428,29 @@ def _precheck(recognizers: Sequence[EntityRecognizer]) -> tuple[re.Pattern, list
         if isinstance(recognizer, PatternRecognizer):
             flags = recognizer.global_regex_flags or 0
             patterns: list[Pattern] = recognizer.patterns  # type: ignore[has-type]
-            full = [regex.compile(p.regex, flags) for p in patterns]
+            full = regex.compile("|".join(f"(?:{p.regex})" for p in patterns), flags)
         else:  # the phone parser, the only recognizer here without regexes
-            full = [regex.compile(_PHONE_DIGITS)]
-        checks.append((re.compile(_TRIGGERS[name]), full))
-    return re.compile("|".join(dict.fromkeys(t.pattern for t, _ in checks))), checks
+            full = regex.compile(_PHONE_DIGITS)
+        triggers = tuple(compiled.setdefault(t, re.compile(t)) for t in _TRIGGERS[name])
+        checks.append((triggers, full))
+    return checks
+
+
+def _could_match(text: str, checks: list[_Check]) -> bool:
+    # Plain loops: generator and closure calls cost more than the searches on short texts.
+    lower = text.lower()
+    seen: dict[re.Pattern, bool] = {}  # a trigger shared by recognizers (a digit) is searched once
+    for triggers, full in checks:
+        for trigger in triggers:
+            hit = seen.get(trigger)
+            if hit is None:
+                hit = seen[trigger] = trigger.search(lower) is not None
+            if not hit:
+                break
+        else:
+            if full.search(text) is not None:
+                return True
+    return False
 
 
 def _without_lookalikes(text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
