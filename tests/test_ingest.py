@@ -19,7 +19,7 @@ from pyspark.testing import assertDataFrameEqual
 from wildvalues import ingest
 from wildvalues.formats import content_hash
 from wildvalues.readers import RAW_SCHEMA, InputError, read_raw_records
-from wildvalues.settings import IngestSettings, PrivacySettings, Settings
+from wildvalues.settings import ConfigError, IngestSettings, PrivacySettings, Settings
 
 RUN = "run-ingest-test"
 
@@ -366,3 +366,15 @@ def test_quarantined_raw_records_are_redacted_before_they_are_cut(spark, tmp_pat
     (row,) = parsed.collect()
     assert row.raw_record == ('{"id": "x", "note": "' + "a" * 40 + " mail <EMAIL>")[:62]
     assert "john" not in row.raw_record
+
+
+def test_a_missing_ner_model_stops_ingest_on_the_driver_with_one_line(spark, tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text('{"id": "a", "text": "Human: hi\\n\\nAssistant: hello"}\n')
+    raw = read_raw_records(spark, str(path))
+    with pytest.raises(ConfigError) as error:
+        ingest.parse_records(raw, IngestSettings(), PrivacySettings(ner_model="en_core_web_nope"))
+    assert str(error.value) == (
+        "privacy.ner_model: spaCy model 'en_core_web_nope' is not installed "
+        "(install its package or give a model folder, or unset it for the pattern recognizers only)"
+    )
