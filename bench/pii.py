@@ -123,6 +123,7 @@ PLANTS: dict[str, tuple[Fill, list[str]]] = {
             "Driver's license: {}",
             "national insurance number {}",
             "the number on my passport reads {}",
+            "ID on file: {}",
         ],
     ),
     "IP_ADDRESS": (_ip, ["the server is at {}", "ssh into {} and restart it", "My IP is {}.", "{} keeps timing out"]),

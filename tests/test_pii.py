@@ -33,6 +33,10 @@ REDACTED = [
     ("passport number X1234567 here", "passport number <ID> here"),
     ("Driver's license: D1234567.", "Driver's license: <ID>."),
     ("national insurance number AB 12 34 56 C.", "national insurance number <ID>."),
+    (
+        "the number on my passport, which expires soon, is 533380006.",
+        "the number on my passport, which expires soon, is <ID>.",
+    ),
     ("the server is 10.20.30.40 and 2001:db8::ff00:42:8329 too", "the server is <IP> and <IP> too"),
     ("use postgres://admin:s3cret@db.internal:5432/app now", "use <URL> now"),
     ("Hi, my name is Sarah Connor and I need help.", "Hi, my name is <PERSON> and I need help."),
@@ -62,6 +66,7 @@ LOOKALIKES = [
     "I'm Sorry, I'm not sure.",
     "Dear Sir, hello",
     "Use Python 3.11 and pandas 2.3.3 on port 8080.",
+    "My passport expires in 2030, renewal costs 130 dollars.",
 ]
 
 

@@ -172,7 +172,10 @@ _ID_TOKEN = r"(?=[A-Za-z -]*\d)[A-Z0-9](?:[A-Z0-9]|[ -](?=[A-Z0-9])){4,19}(?![\w
 
 def government_id_recognizer() -> PatternRecognizer:
     """Passport, driver's licence, national insurance and similar numbers said with their name."""
-    pattern = Pattern("id after its name", _cue_lookbehind(_ID_CUES, _NUMBER_WORDS + r"\s*") + _ID_TOKEN, _CUE_SCORE)
+    # Up to four words may stand between the name and the number ("passport, which reads ..."),
+    # like the five-word context window Presidio gives its own recognizers.
+    gap = _NUMBER_WORDS + r",?(?:\s+[\w'’,.]+){0,4}?\s*[:#]?\s*"
+    pattern = Pattern("id after its name", _cue_lookbehind(_ID_CUES, gap) + _ID_TOKEN, _CUE_SCORE)
     return PatternRecognizer(
         "GOVERNMENT_ID", name="GovernmentIdRecognizer", patterns=[pattern], global_regex_flags=_FLAGS
     )
