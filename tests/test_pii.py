@@ -67,6 +67,7 @@ LOOKALIKES = [
     "Dear Sir, hello",
     "Use Python 3.11 and pandas 2.3.3 on port 8080.",
     "My passport expires in 2030, renewal costs 130 dollars.",
+    "It took 5 ms. Then it crashed, a near miss. Call it luck.",
 ]
 
 

@@ -82,7 +82,7 @@ NAME_CUES = (
     r"call\s+me",
     r"known\s+as",
     r"dear",
-    r"(?:mr|mrs|ms|miss|dr|prof)\.?",
+    r"(?-i:Mr|Mrs|Ms|Miss|Dr|Prof)\.?",  # capitalised only: "5 ms. Then", "miss. Call me"
     r"(?:regards|sincerely|best|thanks|thank\s+you|cheers|yours|signed)\s*,",
     r"my\s+(?:wife|husband|partner|son|daughter|mother|father|mom|dad|brother|sister|friend|boss|manager|"
     r"colleague|coworker|neighbou?r|landlord|tenant|doctor|lawyer|teacher)",
@@ -174,7 +174,7 @@ def government_id_recognizer() -> PatternRecognizer:
     """Passport, driver's licence, national insurance and similar numbers said with their name."""
     # Up to four words may stand between the name and the number ("passport, which reads ..."),
     # like the five-word context window Presidio gives its own recognizers.
-    gap = _NUMBER_WORDS + r",?(?:\s+[\w'’,.]+){0,4}?\s*[:#]?\s*"
+    gap = _NUMBER_WORDS + r",?(?:\s+[A-Za-z'’,.]+){0,4}?\s*[:#]?\s*"  # words without digits
     pattern = Pattern("id after its name", _cue_lookbehind(_ID_CUES, gap) + _ID_TOKEN, _CUE_SCORE)
     return PatternRecognizer(
         "GOVERNMENT_ID", name="GovernmentIdRecognizer", patterns=[pattern], global_regex_flags=_FLAGS
@@ -390,8 +390,13 @@ class PiiRedactor:
 
 
 def _cue_trigger(cues: Sequence[str]) -> str:
-    """The cues as one alternation, behind a look-ahead on their first letters (ten times faster in `re`)."""
-    first = {alternative.lstrip("(?:")[0] for cue in cues for alternative in cue.split("|")}
+    """The cues, lower-cased, as one alternation behind a look-ahead on their first letters.
+
+    It runs on lower-cased text, so it finds every cue the case-sensitive parts of a cue would;
+    the look-ahead makes `re` ten times faster than a bare alternation.
+    """
+    cues = [cue.lower() for cue in cues]  # sound: the cues use no upper-case escapes such as S, D or W
+    first = {re.sub(r"^(?:\(\?[-a-z]*:)+", "", alternative)[0] for cue in cues for alternative in cue.split("|")}
     if not all(c.isalpha() for c in first):
         raise ValueError(f"a cue does not start with a letter: {sorted(first)}")
     return rf"(?=[{''.join(sorted(first))}])\b(?:{'|'.join(cues)})"
