@@ -7,7 +7,7 @@ Builds `n` labelled user messages with Faker (seeded): three in four carry one p
 look-alike that is not PII (version numbers, prices, ISBNs, order numbers, dates that are not
 birth dates, years, arithmetic). Some phrasings are ones the recognizers do not specifically
 target ("Sarah Connor here", "the number on my passport reads ...") and are reported as they
-come out. Then it runs `PiiRedactor` with the default settings and prints JSON:
+come out (`recall_untargeted_phrasings`; `recall` counts them too). Then it runs `PiiRedactor` with the default settings and prints JSON:
 
 * recall per entity type: planted values overlapped by a finding (any type: what counts is
   that the value does not reach a table);
@@ -148,6 +148,16 @@ PLANTS: dict[str, tuple[Fill, list[str]]] = {
     ),
 }
 
+# Phrasings no recognizer has a cue for: reported apart, and counted in `recall` all the same.
+UNTARGETED = {
+    "{} here, quick question about taxes.",
+    "My colleague {} said the report was late.",
+    "I had lunch with {} today.",
+    "the number on my passport reads {}",
+    "ID on file: {}",
+    "I came into this world on {}.",
+}
+
 LOOKALIKES: list[Fill] = [
     lambda f, r: (
         f"Upgrade to version {r.randint(1, 9)}.{r.randint(0, 20)}.{r.randint(0, 20)}.{r.randint(0, 99)} first."
@@ -225,9 +235,17 @@ def score(messages: list[Message], found: list[list], seconds: float) -> dict:
         "findings": findings,
         "false_positives": false_findings,
         "false_positive_examples": false_examples,
+        "recall_untargeted_phrasings": _recall_of(by_template, lambda t: t in UNTARGETED),
+        "recall_targeted_phrasings": _recall_of(by_template, lambda t: t not in UNTARGETED),
         "recall_by_template": {t: round(c[1] / (c[0] + c[1]), 3) for t, c in sorted(by_template.items())},
         "messages_per_s": round(len(messages) / seconds),
     }
+
+
+def _recall_of(by_template: dict[str, list[int]], chosen: Callable[[str], bool]) -> float | None:
+    missed = sum(c[0] for t, c in by_template.items() if chosen(t))
+    caught = sum(c[1] for t, c in by_template.items() if chosen(t))
+    return round(caught / (missed + caught), 3) if missed + caught else None
 
 
 def ingest_parse(n: int) -> dict:
