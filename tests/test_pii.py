@@ -45,6 +45,7 @@ REDACTED = [
     ("Regards,\nJohn Smith", "Regards,\n<PERSON>"),
     ("Please contact Peter Hall at the office.", "Please contact <PERSON> at the office."),
     ("Ask my landlord Tom Baker about it.", "Ask my landlord <PERSON> about it."),
+    ("Please contact Nicholas Downs Jr. at the office.", "Please contact <PERSON> at the office."),
     ("I live at 1234 Oak Street, Apt 5, Springfield, IL 62704.", "I live at <ADDRESS>."),
     ("Ship to 77 N. Martin Luther King Jr Blvd please", "Ship to <ADDRESS> please"),
     ("Office: 500 5th Avenue Suite 12", "Office: <ADDRESS>"),

@@ -71,7 +71,10 @@ _NOT_NAMES = (
     "Spanish|Italian|Chinese|Japanese|Indian|Russian|Mexican|Brazilian|Australian|Christian|Muslim|Jewish"
 )
 _NAME_WORD = r"(?:Mc|Mac|O'|D')?[A-Z][a-z]+(?:-[A-Z][a-z]+)?"
-_NAME = rf"(?!(?:{_NOT_NAMES})\b){_NAME_WORD}(?:[ \t]+(?!(?:{_NOT_NAMES})\b){_NAME_WORD}){{0,2}}\b"
+_NAME = (
+    rf"(?!(?:{_NOT_NAMES})\b){_NAME_WORD}(?:[ \t]+(?!(?:{_NOT_NAMES})\b){_NAME_WORD}){{0,2}}\b"
+    r"(?:,?[ \t]+(?:Jr|Sr)\.|,?[ \t]+(?:Jr|Sr|II|III|IV)\b)?"
+)
 # A cue right before a name, matched case-insensitively.
 NAME_CUES = (
     r"my\s+name\s+is",
