@@ -425,13 +425,13 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
 # libphonenumber finds no possible number of fewer than 7 digits in these regions or in "+" form.
 _PHONE_DIGITS = r"\d(?:[\s().\-/~\u2013\u2014]{0,3}\d){6}"
 
-_Check = tuple[tuple[re.Pattern, ...], regex.Pattern]
+_Check = tuple[tuple[re.Pattern, ...], list[regex.Pattern]]
 
 
 def _precheck(recognizers: Sequence[EntityRecognizer]) -> list[_Check]:
-    """Per recognizer: what every match of it contains, then its own regexes as one (with its flags)."""
+    """Per set of triggers (what every match contains), the regexes of the recognizers needing it."""
     compiled: dict[str, re.Pattern] = {}
-    checks: list[_Check] = []
+    groups: dict[tuple[re.Pattern, ...], list[regex.Pattern]] = {}
     for recognizer in recognizers:
         name: str = recognizer.name  # type: ignore[has-type]
         if name not in _TRIGGERS:
@@ -443,15 +443,15 @@ def _precheck(recognizers: Sequence[EntityRecognizer]) -> list[_Check]:
         else:  # the phone parser, the only recognizer here without regexes
             full = regex.compile(_PHONE_DIGITS)
         triggers = tuple(compiled.setdefault(t, re.compile(t)) for t in _TRIGGERS[name])
-        checks.append((triggers, full))
-    return checks
+        groups.setdefault(triggers, []).append(full)
+    return list(groups.items())
 
 
 def _could_match(text: str, checks: list[_Check]) -> bool:
     # Plain loops: generator and closure calls cost more than the searches on short texts.
     lower = text.lower()
-    seen: dict[re.Pattern, bool] = {}  # a trigger shared by recognizers (a digit) is searched once
-    for triggers, full in checks:
+    seen: dict[re.Pattern, bool] = {}  # a trigger shared by groups (a digit) is searched once
+    for triggers, fulls in checks:
         for trigger in triggers:
             hit = seen.get(trigger)
             if hit is None:
@@ -459,8 +459,9 @@ def _could_match(text: str, checks: list[_Check]) -> bool:
             if not hit:
                 break
         else:
-            if full.search(text) is not None:
-                return True
+            for full in fulls:
+                if full.search(text) is not None:
+                    return True
     return False
 
 
