@@ -14,6 +14,8 @@ import sys
 import pytest
 
 from wildvalues.formats import Parsed, Rejected, content_hash, detect_layout, parse_line
+from wildvalues.pii import PiiRedactor
+from wildvalues.settings import PrivacySettings
 
 
 def line(record) -> str:
@@ -401,7 +403,12 @@ def test_hash_id_stable_across_processes():
 # --------------------------------------------------------------------------------- PII
 
 
-def test_pii_redacted_in_every_turn_and_layout():
+@pytest.fixture(scope="module")
+def redactor() -> PiiRedactor:
+    return PiiRedactor(PrivacySettings())
+
+
+def test_pii_redacted_in_every_turn_and_layout(redactor):
     user = (
         "Mail me at jane.doe@example.com or call 555-123-4567. My card is 4111 1111 1111 1111, "
         "the server is 192.168.10.20 and the db is postgres://admin:s3cret@db.internal:5432/app"
@@ -411,45 +418,50 @@ def test_pii_redacted_in_every_turn_and_layout():
     expected_turns = (
         (
             "user",
-            "Mail me at [EMAIL] or call [PHONE]. My card is [CARD_NUMBER], "
-            "the server is [IP_ADDRESS] and the db is [URL_WITH_CREDENTIALS]",
+            "Mail me at <EMAIL> or call <PHONE>. My card is <CREDIT_CARD>, the server is <IP> and the db is <URL>",
         ),
-        ("assistant", "I will not store [EMAIL], [PHONE] or [CARD_NUMBER]."),
+        ("assistant", "I will not store <EMAIL>, <PHONE> or <CREDIT_CARD>."),
     )
-    assert parse_line(line(record)) == Parsed("p1", expected_turns, expected_hash(expected_turns))
+    assert parse_line(line(record), redactor=redactor) == Parsed("p1", expected_turns, expected_hash(expected_turns))
 
     sharegpt = {"id": "p2", "conversations": [{"from": "human", "value": user}, {"from": "gpt", "value": assistant}]}
-    parsed_sharegpt = parse_line(line(sharegpt))
+    parsed_sharegpt = parse_line(line(sharegpt), redactor=redactor)
     assert isinstance(parsed_sharegpt, Parsed)
     assert parsed_sharegpt.turns == expected_turns
     transcript = {"id": "p3", "text": f"Human: {user}\n\nAssistant: {assistant}"}
-    parsed_transcript = parse_line(line(transcript))
+    parsed_transcript = parse_line(line(transcript), redactor=redactor)
     assert isinstance(parsed_transcript, Parsed)
     assert parsed_transcript.turns == expected_turns
 
 
-def test_pii_kept_when_redaction_disabled():
+def test_pii_kept_without_a_redactor(redactor):
     record = {
         "id": "p4",
         "messages": [{"role": "user", "content": "a@b.io 10.0.0.1"}, {"role": "assistant", "content": "ok"}],
     }
     turns = (("user", "a@b.io 10.0.0.1"), ("assistant", "ok"))
-    assert parse_line(line(record), redact_pii=False) == Parsed("p4", turns, expected_hash(turns))
-    redacted = parse_line(line(record))
+    assert parse_line(line(record)) == Parsed("p4", turns, expected_hash(turns))
+    redacted = parse_line(line(record), redactor=redactor)
     assert isinstance(redacted, Parsed)
-    assert redacted.turns == (("user", "[EMAIL] [IP_ADDRESS]"), ("assistant", "ok"))
+    assert redacted.turns == (("user", "<EMAIL> <IP>"), ("assistant", "ok"))
 
 
-def test_hash_id_is_of_redacted_text():
+def test_hash_id_is_of_redacted_text(redactor):
     """Records differing only in PII get the same hash id (the raw PII never reaches the hash)."""
     a = parse_line(
-        line({"messages": [{"role": "user", "content": "email x@example.com"}, {"role": "assistant", "content": "ok"}]})
+        line(
+            {"messages": [{"role": "user", "content": "email x@example.com"}, {"role": "assistant", "content": "ok"}]}
+        ),
+        redactor=redactor,
     )
     b = parse_line(
-        line({"messages": [{"role": "user", "content": "email y@example.org"}, {"role": "assistant", "content": "ok"}]})
+        line(
+            {"messages": [{"role": "user", "content": "email y@example.org"}, {"role": "assistant", "content": "ok"}]}
+        ),
+        redactor=redactor,
     )
     assert isinstance(a, Parsed)
-    assert a.turns == (("user", "email [EMAIL]"), ("assistant", "ok"))
+    assert a.turns == (("user", "email <EMAIL>"), ("assistant", "ok"))
     assert a.conversation_id == b.conversation_id
 
 

@@ -19,7 +19,7 @@ from pyspark.testing import assertDataFrameEqual
 from wildvalues import ingest
 from wildvalues.formats import content_hash
 from wildvalues.readers import RAW_SCHEMA, InputError, read_raw_records
-from wildvalues.settings import IngestSettings, PrivacySettings, Settings
+from wildvalues.settings import ConfigError, IngestSettings, PrivacySettings, Settings
 from wildvalues.users import SALT_FILE, hash_user
 
 RUN = "run-ingest-test"
@@ -141,7 +141,7 @@ def arrow_messages_table() -> pa.Table:
 
 
 def parsed_view(spark, raw):
-    parsed = ingest.parse_records(raw, IngestSettings())
+    parsed = ingest.parse_records(raw, IngestSettings(), PrivacySettings())
     return sorted((r.conversation_id, [tuple(t) for t in (r.turns or [])], r.reason) for r in parsed.collect())
 
 
@@ -208,7 +208,7 @@ def turns_json(turns) -> str:
 
 
 def test_ingest_end_to_end(spark, tmp_path):
-    g1_turns = (("user", "Email me at [EMAIL] please"), ("assistant", "I can't email you."))
+    g1_turns = (("user", "Email me at <EMAIL> please"), ("assistant", "I can't email you."))
     g2_turns = (("user", "Recommend a book"), ("assistant", "Try Middlemarch."))
     g3_turns = (("user", "Is honesty important?"), ("assistant", "Yes, very."), ("user", "Thanks"))
     n1_turns = (("user", "second try"), ("assistant", "answer"))
@@ -288,7 +288,7 @@ def test_ingest_end_to_end(spark, tmp_path):
             path,
             12,
             "u1",
-            '{"id": "u1", "prompt": "x", "call": "[PHONE]"}',
+            '{"id": "u1", "prompt": "x", "call": "<PHONE>"}',
             "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: call, id, prompt)",
             RUN,
         ),
@@ -415,7 +415,21 @@ def test_quarantined_raw_records_are_redacted_before_they_are_cut(spark, tmp_pat
     path = tmp_path / "pii.jsonl"
     line = '{"id": "x", "note": "' + "a" * 40 + ' mail john.smith@example.com now"}'
     path.write_text(line + "\n")
-    parsed = ingest.parse_records(read_raw_records(spark, str(path)), IngestSettings(raw_record_max_chars=62))
+    parsed = ingest.parse_records(
+        read_raw_records(spark, str(path)), IngestSettings(raw_record_max_chars=62), PrivacySettings()
+    )
     (row,) = parsed.collect()
-    assert row.raw_record == ('{"id": "x", "note": "' + "a" * 40 + " mail [EMAIL]")[:62]
+    assert row.raw_record == ('{"id": "x", "note": "' + "a" * 40 + " mail <EMAIL>")[:62]
     assert "john" not in row.raw_record
+
+
+def test_a_missing_ner_model_stops_ingest_on_the_driver_with_one_line(spark, tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text('{"id": "a", "text": "Human: hi\\n\\nAssistant: hello"}\n')
+    raw = read_raw_records(spark, str(path))
+    with pytest.raises(ConfigError) as error:
+        ingest.parse_records(raw, IngestSettings(), PrivacySettings(ner_model="en_core_web_nope"))
+    assert str(error.value) == (
+        "privacy.ner_model: spaCy model 'en_core_web_nope' is not installed "
+        "(install its package or give a model folder, or unset it for the pattern recognizers only)"
+    )

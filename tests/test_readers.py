@@ -128,13 +128,13 @@ def test_invalid_utf8_is_replaced_and_counted(spark, tmp_path):
 
 def test_the_damage_is_quarantined_with_its_file_line_and_offset(spark, tmp_path):
     from wildvalues import ingest
-    from wildvalues.settings import IngestSettings
+    from wildvalues.settings import IngestSettings, PrivacySettings
 
     lines = [conv(f"q{i:03d}") for i in range(300)]
     whole = gzip_bytes("\n".join(lines) + "\n")
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(whole[: len(whole) // 2])
-    parsed = ingest.parse_records(read_raw_records(spark, str(path)), IngestSettings()).collect()
+    parsed = ingest.parse_records(read_raw_records(spark, str(path)), IngestSettings(), PrivacySettings()).collect()
     good = [r for r in parsed if r.reason is None]
     bad = [r for r in parsed if r.reason is not None]
     assert [r.conversation_id for r in good] == [f"q{i:03d}" for i in range(len(good))]

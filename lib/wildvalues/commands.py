@@ -314,7 +314,7 @@ def _usable_conversations(runner: Any, input_path: str):
     from wildvalues.readers import read_raw_records
 
     raw = read_raw_records(runner.spark, input_path, runner.settings.ingest.format)
-    parsed = ingest.parse_records(raw, runner.settings.ingest)
+    parsed = ingest.parse_records(raw, runner.settings.ingest, runner.settings.privacy)
     return parsed.filter(F.col("reason").isNull()).dropDuplicates(["content_hash"])
 
 

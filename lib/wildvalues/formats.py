@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from wildvalues.redact import redact
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # both are built by the caller, once per Spark task
+    from wildvalues.pii import PiiRedactor
     from wildvalues.users import UserHasher
 
 FORMATS: tuple[str, ...] = ("auto", "messages", "sharegpt", "transcript", "parquet", "delta")
@@ -77,10 +76,10 @@ def parse_line(
     layout: str = "auto",
     text_field: str = "text",
     id_field: str | None = None,
-    redact_pii: bool = True,
+    redactor: PiiRedactor | None = None,
     users: UserHasher | None = None,
 ) -> Parsed | Rejected:
-    """Parse one JSON record in `layout` (or detect it) into turns, or say why it is unusable."""
+    """Parse one JSON record in `layout` (or detect it) into turns (PII-redacted by `redactor`), or say why not."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
@@ -93,7 +92,7 @@ def parse_line(
     try:
         chosen = detect_layout(record, text_field) if layout == "auto" else layout
         raw_turns = _extract_turns(record, chosen, text_field)
-        turns = _clean_turns(raw_turns, redact_pii)
+        turns = _clean_turns(raw_turns, redactor)
     except _Reject as reason:
         return Rejected(str(reason), conversation_id)
     digest = content_hash(turns)
@@ -198,13 +197,13 @@ def _transcript_turns(text: Any, text_field: str) -> list[tuple[str, str]]:
     return turns
 
 
-def _clean_turns(turns: list[tuple[str, str]], redact_pii: bool) -> tuple[tuple[str, str], ...]:
+def _clean_turns(turns: list[tuple[str, str]], redactor: PiiRedactor | None) -> tuple[tuple[str, str], ...]:
     """Strip and redact text, drop empty turns, and insist on a user and an assistant turn."""
-    cleaned = []
-    for role, text in turns:
-        text = valid_text(text.strip())
-        if text:
-            cleaned.append((role, redact(text) if redact_pii else text))
+    stripped = [(role, valid_text(text.strip())) for role, text in turns]
+    cleaned = [(role, text) for role, text in stripped if text]
+    if redactor is not None and cleaned:
+        texts = redactor.redact_many([text for _, text in cleaned])
+        cleaned = [(role, text) for (role, _), text in zip(cleaned, texts)]
     if not cleaned:
         raise _Reject("empty text: every turn is empty")
     roles = {role for role, _ in cleaned}

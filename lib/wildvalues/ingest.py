@@ -10,10 +10,9 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, IntegerType, LongType, StringType, StructField, StructType
 
-from wildvalues import schemas
+from wildvalues import pii, schemas
 from wildvalues.formats import Parsed, Rejected, parse_line
-from wildvalues.redact import redact
-from wildvalues.settings import IngestSettings
+from wildvalues.settings import IngestSettings, PrivacySettings
 from wildvalues.users import UserHasher
 
 PARSED_SCHEMA = StructType(
@@ -33,7 +32,9 @@ PARSED_SCHEMA = StructType(
 _TURN_ARROW = pa.list_(pa.struct([pa.field("role", pa.string(), False), pa.field("text", pa.string(), False)]))
 
 
-def parse_records(raw: DataFrame, settings: IngestSettings, users: UserHasher | None = None) -> DataFrame:
+def parse_records(
+    raw: DataFrame, settings: IngestSettings, privacy: PrivacySettings, users: UserHasher | None = None
+) -> DataFrame:
     """Parse every raw record with the layout parser; unusable ones keep a reason and raw text.
 
     With `users`, each conversation carries the salted hash of its user id (never the id itself).
@@ -44,8 +45,12 @@ def parse_records(raw: DataFrame, settings: IngestSettings, users: UserHasher | 
     id_field = settings.id_field
     redact_pii = settings.redact_pii
     max_raw = settings.raw_record_max_chars
+    if redact_pii:
+        pii.check_settings(privacy)  # here on the driver: a bad setting is one line, not a task failure
 
     def parse_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        # Built here, once per task: the engine (spaCy, Presidio) is slow to build and to pickle.
+        redactor = pii.PiiRedactor(privacy) if redact_pii else None
         for batch in batches:
             columns = batch.to_pydict()
             out: dict[str, list[Any]] = {name: [] for name in PARSED_SCHEMA.fieldNames()}
@@ -61,7 +66,7 @@ def parse_records(raw: DataFrame, settings: IngestSettings, users: UserHasher | 
                 result = (
                     Rejected(read_error)
                     if read_error
-                    else parse_line(raw, layout, text_field, id_field, redact_pii, users)
+                    else parse_line(raw, layout, text_field, id_field, redactor, users)
                 )
                 out["source_file"].append(source)
                 out["line_number"].append(number)
@@ -79,7 +84,9 @@ def parse_records(raw: DataFrame, settings: IngestSettings, users: UserHasher | 
                     out["n_chars"].append(None)
                     out["content_hash"].append(None)
                     # Redact the whole record, then cut: a cut first could leave half an email behind.
-                    out["raw_record"].append(None if raw is None else (redact(raw) if redact_pii else raw)[:max_raw])
+                    out["raw_record"].append(
+                        None if raw is None else (redactor.redact(raw) if redactor else raw)[:max_raw]
+                    )
                     out["reason"].append(result.reason)
                     out["user_hash"].append(None)
             yield pa.RecordBatch.from_pydict(out, schema=_parsed_arrow_schema())

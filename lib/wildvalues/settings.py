@@ -360,12 +360,31 @@ PII_ENTITIES: tuple[str, ...] = (
 )
 
 
+# The placeholder each entity type is replaced by, unless privacy.placeholders says otherwise.
+# LOCATION: places found by the NER model of privacy.ner_model (no pattern recognizer finds them).
+PII_PLACEHOLDERS: dict[str, str] = {
+    "PERSON": "<PERSON>",
+    "EMAIL_ADDRESS": "<EMAIL>",
+    "PHONE_NUMBER": "<PHONE>",
+    "CREDIT_CARD": "<CREDIT_CARD>",
+    "IBAN_CODE": "<IBAN>",
+    "US_BANK_NUMBER": "<BANK_ACCOUNT>",
+    "US_SSN": "<ID>",
+    "GOVERNMENT_ID": "<ID>",
+    "STREET_ADDRESS": "<ADDRESS>",
+    "IP_ADDRESS": "<IP>",
+    "URL_WITH_CREDENTIALS": "<URL>",
+    "DATE_OF_BIRTH": "<DOB>",
+    "LOCATION": "<LOCATION>",
+}
+
+
 class PrivacySettings(Section):
     """What is redacted before text is stored, who counts as one person, and the label auditor."""
 
     # Presidio entity types detected and replaced (lib/wildvalues/pii.py).
     entities: tuple[str, ...] = PII_ENTITIES
-    # Placeholder per entity type; an entity not listed becomes "<ENTITY_TYPE>".
+    # Placeholder per entity type, over PII_PLACEHOLDERS; an entity in neither becomes "<ENTITY_TYPE>".
     placeholders: dict[str, str] = Field(default_factory=dict)
     score_threshold: Fraction = 0.5  # Presidio's score a finding needs to be replaced
     # None: regex-and-context recognizers only (nothing to download). A spaCy model name or folder

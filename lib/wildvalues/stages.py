@@ -95,7 +95,7 @@ def run_ingest(inputs: StageInputs) -> StageRun:
     assert inputs.raw is not None, "the runner reads the input for stages that need it"
     settings = inputs.settings.ingest
     raw = ingest.apply_limit(inputs.raw, inputs.options.limit)
-    parsed = ingest.parse_records(raw, settings, inputs.users)
+    parsed = ingest.parse_records(raw, settings, inputs.settings.privacy, inputs.users)
     checked = ingest.flag_duplicate_ids(parsed, settings.raw_record_max_chars)
     # Parsed once, then split into two tables: persist so the input is read a single time.
     checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
