@@ -124,6 +124,7 @@ PLANTS: dict[str, tuple[Fill, list[str]]] = {
             "national insurance number {}",
             "the number on my passport reads {}",
             "ID on file: {}",
+            "They printed {} on the card the consulate sent me.",
         ],
     ),
     "IP_ADDRESS": (_ip, ["the server is at {}", "ssh into {} and restart it", "My IP is {}.", "{} keeps timing out"]),
@@ -148,8 +149,11 @@ PLANTS: dict[str, tuple[Fill, list[str]]] = {
     ),
 }
 
-# Phrasings no recognizer has a cue for: reported apart, and counted in `recall` all the same.
+# Phrasings no recognizer had a cue for when they were written: reported apart, and counted in
+# `recall` all the same. "ID on file" has been caught since "ID" became a cue after the first
+# measurement; "They printed ..." was added then, unseen by the recognizers.
 UNTARGETED = {
+    "They printed {} on the card the consulate sent me.",
     "{} here, quick question about taxes.",
     "My colleague {} said the report was late.",
     "I had lunch with {} today.",
@@ -271,6 +275,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synth", type=int, default=5000, help="synth conversations for ingest_parse (0: skip)")
+    parser.add_argument(
+        "--ner-model", default=None, help="privacy.ner_model: an installed spaCy model's name or folder (default: none)"
+    )
     args = parser.parse_args()
 
     from wildvalues.pii import PiiRedactor
@@ -278,14 +285,14 @@ def main() -> None:
 
     messages = build(args.n, args.seed)
     started = time.perf_counter()
-    redactor = PiiRedactor(PrivacySettings())
+    redactor = PiiRedactor(PrivacySettings(ner_model=args.ner_model))
     built = time.perf_counter() - started
     texts = [m.text for m in messages]
     started = time.perf_counter()
     found = redactor.find(texts)
     redactor.redact_many(texts[:1])  # the anonymizer's path once, outside the timing of find
     seconds = time.perf_counter() - started
-    result = {"n": args.n, "seed": args.seed, "engine_build_s": round(built, 2)}
+    result = {"n": args.n, "seed": args.seed, "ner_model": args.ner_model, "engine_build_s": round(built, 2)}
     result |= score(messages, found, seconds)
     result["precheck_pass_share"] = round(sum(redactor.could_hold_pii(t) for t in texts) / len(texts), 3)
     if args.synth:

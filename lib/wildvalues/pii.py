@@ -38,6 +38,7 @@ from presidio_analyzer.predefined_recognizers import (
     IpRecognizer,
     PhoneRecognizer,
     SpacyRecognizer,
+    UkNinoRecognizer,
     UsSsnRecognizer,
 )
 from presidio_anonymizer import AnonymizerEngine
@@ -143,7 +144,9 @@ _CITY_STATE_ZIP = r"(?:(?:,[ \t]*|[ \t]*\n[ \t]*|[ \t]+)[A-Z][a-z]+(?:[ \t][A-Z]
 
 def address_recognizer() -> PatternRecognizer:
     """House number, street words and a USPS suffix, then an optional unit and city, state and ZIP."""
-    suffix = rf"(?i:{'|'.join(sorted(STREET_SUFFIXES, key=len, reverse=True))})\.?"
+    # Capitalised or upper case only: "56 C is mine" must not read "is" as Island.
+    forms = {form for word in STREET_SUFFIXES for form in (word, word.upper())}
+    suffix = rf"(?:{'|'.join(sorted(forms, key=len, reverse=True))})\.?"
     street = rf"\b\d{{1,6}}[A-Z]?[ \t]+(?:[NSEW]\.?[ \t]+)?(?:{_STREET_WORD}[ \t]+){{1,4}}{suffix}(?![\w])"
     pattern = Pattern("street address", street + _UNIT + "?" + _CITY_STATE_ZIP + "?", _CUE_SCORE)
     return PatternRecognizer(
@@ -161,6 +164,8 @@ _ID_CUES = (
     r"(?:id|identity)\s+card",
     r"social\s+insurance",
     r"tax\s+id",
+    r"id",
+    r"identification",
     r"ni",
     r"nino",
     r"tin",
@@ -262,6 +267,10 @@ def _builtin(entity: str) -> list[EntityRecognizer]:
         return [UsSsnRecognizer()]
     if entity == "IP_ADDRESS":
         return [IpRecognizer()]
+    if entity == "GOVERNMENT_ID":
+        # A UK National Insurance number is recognisable by its format alone (letter pairs that are
+        # never issued are excluded), so it needs no cue.
+        return [UkNinoRecognizer(supported_entity="GOVERNMENT_ID")]
     return []
 
 
@@ -418,6 +427,7 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "CueNameRecognizer": (_cue_trigger(NAME_CUES + NAME_REACH_CUES),),
     "StreetAddressRecognizer": (_DIGIT,),
     "GovernmentIdRecognizer": (_DIGIT, _cue_trigger(_ID_CUES)),
+    "UkNinoRecognizer": (_DIGIT,),
     "DateOfBirthRecognizer": (_DIGIT, _cue_trigger(_DOB_CUES)),
     "UsBankAccountRecognizer": (_DIGIT, _cue_trigger(_BANK_CUES)),
     "CredentialUrlRecognizer": ("://",),
