@@ -478,3 +478,24 @@ def test_an_integer_too_long_to_read_is_a_quarantine_reason():
     result = parse_line('{"id": ' + "7" * 5000 + ', "messages": []}')
     assert isinstance(result, Rejected)
     assert result.reason.startswith("invalid JSON: Exceeds the limit (4300 digits)")
+
+
+# --------------------------------------------------------------------------------- max_turn_chars
+
+
+def test_turns_over_max_turn_chars_are_cut_and_counted(redactor):
+    long_user = "a" * 30 + " mail me at jane.doe@example.com please"  # 69 characters
+    record = {
+        "id": "long",
+        "messages": [{"role": "user", "content": long_user}, {"role": "assistant", "content": "short"}],
+    }
+    # Redacted before the cut: the cut lands inside the email, yet no half of it is kept.
+    # Cut first, the first 50 characters would end in "jane.doe" (the email starts at 42).
+    result = parse_line(line(record), redactor=redactor, max_turn_chars=50)
+    turns = (("user", "a" * 30 + " mail me at <EMAIL> "), ("assistant", "short"))
+    assert result == Parsed("long", turns, expected_hash(turns), None, len(long_user) - 50)
+    assert "jane" not in result.turns[0][1] and "@" not in result.turns[0][1]
+    # Under the limit nothing changes, and nothing is counted.
+    whole = parse_line(line(record), redactor=redactor, max_turn_chars=len(long_user))
+    assert isinstance(whole, Parsed) and whole.cut_chars == 0
+    assert whole.turns[0][1] == "a" * 30 + " mail me at <EMAIL> please"

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import Row
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from wildvalues import ingest
@@ -243,7 +244,13 @@ def test_ingest_end_to_end(spark, tmp_path):
     ctx, counts = run_ingest_stage(spark, path, tmp_path / "out")
 
     n_records = sum(1 for text in lines if text)
-    assert counts == {"input_records": n_records, "quarantined": 7, "conversations": 5, "invalid_utf8_records": 0}
+    assert counts == {
+        "input_records": n_records,
+        "quarantined": 7,
+        "conversations": 5,
+        "invalid_utf8_records": 0,
+        "conversations_cut": 0,
+    }
     assert counts["input_records"] == counts["conversations"] + counts["quarantined"]
 
     anon_id = "h-" + content_hash(anon_turns)[:24]
@@ -257,6 +264,7 @@ def test_ingest_end_to_end(spark, tmp_path):
             sum(len(t) for _, t in turns),
             content_hash(turns),
             None,
+            0,
         )
         for cid, turns in (
             ("g1", g1_turns),
@@ -271,7 +279,7 @@ def test_ingest_end_to_end(spark, tmp_path):
         spark.createDataFrame(
             expected_conversations,
             "conversation_id string, source string, turns array<struct<role:string,text:string>>, "
-            "n_turns int, n_chars int, content_hash string, user_hash string",
+            "n_turns int, n_chars int, content_hash string, user_hash string, cut_chars long",
         ),
     )
     stamps = {r.ingested_at for r in conversations.select("ingested_at").collect()}
@@ -324,6 +332,7 @@ def test_ingest_keeps_only_a_salted_hash_of_the_user_field(spark, tmp_path, monk
         "quarantined": 0,
         "conversations": 5,
         "invalid_utf8_records": 0,
+        "conversations_cut": 0,
         "users": 2,
         "conversations_without_user": 2,
     }
@@ -359,7 +368,13 @@ def test_ingest_raw_record_is_truncated(spark, tmp_path):
     long_bad = '{"id": "long", "x": "' + "a" * 100 + '"'  # invalid JSON (unclosed)
     path = write_lines(tmp_path / "long.jsonl", [long_bad, conv("ok")])
     ctx, counts = run_ingest_stage(spark, path, tmp_path / "out", {"raw_record_max_chars": 20})
-    assert counts == {"input_records": 2, "quarantined": 1, "conversations": 1, "invalid_utf8_records": 0}
+    assert counts == {
+        "input_records": 2,
+        "quarantined": 1,
+        "conversations": 1,
+        "invalid_utf8_records": 0,
+        "conversations_cut": 0,
+    }
     assert [
         tuple(r) for r in ctx.store.read("quarantine").select("line_number", "conversation_id", "raw_record").collect()
     ] == [(1, None, long_bad[:20])]
@@ -371,7 +386,13 @@ def test_duplicates_across_files_name_the_first_file_and_line(spark, tmp_path):
     a = write_lines(folder / "a.jsonl", [conv("other"), conv("dup", "same", "same")])
     b = write_lines(folder / "b.jsonl", [conv("dup", "same", "same"), conv("dup", "changed", "changed")])
     ctx, counts = run_ingest_stage(spark, str(folder), tmp_path / "out")
-    assert counts == {"input_records": 4, "quarantined": 2, "conversations": 2, "invalid_utf8_records": 0}
+    assert counts == {
+        "input_records": 4,
+        "quarantined": 2,
+        "conversations": 2,
+        "invalid_utf8_records": 0,
+        "conversations_cut": 0,
+    }
     kept = sorted((r.conversation_id, r.source) for r in ctx.store.read("conversations").collect())
     assert kept == [("dup", a), ("other", a)]
     quarantined = sorted(
@@ -394,7 +415,13 @@ def test_ingest_explicit_layout_and_fields(spark, tmp_path):
     ctx, counts = run_ingest_stage(
         spark, path, tmp_path / "out", {"format": "transcript", "text_field": "dialogue", "id_field": "uid"}
     )
-    assert counts == {"input_records": 2, "quarantined": 1, "conversations": 1, "invalid_utf8_records": 0}
+    assert counts == {
+        "input_records": 2,
+        "quarantined": 1,
+        "conversations": 1,
+        "invalid_utf8_records": 0,
+        "conversations_cut": 0,
+    }
     assert [(r.conversation_id, [tuple(t) for t in r.turns]) for r in ctx.store.read("conversations").collect()] == [
         ("t1", [("user", "hi"), ("assistant", "hello")])
     ]
@@ -433,3 +460,14 @@ def test_a_missing_ner_model_stops_ingest_on_the_driver_with_one_line(spark, tmp
         "privacy.ner_model: spaCy model 'en_core_web_nope' is not installed "
         "(install its package or give a model folder, or unset it for the pattern recognizers only)"
     )
+
+
+def test_turns_over_max_turn_chars_are_cut_flagged_and_counted(spark, tmp_path):
+    path = write_lines(tmp_path / "long.jsonl", [conv("long", "x" * 120, "ok"), conv("short", "fine", "ok")])
+    ctx, counts = run_ingest_stage(spark, path, tmp_path / "out", {"max_turn_chars": 100})
+    assert counts["conversations_cut"] == 1
+    stored = ctx.store.read("conversations").select(
+        "conversation_id", "cut_chars", F.length(F.col("turns")[0]["text"]).alias("n")
+    )
+    expected = [("long", 20, 100), ("short", 0, 4)]
+    assertDataFrameEqual(stored, spark.createDataFrame(expected, "conversation_id string, cut_chars long, n int"))

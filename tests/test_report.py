@@ -101,7 +101,7 @@ def store(spark, tmp_path_factory):
 
     now = datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC)
     conversations = [
-        (f"conv-{i:03d}", "test", [("user", text), ("assistant", "ok")], 2, len(text), f"h{i}", now, None)
+        (f"conv-{i:03d}", "test", [("user", text), ("assistant", "ok")], 2, len(text), f"h{i}", now, None, 0)
         for i, text in zip((7, 42), TEXT_MARKERS)
     ]
     s.write("conversations", spark.createDataFrame(conversations, CONVERSATIONS))

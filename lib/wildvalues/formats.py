@@ -54,6 +54,7 @@ class Parsed:
     turns: tuple[tuple[str, str], ...]
     content_hash: str
     user_hash: str | None = None  # the salted hash of the record's user id (--user-field)
+    cut_chars: int = 0  # characters cut from turns longer than ingest.max_turn_chars
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def parse_line(
     id_field: str | None = None,
     redactor: PiiRedactor | None = None,
     users: UserHasher | None = None,
+    max_turn_chars: int | None = None,
 ) -> Parsed | Rejected:
     """Parse one JSON record in `layout` (or detect it) into turns (PII-redacted by `redactor`), or say why not."""
     try:
@@ -92,12 +94,12 @@ def parse_line(
     try:
         chosen = detect_layout(record, text_field) if layout == "auto" else layout
         raw_turns = _extract_turns(record, chosen, text_field)
-        turns = _clean_turns(raw_turns, redactor)
+        turns, cut_chars = _clean_turns(raw_turns, redactor, max_turn_chars)
     except _Reject as reason:
         return Rejected(str(reason), conversation_id)
     digest = content_hash(turns)
     user_hash = users.user_hash(record) if users else None
-    return Parsed(conversation_id or f"h-{digest[:24]}", turns, digest, user_hash)
+    return Parsed(conversation_id or f"h-{digest[:24]}", turns, digest, user_hash, cut_chars)
 
 
 def valid_text(text: str) -> str:
@@ -197,13 +199,29 @@ def _transcript_turns(text: Any, text_field: str) -> list[tuple[str, str]]:
     return turns
 
 
-def _clean_turns(turns: list[tuple[str, str]], redactor: PiiRedactor | None) -> tuple[tuple[str, str], ...]:
-    """Strip and redact text, drop empty turns, and insist on a user and an assistant turn."""
+# A turn over max_turn_chars is redacted with this much text beyond the cut, then cut: a cut
+# first could leave half an email or card number at the end.
+_CUT_MARGIN = 256
+
+
+def _clean_turns(
+    turns: list[tuple[str, str]], redactor: PiiRedactor | None, max_turn_chars: int | None = None
+) -> tuple[tuple[tuple[str, str], ...], int]:
+    """Strip, cut and redact text, drop empty turns, and insist on a user and an assistant turn.
+
+    Returns the turns and the number of characters cut from turns longer than `max_turn_chars`.
+    """
     stripped = [(role, valid_text(text.strip())) for role, text in turns]
     cleaned = [(role, text) for role, text in stripped if text]
+    cut_chars = 0
+    if max_turn_chars is not None:
+        cut_chars = sum(max(len(text) - max_turn_chars, 0) for _, text in cleaned)
+        cleaned = [(role, text[: max_turn_chars + _CUT_MARGIN]) for role, text in cleaned]
     if redactor is not None and cleaned:
         texts = redactor.redact_many([text for _, text in cleaned])
         cleaned = [(role, text) for (role, _), text in zip(cleaned, texts)]
+    if max_turn_chars is not None:
+        cleaned = [(role, text[:max_turn_chars]) for role, text in cleaned]
     if not cleaned:
         raise _Reject("empty text: every turn is empty")
     roles = {role for role, _ in cleaned}
@@ -211,4 +229,4 @@ def _clean_turns(turns: list[tuple[str, str]], redactor: PiiRedactor | None) -> 
         raise _Reject("no assistant turn with text")
     if "user" not in roles:
         raise _Reject("no user turn with text")
-    return tuple(cleaned)
+    return tuple(cleaned), cut_chars

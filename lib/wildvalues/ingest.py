@@ -27,6 +27,7 @@ PARSED_SCHEMA = StructType(
         StructField("reason", StringType(), True),
         StructField("replaced_bytes", IntegerType(), True),
         StructField("user_hash", StringType(), True),
+        StructField("cut_chars", LongType(), True),
     ]
 )
 _TURN_ARROW = pa.list_(pa.struct([pa.field("role", pa.string(), False), pa.field("text", pa.string(), False)]))
@@ -44,6 +45,7 @@ def parse_records(
     text_field = settings.text_field or "text"
     id_field = settings.id_field
     redact_pii = settings.redact_pii
+    max_turn_chars = settings.max_turn_chars
     max_raw = settings.raw_record_max_chars
     if redact_pii:
         pii.check_settings(privacy)  # here on the driver: a bad setting is one line, not a task failure
@@ -66,7 +68,7 @@ def parse_records(
                 result = (
                     Rejected(read_error)
                     if read_error
-                    else parse_line(raw, layout, text_field, id_field, redactor, users)
+                    else parse_line(raw, layout, text_field, id_field, redactor, users, max_turn_chars)
                 )
                 out["source_file"].append(source)
                 out["line_number"].append(number)
@@ -79,6 +81,7 @@ def parse_records(
                     out["raw_record"].append(None)
                     out["reason"].append(None)
                     out["user_hash"].append(result.user_hash)
+                    out["cut_chars"].append(result.cut_chars)
                 else:
                     out["turns"].append(None)
                     out["n_chars"].append(None)
@@ -89,6 +92,7 @@ def parse_records(
                     )
                     out["reason"].append(result.reason)
                     out["user_hash"].append(None)
+                    out["cut_chars"].append(None)
             yield pa.RecordBatch.from_pydict(out, schema=_parsed_arrow_schema())
 
     return raw.mapInArrow(parse_batches, PARSED_SCHEMA)
@@ -107,6 +111,7 @@ def _parsed_arrow_schema() -> pa.Schema:
             pa.field("reason", pa.string()),
             pa.field("replaced_bytes", pa.int32()),
             pa.field("user_hash", pa.string()),
+            pa.field("cut_chars", pa.int64()),
         ]
     )
 
@@ -152,6 +157,7 @@ def to_conversations(checked: DataFrame, ingested_at) -> DataFrame:
         F.col("content_hash"),
         F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
         F.col("user_hash"),
+        F.col("cut_chars"),
     ).to(schemas.CONVERSATIONS)
 
 

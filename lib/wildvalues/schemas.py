@@ -53,6 +53,8 @@ CONVERSATIONS = _fields(
     ("ingested_at", TimestampType(), False),
     # HMAC-SHA256 of the user or account id under the output's salt (--user-field); null without one.
     ("user_hash", StringType(), True),
+    # Characters beyond ingest.max_turn_chars in the record's turns, cut before the text was stored.
+    ("cut_chars", LongType(), False),
 )
 
 QUARANTINE = _fields(

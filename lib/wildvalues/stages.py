@@ -107,6 +107,7 @@ def run_ingest(inputs: StageInputs) -> StageRun:
             F.count(F.when(kept & (F.col("replaced_bytes") > 0), 1)).alias("invalid_utf8"),
             F.countDistinct(F.when(kept, F.col("user_hash"))).alias("users"),
             F.count(F.when(kept & F.col("user_hash").isNull(), 1)).alias("without_user"),
+            F.count(F.when(kept & (F.col("cut_chars") > 0), 1)).alias("cut"),
         ).first()
         assert totals is not None, "an aggregate without grouping has one row"
         n_input, n_invalid_utf8 = int(totals["n"]), int(totals["invalid_utf8"])
@@ -129,11 +130,18 @@ def run_ingest(inputs: StageInputs) -> StageRun:
         yield Log(f"quarantined {row['count']} record(s): {row['r'].strip()}")
     if n_invalid_utf8:
         yield Log(f"kept {n_invalid_utf8} record(s) with invalid UTF-8 bytes, each replaced by U+FFFD")
+    n_cut = int(totals["cut"])
+    if n_cut:
+        yield Log(
+            f"cut {n_cut} conversation(s) with turns over ingest.max_turn_chars = {settings.max_turn_chars:,} "
+            "characters (conversations.cut_chars says how much)"
+        )
     result = {
         "input_records": n_input,
         "quarantined": n_quarantined,
         "conversations": n_conversations,
         "invalid_utf8_records": n_invalid_utf8,
+        "conversations_cut": n_cut,
     }
     if inputs.users:
         result.update(users=int(totals["users"]), conversations_without_user=int(totals["without_user"]))
