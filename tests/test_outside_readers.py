@@ -204,7 +204,7 @@ def test_row_counts_agree_with_spark(spark, tables, con):
         counts[name] = (
             read_delta(spark, path).count(),
             DeltaTable(path).count(),
-            con.sql(f"SELECT count(*) FROM {delta_scan(path)}").fetchone()[0],  # type: ignore[index]
+            con.sql(f"SELECT count(*) FROM {delta_scan(path)}").fetchone()[0],
             pl.scan_delta(path).select(pl.len()).collect().item(),
         )
     assert {name: len(set(c)) for name, c in counts.items()} == dict.fromkeys(EXPECTED_TABLES, 1), counts
