@@ -136,13 +136,10 @@ def category_share_errors(expressions: DataFrame, level3: DataFrame) -> DataFram
     )
     p = F.col("sy") / F.col("total")
     squares = F.col("syy") - 2 * p * F.col("sym") + p * p * F.col("smm")
+    # Float noise can take the sum of squares just below 0 when every residual is 0.
+    variance = F.greatest(squares, F.lit(0.0)) / (F.col("total") * F.col("total")) * F.col("n") / (F.col("n") - 1)
     # n = 1 has no spread to estimate: the standard error is unknown (null), not zero.
-    variance = F.when(F.col("n") > 1, squares / (F.col("total") * F.col("total")) * F.col("n") / (F.col("n") - 1))
-    return sums.select(
-        "name",
-        (100.0 * p).alias("pct"),
-        (100.0 * F.sqrt(F.greatest(variance, F.lit(0.0)))).alias("se"),  # float noise below 0 -> 0
-    )
+    return sums.select("name", (100.0 * p).alias("pct"), F.when(F.col("n") > 1, 100.0 * F.sqrt(variance)).alias("se"))
 
 
 # ---------------------------------------------------------------------------------------------
