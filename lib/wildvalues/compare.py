@@ -166,7 +166,9 @@ def _has_errors(metrics: Mapping[str, float], prefix: str) -> bool:
     return any(k.startswith(_SE_PREFIX + prefix) for k in metrics)
 
 
-def _clustered_change(kind: str, name: str, pct_a: float, se_a: float, pct_b: float, se_b: float, alpha: float):
+def _clustered_change(
+    kind: str, name: str, pct_a: float, se_a: float, pct_b: float, se_b: float, alpha: float
+) -> Change:
     low, high = clustered_interval(pct_b - pct_a, se_a, se_b, alpha)
     return Change(kind, name, pct_a, pct_b, pct_b - pct_a, low, high, low > 0.0 or high < 0.0, "clustered")
 
