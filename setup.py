@@ -59,6 +59,12 @@ setup(
             "ruff==0.17.6",
             "mypy==2.4.1",
             "types-PyYAML==6.0.12.20261122",
+            # Outside readers of the Delta tables (tests/test_outside_readers.py). DuckDB's delta
+            # extension comes as a wheel pinned to its DuckDB version, so nothing is downloaded.
+            "duckdb==1.5.5",
+            "duckdb-extensions==1.5.5",
+            "duckdb-extension-delta==1.5.5",
+            "polars==2.1.0",
         ],
     },
     entry_points={

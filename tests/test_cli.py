@@ -7,6 +7,7 @@ The error cases fail before Spark starts and are quick.
 
 from __future__ import annotations
 
+import collections
 import csv
 import datetime
 import io
@@ -263,6 +264,25 @@ def rows(first_run, name):
     return DeltaTable(str(first_run["out"] / "tables" / name)).to_pyarrow_table().to_pylist()
 
 
+def clustered_errors(first_run) -> dict[str, float]:
+    """Each top category's share's standard error with conversations as clusters, from the rows:
+    the variance of sum(y_i) / sum(m_i) over conversations i, linearised (with n / (n-1))."""
+    names = {
+        r["cluster_id"]: r["name"].split()[0].lower() for r in rows(first_run, "values_level_3") if r["side"] == "ai"
+    }
+    per_conversation: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for r in rows(first_run, "value_expressions"):
+        if r["side"] == "ai":
+            per_conversation[r["conversation_id"]][names[r["level_3_cluster_id"]]] += 1
+    n, total = len(per_conversation), sum(sum(c.values()) for c in per_conversation.values())
+    result = {}
+    for name in set(names.values()):
+        p = sum(c[name] for c in per_conversation.values()) / total
+        squares = sum((c[name] - p * sum(c.values())) ** 2 for c in per_conversation.values())
+        result[name] = 100.0 * (squares / total**2 * n / (n - 1)) ** 0.5
+    return result
+
+
 def test_mlflow_params(mlflow_run, first_run, input_file):
     _, run = mlflow_run
     assert run.info.status == "FINISHED"
@@ -301,6 +321,8 @@ def test_mlflow_metrics(mlflow_run, first_run):
     assert sorted(categories) == ["epistemic", "personal", "practical", "protective", "social"]
     assert categories == pytest.approx(top)
     assert sum(categories.values()) == pytest.approx(100.0)
+    errors = {k[len("se_pct_category_") :]: v for k, v in metrics.items() if k.startswith("se_pct_category_")}
+    assert errors == pytest.approx(clustered_errors(first_run))
 
     responses = {k[len("pct_response_") :]: v for k, v in metrics.items() if k.startswith("pct_response_")}
     expected = {response_type: 0.0 for response_type in RESPONSE_TYPES}  # all seven, zeros too

@@ -1,16 +1,28 @@
-"""Tests for wildvalues.compare: intervals against independent references, and two real MLflow
-runs in a temporary SQLite store."""
+"""Tests for wildvalues.compare: intervals against independent references and handmade
+clustered cases with known answers, and two real MLflow runs in a temporary SQLite store (also
+through the `wildvalues compare` CLI)."""
 
 from __future__ import annotations
 
+import math
+from statistics import NormalDist
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
+from pyspark.testing import assertDataFrameEqual
 from scipy.stats import binomtest
 
-from wildvalues import compare
+from wildvalues import compare, schemas
 from wildvalues.tracking import RUN_TAG
+
+if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
+    from tests.test_cli import assert_ok, wildvalues
+else:
+    from test_cli import assert_ok, wildvalues
+
+Z95 = NormalDist().inv_cdf(0.975)
 
 # ---------------------------------------------------------------------------------------------
 # Intervals
@@ -44,6 +56,77 @@ def test_newcombe_matches_published_example():
     # method 10 (hybrid score): 0.0524 to 0.3339. Here the difference is b - a.
     low, high = compare.newcombe_interval(48, 80, 56, 70)
     assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+
+
+def test_clustered_interval_is_wald_on_the_two_errors():
+    low, high = compare.clustered_interval(5.0, 3.0, 4.0)  # sqrt(3^2 + 4^2) = 5
+    assert (low, high) == pytest.approx((5.0 - 5 * Z95, 5.0 + 5 * Z95), abs=1e-12)
+    assert compare.clustered_interval(-1.0, 0.0, 0.0) == (-1.0, -1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversation-clustered standard errors of category shares (Spark, handmade data)
+
+LEVEL3 = [("ai", "c-prac", "Practical values"), ("ai", "c-epis", "Epistemic values"), ("human", "h-prac", "Practical")]
+ERRORS_SCHEMA = "name string, pct double, se double"
+
+
+def _expressions(spark, conversations: list[list[str]]):
+    """value_expressions rows: conversation i expresses one AI value per level-3 id listed."""
+    rows = [
+        (f"c{i}", "ai", f"v{j}", f"v{j}", "exact", 1.0, "l1", "l2", cluster, "run")
+        for i, clusters in enumerate(conversations)
+        for j, cluster in enumerate(clusters)
+    ]
+    # A human-side expression in every conversation: not an AI expression, never counted.
+    rows += [(f"c{i}", "human", "h", "h", "exact", 1.0, "l1", "l2", "h-prac", "run") for i in range(len(conversations))]
+    return spark.createDataFrame(rows, schemas.VALUE_EXPRESSIONS)
+
+
+def _level3(spark):
+    rows = [(side, cid, name, 3, None, False, 1, 1, 1.0, 1, 1.0, "run") for side, cid, name in LEVEL3]
+    return spark.createDataFrame(rows, schemas.VALUE_LEVEL)
+
+
+def test_identical_conversations_give_zero_width(spark):
+    # Every conversation has the same make-up (one practical, one epistemic): resampling
+    # conversations cannot move the shares, so the standard error is exactly 0.
+    expressions = _expressions(spark, [["c-prac", "c-epis"]] * 6)
+    expected = spark.createDataFrame([("Practical values", 50.0, 0.0), ("Epistemic values", 50.0, 0.0)], ERRORS_SCHEMA)
+    assertDataFrameEqual(compare.category_share_errors(expressions, _level3(spark)), expected)
+
+
+def test_clustered_error_is_wider_by_the_design_effect(spark):
+    # n = 10 conversations of m = 4 expressions each, all four in one category: 3 practical,
+    # 7 epistemic. Per conversation the share is 0 or 1, so the information is that of 10
+    # conversations, not 40 expressions: var = p(1-p) / (n-1) (n / (n-1) small-sample factor
+    # included) against p(1-p) / (n m) when expressions count as independent; the standard
+    # error is sqrt(n m / (n - 1)) = sqrt(40 / 9) = 2.108 times wider.
+    n, m = 10, 4
+    expressions = _expressions(spark, [["c-prac"] * m] * 3 + [["c-epis"] * m] * 7)
+    se = 100.0 * math.sqrt(0.3 * 0.7 / (n - 1))
+    expected = spark.createDataFrame([("Practical values", 30.0, se), ("Epistemic values", 70.0, se)], ERRORS_SCHEMA)
+    result = compare.category_share_errors(expressions, _level3(spark))
+    assertDataFrameEqual(result, expected, rtol=1e-12)
+    naive = 100.0 * math.sqrt(0.3 * 0.7 / (n * m))
+    assert se / naive == pytest.approx(math.sqrt(40 / 9), rel=1e-12)
+
+
+def test_one_value_per_conversation_is_the_binomial_error(spark):
+    # With one expression per conversation nothing is clustered: sqrt(p(1-p)/n) times the
+    # n / (n-1) factor's square root, i.e. sqrt(p(1-p)/(n-1)) = sqrt(0.25 / 3) at 2 of 4.
+    expressions = _expressions(spark, [["c-prac"], ["c-prac"], ["c-epis"], ["c-epis"]])
+    se = 100.0 * math.sqrt(0.25 / 3)
+    expected = spark.createDataFrame([("Practical values", 50.0, se), ("Epistemic values", 50.0, se)], ERRORS_SCHEMA)
+    assertDataFrameEqual(compare.category_share_errors(expressions, _level3(spark)), expected, rtol=1e-12)
+
+
+def test_one_conversation_has_no_error_estimate(spark):
+    expressions = _expressions(spark, [["c-prac", "c-epis", "c-epis"]])
+    expected = spark.createDataFrame(
+        [("Practical values", 100.0 / 3, None), ("Epistemic values", 200.0 / 3, None)], ERRORS_SCHEMA
+    )
+    assertDataFrameEqual(compare.category_share_errors(expressions, _level3(spark)), expected, rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,3 +293,68 @@ def test_compare_latest(store, tmp_path):
     text = compare.compare_latest(uri)
     assert text.startswith(f"run a = {RUN_A}") and f"run b = {RUN_B}" in text
     assert "only" in compare.compare_latest(f"sqlite:///{tmp_path}/empty.db")
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs that log clustered standard errors (se_pct_category_*), as the taxonomy stage does now
+
+RUN_C, RUN_D = "20250115T000000Z-cccccccc", "20250122T000000Z-dddddddd"
+# +5 points on epistemic is significant when its 4,000 expressions count as independent, not
+# with standard errors of 2 points per run (half-width 1.96 * sqrt(8) = 5.54 > 5).
+ERRORS = {"se_pct_category_practical": 2.0, "se_pct_category_epistemic": 2.0}
+CLUSTERED = {
+    **EXPECTED,
+    ("category", "epistemic"): (20.0, 25.0, 5.0, False),
+}
+
+
+@pytest.fixture(scope="module")
+def clustered_store(tmp_path_factory):
+    """(output directory whose mlflow.db holds runs c and d, tracking uri)."""
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path_factory.mktemp("clustered")
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("compare-clustered", artifact_location=(root / "artifacts").as_uri())
+    _log_run(client, experiment_id, RUN_C, {**METRICS_A, **ERRORS}, TOP_A, root / "files")
+    _log_run(client, experiment_id, RUN_D, {**METRICS_B, **ERRORS}, TOP_B, root / "files")
+    return root, uri
+
+
+def test_category_changes_use_the_clustered_errors(clustered_store):
+    _, uri = clustered_store
+    changes = compare.compare_from_mlflow(uri, RUN_C, RUN_D)
+    assert {(c.kind, c.name): (c.a, c.b, c.diff, c.significant) for c in changes} == CLUSTERED
+    assert {(c.kind, c.interval) for c in changes} == {
+        ("category", "clustered"),
+        ("response_type", "newcombe"),
+        ("value", "newcombe"),
+    }
+    epistemic = next(c for c in changes if c.name == "epistemic")
+    half = Z95 * math.sqrt(8.0)
+    assert (epistemic.ci_low, epistemic.ci_high) == pytest.approx((5.0 - half, 5.0 + half), abs=1e-9)
+
+
+def test_clustered_false_gives_the_independent_intervals(clustered_store):
+    _, uri = clustered_store
+    _check(compare.compare_from_mlflow(uri, RUN_C, RUN_D, clustered=False))
+
+
+def test_a_run_without_errors_falls_back_to_independent_intervals():
+    # An older run logged no se_ metrics: its categories are compared as before, and say so.
+    run_a = SimpleNamespace(data=SimpleNamespace(metrics=dict(METRICS_A)))
+    run_b = SimpleNamespace(data=SimpleNamespace(metrics={**METRICS_B, **ERRORS}))
+    changes = compare.compare_runs(run_a, run_b, {}, {})
+    categories = {c.name: (c.significant, c.interval) for c in changes if c.kind == "category"}
+    assert categories == {"epistemic": (True, "newcombe"), "practical": (False, "newcombe")}
+
+
+def test_compare_cli(clustered_store):
+    root, _ = clustered_store
+    result = wildvalues("compare", RUN_C, RUN_D, "--output", root, cwd=root)
+    assert_ok(result)
+    lines = result.stdout.splitlines()
+    epistemic = next(line for line in lines if " epistemic " in line)
+    assert not epistemic.startswith("*") and "+5.000" in epistemic
+    assert lines[-1] == "3 of 7 changes significant (* = 95% CI excludes 0)"

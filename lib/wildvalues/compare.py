@@ -1,11 +1,17 @@
 """Compare two pipeline runs recorded in MLflow: which shares changed, with 95% intervals.
 
-Shares are rebuilt as counts from each run's logged metrics (percent x denominator) and compared
-with Newcombe's hybrid score interval for a difference of two independent proportions (method
-10 in Newcombe 1998), built from one Wilson score interval per run. Category shares count value
-expressions, several per conversation, as if independent: their intervals are somewhat narrow.
-The metric names are the pipeline's own (`Change.metric`), so the MLflow UI compare view shows
-the same figures side by side.
+Response-type and value shares are shares of conversations, the sampled unit: they are rebuilt
+as counts from each run's logged metrics (percent x denominator) and compared with Newcombe's
+hybrid score interval for a difference of two independent proportions (method 10 in Newcombe
+1998), built from one Wilson score interval per run.
+
+Category shares are shares of value expressions, several per conversation and correlated within
+it (a coding conversation expresses several practical values). Counting them as independent
+makes intervals too narrow, so the taxonomy stage logs each share's cluster-robust standard error
+with conversations as clusters (`category_share_errors`, metric `se_pct_category_<name>`), and
+the difference gets a Wald interval from the two. Runs logged before those metrics existed fall
+back to the independent interval (`Change.interval` says which). The metric names are the
+pipeline's own (`Change.metric`), so the MLflow UI compare view shows the same figures side by side.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from statistics import NormalDist
 from typing import Any
 
 import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from wildvalues.tracking import RUN_TAG
 
@@ -32,6 +40,7 @@ _METRIC_SHARES: tuple[tuple[str, str, str], ...] = (
     ("category", "pct_category_", "ai_value_expressions"),
     ("response_type", "pct_response_", "subjective"),
 )
+_SE_PREFIX = "se_"  # se_pct_category_<name>: the share's cluster-robust standard error, in points
 _VALUE_DENOMINATOR = "subjective"  # top_values.csv pct_convos: share of subjective conversations
 _MLFLOW_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -48,6 +57,7 @@ class Change:
     ci_low: float
     ci_high: float
     significant: bool
+    interval: str = "newcombe"  # or "clustered": Wald with conversation-clustered standard errors
 
     @property
     def metric(self) -> str | None:
@@ -93,6 +103,45 @@ def newcombe_interval(x_a: int, n_a: int, x_b: int, n_b: int, alpha: float = 0.0
     )
 
 
+def clustered_interval(diff: float, se_a: float, se_b: float, alpha: float = 0.05) -> tuple[float, float]:
+    """Wald interval for a difference of two independent estimates with these standard errors."""
+    half = _z(alpha) * math.hypot(se_a, se_b)
+    return diff - half, diff + half
+
+
+def category_share_errors(expressions: DataFrame, level3: DataFrame) -> DataFrame:
+    """Each AI top category's share of AI value expressions (percent) and its cluster-robust
+    standard error (points), conversations as clusters: columns name, pct, se.
+
+    The share is a ratio p = sum(y_i) / sum(m_i) over conversations i, with y_i the conversation's
+    expressions in the category and m_i all its AI expressions. Its linearised (sandwich)
+    variance is n / (n - 1) * sum((y_i - p m_i)^2) / (sum m_i)^2, expanded into sums so that
+    conversations without the category need no row: sum(y^2) - 2 p sum(y m) + p^2 sum(m^2).
+    """
+    ai = expressions.filter(F.col("side") == "ai")
+    names = level3.filter(F.col("side") == "ai").select(F.col("cluster_id").alias("level_3_cluster_id"), "name")
+    per_conversation = ai.groupBy("conversation_id").agg(F.count(F.lit(1)).alias("m"))
+    totals = per_conversation.agg(
+        F.count(F.lit(1)).alias("n"), F.sum("m").alias("total"), F.sum(F.col("m") * F.col("m")).alias("smm")
+    )
+    y, m = F.col("y"), F.col("m")
+    sums = (
+        ai.join(names, "level_3_cluster_id")
+        .groupBy("conversation_id", "name")
+        .agg(F.count(F.lit(1)).alias("y"))
+        .join(per_conversation, "conversation_id")
+        .groupBy("name")
+        .agg(F.sum("y").alias("sy"), F.sum(y * y).alias("syy"), F.sum(y * m).alias("sym"))
+        .crossJoin(totals)
+    )
+    p = F.col("sy") / F.col("total")
+    squares = F.col("syy") - 2 * p * F.col("sym") + p * p * F.col("smm")
+    # Float noise can take the sum of squares just below 0 when every residual is 0.
+    variance = F.greatest(squares, F.lit(0.0)) / (F.col("total") * F.col("total")) * F.col("n") / (F.col("n") - 1)
+    # n = 1 has no spread to estimate: the standard error is unknown (null), not zero.
+    return sums.select("name", (100.0 * p).alias("pct"), F.when(F.col("n") > 1, 100.0 * F.sqrt(variance)).alias("se"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Comparing
 
@@ -113,17 +162,36 @@ def _denominator(metrics: Mapping[str, float], key: str) -> int | None:
     return int(round(value)) if value is not None and value > 0 else None
 
 
-def _metric_changes(metrics_a: Mapping[str, float], metrics_b: Mapping[str, float], alpha: float) -> list[Change]:
+def _has_errors(metrics: Mapping[str, float], prefix: str) -> bool:
+    return any(k.startswith(_SE_PREFIX + prefix) for k in metrics)
+
+
+def _clustered_change(
+    kind: str, name: str, pct_a: float, se_a: float, pct_b: float, se_b: float, alpha: float
+) -> Change:
+    low, high = clustered_interval(pct_b - pct_a, se_a, se_b, alpha)
+    return Change(kind, name, pct_a, pct_b, pct_b - pct_a, low, high, low > 0.0 or high < 0.0, "clustered")
+
+
+def _metric_changes(
+    metrics_a: Mapping[str, float], metrics_b: Mapping[str, float], alpha: float, clustered: bool
+) -> list[Change]:
     changes = []
     for kind, prefix, denominator in _METRIC_SHARES:
         n_a, n_b = _denominator(metrics_a, denominator), _denominator(metrics_b, denominator)
         if n_a is None or n_b is None:
             continue
+        use_errors = clustered and _has_errors(metrics_a, prefix) and _has_errors(metrics_b, prefix)
         names = {k[len(prefix) :] for k in (*metrics_a, *metrics_b) if k.startswith(prefix)}
         for name in names:
-            # The pipeline logs only the categories and types that occur: absent means 0%.
+            # The pipeline logs only the categories and types that occur: absent means 0%, and
+            # a share of 0 has no spread.
             pct_a, pct_b = metrics_a.get(prefix + name, 0.0), metrics_b.get(prefix + name, 0.0)
-            changes.append(_change(kind, name, pct_a, n_a, pct_b, n_b, alpha))
+            if use_errors:
+                se_a, se_b = (m.get(_SE_PREFIX + prefix + name, 0.0) for m in (metrics_a, metrics_b))
+                changes.append(_clustered_change(kind, name, pct_a, se_a, pct_b, se_b, alpha))
+            else:
+                changes.append(_change(kind, name, pct_a, n_a, pct_b, n_b, alpha))
     return changes
 
 
@@ -190,17 +258,19 @@ def compare_runs(
     artifacts_a: Mapping[str, Any] | None = None,
     artifacts_b: Mapping[str, Any] | None = None,
     alpha: float = 0.05,
+    clustered: bool = True,
 ) -> list[Change]:
     """Changes from run_a to run_b (mlflow.entities.Run) in category shares, response-type shares
     and the top values' pct_convos; sorted by kind, then largest absolute change first.
 
     `artifacts_*` maps an artifact name ('top_values.csv') to a DataFrame or local file; when
     None the artifact is downloaded from the run. Shares whose denominator metric is missing or
-    zero in either run are skipped.
+    zero in either run are skipped. `clustered=False` treats value expressions as independent
+    for category shares (the old intervals, kept to measure what they got wrong).
     """
     _z(alpha)
     metrics_a, metrics_b = dict(run_a.data.metrics), dict(run_b.data.metrics)
-    changes = _metric_changes(metrics_a, metrics_b, alpha)
+    changes = _metric_changes(metrics_a, metrics_b, alpha, clustered)
     changes += _value_changes(
         _top_values(run_a, artifacts_a),
         _top_values(run_b, artifacts_b),
@@ -280,14 +350,16 @@ def latest_runs(tracking_uri: str, n: int = 2) -> list[Any]:
     )
 
 
-def compare_from_mlflow(tracking_uri: str, run_a_id: str, run_b_id: str, alpha: float = 0.05) -> list[Change]:
+def compare_from_mlflow(
+    tracking_uri: str, run_a_id: str, run_b_id: str, alpha: float = 0.05, clustered: bool = True
+) -> list[Change]:
     """compare_runs for two runs named by MLflow run id or wildvalues run id."""
     run_a, run_b = resolve_run(tracking_uri, run_a_id), resolve_run(tracking_uri, run_b_id)
     artifacts = []
     for run in (run_a, run_b):
         top = _download_top_values(run, tracking_uri)
         artifacts.append({} if top is None else {TOP_VALUES_ARTIFACT: top})
-    return compare_runs(run_a, run_b, artifacts[0], artifacts[1], alpha)
+    return compare_runs(run_a, run_b, artifacts[0], artifacts[1], alpha, clustered)
 
 
 def compare_latest(tracking_uri: str, alpha: float = 0.05) -> str:

@@ -19,7 +19,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wildvalues import batch_mode, classify, embedding_cache, ingest, placement, schemas, taxonomy, users
+from wildvalues import batch_mode, classify, compare, embedding_cache, ingest, placement, schemas, taxonomy, users
 from wildvalues.classifier import RESPONSE_TYPES, classifier_identity
 from wildvalues.embeddings import build_embedder
 from wildvalues.settings import Settings
@@ -380,8 +380,13 @@ def run_taxonomy(inputs: StageInputs) -> StageRun:
             expressions, taxonomy_nodes, n_subjective, inputs.run_id, conversation_users(inputs)
         )
         yield from write_levels(nodes, LEVEL_TABLES)
-        for row in inputs.tables.read("values_level_3").filter(F.col("side") == "ai").collect():
-            result[f"pct_category_{row['name'].split()[0].lower()}"] = row["pct_total_occurrences"]
+        level3 = inputs.tables.read("values_level_3")
+        for row in level3.filter(F.col("side") == "ai").collect():
+            result[f"pct_category_{category_key(row['name'])}"] = row["pct_total_occurrences"]
+        # Conversation-clustered standard errors, so `wildvalues compare` needs only MLflow.
+        for row in compare.category_share_errors(expressions, level3).collect():
+            if row["se"] is not None:
+                result[f"se_pct_category_{category_key(row['name'])}"] = row["se"]
     if mode != "published":
         metrics, trees = yield from discovered_tables(inputs, tree, expressions, n_subjective)
         result.update(metrics)
@@ -393,6 +398,11 @@ def run_taxonomy(inputs: StageInputs) -> StageRun:
         top_values_csv(inputs.tables.read("values_level_0"), inputs.settings.mlflow.top_values_csv_rows),
     )
     return result
+
+
+def category_key(name: str) -> str:
+    """A top category's short metric name: 'Practical values' -> 'practical'."""
+    return name.split()[0].lower()
 
 
 def cached_vectors(inputs: StageInputs, texts: Sequence[str]) -> Generator[Request, None, dict[str, np.ndarray]]:

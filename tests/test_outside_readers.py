@@ -1,0 +1,211 @@
+"""Every table a run writes, read outside Spark: DuckDB (delta extension), Polars and delta-rs.
+
+SLOW: one small `wildvalues run` (60 conversations) in a subprocess, then one local Spark for the
+row counts. DuckDB's delta extension comes from the `duckdb-extension-delta` wheel, so nothing
+is downloaded: this is how a reader on an offline machine gets it too.
+
+Natural types, the ones a reader expects without casts: Spark StringType -> VARCHAR / String,
+IntegerType -> INTEGER / Int32, LongType (counts, tokens) -> BIGINT / Int64, DoubleType -> DOUBLE
+/ Float64, FloatType -> FLOAT / Float32, BooleanType -> BOOLEAN / Boolean, TimestampType (an
+instant, stored in UTC) -> TIMESTAMP WITH TIME ZONE / Datetime(us, UTC), ArrayType -> a list
+(x[] / List), StructType -> a struct with the same field names and types.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import TYPE_CHECKING
+
+import duckdb
+import polars as pl
+import pytest
+import yaml
+from deltalake import DeltaTable
+from duckdb_extensions import import_extension
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DataType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructType,
+    TimestampType,
+)
+
+from wildvalues import schemas
+from wildvalues.delta_io import read_delta
+from wildvalues.validate import table_schema
+
+if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
+    from tests.test_cli import LEAN_CONFIG, assert_ok, wildvalues
+else:
+    from test_cli import LEAN_CONFIG, assert_ok, wildvalues
+
+N_SYNTH = 60
+# Small k so the public_* tables hold rows at 60 conversations (their types are checked either way).
+CONFIG = {**LEAN_CONFIG, "analyze": {"suppression_k": 2}, "privacy": {"k_users": 2}}
+# Every table a full run with the default settings writes (the optional modes' tables are not).
+EXPECTED_TABLES = {
+    "classification_cache",
+    "classification_errors",
+    "classifications",
+    "conversations",
+    "public_response_types",
+    "public_value_context",
+    "public_value_mirroring",
+    *(f"public_values_level_{level}" for level in range(4)),
+    "quarantine",
+    "response_types",
+    "run_counts",
+    "task_categories",
+    "value_anomalies",
+    "value_context",
+    "value_embeddings",
+    "value_expressions",
+    "value_invariance",
+    "value_mirroring",
+    "value_taxonomy",
+    *(f"values_level_{level}" for level in range(4)),
+}
+
+DUCKDB_TYPES: dict[type[DataType], str] = {
+    StringType: "VARCHAR",
+    IntegerType: "INTEGER",
+    LongType: "BIGINT",
+    DoubleType: "DOUBLE",
+    FloatType: "FLOAT",
+    BooleanType: "BOOLEAN",
+    TimestampType: "TIMESTAMP WITH TIME ZONE",
+}
+POLARS_TYPES: dict[type[DataType], pl.DataType] = {
+    StringType: pl.String(),
+    IntegerType: pl.Int32(),
+    LongType: pl.Int64(),
+    DoubleType: pl.Float64(),
+    FloatType: pl.Float32(),
+    BooleanType: pl.Boolean(),
+    TimestampType: pl.Datetime("us", "UTC"),
+}
+
+
+def duckdb_type(dtype: DataType) -> str:
+    """The DuckDB type a Spark type should read as (DuckDB's own spelling)."""
+    if isinstance(dtype, ArrayType):
+        return duckdb_type(dtype.elementType) + "[]"
+    if isinstance(dtype, StructType):
+        return "STRUCT(" + ", ".join(f'"{f.name}" {duckdb_type(f.dataType)}' for f in dtype.fields) + ")"
+    return DUCKDB_TYPES[type(dtype)]
+
+
+def polars_type(dtype: DataType) -> pl.DataType:
+    """The Polars type a Spark type should read as."""
+    if isinstance(dtype, ArrayType):
+        return pl.List(polars_type(dtype.elementType))
+    if isinstance(dtype, StructType):
+        return pl.Struct({f.name: polars_type(f.dataType) for f in dtype.fields})
+    return POLARS_TYPES[type(dtype)]
+
+
+def spark_schema(name: str) -> StructType:
+    if name == "classification_cache":
+        return schemas.CLASSIFICATION_CACHE
+    return table_schema(name.removeprefix("public_"))  # public_* keep their source's columns
+
+
+def normalise(value):
+    """Rows from any reader to one comparable shape: timestamps as naive UTC."""
+    if isinstance(value, dict):
+        return {k: normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        return value.astimezone(datetime.UTC).replace(tzinfo=None)
+    return value
+
+
+def delta_scan(path: str) -> str:
+    """DuckDB's table function over a Delta table (a table function takes no bound parameters)."""
+    quoted = path.replace("'", "''")
+    return f"delta_scan('{quoted}')"
+
+
+def sorted_rows(rows: list[dict]) -> list[dict]:
+    return sorted((normalise(r) for r in rows), key=repr)
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory) -> str:
+    """<out>/tables of one small full run."""
+    root = tmp_path_factory.mktemp("readers")
+    config = root / "lean.yml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    source = root / "conversations.jsonl"
+    assert_ok(wildvalues("synth", "--n", N_SYNTH, "--output", source, "--seed", 5, cwd=root))
+    out = root / "out"
+    assert_ok(wildvalues("run", "--input", source, "--output", out, "--config", config, "--no-report", cwd=root))
+    return str(out / "tables")
+
+
+@pytest.fixture(scope="module")
+def con():
+    """A DuckDB connection with the delta extension from its wheel; never from the network."""
+    connection = duckdb.connect()
+    connection.execute("SET autoinstall_known_extensions = false")
+    import_extension("delta", con=connection)
+    connection.execute("LOAD delta")
+    yield connection
+    connection.close()
+
+
+def test_the_run_writes_the_expected_tables(tables):
+    assert set(os.listdir(tables)) == EXPECTED_TABLES
+
+
+def test_public_tables_hold_rows(tables):
+    # Otherwise their values would not be compared below.
+    empty = [n for n in EXPECTED_TABLES if n.startswith("public_") and not DeltaTable(os.path.join(tables, n)).count()]
+    assert empty == []
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_TABLES))
+def test_duckdb_reads_every_table_with_natural_types(tables, con, name):
+    path = os.path.join(tables, name)
+    relation = con.sql(f"FROM {delta_scan(path)}")
+    schema = spark_schema(name)
+    assert list(zip(relation.columns, map(str, relation.types))) == [
+        (f.name, duckdb_type(f.dataType)) for f in schema.fields
+    ]
+    assert sorted_rows(relation.to_arrow_table().to_pylist()) == sorted_rows(
+        DeltaTable(path).to_pyarrow_table().to_pylist()
+    )
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_TABLES))
+def test_polars_reads_every_table_with_natural_types(tables, name):
+    path = os.path.join(tables, name)
+    expected_schema = pl.Schema({f.name: polars_type(f.dataType) for f in spark_schema(name).fields})
+    eager = pl.read_delta(path)
+    lazy = pl.scan_delta(path)
+    assert eager.schema == expected_schema
+    assert lazy.collect_schema() == expected_schema
+    from_delta_rs = sorted_rows(DeltaTable(path).to_pyarrow_table().to_pylist())
+    assert sorted_rows(eager.to_dicts()) == from_delta_rs
+    assert sorted_rows(lazy.collect().to_dicts()) == from_delta_rs
+
+
+def test_row_counts_agree_with_spark(spark, tables, con):
+    counts = {}
+    for name in sorted(EXPECTED_TABLES):
+        path = os.path.join(tables, name)
+        counts[name] = (
+            read_delta(spark, path).count(),
+            DeltaTable(path).count(),
+            con.sql(f"SELECT count(*) FROM {delta_scan(path)}").fetchone()[0],
+            pl.scan_delta(path).select(pl.len()).collect().item(),
+        )
+    assert {name: len(set(c)) for name, c in counts.items()} == dict.fromkeys(EXPECTED_TABLES, 1), counts
+    assert counts["conversations"][0] == N_SYNTH
