@@ -435,6 +435,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     suppressed = ", ".join(f"{name} {n}" for name, n in summary["n_suppressed"].items() if n) or "none"
     print(f"report for run {run_id}: {os.path.join(args.output, summary['html'])}")
     print(f"  plots: {summary['n_plots']}; suppressed below k={k}: {suppressed}")
+    labels = ", ".join(f"{name} {n}" for name, n in summary.get("n_suppressed_labels", {}).items() if n) or "none"
+    print(f"  labels suppressed by the label auditor: {labels}")
     return 0
 
 
@@ -446,12 +448,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     k = settings.analyze.suppression_k
     try:
         result = export.export_public(runner.store, args.to, k, tree=args.tree)
-    except export.WrongTree as error:
+    except (export.WrongTree, export.Unaudited) as error:
         raise UsageError(str(error)) from error
     for path in result.paths.values():
         print(f"wrote {path}")
     suppressed = ", ".join(f"{name} {n}" for name, n in result.n_suppressed.items() if n) or "none"
     print(f"suppressed below k={k}: {suppressed}")
+    labels = ", ".join(f"{name} {n}" for name, n in result.n_suppressed_labels.items() if n) or "none"
+    print(f"labels suppressed by the label auditor (privacy.audit_min_rating): {labels}")
     return 0
 
 

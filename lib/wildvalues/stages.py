@@ -852,6 +852,7 @@ def run_report(inputs: StageInputs) -> StageRun:
     for name, content in rendered.files.items():
         yield Artifact(f"{report.REPORT_DIR}/{name}", content)
     yield Metrics({f"suppressed_{name}": n for name, n in rendered.n_suppressed.items()})
+    yield Metrics({f"suppressed_labels_report_{name}": n for name, n in rendered.n_suppressed_labels.items()})
     suppressed = sum(rendered.n_suppressed.values())
     yield Log(
         f"{report.REPORT_DIR}/{report.HTML_FILE} ({len(rendered.files) - 1} plots, {suppressed} small group(s) suppressed)"
@@ -860,6 +861,7 @@ def run_report(inputs: StageInputs) -> StageRun:
         "html": f"{report.REPORT_DIR}/{report.HTML_FILE}",
         "n_plots": len(rendered.files) - 1,
         "n_suppressed": dict(rendered.n_suppressed),
+        "n_suppressed_labels": dict(rendered.n_suppressed_labels),
     }
 
 
