@@ -176,7 +176,8 @@ PUBLISHED_ROWS = [
 
 def analyze(spark, out, privacy: dict, anthropic: dict | None = None) -> tuple[Runner, dict]:
     """The real analyze stage through the runner over the handmade tables under `out`."""
-    sections = {"analyze": {"suppression_k": K}, "privacy": privacy, "classifier": {"anthropic": anthropic or {}}}
+    findings = {"suppression_k": K, "min_count": 1}  # min_count 1: the planted value gets a context cell
+    sections = {"analyze": findings, "privacy": privacy, "classifier": {"anthropic": anthropic or {}}}
     settings = Settings.model_validate(sections)
     store = TableStore(spark, str(out), settings.tables)
     if not store.exists("classifications"):
