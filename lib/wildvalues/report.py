@@ -62,6 +62,7 @@ class ReportResult:
     html_path: str
     png_paths: list[str]
     n_suppressed: dict[str, int]
+    n_suppressed_labels: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -779,4 +780,4 @@ def build_report(
         with open(paths[name], mode, encoding=encoding) as handle:
             handle.write(content)
     png_paths = [path for name, path in paths.items() if name != HTML_FILE]
-    return ReportResult(paths[HTML_FILE], png_paths, rendered.n_suppressed)
+    return ReportResult(paths[HTML_FILE], png_paths, rendered.n_suppressed, rendered.n_suppressed_labels)
