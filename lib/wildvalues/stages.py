@@ -72,6 +72,7 @@ VALIDATED_TABLES = (
     "value_invariance",
     "value_mirroring",
     "value_anomalies",
+    "label_audits",
     *DISCOVERY_TABLES,
     *CROSSCHECK_TABLES,
 )
