@@ -182,7 +182,7 @@ def print_summary(
 
 
 def claude_taxonomy_lines(metrics: dict[str, float]) -> list[str]:
-    """Summary lines for what Claude did beyond classifying, and what all Claude calls cost."""
+    """Summary lines for what Claude did beyond classifying (and the label audit), and what all Claude calls cost."""
     lines = []
     if "adjudication_values" in metrics:
         lines.append(
@@ -195,9 +195,19 @@ def claude_taxonomy_lines(metrics: dict[str, float]) -> list[str]:
         named = sum(metrics[f"naming_{s}_requests"] - metrics[f"naming_{s}_failures"] for s in sides)
         failed = sum(metrics[f"naming_{s}_failures"] for s in sides)
         lines.append(f"  clusters named   {int(named):>10,}  by Claude now ({int(failed):,} failed, named offline)")
-    costs = [metrics.get("cost_usd", 0.0), metrics.get("adjudication_cost_usd", 0.0)]
+    if "label_audit_labels" in metrics:
+        asked = (
+            f" (asked Claude {int(metrics['label_audit_requests']):,}, failed {int(metrics['label_audit_failures']):,})"
+            if "label_audit_requests" in metrics
+            else ""
+        )
+        lines.append(
+            f"  labels audited   {int(metrics['label_audit_labels']):>10,}  "
+            f"{int(metrics['label_audit_suppressed']):,} suppressed as identifying{asked}"
+        )
+    costs = [metrics.get(name, 0.0) for name in ("cost_usd", "adjudication_cost_usd", "label_audit_cost_usd")]
     costs += [metrics.get(f"naming_{side}_cost_usd", 0.0) for side in sides]
-    if any(name in metrics for name in ("cost_usd", "adjudication_cost_usd")) or sides:
+    if any(name in metrics for name in ("cost_usd", "adjudication_cost_usd", "label_audit_cost_usd")) or sides:
         lines.append(
             f"  Claude cost      {sum(costs):>10.4f}  USD, this run's calls (list prices, batch discount applied)"
         )
