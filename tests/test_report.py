@@ -179,6 +179,7 @@ def test_labels_the_auditor_suppressed_are_left_out_renamed_and_counted(built):
 
 def test_a_suppressed_cluster_keeps_its_counts_under_a_fixed_label(store):
     data = report.load_report_data(store, RUN, K)
+    assert data.levels is not None and data.context is not None
     level2 = data.levels[2][["cluster_id", "name", "n_conversations"]].to_dict("records")
     assert level2 == [{"cluster_id": "l2:a", "name": SUPPRESSED_LABEL, "n_conversations": 55}]
     assert PLANTED not in set(data.levels[0]["name"]) and PLANTED not in set(data.context["value"])

@@ -702,41 +702,21 @@ def audit_labels(inputs: StageInputs) -> StageRun:
     if rater == "off":
         yield Write(label_audit.TABLE, label_audit.audits_frame(inputs.spark, [], 1, inputs.run_id))
         yield Log("label audit off (privacy.audit): labels are published unrated")
-        return {"label_audit_labels": 0, "label_audit_suppressed": 0}
-    levels = _present(inputs, (*LEVEL_TABLES, *DISCOVERED_LEVEL_TABLES))
-    descriptions = _present(inputs, tuple(DISCOVERED_TREE_TABLES.values()))
-    found = label_audit.published_labels(levels, descriptions, inputs.tables.read("task_categories")).collect()
-    kinds: dict[str, list[str]] = {}
-    for row in found:
-        kinds.setdefault(row["label"], []).append(row["kind"])
-    tree = inputs.tables.read("value_taxonomy").select("name", "description").collect()
-    public = {text for row in tree for text in (row["name"], row["description"]) if text}
-    todo = {label: sorted(k) for label, k in kinds.items() if label not in public}
-    known = label_audit.vocabulary(public)
-    texts = label_audit.label_texts(inputs.tables.read("classifications"), inputs.tables.read("value_expressions"))
-    wanted = sorted({t for label in todo for t in label_audit.tokens(label) if t not in known})
-    counts = {r["token"]: r["n_conversations"] for r in label_audit.token_conversations(texts, wanted).collect()}
-    k = settings.analyze.suppression_k
-    offline = label_audit.rate_offline(todo, known, counts, k, label_audit.regex_pii)
-    audits = {
-        label: label_audit.Audit(label, tuple(todo[label]), r.rating, label_audit.OFFLINE, "; ".join(r.reasons))
-        for label, r in offline.items()
-    }
+        return {"label_audit_labels": 0, "label_audit_rated": 0, "label_audit_suppressed": 0}
+    kinds, public = labels_and_published(inputs)
+    todo = {label: kind for label, kind in kinds.items() if label not in public}
+    audits = offline_audits(inputs, todo, label_audit.vocabulary(public))
     result: dict[str, Any] = {}
     if rater == "claude":
         claude, result = yield from claude_ratings(inputs, todo)
-        for label, (rating, reason, model) in claude.items():
-            audits[label] = label_audit.Audit(label, tuple(todo[label]), rating, model, reason)
-        for label in set(todo) - set(claude):
-            audits[label] = label_audit.Audit(
-                label, tuple(todo[label]), offline[label].rating, "offline (fallback)", audits[label].reasons
-            )
+        for label, audit in audits.items():
+            rating, reason, model = claude.get(label, (audit.rating, audit.reasons, "offline (fallback)"))
+            audits[label] = label_audit.Audit(label, audit.kinds, rating, model, reason)
     for label in set(kinds) - set(todo):  # the published tree's own labels are public already
-        audits[label] = label_audit.Audit(label, tuple(sorted(kinds[label])), 5, label_audit.PUBLISHED, "")
+        audits[label] = label_audit.Audit(label, tuple(kinds[label]), 5, label_audit.PUBLISHED, "")
     min_rating = settings.privacy.audit_min_rating
-    yield Write(
-        label_audit.TABLE, label_audit.audits_frame(inputs.spark, list(audits.values()), min_rating, inputs.run_id)
-    )
+    frame = label_audit.audits_frame(inputs.spark, list(audits.values()), min_rating, inputs.run_id)
+    yield Write(label_audit.TABLE, frame)
     n_suppressed = sum(a.rating < min_rating for a in audits.values())
     yield Log(
         f"label audit ({rater}): {len(audits)} label(s), {len(todo)} rated, the rest published; "
@@ -744,6 +724,35 @@ def audit_labels(inputs: StageInputs) -> StageRun:
     )
     result.update(label_audit_labels=len(audits), label_audit_rated=len(todo), label_audit_suppressed=n_suppressed)
     return result
+
+
+def labels_and_published(inputs: StageInputs) -> tuple[dict[str, list[str]], set[str]]:
+    """Each label the run can publish with its kinds (sorted), and the published tree's own texts."""
+    from wildvalues import label_audit
+
+    levels = _present(inputs, (*LEVEL_TABLES, *DISCOVERED_LEVEL_TABLES))
+    descriptions = _present(inputs, tuple(DISCOVERED_TREE_TABLES.values()))
+    kinds: dict[str, list[str]] = {}
+    for row in label_audit.published_labels(levels, descriptions, inputs.tables.read("task_categories")).collect():
+        kinds.setdefault(row["label"], []).append(row["kind"])
+    tree = inputs.tables.read("value_taxonomy").select("name", "description").collect()
+    public = {text for row in tree for text in (row["name"], row["description"]) if text}
+    return {label: sorted(k) for label, k in kinds.items()}, public
+
+
+def offline_audits(inputs: StageInputs, todo: dict[str, list[str]], known: frozenset[str]) -> dict[str, Any]:
+    """label -> its offline Audit, rare tokens counted over this run's labels."""
+    from wildvalues import label_audit
+
+    texts = label_audit.label_texts(inputs.tables.read("classifications"), inputs.tables.read("value_expressions"))
+    wanted = sorted({t for label in todo for t in label_audit.tokens(label) if t not in known})
+    counts = {r["token"]: r["n_conversations"] for r in label_audit.token_conversations(texts, wanted).collect()}
+    k = inputs.settings.analyze.suppression_k
+    ratings = label_audit.rate_offline(todo, known, counts, k, label_audit.regex_pii)
+    return {
+        label: label_audit.Audit(label, tuple(todo[label]), r.rating, label_audit.OFFLINE, "; ".join(r.reasons))
+        for label, r in ratings.items()
+    }
 
 
 def claude_ratings(
