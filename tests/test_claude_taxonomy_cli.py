@@ -224,3 +224,11 @@ def test_the_summary_counts_claude_work_and_adds_up_its_cost():
         "  Claude cost          2.1250  USD, this run's calls (list prices, batch discount applied)",
     ]
     assert claude_taxonomy_lines({"seconds_total": 3.0}) == []
+    audited: dict[str, float] = {"label_audit_labels": 40, "label_audit_suppressed": 2, "label_audit_requests": 12}
+    audited.update(label_audit_failures=1, label_audit_cost_usd=0.03125, cost_usd=1.0)
+    assert claude_taxonomy_lines(audited) == [
+        "  labels audited           40  2 suppressed as identifying (asked Claude 12, failed 1)",
+        "  Claude cost          1.0312  USD, this run's calls (list prices, batch discount applied)",
+    ]
+    offline: dict[str, float] = {"label_audit_labels": 40, "label_audit_suppressed": 0}
+    assert claude_taxonomy_lines(offline) == ["  labels audited           40  0 suppressed as identifying"]

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from wildvalues import export
-from wildvalues.schemas import VALUE_LEVEL, VALUE_TAXONOMY
+from wildvalues.label_audit import SUPPRESSED_LABEL
+from wildvalues.schemas import LABEL_AUDITS, VALUE_LEVEL, VALUE_TAXONOMY
 from wildvalues.settings import TableSettings
 from wildvalues.tables import TableStore
 
@@ -17,6 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PUBLIC_TREE = os.path.join(REPO, "..", "shared", "data", "values_tree.csv")
 RUN = "run-export-1"
 K = 25
+PLANTED = "advice for John Smith at 12 Elm Street"  # in 30 conversations: k alone would publish it
 
 
 def node(cluster_id, level, parent, n, pct_total, pct_convos=None, name=None, candidate=False, side="ai"):
@@ -51,8 +53,16 @@ LEVELS = {
         node("orphan value", 0, "ai_values:l1:b", 26, 20.0),
         node("clarity", 0, "ai_values:l1:d", 25, 5.0, pct_convos=25.0),
         node("human only value", 0, "ai_values:l1:a", 100, 50.0, side="human"),
+        node("planted", 0, "ai_values:l1:a", 30, 10.0, pct_convos=30.0, name=PLANTED, candidate=True),
     ],
 }
+# The analyze stage's ratings: a value, a cluster name and a description rated under 3.
+LABEL_AUDIT_ROWS = [
+    (PLANTED, ["value"], 1, "offline", "proper noun John", True, RUN),
+    ("Name l1d", ["cluster_name"], 2, "offline", "proper noun Name", True, RUN),
+    ("Two", ["cluster_description"], 2, "offline", "rare token two", True, RUN),
+    ("helpfulness", ["value"], 5, "published", "", False, RUN),
+]
 TAXONOMY = [
     ("ai_values:l3:a", "Values of getting things done, well.", "Practical values", 3, None, 31.4),
     ("ai_values:l2:a", "Two", "Name l2a", 2, "ai_values:l3:a", 6.0),
@@ -63,8 +73,8 @@ TAXONOMY = [
 EXPECTED_TREE = [
     "cluster_id,description,name,level,parent_cluster_id,pct_total_occurrences",
     "ai_values:l1:a,One,Name l1a,1,ai_values:l2:a,45.0",
-    "ai_values:l1:d,,Name l1d,1,ai_values:l2:a,5.0",
-    "ai_values:l2:a,Two,Name l2a,2,ai_values:l3:a,50.0",
+    f"ai_values:l1:d,,{SUPPRESSED_LABEL},1,ai_values:l2:a,5.0",  # renamed: clarity keeps its parent
+    f"ai_values:l2:a,{SUPPRESSED_LABEL},Name l2a,2,ai_values:l3:a,50.0",
     'ai_values:l3:a,"Values of getting things done, well.",Practical values,3,,70.0',
     "helpfulness,,helpfulness,0,ai_values:l1:a,30.123",
     "honesty,,honesty,0,ai_values:l1:a,14.877",
@@ -86,6 +96,7 @@ def store(spark, tmp_path_factory):
     for level, rows in LEVELS.items():
         table_store.write(f"values_level_{level}", spark.createDataFrame(rows, VALUE_LEVEL))
     table_store.write("value_taxonomy", spark.createDataFrame(TAXONOMY, VALUE_TAXONOMY))
+    table_store.write("label_audits", spark.createDataFrame(LABEL_AUDIT_ROWS, LABEL_AUDITS))
     return table_store
 
 
@@ -126,6 +137,23 @@ def test_suppression_counts(exported):
         "values_level_3": 1,  # l3:b (10 < k)
         "values_frequencies": 1,
     }
+    assert exported.n_suppressed_labels == {
+        "values_level_0": 1,  # the planted value, dropped
+        "values_level_1": 1,  # "Name l1d", renamed
+        "values_level_2": 0,
+        "values_level_3": 0,
+        "value_taxonomy_descriptions": 1,  # "Two", replaced
+        "values_frequencies": 1,  # the planted value
+    }
+
+
+def test_an_output_without_label_audits_is_not_exported(spark, tmp_path):
+    unaudited = TableStore(spark, str(tmp_path / "old"), TableSettings())
+    for level, rows in LEVELS.items():
+        unaudited.write(f"values_level_{level}", spark.createDataFrame(rows, VALUE_LEVEL))
+    with pytest.raises(export.Unaudited, match="no label_audits table, so its labels were never audited"):
+        export.export_public(unaudited, str(tmp_path / "public"), K)
+    assert not (tmp_path / "public").exists()
 
 
 def test_no_small_node_and_no_orphan(exported):
@@ -151,7 +179,7 @@ def test_no_run_ids_in_public_files(exported):
 def test_given_descriptions_replace_the_table(store, tmp_path):
     result = export.export_public(store, str(tmp_path), K, taxonomy_descriptions={"ai_values:l1:d": "Dee"})
     lines = _lines(result.paths[export.TREE_FILE])
-    assert "ai_values:l1:d,Dee,Name l1d,1,ai_values:l2:a,5.0" in lines
+    assert f"ai_values:l1:d,Dee,{SUPPRESSED_LABEL},1,ai_values:l2:a,5.0" in lines
     assert "ai_values:l1:a,,Name l1a,1,ai_values:l2:a,45.0" in lines
 
 

@@ -9,13 +9,15 @@ import pytest
 
 from wildvalues import report
 from wildvalues.analyze import ANALYZE_SCHEMAS
-from wildvalues.schemas import CONVERSATIONS, VALUE_LEVEL
+from wildvalues.label_audit import SUPPRESSED_LABEL
+from wildvalues.schemas import CONVERSATIONS, LABEL_AUDITS, VALUE_LEVEL
 from wildvalues.settings import TableSettings
 from wildvalues.tables import TableStore
 
 RUN = "run-report-1"
 K = 25
 TEXT_MARKERS = ("MARKER-ALPHA my diary says", "MARKER-BETA call me at home")
+PLANTED = "advice for John Smith at 12 Elm Street"  # a value seen in 30 conversations: k keeps it
 
 
 def node(cluster_id, level, parent, n, pct, name=None, candidate=False, run=RUN, users=None):
@@ -32,6 +34,7 @@ LEVELS = {
         node("honesty", 0, "l1:a", 30, 15.0, users=4),  # one family's thirty conversations
         node("neighbour secret", 0, "l1:a", 3, 1.0, candidate=True),
         node("orphan value", 0, "l1:b", 26, 20.0),
+        node("planted", 0, "l1:a", 30, 10.0, PLANTED, candidate=True),
     ],
 }
 RESPONSE_TYPES = [
@@ -56,6 +59,7 @@ VALUE_CONTEXT = [
     cell("writing", "helpfulness", 26, 1.0),
     cell("writing", "honesty", 5, -0.5),
     cell("writing", "secretive value", 2, 4.0),
+    cell("coding", PLANTED, 30, 2.5),
     cell("honesty", "helpfulness", 3, 1.5, kind="human_value"),  # not shown, not counted
 ]
 MIRRORING = [
@@ -71,7 +75,21 @@ MIRRORING = [
 ANOMALIES = [
     ("conv-007", ["deception"], 5.2, "watchlist", RUN),
     ("conv-042", ["rare thing", "zany value"], 4.9, "outlier", RUN),
+    ("conv-099", [PLANTED, "honesty"], 4.0, "outlier", RUN),
 ]
+# The analyze stage's ratings: the planted value and one cluster name are suppressed.
+LABEL_AUDIT_ROWS = [
+    (PLANTED, ["value"], 1, "offline", "proper noun John", True, RUN),
+    ("Name l2a", ["cluster_name"], 2, "offline", "proper noun Name", True, RUN),
+    ("honesty", ["value"], 5, "published", "", False, RUN),
+]
+EXPECTED_SUPPRESSED_LABELS = {
+    "values_level_0": 1,  # the planted value, dropped
+    "values_level_1": 0,
+    "values_level_2": 1,  # "Name l2a", renamed: its children keep their parent
+    "values_level_3": 0,
+    "value_context": 1,  # the planted value's cell
+}
 EXPECTED_SUPPRESSED = {
     "values_level_3": 1,
     "values_level_2": 1,
@@ -96,6 +114,7 @@ def store(spark, tmp_path_factory):
         ("value_anomalies", ANOMALIES),
     ):
         s.write(name, spark.createDataFrame(rows, ANALYZE_SCHEMAS[name]))
+    s.write("label_audits", spark.createDataFrame(LABEL_AUDIT_ROWS, LABEL_AUDITS))
     # Conversation text exists in the store; the report must never show it.
     import datetime
 
@@ -160,6 +179,25 @@ def test_k_users_suppresses_a_group_of_few_people(store, tmp_path):
     assert sorted(data.levels[0]["name"]) == ["helpfulness"]
 
 
+def test_labels_the_auditor_suppressed_are_left_out_renamed_and_counted(built):
+    result, html = built
+    assert PLANTED not in html and "Name l2a" not in html
+    assert f"{SUPPRESSED_LABEL}; honesty" in html, "the anomaly's flagged values are masked too"
+    shown = dict(re.findall(r'data-table="([a-z_0-9]+)" data-suppressed="\d+" data-suppressed-labels="(\d+)"', html))
+    assert {k: int(v) for k, v in shown.items() if k in EXPECTED_SUPPRESSED_LABELS} == EXPECTED_SUPPRESSED_LABELS
+    assert f'id="n-suppressed-labels-total">{sum(EXPECTED_SUPPRESSED_LABELS.values())}<' in html
+    assert result.n_suppressed == EXPECTED_SUPPRESSED
+    assert result.n_suppressed_labels == EXPECTED_SUPPRESSED_LABELS
+
+
+def test_a_suppressed_cluster_keeps_its_counts_under_a_fixed_label(store):
+    data = report.load_report_data(store, RUN, K)
+    assert data.levels is not None and data.context is not None
+    level2 = data.levels[2][["cluster_id", "name", "n_conversations"]].to_dict("records")
+    assert level2 == [{"cluster_id": "l2:a", "name": SUPPRESSED_LABEL, "n_conversations": 55}]
+    assert PLANTED not in set(data.levels[0]["name"]) and PLANTED not in set(data.context["value"])
+
+
 def test_small_groups_and_text_never_shown(built):
     _, html = built
     for hidden in ("neighbour secret", "secretive value", "Rare values", *TEXT_MARKERS, "MARKER"):
@@ -179,7 +217,7 @@ def test_anomaly_ids_can_be_left_out(store, tmp_path):
     with open(result.html_path, encoding="utf-8") as handle:
         html = handle.read()
     assert "conv-007" not in html and "deception" not in html
-    assert "2 conversation(s) flagged; conversation ids omitted" in html
+    assert "3 conversation(s) flagged; conversation ids omitted" in html
     assert html.count('<img src="data:image/png;base64,') == len(result.png_paths) == N_PLOTS
 
 
@@ -190,6 +228,7 @@ def test_missing_tables_are_noted(spark, tmp_path):
         html = handle.read()
     assert result.png_paths == [] and "<img" not in html
     assert "table values_level_0 not found" in html
+    assert "table label_audits not found: labels are shown unaudited" in html
 
 
 def test_context_matrix_picks_top_values_and_blanks_missing_cells():

@@ -163,3 +163,9 @@ def test_claude_models_name_the_stages_that_call_claude_in_each_mode():
     )
     discovered = judged.model_copy(update={"taxonomy": judged.taxonomy.model_copy(update={"mode": "discovered"})})
     assert discovered.claude_models() == {default: "taxonomy"}, "no adjudication in discovered mode, naming instead"
+    assert (offline.audit_rater(), claude.audit_rater()) == ("offline", "claude"), "auto follows the classifier"
+    assert claude.uses_claude("analyze") and not offline.uses_claude("analyze")
+    audited = Settings.model_validate({"privacy": {"audit": "claude", "audit_model": "claude-haiku-4-5"}})
+    assert audited.claude_models() == {"claude-haiku-4-5": "analyze"}
+    off = Settings.model_validate({"classifier": {"name": "anthropic"}, "privacy": {"audit": "off"}})
+    assert off.audit_rater() == "off" and not off.uses_claude("analyze")

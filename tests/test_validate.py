@@ -300,3 +300,16 @@ def test_the_crosscheck_tables_pass_and_their_faults_are_named(spark, validator)
     assert "suite 'crosscheck_confusion' failed: expect_column_values_to_be_between(column=n_conversations" in message
     assert "expect_column_values_to_be_in_set(column=second_response_type" in message
     assert "expect_column_values_to_be_between(column=ai_jaccard" in message
+
+
+def test_label_audits_hold_each_label_once_with_a_rating_from_1_to_5(spark, validator):
+    def audit(label: str, rating: int) -> tuple:
+        return (label, ["value"], rating, "offline", "", rating < 3, RUN)
+
+    good = {"label_audits": [audit("helpfulness", 5), audit("advice for John Smith", 1)]}
+    results = validate_tables(validator, frames(spark, good))
+    assert [(r.table, r.success, r.failures) for r in results] == [("label_audits", True, [])]
+    message = failures(validator, spark, {"label_audits": [audit("helpfulness", 5), audit("helpfulness", 0)]})
+    assert "suite 'label_audits' failed: " in message
+    assert "expect_column_values_to_be_unique(column=label)" in message
+    assert "expect_column_values_to_be_between(column=rating" in message

@@ -190,7 +190,7 @@ def _input_files(metrics: dict[str, float]) -> str:
 
 
 def claude_taxonomy_lines(metrics: dict[str, float]) -> list[str]:
-    """Summary lines for what Claude did beyond classifying, and what all Claude calls cost."""
+    """Summary lines for what Claude did beyond classifying (and the label audit), and what all Claude calls cost."""
     lines = []
     if "adjudication_values" in metrics:
         lines.append(
@@ -203,9 +203,19 @@ def claude_taxonomy_lines(metrics: dict[str, float]) -> list[str]:
         named = sum(metrics[f"naming_{s}_requests"] - metrics[f"naming_{s}_failures"] for s in sides)
         failed = sum(metrics[f"naming_{s}_failures"] for s in sides)
         lines.append(f"  clusters named   {int(named):>10,}  by Claude now ({int(failed):,} failed, named offline)")
-    costs = [metrics.get("cost_usd", 0.0), metrics.get("adjudication_cost_usd", 0.0)]
+    if "label_audit_labels" in metrics:
+        asked = (
+            f" (asked Claude {int(metrics['label_audit_requests']):,}, failed {int(metrics['label_audit_failures']):,})"
+            if "label_audit_requests" in metrics
+            else ""
+        )
+        lines.append(
+            f"  labels audited   {int(metrics['label_audit_labels']):>10,}  "
+            f"{int(metrics['label_audit_suppressed']):,} suppressed as identifying{asked}"
+        )
+    costs = [metrics.get(name, 0.0) for name in ("cost_usd", "adjudication_cost_usd", "label_audit_cost_usd")]
     costs += [metrics.get(f"naming_{side}_cost_usd", 0.0) for side in sides]
-    if any(name in metrics for name in ("cost_usd", "adjudication_cost_usd")) or sides:
+    if any(name in metrics for name in ("cost_usd", "adjudication_cost_usd", "label_audit_cost_usd")) or sides:
         lines.append(
             f"  Claude cost      {sum(costs):>10.4f}  USD, this run's calls (list prices, batch discount applied)"
         )
@@ -442,6 +452,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     suppressed = ", ".join(f"{name} {n}" for name, n in summary["n_suppressed"].items() if n) or "none"
     print(f"report for run {run_id}: {os.path.join(args.output, summary['html'])}")
     print(f"  plots: {summary['n_plots']}; suppressed below {_threshold(settings)}: {suppressed}")
+    labels = ", ".join(f"{name} {n}" for name, n in summary.get("n_suppressed_labels", {}).items() if n) or "none"
+    print(f"  labels suppressed by the label auditor: {labels}")
     return 0
 
 
@@ -453,12 +465,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     k, k_users = settings.analyze.suppression_k, settings.privacy.k_users
     try:
         result = export.export_public(runner.store, args.to, k, tree=args.tree, k_users=k_users)
-    except export.WrongTree as error:
+    except (export.WrongTree, export.Unaudited) as error:
         raise UsageError(str(error)) from error
     for path in result.paths.values():
         print(f"wrote {path}")
     suppressed = ", ".join(f"{name} {n}" for name, n in result.n_suppressed.items() if n) or "none"
     print(f"suppressed below {_threshold(settings)}: {suppressed}")
+    labels = ", ".join(f"{name} {n}" for name, n in result.n_suppressed_labels.items() if n) or "none"
+    print(f"labels suppressed by the label auditor (privacy.audit_min_rating): {labels}")
     return 0
 
 

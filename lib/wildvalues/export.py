@@ -2,8 +2,9 @@
 `Anthropic/values-in-the-wild`: `values_tree.csv` and `values_frequencies.csv`.
 
 Only aggregates leave: nodes covering fewer than k conversations are suppressed (with their
-descendants, so no published child lacks its parent). No conversation text, no ids of
-conversations or runs.
+descendants, so no published child lacks its parent), and so are the labels the label auditor
+rated identifying (`label_audits`, written by the analyze stage): a value is left out, a cluster
+keeps its row under "[suppressed label]". No conversation text, no ids of conversations or runs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from wildvalues import label_audit
 from wildvalues.analyze import suppress_small_groups, suppress_tree
 from wildvalues.stage import ReadableTables
 from wildvalues.tables import TableStore
@@ -32,6 +34,7 @@ DECIMALS = 3  # as in the public file
 class ExportResult:
     paths: dict[str, str]  # file name -> path written
     n_suppressed: dict[str, int] = field(default_factory=dict)  # table -> rows left out
+    n_suppressed_labels: dict[str, int] = field(default_factory=dict)  # table -> rows dropped or renamed
 
 
 def format_number(value: float) -> str:
@@ -41,6 +44,10 @@ def format_number(value: float) -> str:
 
 class WrongTree(ValueError):
     """The output's level tables roll up another tree than the one asked for."""
+
+
+class Unaudited(ValueError):
+    """The output has no label_audits table (written before the label auditor existed)."""
 
 
 # Which tree to publish: its level tables' prefix and the table holding its cluster descriptions.
@@ -137,20 +144,29 @@ def export_public(
             "this output's values_level_* roll up its discovered trees (taxonomy.mode discovered): "
             "export them with --tree discovered"
         )
+    if not store.exists(label_audit.TABLE):
+        raise Unaudited(
+            f"this output has no {label_audit.TABLE} table, so its labels were never audited: "
+            "rerun `wildvalues analyze` on it before exporting"
+        )
+    hidden = label_audit.suppressed_set(store.read(label_audit.TABLE))
     levels = _ai_levels(store, prefix)
     kept, suppressed = suppress_tree(levels, k, k_users=k_users)
+    kept, n_labels = label_audit.audit_levels(kept, hidden)
     frequent, n_rare = suppress_small_groups(levels[0], "n_conversations", k, k_users)
+    frequent, n_frequent_labels = label_audit.drop_rows(frequent, ["name"], hidden)
+    descriptions, n_descriptions = label_audit.masked_descriptions(
+        _descriptions(store, taxonomy_descriptions, descriptions_table), hidden
+    )
     tables = [frame.select(*_LEVEL_COLUMNS).toPandas() for frame in kept]
     os.makedirs(to_dir, exist_ok=True)
     paths = {TREE_FILE: os.path.join(to_dir, TREE_FILE), FREQUENCIES_FILE: os.path.join(to_dir, FREQUENCIES_FILE)}
-    _write_csv(
-        paths[TREE_FILE],
-        TREE_COLUMNS,
-        tree_rows(tables, _descriptions(store, taxonomy_descriptions, descriptions_table)),
-    )
+    _write_csv(paths[TREE_FILE], TREE_COLUMNS, tree_rows(tables, descriptions))
     _write_csv(
         paths[FREQUENCIES_FILE], FREQUENCY_COLUMNS, frequency_rows(frequent.select("name", "pct_convos").toPandas())
     )
     n_suppressed = {f"{prefix}{level}": n for level, n in enumerate(suppressed)}
     n_suppressed["values_frequencies"] = n_rare
-    return ExportResult(paths, n_suppressed)
+    labels = {f"{prefix}{level}": n for level, n in enumerate(n_labels)}
+    labels.update({f"{descriptions_table}_descriptions": n_descriptions, "values_frequencies": n_frequent_labels})
+    return ExportResult(paths, n_suppressed, labels)

@@ -1,8 +1,9 @@
 """The HTML report of a run: PNG plots (matplotlib, Agg) and one self-contained HTML file.
 
 Privacy: every aggregate shown covers at least k conversations (rows below are suppressed with
-analyze.suppress_small_groups / suppress_tree and counted in the report); conversation text is
-never read. The anomalies section lists conversation ids and value labels for internal review
+analyze.suppress_small_groups / suppress_tree and counted in the report), and labels the label
+auditor rated identifying (`label_audits`) are left out or shown as "[suppressed label]"
+(label_audit.audit_levels), counted per table too; conversation text is never read. The anomalies section lists conversation ids and value labels for internal review
 and can be left out (`include_anomaly_ids=False`).
 """
 
@@ -27,6 +28,7 @@ from matplotlib.figure import Figure
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from wildvalues import label_audit
 from wildvalues.analyze import suppress_small_groups, suppress_tree
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.export import rolls_up_discovered_trees
@@ -60,6 +62,7 @@ class ReportResult:
     html_path: str
     png_paths: list[str]
     n_suppressed: dict[str, int]
+    n_suppressed_labels: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +85,8 @@ class ReportData:
     crosscheck: pd.DataFrame | None = None  # the second-model cross-check's measures, when run
     crosscheck_confusion: pd.DataFrame | None = None  # its response-type cells of at least k
     n_suppressed: dict[str, int] = field(default_factory=dict)
+    n_suppressed_labels: dict[str, int] = field(default_factory=dict)  # rows dropped or renamed by the audit
+    hidden: frozenset[str] = frozenset()  # labels the auditor suppressed
     notes: list[str] = field(default_factory=list)
 
 
@@ -119,8 +124,10 @@ def _load_levels(store: ReadableTables, run_id: str, k: int, data: ReportData) -
     if len(present) < len(tables):
         return
     kept, suppressed = suppress_tree([t.filter(F.col("side") == "ai") for t in present], k, k_users=data.k_users)
+    kept, n_labels = label_audit.audit_levels(kept, data.hidden)
     data.levels = [frame.drop("run_id").toPandas() for frame in kept]
     data.n_suppressed.update({f"values_level_{level}": n for level, n in enumerate(suppressed)})
+    data.n_suppressed_labels.update({f"values_level_{level}": n for level, n in enumerate(n_labels)})
     _note_if_empty(data.levels[3], store, "values_level_3", run_id, data.notes)
 
 
@@ -134,8 +141,10 @@ def _load_discovered(store: ReadableTables, run_id: str, k: int, data: ReportDat
         return  # discovery was not asked for: no section, no note
     tables = [store.read(name).filter((F.col("run_id") == run_id) & (F.col("side") == "ai")) for name in names]
     kept, suppressed = suppress_tree(tables, k, k_users=data.k_users)
+    kept, n_labels = label_audit.audit_levels(kept, data.hidden)
     data.discovered_levels = [frame.drop("run_id").toPandas() for frame in kept]
     data.n_suppressed.update({name: n for name, n in zip(names, suppressed, strict=True)})
+    data.n_suppressed_labels.update({name: n for name, n in zip(names, n_labels, strict=True)})
     if data.levels is not None and rolls_up_discovered_trees(store):
         data.notes.append(
             "taxonomy.mode discovered: the AI value taxonomy, the top values and the findings in this report "
@@ -172,12 +181,15 @@ def _load_small(
     k: int,
     data: ReportData,
     where: Callable[[DataFrame], DataFrame] = lambda df: df,
+    labelled: tuple[str, ...] = (),
 ) -> pd.DataFrame | None:
     table = _run_table(store, name, run_id, data.notes)
     if table is None:
         return None
     kept, n_suppressed = suppress_small_groups(where(table), count_col, k, data.k_users)
     data.n_suppressed[name] = n_suppressed
+    if labelled:
+        kept, data.n_suppressed_labels[name] = label_audit.drop_rows(kept, labelled, data.hidden)
     frame = kept.drop("run_id").toPandas()
     if not len(frame) and not n_suppressed:
         _note_if_empty(frame, store, name, run_id, data.notes)
@@ -192,9 +204,24 @@ def _load_anomalies(store: ReadableTables, run_id: str, include_ids: bool, max_r
     if not include_ids:
         return
     top = table.orderBy(F.desc("score"), "conversation_id").limit(max_rows)
+    hidden = sorted(data.hidden)
+    flagged = F.transform(
+        "flagged_values", lambda v: F.when(v.isin(*hidden), F.lit(label_audit.SUPPRESSED_LABEL)).otherwise(v)
+    )
     data.anomalies = top.select(
-        "conversation_id", "reason", F.array_join("flagged_values", "; ").alias("flagged_values"), "score"
+        "conversation_id",
+        "reason",
+        F.array_join(flagged if hidden else "flagged_values", "; ").alias("flagged_values"),
+        "score",
     ).toPandas()
+
+
+def _load_audit(store: ReadableTables, run_id: str, data: ReportData) -> None:
+    """The labels the analyze stage's auditor suppressed (a note when the output predates it)."""
+    if not store.exists(label_audit.TABLE):
+        data.notes.append(f"table {label_audit.TABLE} not found: labels are shown unaudited (rerun wildvalues analyze)")
+        return
+    data.hidden = label_audit.suppressed_set(store.read(label_audit.TABLE).filter(F.col("run_id") == run_id))
 
 
 def load_report_data(
@@ -207,10 +234,18 @@ def load_report_data(
 ) -> ReportData:
     """The report's tables for one run, suppressed below k conversations or k_users distinct users."""
     data = ReportData(run_id=run_id, k=k, k_users=k_users)
+    _load_audit(store, run_id, data)
     _load_levels(store, run_id, k, data)
     data.response_types = _load_small(store, "response_types", run_id, "n_conversations", k, data)
     data.context = _load_small(
-        store, "value_context", run_id, "n", k, data, lambda df: df.filter(F.col("context_kind") == "task_category")
+        store,
+        "value_context",
+        run_id,
+        "n",
+        k,
+        data,
+        lambda df: df.filter(F.col("context_kind") == "task_category"),
+        labelled=("value", "context"),
     )
     data.mirroring = _load_small(store, "value_mirroring", run_id, "n_conversations", k, data)
     _load_discovered(store, run_id, k, data)
@@ -528,15 +563,26 @@ def _summary_html(metrics: dict[str, float] | None) -> str:
 
 
 def _suppression_html(data: ReportData) -> str:
-    names = sorted(data.n_suppressed)
-    rows = [[_SUPPRESSION_LABELS.get(n, n), str(data.n_suppressed[n])] for n in names]
-    attrs = [f'data-table="{_e(n)}" data-suppressed="{data.n_suppressed[n]}"' for n in names]
+    names = sorted(set(data.n_suppressed) | set(data.n_suppressed_labels))
+    rows = [
+        [_SUPPRESSION_LABELS.get(n, n), str(data.n_suppressed.get(n, 0)), str(data.n_suppressed_labels.get(n, 0))]
+        for n in names
+    ]
+    attrs = [
+        f'data-table="{_e(n)}" data-suppressed="{data.n_suppressed.get(n, 0)}" '
+        f'data-suppressed-labels="{data.n_suppressed_labels.get(n, 0)}"'
+        for n in names
+    ]
     total = sum(data.n_suppressed.values())
+    labels = sum(data.n_suppressed_labels.values())
     return (
         f'<div class="privacy"><p>Every aggregate below covers at least <strong>k = {data.k}</strong> conversations'
         f"{_users_clause(data.k_users)}; rows covering fewer are suppressed (with their descendants in the taxonomy). "
-        f'Rows suppressed: <strong id="n-suppressed-total">{total}</strong>. No conversation text is included.</p>'
-        f"{_table(['table', 'rows suppressed'], rows, {1}, attrs)}</div>"
+        f'Rows suppressed: <strong id="n-suppressed-total">{total}</strong>. '
+        f"Labels the label auditor rated identifying are left out (values, task categories) or shown as "
+        f"{_e(label_audit.SUPPRESSED_LABEL)} (clusters, which keep their counts): "
+        f'<strong id="n-suppressed-labels-total">{labels}</strong> row(s). No conversation text is included.</p>'
+        f"{_table(['table', 'rows suppressed below k', 'labels suppressed'], rows, {1, 2}, attrs)}</div>"
     )
 
 
@@ -703,6 +749,7 @@ class RenderedReport:
 
     files: dict[str, bytes | str]
     n_suppressed: dict[str, int]
+    n_suppressed_labels: dict[str, int] = field(default_factory=dict)
 
 
 def render_report(
@@ -720,7 +767,7 @@ def render_report(
     images = {name: _png(figure) for name, figure in figures(data).items()}
     files: dict[str, bytes | str] = {f"{name}.png": png for name, png in images.items()}
     files[HTML_FILE] = render_html(data, images, metrics, include_anomaly_ids)
-    return RenderedReport(files, dict(data.n_suppressed))
+    return RenderedReport(files, dict(data.n_suppressed), dict(data.n_suppressed_labels))
 
 
 def build_report(
@@ -743,4 +790,4 @@ def build_report(
         with open(paths[name], mode, encoding=encoding) as handle:
             handle.write(content)
     png_paths = [path for name, path in paths.items() if name != HTML_FILE]
-    return ReportResult(paths[HTML_FILE], png_paths, rendered.n_suppressed)
+    return ReportResult(paths[HTML_FILE], png_paths, rendered.n_suppressed, rendered.n_suppressed_labels)

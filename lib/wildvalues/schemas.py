@@ -217,6 +217,27 @@ CLUSTER_NAMES = _fields(
     ("description", StringType(), False),
     *_ANSWER_TOKENS,
 )
+# The label auditor (lib/wildvalues/label_audit.py): Claude's ratings cached by key, and the
+# run's rating of every label it can publish (1 identifies a person .. 5 generic).
+LABEL_AUDIT_CACHE = _fields(
+    ("key", StringType(), False),
+    ("model", StringType(), False),
+    ("prompt_version", StringType(), False),
+    ("label", StringType(), False),
+    ("kind", StringType(), False),
+    ("rating", IntegerType(), False),
+    ("reason", StringType(), False),
+    *_ANSWER_TOKENS,
+)
+LABEL_AUDITS = _fields(
+    ("label", StringType(), False),
+    ("kinds", ArrayType(StringType(), False), False),  # value, cluster_name, cluster_description, task_category
+    ("rating", IntegerType(), False),
+    ("rater", StringType(), False),  # published, offline, offline (fallback) or the Claude model
+    ("reasons", StringType(), False),
+    ("suppressed", BooleanType(), False),  # rating < privacy.audit_min_rating
+    ("run_id", StringType(), False),
+)
 # The second-model cross-check (lib/wildvalues/crosscheck.py): one row per agreement measure,
 # the response-type confusion matrix (first judge = the run's classifier), and both judges'
 # labels per sampled conversation: placed level-1 clusters, never text or raw value names.
@@ -268,6 +289,8 @@ TABLES: dict[str, StructType] = {
     "taxonomy_agreement": TAXONOMY_AGREEMENT,
     "placement_adjudications": PLACEMENT_ADJUDICATIONS,
     "cluster_names": CLUSTER_NAMES,
+    "label_audit_cache": LABEL_AUDIT_CACHE,
+    "label_audits": LABEL_AUDITS,
     "crosscheck_cache": CLASSIFICATION_CACHE,
     "crosscheck_agreement": CROSSCHECK_AGREEMENT,
     "crosscheck_confusion": CROSSCHECK_CONFUSION,

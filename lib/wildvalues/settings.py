@@ -472,7 +472,13 @@ class Settings(Section):
         """A task's Claude model: its own setting if given, else the classifier's."""
         return chosen or self.classifier.anthropic.model
 
-    def claude_models(self, stages: Sequence[str] = ("classify", "taxonomy")) -> dict[str, str]:
+    def audit_rater(self) -> str:
+        """privacy.audit with auto resolved: claude when the classifier is anthropic, else offline."""
+        if self.privacy.audit == "auto":
+            return "claude" if self.classifier.name == "anthropic" else "offline"
+        return self.privacy.audit
+
+    def claude_models(self, stages: Sequence[str] = ("classify", "taxonomy", "analyze")) -> dict[str, str]:
         """Claude model -> the first of `stages` that calls it with these settings (each needs a key)."""
         calls: list[tuple[str, str]] = []
         if self.classifier.name == "anthropic":
@@ -485,6 +491,8 @@ class Settings(Section):
         if self.discovery.namer == "claude":
             naming = self.claude_model(self.discovery.naming_model)
             calls += [("discover", naming)] + ([("taxonomy", naming)] if self.taxonomy.mode != "published" else [])
+        if self.audit_rater() == "claude":
+            calls += [("analyze", self.claude_model(self.privacy.audit_model))]
         models: dict[str, str] = {}
         for stage, model in calls:
             if stage in stages:

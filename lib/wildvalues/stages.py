@@ -55,6 +55,8 @@ DISCOVERY_TABLES = (
     "taxonomy_alignment",
     "taxonomy_agreement",
 )
+# The label auditor's ratings of this run's labels, and Claude's cached ratings.
+LABEL_AUDIT_TABLES = ("label_audits", "label_audit_cache")
 CROSSCHECK_CACHE = "crosscheck_cache"
 CROSSCHECK_TABLES = ("crosscheck_agreement", "crosscheck_confusion", "crosscheck_labels")
 VALIDATED_TABLES = (
@@ -70,11 +72,13 @@ VALIDATED_TABLES = (
     "value_invariance",
     "value_mirroring",
     "value_anomalies",
+    "label_audits",
     *DISCOVERY_TABLES,
     *CROSSCHECK_TABLES,
 )
 REPORT_TABLES = (
     "run_counts",
+    "label_audits",
     *LEVEL_TABLES,
     "response_types",
     "value_context",
@@ -393,10 +397,6 @@ def run_taxonomy(inputs: StageInputs) -> StageRun:
     if mode == "discovered":
         yield from adopt_discovered_trees(inputs, expressions, trees, n_subjective)
     yield Metrics(result)
-    yield Artifact(
-        "top_values.csv",
-        top_values_csv(inputs.tables.read("values_level_0"), inputs.settings.mlflow.top_values_csv_rows),
-    )
     return result
 
 
@@ -719,19 +719,135 @@ def run_analyze(inputs: StageInputs) -> StageRun:
     for row in inputs.tables.read("value_mirroring").collect():
         if row["pct_mirrored"] is not None:
             result[f"pct_mirrored_{row['response_type']}"] = row["pct_mirrored"]
+    result.update((yield from audit_labels(inputs)))
     result.update((yield from public_tables(inputs)))
     yield Metrics(result)
+    # After the audit and k: candidate value names reach MLflow only as the public table shows them.
+    yield Artifact(
+        "top_values.csv",
+        top_values_csv(inputs.tables.read("public_values_level_0"), inputs.settings.mlflow.top_values_csv_rows),
+    )
     return result
 
 
+def _present(inputs: StageInputs, names: Sequence[str]) -> list[DataFrame]:
+    return [inputs.tables.read(name) for name in names if inputs.tables.exists(name)]
+
+
+def audit_labels(inputs: StageInputs) -> StageRun:
+    """`label_audits`: every label the run can publish, rated once (offline or by Claude)."""
+    from wildvalues import label_audit
+
+    settings = inputs.settings
+    rater = settings.audit_rater()
+    if rater == "off":
+        yield Write(label_audit.TABLE, label_audit.audits_frame(inputs.spark, [], 1, inputs.run_id))
+        yield Log("label audit off (privacy.audit): labels are published unrated")
+        return {"label_audit_labels": 0, "label_audit_rated": 0, "label_audit_suppressed": 0}
+    kinds, public = labels_and_published(inputs)
+    todo = {label: kind for label, kind in kinds.items() if label not in public}
+    audits = offline_audits(inputs, todo, label_audit.vocabulary(public))
+    result: dict[str, Any] = {}
+    if rater == "claude":
+        claude, result = yield from claude_ratings(inputs, todo)
+        for label, audit in audits.items():
+            rating, reason, model = claude.get(label, (audit.rating, audit.reasons, "offline (fallback)"))
+            audits[label] = label_audit.Audit(label, audit.kinds, rating, model, reason)
+    for label in set(kinds) - set(todo):  # the published tree's own labels are public already
+        audits[label] = label_audit.Audit(label, tuple(kinds[label]), 5, label_audit.PUBLISHED, "")
+    min_rating = settings.privacy.audit_min_rating
+    frame = label_audit.audits_frame(inputs.spark, list(audits.values()), min_rating, inputs.run_id)
+    yield Write(label_audit.TABLE, frame)
+    n_suppressed = sum(a.rating < min_rating for a in audits.values())
+    yield Log(
+        f"label audit ({rater}): {len(audits)} label(s), {len(todo)} rated, the rest published; "
+        f"{n_suppressed} rated under {min_rating} and suppressed"
+    )
+    result.update(label_audit_labels=len(audits), label_audit_rated=len(todo), label_audit_suppressed=n_suppressed)
+    return result
+
+
+def labels_and_published(inputs: StageInputs) -> tuple[dict[str, list[str]], set[str]]:
+    """Each label the run can publish with its kinds (sorted), and the published tree's own texts."""
+    from wildvalues import label_audit
+
+    levels = _present(inputs, (*LEVEL_TABLES, *DISCOVERED_LEVEL_TABLES))
+    descriptions = _present(inputs, tuple(DISCOVERED_TREE_TABLES.values()))
+    kinds: dict[str, list[str]] = {}
+    for row in label_audit.published_labels(levels, descriptions, inputs.tables.read("task_categories")).collect():
+        kinds.setdefault(row["label"], []).append(row["kind"])
+    tree = inputs.tables.read("value_taxonomy").select("name", "description").collect()
+    public = {text for row in tree for text in (row["name"], row["description"]) if text}
+    return {label: sorted(k) for label, k in kinds.items()}, public
+
+
+def offline_audits(inputs: StageInputs, todo: dict[str, list[str]], known: frozenset[str]) -> dict[str, Any]:
+    """label -> its offline Audit, rare tokens counted over this run's labels."""
+    from wildvalues import label_audit
+
+    texts = label_audit.label_texts(inputs.tables.read("classifications"), inputs.tables.read("value_expressions"))
+    wanted = sorted({t for label in todo for t in label_audit.tokens(label) if t not in known})
+    counts = {r["token"]: r["n_conversations"] for r in label_audit.token_conversations(texts, wanted).collect()}
+    k = inputs.settings.analyze.suppression_k
+    ratings = label_audit.rate_offline(todo, known, counts, k, label_audit.pii_finder(inputs.settings.privacy))
+    return {
+        label: label_audit.Audit(label, tuple(todo[label]), r.rating, label_audit.OFFLINE, "; ".join(r.reasons))
+        for label, r in ratings.items()
+    }
+
+
+def claude_ratings(
+    inputs: StageInputs, todo: dict[str, list[str]]
+) -> Generator[Request, None, tuple[dict[str, tuple[int, str, str]], dict[str, Any]]]:
+    """label -> (rating, reason, model) from Claude (cached answers first); its metrics."""
+    from wildvalues import label_audit
+    from wildvalues.classifier.cost import usage_usd
+
+    settings = inputs.settings
+    model = settings.claude_model(settings.privacy.audit_model)
+    shape = settings.output_shape(model)
+    asked = label_audit.rating_questions(todo, model, shape)
+    yield Write(label_audit.CACHE_TABLE, label_audit.empty_cache(inputs.spark), mode="create")
+    known = label_audit.cached_ratings(inputs.tables.read(label_audit.CACHE_TABLE), [q.key for q in asked])
+    fresh = [q for q in asked if q.key not in known]
+    answers = label_audit.ask(claude_client(inputs, model), model, fresh, shape) if fresh else []
+    if fresh:
+        rows = label_audit.answer_rows(inputs.spark, fresh, answers, model, inputs.run_id, shape)
+        yield Write(label_audit.CACHE_TABLE, rows, mode="append")
+        known.update({q.key: a.value for q, a in zip(fresh, answers, strict=True) if a.error_type is None and a.value})
+    failures = Counter(a.error_type for a in answers if a.error_type is not None)
+    if failures:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failures.items()))
+        yield Log(f"label audit: {sum(failures.values())} request(s) failed ({kinds}); their offline rating kept")
+    yield Log(
+        f"label audit: {len(asked)} label(s), {len(asked) - len(fresh)} from the cache, {len(fresh)} asked of {model}"
+    )
+    usage = label_audit.usage_of(answers)
+    metrics = {
+        "label_audit_requests": len(fresh),
+        "label_audit_cache_hits": len(asked) - len(fresh),
+        "label_audit_failures": sum(failures.values()),
+        "label_audit_input_tokens": usage["input_tokens"] + usage["cache_creation_input_tokens"],
+        "label_audit_output_tokens": usage["output_tokens"],
+        "label_audit_cost_usd": usage_usd(usage, settings.model_entry(model).prices),
+    }
+    ratings = {q.label: (known[q.key][0], known[q.key][1], model) for q in asked if q.key in known}
+    return ratings, metrics
+
+
 def public_tables(inputs: StageInputs) -> StageRun:
-    """`public_*` tables: the aggregates safe to share, without groups under k conversations or k_users users."""
-    from wildvalues import analyze
+    """`public_*` tables: the aggregates safe to share, without groups under k conversations or k_users
+    users, and with the labels the auditor suppressed removed (a level 1-3 cluster's label renamed,
+    see audit_levels)."""
+    from wildvalues import analyze, label_audit
 
     k, k_users = inputs.settings.analyze.suppression_k, inputs.settings.privacy.k_users
     levels = [inputs.tables.read(name).filter(F.col("side") == "ai") for name in LEVEL_TABLES]
     kept, suppressed = analyze.suppress_tree(levels, k, k_users=k_users)
     counts: dict[str, Any] = {f"suppressed_public_values_level_{level}": n for level, n in enumerate(suppressed)}
+    hidden = label_audit.suppressed_set(inputs.tables.read(label_audit.TABLE))
+    kept, n_labels = label_audit.audit_levels(kept, hidden)
+    labels = {f"suppressed_labels_public_values_level_{level}": n for level, n in enumerate(n_labels)}
     for level, frame in enumerate(kept):
         yield Write(f"public_values_level_{level}", frame)
     for name, count_column in (
@@ -740,13 +856,17 @@ def public_tables(inputs: StageInputs) -> StageRun:
         ("value_context", "n"),
     ):
         frame, n_suppressed = analyze.suppress_small_groups(inputs.tables.read(name), count_column, k, k_users)
+        if name == "value_context":  # the other two are labelled by the fixed response types
+            frame, labels["suppressed_labels_public_value_context"] = label_audit.drop_rows(
+                frame, ["value", "context"], hidden
+            )
         yield Write(f"public_{name}", frame)
         counts[f"suppressed_public_{name}"] = n_suppressed
     yield Log(
-        f"public tables written with k = {k} conversations and {k_users} users; "
-        f"{int(sum(counts.values()))} small group(s) suppressed"
+        f"public tables written with k = {k} conversations and {k_users} users; {int(sum(counts.values()))} small group(s) suppressed, "
+        f"{sum(labels.values())} row(s) with a suppressed label dropped or renamed"
     )
-    return counts
+    return {**counts, **labels}
 
 
 # ---------------------------------------------------------------- validate
@@ -786,6 +906,7 @@ def run_report(inputs: StageInputs) -> StageRun:
     for name, content in rendered.files.items():
         yield Artifact(f"{report.REPORT_DIR}/{name}", content)
     yield Metrics({f"suppressed_{name}": n for name, n in rendered.n_suppressed.items()})
+    yield Metrics({f"suppressed_labels_report_{name}": n for name, n in rendered.n_suppressed_labels.items()})
     suppressed = sum(rendered.n_suppressed.values())
     yield Log(
         f"{report.REPORT_DIR}/{report.HTML_FILE} ({len(rendered.files) - 1} plots, {suppressed} small group(s) suppressed)"
@@ -794,6 +915,7 @@ def run_report(inputs: StageInputs) -> StageRun:
         "html": f"{report.REPORT_DIR}/{report.HTML_FILE}",
         "n_plots": len(rendered.files) - 1,
         "n_suppressed": dict(rendered.n_suppressed),
+        "n_suppressed_labels": dict(rendered.n_suppressed_labels),
     }
 
 
@@ -831,11 +953,20 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "analyze",
-        reads=("classifications", "conversations", "value_expressions", *LEVEL_TABLES),
-        writes=(*FINDINGS_TABLES, *PUBLIC_TABLES),
+        reads=(
+            "classifications",
+            "conversations",
+            "value_expressions",
+            "value_taxonomy",
+            *LEVEL_TABLES,
+            *DISCOVERED_TREE_TABLES.values(),
+            *DISCOVERED_LEVEL_TABLES,
+            LABEL_AUDIT_TABLES[1],
+        ),
+        writes=(*FINDINGS_TABLES, *LABEL_AUDIT_TABLES, *PUBLIC_TABLES),
         run=run_analyze,
-        needs=frozenset({"baseline"}),
-        description="response types, context dependence, mirroring, anomalies, k-suppressed public tables",
+        needs=frozenset({"baseline", "api_key"}),
+        description="response types, context dependence, mirroring, anomalies, label audit, k-suppressed public tables",
     ),
     Stage(
         "validate",

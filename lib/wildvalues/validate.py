@@ -130,6 +130,11 @@ def findings_expectations(table: str) -> list:
             gxe.ExpectColumnValuesToBeUnique(column="conversation_id"),
             gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=["watchlist", "outlier", "watchlist+outlier"]),
         ]
+    if table == "label_audits":
+        return [
+            gxe.ExpectColumnValuesToBeUnique(column="label"),
+            gxe.ExpectColumnValuesToBeBetween(column="rating", min_value=1, max_value=5),
+        ]
     return crosscheck_expectations(table)
 
 

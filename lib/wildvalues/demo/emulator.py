@@ -477,7 +477,7 @@ class Emulator:
 
     def _payload(self, body: dict[str, Any]) -> dict:
         text = _last_user_text(body["messages"])
-        if parse_task_block(text) is not None:  # an adjudication or naming task, in any answer shape
+        if parse_task_block(text) is not None:  # an adjudication, naming or rating task, in any answer shape
             return taxonomy_answer(text)
         turns = parse_rendered_conversation(text) or [Turn("user", text)]
         assert self._payload_fn is not None
@@ -963,12 +963,22 @@ def _stems(text: str) -> set[str]:
 
 
 def taxonomy_answer(text: str) -> dict[str, Any]:
-    """The emulated answer to a choose_cluster or name_cluster task ({} when it cannot be read)."""
+    """The emulated answer to a choose_cluster, name_cluster or rate_label task ({} when it cannot be read)."""
     parsed = parse_task_block(text)
     if parsed is None:
         return {}
     tag, payload = parsed
+    if tag == "label":
+        return _rate_label(payload)
     return _choose_cluster(payload) if tag == "placement" else _name_cluster(payload)
+
+
+def _rate_label(payload: dict[str, Any]) -> dict[str, Any]:
+    """The offline auditor's rating without a run's token counts: PII hits and proper nouns only."""
+    from wildvalues.label_audit import COMMON_WORDS, rate_label
+
+    rated = rate_label(str(payload.get("label", "")), COMMON_WORDS, None, 1)
+    return {"rating": rated.rating, "reason": "; ".join(rated.reasons) or "generic"}
 
 
 def _choose_cluster(payload: dict[str, Any]) -> dict[str, Any]:
