@@ -4,6 +4,7 @@ the planted label; Claude as the rater through the real SDK against the emulator
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,14 @@ from pyspark.testing import assertDataFrameEqual
 from wildvalues import label_audit
 from wildvalues.label_audit import SUPPRESSED_LABEL, Rating, pii_finder, rate_label
 from wildvalues.runner import Runner
-from wildvalues.schemas import CLASSIFICATIONS, LABEL_AUDITS, VALUE_EXPRESSIONS, VALUE_LEVEL, VALUE_TAXONOMY
+from wildvalues.schemas import (
+    CLASSIFICATIONS,
+    CONVERSATIONS,
+    LABEL_AUDITS,
+    VALUE_EXPRESSIONS,
+    VALUE_LEVEL,
+    VALUE_TAXONOMY,
+)
 from wildvalues.settings import PrivacySettings, Settings
 from wildvalues.stages import stage_named
 from wildvalues.tables import TableStore
@@ -20,7 +28,8 @@ from wildvalues.tables import TableStore
 RUN = "run-audit"
 K = 2
 PLANTED = "advice for John Smith at 12 Elm Street"
-NOUNS = "proper noun John; proper noun Smith; proper noun Elm; proper noun Street; number"
+# Presidio's address recognizer finds "12 Elm Street"; the capitalised words and the number add to it.
+NOUNS = "pii STREET_ADDRESS; proper noun John; proper noun Smith; proper noun Elm; proper noun Street; number"
 KNOWN = label_audit.vocabulary(
     ["helpfulness", "Harm prevention", "Respect for user autonomy", "Protecting people from harm and misuse"]
 )
@@ -47,9 +56,9 @@ COUNTS = {"loyalty": 5, "kowalczyk": 1, "microsoft": 10}
         ),
         (
             "write to jane.doe@example.com",
-            Rating(1, ("pii EMAIL", *(f"rare token {t}" for t in ("com", "doe", "example", "jane", "write")))),
+            Rating(1, ("pii EMAIL_ADDRESS", *(f"rare token {t}" for t in ("com", "doe", "example", "jane", "write")))),
         ),
-        ("call 555-123-4567 for help", Rating(1, ("pii PHONE", "rare token help", "number"))),
+        ("call 555-123-4567 for help", Rating(1, ("pii PHONE_NUMBER", "rare token help", "number"))),
         ("loyalty to Kowalczyk", Rating(2, ("proper noun Kowalczyk", "rare token kowalczyk"))),
         ("loyalty to Microsoft", Rating(3, ("proper noun Microsoft",))),
         ("helpfulness about zymurgy", Rating(4, ("rare token zymurgy",))),
@@ -101,7 +110,7 @@ def test_tokens_are_counted_once_per_conversation_and_only_the_wanted_ones(spark
 
 
 def level(cluster_id, name, lvl, parent, n, candidate=False):
-    return ("ai", cluster_id, name, lvl, parent, candidate, n, 100.0 * n / 6, n, 10.0 * n, RUN)
+    return ("ai", cluster_id, name, lvl, parent, candidate, n, n, 100.0 * n / 6, n, 10.0 * n, RUN)
 
 
 LEVELS = {
@@ -161,6 +170,11 @@ def write_inputs(spark, store: TableStore) -> None:
     ]
     store.write("value_expressions", spark.createDataFrame(expressions, VALUE_EXPRESSIONS))
     store.write("value_taxonomy", spark.createDataFrame(TAXONOMY, VALUE_TAXONOMY))
+    # No user ids: each conversation is its own user.
+    now = datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC)
+    turns = [("user", "q"), ("assistant", "a")]
+    conversations = [(row[0], "test", turns, 2, 2, f"h-{row[0]}", now, None, 0) for row in CLASSIFIED]
+    store.write("conversations", spark.createDataFrame(conversations, CONVERSATIONS))
     for lvl, rows in LEVELS.items():
         store.write(f"values_level_{lvl}", spark.createDataFrame(rows, VALUE_LEVEL))
 
@@ -180,7 +194,8 @@ PUBLISHED_ROWS = [
 def analyze(spark, out, privacy: dict, anthropic: dict | None = None) -> tuple[Runner, dict]:
     """The real analyze stage through the runner over the handmade tables under `out`."""
     findings = {"suppression_k": K, "min_count": 1}  # min_count 1: the planted value gets a context cell
-    sections = {"analyze": findings, "privacy": privacy, "classifier": {"anthropic": anthropic or {}}}
+    # k_users 1: six conversations of six people could never reach the default of 10.
+    sections = {"analyze": findings, "privacy": {"k_users": 1, **privacy}, "classifier": {"anthropic": anthropic or {}}}
     settings = Settings.model_validate(sections)
     store = TableStore(spark, str(out), settings.tables)
     if not store.exists("classifications"):

@@ -54,6 +54,7 @@ EXPECTED_TABLES = {
     "classification_errors",
     "classifications",
     "conversations",
+    "label_audits",
     "public_response_types",
     "public_value_context",
     "public_value_mirroring",
