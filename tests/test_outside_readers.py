@@ -13,7 +13,6 @@ instant, stored in UTC) -> TIMESTAMP WITH TIME ZONE / Datetime(us, UTC), ArrayTy
 
 from __future__ import annotations
 
-import datetime
 import os
 from typing import TYPE_CHECKING
 
@@ -41,9 +40,9 @@ from wildvalues.delta_io import read_delta
 from wildvalues.validate import table_schema
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
-    from tests.test_cli import LEAN_CONFIG, assert_ok, wildvalues
+    from tests.test_cli import LEAN_CONFIG, assert_ok, normalise, wildvalues
 else:
-    from test_cli import LEAN_CONFIG, assert_ok, wildvalues
+    from test_cli import LEAN_CONFIG, assert_ok, normalise, wildvalues
 
 N_SYNTH = 60
 # Small k so the public_* tables hold rows at 60 conversations (their types are checked either way).
@@ -115,17 +114,6 @@ def spark_schema(name: str) -> StructType:
     if name == "classification_cache":
         return schemas.CLASSIFICATION_CACHE
     return table_schema(name.removeprefix("public_"))  # public_* keep their source's columns
-
-
-def normalise(value):
-    """Rows from any reader to one comparable shape: timestamps as naive UTC."""
-    if isinstance(value, dict):
-        return {k: normalise(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [normalise(v) for v in value]
-    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
-        return value.astimezone(datetime.UTC).replace(tzinfo=None)
-    return value
 
 
 def delta_scan(path: str) -> str:
