@@ -145,7 +145,8 @@ def first_run(workdir, input_file):
 def test_run_prints_the_summary(first_run):
     stdout = first_run["result"].stdout
     assert "wildvalues run complete" in stdout
-    assert summary_value(stdout, "input records") == f"{N_SYNTH + len(MALFORMED)}"
+    # One JSON-lines file: the summary says which reader read it.
+    assert summary_value(stdout, "input records") == f"{N_SYNTH + len(MALFORMED)}  (files: 1 JSON-lines)"
     assert summary_value(stdout, "quarantined") == f"{len(MALFORMED)}"
     assert summary_value(stdout, "conversations") == f"{N_SYNTH}"
     classified = summary_value(stdout, "classified")
