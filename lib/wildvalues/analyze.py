@@ -861,13 +861,18 @@ def value_anomalies(
 def anomaly_summary(anomalies: DataFrame, classifications: DataFrame) -> dict[str, Any]:
     """n_anomalies, n_watchlist, n_outlier, n_subjective and anomaly_rate (per subjective
     conversation; 0.0 when there is none)."""
-    counts = anomalies.agg(
-        F.count("*").alias("n_anomalies"),
-        F.sum(F.col("reason").contains("watchlist").cast("long")).alias("n_watchlist"),
-        F.sum(F.col("reason").contains("outlier").cast("long")).alias("n_outlier"),
-    ).first()
-    assert counts is not None  # an aggregate without groupBy has exactly one row
-    n_subjective = _subjective(classifications).count()
+    # Both one-row aggregates in one query: a second count() would be a second Spark job.
+    counts = (
+        anomalies.agg(
+            F.count("*").alias("n_anomalies"),
+            F.sum(F.col("reason").contains("watchlist").cast("long")).alias("n_watchlist"),
+            F.sum(F.col("reason").contains("outlier").cast("long")).alias("n_outlier"),
+        )
+        .crossJoin(_subjective(classifications).agg(F.count("*").alias("n_subjective")))
+        .first()
+    )
+    assert counts is not None  # aggregates without groupBy have exactly one row
+    n_subjective = int(counts.n_subjective)
     n_anomalies = int(counts.n_anomalies)
     return {
         "n_anomalies": n_anomalies,
@@ -920,10 +925,17 @@ def suppress_small_groups(
     See DEFAULT_K for the choice of k; k_users (privacy.k_users) keeps one person's many
     conversations from making a group look large.
     """
+    kept, small = split_small_groups(df, count_col, k, k_users, users_col)
+    return kept, small.count()
+
+
+def split_small_groups(
+    df: DataFrame, count_col: str, k: int = DEFAULT_K, k_users: int = 1, users_col: str = "n_users"
+) -> tuple[DataFrame, DataFrame]:
+    """(the rows suppress_small_groups keeps, the rows it drops), uncounted: see row_counts."""
     _check_k(k)
     large = _is_large(df, count_col, k, users_col, k_users)
-    n_suppressed = df.filter(~large).count()
-    return df.filter(large), n_suppressed
+    return df.filter(large), df.filter(~large)
 
 
 def _is_large_pandas(frame: pd.DataFrame, count_col: str, k: int, users_col: str, k_users: int) -> pd.Series:
@@ -988,6 +1000,19 @@ def suppress_tree(
     already and reveals nothing about a suppressed node. Returns (kept tables, number of rows
     suppressed per level), both indexed by level.
     """
+    kept = tree_kept(level_tables, k, count_col, k_users, users_col)
+    totals = row_counts([*level_tables, *kept])
+    return kept, [totals[i] - totals[4 + i] for i in range(4)]
+
+
+def tree_kept(
+    level_tables: Sequence[DataFrame],
+    k: int = DEFAULT_K,
+    count_col: str = "n_conversations",
+    k_users: int = 1,
+    users_col: str = "n_users",
+) -> list[DataFrame]:
+    """suppress_tree's kept tables, uncounted: a caller with more to count counts all in one row_counts."""
     _check_k(k)
     if len(level_tables) != 4:
         raise ValueError("suppress_tree needs the four level tables, level 0 first")
@@ -1002,9 +1027,7 @@ def suppress_tree(
             )
             large = placed.select(*table.columns).unionByName(large.filter(F.col("parent_cluster_id").isNull()))
         kept[level] = large
-    totals = row_counts([*level_tables, *kept])
-    suppressed = [totals[i] - totals[4 + i] for i in range(4)]
-    return kept, suppressed
+    return kept
 
 
 def row_counts(frames: Sequence[DataFrame]) -> list[int]:

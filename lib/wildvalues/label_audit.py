@@ -328,8 +328,14 @@ def drop_rows(frame: DataFrame, columns: Sequence[str], suppressed: frozenset[st
     """(rows none of whose `columns` holds a suppressed label, number of rows dropped)."""
     if not suppressed:
         return frame, 0
+    kept, dropped = split_rows(frame, columns, suppressed)
+    return kept, dropped.count()
+
+
+def split_rows(frame: DataFrame, columns: Sequence[str], suppressed: frozenset[str]) -> tuple[DataFrame, DataFrame]:
+    """(the rows drop_rows keeps, the rows it drops), uncounted: see analyze.row_counts."""
     hit = _hit(columns, suppressed)
-    return frame.filter(~hit), frame.filter(hit).count()
+    return frame.filter(~hit), frame.filter(hit)
 
 
 def drop_rows_pandas(
@@ -380,12 +386,18 @@ def audit_levels(levels: Sequence[DataFrame], suppressed: frozenset[str]) -> tup
     sum to 100. Returns (tables, rows dropped or renamed per level)."""
     if not suppressed:
         return list(levels), [0] * len(levels)
+    kept, touched = audited_levels(levels, suppressed)
+    # One query counts the rows touched on every level (one count() per level costs a job each).
+    return kept, row_counts(touched)
+
+
+def audited_levels(levels: Sequence[DataFrame], suppressed: frozenset[str]) -> tuple[list[DataFrame], list[DataFrame]]:
+    """(audit_levels' tables, the rows it drops or renames per level), uncounted: see analyze.row_counts."""
     hit = _hit(["name"], suppressed)
     kept = [
         frame.filter(~hit) if level == 0 else _masked(frame, ["name"], suppressed) for level, frame in enumerate(levels)
     ]
-    # One query counts the rows touched on every level (one count() per level costs a job each).
-    return kept, row_counts([frame.filter(hit) for frame in levels])
+    return kept, [frame.filter(hit) for frame in levels]
 
 
 def masked_descriptions(descriptions: Mapping[str, str], suppressed: frozenset[str]) -> tuple[dict[str, str], int]:

@@ -835,6 +835,10 @@ def claude_ratings(
     return ratings, metrics
 
 
+# The public small tables and the column k applies to; value_context alone carries free-form labels.
+PUBLIC_SMALL_TABLES = {"response_types": "n_conversations", "value_mirroring": "n_conversations", "value_context": "n"}
+
+
 def public_tables(inputs: StageInputs) -> StageRun:
     """`public_*` tables: the aggregates safe to share, without groups under k conversations or k_users
     users, and with the labels the auditor suppressed removed (a level 1-3 cluster's label renamed,
@@ -842,26 +846,28 @@ def public_tables(inputs: StageInputs) -> StageRun:
     from wildvalues import analyze, label_audit
 
     k, k_users = inputs.settings.analyze.suppression_k, inputs.settings.privacy.k_users
-    levels = [inputs.tables.read(name).filter(F.col("side") == "ai") for name in LEVEL_TABLES]
-    kept, suppressed = analyze.suppress_tree(levels, k, k_users=k_users)
-    counts: dict[str, Any] = {f"suppressed_public_values_level_{level}": n for level, n in enumerate(suppressed)}
     hidden = label_audit.suppressed_set(inputs.tables.read(label_audit.TABLE))
-    kept, n_labels = label_audit.audit_levels(kept, hidden)
-    labels = {f"suppressed_labels_public_values_level_{level}": n for level, n in enumerate(n_labels)}
-    for level, frame in enumerate(kept):
-        yield Write(f"public_values_level_{level}", frame)
-    for name, count_column in (
-        ("response_types", "n_conversations"),
-        ("value_mirroring", "n_conversations"),
-        ("value_context", "n"),
-    ):
-        frame, n_suppressed = analyze.suppress_small_groups(inputs.tables.read(name), count_column, k, k_users)
-        if name == "value_context":  # the other two are labelled by the fixed response types
-            frame, labels["suppressed_labels_public_value_context"] = label_audit.drop_rows(
-                frame, ["value", "context"], hidden
-            )
+    levels = [inputs.tables.read(name).filter(F.col("side") == "ai") for name in LEVEL_TABLES]
+    kept = analyze.tree_kept(levels, k, k_users=k_users)
+    kept, renamed = label_audit.audited_levels(kept, hidden) if hidden else (kept, [])
+    small: dict[str, DataFrame] = {}
+    for name, count_column in PUBLIC_SMALL_TABLES.items():
+        frame, small[name] = analyze.split_small_groups(inputs.tables.read(name), count_column, k, k_users)
+        if name == "value_context" and hidden:  # the other two are labelled by the fixed response types
+            frame, renamed_context = label_audit.split_rows(frame, ["value", "context"], hidden)
+            renamed.append(renamed_context)
+        kept.append(frame)
+    # Every count in one query: one count() per frame would cost a Spark job (or several) each.
+    n = analyze.row_counts([*levels, *kept[:4], *small.values(), *renamed])
+    counts: dict[str, Any] = {f"suppressed_public_values_level_{i}": n[i] - n[4 + i] for i in range(4)}
+    counts.update({f"suppressed_public_{name}": n[8 + i] for i, name in enumerate(small)})
+    n_renamed = n[8 + len(small) :] or [0] * 5
+    labels = {f"suppressed_labels_public_values_level_{level}": n_renamed[level] for level in range(4)}
+    labels["suppressed_labels_public_value_context"] = n_renamed[4]
+    for level in range(4):
+        yield Write(f"public_values_level_{level}", kept[level])
+    for name, frame in zip(PUBLIC_SMALL_TABLES, kept[4:], strict=True):
         yield Write(f"public_{name}", frame)
-        counts[f"suppressed_public_{name}"] = n_suppressed
     yield Log(
         f"public tables written with k = {k} conversations and {k_users} users; {int(sum(counts.values()))} small group(s) suppressed, "
         f"{sum(labels.values())} row(s) with a suppressed label dropped or renamed"
