@@ -1,9 +1,10 @@
 """The HTML report of a run: PNG plots (matplotlib, Agg) and one self-contained HTML file.
 
 Privacy: every aggregate shown covers at least k conversations (rows below are suppressed with
-analyze.suppress_small_groups / suppress_tree and counted in the report), and labels the label
-auditor rated identifying (`label_audits`) are left out or shown as "[suppressed label]"
-(label_audit.audit_levels), counted per table too; conversation text is never read. The anomalies section lists conversation ids and value labels for internal review
+analyze.suppress_small_groups / suppress_tree, or their pandas twins once a table is collected,
+and counted in the report), and labels the label auditor rated identifying (`label_audits`) are
+left out or shown as "[suppressed label]" (label_audit.audit_levels or audit_levels_pandas),
+counted per table too; conversation text is never read. The anomalies section lists conversation ids and value labels for internal review
 and can be left out (`include_anomaly_ids=False`).
 """
 
