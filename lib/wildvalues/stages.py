@@ -850,8 +850,8 @@ def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
 
     k, k_users = inputs.settings.analyze.suppression_k, inputs.settings.privacy.k_users
     levels = [inputs.tables.read(name).filter(F.col("side") == "ai") for name in LEVEL_TABLES]
-    kept = analyze.tree_kept(levels, k, k_users=k_users)
-    kept, renamed = label_audit.audited_levels(kept, hidden) if hidden else (kept, [])
+    large = analyze.tree_kept(levels, k, k_users=k_users)
+    kept, renamed = label_audit.audited_levels(large, hidden) if hidden else (list(large), [])
     small: dict[str, DataFrame] = {}
     for name, count_column in PUBLIC_SMALL_TABLES.items():
         frame, small[name] = analyze.split_small_groups(inputs.tables.read(name), count_column, k, k_users)
@@ -860,7 +860,7 @@ def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
             renamed.append(renamed_context)
         kept.append(frame)
     # Every count in one query: one count() per frame would cost a Spark job (or several) each.
-    n = analyze.row_counts([*levels, *kept[:4], *small.values(), *renamed])
+    n = analyze.row_counts([*levels, *large, *small.values(), *renamed])
     counts: dict[str, Any] = {f"suppressed_public_values_level_{i}": n[i] - n[4 + i] for i in range(4)}
     counts.update({f"suppressed_public_{name}": n[8 + i] for i, name in enumerate(small)})
     n_renamed = n[8 + len(small) :] or [0] * 5
