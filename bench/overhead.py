@@ -5,9 +5,10 @@
 For each size it generates that many conversations, runs the real CLI in a fresh process (with the
 report, as a user would), and reads the stage timings the run logged to MLflow. It prints JSON:
 per size the wall time of the whole command (JVM start and MLflow included), the seconds of each
-stage and what is left outside the stages (session start, settings, tracking); then, per stage,
-the fixed cost, the intercept of a straight line through the two smallest sizes (what the stage
-costs before it has any work), and the cost per 1,000 conversations from the two largest.
+stage, the Spark jobs each stage started (the same on a busy machine) and what is left outside
+the stages (session start, settings, tracking); then, per stage, the fixed cost, the intercept
+of a straight line through the two smallest sizes (what the stage costs before it has any
+work), and the cost per 1,000 conversations from the two largest.
 Run it alone on the machine: two cores shared with anything else skew every figure.
 """
 
@@ -50,10 +51,12 @@ def run_once(n: int, seed: int, root: str) -> dict:
     found = find_mlflow_run(output, None)
     metrics = dict(found.data.metrics) if found else {}
     stages = {s: round(metrics[f"seconds_{s}"], 2) for s in STAGES if f"seconds_{s}" in metrics}
+    jobs = {s: int(metrics[f"spark_jobs_{s}"]) for s in STAGES if f"spark_jobs_{s}" in metrics}
     return {
         "conversations": int(metrics.get("conversations", 0)),
         "wall_seconds": round(wall, 2),
         "stage_seconds": stages,
+        "stage_spark_jobs": jobs,  # independent of machine load, unlike the seconds
         "outside_stages_seconds": round(wall - sum(stages.values()), 2),
     }
 

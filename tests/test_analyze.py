@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from scipy.stats import chi2_contingency
 
@@ -678,6 +679,39 @@ def test_suppress_tree_needs_k_users_and_takes_descendants(spark):
     assert suppressed == [3, 3, 4, 2]
     ids = [sorted((r.side, r.cluster_id) for r in table.collect()) for table in kept]
     assert ids == [[("ai", "unplaced")], [], [], [("ai", "T1")]]
+
+
+@pytest.mark.parametrize("k_users, users", [(1, {}), (10, {("ai", "S1"): 3})])
+def test_suppress_tree_pandas_keeps_the_rows_spark_keeps(spark, k_users, users):
+    tables = [
+        spark.createDataFrame(
+            [_level_row(s, c, level, p, n, users.get((s, c))) for s, c, p, n in LEVELS[level]], VALUE_LEVEL
+        )
+        for level in range(4)
+    ]
+    kept, suppressed = A.suppress_tree(tables, 25, k_users=k_users)
+    kept_pd, suppressed_pd = A.suppress_tree_pandas([t.toPandas() for t in tables], 25, k_users=k_users)
+    assert suppressed_pd == suppressed
+    for spark_kept, pandas_kept in zip(kept, kept_pd, strict=True):
+        assertDataFrameEqual(spark.createDataFrame(pandas_kept, VALUE_LEVEL), spark_kept)
+
+
+def test_suppress_small_groups_pandas_keeps_the_rows_spark_keeps(spark):
+    schema = "name string, n long, n_users long"
+    df = spark.createDataFrame([("a", 40, 12), ("b", 30, 1), ("c", 25, 10), ("d", 25, None), ("e", None, 20)], schema)
+    for k_users in (1, 10):
+        kept, n_suppressed = A.suppress_small_groups(df, "n", 25, k_users=k_users)
+        kept_pd, n_suppressed_pd = A.suppress_small_groups_pandas(df.toPandas(), "n", 25, k_users=k_users)
+        assert n_suppressed_pd == n_suppressed
+        assertDataFrameEqual(spark.createDataFrame(kept_pd, schema), kept)
+    with pytest.raises(ValueError, match=r"^k_users = 10 needs a distinct-users column 'n_users'"):
+        A.suppress_small_groups_pandas(df.toPandas()[["name", "n"]], "n", 25, k_users=10)
+
+
+def test_row_counts_counts_each_frame(spark):
+    df = spark.createDataFrame([("a", 3), ("b", 25), ("c", 24)], "name string, n long")
+    assert A.row_counts([df, df.filter(F.col("n") > 10), df.filter(F.col("n") > 100), df.limit(1)]) == [3, 2, 0, 1]
+    assert A.row_counts([]) == []
 
 
 def test_run_id_required(spark):

@@ -137,6 +137,19 @@ def test_a_suppressed_value_is_dropped_and_a_suppressed_cluster_keeps_its_counts
     assert none == [0, 0, 0, 0] and untouched[0] is frames[0]
 
 
+def test_the_pandas_audit_drops_and_renames_the_rows_spark_does(spark):
+    frames = [spark.createDataFrame(LEVELS[lvl], VALUE_LEVEL) for lvl in range(4)]
+    hidden = frozenset({PLANTED, "Harm avoidance"})
+    kept, counts = label_audit.audit_levels(frames, hidden)
+    kept_pd, counts_pd = label_audit.audit_levels_pandas([f.toPandas() for f in frames], hidden)
+    assert counts_pd == counts == [1, 1, 0, 0]
+    for spark_kept, pandas_kept in zip(kept, kept_pd, strict=True):
+        assertDataFrameEqual(spark.createDataFrame(pandas_kept, VALUE_LEVEL), spark_kept)
+    dropped, n = label_audit.drop_rows_pandas(frames[0].toPandas(), ["name"], hidden)
+    assert n == 1
+    assertDataFrameEqual(spark.createDataFrame(dropped, VALUE_LEVEL), kept[0])
+
+
 # ---------------------------------------------------------------------------------------------
 # The analyze stage: label_audits, the public tables and top_values.csv
 

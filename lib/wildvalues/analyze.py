@@ -861,13 +861,18 @@ def value_anomalies(
 def anomaly_summary(anomalies: DataFrame, classifications: DataFrame) -> dict[str, Any]:
     """n_anomalies, n_watchlist, n_outlier, n_subjective and anomaly_rate (per subjective
     conversation; 0.0 when there is none)."""
-    counts = anomalies.agg(
-        F.count("*").alias("n_anomalies"),
-        F.sum(F.col("reason").contains("watchlist").cast("long")).alias("n_watchlist"),
-        F.sum(F.col("reason").contains("outlier").cast("long")).alias("n_outlier"),
-    ).first()
-    assert counts is not None  # an aggregate without groupBy has exactly one row
-    n_subjective = _subjective(classifications).count()
+    # Both one-row aggregates in one query: a second count() would be a second Spark job.
+    counts = (
+        anomalies.agg(
+            F.count("*").alias("n_anomalies"),
+            F.sum(F.col("reason").contains("watchlist").cast("long")).alias("n_watchlist"),
+            F.sum(F.col("reason").contains("outlier").cast("long")).alias("n_outlier"),
+        )
+        .crossJoin(_subjective(classifications).agg(F.count("*").alias("n_subjective")))
+        .first()
+    )
+    assert counts is not None  # aggregates without groupBy have exactly one row
+    n_subjective = int(counts.n_subjective)
     n_anomalies = int(counts.n_anomalies)
     return {
         "n_anomalies": n_anomalies,
@@ -920,10 +925,63 @@ def suppress_small_groups(
     See DEFAULT_K for the choice of k; k_users (privacy.k_users) keeps one person's many
     conversations from making a group look large.
     """
+    kept, small = split_small_groups(df, count_col, k, k_users, users_col)
+    return kept, small.count()
+
+
+def split_small_groups(
+    df: DataFrame, count_col: str, k: int = DEFAULT_K, k_users: int = 1, users_col: str = "n_users"
+) -> tuple[DataFrame, DataFrame]:
+    """(the rows suppress_small_groups keeps, the rows it drops), uncounted: see row_counts."""
     _check_k(k)
     large = _is_large(df, count_col, k, users_col, k_users)
-    n_suppressed = df.filter(~large).count()
-    return df.filter(large), n_suppressed
+    return df.filter(large), df.filter(~large)
+
+
+def _is_large_pandas(frame: pd.DataFrame, count_col: str, k: int, users_col: str, k_users: int) -> pd.Series:
+    """_is_large on a collected table; a null count compares False, so unknown size is suppressed."""
+    _check_k(k_users)
+    large = frame[count_col].ge(k)
+    if k_users == 1:
+        return large
+    if users_col not in frame.columns:
+        raise ValueError(
+            f"k_users = {k_users} needs a distinct-users column {users_col!r}; columns: {list(frame.columns)}"
+        )
+    return large & frame[users_col].ge(k_users)
+
+
+def suppress_small_groups_pandas(
+    frame: pd.DataFrame, count_col: str, k: int = DEFAULT_K, k_users: int = 1, users_col: str = "n_users"
+) -> tuple[pd.DataFrame, int]:
+    """suppress_small_groups on a table already collected (the report's): the same rows, no Spark job."""
+    _check_k(k)
+    large = _is_large_pandas(frame, count_col, k, users_col, k_users)
+    return frame[large].reset_index(drop=True), int((~large).sum())
+
+
+def suppress_tree_pandas(
+    level_tables: Sequence[pd.DataFrame],
+    k: int = DEFAULT_K,
+    count_col: str = "n_conversations",
+    k_users: int = 1,
+    users_col: str = "n_users",
+) -> tuple[list[pd.DataFrame], list[int]]:
+    """suppress_tree on the four level tables already collected (the report's): the same rows, no Spark job."""
+    _check_k(k)
+    if len(level_tables) != 4:
+        raise ValueError("suppress_tree needs the four level tables, level 0 first")
+    kept: list[pd.DataFrame] = [pd.DataFrame()] * 4
+    for level in (3, 2, 1, 0):
+        table = level_tables[level]
+        keep = _is_large_pandas(table, count_col, k, users_col, k_users)
+        if level < 3:
+            parents = set(zip(kept[level + 1]["side"], kept[level + 1]["cluster_id"], strict=True))
+            pairs = zip(table["side"], table["parent_cluster_id"], strict=True)
+            placed = pd.Series([pair in parents for pair in pairs], index=table.index, dtype=bool)
+            keep &= placed | table["parent_cluster_id"].isna()
+        kept[level] = table[keep].reset_index(drop=True)
+    return kept, [len(level_tables[i]) - len(kept[i]) for i in range(4)]
 
 
 def suppress_tree(
@@ -942,6 +1000,19 @@ def suppress_tree(
     already and reveals nothing about a suppressed node. Returns (kept tables, number of rows
     suppressed per level), both indexed by level.
     """
+    kept = tree_kept(level_tables, k, count_col, k_users, users_col)
+    totals = row_counts([*level_tables, *kept])
+    return kept, [totals[i] - totals[4 + i] for i in range(4)]
+
+
+def tree_kept(
+    level_tables: Sequence[DataFrame],
+    k: int = DEFAULT_K,
+    count_col: str = "n_conversations",
+    k_users: int = 1,
+    users_col: str = "n_users",
+) -> list[DataFrame]:
+    """suppress_tree's kept tables, uncounted: a caller with more to count counts all in one row_counts."""
     _check_k(k)
     if len(level_tables) != 4:
         raise ValueError("suppress_tree needs the four level tables, level 0 first")
@@ -956,5 +1027,17 @@ def suppress_tree(
             )
             large = placed.select(*table.columns).unionByName(large.filter(F.col("parent_cluster_id").isNull()))
         kept[level] = large
-    suppressed = [level_tables[i].count() - kept[i].count() for i in range(4)]
-    return kept, suppressed
+    return kept
+
+
+def row_counts(frames: Sequence[DataFrame]) -> list[int]:
+    """The number of rows of each frame, from one Spark query rather than one count() per frame.
+
+    Frames that share inputs (the kept levels of suppress_tree) are then planned together, and a
+    small run pays one query's fixed cost instead of one per frame.
+    """
+    if not frames:
+        return []
+    tagged = [frame.select(F.lit(i).alias("_frame")) for i, frame in enumerate(frames)]
+    found = {r["_frame"]: r["count"] for r in reduce(DataFrame.unionByName, tagged).groupBy("_frame").count().collect()}
+    return [int(found.get(i, 0)) for i in range(len(frames))]

@@ -40,10 +40,12 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from wildvalues.analyze import row_counts
 from wildvalues.classifier.prompt import USAGE_FIELDS
 from wildvalues.classifier.taxonomy_prompts import (
     RATING_PROMPT_VERSION,
@@ -314,28 +316,67 @@ def _is_suppressed(column: str, suppressed: frozenset[str]) -> Column:
     return F.col(column).isin(*sorted(suppressed)) if suppressed else F.lit(False)
 
 
-def drop_rows(frame: DataFrame, columns: Sequence[str], suppressed: frozenset[str]) -> tuple[DataFrame, int]:
-    """(rows none of whose `columns` holds a suppressed label, number of rows dropped)."""
+def _hit(columns: Sequence[str], suppressed: frozenset[str]) -> Column:
+    """True where any of `columns` holds a suppressed label."""
     hit = F.lit(False)
     for column in columns:
         hit = hit | F.coalesce(_is_suppressed(column, suppressed), F.lit(False))
+    return hit
+
+
+def drop_rows(frame: DataFrame, columns: Sequence[str], suppressed: frozenset[str]) -> tuple[DataFrame, int]:
+    """(rows none of whose `columns` holds a suppressed label, number of rows dropped)."""
     if not suppressed:
         return frame, 0
-    return frame.filter(~hit), frame.filter(hit).count()
+    kept, dropped = split_rows(frame, columns, suppressed)
+    return kept, dropped.count()
+
+
+def split_rows(frame: DataFrame, columns: Sequence[str], suppressed: frozenset[str]) -> tuple[DataFrame, DataFrame]:
+    """(the rows drop_rows keeps, the rows it drops), uncounted: see analyze.row_counts."""
+    hit = _hit(columns, suppressed)
+    return frame.filter(~hit), frame.filter(hit)
+
+
+def drop_rows_pandas(
+    frame: pd.DataFrame, columns: Sequence[str], suppressed: frozenset[str]
+) -> tuple[pd.DataFrame, int]:
+    """drop_rows on a table already collected (the report's): the same rows, no Spark job."""
+    if not suppressed:
+        return frame, 0
+    hit = frame[list(columns)].isin(sorted(suppressed)).any(axis=1)
+    return frame[~hit].reset_index(drop=True), int(hit.sum())
+
+
+def audit_levels_pandas(
+    levels: Sequence[pd.DataFrame], suppressed: frozenset[str]
+) -> tuple[list[pd.DataFrame], list[int]]:
+    """audit_levels on level tables already collected (the report's): the same rows, no Spark job."""
+    if not suppressed:
+        return list(levels), [0] * len(levels)
+    kept, counts = [], []
+    for level, frame in enumerate(levels):
+        hit = frame["name"].isin(sorted(suppressed))
+        kept.append(
+            frame[~hit].reset_index(drop=True)
+            if level == 0
+            else frame.assign(name=frame["name"].mask(hit, SUPPRESSED_LABEL))
+        )
+        counts.append(int(hit.sum()))
+    return kept, counts
+
+
+def _masked(frame: DataFrame, columns: Sequence[str], suppressed: frozenset[str]) -> DataFrame:
+    return frame.withColumns(
+        {c: F.when(_is_suppressed(c, suppressed), F.lit(SUPPRESSED_LABEL)).otherwise(F.col(c)) for c in columns}
+    )
 
 
 def mask_values(frame: DataFrame, columns: Sequence[str], suppressed: frozenset[str]) -> tuple[DataFrame, int]:
     """(the frame with suppressed labels in `columns` replaced by SUPPRESSED_LABEL, rows changed)."""
     if not suppressed:
         return frame, 0
-    hit = F.lit(False)
-    for column in columns:
-        hit = hit | F.coalesce(_is_suppressed(column, suppressed), F.lit(False))
-    n = frame.filter(hit).count()
-    masked = frame.withColumns(
-        {c: F.when(_is_suppressed(c, suppressed), F.lit(SUPPRESSED_LABEL)).otherwise(F.col(c)) for c in columns}
-    )
-    return masked, n
+    return _masked(frame, columns, suppressed), frame.filter(_hit(columns, suppressed)).count()
 
 
 def audit_levels(levels: Sequence[DataFrame], suppressed: frozenset[str]) -> tuple[list[DataFrame], list[int]]:
@@ -343,15 +384,20 @@ def audit_levels(levels: Sequence[DataFrame], suppressed: frozenset[str]) -> tup
     leaf: its shares never summed to 100 and nothing hangs under it); a cluster of levels 1-3 keeps
     its counts under SUPPRESSED_LABEL, so its children keep a parent and its level's shares still
     sum to 100. Returns (tables, rows dropped or renamed per level)."""
-    kept, counts = [], []
-    for level, frame in enumerate(levels):
-        if level == 0:
-            frame, n = drop_rows(frame, ["name"], suppressed)
-        else:
-            frame, n = mask_values(frame, ["name"], suppressed)
-        kept.append(frame)
-        counts.append(n)
-    return kept, counts
+    if not suppressed:
+        return list(levels), [0] * len(levels)
+    kept, touched = audited_levels(levels, suppressed)
+    # One query counts the rows touched on every level (one count() per level costs a job each).
+    return kept, row_counts(touched)
+
+
+def audited_levels(levels: Sequence[DataFrame], suppressed: frozenset[str]) -> tuple[list[DataFrame], list[DataFrame]]:
+    """(audit_levels' tables, the rows it drops or renames per level), uncounted: see analyze.row_counts."""
+    hit = _hit(["name"], suppressed)
+    kept = [
+        frame.filter(~hit) if level == 0 else _masked(frame, ["name"], suppressed) for level, frame in enumerate(levels)
+    ]
+    return kept, [frame.filter(hit) for frame in levels]
 
 
 def masked_descriptions(descriptions: Mapping[str, str], suppressed: frozenset[str]) -> tuple[dict[str, str], int]:

@@ -1,9 +1,10 @@
 """The HTML report of a run: PNG plots (matplotlib, Agg) and one self-contained HTML file.
 
 Privacy: every aggregate shown covers at least k conversations (rows below are suppressed with
-analyze.suppress_small_groups / suppress_tree and counted in the report), and labels the label
-auditor rated identifying (`label_audits`) are left out or shown as "[suppressed label]"
-(label_audit.audit_levels), counted per table too; conversation text is never read. The anomalies section lists conversation ids and value labels for internal review
+analyze.suppress_small_groups / suppress_tree, or their pandas twins once a table is collected,
+and counted in the report), and labels the label auditor rated identifying (`label_audits`) are
+left out or shown as "[suppressed label]" (label_audit.audit_levels or audit_levels_pandas),
+counted per table too; conversation text is never read. The anomalies section lists conversation ids and value labels for internal review
 and can be left out (`include_anomaly_ids=False`).
 """
 
@@ -29,7 +30,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from wildvalues import label_audit
-from wildvalues.analyze import suppress_small_groups, suppress_tree
+from wildvalues.analyze import suppress_small_groups_pandas, suppress_tree, suppress_tree_pandas
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.export import rolls_up_discovered_trees
 from wildvalues.stage import ReadableTables
@@ -123,9 +124,10 @@ def _load_levels(store: ReadableTables, run_id: str, k: int, data: ReportData) -
     present = [t for t in tables if t is not None]
     if len(present) < len(tables):
         return
-    kept, suppressed = suppress_tree([t.filter(F.col("side") == "ai") for t in present], k, k_users=data.k_users)
-    kept, n_labels = label_audit.audit_levels(kept, data.hidden)
-    data.levels = [frame.drop("run_id").toPandas() for frame in kept]
+    # One collect per level, then k and the audit in pandas (in Spark each count re-runs the joins).
+    collected = [t.filter(F.col("side") == "ai").drop("run_id").toPandas() for t in present]
+    kept, suppressed = suppress_tree_pandas(collected, k, k_users=data.k_users)
+    data.levels, n_labels = label_audit.audit_levels_pandas(kept, data.hidden)
     data.n_suppressed.update({f"values_level_{level}": n for level, n in enumerate(suppressed)})
     data.n_suppressed_labels.update({f"values_level_{level}": n for level, n in enumerate(n_labels)})
     _note_if_empty(data.levels[3], store, "values_level_3", run_id, data.notes)
@@ -186,11 +188,13 @@ def _load_small(
     table = _run_table(store, name, run_id, data.notes)
     if table is None:
         return None
-    kept, n_suppressed = suppress_small_groups(where(table), count_col, k, data.k_users)
+    # One collect, then k and the audit in pandas: a Spark count per filter costs a job each.
+    frame, n_suppressed = suppress_small_groups_pandas(
+        where(table).drop("run_id").toPandas(), count_col, k, data.k_users
+    )
     data.n_suppressed[name] = n_suppressed
     if labelled:
-        kept, data.n_suppressed_labels[name] = label_audit.drop_rows(kept, labelled, data.hidden)
-    frame = kept.drop("run_id").toPandas()
+        frame, data.n_suppressed_labels[name] = label_audit.drop_rows_pandas(frame, labelled, data.hidden)
     if not len(frame) and not n_suppressed:
         _note_if_empty(frame, store, name, run_id, data.notes)
     return frame
@@ -265,9 +269,11 @@ def _load_crosscheck(store: ReadableTables, run_id: str, k: int, data: ReportDat
         data.crosscheck = None
         return
     cells = store.read("crosscheck_confusion").filter(F.col("run_id") == run_id)
-    kept, n_suppressed = suppress_small_groups(cells, "n_conversations", k, data.k_users)
+    kept, n_suppressed = suppress_small_groups_pandas(
+        cells.drop("run_id").toPandas(), "n_conversations", k, data.k_users
+    )
     data.n_suppressed["crosscheck_confusion"] = n_suppressed
-    data.crosscheck_confusion = kept.drop("run_id").toPandas()
+    data.crosscheck_confusion = kept
 
 
 # ---------------------------------------------------------------------------------------------

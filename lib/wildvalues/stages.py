@@ -719,8 +719,9 @@ def run_analyze(inputs: StageInputs) -> StageRun:
     for row in inputs.tables.read("value_mirroring").collect():
         if row["pct_mirrored"] is not None:
             result[f"pct_mirrored_{row['response_type']}"] = row["pct_mirrored"]
-    result.update((yield from audit_labels(inputs)))
-    result.update((yield from public_tables(inputs)))
+    audited, hidden = yield from audit_labels(inputs)
+    result.update(audited)
+    result.update((yield from public_tables(inputs, hidden)))
     yield Metrics(result)
     # After the audit and k: candidate value names reach MLflow only as the public table shows them.
     yield Artifact(
@@ -734,8 +735,9 @@ def _present(inputs: StageInputs, names: Sequence[str]) -> list[DataFrame]:
     return [inputs.tables.read(name) for name in names if inputs.tables.exists(name)]
 
 
-def audit_labels(inputs: StageInputs) -> StageRun:
-    """`label_audits`: every label the run can publish, rated once (offline or by Claude)."""
+def audit_labels(inputs: StageInputs) -> Generator[Request, None, tuple[dict[str, Any], frozenset[str]]]:
+    """`label_audits`: every label the run can publish, rated once (offline or by Claude); its metrics
+    and the labels it suppressed (what the table's `suppressed` column says, without reading it back)."""
     from wildvalues import label_audit
 
     settings = inputs.settings
@@ -743,7 +745,7 @@ def audit_labels(inputs: StageInputs) -> StageRun:
     if rater == "off":
         yield Write(label_audit.TABLE, label_audit.audits_frame(inputs.spark, [], 1, inputs.run_id))
         yield Log("label audit off (privacy.audit): labels are published unrated")
-        return {"label_audit_labels": 0, "label_audit_rated": 0, "label_audit_suppressed": 0}
+        return {"label_audit_labels": 0, "label_audit_rated": 0, "label_audit_suppressed": 0}, frozenset()
     kinds, public = labels_and_published(inputs)
     todo = {label: kind for label, kind in kinds.items() if label not in public}
     audits = offline_audits(inputs, todo, label_audit.vocabulary(public))
@@ -758,13 +760,14 @@ def audit_labels(inputs: StageInputs) -> StageRun:
     min_rating = settings.privacy.audit_min_rating
     frame = label_audit.audits_frame(inputs.spark, list(audits.values()), min_rating, inputs.run_id)
     yield Write(label_audit.TABLE, frame)
-    n_suppressed = sum(a.rating < min_rating for a in audits.values())
+    hidden = frozenset(a.label for a in audits.values() if a.rating < min_rating)
+    n_suppressed = len(hidden)
     yield Log(
         f"label audit ({rater}): {len(audits)} label(s), {len(todo)} rated, the rest published; "
         f"{n_suppressed} rated under {min_rating} and suppressed"
     )
     result.update(label_audit_labels=len(audits), label_audit_rated=len(todo), label_audit_suppressed=n_suppressed)
-    return result
+    return result, hidden
 
 
 def labels_and_published(inputs: StageInputs) -> tuple[dict[str, list[str]], set[str]]:
@@ -835,33 +838,38 @@ def claude_ratings(
     return ratings, metrics
 
 
-def public_tables(inputs: StageInputs) -> StageRun:
+# The public small tables and the column k applies to; value_context alone carries free-form labels.
+PUBLIC_SMALL_TABLES = {"response_types": "n_conversations", "value_mirroring": "n_conversations", "value_context": "n"}
+
+
+def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
     """`public_*` tables: the aggregates safe to share, without groups under k conversations or k_users
     users, and with the labels the auditor suppressed removed (a level 1-3 cluster's label renamed,
-    see audit_levels)."""
+    see audit_levels). `hidden`: the labels audit_labels suppressed."""
     from wildvalues import analyze, label_audit
 
     k, k_users = inputs.settings.analyze.suppression_k, inputs.settings.privacy.k_users
     levels = [inputs.tables.read(name).filter(F.col("side") == "ai") for name in LEVEL_TABLES]
-    kept, suppressed = analyze.suppress_tree(levels, k, k_users=k_users)
-    counts: dict[str, Any] = {f"suppressed_public_values_level_{level}": n for level, n in enumerate(suppressed)}
-    hidden = label_audit.suppressed_set(inputs.tables.read(label_audit.TABLE))
-    kept, n_labels = label_audit.audit_levels(kept, hidden)
-    labels = {f"suppressed_labels_public_values_level_{level}": n for level, n in enumerate(n_labels)}
-    for level, frame in enumerate(kept):
-        yield Write(f"public_values_level_{level}", frame)
-    for name, count_column in (
-        ("response_types", "n_conversations"),
-        ("value_mirroring", "n_conversations"),
-        ("value_context", "n"),
-    ):
-        frame, n_suppressed = analyze.suppress_small_groups(inputs.tables.read(name), count_column, k, k_users)
-        if name == "value_context":  # the other two are labelled by the fixed response types
-            frame, labels["suppressed_labels_public_value_context"] = label_audit.drop_rows(
-                frame, ["value", "context"], hidden
-            )
+    large = analyze.tree_kept(levels, k, k_users=k_users)
+    kept, renamed = label_audit.audited_levels(large, hidden) if hidden else (list(large), [])
+    small: dict[str, DataFrame] = {}
+    for name, count_column in PUBLIC_SMALL_TABLES.items():
+        frame, small[name] = analyze.split_small_groups(inputs.tables.read(name), count_column, k, k_users)
+        if name == "value_context" and hidden:  # the other two are labelled by the fixed response types
+            frame, renamed_context = label_audit.split_rows(frame, ["value", "context"], hidden)
+            renamed.append(renamed_context)
+        kept.append(frame)
+    # Every count in one query: one count() per frame would cost a Spark job (or several) each.
+    n = analyze.row_counts([*levels, *large, *small.values(), *renamed])
+    counts: dict[str, Any] = {f"suppressed_public_values_level_{i}": n[i] - n[4 + i] for i in range(4)}
+    counts.update({f"suppressed_public_{name}": n[8 + i] for i, name in enumerate(small)})
+    n_renamed = n[8 + len(small) :] or [0] * 5
+    labels = {f"suppressed_labels_public_values_level_{level}": n_renamed[level] for level in range(4)}
+    labels["suppressed_labels_public_value_context"] = n_renamed[4]
+    for level in range(4):
+        yield Write(f"public_values_level_{level}", kept[level])
+    for name, frame in zip(PUBLIC_SMALL_TABLES, kept[4:], strict=True):
         yield Write(f"public_{name}", frame)
-        counts[f"suppressed_public_{name}"] = n_suppressed
     yield Log(
         f"public tables written with k = {k} conversations and {k_users} users; {int(sum(counts.values()))} small group(s) suppressed, "
         f"{sum(labels.values())} row(s) with a suppressed label dropped or renamed"

@@ -248,8 +248,10 @@ class Validator:
         self.pandas_batches = pandas_asset.add_batch_definition_whole_dataframe("whole")
 
     def _batch(self, frame: DataFrame):
-        if frame.count() <= self.pandas_max_rows:
-            return self.pandas_batches.get_batch(batch_parameters={"dataframe": frame.toPandas()})
+        # One query: a table at most pandas_max_rows long arrives whole, a longer one shows it is longer.
+        head = frame.limit(self.pandas_max_rows + 1).toPandas()
+        if len(head) <= self.pandas_max_rows:
+            return self.pandas_batches.get_batch(batch_parameters={"dataframe": head})
         return self.spark_batches.get_batch(batch_parameters={"dataframe": frame})
 
     def _quiet_progress_bars(self) -> None:
