@@ -21,7 +21,8 @@ INSTALL_REQUIRES = [
     "pydantic==2.14.4",
     "scipy==1.17.1",
     "matplotlib==3.11.2",
-    "tqdm==4.70.1",
+    # `wildvalues sql` splits several statements on ';' outside quotes and comments.
+    "sqlparse==0.6.1",
     # Top-level JSON arrays (ShareGPT-style .json files) streamed element by element, never loaded whole.
     "ijson==3.6.0",
     # Embeddings: the static default model (numpy only) and the lexical fallback's hashing.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from pyspark.sql import DataFrame
@@ -21,6 +21,7 @@ from wildvalues import classify
 from wildvalues.classifier import build_classifier
 from wildvalues.classifier.base import Conversation
 from wildvalues.classifier.batches import ForeignBatch
+from wildvalues.progress import Snapshot, format_progress
 from wildvalues.stage import Log, Request, StageInputs, Write
 
 BATCHES_TABLE = "classification_batches"
@@ -96,30 +97,44 @@ def _batch_row(inputs: StageInputs, batch_id: str, n_requests: int, status: str)
     return Write(BATCHES_TABLE, inputs.spark.createDataFrame(row, BATCHES_SCHEMA), mode="append")
 
 
-def wait(classifier: Any, batch_id: str) -> Any:
-    """Poll until the batch ends, showing requests done out of the batch's total."""
-    from tqdm import tqdm
+def batch_progress(batch_id: str, counts: dict[str, int], elapsed: float) -> str:
+    """A progress line of a batch: requests ended out of its total, their rate over wall time, time left."""
+    total = sum(counts.values())
+    snapshot = Snapshot(records=total - counts.get("processing", 0), records_total=total, unit="requests")
+    return format_progress(f"message batch {batch_id}", snapshot, elapsed)
 
+
+def wait(
+    classifier: Any, batch_id: str, every: float, clock: Callable[[], float] = time.monotonic
+) -> Generator[Request, None, Any]:
+    """Poll until the batch ends, with a progress line at most every `every` seconds (0: none)."""
     interval = float(classifier.settings["batch_poll_interval"])
+    started = shown = clock()
     status = classifier.poll_batch(batch_id)
-    total = sum(status.request_counts.values())
-    with tqdm(total=total, desc=f"batch {batch_id[-12:]}", unit="req", mininterval=1.0) as bar:
-        while True:
-            done = total - status.request_counts.get("processing", 0)
-            bar.update(done - bar.n)
-            if status.ended:
-                return status
-            time.sleep(interval)
-            status = classifier.poll_batch(batch_id)
+    while not status.ended:
+        if every > 0 and clock() - shown >= every:
+            shown = clock()
+            yield Log(batch_progress(batch_id, status.request_counts, shown - started))
+        time.sleep(interval)
+        status = classifier.poll_batch(batch_id)
+    return status
+
+
+def ended_line(batch_id: str, rows: list[dict[str, Any]], counts: dict[str, int]) -> str:
+    """How a batch ended, in the summary's terms: rows classified and error rows (the API's counts beside).
+
+    An answer the API counts as succeeded can still be unusable (invalid output): it is an error
+    row like the errored ones, so the line counts error rows, not the API's `errored`."""
+    errors = sum(1 for row in rows if row["kind"] == "error")
+    api = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    return f"message batch {batch_id} ended: {len(rows) - errors} classified, {errors} error(s) (API: {api})"
 
 
 def collect(
     inputs: StageInputs, classifier: Any, batch_id: str, by_key: dict[str, Conversation]
 ) -> Generator[Request, None, None]:
     """Wait for a batch, append its answers to the cache, then mark it collected."""
-    status = wait(classifier, batch_id)
-    counts = ", ".join(f"{k} {v}" for k, v in status.request_counts.items() if v)
-    yield Log(f"message batch {batch_id} ended ({counts})")
+    status = yield from wait(classifier, batch_id, inputs.settings.runner.progress_seconds)
     keys = list(by_key) or None
     results = classifier.collect_batch_results(batch_id, list(by_key.values()) if keys else None, keys)
     now = _now()
@@ -129,5 +144,6 @@ def collect(
         )
         for key, result in results.items()
     ]
+    yield Log(ended_line(batch_id, rows, status.request_counts))
     yield Write(CACHE_TABLE, inputs.spark.createDataFrame(rows, classify.CACHE_SCHEMA), mode="append")
     yield _batch_row(inputs, batch_id, len(rows), "collected")

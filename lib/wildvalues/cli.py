@@ -104,7 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0, help="the generator's seed: the same seed, the same file")
 
     sql = _command(sub, "sql", "run Spark SQL with every table registered under its name")
-    sql.add_argument("query", help="a Spark SQL query; every table is a view under its name")
+    sql.add_argument(
+        "query",
+        nargs="?",
+        help="Spark SQL: one query, or several separated by ';' (one Spark session serves them all)",
+    )
+    sql.add_argument("--file", help="read the statements from this file instead (';'-separated)")
     sql.add_argument("--output", required=True, help="the run's output directory")
     sql.add_argument("--max-rows", type=int, default=50, help="rows to print")
     _add_common(sql)

@@ -121,12 +121,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         summaries = runner.run(stages, StageOptions(limit=args.limit))
         mlflow_run_id = runner.tracker.mlflow_run_id
     report = os.path.join(args.output, summaries["report"]["html"]) if "report" in summaries else None
-    placement: str = settings.taxonomy.placement
-    if runner.uses_embeddings():
-        placement = f"{placement} with {runner.embedder_name()}"
-    summary_args = (summaries, report, runner.metrics, placement)
+    summary_args = (summaries, report, runner.metrics, _placement(runner))
     print_summary(args.output, run_id, mlflow_run_id, tracking_uri(args.output), *summary_args)
     return 0
+
+
+def _placement(runner: Any) -> str:
+    """How values are placed on the tree, as the summary says it."""
+    placement: str = runner.settings.taxonomy.placement
+    return f"{placement} with {runner.embedder_name()}" if runner.uses_embeddings() else placement
+
+
+def _print_stage_summary(args: argparse.Namespace, runner: Any, stage_name: str, summary: dict[str, Any]) -> None:
+    """A stage command's summary: the lines `run` prints for that stage."""
+    from wildvalues.tracking import tracking_uri
+
+    mlflow_run_id = runner.tracker.mlflow_run_id
+    title = f"wildvalues {stage_name} complete"
+    args_ = ({stage_name: summary}, None, runner.metrics, _placement(runner), title)
+    print_summary(args.output, runner.run_id, mlflow_run_id, tracking_uri(args.output), *args_)
 
 
 def print_summary(
@@ -138,38 +151,22 @@ def print_summary(
     report: str | None,
     metrics: dict[str, float],
     placement: str,
+    title: str = "wildvalues run complete",
 ) -> None:
-    from wildvalues.taxonomy import MATCH_METHODS
-
-    counts, classified, values = summaries["ingest"], summaries["classify"], summaries["taxonomy"]
-    methods = ", ".join(f"{m} {values[f'pct_ai_expressions_{m}']:.1f}%" for m in MATCH_METHODS)
-    findings = summaries.get("analyze", {})
-    top_csv = os.path.join(output, "top_values.csv")
-    lines = [
-        "",
-        "wildvalues run complete",
-        f"  run id           {run_id}  (MLflow run {mlflow_run_id})",
-        f"  input records    {counts['input_records']:>10,}{_input_files(metrics)}",
-        f"  quarantined      {counts['quarantined']:>10,}",
-        f"  conversations    {counts['conversations']:>10,}",
-        f"  classified       {int(classified['classified']):>10,}  (errors {int(classified['classification_errors']):,}, sent to classifier {int(classified['sent_to_classifier']):,})",
-        f"  subjective       {int(classified['subjective']):>10,}  ({classified['pct_subjective']:.1f}%)",
-        f"  AI values/subj.  {classified['mean_ai_values_per_subjective']:>10.2f}",
-        f"  value expr. (AI) {int(values['ai_value_expressions']):>10,}  ({methods})",
-        f"  placement        {placement}",
-        *claude_taxonomy_lines(metrics),
-    ]
-    if findings:
-        alert = "  ** above previous run x factor **" if findings.get("anomaly_rate_alert") else ""
-        lines.append(
-            f"  anomalies        {int(findings.get('n_anomalies', 0)):>10,}  (rate {findings.get('anomaly_rate', 0.0):.4f}{alert})"
-        )
+    """The summary of `run`, and of a stage command (only its stage's lines and seconds)."""
+    lines = ["", title, f"  run id           {run_id}  (MLflow run {mlflow_run_id})"]
+    lines += _stage_lines(summaries, metrics, placement)
+    if title == "wildvalues run complete":
+        seconds = f"{metrics.get('seconds_total', 0):>10.1f}  ({metrics.get('conversations_per_second', 0):.0f} conversations/s)"
+    else:
+        seconds = "".join(f"{metrics.get(f'seconds_{name}', 0):>10.1f}" for name in summaries)
     lines += [
-        f"  seconds          {metrics.get('seconds_total', 0):>10.1f}  ({metrics.get('conversations_per_second', 0):.0f} conversations/s)",
+        f"  seconds          {seconds}",
         "",
         f"  tables           {os.path.join(output, 'tables')}/<name>  (Delta)",
-        f"  top values       {top_csv}",
     ]
+    if "taxonomy" in summaries:
+        lines.append(f"  top values       {os.path.join(output, 'top_values.csv')}")
     if report:
         lines.append(f"  report           {report}")
     lines += [
@@ -180,6 +177,59 @@ def print_summary(
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _stage_lines(summaries: dict[str, dict[str, Any]], metrics: dict[str, float], placement: str) -> list[str]:
+    """The summary's lines of the stages that ran, in the pipeline's order."""
+    from wildvalues.taxonomy import MATCH_METHODS
+
+    lines: list[str] = []
+    if "ingest" in summaries:
+        counts = summaries["ingest"]
+        lines += [
+            f"  input records    {counts['input_records']:>10,}{_input_files(metrics)}",
+            f"  quarantined      {counts['quarantined']:>10,}",
+            f"  conversations    {counts['conversations']:>10,}",
+        ]
+    if "classify" in summaries:
+        classified = summaries["classify"]
+        lines += [
+            f"  classified       {int(classified['classified']):>10,}  (errors {int(classified['classification_errors']):,}, sent to classifier {int(classified['sent_to_classifier']):,})",
+            f"  subjective       {int(classified['subjective']):>10,}  ({classified['pct_subjective']:.1f}%)",
+            f"  AI values/subj.  {classified['mean_ai_values_per_subjective']:>10.2f}",
+            *claude_token_lines(metrics),
+        ]
+    if "taxonomy" in summaries:
+        values = summaries["taxonomy"]
+        methods = ", ".join(f"{m} {values[f'pct_ai_expressions_{m}']:.1f}%" for m in MATCH_METHODS)
+        lines += [
+            f"  value expr. (AI) {int(values['ai_value_expressions']):>10,}  ({methods})",
+            f"  placement        {placement}",
+        ]
+    lines += claude_taxonomy_lines(metrics)
+    findings = summaries.get("analyze", {})
+    if findings:
+        alert = "  ** above previous run x factor **" if findings.get("anomaly_rate_alert") else ""
+        lines.append(
+            f"  anomalies        {int(findings.get('n_anomalies', 0)):>10,}  (rate {findings.get('anomaly_rate', 0.0):.4f}{alert})"
+        )
+    if "validate" in summaries:
+        lines.append("  validation       passed (every table's suite)")
+    return lines
+
+
+def claude_token_lines(metrics: dict[str, float]) -> list[str]:
+    """What the run's Claude calls used: tokens by kind and the prompt cache's hit share of input tokens."""
+    if "run_input_tokens" not in metrics:
+        return []
+    tokens = {
+        kind: int(metrics.get(f"run_{kind}_tokens", 0)) for kind in ("input", "output", "cache_write", "cache_read")
+    }
+    return [
+        f"  Claude tokens    {sum(tokens.values()):>10,}  (input {tokens['input']:,}, output {tokens['output']:,}, "
+        f"cache write {tokens['cache_write']:,}, cache read {tokens['cache_read']:,}; "
+        f"cache hits {100.0 * metrics.get('cache_hit_share', 0.0):.1f}% of input)"
+    ]
 
 
 def _input_files(metrics: dict[str, float]) -> str:
@@ -247,16 +297,49 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
     from pyspark.errors import AnalysisException
 
+    statements = sql_statements(_sql_text(args))
     # PySpark logs every failed query with its Java stack trace before raising it; the error is
     # reported once, as one line, below.
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     _, runner = _store_only(args)
     runner.store.register_views()
-    try:
-        runner.spark.sql(args.query).show(args.max_rows, truncate=80)
-    except AnalysisException as error:  # parse errors, unknown tables and columns
-        raise UsageError(f"query failed: {spark_error_line(error)}") from None
+    for number, statement in enumerate(statements, 1):
+        where = f"statement {number} of {len(statements)} " if len(statements) > 1 else ""
+        if len(statements) > 1:
+            print(f"-- [{number}/{len(statements)}] {statement.splitlines()[0][:100]}", flush=True)
+        try:
+            frame = runner.spark.sql(statement)
+            if frame.columns:  # DDL such as CREATE TEMP VIEW answers with no columns: nothing to show
+                frame.show(args.max_rows, truncate=80)
+        except AnalysisException as error:  # parse errors, unknown tables and columns
+            raise UsageError(f"{where}query failed: {spark_error_line(error)}") from None
     return 0
+
+
+def _sql_text(args: argparse.Namespace) -> str:
+    """The SQL of `wildvalues sql`: the argument or --file, exactly one of them."""
+    if (args.query is None) == (args.file is None):
+        raise UsageError('give a query or --file FILE (one of them): wildvalues sql "SELECT ..." --output DIR')
+    if args.file is None:
+        return str(args.query)
+    if not os.path.isfile(args.file):
+        raise InputError(f"SQL file not found: {args.file}")
+    with open(args.file, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def sql_statements(text: str) -> list[str]:
+    """The statements of a SQL text, split on ';' outside quotes and comments; empty ones dropped."""
+    import sqlparse
+
+    statements = []
+    for raw in sqlparse.split(text):
+        clean = sqlparse.format(raw, strip_comments=True).strip().rstrip(";").strip()
+        if clean:
+            statements.append(clean)
+    if not statements:
+        raise UsageError("no SQL statement given (only whitespace or comments)")
+    return statements
 
 
 def spark_error_line(error: BaseException) -> str:
@@ -277,7 +360,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with _tracked_runner(args, settings, run_id) as runner:
         runner.log_run_params()
         counts = runner.run_stage(stage_named("ingest"), StageOptions(limit=args.limit))
-    print(f"run id {run_id}: {counts}")
+        _print_stage_summary(args, runner, "ingest", counts)
     return 0
 
 
@@ -286,8 +369,8 @@ def _run_stage(args: argparse.Namespace, stage_name: str, settings: Settings | N
 
     settings = settings or resolve_settings(args)
     with _tracked_runner(args, settings, args.run_id) as runner:
-        runner.run_stage(stage_named(stage_name))
-    print(f"run id {args.run_id}: {stage_name} done")
+        summary = runner.run_stage(stage_named(stage_name))
+        _print_stage_summary(args, runner, stage_name, summary)
     return 0
 
 

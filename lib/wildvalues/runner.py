@@ -19,6 +19,7 @@ from pyspark import SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
 from wildvalues.embeddings import EmbedderSpec, build_embedder, resolve_embedder
+from wildvalues.progress import Snapshot, StageProgress, spark_snapshot
 from wildvalues.settings import RunFacts, Settings, file_sha256, settings_hash
 from wildvalues.stage import (
     DEFAULT_OPTIONS,
@@ -185,16 +186,17 @@ class Runner:
         start = time.monotonic()
         jobs = _SparkJobs(self.spark, f"wildvalues-{self.run_id}-{stage.name}")
         work = stage.run(self._inputs(stage, options))
-        try:
-            request = next(work)
-            while True:
-                self._carry_out(stage, request)
+        with jobs.progress(stage.name, self.settings.runner.progress_seconds, self.log):
+            try:
                 request = next(work)
-        except StopIteration as finished:
-            summary = dict(finished.value or {})
-        except BaseException:
-            work.close()  # runs the stage's cleanup (unpersist) before the error goes on
-            raise
+                while True:
+                    self._carry_out(stage, request)
+                    request = next(work)
+            except StopIteration as finished:
+                summary = dict(finished.value or {})
+            except BaseException:
+                work.close()  # runs the stage's cleanup (unpersist) before the error goes on
+                raise
         seconds = time.monotonic() - start
         n_jobs = jobs.finish()
         self.record({f"seconds_{stage.name}": seconds, f"spark_jobs_{stage.name}": n_jobs})
@@ -308,6 +310,13 @@ class _SparkJobs:
             self.context = None
             return
         self.context.setJobGroup(group, group)
+
+    def progress(self, stage: str, every: float, log: Callable[[str], None]) -> StageProgress:
+        """Progress lines from the group's running jobs while the stage runs (none without a SparkContext)."""
+        context = self.context
+        if context is None:
+            return StageProgress(stage, Snapshot, log, 0)
+        return StageProgress(stage, lambda: spark_snapshot(context, self.group), log, every)
 
     def finish(self) -> int | None:
         if self.context is None:

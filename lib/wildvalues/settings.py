@@ -425,6 +425,11 @@ class MlflowSettings(Section):
     top_values_csv_rows: PositiveInt = 100
 
 
+class RunnerSettings(Section):
+    # A progress line per running stage at most this often (seconds); 0 turns progress lines off.
+    progress_seconds: NonNegativeFloat = 10.0
+
+
 class CrosscheckSettings(Section):
     """The second judge of `wildvalues crosscheck` (lib/wildvalues/crosscheck.py) and its sample."""
 
@@ -457,6 +462,7 @@ class Settings(Section):
     analyze: AnalyzeSettings = AnalyzeSettings()
     validate_: ValidateSettings = Field(default=ValidateSettings(), alias="validate")
     mlflow: MlflowSettings = MlflowSettings()
+    runner: RunnerSettings = RunnerSettings()
     crosscheck: CrosscheckSettings = CrosscheckSettings()
     privacy: PrivacySettings = PrivacySettings()
 
