@@ -63,6 +63,21 @@ def test_progress_line(snapshot, elapsed, line):
     assert format_progress("classify", snapshot, elapsed) == line
 
 
+def test_tasks_are_timed_over_the_time_their_jobs_have_run():
+    # the stage's third job started 10 s ago, 95 s into the stage: its tasks' rate is over 10 s
+    snapshot = Snapshot(1, 4, jobs=(7,))
+    assert (
+        format_progress("taxonomy", snapshot, 95.0, busy=10.0)
+        == "taxonomy: 1/4 tasks in 10s, 0.1 tasks/s, 1m35s elapsed, ~30s left"
+    )
+    # records keep their own clock: the stage's
+    records = Snapshot(1, 4, records=50, records_total=100, jobs=(7,))
+    assert (
+        format_progress("classify", records, 95.0, busy=10.0)
+        == "classify: 1/4 tasks in 10s, 50/100 records, 0.5 records/s, 1m35s elapsed, ~1m35s left"
+    )
+
+
 def test_batch_progress_is_a_rate_over_wall_time():
     # issue 12: requests ended between two polls over a few microseconds read as 2,786,626 req/s
     counts = {"processing": 7, "succeeded": 2, "errored": 1, "canceled": 0, "expired": 0}
@@ -94,13 +109,26 @@ class FakeClock:
         return self.now
 
 
-def test_stage_progress_ticks_on_the_clock_and_stays_quiet_without_work():
+def test_stage_progress_ticks_on_the_clock_and_restarts_the_job_clock_when_jobs_change():
     clock = FakeClock()
-    readings = iter([Snapshot(6, 12), Snapshot(0, 0)])
+    readings = iter(
+        [
+            Snapshot(0, 12, jobs=(1,)),
+            Snapshot(6, 12, jobs=(1,)),
+            Snapshot(2, 8, jobs=(2,)),
+            Snapshot(4, 8, jobs=(2,)),
+            Snapshot(),
+        ]
+    )
     lines: list[str] = []
     with StageProgress("ingest", lambda: next(readings), lines.append, every=0, clock=clock) as progress:
+        assert progress.tick() == "ingest: 0/12 tasks in 0s, 0.0 tasks/s, 0s elapsed, time left unknown"
         clock.now += 30.0
-        assert progress.tick() == "ingest: 6/12 tasks, 0.2 tasks/s, 30s elapsed, ~30s left"
+        assert progress.tick() == "ingest: 6/12 tasks in 30s, 0.2 tasks/s, 30s elapsed, ~30s left"
+        clock.now += 30.0
+        assert progress.tick() == "ingest: 2/8 tasks in 0s, 0.0 tasks/s, 1m00s elapsed, time left unknown"
+        clock.now += 5.0
+        assert progress.tick() == "ingest: 4/8 tasks in 5s, 0.8 tasks/s, 1m05s elapsed, ~5s left"
         assert progress.tick() is None  # no job running: nothing to say
         assert progress.tick() is None  # the reader failed (StopIteration): progress never fails a stage
     assert lines == []  # every=0: no thread, no line
@@ -139,6 +167,7 @@ def test_spark_snapshot_reads_the_groups_running_tasks(spark):
     worker.join()
     assert seen.tasks_total == 4
     assert 0 <= seen.tasks_done < 4
+    assert len(seen.jobs) == 1
     assert spark_snapshot(context, "progress-test") == Snapshot()  # the job ended: nothing running
 
 
@@ -189,7 +218,7 @@ def test_ingest_shows_progress_lines_named_for_its_stage(ingested):
     progress = [line for line in stdout.splitlines() if re.match(r"\[wildvalues\] ingest: \d+/\d+ tasks", line)]
     assert progress, stdout
     pattern = (
-        r"\[wildvalues\] ingest: (\d+)/(\d+) tasks, \d+\.\d tasks/s, \d+(m\d\ds)?s? elapsed, "
+        r"\[wildvalues\] ingest: (\d+)/(\d+) tasks in \d+(m\d\d)?s, \d+\.\d tasks/s, \d+(m\d\d)?s elapsed, "
         r"(~\d+(m\d\d)?s left|time left unknown)"
     )
     for line in progress:
@@ -247,4 +276,21 @@ def test_sql_needs_a_query_or_a_file(ingested):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         'wildvalues: error: give a query or --file FILE (one of them): wildvalues sql "SELECT ..." --output DIR'
+    )
+
+
+def test_a_stage_command_without_its_earlier_tables_says_which_to_run(ingested, tmp_path):
+    out = ingested["out"]
+    result = wildvalues("taxonomy", "--output", out, "--run-id", "p1", cwd=ingested["root"], timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"wildvalues: error: no classifications table under {out}: "
+        f"run `wildvalues classify --output {out} --run-id p1` first (or `wildvalues run`)"
+    )
+    empty = tmp_path / "empty"
+    result = wildvalues("classify", "--output", empty, "--run-id", "r1", cwd=tmp_path, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"wildvalues: error: no conversations table under {empty}: "
+        f"run `wildvalues ingest --input PATH --output {empty} --run-id r1` first (or `wildvalues run`)"
     )

@@ -3,6 +3,8 @@ a DataFrame written once and never recomputed, artifacts on disk and in MLflow, 
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import mlflow
@@ -12,7 +14,7 @@ from pyspark.sql.types import LongType
 from pyspark.testing import assertDataFrameEqual
 
 from wildvalues.runner import Runner
-from wildvalues.settings import Settings
+from wildvalues.settings import RunnerSettings, Settings
 from wildvalues.stage import Artifact, Log, Metrics, Stage, StageInputs, StageRun, TableNotDeclared, Write
 from wildvalues.stages import CROSSCHECK, CROSSCHECK_TABLES, STAGES
 from wildvalues.tables import TableStore
@@ -21,8 +23,9 @@ from wildvalues.tracking import tracked_run, tracking_uri
 SCHEMA = "id long, paid long"
 
 
-def make_runner(spark, tmp_path, tracker=None, log=None) -> Runner:
-    settings = Settings()
+def make_runner(spark, tmp_path, tracker=None, log=None, progress_seconds: float = 0) -> Runner:
+    # No progress lines unless asked: the tests compare the log's lines exactly, whatever the load.
+    settings = Settings(runner=RunnerSettings(progress_seconds=progress_seconds))
     store = TableStore(spark, str(tmp_path / "out"), settings.tables)
     return Runner(spark, settings, store, "run-1", tracker=tracker, log=log.append if log is not None else print)
 
@@ -196,3 +199,22 @@ def test_every_declared_stage_has_a_cli_command_and_a_job_entry_point():
     for stage in STAGES:
         assert f'"wildvalues-{stage.name}=jobs.{stage.name}:main"' in setup
         assert (Path(__file__).parent.parent / "jobs" / f"{stage.name}.py").is_file()
+
+
+def test_a_running_stage_logs_progress_lines_named_for_it(spark, tmp_path):
+    def slow(x: int) -> int:
+        time.sleep(1.0)
+        return x
+
+    def stage(inputs: StageInputs) -> StageRun:
+        inputs.spark.sparkContext.parallelize(range(2), 2).map(slow).collect()
+        return {}
+        yield  # a generator, as every stage
+
+    lines: list[str] = []
+    make_runner(spark, tmp_path, log=lines, progress_seconds=0.2).run_stage(Stage("slow", (), (), stage))
+    progress = lines[1:-1]
+    assert lines[0] == "slow: started" and lines[-1].startswith("slow: done in ")
+    assert progress, lines
+    pattern = r"slow: \d/2 tasks in \d+s, \d+\.\d tasks/s, \d+s elapsed, (~\d+s left|time left unknown)"
+    assert all(re.fullmatch(pattern, line) for line in progress), progress

@@ -368,10 +368,35 @@ def _run_stage(args: argparse.Namespace, stage_name: str, settings: Settings | N
     from wildvalues.stages import stage_named
 
     settings = settings or resolve_settings(args)
+    stage = stage_named(stage_name)
+    _require_earlier_tables(args, settings, stage.reads)
     with _tracked_runner(args, settings, args.run_id) as runner:
-        summary = runner.run_stage(stage_named(stage_name))
+        summary = runner.run_stage(stage)
         _print_stage_summary(args, runner, stage_name, summary)
     return 0
+
+
+# The tables a stage command cannot do without, and the command that writes each.
+EARLIER_TABLES = {"conversations": "ingest", "classifications": "classify", "value_expressions": "taxonomy"}
+
+
+def _require_earlier_tables(args: argparse.Namespace, settings: Settings, reads: Iterable[str]) -> None:
+    """Stop in one line, before Spark starts, when an earlier stage's table is missing (path mode)."""
+    if settings.tables.mode != "path":
+        return  # catalog tables are checked by Spark itself
+    for table in reads:
+        command = EARLIER_TABLES.get(table)
+        if command and not os.path.isdir(os.path.join(args.output, "tables", table, "_delta_log")):
+            raise UsageError(
+                f"no {table} table under {args.output}: run `wildvalues {command} {_earlier_args(command, args)}` "
+                "first (or `wildvalues run`)"
+            )
+
+
+def _earlier_args(command: str, args: argparse.Namespace) -> str:
+    if command == "ingest":
+        return f"--input PATH --output {shlex.quote(args.output)} --run-id {args.run_id}"
+    return f"--output {shlex.quote(args.output)} --run-id {args.run_id}"
 
 
 def cmd_classify(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ class Snapshot:
     records: int | None = None
     records_total: int | None = None
     unit: str = "records"
+    jobs: tuple[int, ...] = ()  # the running jobs the tasks belong to
 
 
 def format_duration(seconds: float) -> str:
@@ -43,28 +44,38 @@ def _rate(amount: float, elapsed: float) -> float:
     return amount / elapsed if elapsed > 0 else 0.0
 
 
-def time_left(snapshot: Snapshot, elapsed: float) -> float | None:
-    """Seconds left at the rate so far (over wall time); None while nothing is done yet."""
+def time_left(snapshot: Snapshot, elapsed: float, busy: float | None = None) -> float | None:
+    """Seconds left at the rate so far (over wall time); None while nothing is done yet.
+
+    Records are timed over `elapsed`; tasks over `busy`, the seconds their jobs have been running
+    (a stage runs several jobs one after another, each with its own tasks)."""
     if snapshot.records is not None and snapshot.records_total:
-        done, total = snapshot.records, snapshot.records_total
+        done, total, seconds = snapshot.records, snapshot.records_total, elapsed
     else:
         done, total = snapshot.tasks_done, snapshot.tasks_total
-    if done <= 0 or total <= 0 or elapsed <= 0:
+        seconds = elapsed if busy is None else busy
+    if done <= 0 or total <= 0 or seconds <= 0:
         return None
-    return max(0.0, total - done) * elapsed / done
+    return max(0.0, total - done) * seconds / done
 
 
-def format_progress(stage: str, snapshot: Snapshot, elapsed: float) -> str:
-    """One progress line: `classify: 40/80 tasks, 1,200/2,400 records, 60.0 records/s, 20s elapsed, ~20s left`."""
-    parts = [f"{snapshot.tasks_done:,}/{snapshot.tasks_total:,} tasks"] if snapshot.tasks_total else []
+def format_progress(stage: str, snapshot: Snapshot, elapsed: float, busy: float | None = None) -> str:
+    """One progress line: `classify: 40/80 tasks in 20s, 2.0 tasks/s, 1m10s elapsed, ~20s left`.
+
+    `busy`: the seconds the running jobs have run, when known (the tasks' rate is over it)."""
+    tasks_seconds = elapsed if busy is None else busy
+    parts = []
+    if snapshot.tasks_total:
+        since = f" in {format_duration(busy)}" if busy is not None else ""
+        parts.append(f"{snapshot.tasks_done:,}/{snapshot.tasks_total:,} tasks{since}")
     if snapshot.records is not None:
         total = f"/{snapshot.records_total:,}" if snapshot.records_total is not None else ""
         parts.append(f"{snapshot.records:,}{total} {snapshot.unit}")
         parts.append(f"{_rate(snapshot.records, elapsed):,.1f} {snapshot.unit}/s")
     elif snapshot.tasks_total:
-        parts.append(f"{_rate(snapshot.tasks_done, elapsed):,.1f} tasks/s")
+        parts.append(f"{_rate(snapshot.tasks_done, tasks_seconds):,.1f} tasks/s")
     parts.append(f"{format_duration(elapsed)} elapsed")
-    left = time_left(snapshot, elapsed)
+    left = time_left(snapshot, elapsed, busy)
     parts.append(f"~{format_duration(left)} left" if left is not None else "time left unknown")
     return f"{stage}: " + ", ".join(parts)
 
@@ -77,24 +88,27 @@ def spark_snapshot(context: Any, group: str) -> Snapshot:
     tracker = context.statusTracker()
     active = set(tracker.getActiveStageIds())
     done = total = 0
-    for job_id in tracker.getJobIdsForGroup(group):
+    running = []
+    for job_id in sorted(tracker.getJobIdsForGroup(group)):
         job = tracker.getJobInfo(job_id)
         if job is None or job.status != "RUNNING":
             continue
+        running.append(job_id)
         for stage_id in job.stageIds:
             stage = tracker.getStageInfo(stage_id)
             if stage is None or (stage_id not in active and stage.numCompletedTasks < stage.numTasks):
                 continue
             done += stage.numCompletedTasks
             total += stage.numTasks
-    return Snapshot(done, total)
+    return Snapshot(done, total, jobs=tuple(running))
 
 
 class StageProgress:
     """While a stage runs, log a progress line every `every` seconds (0: never).
 
     Nothing is logged while no Spark job of the group runs (the driver is reading, writing Delta
-    or waiting on the API), so a quiet stage stays quiet."""
+    or waiting on the API), so a quiet stage stays quiet. Spark is asked every second at most, so
+    that when the running jobs change, the time they have run starts again near the change."""
 
     def __init__(
         self,
@@ -107,10 +121,11 @@ class StageProgress:
         self.stage, self.read, self.log, self.every, self.clock = stage, read, log, every, clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.started = clock()
+        self.started = self._jobs_since = clock()
+        self._jobs: tuple[int, ...] = ()
 
     def __enter__(self) -> StageProgress:
-        self.started = self.clock()
+        self.started = self._jobs_since = self.clock()
         if self.every > 0:
             self._thread = threading.Thread(target=self._loop, name=f"progress-{self.stage}", daemon=True)
             self._thread.start()
@@ -129,12 +144,18 @@ class StageProgress:
             snapshot = self.read()
         except Exception:  # noqa: BLE001 - progress is advisory; a closing SparkContext must not fail the stage
             return None
+        now = self.clock()
+        if snapshot.jobs != self._jobs:
+            self._jobs, self._jobs_since = snapshot.jobs, now
         if snapshot.tasks_total == 0 and snapshot.records is None:
             return None
-        return format_progress(self.stage, snapshot, self.clock() - self.started)
+        busy = now - self._jobs_since if snapshot.jobs else None
+        return format_progress(self.stage, snapshot, now - self.started, busy)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.every):
+        shown = self.clock()
+        while not self._stop.wait(min(self.every, 1.0)):
             line = self.tick()
-            if line is not None:
+            if line is not None and self.clock() - shown >= self.every:
+                shown = self.clock()
                 self.log(line)
