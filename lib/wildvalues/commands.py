@@ -157,7 +157,7 @@ def print_summary(
     lines = ["", title, f"  run id           {run_id}  (MLflow run {mlflow_run_id})"]
     lines += _stage_lines(summaries, metrics, placement)
     if title == "wildvalues run complete":
-        seconds = f"{metrics.get('seconds_total', 0):>10.1f}  ({metrics.get('conversations_per_second', 0):.0f} conversations/s)"
+        seconds = f"{metrics.get('seconds_total', 0):>10.1f}  ({metrics.get('conversations_per_second', 0):,.1f} conversations/s)"
     else:
         seconds = "".join(f"{metrics.get(f'seconds_{name}', 0):>10.1f}" for name in summaries)
     lines += [
