@@ -297,7 +297,8 @@ def test_ingest_end_to_end(spark, tmp_path):
             12,
             "u1",
             '{"id": "u1", "prompt": "x", "call": "<PHONE>"}',
-            "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: call, id, prompt)",
+            "unrecognised layout: no 'messages', 'conversation', 'contents', 'conversations', "
+            "'conversation_a'/'conversation_b', 'replies', 'instruction'/'output', 'data' or 'text' field (keys: call, id, prompt)",
             RUN,
         ),
         (path, 13, "r1", lines[12], "unknown role 'robot' in turn 2", RUN),
