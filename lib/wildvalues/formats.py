@@ -233,12 +233,13 @@ def _drafts(record: dict, layout: str, record_id: str | None, options: Options) 
         return _arena_drafts(record, record_id)
     if layout == "oasst":
         return list(_oasst_drafts(record, record_id, options.oasst_paths == "all"))
-    return [_Draft(record_id, _extract_turns(record, layout, options.text_field), model=_string(record, "model"))]
+    model = _string(record, "model") if "model" in record else None
+    return [_Draft(record_id, _extract_turns(record, layout, options.text_field), model=model)]
 
 
 def _extract_turns(record: dict, layout: str, text_field: str) -> list[tuple[str, str]]:
     if layout == "messages":
-        key = next((k for k in _MESSAGE_KEYS if k in record), "messages")
+        key = "messages" if "messages" in record else "conversation" if "conversation" in record else "contents"
         return _system_instruction(record) + _turn_list(record.get(key), key, _MESSAGE_ROLES)
     if layout == "sharegpt":
         return _turn_list(record.get("conversations"), "conversations", _SHAREGPT_ROLES)
@@ -262,13 +263,18 @@ def _system_instruction(record: dict) -> list[tuple[str, str]]:
 
 # A turn's role and text under the names the layouts use: role/content (OpenAI), from/value
 # (ShareGPT), parts (Gemini). Data sets mix them (Hugging Face `conversations` columns often hold
-# role/content), so each turn is read by whichever it has.
-_ROLE_KEYS = ("role", "from")
-_TEXT_KEYS = ("content", "value", "parts", "text")
+# role/content), so each turn is read by whichever it has; the common names are tried first
+# without a loop, as this runs for every turn of every record.
+_OTHER_TEXT_KEYS = ("value", "parts", "text")
 
 
-def _first_key(item: dict, keys: tuple[str, ...]) -> Any:
-    return next((item[key] for key in keys if key in item), None)
+def _turn_text(item: dict) -> Any:
+    if "content" in item:
+        return item["content"]
+    for key in _OTHER_TEXT_KEYS:
+        if key in item:
+            return item[key]
+    return None
 
 
 def _turn_list(items: Any, key: str, roles: dict[str, str]) -> list[tuple[str, str]]:
@@ -278,11 +284,11 @@ def _turn_list(items: Any, key: str, roles: dict[str, str]) -> list[tuple[str, s
     for index, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             raise _Reject(f"'{key}' turn {index} is {json_type(item)}, expected an object")
-        raw_role = _first_key(item, _ROLE_KEYS)
+        raw_role = item["role"] if "role" in item else item.get("from")
         role = roles.get(raw_role.lower()) if isinstance(raw_role, str) else None
         if role is None:
             raise _Reject(f"unknown role {raw_role!r} in turn {index}")
-        turns.append((role, _content_text(_first_key(item, _TEXT_KEYS), index)))
+        turns.append((role, _content_text(_turn_text(item), index)))
     return turns
 
 
