@@ -19,8 +19,6 @@ if TYPE_CHECKING:  # both are built by the caller, once per Spark task
 
 JSON_LAYOUTS: tuple[str, ...] = ("messages", "sharegpt", "transcript", "alpaca", "ultrachat", "oasst", "arena")
 FORMATS: tuple[str, ...] = ("auto", *JSON_LAYOUTS, "parquet", "delta")
-TOOL_TURNS: tuple[str, ...] = ("keep", "drop")
-OASST_PATHS: tuple[str, ...] = ("top_ranked", "all")
 
 # Tool and function results are kept under their own role `tool`: they are neither the human's
 # words nor the AI's, so no value is attributed to them. `developer` is OpenAI's newer name for
