@@ -43,8 +43,10 @@ def expected_arrow(rows) -> list[dict]:
             "ingested_at": None if stamp is None else stamp.replace(tzinfo=UTC),
             "user_hash": user,
             "cut_chars": cut,
+            "pair_id": pair,
+            "model": model,
         }
-        for cid, source, turns, n_turns, n_chars, digest, stamp, user, cut in rows
+        for cid, source, turns, n_turns, n_chars, digest, stamp, user, cut, pair, model in rows
     ]
 
 
