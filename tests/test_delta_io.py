@@ -19,10 +19,10 @@ T1 = datetime.datetime(2025, 2, 3, 4, 5, 6, 789000)
 T2 = datetime.datetime(1999, 12, 31, 23, 59, 59)
 
 ROWS = [
-    ("c1", "a.jsonl", [("user", "hi"), ("assistant", "hello")], 2, 7, "h1", T1, "u1", 0),
-    ("c2", "a.jsonl", [("system", "s"), ("user", "ünï ✓"), ("assistant", "x")], 3, 7, "h2", T2, None, 12),
-    ("c3", "b.jsonl", [], 0, 0, "h3", None, "u1", 0),
-    ("c4", None, None, None, None, None, T1, None, None),
+    ("c1", "a.jsonl", [("user", "hi"), ("assistant", "hello")], 2, 7, "h1", T1, "u1", 0, "q1", "model-a"),
+    ("c2", "a.jsonl", [("system", "s"), ("user", "ünï ✓"), ("assistant", "x")], 3, 7, "h2", T2, None, 12, None, None),
+    ("c3", "b.jsonl", [], 0, 0, "h3", None, "u1", 0, None, None),
+    ("c4", None, None, None, None, None, T1, None, None, None, None),
 ]
 
 
@@ -43,8 +43,10 @@ def expected_arrow(rows) -> list[dict]:
             "ingested_at": None if stamp is None else stamp.replace(tzinfo=UTC),
             "user_hash": user,
             "cut_chars": cut,
+            "pair_id": pair,
+            "model": model,
         }
-        for cid, source, turns, n_turns, n_chars, digest, stamp, user, cut in rows
+        for cid, source, turns, n_turns, n_chars, digest, stamp, user, cut, pair, model in rows
     ]
 
 

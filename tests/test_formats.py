@@ -5,6 +5,7 @@ Pure Python: no Spark session is started here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ import sys
 
 import pytest
 
-from wildvalues.formats import Parsed, Rejected, content_hash, detect_layout, parse_line
+from wildvalues.formats import Options, Parsed, Rejected, content_hash, detect_layout, parse_line, parse_record
 from wildvalues.pii import PiiRedactor
 from wildvalues.settings import PrivacySettings
 
@@ -86,9 +87,9 @@ def test_conversation_key_lmsys_wildchat_style_uses_conversation_id():
         ],
     }
     assert detect_layout(record) == "messages"
-    assert parse_line(line(record)) == parsed(
-        "lmsys-42", [("user", "Tell me a joke"), ("assistant", "Why did the chicken cross the road?")]
-    )
+    expected = parsed("lmsys-42", [("user", "Tell me a joke"), ("assistant", "Why did the chicken cross the road?")])
+    # LMSYS-Chat names the answering model: it is kept.
+    assert parse_line(line(record)) == dataclasses.replace(expected, model="vicuna-13b")
 
 
 def test_sharegpt_human_gpt():
@@ -208,7 +209,8 @@ def test_not_an_object(raw, expected):
         ),
         (
             {"id": "w9", "text": 12},
-            "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: id, text)",
+            "unrecognised layout: no 'messages', 'conversation', 'contents', 'conversations', "
+            "'conversation_a'/'conversation_b', 'replies', 'instruction'/'output', 'data' or 'text' field (keys: id, text)",
         ),
     ],
 )
@@ -286,15 +288,19 @@ def test_transcript_without_markers():
 def test_unrecognised_layout():
     record = {"id": "u1", "prompt": "hi", "response": "hello"}
     assert parse_line(line(record)) == Rejected(
-        "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: id, prompt, response)",
+        "unrecognised layout: no 'messages', 'conversation', 'contents', 'conversations', "
+        "'conversation_a'/'conversation_b', 'replies', 'instruction'/'output', 'data' or 'text' field (keys: id, prompt, response)",
         "u1",
     )
     assert parse_line("{}") == Rejected(
-        "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: none)", None
+        "unrecognised layout: no 'messages', 'conversation', 'contents', 'conversations', "
+        "'conversation_a'/'conversation_b', 'replies', 'instruction'/'output', 'data' or 'text' field (keys: none)",
+        None,
     )
     # The message names the configured text field.
     assert parse_line(line(record), text_field="body") == Rejected(
-        "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'body' field (keys: id, prompt, response)",
+        "unrecognised layout: no 'messages', 'conversation', 'contents', 'conversations', "
+        "'conversation_a'/'conversation_b', 'replies', 'instruction'/'output', 'data' or 'body' field (keys: id, prompt, response)",
         "u1",
     )
 
@@ -303,7 +309,9 @@ def test_unrecognised_layout_lists_at_most_eight_keys_sorted():
     record = {f"k{i:02d}": i for i in range(12)}
     keys = ", ".join(f"k{i:02d}" for i in range(8))
     assert parse_line(line(record)) == Rejected(
-        f"unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: {keys})", None
+        "unrecognised layout: no 'messages', 'conversation', 'contents', 'conversations', "
+        f"'conversation_a'/'conversation_b', 'replies', 'instruction'/'output', 'data' or 'text' field (keys: {keys})",
+        None,
     )
 
 
@@ -499,3 +507,193 @@ def test_turns_over_max_turn_chars_are_cut_and_counted(redactor):
     whole = parse_line(line(record), redactor=redactor, max_turn_chars=len(long_user))
     assert isinstance(whole, Parsed) and whole.cut_chars == 0
     assert whole.turns[0][1] == "a" * 30 + " mail me at <EMAIL> please"
+
+
+# ------------------------------------------------------- layouts people export (issues 11, 12)
+
+
+def conversations_of(record, layout="auto", **options) -> list:
+    return parse_record(line(record), layout, Options(**options))
+
+
+TOOL_RECORD = {
+    "id": "t1",
+    "messages": [
+        {"role": "developer", "content": "Answer briefly."},
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "rain, 4C"},
+        {"role": "function", "name": "lookup", "content": "wet"},
+        {"role": "assistant", "content": "Rainy and 4C; take an umbrella."},
+    ],
+}
+
+
+def test_tool_and_function_turns_are_kept_as_tool_and_developer_is_system():
+    assert conversations_of(TOOL_RECORD) == [
+        parsed(
+            "t1",
+            [
+                ("system", "Answer briefly."),
+                ("user", "Weather in Oslo?"),
+                ("tool", "rain, 4C"),
+                ("tool", "wet"),
+                ("assistant", "Rainy and 4C; take an umbrella."),
+            ],
+        )
+    ]
+
+
+def test_tool_turns_drop_leaves_them_out():
+    assert conversations_of(TOOL_RECORD, tool_turns="drop") == [
+        parsed(
+            "t1",
+            [
+                ("system", "Answer briefly."),
+                ("user", "Weather in Oslo?"),
+                ("assistant", "Rainy and 4C; take an umbrella."),
+            ],
+        )
+    ]
+
+
+def test_sharegpt_observation_is_a_tool_turn_and_a_tool_turn_is_not_a_user_turn():
+    record = {
+        "id": "s1",
+        "conversations": [
+            {"from": "human", "value": "Sum 2 and 3"},
+            {"from": "observation", "value": "5"},
+            {"from": "gpt", "value": "It is 5."},
+        ],
+    }
+    assert conversations_of(record) == [
+        parsed("s1", [("user", "Sum 2 and 3"), ("tool", "5"), ("assistant", "It is 5.")])
+    ]
+    # Only a tool speaks besides the AI: nobody human is in the conversation.
+    only_tool = {"id": "s2", "messages": [{"role": "tool", "content": "5"}, {"role": "assistant", "content": "5"}]}
+    assert conversations_of(only_tool) == [Rejected("no user turn with text", "s2")]
+
+
+def test_gemini_contents_with_parts_model_role_and_system_instruction():
+    record = {
+        "id": "g1",
+        "systemInstruction": {"parts": [{"text": "Be kind."}]},
+        "contents": [
+            {"role": "user", "parts": [{"text": "Hi"}, {"inlineData": {"mimeType": "image/png", "data": "AA=="}}]},
+            {"role": "model", "parts": [{"text": "Hello!"}, {"text": "How can I help?"}]},
+        ],
+    }
+    assert detect_layout(record) == "messages"
+    assert conversations_of(record) == [
+        parsed("g1", [("system", "Be kind."), ("user", "Hi"), ("assistant", "Hello!\nHow can I help?")])
+    ]
+
+
+def test_alpaca_instruction_input_output():
+    with_input = {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"}
+    without_input = {"id": "a2", "instruction": "Name a colour.", "input": "", "output": "Blue."}
+    assert detect_layout(with_input) == "alpaca"
+    turns = [("user", "Translate to French.\n\nGood morning"), ("assistant", "Bonjour")]
+    assert conversations_of(with_input) == [parsed(f"h-{expected_hash(turns)[:24]}", turns)]
+    assert conversations_of(without_input) == [parsed("a2", [("user", "Name a colour."), ("assistant", "Blue.")])]
+    assert conversations_of({"id": "a3", "instruction": "x", "output": 3}) == [
+        Rejected("alpaca field 'output' is a number, expected text", "a3")
+    ]
+
+
+def test_ultrachat_data_alternates_human_and_ai():
+    record = {"id": "77", "data": ["Q1", "A1", "Q2", "A2"]}
+    assert detect_layout(record) == "ultrachat"
+    assert conversations_of(record) == [
+        parsed("77", [("user", "Q1"), ("assistant", "A1"), ("user", "Q2"), ("assistant", "A2")])
+    ]
+    assert conversations_of({"id": "78", "data": ["Q1", {"text": "A1"}]}) == [
+        Rejected("'data' turn 2 is an object, expected text", "78")
+    ]
+
+
+def oasst_message(message_id, role, text, rank=None, replies=(), **extra):
+    return {"message_id": message_id, "role": role, "text": text, "rank": rank, "replies": list(replies), **extra}
+
+
+OASST_TREE = {
+    "message_tree_id": "r",
+    "tree_state": "ready_for_export",
+    "prompt": oasst_message(
+        "r",
+        "prompter",
+        "Q",
+        replies=[
+            oasst_message("a1", "assistant", "A-second", rank=1, replies=[oasst_message("p1", "prompter", "thanks")]),
+            oasst_message(
+                "a0",
+                "assistant",
+                "A-best",
+                rank=0,
+                replies=[
+                    oasst_message("p2", "prompter", "more?", replies=[oasst_message("a3", "assistant", "More.")]),
+                    oasst_message("p3", "prompter", "gone", deleted=True),
+                ],
+            ),
+            oasst_message("a2", "assistant", "A-unranked"),
+        ],
+    ),
+}
+
+
+def test_oasst_tree_top_ranked_follows_the_best_reply_at_each_step():
+    assert detect_layout(OASST_TREE) == "oasst"
+    assert conversations_of(OASST_TREE) == [
+        parsed("r-a3", [("user", "Q"), ("assistant", "A-best"), ("user", "more?"), ("assistant", "More.")])
+    ]
+
+
+def test_oasst_tree_all_paths_one_conversation_per_root_to_leaf_path():
+    assert conversations_of(OASST_TREE, oasst_paths="all") == [
+        parsed("r-p1", [("user", "Q"), ("assistant", "A-second"), ("user", "thanks")]),
+        parsed("r-a3", [("user", "Q"), ("assistant", "A-best"), ("user", "more?"), ("assistant", "More.")]),
+        parsed("r-a2", [("user", "Q"), ("assistant", "A-unranked")]),
+    ]
+    # A bare root message (no trees-export wrapper) reads the same.
+    assert conversations_of(OASST_TREE["prompt"], oasst_paths="all") == conversations_of(OASST_TREE, oasst_paths="all")
+
+
+def test_oasst_bad_tree_and_flat_message_rows_are_quarantined_with_a_reason():
+    bad_role = {"message_tree_id": "x", "prompt": oasst_message("x", "moderator", "hi")}
+    assert conversations_of(bad_role) == [Rejected("unknown role 'moderator' in OpenAssistant message 'x'")]
+    flat = {"message_id": "m2", "parent_id": "m1", "message_tree_id": "m1", "role": "assistant", "text": "hi"}
+    assert conversations_of(flat) == [
+        Rejected(
+            "an OpenAssistant message row (flat table): read the trees export (*.trees.jsonl) instead, "
+            "its records hold whole conversations"
+        )
+    ]
+
+
+def test_chatbot_arena_record_is_two_conversations_sharing_a_pair_id():
+    record = {
+        "question_id": "q9",
+        "model_a": "alpha-7b",
+        "model_b": "beta-13b",
+        "winner": "model_a",
+        "conversation_a": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello from A"}],
+        "conversation_b": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello from B"}],
+    }
+    assert detect_layout(record) == "arena"
+    side_a = parsed("q9-a", [("user", "Hi"), ("assistant", "Hello from A")])
+    side_b = parsed("q9-b", [("user", "Hi"), ("assistant", "Hello from B")])
+    assert conversations_of(record) == [
+        dataclasses.replace(side_a, pair_id="q9", model="alpha-7b"),
+        dataclasses.replace(side_b, pair_id="q9", model="beta-13b"),
+    ]
+    # One unusable side is quarantined alone.
+    broken = {**record, "conversation_b": "n/a"}
+    assert conversations_of(broken) == [
+        dataclasses.replace(side_a, pair_id="q9", model="alpha-7b"),
+        Rejected("'conversation_b' must be an array of turns, found a string", "q9-b"),
+    ]
+
+
+def test_hugging_face_conversations_column_with_role_content_turns():
+    record = {"conversations": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}], "id": "hf1"}
+    assert conversations_of(record) == [parsed("hf1", [("user", "Hi"), ("assistant", "Yo")])]

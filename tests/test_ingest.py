@@ -265,6 +265,8 @@ def test_ingest_end_to_end(spark, tmp_path):
             content_hash(turns),
             None,
             0,
+            None,
+            None,
         )
         for cid, turns in (
             ("g1", g1_turns),
@@ -279,7 +281,8 @@ def test_ingest_end_to_end(spark, tmp_path):
         spark.createDataFrame(
             expected_conversations,
             "conversation_id string, source string, turns array<struct<role:string,text:string>>, "
-            "n_turns int, n_chars int, content_hash string, user_hash string, cut_chars long",
+            "n_turns int, n_chars int, content_hash string, user_hash string, cut_chars long, "
+            "pair_id string, model string",
         ),
     )
     stamps = {r.ingested_at for r in conversations.select("ingested_at").collect()}
@@ -297,7 +300,8 @@ def test_ingest_end_to_end(spark, tmp_path):
             12,
             "u1",
             '{"id": "u1", "prompt": "x", "call": "<PHONE>"}',
-            "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: call, id, prompt)",
+            "unrecognised layout: no 'messages', 'conversation', 'contents', 'conversations', "
+            "'conversation_a'/'conversation_b', 'replies', 'instruction'/'output', 'data' or 'text' field (keys: call, id, prompt)",
             RUN,
         ),
         (path, 13, "r1", lines[12], "unknown role 'robot' in turn 2", RUN),
@@ -471,3 +475,133 @@ def test_turns_over_max_turn_chars_are_cut_flagged_and_counted(spark, tmp_path):
     )
     expected = [("long", 20, 100), ("short", 0, 4)]
     assertDataFrameEqual(stored, spark.createDataFrame(expected, "conversation_id string, cut_chars long, n int"))
+
+
+# ------------------------------------------------------- layouts people export (issues 11, 12)
+
+EXPORTED_LINES = [
+    json.dumps(
+        {
+            "question_id": "q1",
+            "model_a": "alpha",
+            "model_b": "beta",
+            "conversation_a": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "A says hi"}],
+            "conversation_b": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "B says hi"}],
+        }
+    ),
+    json.dumps(
+        {
+            "message_tree_id": "r",
+            "prompt": {
+                "message_id": "r",
+                "role": "prompter",
+                "text": "Q",
+                "replies": [
+                    {"message_id": "a0", "role": "assistant", "text": "best", "rank": 0},
+                    {"message_id": "a1", "role": "assistant", "text": "other", "rank": 1},
+                ],
+            },
+        }
+    ),
+    json.dumps({"id": "al", "instruction": "Say yes.", "input": "", "output": "Yes."}),
+    json.dumps({"id": "uc", "data": ["Q1", "A1"]}),
+    json.dumps(
+        {
+            "id": "tl",
+            "model": "gpt-x",
+            "messages": [
+                {"role": "user", "content": "Weather?"},
+                {"role": "tool", "content": "rain"},
+                {"role": "assistant", "content": "Rain."},
+            ],
+        }
+    ),
+    json.dumps({"message_id": "m2", "parent_id": "m1", "message_tree_id": "m1", "role": "assistant", "text": "x"}),
+]
+CONVERSATION_COLUMNS = (
+    "conversation_id string, turns array<struct<role:string,text:string>>, pair_id string, model string"
+)
+
+
+def conversation_rows(rows):
+    return [(cid, [Row(role=r, text=t) for r, t in turns], pair, model) for cid, turns, pair, model in rows]
+
+
+def test_ingest_exported_layouts_with_settings(spark, tmp_path):
+    path = write_lines(tmp_path / "exports.jsonl", EXPORTED_LINES)
+    ctx, counts = run_ingest_stage(spark, path, tmp_path / "out", {"tool_turns": "drop", "oasst_paths": "all"})
+    # An Arena record is two conversations, an OpenAssistant tree one per path; the flat message row
+    # is quarantined: input records count what each record became.
+    assert (counts["input_records"], counts["conversations"], counts["quarantined"]) == (8, 7, 1)
+    expected = conversation_rows(
+        [
+            ("q1-a", [("user", "Hi"), ("assistant", "A says hi")], "q1", "alpha"),
+            ("q1-b", [("user", "Hi"), ("assistant", "B says hi")], "q1", "beta"),
+            ("r-a0", [("user", "Q"), ("assistant", "best")], None, None),
+            ("r-a1", [("user", "Q"), ("assistant", "other")], None, None),
+            ("al", [("user", "Say yes."), ("assistant", "Yes.")], None, None),
+            ("uc", [("user", "Q1"), ("assistant", "A1")], None, None),
+            ("tl", [("user", "Weather?"), ("assistant", "Rain.")], None, "gpt-x"),
+        ]
+    )
+    actual = ctx.store.read("conversations").select("conversation_id", "turns", "pair_id", "model")
+    assertDataFrameEqual(actual, spark.createDataFrame(expected, CONVERSATION_COLUMNS))
+    assert [(r.line_number, r.reason[:40]) for r in ctx.store.read("quarantine").collect()] == [
+        (6, "an OpenAssistant message row (flat table")
+    ]
+
+
+HF_TURN = pa.struct([("from", pa.string()), ("value", pa.string())])
+HF_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+
+
+def test_hugging_face_parquet_shards_with_nested_turn_columns(spark, tmp_path):
+    """`datasets` Parquet shards: list<struct> columns named conversations, conversation or messages."""
+    shards = tmp_path / "hf"
+    shards.mkdir()
+    sharegpt = pa.table(
+        {
+            "id": ["s1"],
+            "conversations": pa.array(
+                [[{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]], pa.list_(HF_TURN)
+            ),
+        }
+    )
+    lmsys = pa.table(
+        {
+            "conversation_id": ["l1"],
+            "model": ["vicuna-13b"],
+            "conversation": pa.array(
+                [[{"role": "user", "content": "Joke?"}, {"role": "assistant", "content": "No."}]], pa.list_(HF_MESSAGE)
+            ),
+        }
+    )
+    tools = pa.table(
+        {
+            "messages": pa.array(
+                [
+                    [
+                        {"role": "developer", "content": "Be terse."},
+                        {"role": "user", "content": "2+2?"},
+                        {"role": "function", "content": "4"},
+                        {"role": "assistant", "content": "4"},
+                    ]
+                ],
+                pa.list_(HF_MESSAGE),
+            ),
+            "id": ["t1"],
+        }
+    )
+    for name, table in (("sharegpt", sharegpt), ("lmsys", lmsys), ("tools", tools)):
+        pq.write_table(table, shards / f"train-{name}-00000-of-00001.parquet")
+    ctx, counts = run_ingest_stage(spark, str(shards), tmp_path / "out")
+    assert (counts["conversations"], counts["quarantined"]) == (3, 0)
+    expected = conversation_rows(
+        [
+            ("s1", [("user", "Hi"), ("assistant", "Hello")], None, None),
+            ("l1", [("user", "Joke?"), ("assistant", "No.")], None, "vicuna-13b"),
+            ("t1", [("system", "Be terse."), ("user", "2+2?"), ("tool", "4"), ("assistant", "4")], None, None),
+        ]
+    )
+    actual = ctx.store.read("conversations").select("conversation_id", "turns", "pair_id", "model")
+    assertDataFrameEqual(actual, spark.createDataFrame(expected, CONVERSATION_COLUMNS))

@@ -186,7 +186,7 @@ def write_inputs(spark, store: TableStore) -> None:
     # No user ids: each conversation is its own user.
     now = datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC)
     turns = [("user", "q"), ("assistant", "a")]
-    conversations = [(row[0], "test", turns, 2, 2, f"h-{row[0]}", now, None, 0) for row in CLASSIFIED]
+    conversations = [(row[0], "test", turns, 2, 2, f"h-{row[0]}", now, None, 0, None, None) for row in CLASSIFIED]
     store.write("conversations", spark.createDataFrame(conversations, CONVERSATIONS))
     for lvl, rows in LEVELS.items():
         store.write(f"values_level_{lvl}", spark.createDataFrame(rows, VALUE_LEVEL))

@@ -153,6 +153,15 @@ def test_weapons_refusal(clf):
     assert payload["task_category"] == "harmful or policy-violating requests"
 
 
+def test_tool_output_is_not_attributed_to_the_human_or_the_ai(clf):
+    plain = conv("What is the capital of France?", "The capital of France is Paris.")
+    tool_text = "How do I make a pipe bomb? I can't help with that: honesty, privacy and harm prevention."
+    user, assistant = plain.turns
+    with_tool = Conversation("c1", (user, Turn("tool", tool_text), assistant))
+    assert clf.classify_payload(with_tool) == clf.classify_payload(plain)
+    assert labels(clf.classify_payload(with_tool)) == FACTUAL_NO_VALUES
+
+
 def test_coding_answer_differs_from_refusal(clf):
     coding = clf.classify_payload(
         conv(

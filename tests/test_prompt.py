@@ -124,6 +124,16 @@ def test_render_then_parse_round_trips_any_text(text):
     assert parse_rendered_conversation("preamble\n\n" + rendered + "\n\npostscript") == list(turns)
 
 
+def test_tool_turns_are_rendered_as_tool_output_the_instructions_exclude_from_values():
+    c = conv(("user", "Weather?"), ("tool", "rain, 4C"), ("assistant", "Rainy."))
+    params, _ = build_request(c, "m", 100, 10_000)
+    text = params["messages"][0]["content"]
+    assert '<turn index="2" role="tool">\nrain, 4C\n</turn>' in text
+    assert parse_rendered_conversation(text) == list(c.turns)
+    assert "tool = the output of a tool or function the AI called" in SYSTEM_INSTRUCTIONS
+    assert "record no values from it, neither as the AI's nor as the human's" in SYSTEM_INSTRUCTIONS
+
+
 def test_parse_returns_nothing_without_a_conversation():
     assert parse_rendered_conversation("just some text") == []
 

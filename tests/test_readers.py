@@ -216,3 +216,21 @@ def test_an_empty_array_is_an_input_without_records(spark, tmp_path, text):
         InputError, match=r"^input holds no records: .*empty\.json \(1 file\(s\), all empty or blank\)$"
     ):
         read_raw_records(spark, path)
+
+
+def test_parquet_shards_whose_columns_clash_in_type_are_a_one_line_error(spark, tmp_path):
+    shards = tmp_path / "clash"
+    shards.mkdir()
+    pq.write_table(pa.table({"id": ["a"], "messages": ["plain text"]}), shards / "part-0.parquet")
+    listed = pa.array(
+        [[{"role": "user", "content": "q"}]], pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    )
+    pq.write_table(pa.table({"id": ["b"], "messages": listed}), shards / "part-1.parquet")
+    with pytest.raises(InputError) as raised:
+        read_raw_records(spark, str(shards)).collect()
+    message = str(raised.value)
+    assert message.startswith(f"Parquet files under {shards} have incompatible schemas: ")
+    assert (
+        "\n" not in message
+        and "[CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE] Failed to merge incompatible data types" in message
+    )

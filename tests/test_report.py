@@ -120,7 +120,19 @@ def store(spark, tmp_path_factory):
 
     now = datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC)
     conversations = [
-        (f"conv-{i:03d}", "test", [("user", text), ("assistant", "ok")], 2, len(text), f"h{i}", now, None, 0)
+        (
+            f"conv-{i:03d}",
+            "test",
+            [("user", text), ("assistant", "ok")],
+            2,
+            len(text),
+            f"h{i}",
+            now,
+            None,
+            0,
+            None,
+            None,
+        )
         for i, text in zip((7, 42), TEXT_MARKERS)
     ]
     s.write("conversations", spark.createDataFrame(conversations, CONVERSATIONS))

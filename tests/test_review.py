@@ -23,7 +23,7 @@ def _rows():
         for i in range(size):
             cid = f"{rtype}-{subjective}-{i}"
             turns = [("user", f"question {cid}"), ("assistant", f"answer {cid}")]
-            conversations.append((cid, "test", turns, 2, 20, f"hash-{cid}", now, None, 0))
+            conversations.append((cid, "test", turns, 2, 20, f"hash-{cid}", now, None, 0, None, None))
             labels.append(
                 (
                     cid,

@@ -62,6 +62,8 @@ def test_a_file_and_flags_and_set_apply_in_order(tmp_path):
     ("text", "message"),
     [
         ("ingest:\n  nosuch: 1\n", "ingest.nosuch: unknown key"),
+        ("ingest:\n  tool_turns: hide\n", "ingest.tool_turns: Input should be 'keep' or 'drop'"),
+        ("ingest:\n  oasst_paths: best\n", "ingest.oasst_paths: Input should be 'top_ranked' or 'all'"),
         (
             "classifier:\n  partitions: many\n",
             "classifier.partitions: Input should be a valid integer, unable to parse string as an integer",

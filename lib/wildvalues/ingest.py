@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, IntegerType, LongType, StringType, StructField, StructType
 
 from wildvalues import pii, schemas
-from wildvalues.formats import Parsed, Rejected, parse_line
+from wildvalues.formats import Options, Parsed, Rejected, Result, parse_record
 from wildvalues.settings import IngestSettings, PrivacySettings
 from wildvalues.users import UserHasher
 
@@ -28,6 +28,8 @@ PARSED_SCHEMA = StructType(
         StructField("replaced_bytes", IntegerType(), True),
         StructField("user_hash", StringType(), True),
         StructField("cut_chars", LongType(), True),
+        StructField("pair_id", StringType(), True),
+        StructField("model", StringType(), True),
     ]
 )
 _TURN_ARROW = pa.list_(pa.struct([pa.field("role", pa.string(), False), pa.field("text", pa.string(), False)]))
@@ -42,11 +44,15 @@ def parse_records(
     """
     # Table rows are rendered as JSON whose keys name their layout, so tables use detection.
     layout = "auto" if settings.format in ("parquet", "delta") else settings.format
-    text_field = settings.text_field or "text"
-    id_field = settings.id_field
-    redact_pii = settings.redact_pii
-    max_turn_chars = settings.max_turn_chars
+    options = Options(
+        settings.text_field or "text",
+        settings.id_field,
+        settings.max_turn_chars,
+        settings.tool_turns,
+        settings.oasst_paths,
+    )
     max_raw = settings.raw_record_max_chars
+    redact_pii = settings.redact_pii
     if redact_pii:
         pii.check_settings(privacy)  # here on the driver: a bad setting is one line, not a task failure
 
@@ -65,37 +71,46 @@ def parse_records(
             )
             for source, number, raw, read_error, replaced in rows:
                 # A read error: the file's bytes ended here, there is no record text to parse.
-                result = (
-                    Rejected(read_error)
-                    if read_error
-                    else parse_line(raw, layout, text_field, id_field, redactor, users, max_turn_chars)
+                results: list[Result] = (
+                    [Rejected(read_error)] if read_error else parse_record(raw, layout, options, redactor, users)
                 )
-                out["source_file"].append(source)
-                out["line_number"].append(number)
-                out["replaced_bytes"].append(replaced)
-                out["conversation_id"].append(result.conversation_id)
-                if isinstance(result, Parsed):
-                    out["turns"].append([{"role": r, "text": t} for r, t in result.turns])
-                    out["n_chars"].append(sum(len(t) for _, t in result.turns))
-                    out["content_hash"].append(result.content_hash)
-                    out["raw_record"].append(None)
-                    out["reason"].append(None)
-                    out["user_hash"].append(result.user_hash)
-                    out["cut_chars"].append(result.cut_chars)
-                else:
-                    out["turns"].append(None)
-                    out["n_chars"].append(None)
-                    out["content_hash"].append(None)
-                    # Redact the whole record, then cut: a cut first could leave half an email behind.
-                    out["raw_record"].append(
-                        None if raw is None else (redactor.redact(raw) if redactor else raw)[:max_raw]
-                    )
-                    out["reason"].append(result.reason)
-                    out["user_hash"].append(None)
-                    out["cut_chars"].append(None)
+                for result in results:
+                    _append(out, source, number, replaced, result, raw, redactor, max_raw)
             yield pa.RecordBatch.from_pydict(out, schema=_parsed_arrow_schema())
 
     return raw.mapInArrow(parse_batches, PARSED_SCHEMA)
+
+
+def _append(
+    out: dict[str, list[Any]],
+    source: str,
+    number: int | None,
+    replaced: int,
+    result: Result,
+    raw: str | None,
+    redactor: pii.PiiRedactor | None,
+    max_raw: int,
+) -> None:
+    """One parsed row: a conversation, or a rejection with its (redacted, cut) raw record."""
+    parsed = result if isinstance(result, Parsed) else None
+    values: dict[str, Any] = {
+        "source_file": source,
+        "line_number": number,
+        "replaced_bytes": replaced,
+        "conversation_id": result.conversation_id,
+        "turns": [{"role": r, "text": t} for r, t in parsed.turns] if parsed else None,
+        "n_chars": sum(len(t) for _, t in parsed.turns) if parsed else None,
+        "content_hash": parsed.content_hash if parsed else None,
+        # Redact the whole record, then cut: a cut first could leave half an email behind.
+        "raw_record": None if parsed or raw is None else (redactor.redact(raw) if redactor else raw)[:max_raw],
+        "reason": result.reason if isinstance(result, Rejected) else None,
+        "user_hash": parsed.user_hash if parsed else None,
+        "cut_chars": parsed.cut_chars if parsed else None,
+        "pair_id": parsed.pair_id if parsed else None,
+        "model": parsed.model if parsed else None,
+    }
+    for name, value in values.items():
+        out[name].append(value)
 
 
 def _parsed_arrow_schema() -> pa.Schema:
@@ -112,6 +127,8 @@ def _parsed_arrow_schema() -> pa.Schema:
             pa.field("replaced_bytes", pa.int32()),
             pa.field("user_hash", pa.string()),
             pa.field("cut_chars", pa.int64()),
+            pa.field("pair_id", pa.string()),
+            pa.field("model", pa.string()),
         ]
     )
 
@@ -158,6 +175,8 @@ def to_conversations(checked: DataFrame, ingested_at) -> DataFrame:
         F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
         F.col("user_hash"),
         F.col("cut_chars"),
+        F.col("pair_id"),
+        F.col("model"),
     ).to(schemas.CONVERSATIONS)
 
 

@@ -15,13 +15,15 @@ import glob
 import gzip
 import json
 import os
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import cast
 
 import pyarrow as pa
-from pyspark.errors import AnalysisException
+from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]  # py4j ships no type hints
+from pyspark.errors import AnalysisException, PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
@@ -363,18 +365,35 @@ def read_raw_records(
     if fmt == "delta" or (fmt != "parquet" and is_delta_table(path)):
         return _table_as_raw(read_delta(spark, path), path)
     if fmt == "parquet":
-        return _table_as_raw(spark.read.parquet(path), path)
+        return _table_as_raw(_read_parquet(spark, path), path)
     files = files or input_files(path)  # fail fast with a one-line error before Spark plans anything
     if _kind_of(files) == "parquet":
-        return _table_as_raw(spark.read.parquet(path), path)
+        return _table_as_raw(_read_parquet(spark, path), path)
     require_records(path, files)
     json_files = files.jsonl + files.json_arrays
     raw = _jsonl_records(spark, json_files, split_bytes, files.json_arrays) if json_files else None
     if files.parquet:
-        tables = _table_as_raw(spark.read.parquet(*files.parquet), path)
+        tables = _table_as_raw(_read_parquet(spark, *files.parquet), path)
         raw = tables if raw is None else raw.unionByName(tables)
     assert raw is not None, "input_files returns at least one file"
     return raw
+
+
+def _read_parquet(spark: SparkSession, *paths: str) -> DataFrame:
+    """Parquet files with their schemas merged: Hugging Face shards of one data set may differ in
+    their columns (`conversations` in one, `messages` in another), and without merging Spark reads
+    every file with one file's columns and the others' turns are lost."""
+    try:
+        return spark.read.option("mergeSchema", "true").parquet(*paths)
+    except (PySparkException, Py4JJavaError) as error:  # e.g. a column a string in one file, a list in another
+        raise InputError(f"Parquet files under {paths[0]} have incompatible schemas: {_spark_reason(error)}") from None
+
+
+def _spark_reason(error: Exception) -> str:
+    """The innermost Spark error class and its first sentence, without the JVM stack trace."""
+    found = re.findall(r"\[[A-Z_]+\] [^\n]*", str(error))
+    reason = found[-1] if found else (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return reason.split(". ")[0][:300]
 
 
 def _jsonl_records(

@@ -55,6 +55,10 @@ CONVERSATIONS = _fields(
     ("user_hash", StringType(), True),
     # Characters beyond ingest.max_turn_chars in the record's turns, cut before the text was stored.
     ("cut_chars", LongType(), False),
+    # The two sides of a pairwise record (Chatbot Arena) share it; null for other records.
+    ("pair_id", StringType(), True),
+    # The model that answered, when the record names it (Arena's model_a/model_b, a `model` field).
+    ("model", StringType(), True),
 )
 
 QUARANTINE = _fields(

@@ -28,7 +28,18 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
 
-INPUT_FORMATS = ("auto", "messages", "sharegpt", "transcript", "parquet", "delta")
+INPUT_FORMATS = (
+    "auto",
+    "messages",
+    "sharegpt",
+    "transcript",
+    "alpaca",
+    "ultrachat",
+    "oasst",
+    "arena",
+    "parquet",
+    "delta",
+)
 CLASSIFIER_NAMES = ("offline", "anthropic")
 
 DEFAULT_K = 25
@@ -102,6 +113,12 @@ class IngestSettings(Section):
     raw_record_max_chars: PositiveInt = 500
     redact_pii: bool = True
     max_turn_chars: PositiveInt = 200_000
+    # keep: tool and function results stay as `tool` turns, shown to the classifier as tool output
+    # and never counted as the human's or the AI's values; drop: they are left out.
+    tool_turns: Literal["keep", "drop"] = "keep"
+    # OpenAssistant trees: top_ranked follows the best-ranked reply at each step (one thread per
+    # tree); all makes every root-to-leaf path a conversation.
+    oasst_paths: Literal["top_ranked", "all"] = "top_ranked"
 
 
 class TaxonomySettings(Section):
