@@ -104,7 +104,7 @@ def test_results_land_in_classifications_with_tokens_and_a_rerun_makes_no_calls(
 
     assert [r.conversation_id for r in labels] == [f"c{i}" for i in range(6)]
     assert {r.classifier for r in labels} == {"anthropic"}
-    assert {r.prompt_version for r in labels} == {"v1-json"}
+    assert {r.prompt_version for r in labels} == {"v2-json"}
     # the tokens on the rows are exactly those the API reported, and the prefix was cached
     token_kinds = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     assert len(answered) == 6
@@ -418,7 +418,7 @@ def test_two_pass_sends_only_subjective_conversations_to_the_extraction_model(sp
         "conversation_id", "is_subjective", "model", "prompt_version", F.size("ai_values").alias("n_ai_values")
     )
     expected = [
-        (cid, s, "claude-sonnet-5-5" if s else "claude-haiku-4-5", "v1-json" if s else "screen-v1-json")
+        (cid, s, "claude-sonnet-5-5" if s else "claude-haiku-4-5", "v2-json" if s else "screen-v1-json")
         for cid, s in subjective.items()
     ]
     found = [(r.conversation_id, r.is_subjective, r.model, r.prompt_version) for r in rows.collect()]

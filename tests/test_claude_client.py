@@ -489,9 +489,9 @@ def billed(entries: list[dict]) -> dict[str, int]:
 @pytest.mark.parametrize(
     "model, shape, version",
     [
-        ("claude-sonnet-5-5", "json_schema", "v1-json"),
-        ("claude-sonnet-4-6", "strict_tool", "v1"),
-        ("claude-test", "forced_tool", "v1"),
+        ("claude-sonnet-5-5", "json_schema", "v2-json"),
+        ("claude-sonnet-4-6", "strict_tool", "v2"),
+        ("claude-test", "forced_tool", "v2"),
     ],
 )
 def test_every_answer_shape_gives_the_same_validated_labels(make_emulator, payload_fn, model, shape, version):

@@ -287,7 +287,7 @@ def test_the_openai_judge_classifies_through_the_sdk_as_the_second_emulator_labe
         expected = relabel(payload_fn(parsed), parsed)
         got = {k: getattr(result, k) for k in ("is_subjective", "ai_values", "human_values", "response_type")}
         assert got == {k: expected[k] for k in got}
-        assert (result.classifier, result.model, result.prompt_version) == ("openai", "openai:judge-x", "v1-json")
+        assert (result.classifier, result.model, result.prompt_version) == ("openai", "openai:judge-x", "v2-json")
     assert emulator.stats()["by_path"]["/v1/chat/completions"] == {"200": 6}
 
 

@@ -71,7 +71,7 @@ def test_instructions_cover_the_study_definitions():
         assert f"- {name}: " in SYSTEM_INSTRUCTIONS
     for category in TASK_CATEGORIES:
         assert category in SYSTEM_INSTRUCTIONS
-    assert PROMPT_VERSION == "v1"
+    assert PROMPT_VERSION == "v2"
 
 
 def test_cached_prefix_is_long_enough_to_be_cached():

@@ -31,7 +31,7 @@ from wildvalues.classifier.offline import TASK_CATEGORIES
 if TYPE_CHECKING:  # the SDK's request shapes, for type checking only: this module does not need the SDK
     from anthropic.types import TextBlockParam, ToolChoiceToolParam, ToolParam
 
-PROMPT_VERSION = "v1"
+PROMPT_VERSION = "v2"  # v2: tool turns are shown and never attributed
 SCREEN_PROMPT_VERSION = "screen-v1"
 TOOL_NAME = "record_values"
 CHARS_PER_TOKEN = 4
