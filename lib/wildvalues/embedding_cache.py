@@ -27,9 +27,18 @@ def empty_cache(spark: SparkSession) -> DataFrame:
 
 def missing(spark: SparkSession, cache: DataFrame, embedder_id: str, texts: Sequence[str]) -> list[str]:
     """The texts the cache holds no vector for under this embedder, sorted."""
-    wanted = spark.createDataFrame([(t,) for t in sorted(set(texts))], "value string")
-    known = cache.filter(F.col("embedder_id") == embedder_id).select("value")
-    return [r.value for r in wanted.join(known, "value", "left_anti").collect()]
+    wanted = sorted(set(texts))
+    present = {r.value for r in _cached_rows(cache.select("embedder_id", "value"), embedder_id, wanted).collect()}
+    return [text for text in wanted if text not in present]
+
+
+def _cached_rows(cache: DataFrame, embedder_id: str, texts: Sequence[str]) -> DataFrame:
+    """The cache's rows for these texts under this embedder.
+
+    The texts are few (thousands) beside a cache that grows run after run, so they are broadcast:
+    a shuffle join of both would cost several Spark jobs per lookup on a small run."""
+    wanted = cache.sparkSession.createDataFrame([(t,) for t in texts], "value string")
+    return cache.filter(F.col("embedder_id") == embedder_id).join(F.broadcast(wanted), "value", "left_semi")
 
 
 def _rows(embedder_id: str, texts: Sequence[str], vectors: np.ndarray) -> list[tuple]:
@@ -77,6 +86,5 @@ def new_embeddings(
 
 def vectors_for(cache: DataFrame, embedder_id: str, texts: Iterable[str]) -> dict[str, np.ndarray]:
     """The cached vectors of these texts (collected: distinct texts are few beside expressions)."""
-    wanted = cache.sparkSession.createDataFrame([(t,) for t in sorted(set(texts))], "value string")
-    rows = cache.filter(F.col("embedder_id") == embedder_id).join(wanted, "value", "left_semi").collect()
+    rows = _cached_rows(cache, embedder_id, sorted(set(texts))).collect()
     return {r.value: np.asarray(r.vector, dtype=np.float32) for r in rows}
