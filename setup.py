@@ -21,6 +21,9 @@ INSTALL_REQUIRES = [
     "pydantic==2.14.4",
     "scipy==1.17.1",
     "matplotlib==3.11.2",
+    # The report's interactive charts (sunbursts, heatmap, bars); plotly.js is inlined, so the
+    # report opens offline.
+    "plotly==7.1.0",
     "tqdm==4.70.1",
     # Top-level JSON arrays (ShareGPT-style .json files) streamed element by element, never loaded whole.
     "ijson==3.6.0",
@@ -36,6 +39,8 @@ INSTALL_REQUIRES = [
 # sentence-transformers models (the study's kind) need torch, which is large: an extra that
 # `make test` installs and `make run` does not.
 EMBEDDINGS_REQUIRES = ["sentence-transformers==6.2.0", "torch==2.13.0"]
+# Screenshots of the report's views: Playwright drives the system's Chromium (nothing downloaded).
+SCREENSHOTS_REQUIRES = ["playwright==1.65.3"]
 
 setup(
     name="wildvalues",
@@ -52,7 +57,9 @@ setup(
     extras_require={
         "local": SPARK_REQUIRES,
         "embeddings": EMBEDDINGS_REQUIRES,
+        "screenshots": SCREENSHOTS_REQUIRES,
         "test": [
+            *SCREENSHOTS_REQUIRES,
             "faker==40.63.0",
             "pytest==9.2.0",
             "jsonschema==4.26.0",
