@@ -425,6 +425,15 @@ class MlflowSettings(Section):
     top_values_csv_rows: PositiveInt = 100
 
 
+class ReportSettings(Section):
+    """The HTML report's screenshots of its interactive views (lib/wildvalues/screenshots.py)."""
+
+    # auto: taken when Playwright and the browser are both present; true: required (an error
+    # otherwise); false: never. They are written beside report.html and logged to MLflow.
+    screenshots: Literal["auto"] | bool = "auto"
+    browser: str = "/usr/bin/chromium"  # Debian's chromium; Playwright drives it, nothing is downloaded
+
+
 class CrosscheckSettings(Section):
     """The second judge of `wildvalues crosscheck` (lib/wildvalues/crosscheck.py) and its sample."""
 
@@ -458,6 +467,7 @@ class Settings(Section):
     validate_: ValidateSettings = Field(default=ValidateSettings(), alias="validate")
     mlflow: MlflowSettings = MlflowSettings()
     crosscheck: CrosscheckSettings = CrosscheckSettings()
+    report: ReportSettings = ReportSettings()
     privacy: PrivacySettings = PrivacySettings()
 
     def model_entry(self, model: str) -> ModelEntry:
