@@ -625,7 +625,9 @@ def _discovered_html(data: ReportData) -> str:
     """How the discovered tree compares with the published one, and the values and clusters it lacks."""
     parts = []
     if data.discovered_levels is not None:
-        parts.append('<section id="taxonomy_discovered"><h2>AI value taxonomy discovered from this run</h2>')
+        parts.append(
+            '<section data-view="taxonomy_discovered"><h2 id="taxonomy_discovered">AI value taxonomy discovered from this run</h2>'
+        )
         parts.append(
             '<p class="note">Built bottom-up from this run\'s own values (k-means base clusters, then clusters of '
             "clusters); its sunburst is beside the published one above.</p>"
@@ -665,7 +667,7 @@ def _crosscheck_html(data: ReportData) -> str:
         for r in data.crosscheck.itertuples(index=False)
     ]
     parts = [
-        '<section id="crosscheck"><h2>Second-model cross-check</h2>',
+        '<section data-view="crosscheck"><h2 id="crosscheck">Second-model cross-check</h2>',
         f'<p class="note">A stratified sample judged again by <code>{_e(second)}</code>; the run\'s labels are '
         f"<code>{_e(first)}</code>'s. Kappa: chance-corrected agreement (1 perfect, 0 chance). Jaccard: the "
         "shared share of placed level-1 clusters per conversation, over conversations where either judge "
@@ -689,7 +691,7 @@ def _anomalies_html(data: ReportData, include_ids: bool) -> str:
         count = "" if data.n_anomalies is None else f" {data.n_anomalies:,} conversation(s) flagged;"
         return f'<p class="note">Anomalies:{count} conversation ids omitted from this report.</p>'
     parts = [
-        '<section id="anomalies"><h2>Anomalies (internal: conversation ids)</h2>',
+        '<section data-view="anomalies"><h2 id="anomalies">Anomalies (internal: conversation ids)</h2>',
         '<div class="internal"><p><strong>Internal: conversation ids.</strong> Conversations whose AI values hit the '
         "watchlist or are rare for this run: ids, reason, flagged value labels and score only, never text. "
         "Do not share outside the review team.</p>",
@@ -755,7 +757,7 @@ def render_html(data: ReportData, metrics: dict[str, float] | None, include_anom
     if data.notes:
         parts.append('<ul class="note">' + "".join(f"<li>{_e(n)}</li>" for n in data.notes) + "</ul>")
     for name, title, caption in VIEWS:
-        parts.append(f'<section id="{name}"><h2>{_e(title)}</h2><p class="note">{_e(caption)}</p>')
+        parts.append(f'<section data-view="{name}"><h2 id="{name}">{_e(title)}</h2><p class="note">{_e(caption)}</p>')
         parts.append(_view(name, data))
         parts.append("</section>")
         if name == "taxonomy":

@@ -47,7 +47,7 @@ def wanted(mode: str | bool, browser: str) -> bool:
 
 
 def capture_views(page_html: str, views: Sequence[str], browser: str) -> dict[str, bytes]:
-    """A PNG of each element whose id is in views (those the page lacks are skipped), by id."""
+    """A PNG of each `data-view` element named in views (those the page lacks are skipped), by view."""
     from playwright.sync_api import sync_playwright
 
     shots: dict[str, bytes] = {}
@@ -60,7 +60,7 @@ def capture_views(page_html: str, views: Sequence[str], browser: str) -> dict[st
             page.set_content(page_html, wait_until="load", timeout=TIMEOUT_MS)
             page.wait_for_function("() => window.Plotly !== undefined", timeout=TIMEOUT_MS)
             for view in views:
-                element = page.locator(f"#{view}")
+                element = page.locator(f'[data-view="{view}"]')
                 if element.count():
                     shots[view] = element.screenshot(timeout=TIMEOUT_MS, animations="disabled")
         finally:
