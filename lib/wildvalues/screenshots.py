@@ -25,6 +25,14 @@ CHROMIUM_ARGS = (
 )
 WIDTH, HEIGHT = 1200, 900  # the viewport; each screenshot is its view element, whatever its height
 TIMEOUT_MS = 60_000
+MAX_HEIGHT = 2400  # px: a long view (the values table of a large run) is shot from its top down to this
+# The view's box in page coordinates, or null when the page has no such view.
+_BOX_JS = """view => {
+  const element = document.querySelector('[data-view="' + view + '"]');
+  if (!element) { return null; }
+  const r = element.getBoundingClientRect();
+  return {x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height};
+}"""
 
 
 def unavailable_reason(browser: str) -> str | None:
@@ -60,9 +68,15 @@ def capture_views(page_html: str, views: Sequence[str], browser: str) -> dict[st
             page.set_content(page_html, wait_until="load", timeout=TIMEOUT_MS)
             page.wait_for_function("() => window.Plotly !== undefined", timeout=TIMEOUT_MS)
             for view in views:
-                element = page.locator(f'[data-view="{view}"]')
-                if element.count():
-                    shots[view] = element.screenshot(timeout=TIMEOUT_MS, animations="disabled")
+                box = page.evaluate(_BOX_JS, view)
+                if box is not None:
+                    height = min(box["height"], MAX_HEIGHT)
+                    shots[view] = page.screenshot(
+                        clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": height},
+                        full_page=True,
+                        timeout=TIMEOUT_MS,
+                        animations="disabled",
+                    )
         finally:
             chromium.close()
     return shots
