@@ -325,3 +325,16 @@ def test_the_discovered_tree_is_a_second_sunburst_beside_the_published_one():
     beside = r'<div class="charts"><div><div id="sunburst" class="chart"></div><script>.*?</script></div><div><div id="sunburst-discovered"'
     assert re.search(beside, html, re.S)
     assert '<section data-view="taxonomy_discovered"><h2 id="taxonomy_discovered">' in html
+
+
+def test_screenshot_modes_without_a_browser():
+    from wildvalues import screenshots
+    from wildvalues.settings import ConfigError
+
+    missing = "/nonexistent/chromium"
+    assert screenshots.take("<html></html>", ["values"], False, missing) == ({}, None)
+    shots, note = screenshots.take("<html></html>", ["values"], "auto", missing)
+    assert shots == {} and note is not None
+    assert note.startswith("screenshots skipped: ") and missing in note
+    with pytest.raises(ConfigError, match=r"^report\.screenshots is true but .*/nonexistent/chromium"):
+        screenshots.take("<html></html>", ["values"], True, missing)

@@ -83,9 +83,10 @@ def capture_views(page_html: str, views: Sequence[str], browser: str) -> dict[st
 
 
 def take(page_html: str, views: Sequence[str], mode: str | bool, browser: str) -> tuple[dict[str, bytes], str | None]:
-    """The views' screenshots under report.screenshots, and a note when auto could not take them."""
+    """The views' screenshots under report.screenshots, and a note when auto did not take them (and why)."""
     if not wanted(mode, browser):
-        return {}, None
+        reason = unavailable_reason(browser) if mode == "auto" else None
+        return {}, f"screenshots skipped: {reason}" if reason else None
     from playwright.sync_api import Error as PlaywrightError
 
     try:
