@@ -1,4 +1,6 @@
-"""The HTML report of a run: PNG plots (matplotlib, Agg) and one self-contained HTML file.
+"""The HTML report of a run: PNG plots (matplotlib, Agg) and one self-contained, offline HTML
+explorer (Plotly charts and a searchable table, lib/wildvalues/explorer.py), with screenshots of
+its views when a headless browser is present (lib/wildvalues/screenshots.py).
 
 Privacy: every aggregate shown covers at least k conversations (rows below are suppressed with
 analyze.suppress_small_groups / suppress_tree, or their pandas twins once a table is collected,
