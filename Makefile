@@ -18,8 +18,14 @@ $(STAMP): setup.py requirements-test.txt
 	$(BIN)/python -m pip install --quiet -e ".[local]" -r requirements-test.txt
 	touch $(STAMP)
 
+# The report's browser test drives Debian's Chromium through Playwright (no `playwright install`):
+# installed here when missing and apt-get is there (CI runs `make test` as root on a clean clone).
+CHROMIUM := /usr/bin/chromium
+
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[local,embeddings]"
+	if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
 	touch $(TEST_STAMP)
 
 run: $(STAMP)

@@ -23,6 +23,9 @@ INSTALL_REQUIRES = [
     "matplotlib==3.11.2",
     # `wildvalues sql` splits several statements on ';' outside quotes and comments.
     "sqlparse==0.6.1",
+    # The report's interactive charts (sunbursts, heatmap, bars); plotly.js is inlined, so the
+    # report opens offline.
+    "plotly==7.1.0",
     # Top-level JSON arrays (ShareGPT-style .json files) streamed element by element, never loaded whole.
     "ijson==3.6.0",
     # Embeddings: the static default model (numpy only) and the lexical fallback's hashing.
@@ -37,6 +40,8 @@ INSTALL_REQUIRES = [
 # sentence-transformers models (the study's kind) need torch, which is large: an extra that
 # `make test` installs and `make run` does not.
 EMBEDDINGS_REQUIRES = ["sentence-transformers==6.2.0", "torch==2.13.0"]
+# Screenshots of the report's views: Playwright drives the system's Chromium (nothing downloaded).
+SCREENSHOTS_REQUIRES = ["playwright==1.65.3"]
 
 setup(
     name="wildvalues",
@@ -53,7 +58,9 @@ setup(
     extras_require={
         "local": SPARK_REQUIRES,
         "embeddings": EMBEDDINGS_REQUIRES,
+        "screenshots": SCREENSHOTS_REQUIRES,
         "test": [
+            *SCREENSHOTS_REQUIRES,
             "faker==40.63.0",
             "pytest==9.2.0",
             "jsonschema==4.26.0",

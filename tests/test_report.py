@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 
 import pytest
@@ -102,9 +101,9 @@ EXPECTED_SUPPRESSED = {
 N_PLOTS = 5
 
 
-@pytest.fixture(scope="module")
-def store(spark, tmp_path_factory):
-    s = TableStore(spark, str(tmp_path_factory.mktemp("report_out")), TableSettings())
+def make_store(spark, path: str) -> TableStore:
+    """The handmade run's tables (also the browser test's input)."""
+    s = TableStore(spark, path, TableSettings())
     for level, rows in LEVELS.items():
         s.write(f"values_level_{level}", spark.createDataFrame(rows, VALUE_LEVEL))
     for name, rows in (
@@ -140,6 +139,11 @@ def store(spark, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def store(spark, tmp_path_factory):
+    return make_store(spark, str(tmp_path_factory.mktemp("report_out")))
+
+
+@pytest.fixture(scope="module")
 def built(store, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("report"))
     result = report.build_report(store, RUN, out, K, metrics={"conversations": 1234.0, "subjective": 130.0})
@@ -156,18 +160,65 @@ def test_files_exist(built):
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_every_png_is_embedded_as_data_uri(built):
-    result, html = built
-    assert html.count('<img src="data:image/png;base64,') == len(result.png_paths)
-    for path in result.png_paths:
-        with open(path, "rb") as handle:
-            assert base64.b64encode(handle.read()).decode("ascii") in html
+def test_every_view_is_an_interactive_section(built):
+    _, html = built
+    assert "<img" not in html, "the PNGs stay files (MLflow, notebooks); the page draws its own charts"
+    for view, _, _ in report.VIEWS:
+        assert f'<section data-view="{view}"><h2 id="{view}">' in html
+    for chart in ("sunburst", "heatmap", "response-types", "mirroring-bars"):
+        assert f'Plotly.newPlot("{chart}"' in html
+    assert '<table id="values-table" class="explore">' in html and 'data-table="values-table"' in html
+
+
+def _shown_levels():
+    import pandas as pd
+
+    from wildvalues.schemas import VALUE_LEVEL
+
+    columns = [f.name for f in VALUE_LEVEL.fields]
+    return [pd.DataFrame([r for r in LEVELS[level] if r[6] >= K], columns=columns) for level in range(4)]
+
+
+def test_values_table_rows():
+    from wildvalues import explorer
+
+    rows = explorer.values_table_rows(_shown_levels(), RUN).to_dict("records")  # ties by name
+    placed = {"level_1": "Name l1a", "top": "Practical values", "run_id": RUN}
+    # k alone, no tree suppression here: l1:b is shown but its parent l2:b is not, so no top category.
+    unplaced = {"level_1": "Name l1b", "top": "-", "run_id": RUN}
+    assert rows == [
+        {"value": "helpfulness", "pct_convos": 40.0, "n_conversations": 40, "n_expressions": 80, **placed},
+        {"value": PLANTED, "pct_convos": 30.0, "n_conversations": 30, "n_expressions": 60, **placed},
+        {"value": "honesty", "pct_convos": 30.0, "n_conversations": 30, "n_expressions": 60, **placed},
+        {"value": "orphan value", "pct_convos": 26.0, "n_conversations": 26, "n_expressions": 52, **unplaced},
+    ]
+
+
+def test_sunburst_nodes_sit_in_their_parents_and_parents_cover_their_children():
+    from wildvalues import explorer
+
+    nodes = explorer.sunburst_nodes(_shown_levels())
+    # orphan value's parent l1:b is not shown, so neither is it; l1:a's values add up to 55%
+    # of expressions, more than its own 45%, so l1:a (and nothing above, already larger) grows to 55.
+    assert dict(zip(nodes["id"], zip(nodes["parent"], nodes["size"], strict=True), strict=True)) == {
+        "root": ("", 70.0),
+        "L3/l3:a": ("root", 70.0),
+        "L2/l2:a": ("L3/l3:a", 55.0),
+        "L1/l1:a": ("L2/l2:a", 55.0),
+        "L0/helpfulness": ("L1/l1:a", 30.0),
+        "L0/honesty": ("L1/l1:a", 15.0),
+        "L0/planted": ("L1/l1:a", 10.0),
+    }
 
 
 def test_self_contained(built):
     _, html = built
-    for external in ("http://", "https://", "<link", "<script", "@import", "url("):
-        assert external not in html
+    assert not re.search(r"<script[^>]*\bsrc\s*=", html), "scripts are inline"
+    assert not re.search(r"<link\b", html) and "@import" not in html, "styles are inline"
+    # plotly.js itself mentions URLs in its strings; the page's own markup names none.
+    markup = re.sub(r"<script>.*?</script>", "<script></script>", html, flags=re.S)
+    assert markup.count("<script></script>") >= 2 + 4, "plotly.js, the table script and one call per chart"
+    assert not re.search(r"https?://", markup)
 
 
 def test_suppression_counts_in_result_and_html(built):
@@ -230,7 +281,7 @@ def test_anomaly_ids_can_be_left_out(store, tmp_path):
         html = handle.read()
     assert "conv-007" not in html and "deception" not in html
     assert "3 conversation(s) flagged; conversation ids omitted" in html
-    assert html.count('<img src="data:image/png;base64,') == len(result.png_paths) == N_PLOTS
+    assert len(result.png_paths) == N_PLOTS and '<table id="anomalies-table"' not in html
 
 
 def test_missing_tables_are_noted(spark, tmp_path):
@@ -277,3 +328,25 @@ def test_the_crosscheck_section_shows_the_measures_and_suppresses_small_confusio
     assert f'<tr><td>no_values</td><td>no_values</td><td class="num">{K}</td></tr>' in html
     assert "<td>reframing</td>" not in html
     assert result.n_suppressed["crosscheck_confusion"] == 1
+
+
+def test_the_discovered_tree_is_a_second_sunburst_beside_the_published_one():
+    levels = _shown_levels()
+    data = report.ReportData(run_id=RUN, k=K, levels=levels, discovered_levels=levels)
+    html = report.render_html(data, None, include_anomaly_ids=False)
+    beside = r'<div class="charts"><div><div id="sunburst" class="chart"></div><script>.*?</script></div><div><div id="sunburst-discovered"'
+    assert re.search(beside, html, re.S)
+    assert '<section data-view="taxonomy_discovered"><h2 id="taxonomy_discovered">' in html
+
+
+def test_screenshot_modes_without_a_browser():
+    from wildvalues import screenshots
+    from wildvalues.settings import ConfigError
+
+    missing = "/nonexistent/chromium"
+    assert screenshots.take("<html></html>", ["values"], False, missing) == ({}, None)
+    shots, note = screenshots.take("<html></html>", ["values"], "auto", missing)
+    assert shots == {} and note is not None
+    assert note.startswith("screenshots skipped: ") and missing in note
+    with pytest.raises(ConfigError, match=r"^report\.screenshots is true but .*/nonexistent/chromium"):
+        screenshots.take("<html></html>", ["values"], True, missing)

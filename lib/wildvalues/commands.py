@@ -559,7 +559,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         summary = runner.run_stage(stage_named("report"), options)
     suppressed = ", ".join(f"{name} {n}" for name, n in summary["n_suppressed"].items() if n) or "none"
     print(f"report for run {run_id}: {os.path.join(args.output, summary['html'])}")
-    print(f"  plots: {summary['n_plots']}; suppressed below {_threshold(settings)}: {suppressed}")
+    shots = summary.get("n_screenshots", 0)
+    print(
+        f"  plots: {summary['n_plots']}; view screenshots: {shots}; suppressed below {_threshold(settings)}: {suppressed}"
+    )
     labels = ", ".join(f"{name} {n}" for name, n in summary.get("n_suppressed_labels", {}).items() if n) or "none"
     print(f"  labels suppressed by the label auditor: {labels}")
     return 0

@@ -1,4 +1,6 @@
-"""The HTML report of a run: PNG plots (matplotlib, Agg) and one self-contained HTML file.
+"""The HTML report of a run: PNG plots (matplotlib, Agg) and one self-contained, offline HTML
+explorer (Plotly charts and a searchable table, lib/wildvalues/explorer.py), with screenshots of
+its views when a headless browser is present (lib/wildvalues/screenshots.py).
 
 Privacy: every aggregate shown covers at least k conversations (rows below are suppressed with
 analyze.suppress_small_groups / suppress_tree, or their pandas twins once a table is collected,
@@ -10,7 +12,6 @@ and can be left out (`include_anomaly_ids=False`).
 
 from __future__ import annotations
 
-import base64
 import datetime
 import html
 import io
@@ -29,10 +30,11 @@ from matplotlib.figure import Figure
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wildvalues import label_audit
+from wildvalues import explorer, label_audit, screenshots
 from wildvalues.analyze import suppress_small_groups_pandas, suppress_tree, suppress_tree_pandas
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.export import rolls_up_discovered_trees
+from wildvalues.settings import ReportSettings
 from wildvalues.stage import ReadableTables
 
 REPORT_DIR = "report"
@@ -41,6 +43,7 @@ TOP_VALUES = 20  # bars in the top-values plot
 HEATMAP_VALUES = 20  # columns of the context heatmap
 MAX_ANOMALY_ROWS = 200
 DPI = 110
+NO_SCREENSHOTS = ReportSettings(screenshots=False)  # library callers opt in; the report stage passes its settings
 
 # (metric key, label, format) for the summary table; keys missing from `metrics` are skipped.
 SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
@@ -61,9 +64,10 @@ SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
 @dataclass
 class ReportResult:
     html_path: str
-    png_paths: list[str]
+    png_paths: list[str]  # the matplotlib plots
     n_suppressed: dict[str, int]
     n_suppressed_labels: dict[str, int] = field(default_factory=dict)
+    screenshot_paths: list[str] = field(default_factory=list)  # view_<view>.png, when taken
 
 
 @dataclass
@@ -499,48 +503,56 @@ table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 td, th { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; }
+section { margin-top: 1em; padding: 0.2em 0.5em; background: #fff; }
 .note { color: #555; font-size: 0.9em; }
 .privacy { background: #f4f7fb; border-left: 4px solid #3b6ea5; padding: 0.5em 1em; }
 .internal { background: #fff6e6; border-left: 4px solid #c98b2b; padding: 0.5em 1em; }
 """
 
-_PLOT_SECTIONS: tuple[tuple[str, str, str], ...] = (
+# (view id, title, caption): the report's sections in order; each is also a screenshot, view_<id>.png.
+VIEWS: tuple[tuple[str, str, str], ...] = (
     (
         "taxonomy",
         "AI value taxonomy",
-        "Shares of all AI value expressions at levels 3 (inner ring), 2 and 1 (outer). Gaps are suppressed nodes.",
+        "Top categories (inner ring), level-2 and level-1 clusters, then values: click a wedge to drill down, "
+        "the centre to go back up; hover for the share of subjective conversations and n. Wedge sizes are "
+        "shares of all AI value expressions; gaps are suppressed nodes.",
     ),
     (
-        "top_values",
-        "Top AI values",
-        "Share of subjective conversations expressing each value; candidates are values outside the published taxonomy.",
-    ),
-    (
-        "response_types",
-        "Response types",
-        "Share of subjective conversations by how the AI responds to the human's values; types covering fewer than k conversations are left out.",
+        "values",
+        "AI values",
+        "Every value shown (at least k conversations): type to search any column, click a header to sort. "
+        "Candidates are values outside the published taxonomy.",
     ),
     (
         "context_heatmap",
         "AI values by task category",
-        "Adjusted Pearson residuals from value_context (context_kind = task_category), for the values in the most conversations. Red: more often than independence predicts; blue: less.",
+        "Adjusted Pearson residuals from value_context (context_kind = task_category), for the values in the most "
+        "conversations. Red: more often than independence predicts; blue: less. Hover for the cell's n.",
+    ),
+    (
+        "response_types",
+        "Response types",
+        "Share of subjective conversations by how the AI responds to the human's values; types covering fewer "
+        "than k conversations are left out.",
     ),
     (
         "mirroring",
         "Mirroring by response type",
-        "Among subjective conversations where the human expresses a value: share in which the AI expresses one of the same values.",
+        "Among subjective conversations where the human expresses a value: share in which the AI expresses one "
+        "of the same values.",
     ),
 )
+SCREENSHOT_PREFIX = "view_"
+# Screenshots of these section ids, beside the VIEWS (present only when the run has them).
+EXTRA_VIEWS = ("taxonomy_discovered", "crosscheck", "anomalies")
+NO_DATA = '<p class="note">No data to show (table missing, empty or fully suppressed).</p>'
 
 _SUPPRESSION_LABELS = {"value_context": "value_context (task_category cells)"}
 
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _table(
@@ -611,16 +623,17 @@ def _level3_html(levels: list[pd.DataFrame] | None) -> str:
     )
 
 
-def _discovered_html(data: ReportData, images: dict[str, bytes]) -> str:
-    """The discovered tree beside the published one, and the values and clusters the published tree lacks."""
+def _discovered_html(data: ReportData) -> str:
+    """How the discovered tree compares with the published one, and the values and clusters it lacks."""
     parts = []
     if data.discovered_levels is not None:
-        parts.append('<h2 id="taxonomy_discovered">AI value taxonomy discovered from this run</h2>')
-        if "taxonomy_discovered" in images:
-            caption = "Built bottom-up from this run's own values (k-means base clusters, then clusters of clusters)."
-            parts.append(
-                f'<p class="note">{caption}</p><img src="{_data_uri(images["taxonomy_discovered"])}" alt="discovered taxonomy">'
-            )
+        parts.append(
+            '<section data-view="taxonomy_discovered"><h2 id="taxonomy_discovered">AI value taxonomy discovered from this run</h2>'
+        )
+        parts.append(
+            '<p class="note">Built bottom-up from this run\'s own values (k-means base clusters, then clusters of '
+            "clusters); its sunburst is beside the published one above.</p>"
+        )
         if data.agreement is not None and len(data.agreement):
             rows = [
                 [str(r.level), f"{r.nmi:.3f}", f"{r.ari:.3f}", f"{r.n_values:,}"] for r in data.agreement.itertuples()
@@ -633,6 +646,7 @@ def _discovered_html(data: ReportData, images: dict[str, bytes]) -> str:
             ]
             parts.append("<p>Discovered clusters with little overlap with any published cluster:</p>")
             parts.append(_table(["cluster", "conversations", "best overlap", "closest published"], rows, {1, 2}))
+        parts.append("</section>")
     if data.new_values is not None and len(data.new_values):
         rows = [
             [r.cluster_id, f"{r.n_conversations:,}", f"{r.pct_convos:.2f}"]
@@ -655,7 +669,7 @@ def _crosscheck_html(data: ReportData) -> str:
         for r in data.crosscheck.itertuples(index=False)
     ]
     parts = [
-        '<h2 id="crosscheck">Second-model cross-check</h2>',
+        '<section data-view="crosscheck"><h2 id="crosscheck">Second-model cross-check</h2>',
         f'<p class="note">A stratified sample judged again by <code>{_e(second)}</code>; the run\'s labels are '
         f"<code>{_e(first)}</code>'s. Kappa: chance-corrected agreement (1 perfect, 0 chance). Jaccard: the "
         "shared share of placed level-1 clusters per conversation, over conversations where either judge "
@@ -670,6 +684,7 @@ def _crosscheck_html(data: ReportData) -> str:
         ]
         parts.append(f'<p class="note">Response types (cells of at least k = {data.k} conversations):</p>')
         parts.append(_table(["run's classifier", "second judge", "conversations"], cell_rows, {2}))
+    parts.append("</section>")
     return "\n".join(parts)
 
 
@@ -678,33 +693,62 @@ def _anomalies_html(data: ReportData, include_ids: bool) -> str:
         count = "" if data.n_anomalies is None else f" {data.n_anomalies:,} conversation(s) flagged;"
         return f'<p class="note">Anomalies:{count} conversation ids omitted from this report.</p>'
     parts = [
-        '<h2 id="anomalies">Anomalies (internal: conversation ids)</h2>',
+        '<section data-view="anomalies"><h2 id="anomalies">Anomalies (internal: conversation ids)</h2>',
         '<div class="internal"><p><strong>Internal: conversation ids.</strong> Conversations whose AI values hit the '
         "watchlist or are rare for this run: ids, reason, flagged value labels and score only, never text. "
         "Do not share outside the review team.</p>",
     ]
     if data.anomalies is None:
-        parts.append('<p class="note">No anomalies table for this run.</p></div>')
+        parts.append('<p class="note">No anomalies table for this run.</p></div></section>')
         return "".join(parts)
     shown = len(data.anomalies)
     parts.append(f'<p class="note">{data.n_anomalies or 0:,} flagged; showing {shown:,} with the highest scores.</p>')
     rows = [
-        [r.conversation_id, r.reason, r.flagged_values, f"{r.score:.3f}"]
+        [r.conversation_id, r.reason, r.flagged_values, (f"{r.score:.3f}", r.score)]
         for r in data.anomalies.itertuples(index=False)
     ]
-    parts.append(_table(["conversation id", "reason", "flagged values", "score"], rows, {3}))
-    parts.append("</div>")
+    header = (("conversation id", False), ("reason", False), ("flagged values", False), ("score", True))
+    parts.append(explorer.explore_table("anomalies-table", header, rows))
+    parts.append("</div></section>")
     return "".join(parts)
 
 
-def render_html(
-    data: ReportData, images: dict[str, bytes], metrics: dict[str, float] | None, include_anomaly_ids: bool
-) -> str:
-    """The whole report as one HTML document: inline CSS, plots as data URIs, no external links."""
+def _taxonomy_view(data: ReportData) -> str:
+    """The published tree's sunburst, the discovered one beside it when there is one, and the top categories."""
+    charts = []
+    if data.levels is not None and len(data.levels[3]):
+        charts.append(explorer.figure_html(explorer.sunburst_figure(data.levels, "Published taxonomy"), "sunburst"))
+    if data.discovered_levels is not None and len(data.discovered_levels[3]):
+        figure = explorer.sunburst_figure(data.discovered_levels, "Discovered from this run")
+        charts.append(explorer.figure_html(figure, "sunburst-discovered"))
+    if not charts:
+        return NO_DATA
+    return '<div class="charts">' + "".join(f"<div>{c}</div>" for c in charts) + "</div>" + _level3_html(data.levels)
+
+
+def _view(name: str, data: ReportData) -> str:
+    """The interactive body of one of VIEWS, or a no-data note."""
+    if name == "taxonomy":
+        return _taxonomy_view(data)
+    if name == "values" and data.levels is not None and len(data.levels[0]):
+        return explorer.values_table_html(data.levels, data.run_id)
+    if name == "context_heatmap" and data.context is not None and len(data.context):
+        figure = explorer.heatmap_figure(data.context, context_matrix(data.context))
+        return explorer.figure_html(figure, "heatmap")
+    if name == "response_types" and data.response_types is not None and len(data.response_types):
+        return explorer.figure_html(explorer.response_types_figure(data.response_types), "response-types", "bars")
+    if name == "mirroring" and data.mirroring is not None and data.mirroring["pct_mirrored"].notna().any():
+        return explorer.figure_html(explorer.mirroring_figure(data.mirroring), "mirroring-bars", "bars")
+    return NO_DATA
+
+
+def render_html(data: ReportData, metrics: dict[str, float] | None, include_anomaly_ids: bool) -> str:
+    """The whole report as one HTML document: inline CSS, plotly.js and table script, no external links."""
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html>",
-        f'<html lang="en"><head><meta charset="utf-8"><title>wildvalues report {_e(data.run_id)}</title><style>{_CSS}</style></head><body>',
+        f'<html lang="en"><head><meta charset="utf-8"><title>wildvalues report {_e(data.run_id)}</title>'
+        f"<style>{_CSS}{explorer.EXPLORER_CSS}</style>{explorer.head_scripts()}</head><body>",
         "<h1>wildvalues report</h1>",
         f"<p>Run <code>{_e(data.run_id)}</code>, generated {_e(stamp)}. Percentages of subjective conversations "
         "are the study's denominator; shares of expressions count AI value expressions.</p>",
@@ -714,15 +758,12 @@ def render_html(
     ]
     if data.notes:
         parts.append('<ul class="note">' + "".join(f"<li>{_e(n)}</li>" for n in data.notes) + "</ul>")
-    for name, title, caption in _PLOT_SECTIONS:
-        parts.append(f'<h2 id="{name}">{_e(title)}</h2>')
-        if name in images:
-            parts.append(f'<p class="note">{_e(caption)}</p><img src="{_data_uri(images[name])}" alt="{_e(title)}">')
-        else:
-            parts.append('<p class="note">No data to show (table missing, empty or fully suppressed).</p>')
+    for name, title, caption in VIEWS:
+        parts.append(f'<section data-view="{name}"><h2 id="{name}">{_e(title)}</h2><p class="note">{_e(caption)}</p>')
+        parts.append(_view(name, data))
+        parts.append("</section>")
         if name == "taxonomy":
-            parts.append(_level3_html(data.levels))
-            parts.append(_discovered_html(data, images))
+            parts.append(_discovered_html(data))
     parts.append(_crosscheck_html(data))
     parts.append(_anomalies_html(data, include_anomaly_ids))
     parts.append("</body></html>")
@@ -751,11 +792,12 @@ def _png(figure: Figure) -> bytes:
 
 @dataclass(frozen=True)
 class RenderedReport:
-    """The report's files by name (the plots as PNG bytes, report.html as text) and its suppression."""
+    """The report's files by name (plots and screenshots as PNG bytes, report.html as text) and its suppression."""
 
     files: dict[str, bytes | str]
     n_suppressed: dict[str, int]
     n_suppressed_labels: dict[str, int] = field(default_factory=dict)
+    screenshot_note: str | None = None  # why auto took no screenshots, when the browser failed
 
 
 def render_report(
@@ -765,15 +807,19 @@ def render_report(
     metrics: dict[str, float] | None = None,
     include_anomaly_ids: bool = True,
     k_users: int = 1,
+    settings: ReportSettings = NO_SCREENSHOTS,
 ) -> RenderedReport:
-    """The plots and report.html of one run, in memory: whoever runs the report writes them."""
+    """The plots, report.html and its views' screenshots of one run, in memory: whoever runs the report writes them."""
     data = load_report_data(store, run_id, k, include_anomaly_ids, k_users=k_users)
     if metrics is None:
         metrics = run_counts_metrics(store, run_id)
-    images = {name: _png(figure) for name, figure in figures(data).items()}
-    files: dict[str, bytes | str] = {f"{name}.png": png for name, png in images.items()}
-    files[HTML_FILE] = render_html(data, images, metrics, include_anomaly_ids)
-    return RenderedReport(files, dict(data.n_suppressed), dict(data.n_suppressed_labels))
+    files: dict[str, bytes | str] = {f"{name}.png": _png(figure) for name, figure in figures(data).items()}
+    page = render_html(data, metrics, include_anomaly_ids)
+    files[HTML_FILE] = page
+    views = [name for name, _, _ in VIEWS] + list(EXTRA_VIEWS)
+    shots, note = screenshots.take(page, views, settings.screenshots, settings.browser)
+    files.update({f"{SCREENSHOT_PREFIX}{view}.png": png for view, png in shots.items()})
+    return RenderedReport(files, dict(data.n_suppressed), dict(data.n_suppressed_labels), note)
 
 
 def build_report(
@@ -784,9 +830,10 @@ def build_report(
     metrics: dict[str, float] | None = None,
     include_anomaly_ids: bool = True,
     k_users: int = 1,
+    settings: ReportSettings = NO_SCREENSHOTS,
 ) -> ReportResult:
-    """Write the plots (PNG) and report.html under out_dir/report/ for one run."""
-    rendered = render_report(store, run_id, k, metrics, include_anomaly_ids, k_users)
+    """Write the plots (PNG), report.html and any screenshots under out_dir/report/ for one run."""
+    rendered = render_report(store, run_id, k, metrics, include_anomaly_ids, k_users, settings)
     folder = os.path.join(out_dir, REPORT_DIR)
     os.makedirs(folder, exist_ok=True)
     paths = {}
@@ -795,5 +842,6 @@ def build_report(
         mode, encoding = ("wb", None) if isinstance(content, bytes) else ("w", "utf-8")
         with open(paths[name], mode, encoding=encoding) as handle:
             handle.write(content)
-    png_paths = [path for name, path in paths.items() if name != HTML_FILE]
-    return ReportResult(paths[HTML_FILE], png_paths, rendered.n_suppressed, rendered.n_suppressed_labels)
+    shots = [path for name, path in paths.items() if name.startswith(SCREENSHOT_PREFIX)]
+    plots = [path for name, path in paths.items() if name != HTML_FILE and path not in shots]
+    return ReportResult(paths[HTML_FILE], plots, rendered.n_suppressed, rendered.n_suppressed_labels, shots)

@@ -447,6 +447,15 @@ class RunnerSettings(Section):
     progress_seconds: NonNegativeFloat = 10.0
 
 
+class ReportSettings(Section):
+    """The HTML report's screenshots of its interactive views (lib/wildvalues/screenshots.py)."""
+
+    # auto: taken when Playwright and the browser are both present; true: required (an error
+    # otherwise); false: never. They are written beside report.html and logged to MLflow.
+    screenshots: Literal["auto"] | bool = "auto"
+    browser: str = "/usr/bin/chromium"  # Debian's chromium; Playwright drives it, nothing is downloaded
+
+
 class CrosscheckSettings(Section):
     """The second judge of `wildvalues crosscheck` (lib/wildvalues/crosscheck.py) and its sample."""
 
@@ -481,6 +490,7 @@ class Settings(Section):
     mlflow: MlflowSettings = MlflowSettings()
     runner: RunnerSettings = RunnerSettings()
     crosscheck: CrosscheckSettings = CrosscheckSettings()
+    report: ReportSettings = ReportSettings()
     privacy: PrivacySettings = PrivacySettings()
 
     def model_entry(self, model: str) -> ModelEntry:

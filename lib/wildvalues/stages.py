@@ -909,19 +909,25 @@ def run_report(inputs: StageInputs) -> StageRun:
     k, k_users = inputs.settings.analyze.suppression_k, inputs.settings.privacy.k_users
     metrics = dict(inputs.run_metrics) or None
     rendered = report.render_report(
-        inputs.tables, inputs.run_id, k, metrics, inputs.options.include_anomaly_ids, k_users
+        inputs.tables, inputs.run_id, k, metrics, inputs.options.include_anomaly_ids, k_users, inputs.settings.report
     )
     for name, content in rendered.files.items():
         yield Artifact(f"{report.REPORT_DIR}/{name}", content)
+    if rendered.screenshot_note:
+        yield Log(rendered.screenshot_note)
     yield Metrics({f"suppressed_{name}": n for name, n in rendered.n_suppressed.items()})
     yield Metrics({f"suppressed_labels_report_{name}": n for name, n in rendered.n_suppressed_labels.items()})
     suppressed = sum(rendered.n_suppressed.values())
+    n_shots = sum(name.startswith(report.SCREENSHOT_PREFIX) for name in rendered.files)
+    n_plots = len(rendered.files) - 1 - n_shots
     yield Log(
-        f"{report.REPORT_DIR}/{report.HTML_FILE} ({len(rendered.files) - 1} plots, {suppressed} small group(s) suppressed)"
+        f"{report.REPORT_DIR}/{report.HTML_FILE} ({n_plots} plots, {n_shots} screenshots, "
+        f"{suppressed} small group(s) suppressed)"
     )
     return {
         "html": f"{report.REPORT_DIR}/{report.HTML_FILE}",
-        "n_plots": len(rendered.files) - 1,
+        "n_plots": n_plots,
+        "n_screenshots": n_shots,
         "n_suppressed": dict(rendered.n_suppressed),
         "n_suppressed_labels": dict(rendered.n_suppressed_labels),
     }
