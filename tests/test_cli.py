@@ -63,7 +63,11 @@ TABLES = (
     "public_value_context",
 )
 # Lean settings for a 2-core machine shared with other Spark jobs.
-LEAN_CONFIG = {"spark": {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2}}
+# Screenshots start Chromium in every run; tests/test_report_browser.py covers them.
+LEAN_CONFIG = {
+    "spark": {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2},
+    "report": {"screenshots": False},
+}
 TIMEOUT = 1800
 
 

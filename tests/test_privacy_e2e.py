@@ -24,6 +24,8 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
+from wildvalues.report import VIEWS
+
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.test_cli import LEAN_CONFIG, assert_ok, wildvalues
 else:
@@ -79,7 +81,8 @@ def privacy_run(tmp_path_factory):
     common = ("--config", root / "lean.yml")
     results = [
         wildvalues("run", "--input", planted, "--output", out, "--user-field", "account", *common, cwd=root),
-        wildvalues("report", "--output", out, *common, cwd=root),
+        # Screenshots on here only (LEAN_CONFIG turns them off): their PNGs are searched too.
+        wildvalues("report", "--output", out, *common, "--set", "report.screenshots=true", cwd=root),
         wildvalues("export", "--output", out, "--to", exported, *common, cwd=root),
     ]
     for result in results:
@@ -176,3 +179,11 @@ def test_published_groups_cover_k_conversations_and_k_users(privacy_run):
     level0 = DeltaTable(str(tables / "values_level_0")).to_pyarrow_table().to_pylist()
     assert any(row["n_users"] < 10 for row in level0)
     assert checked > 5
+
+
+def test_view_screenshots_are_written_beside_the_report_and_logged_to_mlflow(privacy_run):
+    out = privacy_run["out"]
+    beside = sorted(p.name for p in (out / "report").glob("view_*.png"))
+    logged = sorted(p.name for p in out.rglob("view_*.png") if p.parent != out / "report")
+    assert {f"view_{name}.png" for name, _, _ in VIEWS} <= set(beside)
+    assert logged == beside
