@@ -12,7 +12,8 @@ Cases:
 - kill_<stage> (ingest, classify, taxonomy, validate): `kill -9` of the run's process group (the
   CLI, its JVM and Python workers) while that stage runs, then the same command again; the final
   tables are compared with an uninterrupted run (`equal_to_uninterrupted`), and for classify the
-  rerun's requests with the conversations not yet in the cache (`repaid` is the difference);
+  rerun's classification answers with the contents not yet in the cache (`repaid` is the
+  difference; `requests_sent_rerun` counts every stage's requests, the label audit's too);
 - concurrent: two runs on one output at once: the second stops at once with the lock's one line;
 - faults_30pct: the emulator fails 30% of requests; every conversation ends classified or in
   classification_errors (`lost` = 0);
@@ -48,6 +49,7 @@ from wildvalues.demo.chaos import (
     write_malformed,
 )
 
+CACHE = "classification_cache"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(REPO, "..", "shared")
 KEY = "sk-ant-chaos-not-a-real-key"
@@ -147,6 +149,7 @@ class Bench:
             killed, _ = kill_when(args, env, marker, delay)
             lock_left = os.path.exists(os.path.join(out, "_wildvalues.lock"))
             cached_before = cached_keys(out)
+            rows_before = len(rows(out, CACHE, ["cache_key"]))
             sent_before = len(emulator.request_log) if emulator else 0
             code, log = run_to_end(args, env)
             sent = (len(emulator.request_log) - sent_before) if emulator else 0
@@ -164,12 +167,16 @@ class Bench:
             "seconds": round(time.monotonic() - started, 1),
         }
         if classifier == "anthropic":
-            needed = result["kept"] - cached_before
+            # The cache holds one row per answer: answers the rerun paid for beyond the
+            # conversations (distinct contents) the killed run had not committed were paid twice.
+            answers = len(rows(out, CACHE, ["cache_key"])) - rows_before
+            needed = cached_keys(out) - cached_before
             result.update(
-                requests_sent_rerun=sent,
+                requests_sent_rerun=sent,  # every stage's: the label audit asks Claude too
                 answered_rerun=successes,
+                classify_answers_rerun=answers,
                 needed_rerun=needed,
-                repaid=max(successes - needed, 0),
+                repaid=answers - needed,
             )
         reference = self.reference(classifier, emulator_factory)
         result["equal_to_uninterrupted"] = fingerprint(out) == reference
