@@ -9,6 +9,7 @@ and the kill come from `wildvalues.demo.chaos`, which bench/chaos.py runs at sca
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import time
@@ -189,11 +190,16 @@ def test_kill_during_classify_leaves_a_stale_lock_that_the_rerun_takes_over(kill
 
 
 def test_the_rerun_sends_only_what_the_killed_run_left_unanswered(killed_and_rerun):
-    kept = len(chaos.rows(killed_and_rerun["out"], "conversations"))
+    out = killed_and_rerun["out"]
     # Chunks are drawn by a hash of the cache key, so the first holds about ten, not exactly ten.
-    assert 0 < killed_and_rerun["cached"] < kept
-    pending = kept - killed_and_rerun["cached"]
-    assert f"classify: {pending} conversation(s) to classify with offline" in killed_and_rerun["log"]
+    assert 0 < killed_and_rerun["cached"] < chaos.cached_keys(out)
+    # One cache row per answer: no content was answered twice.
+    assert len(chaos.rows(out, "classification_cache")) == chaos.cached_keys(out)
+    pending = re.search(r"classify: (\d+) conversation\(s\) to classify with offline", killed_and_rerun["log"])
+    assert pending is not None, killed_and_rerun["log"][-3000:]
+    # Each uncached content is at least one conversation; each cached one spares at least one.
+    uncached = chaos.cached_keys(out) - killed_and_rerun["cached"]
+    assert uncached <= int(pending.group(1)) <= len(chaos.rows(out, "conversations")) - killed_and_rerun["cached"]
 
 
 def test_the_rerun_after_a_kill_equals_an_uninterrupted_run(reference, killed_and_rerun):
