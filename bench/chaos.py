@@ -12,7 +12,8 @@ Cases:
 - kill_<stage> (ingest, classify, taxonomy, validate): `kill -9` of the run's process group (the
   CLI, its JVM and Python workers) while that stage runs, then the same command again; the final
   tables are compared with an uninterrupted run (`equal_to_uninterrupted`), and for classify the
-  rerun's requests with the conversations not yet in the cache (`repaid` is the difference);
+  rerun's classification answers with the contents not yet in the cache (`repaid` is the
+  difference; `requests_sent_rerun` counts every stage's requests, the label audit's too);
 - concurrent: two runs on one output at once: the second stops at once with the lock's one line;
 - faults_30pct: the emulator fails 30% of requests; every conversation ends classified or in
   classification_errors (`lost` = 0);
@@ -24,17 +25,31 @@ Cases:
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
+from wildvalues.demo.chaos import (
+    LOCK_FILE,
+    cached_keys,
+    counts,
+    fingerprint,
+    kill_when,
+    last_line,
+    rows,
+    run_to_end,
+    start,
+    tables_state,
+    wait_for,
+    write_error_inputs,
+    write_malformed,
+)
+
+CACHE = "classification_cache"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(REPO, "..", "shared")
 KEY = "sk-ant-chaos-not-a-real-key"
@@ -78,100 +93,6 @@ def write_config(path: str, classifier: str, chunk_size: int, extra: dict | None
 def run_args(input_path: str, output: str, config: str, *more: str) -> list[str]:
     return [sys.executable, "-m", "wildvalues.cli", "run", "--input", input_path, "--output", output,
             "--config", config, "--no-report", *more]  # fmt: skip
-
-
-def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    # Its own process group, so that kill -9 reaches the JVM and the Python workers too.
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
-
-
-def run_to_end(args: list[str], env: dict[str, str], timeout: float = 3600) -> tuple[int, str]:
-    process = start(args, env)
-    output, _ = process.communicate(timeout=timeout)
-    return process.returncode, output
-
-
-def kill_when(args: list[str], env: dict[str, str], marker: str, delay: float) -> tuple[bool, str]:
-    """Run until a line containing `marker` is printed, wait `delay` s, then kill -9 the group.
-    False when the run ended before the marker appeared."""
-    process = start(args, env)
-    seen: list[str] = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        seen.append(line)
-        if marker in line:
-            time.sleep(delay)
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            return True, "".join(seen)
-    process.wait()
-    return False, "".join(seen)
-
-
-# ------------------------------------------------------------------------------------ reading
-
-
-def tables_state(output: str) -> dict[str, Any]:
-    """Is every Delta table under the output readable at a committed version?"""
-    from deltalake import DeltaTable
-
-    root = os.path.join(output, "tables")
-    state: dict[str, Any] = {"readable": True, "tables": 0, "unreadable": []}
-    if not os.path.isdir(root):
-        return state
-    for name in sorted(os.listdir(root)):
-        if not os.path.isdir(os.path.join(root, name, "_delta_log")):
-            continue
-        state["tables"] += 1
-        try:
-            table = DeltaTable(os.path.join(root, name))
-            table.to_pyarrow_table()
-            assert table.version() >= 0
-        except Exception as error:  # noqa: BLE001 - a bench reports what broke
-            state["readable"] = False
-            state["unreadable"].append(f"{name}: {type(error).__name__}")
-    return state
-
-
-def rows(output: str, table: str, columns: list[str] | None = None) -> list[dict]:
-    from deltalake import DeltaTable
-
-    path = os.path.join(output, "tables", table)
-    if not os.path.isdir(os.path.join(path, "_delta_log")):
-        return []
-    return DeltaTable(path).to_pyarrow_table(columns=columns).to_pylist()
-
-
-def counts(output: str) -> dict[str, Any]:
-    conversations = [r["conversation_id"] for r in rows(output, "conversations", ["conversation_id"])]
-    labels = [r["conversation_id"] for r in rows(output, "classifications", ["conversation_id"])]
-    errors = {r["conversation_id"] for r in rows(output, "classification_errors", ["conversation_id"])}
-    run = rows(output, "run_counts")
-    return {
-        "input_records": run[-1]["n_input"] if run else None,
-        "kept": len(conversations),
-        "quarantined": len(rows(output, "quarantine", ["reason"])),
-        "classified": len(set(labels)),
-        "classification_errors": len(errors - set(labels)),
-        "duplicate_ids": (len(conversations) - len(set(conversations))) + (len(labels) - len(set(labels))),
-        "lost": len(set(conversations) - set(labels) - errors),
-    }
-
-
-def fingerprint(output: str) -> dict[str, Any]:
-    """The final tables without run ids and times: what an uninterrupted run must equal."""
-    conversations = sorted((r["conversation_id"], r["content_hash"]) for r in rows(output, "conversations"))
-    labels = sorted(
-        (r["conversation_id"], r["is_subjective"], tuple(r["ai_values"]), tuple(r["human_values"]), r["response_type"])
-        for r in rows(output, "classifications")
-    )
-    level0 = sorted((r["side"], r["cluster_id"], r["n_conversations"]) for r in rows(output, "values_level_0"))
-    return {"conversations": conversations, "classifications": labels, "values_level_0": level0}
-
-
-def cached_keys(output: str) -> int:
-    return len({r["cache_key"] for r in rows(output, "classification_cache", ["cache_key"]) if r["cache_key"]})
 
 
 # ------------------------------------------------------------------------------------ cases
@@ -228,6 +149,7 @@ class Bench:
             killed, _ = kill_when(args, env, marker, delay)
             lock_left = os.path.exists(os.path.join(out, "_wildvalues.lock"))
             cached_before = cached_keys(out)
+            rows_before = len(rows(out, CACHE, ["cache_key"]))
             sent_before = len(emulator.request_log) if emulator else 0
             code, log = run_to_end(args, env)
             sent = (len(emulator.request_log) - sent_before) if emulator else 0
@@ -245,12 +167,16 @@ class Bench:
             "seconds": round(time.monotonic() - started, 1),
         }
         if classifier == "anthropic":
-            needed = result["kept"] - cached_before
+            # The cache holds one row per answer: answers the rerun paid for beyond the
+            # conversations (distinct contents) the killed run had not committed were paid twice.
+            answers = len(rows(out, CACHE, ["cache_key"])) - rows_before
+            needed = cached_keys(out) - cached_before
             result.update(
-                requests_sent_rerun=sent,
+                requests_sent_rerun=sent,  # every stage's: the label audit asks Claude too
                 answered_rerun=successes,
+                classify_answers_rerun=answers,
                 needed_rerun=needed,
-                repaid=max(successes - needed, 0),
+                repaid=answers - needed,
             )
         reference = self.reference(classifier, emulator_factory)
         result["equal_to_uninterrupted"] = fingerprint(out) == reference
@@ -262,7 +188,7 @@ class Bench:
         out = self.output(name)
         args = run_args(self.input, out, config)
         first = start(args, cli_env())
-        time.sleep(2.0)  # the first has taken the lock before Spark starts
+        wait_for(os.path.join(out, LOCK_FILE))  # taken before Spark starts
         started = time.monotonic()
         code, log = run_to_end(args, cli_env())
         second_seconds = time.monotonic() - started
@@ -271,7 +197,9 @@ class Bench:
             "first_exit": first.returncode,
             "second_exit": code,
             "second_stopped_in_s": round(second_seconds, 1),
-            "second_message": log.strip().splitlines()[-1] if log.strip() else "",
+            "second_message": last_line(log),
+            "second_lines": len(log.strip().splitlines()),
+            "names_holder": f"(pid {first.pid} on " in log,
             **counts(out),
             **tables_state(out),
         }
@@ -321,18 +249,21 @@ class Bench:
 
     def malformed(self) -> dict[str, Any]:
         folder = os.path.join(self.root, "malformed", "in put")
-        os.makedirs(folder, exist_ok=True)
         expected = write_malformed(folder)
         config = self.config("malformed", "offline", 0)
         out = self.output("malformed")
         code, log = run_to_end(run_args(folder, out, config), cli_env())
-        reasons = {os.path.basename(r["source_file"]): r["reason"] for r in rows(out, "quarantine")}
+        reasons: dict[str, list[str]] = {}
+        for r in rows(out, "quarantine"):
+            reasons.setdefault(os.path.basename(r["source_file"]), []).append(r["reason"])
+        cut = {r["conversation_id"]: r["cut_chars"] for r in rows(out, "conversations") if r["cut_chars"]}
         one_line = {}
-        for label, path in write_error_inputs(os.path.join(self.root, "malformed")).items():
+        for label, path in write_error_inputs(os.path.join(self.root, "malformed", "errors")).items():
             error_code, error_log = run_to_end(run_args(path, self.output(f"malformed_{label}"), config), cli_env())
             one_line[label] = {
                 "exit": error_code,
-                "message": error_log.strip().splitlines()[-1] if error_log.strip() else "",
+                "message": last_line(error_log),
+                "lines": len(error_log.strip().splitlines()),
                 "traceback": "Traceback" in error_log,
             }
         return {
@@ -340,7 +271,9 @@ class Bench:
             "traceback": "Traceback" in log,
             **counts(out),
             **tables_state(out),
-            "quarantine_reasons": {name: reasons.get(name) for name in expected},
+            "quarantine_reasons": {name: sorted(set(reasons.get(name, []))) for name in expected},
+            "cut_chars": cut,
+            "skipped_logged": [line for line in log.splitlines() if "skipped" in line],
             "one_line_errors": one_line,
         }
 
@@ -351,61 +284,6 @@ def created_batches(emulator: Any) -> int:
         for e in emulator.request_log
         if e.get("method") == "POST" and e.get("path") == "/v1/messages/batches" and e.get("status") == 200
     )
-
-
-def conv_line(cid: str, user: str = "Should I tell my friend the truth?", assistant: str = "Honesty helps.") -> str:
-    messages = [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-    return json.dumps({"id": cid, "messages": messages})
-
-
-def write_malformed(folder: str) -> list[str]:
-    """Damaged files in one directory; each should leave specific quarantine rows."""
-    files: dict[str, bytes] = {
-        "invalid_utf8.jsonl": conv_line("u1", user="cafe creme").encode().replace(b"cafe", b"caf\xe9") + b"\n",
-        "nul_bytes.jsonl": b'{"id": "n1", "messages": [\x00]}\n',
-        "huge_line.jsonl": conv_line("h1", user="x" * 20_000_000).encode(),
-        "deep.jsonl": (b"[" * 10_000) + (b"]" * 10_000) + b"\n",
-        "many_turns.jsonl": json.dumps(
-            {
-                "id": "m1",
-                "messages": [{"role": ("user", "assistant")[i % 2], "content": f"t{i}"} for i in range(50_000)],
-            }
-        ).encode(),
-        "numbers_as_content.jsonl": b'{"id": "c1", "messages": [{"role": "user", "content": 42}, '
-        b'{"role": "assistant", "content": [{"type": "image"}]}]}\n',
-        "bom_crlf.jsonl": b"\xef\xbb\xbf" + conv_line("b1").encode() + b"\r\n",
-        "truncated.jsonl.gz": _truncated_gzip(500),
-    }
-    for name, data in files.items():
-        with open(os.path.join(folder, name), "wb") as handle:
-            handle.write(data)
-    _write_wrong_parquet(os.path.join(folder, "wrong_schema.parquet"))
-    return [*files, "wrong_schema.parquet"]
-
-
-def _truncated_gzip(n: int) -> bytes:
-    """n records gzipped, cut in the middle of the stream (varied text, so the cut lands mid-data)."""
-    import random
-
-    rng = random.Random(5)
-    words = ["honesty", "career", "family", "budget", "health", "travel", "code", "friend", "advice", "plan"]
-    lines = [conv_line(f"g{i}", user=" ".join(rng.choices(words, k=40)) + f" {rng.random()}") for i in range(n)]
-    whole = gzip.compress(("\n".join(lines) + "\n").encode())
-    return whole[: len(whole) // 2]
-
-
-def _write_wrong_parquet(path: str) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    pq.write_table(pa.table({"price": [1.5, 2.5], "sku": ["a", "b"]}), path)
-
-
-def write_error_inputs(root: str) -> dict[str, str]:
-    """Inputs that are a one-line error, not a run."""
-    empty = os.path.join(root, "empty file.jsonl")
-    open(empty, "w").close()
-    return {"empty_file": empty, "missing": os.path.join(root, "no such file.jsonl")}
 
 
 def emulator_factory(**options: Any) -> Callable[[], Any]:
@@ -435,7 +313,8 @@ def run_cases(bench: Bench, names: list[str]) -> dict[str, Any]:
         elif name == "malformed":
             results[name] = bench.malformed()
         results[name].setdefault("seconds", round(time.monotonic() - started, 1))
-        print(f"[chaos] {name}: {json.dumps(results[name], default=str)[:300]}", file=sys.stderr, flush=True)
+        # The whole case on one line as it ends, so a long bench that is stopped keeps its cases.
+        print(f"[chaos] {name}: {json.dumps(results[name], default=str)}", file=sys.stderr, flush=True)
     return results
 
 

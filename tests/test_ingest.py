@@ -176,6 +176,16 @@ def test_parquet_input_with_messages_column(spark, tmp_path, as_directory):
     assert parsed_view(spark, raw) == TABLE_PARSED
 
 
+def test_parquet_rows_name_their_file_as_written_whatever_its_characters(spark, tmp_path):
+    # Spark names data files by URI ('in%20put'); the quarantine must name the path on disk.
+    target = tmp_path / "in put+100%#é"
+    target.mkdir()
+    pq.write_table(arrow_messages_table(), target / "a b+c.parquet")
+    raw = read_raw_records(spark, str(target))
+    path = str(target / "a b+c.parquet")
+    assertDataFrameEqual(raw, raw_rows(spark, [(path, 1, TABLE_RAW[0]), (path, 2, TABLE_RAW[1])]))
+
+
 def test_delta_input_with_messages_column(spark, tmp_path):
     from deltalake import DeltaTable, write_deltalake
 

@@ -83,13 +83,24 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> None:
     """Fail in one line before any Spark or MLflow work when an input or a setting is wrong."""
     from wildvalues.runner import resolve_taxonomy
 
-    if getattr(args, "input", None) and not (os.path.exists(args.input) or glob.glob(args.input)):
-        raise InputError(f"input not found: {args.input}")
+    if getattr(args, "input", None):
+        _check_input(args.input, settings.ingest.format)
     resolve_taxonomy(settings)
     if settings.claude_models():
         _check_claude_settings(settings, settings.claude_models())
     if getattr(args, "limit", None) is not None and args.limit <= 0:
         raise UsageError("--limit must be a positive number")
+
+
+def _check_input(path: str, fmt: str) -> None:
+    """A missing input, or one whose files are all hidden, empty or blank, is one line before Spark starts."""
+    from wildvalues.readers import input_files, is_delta_table, require_records
+
+    if not (os.path.exists(path) or glob.glob(path)):
+        raise InputError(f"input not found: {path}")
+    if fmt in ("parquet", "delta") or is_delta_table(path):
+        return
+    require_records(path, input_files(path))
 
 
 def _check_claude_settings(settings: Settings, models: Iterable[str]) -> None:

@@ -414,6 +414,14 @@ def _no_read_issues() -> tuple[Column, Column]:
     return F.lit(None).cast("string").alias("read_error"), F.lit(0).alias("replaced_bytes")
 
 
+def _file_path(uri: Column) -> Column:
+    """The path of a data file as written, from the URI Spark names it by ('file:/in%20put/a.parquet').
+
+    url_decode is form decoding, which reads '+' as a space; a '+' in a URI path is literal, so it
+    is escaped first."""
+    return F.url_decode(F.regexp_replace(F.regexp_replace(uri, "^file:", ""), r"\+", "%2B"))
+
+
 def _table_as_raw(df: DataFrame, path: str) -> DataFrame:
     """Render each table row as JSON so the same layout parser applies to tables.
 
@@ -423,7 +431,7 @@ def _table_as_raw(df: DataFrame, path: str) -> DataFrame:
     record = F.to_json(F.struct(*[F.col(c) for c in df.columns])).alias("raw")
     try:
         return df.select(
-            F.regexp_replace(F.col("_metadata.file_path"), "^file:", "").alias("source_file"),
+            _file_path(F.col("_metadata.file_path")).alias("source_file"),
             (F.col("_metadata.row_index") + 1).cast("long").alias("line_number"),
             record,
             *_no_read_issues(),
