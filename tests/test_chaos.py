@@ -44,7 +44,10 @@ REASONS = StructType(
     ]
 )
 DEEP = "invalid JSON: maximum recursion depth exceeded while decoding a JSON array from a unicode string"
-WRONG_LAYOUT = "unrecognised layout: no 'messages', 'conversation', 'conversations' or 'text' field (keys: price, sku)"
+WRONG_LAYOUT = (
+    "unrecognised layout: no 'messages', 'conversation', 'contents', 'conversations', 'conversation_a'/'conversation_b', "
+    "'replies', 'instruction'/'output', 'data' or 'text' field (keys: price, sku)"
+)
 
 
 @pytest.fixture(scope="module")
