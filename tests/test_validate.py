@@ -15,7 +15,7 @@ NOW = datetime.datetime(2025, 2, 3, 4, 5, 6)
 
 
 def conversation(cid, content_hash="h"):
-    return (cid, "in.jsonl", [("user", "q"), ("assistant", "a")], 2, 2, content_hash, NOW, None, 0)
+    return (cid, "in.jsonl", [("user", "q"), ("assistant", "a")], 2, 2, content_hash, NOW, None, 0, None, None)
 
 
 def classification(cid, response_type="strong_support", subjective=True):
