@@ -300,35 +300,46 @@ def _ordered_types(types: pd.Series) -> list[str]:
     return [t for t in RESPONSE_TYPES if t in present] + sorted(present - set(RESPONSE_TYPES))
 
 
+def _response_bars(rows: pd.DataFrame, column: str, colour: str, hover: str, title: str, y_title: str) -> go.Figure:
+    """Bars of `column` per response type (the rows' index), n_conversations on hover."""
+    trace = go.Bar(
+        x=[t.replace("_", " ") for t in rows.index],
+        y=rows[column].astype(float),
+        customdata=rows["n_conversations"],
+        marker_color=colour,
+        hovertemplate=f"%{{x}}<br>%{{y:.1f}}% {hover}<extra></extra>",
+    )
+    figure = _layout(go.Figure(trace), title)
+    figure.update_layout(yaxis={"title": {"text": y_title}})
+    return figure
+
+
 def response_types_figure(frame: pd.DataFrame) -> go.Figure:
     """Bars: share of subjective conversations per response type; hover: n."""
     rows = frame.set_index("response_type").loc[_ordered_types(frame["response_type"])]
-    trace = go.Bar(
-        x=[t.replace("_", " ") for t in rows.index],
-        y=rows["pct_conversations"].astype(float),
-        customdata=rows["n_conversations"],
-        marker_color="#3b6ea5",
-        hovertemplate="%{x}<br>%{y:.1f}% of subjective conversations<br>n = %{customdata:,}<extra></extra>",
+    return _response_bars(
+        rows,
+        "pct_conversations",
+        "#3b6ea5",
+        "of subjective conversations<br>n = %{customdata:,}",
+        "How the AI responds to the human's values",
+        "% of subjective conversations",
     )
-    figure = _layout(go.Figure(trace), "How the AI responds to the human's values")
-    figure.update_layout(yaxis={"title": {"text": "% of subjective conversations"}})
-    return figure
 
 
 def mirroring_figure(frame: pd.DataFrame) -> go.Figure:
     """Bars: share of conversations where the AI mirrors a human value, per response type."""
     per_type = frame[frame["response_type"] != "all"].dropna(subset=["pct_mirrored"])
     rows = per_type.set_index("response_type").loc[_ordered_types(per_type["response_type"])]
-    trace = go.Bar(
-        x=[t.replace("_", " ") for t in rows.index],
-        y=rows["pct_mirrored"].astype(float),
-        customdata=rows["n_conversations"],
-        marker_color="#5a9c6b",
-        hovertemplate="%{x}<br>%{y:.1f}% mirrored<br>n = %{customdata:,} conversations<extra></extra>",
+    figure = _response_bars(
+        rows,
+        "pct_mirrored",
+        "#5a9c6b",
+        "mirrored<br>n = %{customdata:,} conversations",
+        "AI mirrors a value the human expressed, by response type",
+        "% of conversations with a human value",
     )
-    figure = _layout(go.Figure(trace), "AI mirrors a value the human expressed, by response type")
     overall = frame[frame["response_type"] == "all"]["pct_mirrored"].dropna()
     if len(overall):
         figure.add_hline(y=float(overall.iloc[0]), line_dash="dash", annotation_text=f"all: {overall.iloc[0]:.1f}%")
-    figure.update_layout(yaxis={"title": {"text": "% of conversations with a human value"}})
     return figure
