@@ -148,9 +148,8 @@ def _print_stage_summary(args: argparse.Namespace, runner: Any, stage_name: str,
     from wildvalues.tracking import tracking_uri
 
     mlflow_run_id = runner.tracker.mlflow_run_id
-    title = f"wildvalues {stage_name} complete"
-    args_ = ({stage_name: summary}, None, runner.metrics, _placement(runner), title)
-    print_summary(args.output, runner.run_id, mlflow_run_id, tracking_uri(args.output), *args_)
+    args_ = ({stage_name: summary}, None, runner.metrics, _placement(runner))
+    print_summary(args.output, runner.run_id, mlflow_run_id, tracking_uri(args.output), *args_, stage=stage_name)
 
 
 def print_summary(
@@ -162,15 +161,16 @@ def print_summary(
     report: str | None,
     metrics: dict[str, float],
     placement: str,
-    title: str = "wildvalues run complete",
+    stage: str | None = None,
 ) -> None:
-    """The summary of `run`, and of a stage command (only its stage's lines and seconds)."""
+    """The summary of `run`, or of the stage command `stage` (only its stage's lines and seconds)."""
+    title = f"wildvalues {stage or 'run'} complete"
     lines = ["", title, f"  run id           {run_id}  (MLflow run {mlflow_run_id})"]
     lines += _stage_lines(summaries, metrics, placement)
-    if title == "wildvalues run complete":
-        seconds = f"{metrics.get('seconds_total', 0):>10.1f}  ({metrics.get('conversations_per_second', 0):,.1f} conversations/s)"
+    if stage:
+        seconds = f"{metrics.get(f'seconds_{stage}', 0):>10.1f}"
     else:
-        seconds = "".join(f"{metrics.get(f'seconds_{name}', 0):>10.1f}" for name in summaries)
+        seconds = f"{metrics.get('seconds_total', 0):>10.1f}  ({metrics.get('conversations_per_second', 0):,.1f} conversations/s)"
     lines += [
         f"  seconds          {seconds}",
         "",
