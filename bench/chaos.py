@@ -91,8 +91,10 @@ def write_config(path: str, classifier: str, chunk_size: int, extra: dict | None
 
 
 def run_args(input_path: str, output: str, config: str, *more: str) -> list[str]:
+    # One run id, as a resumed job has: a rerun after a kill replaces that run's rows (a new run
+    # id would be a second run beside the killed one's partial rows).
     return [sys.executable, "-m", "wildvalues.cli", "run", "--input", input_path, "--output", output,
-            "--config", config, "--no-report", *more]  # fmt: skip
+            "--config", config, "--no-report", "--run-id", "chaos-run", *more]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ cases

@@ -1,6 +1,6 @@
 """Benchmark: the fixed cost of each stage, from whole `wildvalues run`s at several sizes.
 
-    .venv/bin/python bench/overhead.py [--sizes 50,2000,100000] [--seed 3]
+    .venv/bin/python bench/overhead.py [--sizes 50,2000,100000] [--seed 3] [--set KEY=VALUE ...]
 
 For each size it generates that many conversations, runs the real CLI in a fresh process (with the
 report, as a user would), and reads the stage timings the run logged to MLflow. It prints JSON:
@@ -27,8 +27,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("ingest", "classify", "taxonomy", "analyze", "validate", "report")
 
 
-def run_once(n: int, seed: int, root: str) -> dict:
-    """One generated input of n conversations through `wildvalues run`; its timings."""
+def run_once(n: int, seed: int, root: str, assignments: tuple[str, ...] = ()) -> dict:
+    """One generated input of n conversations through `wildvalues run` (`--set` each assignment); its timings."""
     output = os.path.join(root, f"n{n}")
     source = os.path.join(root, f"conversations-{n}.jsonl.gz")
     cli = [sys.executable, "-m", "wildvalues.cli"]
@@ -40,16 +40,17 @@ def run_once(n: int, seed: int, root: str) -> dict:
         stdout=subprocess.DEVNULL,
     )
     started = time.monotonic()
+    sets = [arg for assignment in assignments for arg in ("--set", assignment)]
     result = subprocess.run(
-        [*cli, "run", "--input", source, "--output", output], env=env, cwd=REPO, capture_output=True, text=True
+        [*cli, "run", "--input", source, "--output", output, *sets], env=env, cwd=REPO, capture_output=True, text=True
     )
     wall = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"run of {n} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
-    from wildvalues.tracking import find_mlflow_run
+    from wildvalues.tracking import find_mlflow_run, stage_metrics
 
     found = find_mlflow_run(output, None)
-    metrics = dict(found.data.metrics) if found else {}
+    metrics = stage_metrics(found.data.metrics) if found else {}  # MLflow's prefixed names -> the stages' own
     stages = {s: round(metrics[f"seconds_{s}"], 2) for s in STAGES if f"seconds_{s}" in metrics}
     jobs = {s: int(metrics[f"spark_jobs_{s}"]) for s in STAGES if f"spark_jobs_{s}" in metrics}
     return {
@@ -85,17 +86,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="50,2000,100000", help="comma-separated conversation counts")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--keep", default=None, help="keep the outputs under this directory")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every run, as `wildvalues run --set` takes it (e.g. spark.jvm_options=''); repeatable",
+    )
     args = parser.parse_args(argv)
     sizes = sorted({int(size) for size in args.sizes.split(",")})
     if len(sizes) < 2:
         parser.error("--sizes needs at least two sizes")
     root = args.keep or tempfile.mkdtemp(prefix="wildvalues-overhead-")
     try:
-        runs = {n: run_once(n, args.seed, root) for n in sizes}
+        runs = {n: run_once(n, args.seed, root, tuple(args.set)) for n in sizes}
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps({"runs": {str(n): run for n, run in runs.items()}, "per_stage": fixed_costs(runs)}, indent=2))
+    report = {"settings": args.set, "runs": {str(n): run for n, run in runs.items()}, "per_stage": fixed_costs(runs)}
+    print(json.dumps(report, indent=2))
     return 0
 
 

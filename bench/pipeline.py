@@ -85,12 +85,15 @@ class PeakMemory:
 
 
 def _metrics(output: str) -> dict:
+    """The latest run's metrics under the stages' names (MLflow holds them prefixed: `seconds/ingest`)."""
     import mlflow
+
+    from wildvalues.tracking import stage_metrics
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{os.path.abspath(output)}/mlflow.db")
     experiment_ids = [client.search_experiments()[0].experiment_id]  # mlflow wraps a lone id in a list anyway
     runs = client.search_runs(experiment_ids, order_by=["start_time DESC"], max_results=1)
-    return dict(runs[0].data.metrics)
+    return stage_metrics(runs[0].data.metrics)
 
 
 def io_floor(source: str, output: str) -> float:

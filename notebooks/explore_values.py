@@ -54,7 +54,7 @@ def show(df, n=20):
 
 # MAGIC %md
 # MAGIC ## SQL over the Delta tables
-# MAGIC Every table is a temporary view named after it.
+# MAGIC Every table is a temporary view named after it, holding every run's rows: filter on the run.
 
 # COMMAND ----------
 
@@ -64,7 +64,7 @@ show(
     spark.sql(f"""
     SELECT name, n_conversations, round(pct_convos, 2) AS pct_convos
     FROM values_level_0
-    WHERE side = 'ai' AND n_conversations >= {K} AND n_users >= {K_USERS}
+    WHERE run_id = '{RUN_ID}' AND side = 'ai' AND n_conversations >= {K} AND n_users >= {K_USERS}
     ORDER BY n_conversations DESC, name
 """)
 )
@@ -72,9 +72,9 @@ show(
 # COMMAND ----------
 
 show(
-    spark.sql("""
+    spark.sql(f"""
     SELECT name AS top_category, round(pct_total_occurrences, 2) AS pct_expressions, n_conversations
-    FROM values_level_3 WHERE side = 'ai' ORDER BY pct_total_occurrences DESC
+    FROM values_level_3 WHERE run_id = '{RUN_ID}' AND side = 'ai' ORDER BY pct_total_occurrences DESC
 """)
 )
 
@@ -84,7 +84,7 @@ if "response_types" in views:
     show(
         spark.sql(f"""
         SELECT response_type, n_conversations, round(pct_conversations, 1) AS pct
-        FROM response_types WHERE n_conversations >= {K} AND n_users >= {K_USERS} ORDER BY n_conversations DESC
+        FROM response_types WHERE run_id = '{RUN_ID}' AND n_conversations >= {K} AND n_users >= {K_USERS} ORDER BY n_conversations DESC
     """)
     )
 else:

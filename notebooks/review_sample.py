@@ -22,7 +22,7 @@ import os
 
 import pandas as pd
 
-from wildvalues import review
+from wildvalues import history, review
 from wildvalues.runner import runner_for_output
 from wildvalues.settings import settings_for
 
@@ -34,7 +34,9 @@ SEED = int(os.environ.get("WILDVALUES_REVIEW_SEED", "0"))
 FILLED_SHEET = os.environ.get("WILDVALUES_REVIEW_SHEET")
 settings = settings_for(env=ENV, config_path=os.environ.get("WILDVALUES_CONFIG"))
 runner = runner_for_output(OUTPUT, settings, globals().get("spark"))
-spark, store = runner.spark, runner.store
+spark = runner.spark
+RUN_ID = os.environ.get("WILDVALUES_RUN_ID") or runner.latest_run_id() or ""
+store = history.RunView(runner.store, RUN_ID)  # the run's rows of the per-run tables
 
 # COMMAND ----------
 

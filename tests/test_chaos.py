@@ -62,8 +62,10 @@ def workdir(tmp_path_factory):
 
 
 def run_command(workdir, output: str) -> list[str]:
+    # One run id, as a resumed job has: the rerun after a kill replaces that run's rows.
     return [sys.executable, "-m", "wildvalues.cli", "run", "--input", str(workdir / "in put"),
-            "--output", str(workdir / output), "--config", str(workdir / "settings.yml"), "--no-report"]  # fmt: skip
+            "--output", str(workdir / output), "--config", str(workdir / "settings.yml"), "--no-report",
+            "--run-id", "chaos-run"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,10 @@ def test_results_land_in_classifications_with_tokens_and_a_rerun_makes_no_calls(
         # tool) and carried the cache marker on the system block
         for entry in messages_posts(emulator):
             assert entry["shape"] == "json_schema" and entry["has_cache_control"] and not entry["has_tool"]
-        rerun = run_classify(context(spark, tmp_path, claude_config(), run_id="r2"))
+        # A later run over the same conversations: every answer comes from the cache.
+        later = context(spark, tmp_path, claude_config(), run_id="r2")
+        run_ingest(later, str(source))
+        rerun = run_classify(later)
         assert len(messages_posts(emulator)) == calls_first
         answered = [e for e in messages_posts(emulator) if e["status"] == 200]
 

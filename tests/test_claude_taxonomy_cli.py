@@ -99,16 +99,16 @@ def test_low_confidence_values_were_adjudicated_billed_and_cached(run):
     adjudications = table(run, "placement_adjudications")
     metrics = metrics_of(run)
     assert adjudications, "a 300-conversation run has low-confidence values"
-    assert metrics["adjudication_requests"] == metrics["adjudication_values"] == len(adjudications)
-    assert metrics["adjudication_failures"] == 0
+    assert metrics["adjudication/requests"] == metrics["adjudication/values"] == len(adjudications)
+    assert metrics["adjudication/failures"] == 0
     chose = sum(r["chosen_cluster_id"] is not None for r in adjudications)
-    assert (metrics["adjudication_chose_cluster"], metrics["adjudication_chose_none"]) == (
+    assert (metrics["adjudication/chose_cluster"], metrics["adjudication/chose_none"]) == (
         chose,
         len(adjudications) - chose,
     )
     tokens = {name: sum(r[name] for r in adjudications) for name in USAGE}
     prices = Settings().model_entry(adjudications[0]["model"]).prices
-    assert metrics["adjudication_cost_usd"] == pytest.approx(usage_usd(tokens, prices), rel=1e-9)
+    assert metrics["cost/adjudication_usd"] == pytest.approx(usage_usd(tokens, prices), rel=1e-9)
     assert all(r["chosen_cluster_id"] in (None, *r["candidate_ids"]) for r in adjudications)
     expressions = table(run, "value_expressions")
     adjudicated = {r["value"] for r in expressions if r["match_method"] == "adjudicated"}
@@ -118,7 +118,7 @@ def test_low_confidence_values_were_adjudicated_billed_and_cached(run):
 def test_claude_named_the_discovered_clusters(run):
     names = table(run, "cluster_names")
     metrics = metrics_of(run)
-    assert len(names) == metrics["naming_ai_requests"] + metrics["naming_human_requests"]
+    assert len(names) == metrics["naming/ai_requests"] + metrics["naming/human_requests"]
     given = {(r["name"], r["description"]) for r in names}
     for tree in ("discovered_taxonomy", "discovered_taxonomy_human"):
         clusters = [r for r in table(run, tree) if r["level"] >= 1]

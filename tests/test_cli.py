@@ -24,6 +24,7 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
+from wildvalues import history
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.delta_io import read_delta
 from wildvalues.validate import table_schema
@@ -51,6 +52,7 @@ TABLES = (
     "values_level_3",
     "value_taxonomy",
     "run_counts",
+    "runs",
     "response_types",
     "task_categories",
     "value_context",
@@ -188,7 +190,8 @@ def test_tables_readable_by_spark_and_delta_rs(spark, first_run, name):
     path = str(first_run["out"] / "tables" / name)
     arrow = DeltaTable(path).to_pyarrow_table()
     frame = read_delta(spark, path)
-    columns = table_schema(name.removeprefix("public_")).fieldNames()  # public_* keep their source's columns
+    # public_* keep their source's columns; per-run tables without a declared run_id get one on disk
+    columns = history.stored_schema(name, table_schema(name.removeprefix("public_"))).fieldNames()
     assert frame.columns == columns
     assert arrow.schema.names == columns
     from_spark = sorted((normalise(r) for r in frame.collect()), key=repr)
@@ -305,15 +308,15 @@ def test_mlflow_params(mlflow_run, first_run, input_file):
 def test_mlflow_metrics(mlflow_run, first_run):
     _, run = mlflow_run
     metrics = run.data.metrics
-    assert metrics["input_records"] == N_SYNTH + len(MALFORMED)
-    assert metrics["quarantined"] == len(MALFORMED)
-    assert metrics["conversations"] == N_SYNTH
+    assert metrics["counts/input_records"] == N_SYNTH + len(MALFORMED)
+    assert metrics["counts/quarantined"] == len(MALFORMED)
+    assert metrics["counts/conversations"] == N_SYNTH
 
     labels = rows(first_run, "classifications")
     subjective = [r for r in labels if r["is_subjective"]]
-    assert metrics["subjective"] == len(subjective)
-    assert metrics["pct_subjective"] == pytest.approx(100.0 * len(subjective) / len(labels))
-    assert metrics["mean_ai_values_per_subjective"] == pytest.approx(
+    assert metrics["counts/subjective"] == len(subjective)
+    assert metrics["share/subjective"] == pytest.approx(100.0 * len(subjective) / len(labels))
+    assert metrics["counts/mean_ai_values_per_subjective"] == pytest.approx(
         sum(len(r["ai_values"]) for r in subjective) / len(subjective)
     )
 
@@ -322,23 +325,23 @@ def test_mlflow_metrics(mlflow_run, first_run):
         for r in rows(first_run, "values_level_3")
         if r["side"] == "ai"
     }
-    categories = {k[len("pct_category_") :]: v for k, v in metrics.items() if k.startswith("pct_category_")}
+    categories = {k[len("share/category/") :]: v for k, v in metrics.items() if k.startswith("share/category/")}
     assert sorted(categories) == ["epistemic", "personal", "practical", "protective", "social"]
     assert categories == pytest.approx(top)
     assert sum(categories.values()) == pytest.approx(100.0)
-    errors = {k[len("se_pct_category_") :]: v for k, v in metrics.items() if k.startswith("se_pct_category_")}
+    errors = {k[len("share/category_se/") :]: v for k, v in metrics.items() if k.startswith("share/category_se/")}
     assert errors == pytest.approx(clustered_errors(first_run))
 
-    responses = {k[len("pct_response_") :]: v for k, v in metrics.items() if k.startswith("pct_response_")}
+    responses = {k[len("share/response/") :]: v for k, v in metrics.items() if k.startswith("share/response/")}
     expected = {response_type: 0.0 for response_type in RESPONSE_TYPES}  # all seven, zeros too
     for r in subjective:
         expected[r["response_type"]] = expected.get(r["response_type"], 0) + 100.0 / len(subjective)
     assert responses == pytest.approx(expected)
 
-    assert metrics["seconds_ingest"] > 0
-    assert metrics["conversations_per_second"] > 0
-    assert metrics["conversations_per_second"] == pytest.approx(N_SYNTH / metrics["seconds_total"])
-    assert metrics["validation_suites_failed"] == 0
+    assert metrics["seconds/ingest"] > 0
+    assert metrics["speed/conversations_per_second"] > 0
+    assert metrics["speed/conversations_per_second"] == pytest.approx(N_SYNTH / metrics["seconds/total"])
+    assert metrics["validation/suites_failed"] == 0
 
 
 def test_mlflow_artifacts(mlflow_run, first_run, tmp_path):
@@ -386,8 +389,16 @@ def test_rerun_on_the_same_output_sends_nothing_to_the_classifier(workdir, first
     first = sorted(
         (r["conversation_id"], r["is_subjective"], tuple(r["ai_values"])) for r in rows(first_run, "classifications")
     )
+    # A new run id: the output now holds both runs, each with the same labels.
+    runs = (summary_run_id(first_run["result"].stdout)[0], summary_run_id(result.stdout)[0])
     again = DeltaTable(str(out / "tables" / "classifications")).to_pyarrow_table().to_pylist()
-    assert sorted((r["conversation_id"], r["is_subjective"], tuple(r["ai_values"])) for r in again) == first
+    by_run = {
+        run: sorted(
+            (r["conversation_id"], r["is_subjective"], tuple(r["ai_values"])) for r in again if r["run_id"] == run
+        )
+        for run in runs
+    }
+    assert by_run == dict.fromkeys(runs, first)
 
 
 def test_sql_prints_rows(workdir, first_run, input_file):

@@ -15,7 +15,7 @@ from pyspark.testing import assertDataFrameEqual
 from scipy.stats import binomtest
 
 from wildvalues import compare, schemas
-from wildvalues.tracking import RUN_TAG
+from wildvalues.tracking import RUN_TAG, mlflow_metric
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.test_cli import assert_ok, wildvalues
@@ -171,8 +171,8 @@ def _top_values(rows: list[tuple[str, float]]) -> pd.DataFrame:
 
 def _log_run(client, experiment_id: str, run_tag: str, metrics: dict, top: list, folder) -> str:
     run = client.create_run(experiment_id, tags={RUN_TAG: run_tag})
-    for key, value in metrics.items():
-        client.log_metric(run.info.run_id, key, value)
+    for key, value in metrics.items():  # under their MLflow names, as the pipeline logs them
+        client.log_metric(run.info.run_id, mlflow_metric(key), value)
     path = folder / run_tag / compare.TOP_VALUES_ARTIFACT
     path.parent.mkdir(parents=True)
     _top_values(top).to_csv(path, index=False)
@@ -222,7 +222,7 @@ def test_compare_from_mlflow_by_wildvalues_run_ids(store):
     _check(changes)
     # Sorted by kind, then the largest absolute change first.
     assert [(c.kind, c.name) for c in changes][:2] == [("category", "epistemic"), ("category", "practical")]
-    assert changes[0].metric == "pct_category_epistemic"  # the MLflow metric it lines up with
+    assert changes[0].metric == "share/category/epistemic"  # the MLflow metric it lines up with
     assert next(c for c in changes if c.kind == "value").metric is None
 
 
@@ -264,6 +264,14 @@ def test_compare_runs_without_denominator_skips_the_kind():
     )
     changes = compare.compare_runs(run_a, run_b, {}, {})
     assert {c.kind for c in changes} == {"response_type"}
+
+
+def test_a_run_logged_before_the_prefixes_compares_with_a_newer_one():
+    old = SimpleNamespace(data=SimpleNamespace(metrics=dict(METRICS_A)))  # unprefixed names
+    new = SimpleNamespace(data=SimpleNamespace(metrics={mlflow_metric(k): v for k, v in METRICS_B.items()}))
+    changes = compare.compare_runs(old, new, {}, {})
+    expected = {key: value for key, value in EXPECTED.items() if key[0] != "value"}
+    assert {(c.kind, c.name): (c.a, c.b, c.diff, c.significant) for c in changes} == expected
 
 
 def test_format_changes_marks_significant_rows(store):

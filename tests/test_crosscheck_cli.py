@@ -177,8 +177,8 @@ def test_the_kappas_are_printed_by_name_and_in_mlflow_and_the_report(run):
         assert float(match.group(1)) == pytest.approx(measures[name]["value"], abs=5e-4)
     metrics = mlflow.MlflowClient(tracking_uri(str(run["out"]))).get_run(run["mlflow_run_id"]).data.metrics
     for name in MEASURES:
-        assert metrics[f"crosscheck_{name}"] == pytest.approx(measures[name]["value"])
-    assert metrics["crosscheck_compared"] == SAMPLE and metrics["crosscheck_errors"] == 0
+        assert metrics[f"crosscheck/{name}"] == pytest.approx(measures[name]["value"])
+    assert metrics["crosscheck/compared"] == SAMPLE and metrics["crosscheck/errors"] == 0
     html = (run["out"] / "report" / "report.html").read_text()
     assert '<h2 id="crosscheck">Second-model cross-check</h2>' in html
     assert f'<td>kappa_subjective</td><td class="num">{measures["kappa_subjective"]["value"]:.3f}</td>' in html

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
+import sys
 
 import pyarrow as pa
 import pytest
@@ -12,7 +14,15 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from wildvalues import schemas
-from wildvalues.delta_io import DeltaWriteError, read_delta, spark_path, table_exists, table_version, write_delta
+from wildvalues.delta_io import (
+    DeltaWriteError,
+    read_arrow,
+    read_delta,
+    spark_path,
+    table_exists,
+    table_version,
+    write_delta,
+)
 
 UTC = datetime.UTC
 T1 = datetime.datetime(2025, 2, 3, 4, 5, 6, 789000)
@@ -67,10 +77,11 @@ def parquet_files(path) -> set[str]:
     return {name for name in os.listdir(path) if name.endswith(".parquet")}
 
 
-def test_round_trip_spark_and_delta_rs(spark, tmp_path):
+@pytest.mark.parametrize("small", [False, True], ids=["spark-tasks", "from-driver"])
+def test_round_trip_spark_and_delta_rs(spark, tmp_path, small):
     path = str(tmp_path / "conversations")
     df = conversations(spark)
-    write_delta(df, path)
+    write_delta(df, path, small=small)
 
     assert table_exists(spark, path)
     assert table_version(path) == 0
@@ -84,7 +95,8 @@ def test_round_trip_spark_and_delta_rs(spark, tmp_path):
     assert arrow_schema.field("turns").type == pa.list_(pa.struct([("role", pa.string()), ("text", pa.string())]))
 
 
-def test_round_trip_of_scalar_types(spark, tmp_path):
+@pytest.mark.parametrize("small", [False, True], ids=["spark-tasks", "from-driver"])
+def test_round_trip_of_scalar_types(spark, tmp_path, small):
     schema = "b boolean, l long, d double, s string, arr array<string>, ts timestamp"
     rows = [
         (True, 2**40, 0.1, "x", ["a", None], T1),
@@ -92,7 +104,7 @@ def test_round_trip_of_scalar_types(spark, tmp_path):
         (None, None, None, None, None, T2),
     ]
     path = str(tmp_path / "scalars")
-    write_delta(spark.createDataFrame(rows, schema), path)
+    write_delta(spark.createDataFrame(rows, schema), path, small=small)
     assertDataFrameEqual(read_delta(spark, path), spark.createDataFrame(rows, schema))
     assert sorted(DeltaTable(path).to_pyarrow_table().to_pylist(), key=lambda r: str(r["l"])) == sorted(
         [
@@ -103,10 +115,11 @@ def test_round_trip_of_scalar_types(spark, tmp_path):
     )
 
 
-def test_overwrite_creates_a_new_version_and_replaces_data(spark, tmp_path):
+@pytest.mark.parametrize("small", [False, True], ids=["spark-tasks", "from-driver"])
+def test_overwrite_creates_a_new_version_and_replaces_data(spark, tmp_path, small):
     path = str(tmp_path / "t")
-    write_delta(conversations(spark, ROWS[:2]), path)
-    write_delta(conversations(spark, ROWS[2:]), path, "overwrite")
+    write_delta(conversations(spark, ROWS[:2]), path, small=small)
+    write_delta(conversations(spark, ROWS[2:]), path, "overwrite", small=small)
     assert table_version(path) == 1
     assertDataFrameEqual(read_delta(spark, path), spark.createDataFrame(ROWS[2:], schemas.CONVERSATIONS))
     assert delta_rows(path) == expected_arrow(ROWS[2:])
@@ -115,10 +128,11 @@ def test_overwrite_creates_a_new_version_and_replaces_data(spark, tmp_path):
     assert sorted(r["conversation_id"] for r in old) == ["c1", "c2"]
 
 
-def test_append_adds_rows_in_a_new_version(spark, tmp_path):
+@pytest.mark.parametrize("small", [False, True], ids=["spark-tasks", "from-driver"])
+def test_append_adds_rows_in_a_new_version(spark, tmp_path, small):
     path = str(tmp_path / "t")
-    write_delta(conversations(spark, ROWS[:1]), path)
-    write_delta(conversations(spark, ROWS[1:3]), path, "append")
+    write_delta(conversations(spark, ROWS[:1]), path, small=small)
+    write_delta(conversations(spark, ROWS[1:3]), path, "append", small=small)
     assert table_version(path) == 1
     assertDataFrameEqual(read_delta(spark, path), spark.createDataFrame(ROWS[:3], schemas.CONVERSATIONS))
     assert delta_rows(path) == expected_arrow(ROWS[:3])
@@ -131,9 +145,10 @@ def test_append_creates_a_missing_table(spark, tmp_path):
     assert delta_rows(path) == expected_arrow(ROWS[:1])
 
 
-def test_empty_dataframe_creates_an_empty_table_with_the_schema(spark, tmp_path):
+@pytest.mark.parametrize("small", [False, True], ids=["spark-tasks", "from-driver"])
+def test_empty_dataframe_creates_an_empty_table_with_the_schema(spark, tmp_path, small):
     path = str(tmp_path / "empty")
-    write_delta(spark.createDataFrame([], schemas.QUARANTINE), path)
+    write_delta(spark.createDataFrame([], schemas.QUARANTINE), path, small=small)
     assert table_exists(spark, path)
     back = read_delta(spark, path)
     assert back.schema == schemas.QUARANTINE
@@ -144,20 +159,22 @@ def test_empty_dataframe_creates_an_empty_table_with_the_schema(spark, tmp_path)
     assert table.schema.field("line_number").type == pa.int64()
 
 
-def test_empty_overwrite_empties_an_existing_table(spark, tmp_path):
+@pytest.mark.parametrize("small", [False, True], ids=["spark-tasks", "from-driver"])
+def test_empty_overwrite_empties_an_existing_table(spark, tmp_path, small):
     path = str(tmp_path / "t")
-    write_delta(conversations(spark), path)
-    write_delta(spark.createDataFrame([], schemas.CONVERSATIONS), path)
+    write_delta(conversations(spark), path, small=small)
+    write_delta(spark.createDataFrame([], schemas.CONVERSATIONS), path, small=small)
     assert table_version(path) == 1
     assert read_delta(spark, path).collect() == []
     assert DeltaTable(path).to_pyarrow_table().num_rows == 0
 
 
-def test_overwrite_after_a_crashed_first_write_ignores_debris(spark, tmp_path):
+@pytest.mark.parametrize("small", [False, True], ids=["spark-tasks", "from-driver"])
+def test_overwrite_after_a_crashed_first_write_ignores_debris(spark, tmp_path, small):
     path = tmp_path / "t"
     path.mkdir()
     (path / "part-debris.snappy.parquet").write_bytes(b"not parquet")
-    write_delta(conversations(spark, ROWS[:1], 1), str(path))
+    write_delta(conversations(spark, ROWS[:1], 1), str(path), small=small)
     assert delta_rows(str(path)) == expected_arrow(ROWS[:1])
     assert "part-debris.snappy.parquet" not in parquet_files(str(path))
 
@@ -168,7 +185,8 @@ def test_read_of_a_missing_table(spark, tmp_path):
         read_delta(spark, str(tmp_path / "none"))
 
 
-def test_failing_write_leaves_the_table_unchanged(spark, tmp_path):
+@pytest.mark.parametrize("small", [False, True], ids=["spark-tasks", "from-driver"])
+def test_failing_write_leaves_the_table_unchanged(spark, tmp_path, small):
     path = str(tmp_path / "t")
     write_delta(conversations(spark), path)
     version, files, physical = table_version(path), referenced_files(path), parquet_files(path)
@@ -182,7 +200,7 @@ def test_failing_write_leaves_the_table_unchanged(spark, tmp_path):
     # Four partitions so that other tasks finish and write files before the failing one aborts.
     bad = conversations(spark, partitions=4).withColumn("conversation_id", explode_on_c3("conversation_id"))
     with pytest.raises(DeltaWriteError) as caught:
-        write_delta(bad, path)
+        write_delta(bad, path, small=small)
 
     message = str(caught.value)
     assert "\n" not in message
@@ -199,7 +217,8 @@ def test_failing_write_leaves_the_table_unchanged(spark, tmp_path):
     assert not (parquet_files(path) - physical) & referenced_files(path)
 
 
-def test_failing_first_write_creates_no_table(spark, tmp_path):
+@pytest.mark.parametrize("small", [False, True], ids=["spark-tasks", "from-driver"])
+def test_failing_first_write_creates_no_table(spark, tmp_path, small):
     path = str(tmp_path / "never")
 
     @F.udf("long")
@@ -207,7 +226,7 @@ def test_failing_first_write_creates_no_table(spark, tmp_path):
         raise RuntimeError("always fails")
 
     with pytest.raises(DeltaWriteError, match="RuntimeError: always fails"):
-        write_delta(spark.range(3).select(fail("id").alias("x")), path)
+        write_delta(spark.range(3).select(fail("id").alias("x")), path, small=small)
     assert not table_exists(spark, path)
 
 
@@ -224,3 +243,20 @@ def test_spark_path_decodes_delta_rs_uris():
     assert spark_path("file:///data/out%20with%20spaces/part-0.parquet") == "/data/out with spaces/part-0.parquet"
     assert spark_path("s3://bucket/weekly%20runs/part-0.parquet") == "s3://bucket/weekly runs/part-0.parquet"
     assert spark_path("/plain/path/part-0.parquet") == "/plain/path/part-0.parquet"
+
+
+def test_read_arrow_reads_the_current_version(spark, tmp_path):
+    path = str(tmp_path / "conversations")
+    write_delta(conversations(spark, ROWS[:2]), path)
+    write_delta(conversations(spark, ROWS[2:]), path)
+    ids = read_arrow(path, columns=["conversation_id", "n_turns"]).sort_by("conversation_id").to_pylist()
+    assert ids == [{"conversation_id": "c3", "n_turns": 0}, {"conversation_id": "c4", "n_turns": None}]
+
+
+def test_a_process_that_exits_right_after_read_arrow_exits_cleanly(spark, tmp_path):
+    """Regression: with to_pyarrow_table about one such exit in three aborted (SIGABRT, exit -6)."""
+    path = str(tmp_path / "conversations")
+    write_delta(conversations(spark), path)
+    script = "import sys; from wildvalues.delta_io import read_arrow; read_arrow(sys.argv[1]); sys.exit(2)"
+    codes = [subprocess.run([sys.executable, "-c", script, path], check=False).returncode for _ in range(10)]
+    assert codes == [2] * 10

@@ -62,7 +62,9 @@ def test_the_discovered_trees_have_the_published_layout_and_pass_the_tree_checks
     for name, prefix in (("discovered_taxonomy", "ai_values"), ("discovered_taxonomy_human", "human_values")):
         nodes = table(run, name)
         assert nodes, name
-        assert list(nodes[0]) == list(TREE_COLUMNS)
+        # On disk each run's tree carries its run id (runs as history); the rest is the published layout.
+        assert list(nodes[0]) == [*TREE_COLUMNS, "run_id"]
+        assert {n["run_id"] for n in nodes} == {summary_run_id(run["result"].stdout)[0]}
         ids = {n["cluster_id"] for n in nodes}
         assert len(ids) == len(nodes)
         for node in nodes:
@@ -86,7 +88,7 @@ def test_agreement_with_the_published_tree_is_a_table_and_metrics(run):
         assert 0.0 <= row["nmi"] <= 1.0 and -1.0 <= row["ari"] <= 1.0 and row["n_values"] > 0
     _, mlflow_run_id = summary_run_id(run["result"].stdout)
     metrics = mlflow.MlflowClient(tracking_uri(str(run["out"]))).get_run(mlflow_run_id).data.metrics
-    assert {level: metrics[f"discovered_level_{level}_nmi"] for level in (1, 2, 3)} == pytest.approx(
+    assert {level: metrics[f"discovery/level_{level}_nmi"] for level in (1, 2, 3)} == pytest.approx(
         {r["level"]: r["nmi"] for r in agreement}
     )
     published = {n.cluster_id for n in load_tree(TREE_PATH)}

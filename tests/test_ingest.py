@@ -277,6 +277,7 @@ def test_ingest_end_to_end(spark, tmp_path):
             0,
             None,
             None,
+            RUN,
         )
         for cid, turns in (
             ("g1", g1_turns),
@@ -292,7 +293,7 @@ def test_ingest_end_to_end(spark, tmp_path):
             expected_conversations,
             "conversation_id string, source string, turns array<struct<role:string,text:string>>, "
             "n_turns int, n_chars int, content_hash string, user_hash string, cut_chars long, "
-            "pair_id string, model string",
+            "pair_id string, model string, run_id string",
         ),
     )
     stamps = {r.ingested_at for r in conversations.select("ingested_at").collect()}

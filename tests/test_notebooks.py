@@ -76,7 +76,7 @@ def _add_second_run(output: str) -> str:
     client = MlflowClient(tracking_uri=tracking_uri(output))
     second = client.create_run(first.info.experiment_id, tags={RUN_TAG: "second-run"})
     metrics = dict(first.data.metrics)
-    metrics["pct_response_strong_support"] = min(100.0, metrics.get("pct_response_strong_support", 0.0) + 30.0)
+    metrics["share/response/strong_support"] = min(100.0, metrics.get("share/response/strong_support", 0.0) + 30.0)
     for key, value in metrics.items():
         client.log_metric(second.info.run_id, key, value)
     top = os.path.join(output, "top_values.csv")

@@ -35,7 +35,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from wildvalues import schemas
+from wildvalues import history, schemas
 from wildvalues.delta_io import read_delta
 from wildvalues.validate import table_schema
 
@@ -61,6 +61,7 @@ EXPECTED_TABLES = {
     "quarantine",
     "response_types",
     "run_counts",
+    "runs",
     "task_categories",
     "value_anomalies",
     "value_context",
@@ -113,7 +114,7 @@ def polars_type(dtype: DataType) -> pl.DataType:
 def spark_schema(name: str) -> StructType:
     if name == "classification_cache":
         return schemas.CLASSIFICATION_CACHE
-    return table_schema(name.removeprefix("public_"))  # public_* keep their source's columns
+    return history.stored_schema(name, table_schema(name.removeprefix("public_")))  # public_*: their source's
 
 
 def delta_scan(path: str) -> str:

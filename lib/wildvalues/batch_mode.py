@@ -23,8 +23,8 @@ from wildvalues.classifier.base import Conversation
 from wildvalues.classifier.batches import ForeignBatch
 from wildvalues.progress import Snapshot, format_progress
 from wildvalues.stage import Log, Request, StageInputs, Write
+from wildvalues.stages import BATCHES_TABLE
 
-BATCHES_TABLE = "classification_batches"
 BATCHES_SCHEMA = "batch_id string, run_id string, n_requests long, status string, recorded_at timestamp"
 CACHE_TABLE = "classification_cache"
 

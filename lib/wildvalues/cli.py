@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = _command(sub, "export", "public CSVs in the layout of Anthropic/values-in-the-wild")
     export.add_argument("--output", required=True, help="the run's output directory")
     export.add_argument("--to", required=True, help="directory to write the CSV files to")
+    export.add_argument("--run-id", default=None, help="the run to export (default: the latest)")
     export.add_argument(
         "--tree", choices=["published", "discovered"], default="published", help="which taxonomy to export"
     )

@@ -11,6 +11,7 @@ import shlex
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,9 +21,9 @@ from wildvalues.settings import Settings, settings_for
 from wildvalues.stage import StageOptions
 
 EXAMPLE_QUERIES = (
-    "SELECT name, n_conversations, round(pct_convos, 2) AS pct_convos FROM values_level_0 "
+    "SELECT name, n_conversations, round(pct_convos, 2) AS pct_convos FROM latest_values_level_0 "
     "WHERE side = 'ai' ORDER BY n_conversations DESC LIMIT 10",
-    "SELECT response_type, count(*) AS n FROM classifications WHERE is_subjective "
+    "SELECT response_type, count(*) AS n FROM latest_classifications WHERE is_subjective "
     "GROUP BY response_type ORDER BY n DESC",
 )
 # (flag attribute, settings section, key): flags are the last layer of settings but `--set`.
@@ -61,27 +62,34 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _runner(args: argparse.Namespace, settings: Settings, run_id: str, tracker: Any = None):
+def _runner(
+    args: argparse.Namespace, settings: Settings, run_id: str, tracker: Any = None, session: Future[Any] | None = None
+):
     from wildvalues.runner import Runner
-    from wildvalues.spark import build_session
+    from wildvalues.spark import build_session, joined_session
     from wildvalues.tables import TableStore
 
-    spark = build_session(settings.spark)
+    spark = joined_session(session) if session is not None else build_session(settings.spark)
     store = TableStore(spark, args.output, settings.tables)
     return Runner(spark, settings, store, run_id, tracker=tracker, input_path=getattr(args, "input", None))
 
 
 @contextmanager
-def _tracked_runner(args: argparse.Namespace, settings: Settings, run_id: str) -> Iterator[Any]:
+def _tracked_runner(
+    args: argparse.Namespace, settings: Settings, run_id: str, session: Future[Any] | None = None
+) -> Iterator[Any]:
+    """A runner with its MLflow run; Spark starts (or goes on starting) while MLflow opens its store."""
+    from wildvalues.spark import start_session
     from wildvalues.tracking import tracked_run
 
+    session = session or start_session(settings.spark)
     with tracked_run(args.output, settings.mlflow.experiment, run_id) as tracker:
-        yield _runner(args, settings, run_id, tracker)
+        yield _runner(args, settings, run_id, tracker, session)
 
 
 def _preflight(args: argparse.Namespace, settings: Settings) -> None:
     """Fail in one line before any Spark or MLflow work when an input or a setting is wrong."""
-    from wildvalues.runner import resolve_taxonomy
+    from wildvalues.taxonomy_tree import resolve_taxonomy
 
     if getattr(args, "input", None):
         _check_input(args.input, settings.ingest.format)
@@ -119,17 +127,22 @@ def _check_claude_settings(settings: Settings, models: Iterable[str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from wildvalues.spark import start_session
+
+    settings = resolve_settings(args)
+    _preflight(args, settings)
+    # Started before the pipeline's imports (presidio, spaCy, MLflow: seconds) so the JVM boots meanwhile.
+    session = start_session(settings.spark)
     from wildvalues.runner import new_run_id
     from wildvalues.stages import STAGES
     from wildvalues.tracking import tracking_uri
 
-    settings = resolve_settings(args)
-    _preflight(args, settings)
     run_id = args.run_id or new_run_id()
     stages = [stage for stage in STAGES if not (args.no_report and stage.name == "report")]
-    with _tracked_runner(args, settings, run_id) as runner:
+    with _tracked_runner(args, settings, run_id, session) as runner:
         runner.log_run_params()
         summaries = runner.run(stages, StageOptions(limit=args.limit))
+        runner.apply_retention()
         mlflow_run_id = runner.tracker.mlflow_run_id
     report = os.path.join(args.output, summaries["report"]["html"]) if "report" in summaries else None
     summary_args = (summaries, report, runner.metrics, _placement(runner))
@@ -180,6 +193,8 @@ def print_summary(
         lines.append(f"  top values       {os.path.join(output, 'top_values.csv')}")
     if report:
         lines.append(f"  report           {report}")
+    if summaries.get("report", {}).get("suppression"):
+        lines.append(f"  suppressed       {summaries['report']['suppression']}")
     lines += [
         f"  MLflow UI        .venv/bin/mlflow ui --backend-store-uri {shlex.quote(uri)}   (then open http://127.0.0.1:5000)",
         "",
@@ -295,12 +310,45 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_only(args: argparse.Namespace, run_id: str = "report"):
+def _store_only(args: argparse.Namespace, run_id: str = "report", settings: Settings | None = None):
     """A runner without an MLflow run, over an output that must already hold tables."""
-    settings = resolve_settings(args)
+    settings = settings or resolve_settings(args)
     if not os.path.isdir(os.path.join(args.output, "tables")) and settings.tables.mode == "path":
         raise InputError(f"no tables under {args.output}; run `wildvalues run` first")
     return settings, _runner(args, settings, run_id)
+
+
+def _store_for_run(args: argparse.Namespace, settings: Settings | None = None) -> tuple[Settings, Any, str]:
+    """Settings, a runner and the run a command reads: --run-id (one the output holds) or the latest.
+
+    With Delta paths the runs are read before Spark starts, so a mistyped run id is one line.
+    """
+    from wildvalues import history
+
+    settings = settings or resolve_settings(args)
+    wanted: str | None = getattr(args, "run_id", None)
+    runs = None
+    if settings.tables.mode == "path":
+        if not os.path.isdir(os.path.join(args.output, "tables")):
+            raise InputError(f"no tables under {args.output}; run `wildvalues run` first")
+        runs = history.path_run_ids(os.path.join(args.output, "tables"))
+        _check_run(wanted, runs, args.output)
+    settings, runner = _store_only(args, settings=settings)
+    if runs is None:
+        runs = runner.runs()
+        _check_run(wanted, runs, args.output)
+    run_id = wanted or runs[-1]
+    runner.run_id = run_id
+    return settings, runner, run_id
+
+
+def _check_run(wanted: str | None, runs: list[str], output: str) -> None:
+    from wildvalues import history
+
+    if not runs:
+        raise InputError(f"no run found under {output}; run `wildvalues run` first")
+    if wanted is not None:
+        history.require_run(wanted, runs, output)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -313,7 +361,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     # reported once, as one line, below.
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     _, runner = _store_only(args)
-    runner.store.register_views()
+    runner.store.register_views(latest_run=runner.latest_run_id())
     for number, statement in enumerate(statements, 1):
         where = f"statement {number} of {len(statements)} " if len(statements) > 1 else ""
         if len(statements) > 1:
@@ -381,6 +429,8 @@ def _run_stage(args: argparse.Namespace, stage_name: str, settings: Settings | N
     settings = settings or resolve_settings(args)
     stage = stage_named(stage_name)
     _require_earlier_tables(args, settings, stage.reads)
+    # Before the MLflow run is opened, so a mistyped run id leaves nothing behind.
+    _store_for_run(args, settings)
     with _tracked_runner(args, settings, args.run_id) as runner:
         summary = runner.run_stage(stage)
         _print_stage_summary(args, runner, stage_name, summary)
@@ -553,42 +603,43 @@ def format_estimates(one_pass: Any, two_pass: Any | None = None, subjective_shar
 def cmd_report(args: argparse.Namespace) -> int:
     """The HTML report and PNG plots of a run (the latest by default), logged to its MLflow run."""
     from wildvalues.stages import stage_named
-    from wildvalues.tracking import find_mlflow_run
+    from wildvalues.tracking import attached_run, stage_metrics
 
-    settings, runner = _store_only(args)
-    run_id = args.run_id or runner.latest_run_id()
-    if run_id is None:
-        raise InputError(f"no run found under {args.output}; run `wildvalues run` first")
-    found = find_mlflow_run(args.output, run_id)
+    settings, runner, run_id = _store_for_run(args)
+    if run_id != runner.latest_run_id():
+        runner.local_dir = os.path.join("runs", run_id)  # report/report.html stays the latest run's
     options = StageOptions(include_anomaly_ids=not args.no_anomaly_ids)
-    if found:
-        with _tracked_runner(args, settings, run_id) as runner:
-            runner.metrics.update(found.data.metrics)
-            summary = runner.run_stage(stage_named("report"), options)
-    else:
-        runner.run_id = run_id
+    # Attached, not resumed: the run's artifacts are replaced by its own report, its end time stays.
+    with attached_run(args.output, run_id) as tracker:
+        if tracker is not None:
+            runner.tracker = tracker
+            runner.metrics.update(stage_metrics(tracker.run.data.metrics))
         summary = runner.run_stage(stage_named("report"), options)
     suppressed = ", ".join(f"{name} {n}" for name, n in summary["n_suppressed"].items() if n) or "none"
-    print(f"report for run {run_id}: {os.path.join(args.output, summary['html'])}")
+    print(f"report for run {run_id}: {os.path.join(args.output, runner.local_dir, summary['html'])}")
     shots = summary.get("n_screenshots", 0)
     print(
         f"  plots: {summary['n_plots']}; view screenshots: {shots}; suppressed below {_threshold(settings)}: {suppressed}"
     )
     labels = ", ".join(f"{name} {n}" for name, n in summary.get("n_suppressed_labels", {}).items() if n) or "none"
     print(f"  labels suppressed by the label auditor: {labels}")
+    if summary.get("suppression"):
+        print(f"  {summary['suppression']}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """values_frequencies.csv and values_tree.csv in the public data set's layout, k applied."""
     from wildvalues import export
+    from wildvalues.history import RunView
 
-    settings, runner = _store_only(args)
+    settings, runner, run_id = _store_for_run(args)
     k, k_users = settings.analyze.suppression_k, settings.privacy.k_users
     try:
-        result = export.export_public(runner.store, args.to, k, tree=args.tree, k_users=k_users)
+        result = export.export_public(RunView(runner.store, run_id), args.to, k, tree=args.tree, k_users=k_users)
     except (export.WrongTree, export.Unaudited) as error:
         raise UsageError(str(error)) from error
+    print(f"run {run_id}")
     for path in result.paths.values():
         print(f"wrote {path}")
     suppressed = ", ".join(f"{name} {n}" for name, n in result.n_suppressed.items() if n) or "none"
@@ -621,8 +672,8 @@ def placements_of(settings: Settings, values: list[str]) -> list[dict[str, Any]]
     """Where each value lands on the published tree, by the run's own placement settings."""
     from wildvalues import placement
     from wildvalues.embeddings import build_embedder, resolve_embedder
-    from wildvalues.runner import resolve_taxonomy
     from wildvalues.taxonomy import trigram_placements
+    from wildvalues.taxonomy_tree import resolve_taxonomy
 
     tree, _ = resolve_taxonomy(settings)
     if settings.taxonomy.placement == "trigram":
@@ -671,7 +722,7 @@ def cmd_place(args: argparse.Namespace) -> int:
     """How values are mapped onto the published tree: method, score and the three clusters."""
     import json
 
-    from wildvalues.runner import resolve_taxonomy
+    from wildvalues.taxonomy_tree import resolve_taxonomy
 
     settings = resolve_settings(args)
     if not args.values:
@@ -691,12 +742,10 @@ def cmd_discover(args: argparse.Namespace) -> int:
     """The run's own tree from its values (the study's method), beside the published placement."""
     from wildvalues.stages import DISCOVER
 
-    settings, runner = _store_only(args)
+    settings = resolve_settings(args)
     if settings.claude_models(("discover",)):
         _check_claude_settings(settings, settings.claude_models(("discover",)))
-    run_id = args.run_id or runner.latest_run_id()
-    if run_id is None:
-        raise InputError(f"no run found under {args.output}; run `wildvalues run` first")
+    settings, runner, run_id = _store_for_run(args, settings)
     sides = (args.side,) if args.side else ("ai", "human")
     with _tracked_runner(args, settings, run_id) as tracked:
         metrics = tracked.run_stage(DISCOVER, StageOptions(sides=sides))
@@ -751,7 +800,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
 
     from wildvalues.claude_settings import require_judge_key
     from wildvalues.stages import CROSSCHECK, stage_named
-    from wildvalues.tracking import find_mlflow_run
+    from wildvalues.tracking import find_mlflow_run, stage_metrics
 
     if args.sample is not None and args.sample <= 0:
         raise UsageError("--sample must be a positive number")
@@ -760,9 +809,9 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     _, runner = _store_only(args, "crosscheck")
     if not runner.store.exists("classifications"):
         raise InputError(f"no classifications under {args.output}; run `wildvalues run` first")
-    run_id = args.run_id or runner.latest_run_id()
-    if run_id is None:
-        raise InputError(f"no run found under {args.output}; run `wildvalues run` first")
+    runs = runner.runs()
+    _check_run(args.run_id, runs, args.output)
+    run_id = args.run_id or runs[-1]
     labels = runner.store.read("classifications").filter(F.col("run_id") == run_id)
     first = labels.select(F.coalesce("model", "classifier").alias("m")).first()
     n_classified = labels.count()
@@ -773,12 +822,15 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     model = judge_model(settings, first["m"] if first else None)
     settings = settings.model_copy(update={"crosscheck": settings.crosscheck.model_copy(update={"model": model})})
     found = find_mlflow_run(args.output, run_id)
+    latest = runner.latest_run_id()
     with _tracked_runner(args, settings, run_id) as tracked:
         if found:
-            tracked.metrics.update(found.data.metrics)
+            tracked.metrics.update(stage_metrics(found.data.metrics))
+        if run_id != latest:
+            tracked.local_dir = os.path.join("runs", run_id)  # report/report.html stays the latest run's
         summary = tracked.run_stage(CROSSCHECK)
         report = tracked.run_stage(stage_named("report"))
-    print(format_crosscheck(run_id, summary, os.path.join(args.output, report["html"])))
+    print(format_crosscheck(run_id, summary, os.path.join(args.output, tracked.local_dir, report["html"])))
     return 0
 
 

@@ -8,10 +8,11 @@ hybrid score interval for a difference of two independent proportions (method 10
 Category shares are shares of value expressions, several per conversation and correlated within
 it (a coding conversation expresses several practical values). Counting them as independent
 makes intervals too narrow, so the taxonomy stage logs each share's cluster-robust standard error
-with conversations as clusters (`category_share_errors`, metric `se_pct_category_<name>`), and
+with conversations as clusters (`category_share_errors`, MLflow metric `share/category_se/<name>`), and
 the difference gets a Wald interval from the two. Runs logged before those metrics existed fall
-back to the independent interval (`Change.interval` says which). The metric names are the
-pipeline's own (`Change.metric`), so the MLflow UI compare view shows the same figures side by side.
+back to the independent interval (`Change.interval` says which). `Change.metric` is the MLflow
+name (`share/category/<name>`), so the MLflow UI compare view shows the same figures side by side;
+runs logged before the names had prefixes compare too (`tracking.stage_metrics` reads both).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wildvalues.tracking import RUN_TAG
+from wildvalues.tracking import RUN_TAG, mlflow_metric, stage_metrics
 
 TOP_VALUES_ARTIFACT = "top_values.csv"
 KINDS: tuple[str, ...] = ("category", "response_type", "value")
@@ -63,7 +64,7 @@ class Change:
     def metric(self) -> str | None:
         """The MLflow metric behind a category or response-type share (as in the UI's compare view)."""
         prefix = {"category": "pct_category_", "response_type": "pct_response_"}.get(self.kind)
-        return prefix + self.name if prefix else None
+        return mlflow_metric(prefix + self.name) if prefix else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +270,7 @@ def compare_runs(
     for category shares (the old intervals, kept to measure what they got wrong).
     """
     _z(alpha)
-    metrics_a, metrics_b = dict(run_a.data.metrics), dict(run_b.data.metrics)
+    metrics_a, metrics_b = stage_metrics(run_a.data.metrics), stage_metrics(run_b.data.metrics)
     changes = _metric_changes(metrics_a, metrics_b, alpha, clustered)
     changes += _value_changes(
         _top_values(run_a, artifacts_a),

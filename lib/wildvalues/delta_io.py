@@ -28,9 +28,11 @@ from pyspark.sql.datasource import DataSource, DataSourceArrowWriter, WriterComm
 from pyspark.sql.types import StructType
 
 if TYPE_CHECKING:
-    from deltalake.transaction import RemoveAction
+    from deltalake import DeltaTable
+    from deltalake.transaction import AddAction, RemoveAction
 
 FALLBACK_FORMAT = "wildvalues_delta"
+RUN_COLUMN = "run_id"
 
 
 class DeltaWriteError(RuntimeError):
@@ -51,38 +53,52 @@ class _WrittenFiles(WriterCommitMessage):
 
 
 def _file_stats(table: pa.Table) -> str:
-    """Delta `stats` JSON: numRecords is enough for readers to plan and for counts to work."""
-    return json.dumps({"numRecords": table.num_rows})
+    """Delta `stats` JSON: numRecords for readers to plan and counts to work, and the run ids'
+    range, so a run's files are found (and replaced) without reading them."""
+    stats: dict = {"numRecords": table.num_rows}
+    if RUN_COLUMN in table.column_names and table.num_rows:
+        import pyarrow.compute as pc
+
+        bounds = pc.min_max(table[RUN_COLUMN])
+        stats["minValues"] = {RUN_COLUMN: bounds["min"].as_py()}
+        stats["maxValues"] = {RUN_COLUMN: bounds["max"].as_py()}
+        stats["nullCount"] = {RUN_COLUMN: table[RUN_COLUMN].null_count}
+    return json.dumps(stats)
 
 
 class _FallbackWriter(DataSourceArrowWriter):
     _schema: pa.Schema  # the table's Arrow schema, set by FallbackDeltaSource.writer
 
-    def __init__(self, path: str, overwrite: bool, app_id: str | None) -> None:
+    def __init__(self, path: str, overwrite: bool, app_id: str | None, replace_run: str | None = None) -> None:
         self.path = path
         self.overwrite = overwrite
         self.app_id = app_id
+        self.replace_run = replace_run
 
     def write(self, iterator: Iterator[pa.RecordBatch]) -> _WrittenFiles:
         batches = list(iterator)
         if not batches:
             return _WrittenFiles(files=[])
-        table = pa.Table.from_batches(batches)
-        relative = f"part-{uuid.uuid4().hex}.snappy.parquet"
-        os.makedirs(self.path, exist_ok=True)
-        full = os.path.join(self.path, relative)
-        pq.write_table(table, full, compression="snappy")
-        return _WrittenFiles(files=[{"path": relative, "size": os.path.getsize(full), "stats": _file_stats(table)}])
+        return _WrittenFiles(files=[_write_parquet(self.path, pa.Table.from_batches(batches))])
 
     def commit(self, messages: list[WriterCommitMessage | None]) -> None:
         files = [f for message in _written(messages) if message is not None for f in message.files]
-        _commit_files(self.path, files, self.overwrite, self.app_id, self._schema)
+        _commit_files(self.path, files, self.overwrite, self.app_id, self._schema, self.replace_run)
 
     def abort(self, messages: list[WriterCommitMessage | None]) -> None:
         for message in _written(messages):
             for f in message.files if message is not None else []:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(self.path, f["path"]))
+
+
+def _write_parquet(path: str, table: pa.Table) -> dict:
+    """One Parquet file of the table under `path`: its add action's path, size and stats."""
+    relative = f"part-{uuid.uuid4().hex}.snappy.parquet"
+    os.makedirs(path, exist_ok=True)
+    full = os.path.join(path, relative)
+    pq.write_table(table, full, compression="snappy")
+    return {"path": relative, "size": os.path.getsize(full), "stats": _file_stats(table)}
 
 
 def _written(messages: list[WriterCommitMessage | None]) -> list[_WrittenFiles | None]:
@@ -99,7 +115,8 @@ class FallbackDeltaSource(DataSource):
         return FALLBACK_FORMAT
 
     def writer(self, schema: StructType, overwrite: bool) -> _FallbackWriter:
-        writer = _FallbackWriter(self.options["path"], overwrite, self.options.get("app_id"))
+        options = self.options
+        writer = _FallbackWriter(options["path"], overwrite, options.get("app_id"), options.get("replace_run"))
         writer._schema = _arrow_schema(schema)
         return writer
 
@@ -110,29 +127,77 @@ def _arrow_schema(schema: StructType) -> pa.Schema:
     return to_arrow_schema(schema, timestamp_utc=True)
 
 
-def _commit_files(path: str, files: list[dict], overwrite: bool, app_id: str | None, schema: pa.Schema) -> None:
+def _commit_files(
+    path: str,
+    files: list[dict],
+    overwrite: bool,
+    app_id: str | None,
+    schema: pa.Schema,
+    replace_run: str | None = None,
+) -> None:
+    """One Delta transaction adding `files`: replacing the table, one run's rows, or appending."""
     from deltalake import DeltaTable, Schema
     from deltalake.transaction import AddAction, CommitProperties, Transaction
 
     now_ms = int(time.time() * 1000)
-    actions = [AddAction(f["path"], f["size"], {}, now_ms, True, f["stats"]) for f in files]
+    actions: list[AddAction | RemoveAction] = [
+        AddAction(f["path"], f["size"], {}, now_ms, True, f["stats"]) for f in files
+    ]
     properties = None
     if app_id:
         properties = CommitProperties(app_transactions=[Transaction(app_id, now_ms)])
     delta_schema = Schema.from_arrow(schema)
-    if DeltaTable.is_deltatable(path):
-        table = DeltaTable(path)
-        table.create_write_transaction(
-            # deltalake only reads the list; its annotation, an invariant list, rejects list[AddAction]
-            cast("list[AddAction | RemoveAction]", actions),
-            mode="overwrite" if overwrite else "append",
-            schema=delta_schema,
-            commit_properties=properties,
-        )
-    else:
+    if not DeltaTable.is_deltatable(path):
         from deltalake.transaction import create_table_with_add_actions
 
-        create_table_with_add_actions(path, delta_schema, actions, mode="error", commit_properties=properties)
+        adds = cast("list[AddAction]", actions)
+        create_table_with_add_actions(path, delta_schema, adds, mode="error", commit_properties=properties)
+        return
+    table = DeltaTable(path)
+    mode = "overwrite" if overwrite else "append"
+    if replace_run is not None:
+        if RUN_COLUMN in {field.name for field in table.schema().fields}:
+            actions += _run_removals(table, path, replace_run, now_ms)
+        else:
+            mode = "overwrite"  # a table written before runs were kept holds no other run to keep
+    table.create_write_transaction(actions, mode=mode, schema=delta_schema, commit_properties=properties)
+
+
+def _run_removals(table: DeltaTable, path: str, run_id: str, now_ms: int) -> list[AddAction | RemoveAction]:
+    """Remove actions for the current files holding `run_id`'s rows (each file holds one run's)."""
+    from deltalake.transaction import RemoveAction
+
+    removals: list[AddAction | RemoveAction] = []
+    for file in pa.table(table.get_add_actions(flatten=True)).to_pylist():
+        runs = _file_runs(file, path)
+        if run_id not in runs:
+            continue
+        if runs != {run_id}:
+            # Written by another tool with several runs in one file: delete the rows instead.
+            table.delete(run_predicate([run_id]))
+            return _run_removals(DeltaTable(path), path, run_id, now_ms)
+        removals.append(RemoveAction(file["path"], True, now_ms, file["size_bytes"]))
+    return removals
+
+
+def _file_runs(file: dict, path: str) -> set[str | None]:
+    """The run ids in one data file: from its stats, else read from its run_id column."""
+    low, high = file.get(f"min.{RUN_COLUMN}"), file.get(f"max.{RUN_COLUMN}")
+    if low is not None and low == high and not file.get(f"null_count.{RUN_COLUMN}"):
+        return {low}
+    if file.get("num_records") == 0:
+        return set()
+    column = pq.read_table(os.path.join(path, urllib.parse.unquote(file["path"])), columns=[RUN_COLUMN])
+    return set(column[RUN_COLUMN].unique().to_pylist())
+
+
+def delete_runs(path: str, run_ids: list[str]) -> None:
+    """Delete these runs' rows from the Delta table at `path` (they stay in its history until VACUUM)."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(path)
+    if run_ids and RUN_COLUMN in {field.name for field in table.schema().fields}:
+        table.delete(run_predicate(run_ids))
 
 
 _registered_sessions: set[int] = set()
@@ -146,23 +211,61 @@ def register_fallback(spark: SparkSession) -> None:
         _registered_sessions.add(key)
 
 
-def write_delta(df: DataFrame, path: str, mode: str = "overwrite") -> None:
-    """Write `df` as a Delta table at `path`, natively or through the fallback."""
+def write_delta(
+    df: DataFrame, path: str, mode: str = "overwrite", run_id: str | None = None, small: bool = False
+) -> None:
+    """Write `df` as a Delta table at `path`, natively or through the fallback.
+
+    With `run_id` (a per-run table whose rows all carry that run id), "overwrite" replaces only
+    that run's rows, in one transaction; the other runs' rows stay. `small`: in the fallback,
+    collect the frame and commit it from the driver (no Spark write job).
+    """
     spark = df.sparkSession
+    replace_run = run_id if mode == "overwrite" else None
     if native_delta_available(spark):
-        (df.write.format("delta").mode(mode).option("overwriteSchema", "true").save(path))
+        writer = df.write.format("delta").mode(mode)
+        if replace_run is not None and table_exists(spark, path):
+            writer = writer.option("replaceWhere", run_predicate([replace_run])).option("mergeSchema", "true")
+        else:
+            writer = writer.option("overwriteSchema", "true")
+        writer.save(path)
         return
-    register_fallback(spark)
     if mode == "overwrite" and _has_no_files(path):
         # A directory with Parquet files but no _delta_log is debris of a crashed first write.
         shutil.rmtree(path, ignore_errors=True)
+    if small:
+        _write_from_driver(df, path, mode == "overwrite" and replace_run is None, replace_run)
+        return
+    register_fallback(spark)
+    writer = df.write.format(FALLBACK_FORMAT).option("path", path).mode(mode)
+    if replace_run is not None:
+        # Spark's "overwrite" would tell the writer to replace the whole table: append, and let
+        # the commit remove the run's old files.
+        writer = writer.mode("append").option("replace_run", replace_run)
     try:
-        df.write.format(FALLBACK_FORMAT).mode(mode).option("path", path).save()
+        writer.save()
     except Exception as error:  # Spark wraps Python errors; keep one readable line
         raise DeltaWriteError(f"writing Delta table {path} failed: {_first_line(error)}") from error
     if not os.path.isdir(os.path.join(path, "_delta_log")):
         # An empty DataFrame produces no task output but the table must still exist.
         _commit_files(path, [], mode == "overwrite", None, _arrow_schema(df.schema))
+
+
+def _write_from_driver(df: DataFrame, path: str, overwrite: bool, replace_run: str | None) -> None:
+    """The frame collected as Arrow, one Parquet file, one commit: what the tasks and the commit do, minus the job."""
+    schema = _arrow_schema(df.schema)
+    try:
+        table = df.toArrow().cast(schema)
+        files = [_write_parquet(path, table)] if table.num_rows else []
+        _commit_files(path, files, overwrite, None, schema, replace_run)
+    except Exception as error:  # Spark and delta-rs errors alike become one readable line
+        raise DeltaWriteError(f"writing Delta table {path} failed: {_first_line(error)}") from error
+
+
+def run_predicate(run_ids: list[str]) -> str:
+    """A SQL predicate selecting these runs' rows (a quote in an id doubled)."""
+    quoted = ", ".join("'" + run_id.replace("'", "''") + "'" for run_id in run_ids)
+    return f"{RUN_COLUMN} IN ({quoted})"
 
 
 def _has_no_files(path: str) -> bool:
@@ -221,6 +324,17 @@ def _spark_schema(table) -> StructType:
 
     arrow = pa.schema(table.schema().to_arrow())
     return from_arrow_schema(arrow)
+
+
+def read_arrow(path: str, columns: list[str] | None = None) -> pa.Table:
+    """The current version of the Delta table at `path` as Arrow, read on the calling thread (delta-rs).
+
+    `DeltaTable.to_pyarrow_table` leaves Arrow scan threads winding down after it returns; a process
+    that exits right then aborts ("terminate called without an active exception", delta-rs #2184),
+    which turned a one-line error into exit -6 in about one run in three."""
+    from deltalake import DeltaTable
+
+    return DeltaTable(path).to_pyarrow_dataset().to_table(columns=columns, use_threads=False)
 
 
 def table_version(path: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from wildvalues.crosscheck import SampleError
 from wildvalues.delta_io import DeltaWriteError
+from wildvalues.history import UnknownRun
 from wildvalues.output_lock import OutputLocked
 from wildvalues.readers import InputError
 from wildvalues.settings import ConfigError
@@ -30,6 +31,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     SampleError,
     OutputLocked,
     SaltError,
+    UnknownRun,
     FileNotFoundError,
 )
 

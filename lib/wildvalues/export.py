@@ -20,7 +20,6 @@ from pyspark.sql import functions as F
 from wildvalues import label_audit
 from wildvalues.analyze import suppress_small_groups, suppress_tree
 from wildvalues.stage import ReadableTables
-from wildvalues.tables import TableStore
 from wildvalues.taxonomy_tree import TREE_COLUMNS  # the public data set's header
 
 TREE_FILE = "values_tree.csv"
@@ -57,7 +56,7 @@ TREES: dict[str, tuple[str, str]] = {
 }
 
 
-def _ai_levels(store: TableStore, prefix: str) -> list[DataFrame]:
+def _ai_levels(store: ReadableTables, prefix: str) -> list[DataFrame]:
     return [store.read(f"{prefix}{level}").filter(F.col("side") == "ai") for level in range(4)]
 
 
@@ -75,7 +74,7 @@ def rolls_up_discovered_trees(store: ReadableTables) -> bool:
     return bool(ours) and ours == ai_clusters("discovered_values_level_1")
 
 
-def _descriptions(store: TableStore, given: dict[str, str] | None, table: str) -> dict[str, str]:
+def _descriptions(store: ReadableTables, given: dict[str, str] | None, table: str) -> dict[str, str]:
     if given is not None:
         return dict(given)
     if not store.exists(table):
@@ -123,7 +122,7 @@ _LEVEL_COLUMNS = ["cluster_id", "name", "level", "parent_cluster_id", "pct_convo
 
 
 def export_public(
-    store: TableStore,
+    store: ReadableTables,
     to_dir: str,
     k: int,
     taxonomy_descriptions: dict[str, str] | None = None,

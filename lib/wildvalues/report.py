@@ -90,6 +90,7 @@ class ReportData:
     crosscheck: pd.DataFrame | None = None  # the second-model cross-check's measures, when run
     crosscheck_confusion: pd.DataFrame | None = None  # its response-type cells of at least k
     n_suppressed: dict[str, int] = field(default_factory=dict)
+    n_rows: dict[str, int] = field(default_factory=dict)  # the level tables' AI rows before k
     n_suppressed_labels: dict[str, int] = field(default_factory=dict)  # rows dropped or renamed by the audit
     hidden: frozenset[str] = frozenset()  # labels the auditor suppressed
     notes: list[str] = field(default_factory=list)
@@ -100,11 +101,11 @@ class ReportData:
 
 
 def latest_run_id(store: ReadableTables) -> str | None:
-    """The run id in the run_counts table (the tables hold the latest run), or None."""
-    if not store.exists("run_counts"):
-        return None
-    row = store.read("run_counts").select("run_id").first()
-    return row["run_id"] if row else None
+    """The newest run id of the output (runs registry), or None."""
+    from wildvalues.history import run_ids
+
+    runs = run_ids(store)
+    return runs[-1] if runs else None
 
 
 def _run_table(store: ReadableTables, name: str, run_id: str, notes: list[str]) -> DataFrame | None:
@@ -118,7 +119,8 @@ def _run_table(store: ReadableTables, name: str, run_id: str, notes: list[str]) 
 def _note_if_empty(frame: pd.DataFrame, store: ReadableTables, name: str, run_id: str, notes: list[str]) -> None:
     if len(frame):
         return
-    others = sorted({r["run_id"] for r in store.read(name).select("run_id").distinct().limit(3).collect()})
+    rest = store.read(name).filter(F.col("run_id") != run_id).select("run_id").distinct().limit(3).collect()
+    others = sorted(r["run_id"] for r in rest)
     held = f" (it holds run {', '.join(others)})" if others else ""
     notes.append(f"table {name} has no rows to show for run {run_id}{held}")
 
@@ -133,8 +135,10 @@ def _load_levels(store: ReadableTables, run_id: str, k: int, data: ReportData) -
     kept, suppressed = suppress_tree_pandas(collected, k, k_users=data.k_users)
     data.levels, n_labels = label_audit.audit_levels_pandas(kept, data.hidden)
     data.n_suppressed.update({f"values_level_{level}": n for level, n in enumerate(suppressed)})
+    data.n_rows.update({f"values_level_{level}": len(frame) for level, frame in enumerate(collected)})
     data.n_suppressed_labels.update({f"values_level_{level}": n for level, n in enumerate(n_labels)})
-    _note_if_empty(data.levels[3], store, "values_level_3", run_id, data.notes)
+    if not suppressed[3]:  # rows k removed are said by suppression_summary, not as a missing run
+        _note_if_empty(data.levels[3], store, "values_level_3", run_id, data.notes)
 
 
 NEW_CLUSTER_OVERLAP = 0.5  # a discovered cluster sharing less than this with any published one is new
@@ -593,6 +597,8 @@ def _suppression_html(data: ReportData) -> str:
     ]
     total = sum(data.n_suppressed.values())
     labels = sum(data.n_suppressed_labels.values())
+    summary = suppression_summary(data)
+    removed = f'<p id="suppression-summary"><strong>{_e(summary)}</strong></p>' if summary else ""
     return (
         f'<div class="privacy"><p>Every aggregate below covers at least <strong>k = {data.k}</strong> conversations'
         f"{_users_clause(data.k_users)}; rows covering fewer are suppressed (with their descendants in the taxonomy). "
@@ -600,7 +606,31 @@ def _suppression_html(data: ReportData) -> str:
         f"Labels the label auditor rated identifying are left out (values, task categories) or shown as "
         f"{_e(label_audit.SUPPRESSED_LABEL)} (clusters, which keep their counts): "
         f'<strong id="n-suppressed-labels-total">{labels}</strong> row(s). No conversation text is included.</p>'
-        f"{_table(['table', 'rows suppressed below k', 'labels suppressed'], rows, {1, 2}, attrs)}</div>"
+        f"{removed}{_table(['table', 'rows suppressed below k', 'labels suppressed'], rows, {1, 2}, attrs)}</div>"
+    )
+
+
+def suppression_summary(data: ReportData) -> str | None:
+    """What k removed, in one sentence, and how to lower k for internal use; None when it removed nothing."""
+    total = sum(data.n_suppressed.values())
+    if not total:
+        return None
+    parts = [
+        f"{data.n_suppressed.get(name, 0):,} of {data.n_rows[name]:,} {noun}"
+        for name, noun in (("values_level_0", "AI values"), ("values_level_3", "top categories"))
+        if name in data.n_rows
+    ]
+    tables = sum(1 for n in data.n_suppressed.values() if n)
+    removed = " and ".join(parts) + f" ({total:,} rows in {tables} table(s))" if parts else f"{total:,} rows"
+    users = f" and {data.k_users} distinct users" if data.k_users > 1 else ""
+    smaller = 5 if data.k > 5 else 1
+    lower = [f"--set analyze.suppression_k={smaller}"]
+    if data.k_users > smaller:
+        lower.append(f"--set privacy.k_users={smaller}")
+    return (
+        f"k = {data.k} conversations{users} suppressed {removed}. For internal use only, build the report "
+        f"with a smaller k: wildvalues report --output <output> {' '.join(lower)} (the public tables and "
+        "exports keep k)."
     )
 
 
@@ -798,6 +828,7 @@ class RenderedReport:
     n_suppressed: dict[str, int]
     n_suppressed_labels: dict[str, int] = field(default_factory=dict)
     screenshot_note: str | None = None  # why auto took no screenshots, when the browser failed
+    suppression: str | None = None  # suppression_summary: what k removed, when it removed anything
 
 
 def render_report(
@@ -819,7 +850,9 @@ def render_report(
     views = [name for name, _, _ in VIEWS] + list(EXTRA_VIEWS)
     shots, note = screenshots.take(page, views, settings.screenshots, settings.browser)
     files.update({f"{SCREENSHOT_PREFIX}{view}.png": png for view, png in shots.items()})
-    return RenderedReport(files, dict(data.n_suppressed), dict(data.n_suppressed_labels), note)
+    return RenderedReport(
+        files, dict(data.n_suppressed), dict(data.n_suppressed_labels), note, suppression_summary(data)
+    )
 
 
 def build_report(

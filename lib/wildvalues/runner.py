@@ -18,12 +18,14 @@ from typing import Any
 from pyspark import SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
+from wildvalues import history
 from wildvalues.embeddings import EmbedderSpec, build_embedder, resolve_embedder
 from wildvalues.progress import Snapshot, StageProgress, spark_snapshot
-from wildvalues.settings import RunFacts, Settings, file_sha256, settings_hash
+from wildvalues.settings import RunFacts, Settings, settings_hash
 from wildvalues.stage import (
     DEFAULT_OPTIONS,
     Artifact,
+    InputRead,
     Log,
     Metrics,
     Request,
@@ -35,7 +37,7 @@ from wildvalues.stage import (
 )
 from wildvalues.stages import STAGES
 from wildvalues.tables import TableStore
-from wildvalues.taxonomy_tree import TreeNode, load_tree, resolve_tree_path
+from wildvalues.taxonomy_tree import TreeNode, resolve_taxonomy
 from wildvalues.tracking import INPUT_PARAM, Tracker, code_version
 from wildvalues.users import UserHasher, resolve_salt
 
@@ -49,13 +51,6 @@ def print_log(message: str) -> None:
     print(f"[wildvalues] {message}", flush=True)
 
 
-def resolve_taxonomy(settings: Settings) -> tuple[list[TreeNode], RunFacts]:
-    """The published tree and the facts about it (where it was found, its checksum)."""
-    path = resolve_tree_path(settings.taxonomy.path, os.path.expanduser(settings.taxonomy.cache_dir))
-    tree = load_tree(path)
-    return tree, RunFacts(taxonomy_path=os.path.abspath(path), taxonomy_sha256=file_sha256(path))
-
-
 @dataclass
 class Runner:
     """Runs declared stages for one run id against one table store and (optionally) one MLflow run."""
@@ -67,6 +62,7 @@ class Runner:
     tracker: Tracker | None = None
     input_path: str | None = None
     log: Callable[[str], None] = print_log
+    local_dir: str = ""  # where under the output the artifacts' files are kept (a past run's report: its own)
     metrics: dict[str, float] = field(default_factory=dict)
     _tree: list[TreeNode] | None = None
     _facts: RunFacts | None = None
@@ -206,11 +202,13 @@ class Runner:
 
     def _inputs(self, stage: Stage, options: StageOptions) -> StageInputs:
         allowed = (*stage.reads, *stage.writes)
+        # A stage sees only its own run's rows of the per-run tables.
+        view = history.RunView(self.store, self.run_id)
         return StageInputs(
             spark=self.spark,
             settings=self.settings,
             run_id=self.run_id,
-            tables=Tables(self.store.read, self.store.exists, allowed),
+            tables=Tables(view.read, view.exists, allowed),
             options=options,
             raw=self._read_input() if "input" in stage.needs else None,
             tree=self.tree() if "tree" in stage.needs else (),
@@ -257,6 +255,9 @@ class Runner:
             self._artifact(request)
         elif isinstance(request, Log):
             self.log(f"{stage.name}: {request.message}")
+        elif isinstance(request, InputRead):
+            if self.tracker and self.input_path:
+                self.tracker.input_dataset(self.input_path, request.digest, request.rows)
         else:
             raise TypeError(f"stage {stage.name} yielded {request!r}, not a request")
 
@@ -265,9 +266,12 @@ class Runner:
             raise ValueError(f"stage {stage.name} wrote {request.table!r}, which it does not declare")
         if request.mode == "create":
             if not self.store.exists(request.table):
-                self.store.write(request.table, request.frame)
+                self.store.write(request.table, request.frame, small=request.small)
             return
-        self.store.write(request.table, request.frame, mode=request.mode)
+        frame, run_id = request.frame, None
+        if history.is_history(request.table, frame.columns):
+            frame, run_id = history.stamped(request.table, frame, self.run_id), self.run_id
+        self.store.write(request.table, frame, mode=request.mode, run_id=run_id, small=request.small)
 
     def _artifact(self, artifact: Artifact) -> None:
         folder = os.path.dirname(artifact.name) or None
@@ -276,7 +280,7 @@ class Runner:
                 text = artifact.content if isinstance(artifact.content, str) else artifact.content.decode()
                 self.tracker.text(text, artifact.name)
             return
-        path = os.path.join(self.store.output_dir, artifact.name)
+        path = os.path.join(self.store.output_dir, self.local_dir, artifact.name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if isinstance(artifact.content, bytes):
             with open(path, "wb") as handle:
@@ -289,10 +293,32 @@ class Runner:
 
     # -- what commands ask of the store, kept here so nothing else reads it
 
-    def latest_run_id(self) -> str | None:
-        from wildvalues import report
+    def runs(self) -> list[str]:
+        """The output's run ids, oldest first."""
+        return history.run_ids(self.store)
 
-        return report.latest_run_id(self.store)
+    def latest_run_id(self) -> str | None:
+        runs = self.runs()
+        return runs[-1] if runs else None
+
+    def require_run(self, run_id: str) -> None:
+        """A one-line error unless ingest created `run_id` in this output."""
+        history.require_run(run_id, self.runs(), self.store.output_dir)
+
+    def apply_retention(self) -> list[str]:
+        """Deletes the rows of all but the newest `history.keep_runs` runs from every per-run table."""
+        expired = [r for r in history.expired_runs(self.runs(), self.settings.history.keep_runs) if r != self.run_id]
+        if not expired:
+            return []
+        for name in self.store.names():
+            columns = self.store.read(name).columns
+            if history.is_history(name, columns) and history.RUN_COLUMN in columns:
+                self.store.delete_runs(name, expired)
+        self.log(
+            f"history: kept the newest {self.settings.history.keep_runs} run(s), deleted the rows of "
+            f"{len(expired)} older run(s): {', '.join(expired)} (in Delta history until VACUUM)"
+        )
+        return expired
 
 
 class _SparkJobs:

@@ -164,6 +164,13 @@ RUN_COUNTS = _fields(
     ("n_conversations", LongType(), False),
 )
 
+# The runs registry: one row per run id that ingest created, so "the latest run" and "an
+# unknown run id" need no guess from the other tables.
+RUNS = _fields(
+    ("run_id", StringType(), False),
+    ("started_at", TimestampType(), False),
+)
+
 # Embeddings of distinct texts (value names, cluster names and descriptions), kept across runs:
 # keyed by (embedder_id, value), so a rerun or a new week embeds only what is new.
 VALUE_EMBEDDINGS = StructType(
@@ -284,6 +291,7 @@ TABLES: dict[str, StructType] = {
     "value_expressions": VALUE_EXPRESSIONS,
     "value_taxonomy": VALUE_TAXONOMY,
     "run_counts": RUN_COUNTS,
+    "runs": RUNS,
     **{f"values_level_{level}": VALUE_LEVEL for level in range(4)},
     "value_embeddings": VALUE_EMBEDDINGS,
     "discovered_taxonomy": VALUE_TAXONOMY,

@@ -94,6 +94,10 @@ class SparkSettings(Section):
     # Speculative tasks would call the classifier twice for the same conversation.
     speculation: bool = False
     driver_memory: str = "4g"
+    # The local JVM's JIT and collector. C1 only and the serial collector: a run of a few minutes
+    # spends most of the JVM's CPU compiling and collecting, not computing (README, Benchmarks).
+    # "" leaves the JVM's defaults, for long runs on many cores. Ignored on Databricks.
+    jvm_options: str = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
     progress: bool | None = None  # None: Spark's progress bar only on a terminal
     log_level: str = "ERROR"
     delta_packages: str | None = None  # Maven coordinates, for machines that can download jars
@@ -447,6 +451,14 @@ class RunnerSettings(Section):
     progress_seconds: NonNegativeFloat = 10.0
 
 
+class HistorySettings(Section):
+    """How many runs the per-run tables keep (lib/wildvalues/history.py)."""
+
+    # After each `wildvalues run`, the rows of all but the newest keep_runs runs are deleted from
+    # every per-run table; 0 keeps every run. Deleted rows stay in Delta history until VACUUM.
+    keep_runs: NonNegativeInt = 0
+
+
 class ReportSettings(Section):
     """The HTML report's screenshots of its interactive views (lib/wildvalues/screenshots.py)."""
 
@@ -489,6 +501,7 @@ class Settings(Section):
     validate_: ValidateSettings = Field(default=ValidateSettings(), alias="validate")
     mlflow: MlflowSettings = MlflowSettings()
     runner: RunnerSettings = RunnerSettings()
+    history: HistorySettings = HistorySettings()
     crosscheck: CrosscheckSettings = CrosscheckSettings()
     report: ReportSettings = ReportSettings()
     privacy: PrivacySettings = PrivacySettings()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future
 from importlib import resources
 
+import pyarrow as pa
 from pyspark.sql import SparkSession
 
 from wildvalues.settings import SparkSettings
@@ -51,9 +56,14 @@ def build_session(settings: SparkSettings) -> SparkSession:
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.python.worker.reuse", "true")
+        # Workers fork from a daemon that has already imported the pipeline (worker_daemon.py).
+        .config("spark.python.daemon.module", "wildvalues.worker_daemon")
+        # Spark keeps one daemon per worker environment, and SQL's Python runners add this variable
+        # where RDD functions (classify's mapPartitions) do not: set for both, they share one daemon.
+        .config("spark.executorEnv.SPARK_SIMPLIFIED_TRACEBACK", "1")
         # Quiet from the first line: Spark's default log4j profile prints WARN lines at start-up,
         # before setLogLevel can act.
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_log4j_config()}")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_log4j_config()} {settings.jvm_options}")
     )
     if _delta_jars_present() or settings.delta_packages:
         builder = builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension").config(
@@ -64,3 +74,50 @@ def build_session(settings: SparkSettings) -> SparkSession:
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(settings.log_level)
     return session
+
+
+def start_session(settings: SparkSettings) -> Future[SparkSession]:
+    """The session built in a thread: the JVM boots (seconds) while the driver imports and opens MLflow.
+
+    A session already active in this thread (Databricks, notebooks) is handed back as it is."""
+    future: Future[SparkSession] = Future()
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        future.set_result(active)
+        return future
+    threading.Thread(target=_start, args=(settings, future), name="spark-start", daemon=True).start()
+    return future
+
+
+def _start(settings: SparkSettings, future: Future[SparkSession]) -> None:
+    """Build the session and hand it over, then start the Python workers (best effort)."""
+    try:
+        spark = build_session(settings)
+    except BaseException as error:  # the caller sees it when it asks for the session
+        future.set_exception(error)
+        return
+    future.set_result(spark)
+    with contextlib.suppress(Exception):  # a failed warm-up costs nothing but the time it saves
+        start_python_workers(spark)
+
+
+def _passed_through(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
+    yield from batches
+
+
+def start_python_workers(spark: SparkSession) -> None:
+    """Start the Python worker daemon now, in the background, with one tiny task.
+
+    The daemon imports the pipeline before it forks a worker (worker_daemon.py): seconds that
+    would otherwise fall on the first stage's first task, here they overlap the driver's own
+    imports and the MLflow store's start."""
+    spark.range(1, numPartitions=1).mapInArrow(_passed_through, "id long").collect()
+
+
+def joined_session(started: Future[SparkSession]) -> SparkSession:
+    """The session `start_session` built, made the active one of this thread too: Spark looks Python
+    data sources (the Delta fallback) up in the calling thread's active session."""
+    spark = started.result()
+    # pyspark sets the JVM's thread-local active session this way itself (createDataFrame, getOrCreate).
+    SparkSession._get_j_spark_session_class(spark._jvm).setActiveSession(spark._jsparkSession)
+    return spark

@@ -2,7 +2,7 @@
 
 A stage's function gets `StageInputs` (the session, typed settings, read-only lazy access to the
 tables it declares, and what it asked the runner to resolve) and is a generator: it yields
-`Write`, `Artifact`, `Log` and `Metrics` requests and returns its summary. It never writes,
+`Write`, `Artifact`, `Log`, `Metrics` and `InputRead` requests and returns its summary. It never writes,
 logs or tracks anything itself; the runner carries out each request before the stage goes on,
 so a DataFrame that called a paid API is written exactly once, when the stage yields it, and
 everything after reads the written table instead of recomputing it.
@@ -27,11 +27,16 @@ WriteMode = Literal["overwrite", "append", "create"]
 
 @dataclass(frozen=True)
 class Write:
-    """Write `frame` to `table`; "create" writes only when the table does not exist yet."""
+    """Write `frame` to `table`; "create" writes only when the table does not exist yet.
+
+    `small`: the frame is an aggregate the driver can hold (a level table, a findings table), so
+    where Delta is written without the Spark jars it is collected and committed by the driver,
+    sparing a Spark write job and its Python workers (about a second per table)."""
 
     table: str
     frame: DataFrame
     mode: WriteMode = "overwrite"
+    small: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,15 @@ class Metrics:
     values: Mapping[str, float | int | None]
 
 
-Request = Write | Artifact | Log | Metrics
+@dataclass(frozen=True)
+class InputRead:
+    """What the stage read of the run's input: its records and their order-independent fingerprint."""
+
+    rows: int
+    digest: str
+
+
+Request = Write | Artifact | Log | Metrics | InputRead
 StageRun = Generator[Request, None, dict[str, Any]]
 
 

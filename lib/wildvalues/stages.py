@@ -9,6 +9,7 @@ and artifacts, and the runner (`wildvalues.runner`) does every read, write, timi
 from __future__ import annotations
 
 import datetime
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Generator, Sequence
@@ -19,11 +20,21 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wildvalues import batch_mode, classify, compare, embedding_cache, ingest, placement, schemas, taxonomy, users
+from wildvalues import (
+    classify,
+    compare,
+    embedding_cache,
+    history,
+    ingest,
+    placement,
+    schemas,
+    taxonomy,
+    users,
+)
 from wildvalues.classifier import RESPONSE_TYPES, classifier_identity
 from wildvalues.embeddings import build_embedder
 from wildvalues.settings import Settings
-from wildvalues.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+from wildvalues.stage import Artifact, InputRead, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.taxonomy_tree import TreeNode
 
 if TYPE_CHECKING:
@@ -45,6 +56,7 @@ FINDINGS_TABLES = (
     "value_anomalies",
 )
 CACHE_TABLE = "classification_cache"
+BATCHES_TABLE = "classification_batches"  # batch mode's batches (wildvalues.batch_mode), one row per batch
 # Claude's cached answers to the taxonomy's questions: placement adjudications, cluster names.
 CLAUDE_TAXONOMY_TABLES = ("placement_adjudications", "cluster_names")
 DISCOVERED_TREE_TABLES = {"ai": "discovered_taxonomy", "human": "discovered_taxonomy_human"}
@@ -106,7 +118,11 @@ def run_ingest(inputs: StageInputs) -> StageRun:
     try:
         # One pass over the persisted records for every count.
         kept = F.col("reason").isNull()
+        # An order-independent fingerprint of the records, in the same pass: the MLflow input's digest.
+        record = F.xxhash64("conversation_id", "content_hash", "reason", "raw_record")
         totals = checked.agg(
+            F.bit_xor(record).alias("hash_xor"),
+            F.sum(F.pmod(record, F.lit(2**31 - 1))).alias("hash_sum"),
             F.count("*").alias("n"),
             F.count(F.when(kept & (F.col("replaced_bytes") > 0), 1)).alias("invalid_utf8"),
             F.countDistinct(F.when(kept, F.col("user_hash"))).alias("users"),
@@ -129,7 +145,9 @@ def run_ingest(inputs: StageInputs) -> StageRun:
     counts = inputs.spark.createDataFrame(
         [(inputs.run_id, n_input, n_quarantined, n_conversations)], schemas.RUN_COUNTS
     )
-    yield Write("run_counts", counts)
+    yield Write("run_counts", counts, small=True)
+    yield InputRead(n_input, input_digest(n_input, totals["hash_xor"], totals["hash_sum"]))
+    yield Write(history.RUNS_TABLE, history.runs_frame(inputs.spark, inputs.run_id, now), small=True)
     for row in sorted(reasons, key=lambda r: -r["count"]):
         yield Log(f"quarantined {row['count']} record(s): {row['r'].strip()}")
     if n_invalid_utf8:
@@ -156,6 +174,11 @@ def run_ingest(inputs: StageInputs) -> StageRun:
             )
     yield Metrics(result)
     return result
+
+
+def input_digest(rows: int, hash_xor: int | None, hash_sum: int | None) -> str:
+    """Eight hex digits from the records' count and the two aggregates of their hashes."""
+    return hashlib.sha256(f"{rows}:{hash_xor}:{hash_sum}".encode()).hexdigest()[:8]
 
 
 def conversation_users(inputs: StageInputs) -> DataFrame:
@@ -203,6 +226,8 @@ def classify_pass(
         if note:
             yield Log(note)  # once per pass and run: the API itself says nothing
     if batch:
+        from wildvalues import batch_mode  # the anthropic SDK it imports is a second of start-up offline runs skip
+
         return (yield from batch_mode.classify_with_batches(inputs, spec, keyed))
     return (yield from classify_online(inputs, spec, keyed))
 
@@ -216,7 +241,7 @@ def run_classify(inputs: StageInputs) -> StageRun:
     spec = classifier_spec(inputs)
     screen = screen_spec(inputs)
     conversations = inputs.tables.read("conversations")
-    yield Write(CACHE_TABLE, classify.empty_cache(inputs.spark), mode="create")
+    yield Write(CACHE_TABLE, classify.empty_cache(inputs.spark), mode="create", small=True)
     batch = spec["name"] == "anthropic" and inputs.settings.classifier.mode == "batch"
     start = time.monotonic()
     sent: dict[str, int] = {}
@@ -370,7 +395,7 @@ def run_taxonomy(inputs: StageInputs) -> StageRun:
         else:
             threshold = inputs.settings.taxonomy.similarity_threshold
             matches = taxonomy.match_frame(inputs.spark, raw_values, tree, threshold)
-        yield Write("value_taxonomy", taxonomy.taxonomy_frame(inputs.spark, tree))
+        yield Write("value_taxonomy", taxonomy.taxonomy_frame(inputs.spark, tree), small=True)
         yield Write("value_expressions", taxonomy.value_expressions(exploded, matches, inputs.run_id))
     finally:
         exploded.unpersist()
@@ -410,7 +435,7 @@ def cached_vectors(inputs: StageInputs, texts: Sequence[str]) -> Generator[Reque
     assert inputs.embedder is not None, "the runner resolves the embedder for stages that need it"
     spec = inputs.embedder
     embedder_id = build_embedder(spec).id
-    yield Write(embedding_cache.TABLE, embedding_cache.empty_cache(inputs.spark), mode="create")
+    yield Write(embedding_cache.TABLE, embedding_cache.empty_cache(inputs.spark), mode="create", small=True)
     todo = embedding_cache.missing(inputs.spark, inputs.tables.read(embedding_cache.TABLE), embedder_id, texts)
     if todo:
         settings = inputs.settings.embeddings
@@ -460,7 +485,7 @@ def adjudicated(
     model = settings.claude_model(settings.taxonomy.adjudication_model)
     shape = settings.output_shape(model)
     asked = adjudication.questions(placer, placements, vectors, settings.taxonomy, model, shape)
-    yield Write(adjudication.TABLE, adjudication.empty_cache(inputs.spark), mode="create")
+    yield Write(adjudication.TABLE, adjudication.empty_cache(inputs.spark), mode="create", small=True)
     verdicts = adjudication.cached_verdicts(inputs.tables.read(adjudication.TABLE), [q.key for q in asked])
     todo = [q for q in asked if q.key not in verdicts]
     answers = adjudication.ask(claude_client(inputs, model), model, todo, shape) if todo else []
@@ -527,7 +552,7 @@ def cluster_namer(inputs: StageInputs) -> Generator[Request, None, Any]:
     if settings.discovery.namer != "claude":
         return None
     model = settings.claude_model(settings.discovery.naming_model)
-    yield Write(naming.TABLE, naming.empty_cache(inputs.spark), mode="create")
+    yield Write(naming.TABLE, naming.empty_cache(inputs.spark), mode="create", small=True)
     shape = settings.output_shape(model)
     known = naming.cached_names(inputs.tables.read(naming.TABLE), model, shape)
     return naming.ClaudeClusterNamer(claude_client(inputs, model), model, settings.discovery, shape, known=known)
@@ -569,7 +594,7 @@ def discovered_tables(
     trees: dict[str, list[TreeNode]] = {}
     for side in inputs.options.sides:
         trees[side] = yield from discover_side(inputs, expressions, side)
-        yield Write(DISCOVERED_TREE_TABLES[side], taxonomy.taxonomy_frame(spark, trees[side]))
+        yield Write(DISCOVERED_TREE_TABLES[side], taxonomy.taxonomy_frame(spark, trees[side]), small=True)
     levels = [
         taxonomy.all_levels(
             taxonomy.with_lineage(expressions.filter(F.col("side") == side), taxonomy.lineage_frame(spark, nodes)),
@@ -587,8 +612,8 @@ def discovered_tables(
         rolled = rolled.unionByName(frame)
     yield from write_levels(rolled, DISCOVERED_LEVEL_TABLES)
     clusters, agreement = discovery.align(trees.get("ai", []), published) if trees.get("ai") else ([], [])
-    yield Write("taxonomy_alignment", taxonomy.alignment_frame(spark, clusters, run_id))
-    yield Write("taxonomy_agreement", taxonomy.agreement_frame(spark, agreement, run_id))
+    yield Write("taxonomy_alignment", taxonomy.alignment_frame(spark, clusters, run_id), small=True)
+    yield Write("taxonomy_agreement", taxonomy.agreement_frame(spark, agreement, run_id), small=True)
     metrics: dict[str, Any] = {}
     for row in agreement:
         metrics[f"discovered_level_{row.level}_nmi"] = row.nmi
@@ -601,7 +626,7 @@ def write_levels(nodes: DataFrame, tables: Sequence[str]) -> StageRun:
     nodes = nodes.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         for level, frame in taxonomy.split_levels(nodes).items():
-            yield Write(tables[level], frame)
+            yield Write(tables[level], frame, small=True)
     finally:
         nodes.unpersist()
     return {}
@@ -693,14 +718,14 @@ def run_analyze(inputs: StageInputs) -> StageRun:
     labels = inputs.tables.read("classifications")
     expressions = inputs.tables.read("value_expressions")
     people = conversation_users(inputs)
-    yield Write("response_types", analyze.response_types(labels, run_id, people))
+    yield Write("response_types", analyze.response_types(labels, run_id, people), small=True)
     yield Write("task_categories", analyze.task_categories(labels.filter(F.col("is_subjective")), settings))
     categories = inputs.tables.read("task_categories")
-    yield Write("value_context", analyze.value_context(expressions, categories, settings, run_id, people))
-    yield Write("value_invariance", analyze.value_invariance(expressions, categories, settings, run_id))
-    yield Write("value_mirroring", analyze.value_mirroring(labels, expressions, run_id, people))
+    yield Write("value_context", analyze.value_context(expressions, categories, settings, run_id, people), small=True)
+    yield Write("value_invariance", analyze.value_invariance(expressions, categories, settings, run_id), small=True)
+    yield Write("value_mirroring", analyze.value_mirroring(labels, expressions, run_id, people), small=True)
     level0 = inputs.tables.read("values_level_0").filter(F.col("side") == "ai")
-    yield Write("value_anomalies", analyze.value_anomalies(labels, expressions, level0, settings, run_id))
+    yield Write("value_anomalies", analyze.value_anomalies(labels, expressions, level0, settings, run_id), small=True)
     summary = analyze.anomaly_summary(inputs.tables.read("value_anomalies"), labels)
     previous = inputs.baseline.get("anomaly_rate")
     alert = analyze.rate_exceeds_previous(summary["anomaly_rate"], previous, settings.anomaly_rate_factor)
@@ -743,7 +768,7 @@ def audit_labels(inputs: StageInputs) -> Generator[Request, None, tuple[dict[str
     settings = inputs.settings
     rater = settings.audit_rater()
     if rater == "off":
-        yield Write(label_audit.TABLE, label_audit.audits_frame(inputs.spark, [], 1, inputs.run_id))
+        yield Write(label_audit.TABLE, label_audit.audits_frame(inputs.spark, [], 1, inputs.run_id), small=True)
         yield Log("label audit off (privacy.audit): labels are published unrated")
         return {"label_audit_labels": 0, "label_audit_rated": 0, "label_audit_suppressed": 0}, frozenset()
     kinds, public = labels_and_published(inputs)
@@ -759,7 +784,7 @@ def audit_labels(inputs: StageInputs) -> Generator[Request, None, tuple[dict[str
         audits[label] = label_audit.Audit(label, tuple(kinds[label]), 5, label_audit.PUBLISHED, "")
     min_rating = settings.privacy.audit_min_rating
     frame = label_audit.audits_frame(inputs.spark, list(audits.values()), min_rating, inputs.run_id)
-    yield Write(label_audit.TABLE, frame)
+    yield Write(label_audit.TABLE, frame, small=True)
     hidden = frozenset(a.label for a in audits.values() if a.rating < min_rating)
     n_suppressed = len(hidden)
     yield Log(
@@ -810,7 +835,7 @@ def claude_ratings(
     model = settings.claude_model(settings.privacy.audit_model)
     shape = settings.output_shape(model)
     asked = label_audit.rating_questions(todo, model, shape)
-    yield Write(label_audit.CACHE_TABLE, label_audit.empty_cache(inputs.spark), mode="create")
+    yield Write(label_audit.CACHE_TABLE, label_audit.empty_cache(inputs.spark), mode="create", small=True)
     known = label_audit.cached_ratings(inputs.tables.read(label_audit.CACHE_TABLE), [q.key for q in asked])
     fresh = [q for q in asked if q.key not in known]
     answers = label_audit.ask(claude_client(inputs, model), model, fresh, shape) if fresh else []
@@ -867,9 +892,9 @@ def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
     labels = {f"suppressed_labels_public_values_level_{level}": n_renamed[level] for level in range(4)}
     labels["suppressed_labels_public_value_context"] = n_renamed[4]
     for level in range(4):
-        yield Write(f"public_values_level_{level}", kept[level])
+        yield Write(f"public_values_level_{level}", kept[level], small=True)
     for name, frame in zip(PUBLIC_SMALL_TABLES, kept[4:], strict=True):
-        yield Write(f"public_{name}", frame)
+        yield Write(f"public_{name}", frame, small=True)
     yield Log(
         f"public tables written with k = {k} conversations and {k_users} users; {int(sum(counts.values()))} small group(s) suppressed, "
         f"{sum(labels.values())} row(s) with a suppressed label dropped or renamed"
@@ -930,6 +955,7 @@ def run_report(inputs: StageInputs) -> StageRun:
         "n_screenshots": n_shots,
         "n_suppressed": dict(rendered.n_suppressed),
         "n_suppressed_labels": dict(rendered.n_suppressed_labels),
+        "suppression": rendered.suppression,
     }
 
 
@@ -937,15 +963,15 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "ingest",
         reads=(),
-        writes=("conversations", "quarantine", "run_counts"),
+        writes=("conversations", "quarantine", "run_counts", history.RUNS_TABLE),
         run=run_ingest,
         needs=frozenset({"input", "users"}),
         description="normalise to one schema, redact PII, quarantine bad records",
     ),
     Stage(
         "classify",
-        reads=("conversations", CACHE_TABLE, batch_mode.BATCHES_TABLE),
-        writes=(CACHE_TABLE, batch_mode.BATCHES_TABLE, "classifications", "classification_errors"),
+        reads=("conversations", CACHE_TABLE, BATCHES_TABLE),
+        writes=(CACHE_TABLE, BATCHES_TABLE, "classifications", "classification_errors"),
         run=run_classify,
         needs=frozenset({"tree", "api_key"}),
         description="subjectivity, AI and human values, response type and task, cached per conversation",
@@ -1073,7 +1099,7 @@ def run_crosscheck(inputs: StageInputs) -> StageRun:
         model, prompt_version = classifier_identity(spec)
         conversations = inputs.tables.read("conversations").join(sample.select("conversation_id"), "conversation_id")
         keyed = classify.with_cache_keys(conversations, model, prompt_version)
-        yield Write(CROSSCHECK_CACHE, classify.empty_cache(inputs.spark), mode="create")
+        yield Write(CROSSCHECK_CACHE, classify.empty_cache(inputs.spark), mode="create", small=True)
         n_sent = yield from classify_online(inputs, spec, keyed, CROSSCHECK_CACHE)
         second = classify.to_classifications(keyed, inputs.tables.read(CROSSCHECK_CACHE), run_id)
         n_errors = classify.to_errors(keyed, inputs.tables.read(CROSSCHECK_CACHE), run_id).count()
@@ -1092,11 +1118,15 @@ def run_crosscheck(inputs: StageInputs) -> StageRun:
         sample.unpersist()
     rows = [row.asDict() for row in inputs.tables.read("crosscheck_labels").orderBy("conversation_id").collect()]
     measures = crosscheck.agreement_measures(rows, categories["first"], categories["second"])
-    yield Write("crosscheck_agreement", crosscheck.agreement_frame(inputs.spark, measures, first_model, model, run_id))
+    yield Write(
+        "crosscheck_agreement",
+        crosscheck.agreement_frame(inputs.spark, measures, first_model, model, run_id),
+        small=True,
+    )
     compared = inputs.tables.read("crosscheck_labels").select("conversation_id")
     sampled_users = conversation_users(inputs).join(compared, "conversation_id", "left_semi").collect()
     people = {row["conversation_id"]: row[users.USER_KEY] for row in sampled_users}
-    yield Write("crosscheck_confusion", crosscheck.confusion_frame(inputs.spark, rows, run_id, people))
+    yield Write("crosscheck_confusion", crosscheck.confusion_frame(inputs.spark, rows, run_id, people), small=True)
     yield Log(
         f"{len(rows)} of {section.sample} sampled conversation(s) judged again by {model} "
         f"({n_sent} sent, {n_errors} error(s)) across {len(allocation)} strata"

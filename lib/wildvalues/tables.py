@@ -6,7 +6,7 @@ import os
 
 from pyspark.sql import DataFrame, SparkSession
 
-from wildvalues.delta_io import read_delta, table_exists, write_delta
+from wildvalues.delta_io import delete_runs, read_delta, run_predicate, table_exists, write_delta
 from wildvalues.settings import TableSettings
 
 
@@ -25,11 +25,30 @@ class TableStore:
             return f"{self.catalog}.{self.schema}.{name}"
         return os.path.join(self.output_dir, "tables", name)
 
-    def write(self, name: str, df: DataFrame, mode: str = "overwrite") -> None:
-        if self.mode == "catalog":
-            df.write.format("delta").mode(mode).option("overwriteSchema", "true").saveAsTable(self.location(name))
+    def write(
+        self, name: str, df: DataFrame, mode: str = "overwrite", run_id: str | None = None, small: bool = False
+    ) -> None:
+        """Write a table; with `run_id`, "overwrite" replaces only that run's rows (see history.py).
+
+        `small`: an aggregate the driver can hold (see `Write.small`); catalogs write it as any other."""
+        if self.mode == "path":
+            write_delta(df, self.location(name), mode, run_id, small=small)
+            return
+        writer = df.write.format("delta").mode(mode)
+        if run_id is not None and mode == "overwrite" and self.exists(name):
+            writer = writer.option("replaceWhere", run_predicate([run_id])).option("mergeSchema", "true")
         else:
-            write_delta(df, self.location(name), mode)
+            writer = writer.option("overwriteSchema", "true")
+        writer.saveAsTable(self.location(name))
+
+    def delete_runs(self, name: str, run_ids: list[str]) -> None:
+        """Delete these runs' rows (kept in the table's Delta history until VACUUM)."""
+        if not run_ids:
+            return
+        if self.mode == "path":
+            delete_runs(self.location(name), run_ids)
+        else:
+            self.spark.sql(f"DELETE FROM {self.location(name)} WHERE {run_predicate(run_ids)}")
 
     def read(self, name: str) -> DataFrame:
         if self.mode == "catalog":
@@ -50,9 +69,15 @@ class TableStore:
             return []
         return sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n, "_delta_log")))
 
-    def register_views(self) -> list[str]:
-        """Temporary views named after the tables, so Spark SQL can use plain names."""
+    def register_views(self, latest_run: str | None = None) -> list[str]:
+        """Temporary views named after the tables (every run's rows), so Spark SQL can use plain
+        names; with `latest_run`, also `latest_<name>` views of each per-run table's rows of that run."""
+        from wildvalues import history
+
         names = self.names()
         for name in names:
-            self.read(name).createOrReplaceTempView(name)
+            frame = self.read(name)
+            frame.createOrReplaceTempView(name)
+            if latest_run is not None and history.is_history(name, frame.columns) and "run_id" in frame.columns:
+                frame.filter(frame["run_id"] == latest_run).createOrReplaceTempView(history.latest_view(name))
         return names

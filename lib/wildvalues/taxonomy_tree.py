@@ -8,6 +8,8 @@ import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from wildvalues.settings import RunFacts, Settings, file_sha256
+
 TREE_COLUMNS: tuple[str, ...] = (
     "cluster_id",
     "description",
@@ -132,3 +134,10 @@ def lineages(nodes: Iterable[TreeNode], depth: int = 3) -> dict[str, tuple[str |
             parent = by_id[parent].parent_cluster_id if parent is not None else None
         result[node.cluster_id] = tuple(path)
     return result
+
+
+def resolve_taxonomy(settings: Settings) -> tuple[list[TreeNode], RunFacts]:
+    """The published tree and the facts about it (where it was found, its checksum)."""
+    path = resolve_tree_path(settings.taxonomy.path, os.path.expanduser(settings.taxonomy.cache_dir))
+    tree = load_tree(path)
+    return tree, RunFacts(taxonomy_path=os.path.abspath(path), taxonomy_sha256=file_sha256(path))

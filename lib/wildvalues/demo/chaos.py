@@ -15,20 +15,11 @@ import subprocess
 import time
 from typing import Any
 
+# Caches keep every run's answers by design (that is what makes a rerun cheap); the run tables carry run ids.
+from wildvalues.delta_io import read_arrow
+from wildvalues.history import CACHE_TABLES
+
 LOCK_FILE = "_wildvalues.lock"
-# Caches keep every run's answers by design (that is what makes a rerun cheap); every other
-# table is rewritten whole by each run and must carry that run's id only.
-CACHE_TABLES = frozenset(
-    {
-        "classification_cache",
-        "classification_batches",
-        "value_embeddings",
-        "placement_adjudications",
-        "cluster_names",
-        "label_audit_cache",
-        "crosscheck_cache",
-    }
-)
 
 
 # ------------------------------------------------------------------------------------ processes
@@ -91,23 +82,19 @@ def table_names(output: str) -> list[str]:
 
 def rows(output: str, table: str, columns: list[str] | None = None) -> list[dict]:
     """A table's rows at its latest committed version (delta-rs: no Spark needed); [] when absent."""
-    from deltalake import DeltaTable
-
     path = os.path.join(output, "tables", table)
     if not os.path.isdir(os.path.join(path, "_delta_log")):
         return []
-    return DeltaTable(path).to_pyarrow_table(columns=columns).to_pylist()
+    return read_arrow(path, columns=columns).to_pylist()
 
 
 def tables_state(output: str) -> dict[str, Any]:
     """Is every Delta table under the output readable at a committed version?"""
-    from deltalake import DeltaTable
-
     state: dict[str, Any] = {"readable": True, "tables": 0, "unreadable": []}
     for name in table_names(output):
         state["tables"] += 1
         try:
-            DeltaTable(os.path.join(output, "tables", name)).to_pyarrow_table()
+            read_arrow(os.path.join(output, "tables", name))
         except Exception as error:  # noqa: BLE001 - the state reports what broke, whatever it is
             state["readable"] = False
             state["unreadable"].append(f"{name}: {type(error).__name__}")
@@ -122,9 +109,9 @@ def run_ids(output: str) -> dict[str, list[str]]:
     for name in table_names(output):
         if name in CACHE_TABLES:
             continue
-        table = DeltaTable(os.path.join(output, "tables", name))
-        if "run_id" in table.schema().to_arrow().names:
-            found[name] = sorted({r["run_id"] for r in table.to_pyarrow_table(columns=["run_id"]).to_pylist()})
+        path = os.path.join(output, "tables", name)
+        if "run_id" in DeltaTable(path).schema().to_arrow().names:
+            found[name] = sorted({r["run_id"] for r in read_arrow(path, columns=["run_id"]).to_pylist()})
     return found
 
 

@@ -1,0 +1,117 @@
+"""Per-run tables: a run's write replaces only its own rows, a stage sees only its own run, retention
+deletes the oldest runs. Real Delta tables through the project's writer (delta-rs fallback here)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
+
+from wildvalues import history
+from wildvalues.delta_io import read_delta, write_delta
+from wildvalues.settings import Settings, TableSettings
+from wildvalues.tables import TableStore
+
+LEVEL = "side string, name string, n_conversations long, run_id string"
+CONVERSATIONS = "conversation_id string, n_turns int"
+
+
+def level_rows(spark, run_id: str, *names: str):
+    return spark.createDataFrame([("ai", name, 30, run_id) for name in names], LEVEL)
+
+
+def test_a_run_replaces_only_its_own_rows(spark, tmp_path):
+    path = str(tmp_path / "values_level_0")
+    write_delta(level_rows(spark, "w1", "honesty", "care").repartition(2), path, run_id="w1")
+    write_delta(level_rows(spark, "w2", "harm prevention"), path, run_id="w2")
+    write_delta(level_rows(spark, "w1", "helpfulness"), path, run_id="w1")  # the same run again
+    expected = [Row(side="ai", name="harm prevention", n_conversations=30, run_id="w2")]
+    expected.append(Row(side="ai", name="helpfulness", n_conversations=30, run_id="w1"))
+    assertDataFrameEqual(read_delta(spark, path), expected)
+    # Each replacement is one Delta commit: create, w2, w1 again.
+    assert DeltaTable(path).version() == 2
+
+
+def test_an_empty_write_of_a_run_removes_its_rows(spark, tmp_path):
+    path = str(tmp_path / "classification_errors")
+    write_delta(level_rows(spark, "w1", "x"), path, run_id="w1")
+    write_delta(level_rows(spark, "w2", "y"), path, run_id="w2")
+    write_delta(spark.createDataFrame([], LEVEL), path, run_id="w1")
+    assertDataFrameEqual(read_delta(spark, path), [Row(side="ai", name="y", n_conversations=30, run_id="w2")])
+
+
+def test_files_without_run_stats_are_told_apart_by_their_rows(spark, tmp_path):
+    """A table written by another tool (delta-rs here, stats of its own) is replaced run by run too."""
+    path = str(tmp_path / "values_level_1")
+    old = pa.table({"side": ["ai"], "name": ["care"], "n_conversations": [30], "run_id": ["w1"]})
+    write_deltalake(path, old, configuration={"delta.dataSkippingNumIndexedCols": "0"})
+    write_delta(level_rows(spark, "w2", "honesty"), path, run_id="w2")
+    write_delta(level_rows(spark, "w1", "dignity"), path, run_id="w1")
+    assertDataFrameEqual(
+        read_delta(spark, path),
+        [
+            Row(side="ai", name="honesty", n_conversations=30, run_id="w2"),
+            Row(side="ai", name="dignity", n_conversations=30, run_id="w1"),
+        ],
+    )
+
+
+def test_a_table_from_before_runs_were_kept_is_replaced_whole(spark, tmp_path):
+    path = str(tmp_path / "conversations")
+    write_delta(spark.createDataFrame([("c1", 2)], CONVERSATIONS), path)
+    stamped = history.stamped("conversations", spark.createDataFrame([("c2", 4)], CONVERSATIONS), "w2")
+    write_delta(stamped, path, run_id="w2")
+    assertDataFrameEqual(read_delta(spark, path), [Row(conversation_id="c2", n_turns=4, run_id="w2")])
+
+
+@pytest.fixture
+def store(spark, tmp_path):
+    store = TableStore(spark, str(tmp_path), TableSettings())
+    for run_id, day, names in (("w1", 1, ["care"]), ("w2", 8, ["honesty"]), ("w3", 15, ["dignity", "care"])):
+        started = datetime.datetime(2026, 11, day, 3, 0, tzinfo=datetime.UTC)
+        store.write(history.RUNS_TABLE, history.runs_frame(spark, run_id, started), run_id=run_id)
+        store.write("values_level_0", level_rows(spark, run_id, *names), run_id=run_id)
+        conversations = spark.createDataFrame([(f"{run_id}-c", 2)], CONVERSATIONS)
+        store.write("conversations", history.stamped("conversations", conversations, run_id), run_id=run_id)
+    store.write("value_embeddings", spark.createDataFrame([("e", "care")], "embedder_id string, value string"))
+    return store
+
+
+def test_a_run_sees_only_its_own_rows_and_stamped_tables_keep_their_schema(spark, store):
+    view = history.RunView(store, "w2")
+    assertDataFrameEqual(view.read("values_level_0"), [Row(side="ai", name="honesty", n_conversations=30, run_id="w2")])
+    assertDataFrameEqual(view.read("conversations"), [Row(conversation_id="w2-c", n_turns=2)])
+    assertDataFrameEqual(view.read("value_embeddings"), [Row(embedder_id="e", value="care")])  # a cache: whole
+    assert view.exists("values_level_0") and not history.RunView(store, "w9").exists("values_level_0")
+
+
+def test_runs_are_ordered_by_start_and_retention_drops_the_oldest(spark, store):
+    from wildvalues.runner import Runner
+
+    assert history.run_ids(store) == ["w1", "w2", "w3"]
+    settings = Settings.model_validate({"history": {"keep_runs": 2}})
+    runner = Runner(spark, settings, store, "w3", log=lambda _: None)
+    assert runner.latest_run_id() == "w3"
+    assert runner.apply_retention() == ["w1"]
+    assert history.run_ids(store) == ["w2", "w3"]
+    assertDataFrameEqual(
+        store.read("values_level_0"),
+        [
+            Row(side="ai", name="honesty", n_conversations=30, run_id="w2"),
+            Row(side="ai", name="dignity", n_conversations=30, run_id="w3"),
+            Row(side="ai", name="care", n_conversations=30, run_id="w3"),
+        ],
+    )
+    assertDataFrameEqual(store.read("value_embeddings"), [Row(embedder_id="e", value="care")])  # caches stay
+    with pytest.raises(history.UnknownRun, match=r"^no run 'w1' in .* \(latest: w2, w3\)"):
+        runner.require_run("w1")
+
+
+def test_expired_runs():
+    assert history.expired_runs(["a", "b", "c"], 0) == []
+    assert history.expired_runs(["a", "b", "c"], 1) == ["a", "b"]
+    assert history.expired_runs(["a", "b"], 5) == []

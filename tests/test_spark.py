@@ -1,0 +1,53 @@
+"""The local session as `build_session` makes it: the JVM runs with the configured options, and the
+Python workers fork from a daemon that has imported the pipeline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from wildvalues.settings import SparkSettings
+from wildvalues.worker_daemon import PRELOADED
+
+
+def jvm_arguments(spark) -> list[str]:
+    bean = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    return list(bean.getInputArguments())
+
+
+def test_the_local_jvm_runs_with_the_configured_jit_and_collector(spark):
+    arguments = jvm_arguments(spark)
+    assert SparkSettings().jvm_options.split() == ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+    assert [a for a in arguments if a in SparkSettings().jvm_options.split()] == [
+        "-XX:TieredStopAtLevel=1",
+        "-XX:+UseSerialGC",
+    ]
+    assert any(a.startswith("-Dlog4j2.configurationFile=") for a in arguments)
+
+
+def preloaded_in_a_fresh_interpreter(worker_module: str) -> dict:
+    """What `worker_daemon.preload` imports in a new Python: missing names, and which modules are then loaded."""
+    script = (
+        "import json, sys; from wildvalues import worker_daemon as d; missing = d.preload(sys.argv[1]);"
+        " print(json.dumps({'missing': missing, 'loaded': sorted(m for m in d.PRELOADED if m in sys.modules)}))"
+    )
+    done = subprocess.run([sys.executable, "-c", script, worker_module], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def test_the_udf_workers_daemon_preloads_the_pipeline():
+    assert preloaded_in_a_fresh_interpreter("pyspark.worker") == {"missing": [], "loaded": sorted(PRELOADED)}
+
+
+def test_a_planner_workers_daemon_preloads_nothing():
+    found = preloaded_in_a_fresh_interpreter("pyspark.sql.worker.plan_data_source_read")
+    assert found == {"missing": [], "loaded": []}
+
+
+def test_spark_forks_its_python_workers_from_the_preloading_daemon(spark):
+    conf = spark.sparkContext.getConf()
+    assert conf.get("spark.python.daemon.module") == "wildvalues.worker_daemon"
+    # The task runs in a forked worker: the daemon's imports are there before the task imports anything.
+    loaded = spark.sparkContext.parallelize([0], 1).map(lambda _: "wildvalues.ingest" in __import__("sys").modules)
+    assert loaded.collect() == [True]
