@@ -191,6 +191,20 @@ def _file_runs(file: dict, path: str) -> set[str | None]:
     return set(column[RUN_COLUMN].unique().to_pylist())
 
 
+def table_runs(path: str) -> frozenset[str | None] | None:
+    """The run ids with rows in the current version of the Delta table at `path`, from its log's
+    file stats (a file without them is read for its run_id column), so no Spark job is started.
+    None when a file carries a deletion vector: its stats would still count the deleted rows."""
+    from deltalake import DeltaTable
+
+    runs: set[str | None] = set()
+    for file in pa.table(DeltaTable(path).get_add_actions(flatten=True)).to_pylist():
+        if any(key.startswith("deletionVector") and value is not None for key, value in file.items()):
+            return None
+        runs |= _file_runs(file, path)
+    return frozenset(runs)
+
+
 def delete_runs(path: str, run_ids: list[str]) -> None:
     """Delete these runs' rows from the Delta table at `path` (they stay in its history until VACUUM)."""
     from deltalake import DeltaTable

@@ -21,6 +21,7 @@ from wildvalues import schemas
 
 if TYPE_CHECKING:
     from wildvalues.stage import ReadableTables
+    from wildvalues.tables import TableStore
 
 RUN_COLUMN = "run_id"
 RUNS_TABLE = "runs"
@@ -81,7 +82,7 @@ def of_run(name: str, frame: DataFrame, run_id: str) -> DataFrame:
 class RunView:
     """A store's tables as one run sees them: that run's rows of every per-run table (ReadableTables)."""
 
-    def __init__(self, store: ReadableTables, run_id: str) -> None:
+    def __init__(self, store: TableStore, run_id: str) -> None:
         self.store = store
         self.run_id = run_id
 
@@ -95,6 +96,9 @@ class RunView:
         frame = self.store.read(name)
         if not is_history(name, frame.columns) or RUN_COLUMN not in frame.columns:
             return True
+        runs = self.store.stored_runs(name)  # from the Delta log: a query per table cost a Spark job
+        if runs is not None:
+            return self.run_id in runs or not runs
         return not of_run(name, frame, self.run_id).isEmpty() or frame.isEmpty()
 
 

@@ -7,11 +7,14 @@ and the benchmarks all run stages through it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import importlib
 import os
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,7 +168,10 @@ class Runner:
         """Each stage in order; the total time and overall rate recorded at the end."""
         started = time.monotonic()
         summaries: dict[str, dict[str, Any]] = {}
-        for stage in stages:
+        ordered = list(stages)
+        for stage, following in zip(ordered, [*ordered[1:], None], strict=True):
+            if following is not None:
+                import_in_background(following.imports)
             summaries[stage.name] = self.run_stage(stage, options)
             if stage.name == "validate":
                 self._record_totals(started, summaries)
@@ -319,6 +325,21 @@ class Runner:
             f"{len(expired)} older run(s): {', '.join(expired)} (in Delta history until VACUUM)"
         )
         return expired
+
+
+def import_in_background(modules: Sequence[str]) -> threading.Thread | None:
+    """Import these modules in a daemon thread: a failure is left for the stage's own import to report."""
+    if not modules:
+        return None
+
+    def load() -> None:
+        for module in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name="wildvalues-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 class _SparkJobs:

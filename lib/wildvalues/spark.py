@@ -61,6 +61,9 @@ def build_session(settings: SparkSettings) -> SparkSession:
         # Spark keeps one daemon per worker environment, and SQL's Python runners add this variable
         # where RDD functions (classify's mapPartitions) do not: set for both, they share one daemon.
         .config("spark.executorEnv.SPARK_SIMPLIFIED_TRACEBACK", "1")
+        # lower() through the JVM's case mappings, as in Spark 3: ICU's (Spark 4's default) cost
+        # 2.3 s of CPU on their first use, in the analysis stage, for value names that are ASCII.
+        .config("spark.sql.icu.caseMappings.enabled", "false")
         # Quiet from the first line: Spark's default log4j profile prints WARN lines at start-up,
         # before setLogLevel can act.
         .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_log4j_config()} {settings.jvm_options}")

@@ -1014,6 +1014,7 @@ STAGES: tuple[Stage, ...] = (
         writes=(),
         run=run_validate,
         description="Great Expectations suites on every table",
+        imports=("great_expectations", "great_expectations.expectations", "wildvalues.validate"),
     ),
     Stage(
         "report",
@@ -1021,6 +1022,7 @@ STAGES: tuple[Stage, ...] = (
         writes=(),
         run=run_report,
         needs=frozenset({"run_metrics"}),
+        imports=("wildvalues.report",),
         description="HTML report and PNG plots, groups under k suppressed",
     ),
 )

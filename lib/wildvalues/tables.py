@@ -6,7 +6,15 @@ import os
 
 from pyspark.sql import DataFrame, SparkSession
 
-from wildvalues.delta_io import delete_runs, read_delta, run_predicate, table_exists, write_delta
+from wildvalues.delta_io import (
+    delete_runs,
+    native_delta_available,
+    read_delta,
+    run_predicate,
+    table_exists,
+    table_runs,
+    write_delta,
+)
 from wildvalues.settings import TableSettings
 
 
@@ -59,6 +67,13 @@ class TableStore:
         if self.mode == "catalog":
             return self.spark.catalog.tableExists(self.location(name))
         return table_exists(self.spark, self.location(name))
+
+    def stored_runs(self, name: str) -> frozenset[str | None] | None:
+        """The run ids with rows in a per-run table, told by its Delta log without a Spark job;
+        None where only a query can tell (catalog tables, the Delta jars' own tables)."""
+        if self.mode == "catalog" or native_delta_available(self.spark):
+            return None
+        return table_runs(self.location(name))
 
     def names(self) -> list[str]:
         """Tables present in this store (path mode: directories holding a Delta log)."""
