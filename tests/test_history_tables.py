@@ -115,3 +115,16 @@ def test_expired_runs():
     assert history.expired_runs(["a", "b", "c"], 0) == []
     assert history.expired_runs(["a", "b", "c"], 1) == ["a", "b"]
     assert history.expired_runs(["a", "b"], 5) == []
+
+
+def test_which_runs_a_table_holds_comes_from_its_delta_log_without_a_spark_job(spark, store):
+    assert store.stored_runs("values_level_0") == {"w1", "w2", "w3"}
+    assert store.stored_runs("conversations") == {"w1", "w2", "w3"}
+    context = spark.sparkContext
+    context.setJobGroup("existence-checks", "existence-checks")
+    try:
+        found = [history.RunView(store, run).exists("values_level_0") for run in ("w1", "w3", "w9")]
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    assert found == [True, True, False]
+    assert list(context.statusTracker().getJobIdsForGroup("existence-checks")) == []

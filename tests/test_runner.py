@@ -13,9 +13,20 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType
 from pyspark.testing import assertDataFrameEqual
 
+from wildvalues.delta_io import DeltaWriteError
 from wildvalues.runner import Runner
 from wildvalues.settings import RunnerSettings, Settings
-from wildvalues.stage import Artifact, Log, Metrics, Stage, StageInputs, StageRun, TableNotDeclared, Write
+from wildvalues.stage import (
+    Artifact,
+    Committed,
+    Log,
+    Metrics,
+    Stage,
+    StageInputs,
+    StageRun,
+    TableNotDeclared,
+    Write,
+)
 from wildvalues.stages import CROSSCHECK, CROSSCHECK_TABLES, STAGES
 from wildvalues.tables import TableStore
 from wildvalues.tracking import tracked_run, tracking_uri
@@ -219,3 +230,88 @@ def test_a_running_stage_logs_progress_lines_named_for_it(spark, tmp_path):
     assert progress, lines
     pattern = r"slow: \d/2 tasks in \d+s, \d+\.\d tasks/s, \d+s elapsed, (~\d+s left|time left unknown)"
     assert all(re.fullmatch(pattern, line) for line in progress), progress
+
+
+def slow_copy(spark, seconds: float):
+    """A UDF that returns its input after `seconds`: a small write that is still running for a while."""
+
+    def wait_then(value: int) -> int:
+        time.sleep(seconds)
+        return value
+
+    return F.udf(wait_then, LongType())
+
+
+def committed(runner: Runner, name: str) -> bool:
+    return (Path(runner.store.location(name)) / "_delta_log").is_dir()
+
+
+def test_a_small_write_runs_while_the_stage_goes_on_and_a_read_waits_for_its_commit(spark, tmp_path):
+    seen: dict[str, bool] = {}
+    runner = make_runner(spark, tmp_path)
+
+    def stage(inputs: StageInputs) -> StageRun:
+        frame = inputs.spark.range(3).select("id", slow_copy(inputs.spark, 1.0)("id").alias("paid"))
+        yield Write("aggregate", frame, small=True)
+        seen["committed when the stage went on"] = committed(runner, "aggregate")
+        rows = sorted(tuple(row) for row in inputs.tables.read("aggregate").collect())
+        seen["rows read"] = rows == [(0, 0), (1, 1), (2, 2)]
+        return {}
+
+    runner.run_stage(Stage("aggregates", reads=(), writes=("aggregate",), run=stage))
+    assert seen == {"committed when the stage went on": False, "rows read": True}
+
+
+def test_committed_waits_for_every_small_write_before_a_persisted_frame_goes(spark, tmp_path):
+    seen: list[bool] = []
+    runner = make_runner(spark, tmp_path)
+
+    def stage(inputs: StageInputs) -> StageRun:
+        base = inputs.spark.range(2).select("id", slow_copy(inputs.spark, 0.5)("id").alias("paid")).persist()
+        try:
+            yield Write("first", base, small=True)
+            yield Write("second", base.select("id", (F.col("paid") * 2).alias("paid")), small=True)
+            yield Committed()
+            seen.extend(committed(runner, name) for name in ("first", "second"))
+        finally:
+            base.unpersist()
+        return {}
+
+    runner.run_stage(Stage("levels", reads=(), writes=("first", "second"), run=stage))
+    assert seen == [True, True]
+    assertDataFrameEqual(runner.store.read("second"), spark.createDataFrame([(0, 0), (1, 2)], SCHEMA))
+
+
+def test_a_small_write_that_fails_in_the_background_fails_the_stage_with_one_line(spark, tmp_path):
+    def explode(value: int) -> int:
+        raise RuntimeError(f"no answer for {value}")
+
+    def stage(inputs: StageInputs) -> StageRun:
+        yield Write(
+            "broken", inputs.spark.range(1).select("id", F.udf(explode, LongType())("id").alias("paid")), small=True
+        )
+        yield Log("went on")
+        return {}
+
+    lines: list[str] = []
+    runner = make_runner(spark, tmp_path, log=lines)
+    with pytest.raises(DeltaWriteError, match=r"writing Delta table .*broken failed: .*no answer for 0") as failed:
+        runner.run_stage(Stage("failing", reads=(), writes=("broken",), run=stage))
+    assert "\n" not in str(failed.value)
+    assert lines == ["failing: started", "failing: went on"]
+    assert not committed(runner, "broken")
+    assert "seconds_failing" not in runner.metrics
+
+
+def test_with_no_write_threads_each_small_write_commits_before_the_stage_goes_on(spark, tmp_path):
+    settings = Settings(runner=RunnerSettings(progress_seconds=0, write_threads=0))
+    runner = Runner(spark, settings, TableStore(spark, str(tmp_path / "out"), settings.tables), "run-1", log=print)
+    seen: list[bool] = []
+
+    def stage(inputs: StageInputs) -> StageRun:
+        yield Write("aggregate", inputs.spark.range(1).select("id", F.col("id").alias("paid")), small=True)
+        seen.append(committed(runner, "aggregate"))
+        return {}
+
+    runner.run_stage(Stage("aggregates", reads=(), writes=("aggregate",), run=stage))
+    assert seen == [True]

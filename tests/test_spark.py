@@ -51,3 +51,10 @@ def test_spark_forks_its_python_workers_from_the_preloading_daemon(spark):
     # The task runs in a forked worker: the daemon's imports are there before the task imports anything.
     loaded = spark.sparkContext.parallelize([0], 1).map(lambda _: "wildvalues.ingest" in __import__("sys").modules)
     assert loaded.collect() == [True]
+
+
+def test_lower_uses_the_jvm_case_mappings_and_still_lowers_every_script(spark):
+    # ICU's case mappings (Spark 4's default) cost seconds of CPU on their first use.
+    assert spark.conf.get("spark.sql.icu.caseMappings.enabled") == "false"
+    row = spark.sql("SELECT lower('Harm Prevention ÄÖÜ ΣΟΦΊΑ Ёлка') AS lowered").first()
+    assert row is not None and row["lowered"] == "harm prevention äöü σοφία ёлка"

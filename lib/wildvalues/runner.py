@@ -7,6 +7,7 @@ and the benchmarks all run stages through it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime
 import importlib
@@ -15,7 +16,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pyspark import SparkContext
@@ -28,6 +31,7 @@ from wildvalues.settings import RunFacts, Settings, settings_hash
 from wildvalues.stage import (
     DEFAULT_OPTIONS,
     Artifact,
+    Committed,
     InputRead,
     Log,
     Metrics,
@@ -70,6 +74,7 @@ class Runner:
     _tree: list[TreeNode] | None = None
     _facts: RunFacts | None = None
     _embedder: EmbedderSpec | None = None
+    _behind: _WriteBehind = field(init=False, repr=False, default_factory=lambda: _WriteBehind())
 
     # -- facts resolved once per run
 
@@ -187,6 +192,7 @@ class Runner:
         self.log(f"{stage.name}: started")
         start = time.monotonic()
         jobs = _SparkJobs(self.spark, f"wildvalues-{self.run_id}-{stage.name}")
+        self._behind = _WriteBehind(jobs, self.settings.runner.write_threads if self._writes_behind() else 0)
         work = stage.run(self._inputs(stage, options))
         with jobs.progress(stage.name, self.settings.runner.progress_seconds, self.log):
             try:
@@ -196,7 +202,10 @@ class Runner:
                     request = next(work)
             except StopIteration as finished:
                 summary = dict(finished.value or {})
+                self._behind.close()
             except BaseException:
+                with contextlib.suppress(Exception):  # the stage's own error is the one to report
+                    self._behind.close()
                 work.close()  # runs the stage's cleanup (unpersist) before the error goes on
                 raise
         seconds = time.monotonic() - start
@@ -214,7 +223,7 @@ class Runner:
             spark=self.spark,
             settings=self.settings,
             run_id=self.run_id,
-            tables=Tables(view.read, view.exists, allowed),
+            tables=Tables(self._after_write(view.read), self._after_write(view.exists), allowed),
             options=options,
             raw=self._read_input() if "input" in stage.needs else None,
             tree=self.tree() if "tree" in stage.needs else (),
@@ -226,6 +235,21 @@ class Runner:
             run_metrics=dict(self.metrics) if "run_metrics" in stage.needs else {},
             emit=lambda request: self._carry_out(stage, request),
         )
+
+    def _writes_behind(self) -> bool:
+        """Small writes can go on in the background where the driver commits them (path tables without the Delta jars)."""
+        from wildvalues.delta_io import native_delta_available
+
+        return self.store.mode == "path" and not native_delta_available(self.spark)
+
+    def _after_write(self, look: Callable[[str], Any]) -> Callable[[str], Any]:
+        """`look` (a read or an existence check) once the table's pending write has committed."""
+
+        def waited(name: str) -> Any:
+            self._behind.wait(name)
+            return look(name)
+
+        return waited
 
     def _read_input(self) -> DataFrame:
         from wildvalues.readers import InputError, input_files, is_delta_table, read_raw_records
@@ -255,6 +279,8 @@ class Runner:
     def _carry_out(self, stage: Stage, request: Request) -> None:
         if isinstance(request, Write):
             self._write(stage, request)
+        elif isinstance(request, Committed):
+            self._behind.wait_all()
         elif isinstance(request, Metrics):
             self.record(request.values)
         elif isinstance(request, Artifact):
@@ -271,13 +297,19 @@ class Runner:
         if request.table not in stage.writes:
             raise ValueError(f"stage {stage.name} wrote {request.table!r}, which it does not declare")
         if request.mode == "create":
+            self._behind.wait(request.table)
             if not self.store.exists(request.table):
                 self.store.write(request.table, request.frame, small=request.small)
             return
         frame, run_id = request.frame, None
         if history.is_history(request.table, frame.columns):
             frame, run_id = history.stamped(request.table, frame, self.run_id), self.run_id
-        self.store.write(request.table, frame, mode=request.mode, run_id=run_id, small=request.small)
+        write = partial(self.store.write, request.table, frame, mode=request.mode, run_id=run_id, small=request.small)
+        if request.small:
+            self._behind.submit(request.table, write)
+        else:
+            self._behind.wait(request.table)
+            write()
 
     def _artifact(self, artifact: Artifact) -> None:
         folder = os.path.dirname(artifact.name) or None
@@ -342,6 +374,52 @@ def import_in_background(modules: Sequence[str]) -> threading.Thread | None:
     return thread
 
 
+class _WriteBehind:
+    """Small writes carried out by background threads while the stage builds its next frame.
+
+    A small write is a query (collect as Arrow) and one Delta commit from the driver; a stage's
+    requests come one at a time, so without this each query ran alone on a mostly idle machine.
+    A read of a table, or another write to it, waits for its pending write, and the stage ends
+    only when every write has committed (the first failure is raised then)."""
+
+    def __init__(self, jobs: _SparkJobs | None = None, threads: int = 0) -> None:
+        self.jobs = jobs
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="wildvalues-write") if threads else None
+        self.pending: dict[str, Future[None]] = {}
+
+    def submit(self, table: str, write: Callable[[], None]) -> None:
+        self.wait(table)
+        if self.pool is None:
+            write()
+            return
+
+        def in_stage_group() -> None:
+            if self.jobs is not None:
+                self.jobs.join()  # the thread's jobs count as the stage's, and show in its progress
+            write()
+
+        self.pending[table] = self.pool.submit(in_stage_group)
+
+    def wait(self, table: str) -> None:
+        future = self.pending.pop(table, None)
+        if future is not None:
+            future.result()
+
+    def wait_all(self) -> None:
+        """Every pending write finished; the first that failed raises its error."""
+        futures, self.pending = list(self.pending.values()), {}
+        concurrent.futures.wait(futures)
+        for future in futures:
+            future.result()
+
+    def close(self) -> None:
+        try:
+            self.wait_all()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+
+
 class _SparkJobs:
     """Counts the Spark jobs a stage starts (a job group per stage), so repeated actions show up.
 
@@ -357,6 +435,11 @@ class _SparkJobs:
             self.context = None
             return
         self.context.setJobGroup(group, group)
+
+    def join(self) -> None:
+        """Put the calling thread's jobs in the stage's group (Spark keeps the group per thread)."""
+        if self.context is not None:
+            self.context.setJobGroup(self.group, self.group)
 
     def progress(self, stage: str, every: float, log: Callable[[str], None]) -> StageProgress:
         """Progress lines from the group's running jobs while the stage runs (none without a SparkContext)."""

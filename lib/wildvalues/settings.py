@@ -449,6 +449,9 @@ class MlflowSettings(Section):
 class RunnerSettings(Section):
     # A progress line per running stage at most this often (seconds); 0 turns progress lines off.
     progress_seconds: NonNegativeFloat = 10.0
+    # Small writes (aggregates collected and committed by the driver) in flight beside the stage,
+    # so their queries overlap; 0 carries each out before the stage goes on.
+    write_threads: NonNegativeInt = 2
 
 
 class HistorySettings(Section):

@@ -5,7 +5,9 @@ tables it declares, and what it asked the runner to resolve) and is a generator:
 `Write`, `Artifact`, `Log`, `Metrics` and `InputRead` requests and returns its summary. It never writes,
 logs or tracks anything itself; the runner carries out each request before the stage goes on,
 so a DataFrame that called a paid API is written exactly once, when the stage yields it, and
-everything after reads the written table instead of recomputing it.
+everything after reads the written table instead of recomputing it. One exception: a small write
+(an aggregate) may still be running when the stage goes on, so that its query overlaps the next;
+a read of that table waits for it, and `Committed` waits for all of them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ class Write:
 
 
 @dataclass(frozen=True)
+class Committed:
+    """Wait until every write requested so far has committed (small writes may still be running
+    when the stage goes on): before unpersisting a frame those writes read."""
+
+
+@dataclass(frozen=True)
 class Artifact:
     """A file of the run: kept under the output directory (unless `keep_file` is False) and in MLflow."""
 
@@ -66,7 +74,7 @@ class InputRead:
     digest: str
 
 
-Request = Write | Artifact | Log | Metrics | InputRead
+Request = Write | Committed | Artifact | Log | Metrics | InputRead
 StageRun = Generator[Request, None, dict[str, Any]]
 
 

@@ -34,7 +34,7 @@ from wildvalues import (
 from wildvalues.classifier import RESPONSE_TYPES, classifier_identity
 from wildvalues.embeddings import build_embedder
 from wildvalues.settings import Settings
-from wildvalues.stage import Artifact, InputRead, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+from wildvalues.stage import Artifact, Committed, InputRead, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.taxonomy_tree import TreeNode
 
 if TYPE_CHECKING:
@@ -627,6 +627,7 @@ def write_levels(nodes: DataFrame, tables: Sequence[str]) -> StageRun:
     try:
         for level, frame in taxonomy.split_levels(nodes).items():
             yield Write(tables[level], frame, small=True)
+        yield Committed()  # the writes read the persisted frame
     finally:
         nodes.unpersist()
     return {}
