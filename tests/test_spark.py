@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from wildvalues.settings import SparkSettings
-from wildvalues.worker_daemon import PRELOADED
+from wildvalues.worker_daemon import PLANNER_PRELOADED, PRELOADED, preloaded_for
 
 
 def jvm_arguments(spark) -> list[str]:
@@ -30,7 +30,7 @@ def preloaded_in_a_fresh_interpreter(worker_module: str) -> dict:
     """What `worker_daemon.preload` imports in a new Python: missing names, and which modules are then loaded."""
     script = (
         "import json, sys; from wildvalues import worker_daemon as d; missing = d.preload(sys.argv[1]);"
-        " print(json.dumps({'missing': missing, 'loaded': sorted(m for m in d.PRELOADED if m in sys.modules)}))"
+        " print(json.dumps({'missing': missing, 'loaded': sorted(m for m in d.preloaded_for(sys.argv[1]) if m in sys.modules)}))"
     )
     done = subprocess.run([sys.executable, "-c", script, worker_module], capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
@@ -40,9 +40,14 @@ def test_the_udf_workers_daemon_preloads_the_pipeline():
     assert preloaded_in_a_fresh_interpreter("pyspark.worker") == {"missing": [], "loaded": sorted(PRELOADED)}
 
 
-def test_a_planner_workers_daemon_preloads_nothing():
-    found = preloaded_in_a_fresh_interpreter("pyspark.sql.worker.plan_data_source_read")
-    assert found == {"missing": [], "loaded": []}
+def test_the_delta_writers_planner_daemons_preload_delta_rs_and_the_writer():
+    module = "pyspark.sql.worker.write_into_data_source"
+    found = preloaded_in_a_fresh_interpreter(module)
+    assert found == {"missing": [], "loaded": sorted((*PLANNER_PRELOADED, module))}
+
+
+def test_a_daemon_for_any_other_worker_preloads_nothing():
+    assert preloaded_for("some.other.worker") == ()
 
 
 def test_spark_forks_its_python_workers_from_the_preloading_daemon(spark):

@@ -21,10 +21,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+# Imported with this module, not on first use: small writes collect and commit from background
+# threads (runner.write_threads), and an import racing another thread's imports can find a module
+# half initialised. So delta-rs's commit, and what DataFrame.toArrow imports, are loaded here.
+import deltalake.transaction  # noqa: F401
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.datasource import DataSource, DataSourceArrowWriter, WriterCommitMessage
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+from pyspark.sql.pandas.utils import require_minimum_pyarrow_version  # noqa: F401
 from pyspark.sql.types import StructType
 
 if TYPE_CHECKING:
@@ -122,7 +128,6 @@ class FallbackDeltaSource(DataSource):
 
 
 def _arrow_schema(schema: StructType) -> pa.Schema:
-    from pyspark.sql.pandas.types import to_arrow_schema
 
     return to_arrow_schema(schema, timestamp_utc=True)
 
@@ -334,7 +339,6 @@ def spark_path(uri: str) -> str:
 
 
 def _spark_schema(table) -> StructType:
-    from pyspark.sql.pandas.types import from_arrow_schema
 
     arrow = pa.schema(table.schema().to_arrow())
     return from_arrow_schema(arrow)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime
-import importlib
 import os
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -173,10 +171,7 @@ class Runner:
         """Each stage in order; the total time and overall rate recorded at the end."""
         started = time.monotonic()
         summaries: dict[str, dict[str, Any]] = {}
-        ordered = list(stages)
-        for stage, following in zip(ordered, [*ordered[1:], None], strict=True):
-            if following is not None:
-                import_in_background(following.imports)
+        for stage in stages:
             summaries[stage.name] = self.run_stage(stage, options)
             if stage.name == "validate":
                 self._record_totals(started, summaries)
@@ -357,21 +352,6 @@ class Runner:
             f"{len(expired)} older run(s): {', '.join(expired)} (in Delta history until VACUUM)"
         )
         return expired
-
-
-def import_in_background(modules: Sequence[str]) -> threading.Thread | None:
-    """Import these modules in a daemon thread: a failure is left for the stage's own import to report."""
-    if not modules:
-        return None
-
-    def load() -> None:
-        for module in modules:
-            with contextlib.suppress(Exception):
-                importlib.import_module(module)
-
-    thread = threading.Thread(target=load, name="wildvalues-imports", daemon=True)
-    thread.start()
-    return thread
 
 
 class _WriteBehind:

@@ -156,6 +156,3 @@ class Stage:
     run: Callable[[StageInputs], StageRun]
     needs: frozenset[Need] = frozenset()
     description: str = ""
-    # Modules the stage's function imports that take seconds to import (Great Expectations): the
-    # runner imports them in the background while the stage before runs, mostly waiting on Spark.
-    imports: tuple[str, ...] = ()

@@ -1015,7 +1015,6 @@ STAGES: tuple[Stage, ...] = (
         writes=(),
         run=run_validate,
         description="Great Expectations suites on every table",
-        imports=("great_expectations", "great_expectations.expectations", "wildvalues.validate"),
     ),
     Stage(
         "report",
@@ -1023,7 +1022,6 @@ STAGES: tuple[Stage, ...] = (
         writes=(),
         run=run_report,
         needs=frozenset({"run_metrics"}),
-        imports=("wildvalues.report",),
         description="HTML report and PNG plots, groups under k suppressed",
     ),
 )

@@ -4,8 +4,8 @@ Spark forks every Python worker from a daemon (`spark.python.daemon.module`), on
 module. pyspark's own daemon imports nothing of ours, so every worker it forked imported Arrow,
 pandas, Presidio and spaCy itself, seconds of CPU each on a machine with two cores. Imported here,
 they are shared by every fork. Spark starts the daemon as `python -m wildvalues.worker_daemon
-<worker module>`; only the UDF worker (`pyspark.worker`) runs our code, so the planner workers of
-the Python data sources start as they would under pyspark's daemon.
+<worker module>`: the UDF worker (`pyspark.worker`) gets the pipeline, the planner workers of the
+Delta writer (`pyspark.sql.worker.*`) get delta-rs and the writer.
 """
 
 from __future__ import annotations
@@ -21,14 +21,30 @@ UDF_WORKER = "pyspark.worker"
 PRELOADED = ("pyarrow", "pandas", "pyspark.sql.pandas.serializers", "wildvalues.ingest", "wildvalues.delta_io")
 
 
+# The planner workers of the Delta writer (the fallback data source): they create the writer and
+# commit what the tasks wrote, a fork each per write, each importing delta-rs and Arrow itself.
+PLANNER_PREFIX = "pyspark.sql.worker."
+PLANNER_PRELOADED = ("pyarrow", "deltalake", "wildvalues.delta_io")
+
+
+def preloaded_for(worker_module: str) -> tuple[str, ...]:
+    """What the forks of `worker_module`'s daemon import before they run."""
+    if worker_module == UDF_WORKER:
+        return PRELOADED
+    if worker_module.startswith(PLANNER_PREFIX):
+        return (*PLANNER_PRELOADED, worker_module)
+    return ()
+
+
 def preload(worker_module: str) -> list[str]:
     """Import what the workers of `worker_module` need; the names that could not be imported."""
-    if worker_module != UDF_WORKER:
+    names = preloaded_for(worker_module)
+    if not names:
         return []
     missing = []
     # The daemon tells Spark its port on stdout: nothing an import prints may go there first.
     with contextlib.redirect_stdout(sys.stderr):
-        for name in PRELOADED:
+        for name in names:
             try:
                 importlib.import_module(name)
             except ImportError:
