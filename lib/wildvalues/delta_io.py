@@ -128,7 +128,6 @@ class FallbackDeltaSource(DataSource):
 
 
 def _arrow_schema(schema: StructType) -> pa.Schema:
-
     return to_arrow_schema(schema, timestamp_utc=True)
 
 
@@ -339,7 +338,6 @@ def spark_path(uri: str) -> str:
 
 
 def _spark_schema(table) -> StructType:
-
     arrow = pa.schema(table.schema().to_arrow())
     return from_arrow_schema(arrow)
 
