@@ -3,12 +3,14 @@ Python workers fork from a daemon that has imported the pipeline."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
+import zipfile
 
 from wildvalues.settings import SparkSettings
-from wildvalues.worker_daemon import PLANNER_PRELOADED, PRELOADED, preloaded_for
+from wildvalues.worker_daemon import PRELOADED, idle_archives, preloaded_for
 
 
 def jvm_arguments(spark) -> list[str]:
@@ -40,12 +42,6 @@ def test_the_udf_workers_daemon_preloads_the_pipeline():
     assert preloaded_in_a_fresh_interpreter("pyspark.worker") == {"missing": [], "loaded": sorted(PRELOADED)}
 
 
-def test_the_delta_writers_planner_daemons_preload_delta_rs_and_the_writer():
-    module = "pyspark.sql.worker.write_into_data_source"
-    found = preloaded_in_a_fresh_interpreter(module)
-    assert found == {"missing": [], "loaded": sorted((*PLANNER_PRELOADED, module))}
-
-
 def test_a_daemon_for_any_other_worker_preloads_nothing():
     assert preloaded_for("some.other.worker") == ()
 
@@ -63,3 +59,45 @@ def test_lower_uses_the_jvm_case_mappings_and_still_lowers_every_script(spark):
     assert spark.conf.get("spark.sql.icu.caseMappings.enabled") == "false"
     row = spark.sql("SELECT lower('Harm Prevention ÄÖÜ ΣΟΦΊΑ Ёлка') AS lowered").first()
     assert row is not None and row["lowered"] == "harm prevention äöü σοφία ёлка"
+
+
+def archive(path, *names: str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as opened:
+        for name in names:
+            opened.writestr(name, "")
+    return str(path)
+
+
+def test_the_workers_drop_the_archives_they_never_import_from(tmp_path):
+    site = tmp_path / "site-packages"
+    for package in ("pyspark", "py4j"):
+        (site / package).mkdir(parents=True)
+        (site / package / "__init__.py").write_text("")
+    lib = site / "pyspark" / "python" / "lib"
+    py4j = importlib.metadata.version("py4j")
+    wheel_pyspark = archive(lib / "pyspark.zip", "pyspark/__init__.py")
+    wheel_py4j = archive(lib / f"py4j-{py4j}-src.zip", "py4j/__init__.py")
+    other_py4j = archive(lib / "py4j-0.0.1-src.zip", "py4j/__init__.py")  # not the installed version
+    core_jar = archive(site / "pyspark" / "jars" / "spark-core.jar", "org/apache/spark/SparkContext.class")
+    distribution = archive(tmp_path / "spark-home" / "python" / "lib" / "pyspark.zip", "pyspark/__init__.py")
+    user_files = archive(tmp_path / "deps.zip", "helpers.py")
+    path = [wheel_pyspark, wheel_py4j, other_py4j, core_jar, distribution, user_files, str(site)]
+    assert idle_archives(path) == [wheel_pyspark, wheel_py4j, core_jar]
+
+
+def test_without_an_installed_pyspark_only_archives_without_python_are_dropped(tmp_path):
+    jar = archive(tmp_path / "spark-core.jar", "org/apache/spark/SparkContext.class")
+    distribution = archive(tmp_path / "python" / "lib" / "pyspark.zip", "pyspark/__init__.py")
+    assert idle_archives([distribution, jar, str(tmp_path / "empty")]) == [jar]
+
+
+def test_spark_tasks_run_without_archive_importers_to_reread(spark):
+    # Each task calls importlib.invalidate_caches(), which re-reads every archive still importable.
+    def archive_importers(_):
+        import sys
+
+        return sorted(key for key, finder in sys.path_importer_cache.items() if type(finder).__name__ == "zipimporter")
+
+    found = spark.sparkContext.parallelize([0], 1).map(archive_importers).collect()
+    assert found == [[]]
