@@ -115,6 +115,34 @@ def test_plain_file_split_into_byte_ranges_reads_every_line_once(spark, tmp_path
     assertDataFrameEqual(actual, raw_rows(spark, expected))
 
 
+def test_one_gzip_file_is_spread_over_every_core_with_every_record_once(spark, tmp_path):
+    # A .gz is one range: unspread, parsing and PII detection would run on one core.
+    lines = [conv(f"g{i:03d}") for i in range(60)]
+    path = write_lines(tmp_path / "one.jsonl.gz", lines, gzip.open)
+    read = read_raw_records(spark, path)
+    cores = spark.sparkContext.defaultParallelism
+    spread = ingest.spread(read, cores)
+    assert (read.rdd.getNumPartitions(), spread.rdd.getNumPartitions()) == (1, cores)
+    per_core = spread.groupBy(F.spark_partition_id().alias("p")).count().collect()
+    assert len(per_core) == cores  # each core has records to parse
+    assertDataFrameEqual(spread, raw_rows(spark, [(path, n + 1, line) for n, line in enumerate(lines)]))
+
+
+def test_a_limit_keeps_the_first_records_of_a_spread_input(spark, tmp_path):
+    lines = [conv(f"l{i:03d}") for i in range(60)]
+    path = write_lines(tmp_path / "many.jsonl.gz", lines, gzip.open)
+    cores = spark.sparkContext.defaultParallelism
+    limited = ingest.spread(ingest.apply_limit(read_raw_records(spark, path), 7), cores)
+    assertDataFrameEqual(limited, raw_rows(spark, [(path, n + 1, line) for n, line in enumerate(lines[:7])]))
+
+
+def test_records_already_over_every_core_are_not_shuffled(spark, tmp_path):
+    paths = [write_lines(tmp_path / f"part{i}.jsonl", [conv(f"p{i}")]) for i in range(3)]
+    read = read_raw_records(spark, str(tmp_path))
+    assert read.rdd.getNumPartitions() == len(paths)
+    assert ingest.spread(read, 2) is read
+
+
 def test_missing_input_is_an_input_error(spark, tmp_path):
     with pytest.raises(InputError, match="input not found: .*nowhere.jsonl"):
         read_raw_records(spark, str(tmp_path / "nowhere.jsonl"))

@@ -234,17 +234,3 @@ def test_parquet_shards_whose_columns_clash_in_type_are_a_one_line_error(spark, 
         "\n" not in message
         and "[CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE] Failed to merge incompatible data types" in message
     )
-
-
-def test_one_gzip_file_is_spread_over_every_core_with_every_record_once(spark, tmp_path):
-    # A .gz is one range: without spreading, parsing and PII detection would run on one core.
-    lines = [conv(f"g{i:03d}") for i in range(60)]
-    path = tmp_path / "one.jsonl.gz"
-    path.write_bytes(gzip_bytes("\n".join(lines) + "\n"))
-    records = read_raw_records(spark, str(path))
-    cores = spark.sparkContext.defaultParallelism
-    assert records.rdd.getNumPartitions() == cores
-    per_core = records.groupBy(F.spark_partition_id().alias("p")).count().collect()
-    assert len(per_core) == cores  # each core has records to parse
-    expected = [(str(path), n + 1, line, None, 0) for n, line in enumerate(lines)]
-    assertDataFrameEqual(records, spark.createDataFrame(expected, RAW_SCHEMA))

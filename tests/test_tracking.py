@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import mlflow
 
@@ -14,6 +16,7 @@ from wildvalues.tracking import (
     NOTE_TAG,
     OTHER_PREFIX,
     REPORT_TAG,
+    TELEMETRY_ENV,
     find_mlflow_run,
     mlflow_metric,
     scrub,
@@ -221,3 +224,19 @@ def test_a_kind_chosen_in_the_ui_stays(tmp_path, monkeypatch):
     run = mlflow.MlflowClient(tracking_uri=tracking_uri(out)).get_run(tracker.mlflow_run_id)
     assert run.data.tags[NOTE_TAG].endswith("Report: not built yet (`wildvalues report`).")
     assert REPORT_TAG not in run.data.tags
+
+
+def telemetry_setting_after_import(environment: dict[str, str]) -> list:
+    """MLflow's telemetry switch, as MLflow itself reads it, in a fresh interpreter that imported the tracking module."""
+    script = (
+        "import json, wildvalues.tracking, mlflow.environment_variables as e;"
+        "print(json.dumps(e.MLFLOW_DISABLE_TELEMETRY.get()))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != TELEMETRY_ENV} | environment
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on():
+    assert telemetry_setting_after_import({}) is True
+    assert telemetry_setting_after_import({TELEMETRY_ENV: "false"}) is False

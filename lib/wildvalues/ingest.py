@@ -194,4 +194,16 @@ def to_quarantine(checked: DataFrame, run_id: str) -> DataFrame:
 
 
 def apply_limit(raw: DataFrame, limit: int | None) -> DataFrame:
+    """The first `limit` records, in the input's order (its files and lines, as read)."""
     return raw.limit(limit) if limit else raw
+
+
+def spread(raw: DataFrame, cores: int) -> DataFrame:
+    """Records in fewer partitions than cores (one .gz file, one small file, a limit) spread over
+    every core: parsing and PII detection, the costly part of ingest, would otherwise run on one.
+
+    Hashed on the record's place, so a retried task sees the same records (no sort is needed).
+    After `apply_limit`: a limit over spread records would keep any N of them, not the first N."""
+    if raw.rdd.getNumPartitions() >= cores:
+        return raw
+    return raw.repartition(cores, "source_file", "line_number")

@@ -383,18 +383,7 @@ def _jsonl_records(
             for index in batch.column("id").to_pylist():
                 yield from _read_range(ranges[index])
 
-    records = spark.range(0, len(ranges), 1, numPartitions=len(ranges)).mapInArrow(read_ranges, RAW_SCHEMA)
-    return _spread(records, len(ranges), spark.sparkContext.defaultParallelism)
-
-
-def _spread(records: DataFrame, partitions: int, cores: int) -> DataFrame:
-    """Records from fewer ranges than cores (one .gz file, one small file) spread over every core:
-    parsing and PII detection, the costly part of ingest, would otherwise run on one.
-
-    Hashed on the record's place, so a retried task sees the same records (no sort is needed)."""
-    if partitions >= cores:
-        return records
-    return records.repartition(cores, "source_file", "line_number")
+    return spark.range(0, len(ranges), 1, numPartitions=len(ranges)).mapInArrow(read_ranges, RAW_SCHEMA)
 
 
 def _no_read_issues() -> tuple[Column, Column]:

@@ -110,7 +110,9 @@ def run_ingest(inputs: StageInputs) -> StageRun:
     """Input records -> conversations (redacted), quarantine (with reasons) and run_counts."""
     assert inputs.raw is not None, "the runner reads the input for stages that need it"
     settings = inputs.settings.ingest
-    raw = ingest.apply_limit(inputs.raw, inputs.options.limit)
+    raw = ingest.spread(
+        ingest.apply_limit(inputs.raw, inputs.options.limit), inputs.spark.sparkContext.defaultParallelism
+    )
     parsed = ingest.parse_records(raw, settings, inputs.settings.privacy, inputs.users)
     checked = ingest.flag_duplicate_ids(parsed, settings.raw_record_max_chars)
     # Parsed once, then split into two tables: persist so the input is read a single time.

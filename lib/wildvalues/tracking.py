@@ -27,6 +27,11 @@ EXPERIMENT_KIND = "custom_model_development"
 _SECRET_KEYS = re.compile(r"(api_key|secret|token|password)", re.I)
 logging.getLogger("mlflow").setLevel(logging.ERROR)
 logging.getLogger("alembic").setLevel(logging.ERROR)
+# MLflow 3 reports usage to its maintainers over the network unless told not to (and waits up to a
+# second a thread for it at exit). A tool that reads people's conversations sends nothing anywhere
+# unasked: MLFLOW_DISABLE_TELEMETRY=false in the environment turns it back on.
+TELEMETRY_ENV = "MLFLOW_DISABLE_TELEMETRY"
+os.environ.setdefault(TELEMETRY_ENV, "true")
 
 
 def _user_uri() -> str | None:
