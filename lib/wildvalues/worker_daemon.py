@@ -69,17 +69,18 @@ def _duplicates_installed(archive: str, wheel_lib: str | None, plain: list[str])
     name = os.path.basename(archive)
     if name == "pyspark.zip":
         return True
-    return name.startswith("py4j-") and _installed_version("py4j", plain) in name
+    version = _installed_version("py4j", plain)
+    return version is not None and name.startswith("py4j-") and f"-{version}-" in name
 
 
-def _installed_version(package: str, plain: list[str]) -> str:
-    """'-<version>-' of an installed package, as it appears in its zip's name: "/" matches nothing."""
+def _installed_version(package: str, plain: list[str]) -> str | None:
+    """The version of `package` as installed on the plain (non-archive) path; None when it is not there."""
     if importlib.machinery.PathFinder.find_spec(package, plain) is None:
-        return "/"  # no file name holds a slash
+        return None
     try:
-        return f"-{importlib.metadata.version(package)}-"
+        return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
-        return "/"
+        return None
 
 
 def drop_idle_archives() -> list[str]:
