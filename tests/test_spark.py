@@ -18,14 +18,20 @@ def jvm_arguments(spark) -> list[str]:
     return list(bean.getInputArguments())
 
 
-def test_the_local_jvm_runs_with_the_configured_jit_and_collector(spark):
+def test_the_local_jvm_runs_with_the_configured_jit_code_cache_and_collector(spark):
     arguments = jvm_arguments(spark)
-    assert SparkSettings().jvm_options.split() == ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
-    assert [a for a in arguments if a in SparkSettings().jvm_options.split()] == [
-        "-XX:TieredStopAtLevel=1",
-        "-XX:+UseSerialGC",
-    ]
+    # C1 alone reserves 48 MB of code cache: a long run filled it and failed, so 240 MB (tiered's) is asked for.
+    flags = ["-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m", "-XX:+UseSerialGC"]
+    assert SparkSettings().jvm_options.split() == flags
+    assert [a for a in arguments if a in flags] == flags
     assert any(a.startswith("-Dlog4j2.configurationFile=") for a in arguments)
+
+
+def test_the_jvm_reserves_the_configured_code_cache(spark):
+    bean = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+        spark.sparkContext._jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
+    )
+    assert bean.getVMOption("ReservedCodeCacheSize").getValue() == str(240 * 1024 * 1024)
 
 
 def preloaded_in_a_fresh_interpreter(worker_module: str) -> dict:

@@ -96,8 +96,10 @@ class SparkSettings(Section):
     driver_memory: str = "4g"
     # The local JVM's JIT and collector. C1 only and the serial collector: a run of a few minutes
     # spends most of the JVM's CPU compiling and collecting, not computing (README, Benchmarks).
-    # "" leaves the JVM's defaults, for long runs on many cores. Ignored on Databricks.
-    jvm_options: str = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+    # "" leaves the JVM's defaults, for long runs on many cores. Ignored on Databricks. C1 alone
+    # reserves 48 MB for compiled code, not tiered's 240 MB: a run of some 400 Spark queries filled
+    # it ("CodeCache is full. Compiler has been disabled") and then failed, so it is reserved again.
+    jvm_options: str = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m -XX:+UseSerialGC"
     progress: bool | None = None  # None: Spark's progress bar only on a terminal
     log_level: str = "ERROR"
     delta_packages: str | None = None  # Maven coordinates, for machines that can download jars
