@@ -77,7 +77,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "wildvalues=wildvalues.cli:main",
+            "wildvalues=wildvalues.cli:console_entry",
             "wildvalues-ingest=jobs.ingest:main",
             "wildvalues-classify=jobs.classify:main",
             "wildvalues-taxonomy=jobs.taxonomy:main",

@@ -3,8 +3,11 @@ a DataFrame written once and never recomputed, artifacts on disk and in MLflow, 
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 import time
+import uuid
 from pathlib import Path
 
 import mlflow
@@ -14,7 +17,7 @@ from pyspark.sql.types import LongType
 from pyspark.testing import assertDataFrameEqual
 
 from wildvalues.delta_io import DeltaWriteError
-from wildvalues.runner import Runner
+from wildvalues.runner import Runner, _Preloads
 from wildvalues.settings import RunnerSettings, Settings
 from wildvalues.stage import (
     Artifact,
@@ -315,3 +318,61 @@ def test_with_no_write_threads_each_small_write_commits_before_the_stage_goes_on
 
     runner.run_stage(Stage("aggregates", reads=(), writes=("aggregate",), run=stage))
     assert seen == [True]
+
+
+def marker_copy(spark, marker: str, seconds: float):
+    """A UDF that returns 1 once `marker` exists (0 if it never does within `seconds`)."""
+
+    def wait_for_marker(value: int) -> int:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if Path(marker).exists():
+                return 1
+            time.sleep(0.05)
+        return 0
+
+    return F.udf(wait_for_marker, LongType())
+
+
+def test_a_later_stages_imports_happen_while_the_driver_waits_on_a_write(spark, tmp_path, monkeypatch):
+    # The probe module leaves a marker when imported; the write's task waits for that marker.
+    # The write can commit in time only if the driver imports the module while it waits.
+    name = f"wildvalues_probe_{uuid.uuid4().hex}"
+    marker = tmp_path / "imported"
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "probes"))
+    seen: dict[str, object] = {}
+
+    def first(inputs: StageInputs) -> StageRun:
+        frame = inputs.spark.range(1).select("id", marker_copy(inputs.spark, str(marker), 60)("id").alias("paid"))
+        yield Write("aggregate", frame, small=True)
+        seen["rows"] = [tuple(row) for row in inputs.tables.read("aggregate").collect()]
+        return {}
+
+    def second(inputs: StageInputs) -> StageRun:
+        seen["imported before the second stage"] = name in sys.modules
+        yield Log("second")
+        return {}
+
+    stages = [
+        Stage("first", reads=(), writes=("aggregate",), run=first),
+        Stage("second", reads=(), writes=(), run=second, imports=(name,)),
+    ]
+    make_runner(spark, tmp_path).run(stages)
+    assert seen == {"rows": [(0, 1)], "imported before the second stage": True}
+
+
+def test_preloads_skip_what_is_imported_and_outlive_a_module_that_fails(tmp_path, monkeypatch):
+    (tmp_path / "wildvalues_broken_probe.py").write_text("raise ValueError('broken on import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    preloads = _Preloads(["json", "wildvalues_broken_probe", "json", "wildvalues_broken_probe"])
+    # json is imported already; the broken module is tried once (its stage reports the error).
+    assert [preloads.import_next(), preloads.import_next()] == [True, False]
+    assert "wildvalues_broken_probe" not in sys.modules
+
+
+def test_every_module_a_stage_declares_for_preloading_exists():
+    declared = [module for stage in STAGES for module in stage.imports]
+    assert "great_expectations" in declared
+    assert [m for m in declared if importlib.util.find_spec(m) is None] == []

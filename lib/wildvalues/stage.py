@@ -156,3 +156,6 @@ class Stage:
     run: Callable[[StageInputs], StageRun]
     needs: frozenset[Need] = frozenset()
     description: str = ""
+    # Modules the stage imports when it runs, slow enough (seconds) for the runner to import them
+    # earlier, while it waits on an earlier stage's Spark jobs.
+    imports: tuple[str, ...] = ()

@@ -1010,6 +1010,7 @@ STAGES: tuple[Stage, ...] = (
         run=run_analyze,
         needs=frozenset({"baseline", "api_key"}),
         description="response types, context dependence, mirroring, anomalies, label audit, k-suppressed public tables",
+        imports=("wildvalues.analyze", "wildvalues.label_audit"),  # the audit's stop words: scikit-learn
     ),
     Stage(
         "validate",
@@ -1017,6 +1018,7 @@ STAGES: tuple[Stage, ...] = (
         writes=(),
         run=run_validate,
         description="Great Expectations suites on every table",
+        imports=("wildvalues.validate", "great_expectations", "great_expectations.expectations"),
     ),
     Stage(
         "report",
@@ -1025,6 +1027,7 @@ STAGES: tuple[Stage, ...] = (
         run=run_report,
         needs=frozenset({"run_metrics"}),
         description="HTML report and PNG plots, groups under k suppressed",
+        imports=("wildvalues.report",),
     ),
 )
 
