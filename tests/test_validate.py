@@ -313,3 +313,24 @@ def test_label_audits_hold_each_label_once_with_a_rating_from_1_to_5(spark, vali
     assert "suite 'label_audits' failed: " in message
     assert "expect_column_values_to_be_unique(column=label)" in message
     assert "expect_column_values_to_be_between(column=rating" in message
+
+
+def test_tables_collected_ahead_get_the_results_of_tables_collected_in_turn(spark):
+    rows = {**good_rows(), "classifications": [classification("c1"), classification("c1", "enthusiastic")]}
+    ahead = validate_tables(Validator(pct_tolerance=0.5, fetch_threads=3), frames(spark, rows))
+    in_turn = validate_tables(Validator(pct_tolerance=0.5, fetch_threads=0), frames(spark, rows))
+    assert [r.as_dict() for r in ahead] == [r.as_dict() for r in in_turn]
+    assert [r.table for r in ahead if not r.success] == ["classifications"]
+
+
+def test_the_collects_ahead_run_in_the_callers_spark_job_group(spark, validator):
+    context = spark.sparkContext
+    ungrouped = set(context.statusTracker().getJobIdsForGroup(None))
+    context.setJobGroup("validate-ahead", "validate-ahead")
+    try:
+        results = validate_tables(validator, frames(spark, good_rows()))
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    assert all(r.success for r in results)
+    assert set(context.statusTracker().getJobIdsForGroup(None)) == ungrouped
+    assert len(context.statusTracker().getJobIdsForGroup("validate-ahead")) >= len(results)

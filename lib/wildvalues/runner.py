@@ -194,7 +194,7 @@ class Runner:
         start = time.monotonic()
         jobs = _SparkJobs(self.spark, f"wildvalues-{self.run_id}-{stage.name}")
         threads = self.settings.runner.write_threads if self._writes_behind() else 0
-        self._behind = _WriteBehind(jobs, threads, while_waiting=self._preloads.import_next)
+        self._behind = _WriteBehind(jobs, threads, on_long_wait=self._preloads.import_next)
         work = stage.run(self._inputs(stage, options))
         with jobs.progress(stage.name, self.settings.runner.progress_seconds, self.log):
             try:
@@ -369,7 +369,7 @@ class _Preloads:
 
     Great Expectations takes 2 s to import: in the validate stage that is 2 s of the run, while
     an analysis write commits it is time the driver had idle. The import runs in the thread that
-    waits, one module at a time, so the runner never imports in two threads at once."""
+    waits, so the runner never imports in two threads at once."""
 
     def __init__(self, modules: Iterable[str]) -> None:
         self.todo = deque(dict.fromkeys(modules))
@@ -393,16 +393,16 @@ class _WriteBehind:
     A small write is a query (collect as Arrow) and one Delta commit from the driver; a stage's
     requests come one at a time, so without this each query ran alone on a mostly idle machine.
     A read of a table, or another write to it, waits for its pending write, and the stage ends
-    only when every write has committed (the first failure is raised then). `while_waiting`:
-    called again and again while the driver waits on a write, until it returns False."""
+    only when every write has committed (the first failure is raised then). `on_long_wait`:
+    called once in each wait on writes that outlasts WAIT_GRACE_SECONDS."""
 
     def __init__(
-        self, jobs: _SparkJobs | None = None, threads: int = 0, while_waiting: Callable[[], bool] = lambda: False
+        self, jobs: _SparkJobs | None = None, threads: int = 0, on_long_wait: Callable[[], object] = lambda: None
     ) -> None:
         self.jobs = jobs
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="wildvalues-write") if threads else None
         self.pending: dict[str, Future[None]] = {}
-        self.while_waiting = while_waiting
+        self.on_long_wait = on_long_wait
 
     def submit(self, table: str, write: Callable[[], None]) -> None:
         self.wait(table)
@@ -432,11 +432,12 @@ class _WriteBehind:
             future.result()
 
     def _use_the_wait(self, futures: list[Future[None]]) -> None:
-        # A write still running after the grace is likely a query of seconds: worth filling. Over
-        # a commit of a tenth of a second, a 2 s import would only stand in the run's way.
+        # A write still running after the grace is likely a query of seconds: worth filling with
+        # one import (one: an import of 2 s at the end of a wait of 2.5 s would stand in the run's
+        # way). Over a commit of a tenth of a second, any import would.
         _, running = concurrent.futures.wait(futures, timeout=WAIT_GRACE_SECONDS)
-        while running and self.while_waiting():
-            running = {future for future in running if not future.done()}
+        if running:
+            self.on_long_wait()
 
     def close(self) -> None:
         try:

@@ -441,6 +441,9 @@ class ValidateSettings(Section):
     pct_sum_tolerance: NonNegativeFloat = 0.5
     # Tables up to this many rows are validated in pandas (GE on Spark costs a job per metric).
     pandas_max_rows: NonNegativeInt = 20_000
+    # Tables collected for their suites by this many threads, ahead of the suite being run; 0
+    # collects each table when its suite starts.
+    fetch_threads: NonNegativeInt = 2
 
 
 class MlflowSettings(Section):

@@ -915,7 +915,7 @@ def run_validate(inputs: StageInputs) -> StageRun:
     from wildvalues.validate import Validator, raise_on_failure, validate_tables
 
     settings = inputs.settings.validate_
-    validator = Validator(settings.pct_sum_tolerance, settings.pandas_max_rows)
+    validator = Validator(settings.pct_sum_tolerance, settings.pandas_max_rows, settings.fetch_threads)
     frames = {name: inputs.tables.read(name) for name in VALIDATED_TABLES if inputs.tables.exists(name)}
     results = validate_tables(validator, frames)
     summary = [r.as_dict() for r in results]
@@ -1010,7 +1010,7 @@ STAGES: tuple[Stage, ...] = (
         run=run_analyze,
         needs=frozenset({"baseline", "api_key"}),
         description="response types, context dependence, mirroring, anomalies, label audit, k-suppressed public tables",
-        imports=("wildvalues.analyze", "wildvalues.label_audit"),  # the audit's stop words: scikit-learn
+        imports=("wildvalues.label_audit",),  # the audit's stop words: scikit-learn
     ),
     Stage(
         "validate",
@@ -1018,7 +1018,7 @@ STAGES: tuple[Stage, ...] = (
         writes=(),
         run=run_validate,
         description="Great Expectations suites on every table",
-        imports=("wildvalues.validate", "great_expectations", "great_expectations.expectations"),
+        imports=("great_expectations",),
     ),
     Stage(
         "report",

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -18,6 +21,9 @@ from pyspark.sql import functions as F
 from wildvalues import schemas
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.taxonomy import MATCH_METHODS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
@@ -234,7 +240,7 @@ def _describe_failure(result) -> str:
 class Validator:
     """Holds one ephemeral GE context; validates Spark DataFrames against per-table suites."""
 
-    def __init__(self, pct_tolerance: float = 0.5, pandas_max_rows: int = 20_000) -> None:
+    def __init__(self, pct_tolerance: float = 0.5, pandas_max_rows: int = 20_000, fetch_threads: int = 2) -> None:
         gx, _ = _gx()
         self.context = gx.get_context(mode="ephemeral")
         self._quiet_progress_bars()
@@ -242,16 +248,44 @@ class Validator:
         # Small tables are validated in pandas: GE's Spark engine runs one job per metric,
         # which costs seconds per expectation on tables that fit in memory many times over.
         self.pandas_max_rows = pandas_max_rows
+        self.fetch_threads = fetch_threads
         spark_asset = self.context.data_sources.add_spark("wildvalues_spark").add_dataframe_asset("table")
         pandas_asset = self.context.data_sources.add_pandas("wildvalues_pandas").add_dataframe_asset("table")
         self.spark_batches = spark_asset.add_batch_definition_whole_dataframe("whole")
         self.pandas_batches = pandas_asset.add_batch_definition_whole_dataframe("whole")
 
-    def _batch(self, frame: DataFrame):
-        # One query: a table at most pandas_max_rows long arrives whole, a longer one shows it is longer.
+    def whole(self, frame: DataFrame) -> pd.DataFrame | None:
+        """The table as pandas if it has at most pandas_max_rows rows, else None.
+
+        One query: a table that short arrives whole, a longer one shows it is longer."""
         head = frame.limit(self.pandas_max_rows + 1).toPandas()
-        if len(head) <= self.pandas_max_rows:
-            return self.pandas_batches.get_batch(batch_parameters={"dataframe": head})
+        return head if len(head) <= self.pandas_max_rows else None
+
+    @contextmanager
+    def fetching(self, frames: Mapping[str, DataFrame]) -> Iterator[Callable[[str], pd.DataFrame | None]]:
+        """`whole` of each frame, collected by fetch_threads threads ahead of the suites that need them.
+
+        Each collect is a Spark job of a tenth of a second and each suite a few tenths of Python:
+        one after the other, the suites waited on every job."""
+        if not self.fetch_threads or not frames:
+            yield lambda name: self.whole(frames[name])
+            return
+        from pyspark.util import inheritable_thread_target
+
+        # The collects belong to the caller's Spark job group (the stage's), as its own would.
+        session = next(iter(frames.values())).sparkSession
+        whole = inheritable_thread_target(session)(self.whole)
+        with ThreadPoolExecutor(self.fetch_threads, thread_name_prefix="wildvalues-validate") as pool:
+            futures = {name: pool.submit(whole, frame) for name, frame in frames.items()}
+            try:
+                yield lambda name: futures[name].result()
+            finally:
+                for future in futures.values():
+                    future.cancel()
+
+    def _batch(self, frame: DataFrame, whole: pd.DataFrame | None):
+        if whole is not None:
+            return self.pandas_batches.get_batch(batch_parameters={"dataframe": whole})
         return self.spark_batches.get_batch(batch_parameters={"dataframe": frame})
 
     def _quiet_progress_bars(self) -> None:
@@ -268,7 +302,8 @@ class Validator:
             return base_expectations(schema) + level_expectations(level, self.tolerance)
         return base_expectations(schema) + table_expectations(table)
 
-    def validate(self, table: str, frame: DataFrame, schema) -> SuiteResult:
+    def validate(self, table: str, frame: DataFrame, schema, whole: pd.DataFrame | None) -> SuiteResult:
+        """One table's suite; `whole`: the frame as pandas (see `whole`), None to validate it in Spark."""
         gx, _ = _gx()
         suite = gx.ExpectationSuite(name=f"wildvalues.{table}")
         expectations = self.expectations_for(table, schema)
@@ -277,30 +312,32 @@ class Validator:
             expectations[0] = _gx()[1].ExpectTableColumnsToMatchOrderedList(column_list=frame.columns)
         for expectation in expectations:
             suite.add_expectation(expectation)
-        result = self._batch(frame).validate(suite)
+        result = self._batch(frame, whole).validate(suite)
         failures = [_describe_failure(r) for r in result.results if not r.success]
         return SuiteResult(table, bool(result.success), len(expectations), failures)
 
 
 def validate_tables(validator: Validator, tables: dict[str, DataFrame]) -> list[SuiteResult]:
     """Validate every table given; level tables and run counts get their derived check columns."""
-    results = []
+    results: dict[str, SuiteResult] = {}
+    checked: dict[str, DataFrame] = {}
     for name, frame in tables.items():
-        schema = table_schema(name)
-        if frame.columns != schema.fieldNames():
-            results.append(
-                SuiteResult(name, False, 1, [f"expect_table_columns_to_match_ordered_list: found {frame.columns}"])
+        if frame.columns != table_schema(name).fieldNames():
+            results[name] = SuiteResult(
+                name, False, 1, [f"expect_table_columns_to_match_ordered_list: found {frame.columns}"]
             )
             continue
-        checked = frame
+        checked[name] = frame
         level = level_of(name)
         if level is not None:
             parent = tables.get(f"{name.rsplit('_', 1)[0]}_{level + 1}") if level < 3 else None
-            checked = level_check_frame(frame, parent)
+            checked[name] = level_check_frame(frame, parent)
         elif name == "run_counts":
-            checked = run_counts_check_frame(frame)
-        results.append(validator.validate(name, checked, schema))
-    return results
+            checked[name] = run_counts_check_frame(frame)
+    with validator.fetching(checked) as whole:
+        for name, frame in checked.items():
+            results[name] = validator.validate(name, frame, table_schema(name), whole(name))
+    return [results[name] for name in tables]
 
 
 def table_schema(name: str):
