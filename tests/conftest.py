@@ -13,18 +13,56 @@ STATIC_MODEL_PATH = os.path.abspath(os.path.join(REPO, "..", "shared", "models",
 BUNDLE_VALIDATOR = os.path.join(REPO, "..", "shared", "tools", "validate_bundle.py")
 
 
-@pytest.fixture(scope="session")
-def spark():
+def test_session():
+    """The test process's one SparkSession: built on first use, by a fixture or an in-process command."""
     from wildvalues.settings import SparkSettings
     from wildvalues.spark import build_session
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # silences pyspark.testing's warning
-    session = build_session(
+    return build_session(
         SparkSettings(master="local[2]", shuffle_partitions=2, progress=False, driver_memory="2g", log_level="ERROR")
     )
+
+
+test_session.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@pytest.fixture(scope="session")
+def spark():
+    session = test_session()
     yield session
     session.stop()
+
+
+# --------------------------------------------------------------------------------- shared end-to-end runs
+
+
+@pytest.fixture(scope="session")
+def offline_run(tmp_path_factory, spark):
+    """One offline `wildvalues run` with planted PII, an account field, malformed lines, the report
+    and the export (tests/e2e.py). Read it; change a copy."""
+    from e2e import build_offline_run
+
+    return build_offline_run(tmp_path_factory.mktemp("offline_run"))
+
+
+@pytest.fixture(scope="session")
+def claude_emulator(tree_path):
+    """The Messages API emulator that classified the shared Claude run (the offline rule's labels)."""
+    from wildvalues.demo.emulator import Emulator
+
+    with Emulator(tree_path=tree_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def claude_run(tmp_path_factory, spark, claude_emulator):
+    """One `wildvalues run --classifier anthropic` with taxonomy.mode both, adjudication and the
+    Claude namer, report included (tests/e2e.py). Read it; change a copy."""
+    from e2e import build_claude_run
+
+    return build_claude_run(tmp_path_factory.mktemp("claude_run"), claude_emulator)
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +101,19 @@ def make_emulator(payload_fn):
     yield make
     for emulator in started:
         emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def history_run(tmp_path_factory, spark):
+    """Two weekly runs into one output, k lowered so every public table holds rows (tests/e2e.py)."""
+    from e2e import build_history_run
+
+    return build_history_run(tmp_path_factory.mktemp("history_run"))
+
+
+@pytest.fixture(scope="session")
+def claude_taxonomy_rerun(tmp_path_factory, claude_run, claude_emulator):
+    """The shared Claude run's taxonomy stage again on a copy of its output: caches answer everything."""
+    from e2e import rerun_claude_taxonomy
+
+    return rerun_claude_taxonomy(claude_run, claude_emulator, tmp_path_factory.mktemp("claude_rerun") / "out")

@@ -1,9 +1,8 @@
-"""Claude in the taxonomy stage through the real CLI: `run --classifier anthropic` against the
-emulator with taxonomy.mode both, adjudication and the Claude namer; a rerun of the taxonomy
-stage that asks Claude nothing again; then the taxonomy stage again in taxonomy.mode discovered,
-and the export and report of that discovered-mode output.
-
-SLOW: one full pipeline run on generated data (module-scoped) and three taxonomy reruns.
+"""Claude in the taxonomy stage through the CLI: the shared Claude run (tests/e2e.py: `run
+--classifier anthropic` against the emulator with taxonomy.mode both, adjudication and the Claude
+namer); a rerun of the taxonomy stage on a copy that asks Claude nothing again; then the taxonomy
+stage again in taxonomy.mode discovered on another copy, and the export and report of that
+discovered-mode output.
 """
 
 from __future__ import annotations
@@ -21,69 +20,36 @@ from wildvalues.settings import Settings
 from wildvalues.tracking import tracking_uri
 
 if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ on sys.path
-    from tests.test_cli import LEAN_CONFIG, assert_ok, cli_env, summary_run_id, wildvalues
+    from tests.e2e import assert_ok, copy_output, summary_run_id, wildvalues
 else:
-    from test_cli import LEAN_CONFIG, assert_ok, cli_env, summary_run_id, wildvalues
+    from e2e import assert_ok, copy_output, summary_run_id, wildvalues
 
-N = 300
-KEY = "sk-ant-test-taxonomy-cli-0000"
-CLAUDE_TAXONOMY = (
-    "--classifier",
-    "anthropic",
-    "--set",
-    "taxonomy.mode=both",
-    "--set",
-    "taxonomy.adjudicate=true",
-    "--set",
-    "taxonomy.adjudicate_below=0.9",
-    "--set",
-    "discovery.namer=claude",
-    "--set",
-    "discovery.min_values=10",
-)
 USAGE = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 @pytest.fixture(scope="module")
-def emulator(payload_fn):
-    from wildvalues.demo.emulator import Emulator
-
-    with Emulator(payload_fn=payload_fn) as running:
-        yield running
+def emulator(claude_emulator):
+    return claude_emulator
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, emulator):
-    root = tmp_path_factory.mktemp("claude_taxonomy_cli")
-    config = root / "lean.yml"
-    config.write_text(json.dumps(LEAN_CONFIG))
-    source = root / "conversations.jsonl"
-    env = cli_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=emulator.base_url)
-    assert_ok(wildvalues("synth", "--n", N, "--output", source, "--seed", 5, cwd=root))
-    out = root / "out"
-    args = ("--output", out, "--config", config, *CLAUDE_TAXONOMY)
-    result = wildvalues("run", "--input", source, *args, "--no-report", cwd=root, env=env)
-    assert_ok(result)
-    return {"root": root, "out": out, "args": args, "env": env, "result": result}
+def run(claude_run):
+    return claude_run
 
 
 @pytest.fixture(scope="module")
-def discovered(run, emulator):
-    """The taxonomy stage again on the same output, in taxonomy.mode discovered."""
-    run_id, _ = summary_run_id(run["result"].stdout)
+def discovered(claude_taxonomy_rerun, emulator, tmp_path_factory):
+    """The taxonomy stage again on a copy of the rerun output, in taxonomy.mode discovered."""
+    run = claude_taxonomy_rerun
+    out = copy_output(run["out"], tmp_path_factory.mktemp("discovered") / "out")
+    args = ("--output", out, *run["args"][2:])
     before = len(emulator.request_log)
     result = wildvalues(
-        "taxonomy",
-        *run["args"],
-        "--set",
-        "taxonomy.mode=discovered",
-        "--run-id",
-        run_id,
-        cwd=run["root"],
+        "taxonomy", *args, "--set", "taxonomy.mode=discovered", "--run-id", run["run_id"], cwd=run["root"],
         env=run["env"],
-    )
+    )  # fmt: skip
     assert_ok(result)
-    return {**run, "result": result, "requests": len(emulator.request_log) - before}
+    return {**run, "out": out, "result": result, "requests": len(emulator.request_log) - before}
 
 
 def table(run, name) -> list[dict]:
@@ -126,12 +92,9 @@ def test_claude_named_the_discovered_clusters(run):
     assert all(r["description"].startswith("Values of ") for r in names)
 
 
-def test_a_rerun_of_the_taxonomy_stage_asks_claude_nothing_again(run, emulator):
-    run_id, _ = summary_run_id(run["result"].stdout)
-    before = len(emulator.request_log)
-    again = wildvalues("taxonomy", *run["args"], "--run-id", run_id, cwd=run["root"], env=run["env"])
-    assert_ok(again)
-    assert len(emulator.request_log) == before
+def test_a_rerun_of_the_taxonomy_stage_asks_claude_nothing_again(claude_taxonomy_rerun):
+    again = claude_taxonomy_rerun["rerun"]
+    assert claude_taxonomy_rerun["rerun_requests"] == []
     match = re.search(r"adjudication: (\d+) low-confidence value\(s\), (\d+) from the cache, 0 asked", again.stdout)
     assert match and match.group(1) == match.group(2)
     assert re.search(r"naming: 0 ai cluster name\(s\) from ", again.stdout)

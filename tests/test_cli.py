@@ -1,8 +1,6 @@
-"""The `wildvalues` command end to end, in subprocesses, on generated data in tmp_path.
-
-SLOW: this module runs the whole pipeline twice (one run shared by every test through a
-module-scoped fixture, plus one rerun) and one `wildvalues sql`; each starts its own local Spark.
-The error cases fail before Spark starts and are quick.
+"""The `wildvalues` command end to end, on the shared offline run (tests/e2e.py: generated
+conversations with planted PII, an account field and three malformed lines), plus one rerun on a
+copy and `wildvalues sql`, all in this process. The error cases fail before Spark starts.
 """
 
 from __future__ import annotations
@@ -14,9 +12,6 @@ import io
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,17 +24,34 @@ from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.delta_io import read_delta
 from wildvalues.validate import table_schema
 
-if TYPE_CHECKING:  # mypy names tests/conftest.py by its path; pytest puts tests/ on sys.path
-    from tests.conftest import STATIC_MODEL_PATH, TREE_PATH
+if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
+    from tests.conftest import TREE_PATH
+    from tests.e2e import (
+        MALFORMED,
+        OFFLINE_N,
+        assert_ok,
+        cli_env,
+        copy_output,
+        one_line_error,
+        summary_run_id,
+        summary_value,
+        wildvalues,
+    )
 else:
-    from conftest import STATIC_MODEL_PATH, TREE_PATH
+    from conftest import TREE_PATH
+    from e2e import (
+        MALFORMED,
+        OFFLINE_N,
+        assert_ok,
+        cli_env,
+        copy_output,
+        one_line_error,
+        summary_run_id,
+        summary_value,
+        wildvalues,
+    )
 
-N_SYNTH = 200
-MALFORMED = [
-    "{this is not json",
-    '["a", "list"]',
-    json.dumps({"id": "only-user", "messages": [{"role": "user", "content": "hello?"}]}),
-]
+N_SYNTH = OFFLINE_N
 TABLES = (
     "conversations",
     "quarantine",
@@ -64,85 +76,22 @@ TABLES = (
     "public_response_types",
     "public_value_context",
 )
-# Lean settings for a 2-core machine shared with other Spark jobs.
-# Screenshots start Chromium in every run; tests/test_report_browser.py covers them.
-LEAN_CONFIG = {
-    "spark": {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2},
-    "report": {"screenshots": False},
-}
-TIMEOUT = 1800
-
-
-def cli_env(**extra) -> dict:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "WILDVALUES_ENV", "WILDVALUES_DEBUG")
-    }
-    env["WILDVALUES_TAXONOMY"] = os.path.abspath(TREE_PATH)
-    env["WILDVALUES_EMBEDDING_MODEL"] = STATIC_MODEL_PATH  # the CLI runs in a temporary directory
-    env["PYSPARK_PYTHON"] = sys.executable
-    env.update(extra)
-    return env
-
-
-def wildvalues(*args, cwd, env=None, timeout=TIMEOUT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "wildvalues.cli", *map(str, args)],
-        cwd=str(cwd),
-        env=env or cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def assert_ok(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, (
-        f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
-    )
-    assert "Traceback" not in result.stderr, result.stderr[-5000:]
-
-
-def summary_value(stdout: str, label: str) -> str:
-    match = re.search(rf"^  {re.escape(label)}\s+(.+)$", stdout, re.M)
-    assert match, f"no '{label}' line in the summary:\n{stdout}"
-    return match.group(1)
-
-
-def summary_run_id(stdout: str) -> tuple[str, str]:
-    match = re.search(r"^  run id\s+(\S+)\s+\(MLflow run (\w+)\)", stdout, re.M)
-    assert match, f"no 'run id' line in the summary:\n{stdout}"
-    run_id, mlflow_run_id = match.groups()
-    return run_id, mlflow_run_id
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    config = root / "lean.yml"
-    config.write_text(yaml.safe_dump(LEAN_CONFIG))
-    return root
+def workdir(offline_run):
+    return offline_run["root"]
 
 
 @pytest.fixture(scope="module")
-def input_file(workdir):
-    path = workdir / "conversations.jsonl"
-    result = wildvalues("synth", "--n", N_SYNTH, "--output", path, "--seed", 11, cwd=workdir)
-    assert_ok(result)
-    assert f"wrote {N_SYNTH:,} conversations" in result.stdout
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write("\n".join(MALFORMED) + "\n")
-    return path
+def input_file(offline_run):
+    return offline_run["input"]
 
 
 @pytest.fixture(scope="module")
-def first_run(workdir, input_file):
-    """One full pipeline run; every test below reads its output, none changes it."""
-    out = workdir / "out"
-    result = wildvalues(
-        "run", "--input", input_file, "--output", out, "--config", workdir / "lean.yml", "--no-report", cwd=workdir
-    )
-    assert_ok(result)
-    return {"out": out, "result": result}
+def first_run(offline_run):
+    """The shared offline run; every test below reads its output, none changes it."""
+    return offline_run
 
 
 # --------------------------------------------------------------------------------- the run
@@ -210,12 +159,11 @@ def test_tables_readable_by_spark_and_delta_rs(spark, first_run, name):
 
 def test_public_tables_hold_only_groups_of_at_least_k(spark, first_run):
     out = str(first_run["out"] / "tables")
-    k = 25  # analyze.suppression_k in conf/defaults.yml
+    k, k_users = 25, 10  # analyze.suppression_k and privacy.k_users in conf/defaults.yml
+    large = f"n_conversations >= {k} AND n_users >= {k_users}"
     full = read_delta(spark, f"{out}/values_level_3").filter("side = 'ai'")
     public = read_delta(spark, f"{out}/public_values_level_3")
-    assert sorted(r.cluster_id for r in public.collect()) == sorted(
-        r.cluster_id for r in full.filter(f"n_conversations >= {k}").collect()
-    )
+    assert sorted(r.cluster_id for r in public.collect()) == sorted(r.cluster_id for r in full.filter(large).collect())
     for name, column in (
         ("public_response_types", "n_conversations"),
         ("public_value_context", "n"),
@@ -223,7 +171,7 @@ def test_public_tables_hold_only_groups_of_at_least_k(spark, first_run):
     ):
         counts = [r[column] for r in read_delta(spark, f"{out}/{name}").collect()]
         assert all(c >= k for c in counts), name
-    dropped = read_delta(spark, f"{out}/response_types").filter(f"n_conversations < {k}").count()
+    dropped = read_delta(spark, f"{out}/response_types").filter(f"NOT ({large})").count()
     assert read_delta(spark, f"{out}/public_response_types").count() == 7 - dropped
 
 
@@ -379,10 +327,11 @@ def test_mlflow_artifacts(mlflow_run, first_run, tmp_path):
 def test_rerun_on_the_same_output_sends_nothing_to_the_classifier(workdir, first_run, input_file):
     # A copy of the first run's output, so the other tests keep reading an untouched first run.
     out = workdir / "rerun"
-    shutil.copytree(first_run["out"], out)
+    copy_output(first_run["out"], out)
     result = wildvalues(
-        "run", "--input", input_file, "--output", out, "--config", workdir / "lean.yml", "--no-report", cwd=workdir
-    )
+        "run", "--input", input_file, "--output", out, "--user-field", "account", "--config", first_run["config"],
+        "--no-report", cwd=workdir,
+    )  # fmt: skip
     assert_ok(result)
     assert "sent to classifier 0)" in result.stdout
     assert summary_value(result.stdout, "conversations") == f"{N_SYNTH}"
@@ -405,7 +354,7 @@ def test_sql_prints_rows(workdir, first_run, input_file):
     with open(input_file, encoding="utf-8") as handle:
         first_ids = sorted(json.loads(line)["id"] for line in handle.readlines()[:N_SYNTH])[:3]
     query = "SELECT conversation_id, n_turns FROM conversations ORDER BY conversation_id LIMIT 3"
-    result = wildvalues("sql", query, "--output", first_run["out"], "--config", workdir / "lean.yml", cwd=workdir)
+    result = wildvalues("sql", query, "--output", first_run["out"], "--config", first_run["config"], cwd=workdir)
     assert_ok(result)
     table = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert [cell.strip() for cell in table[0].strip("|").split("|")] == ["conversation_id", "n_turns"]
@@ -430,7 +379,7 @@ def test_sql_prints_rows(workdir, first_run, input_file):
     ],
 )
 def test_sql_errors_are_one_line_and_exit_2(workdir, first_run, query, message):
-    result = wildvalues("sql", query, "--output", first_run["out"], "--config", workdir / "lean.yml", cwd=workdir)
+    result = wildvalues("sql", query, "--output", first_run["out"], "--config", first_run["config"], cwd=workdir)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "at org.apache" not in result.stderr
     assert result.stderr.splitlines()[-1] == message
@@ -440,17 +389,9 @@ def test_sql_errors_are_one_line_and_exit_2(workdir, first_run, query, message):
 # --------------------------------------------------------------------------------- user errors
 
 
-def one_line_error(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
 def test_missing_input(tmp_path):
     missing = tmp_path / "nowhere.jsonl"
-    result = wildvalues("run", "--input", missing, "--output", tmp_path / "out", cwd=tmp_path, timeout=300)
+    result = wildvalues("run", "--input", missing, "--output", tmp_path / "out", cwd=tmp_path)
     assert one_line_error(result) == f"wildvalues: error: input not found: {missing}"
     assert result.returncode == 2
     assert not (tmp_path / "out").exists()
@@ -469,7 +410,6 @@ def test_unreadable_config(tmp_path):
         "--config",
         bad,
         cwd=tmp_path,
-        timeout=300,
     )
     line = one_line_error(result)
     assert line.startswith(f"wildvalues: error: config {bad} is not valid YAML: ")
@@ -484,7 +424,6 @@ def test_unreadable_config(tmp_path):
         "--config",
         missing,
         cwd=tmp_path,
-        timeout=300,
     )
     assert one_line_error(result) == f"wildvalues: error: cannot read config {missing}: No such file or directory"
 
@@ -506,7 +445,6 @@ def test_missing_taxonomy(tmp_path):
         config,
         cwd=tmp_path,
         env=env,
-        timeout=300,
     )
     line = one_line_error(result)
     assert line.startswith(

@@ -6,7 +6,7 @@ The figures in the tables are checked against values computed here independently
 judge's labels from the emulator's rule applied to the stored conversations, kappa by hand from
 those labels, Jaccard from the stored cluster sets, the confusion cells by counting.
 
-SLOW: one full pipeline run and three cross-checks, each in its own Spark.
+The run is the shared Claude run (tests/e2e.py); the cross-checks work on a copy of its output.
 """
 
 from __future__ import annotations
@@ -28,16 +28,17 @@ from wildvalues.settings import Settings
 from wildvalues.tracking import tracking_uri
 
 if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ on sys.path
-    from tests.test_cli import LEAN_CONFIG, TREE_PATH, assert_ok, cli_env, summary_run_id, wildvalues
+    from tests.conftest import TREE_PATH
+    from tests.e2e import CLAUDE_KEY, CLAUDE_N, assert_ok, claude_env, copy_output, wildvalues
 else:
-    from test_cli import LEAN_CONFIG, TREE_PATH, assert_ok, cli_env, summary_run_id, wildvalues
+    from conftest import TREE_PATH
+    from e2e import CLAUDE_KEY, CLAUDE_N, assert_ok, claude_env, copy_output, wildvalues
 
 DEFAULTS = Settings()
 RUN_MODEL = DEFAULTS.classifier.anthropic.model  # the run's classifier (the default model)
 KNOWN_MODELS = ", ".join(sorted(DEFAULTS.models))
-N = 150
 SAMPLE = 60
-ANTHROPIC_KEY = "sk-ant-api03-crosscheck-SECRET-9999"
+ANTHROPIC_KEY = CLAUDE_KEY
 OPENAI_KEY = "sk-openai-crosscheck-SECRET-8888"
 MEASURES = (
     "kappa_subjective",
@@ -52,31 +53,24 @@ MEASURES = (
 
 
 @pytest.fixture(scope="module")
-def emulators():
-    first = Emulator(tree_path=TREE_PATH).start()
+def emulators(claude_emulator):
+    """The emulator that classified the shared Claude run, and a second judge with another rule."""
     second = Emulator(tree_path=TREE_PATH, labelling="second").start()
-    yield first, second
-    first.stop()
+    yield claude_emulator, second
     second.stop()
 
 
 def env_for(emulator: Emulator, **extra) -> dict:
-    return cli_env(ANTHROPIC_API_KEY=ANTHROPIC_KEY, ANTHROPIC_BASE_URL=emulator.base_url, **extra)
+    return claude_env(emulator.base_url, **extra)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, emulators):
-    first, second = emulators
-    root = tmp_path_factory.mktemp("crosscheck_cli")
-    config = root / "lean.yml"
-    config.write_text(json.dumps(LEAN_CONFIG))
-    source = root / "conversations.jsonl"
-    assert_ok(wildvalues("synth", "--n", N, "--output", source, "--seed", 3, cwd=root))
-    out = root / "out"
-    args = ("--input", source, "--output", out, "--config", config, "--classifier", "anthropic", "--no-report")
-    result = wildvalues("run", *args, cwd=root, env=env_for(first))
-    assert_ok(result)
-    run_id, mlflow_run_id = summary_run_id(result.stdout)
+def run(claude_run, emulators, tmp_path_factory):
+    """A copy of the shared Claude run's output, cross-checked by the second judge."""
+    _, second = emulators
+    root = claude_run["root"]
+    out = copy_output(claude_run["out"], tmp_path_factory.mktemp("crosscheck") / "out")
+    config = claude_run["config"]
     before = second.stats()["requests"]
     check = wildvalues(
         "crosscheck", "--output", out, "--sample", SAMPLE, "--config", config, cwd=root, env=env_for(second)
@@ -86,8 +80,8 @@ def run(tmp_path_factory, emulators):
         "root": root,
         "out": out,
         "config": config,
-        "run_id": run_id,
-        "mlflow_run_id": mlflow_run_id,
+        "run_id": claude_run["run_id"],
+        "mlflow_run_id": claude_run["mlflow_run_id"],
         "check": check,
         "calls": second.stats()["requests"] - before,
     }
@@ -231,7 +225,10 @@ def test_an_openai_compatible_judge_agrees_as_the_same_rule_does(run, emulators)
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (("--sample", "100000"), r"--sample 100000 is larger than the 150 conversation\(s\) run \S+ classified"),
+        (
+            ("--sample", "100000"),
+            rf"--sample 100000 is larger than the {CLAUDE_N} conversation\(s\) run \S+ classified",
+        ),
         (
             ("--sample", "10", "--model", "claude-nope"),
             rf"no limits or prices configured for model 'claude-nope' \(known: {re.escape(KNOWN_MODELS)}\)",

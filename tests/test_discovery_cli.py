@@ -1,7 +1,6 @@
-"""Semantic placement and discovery through the real CLI: `run` with taxonomy.mode both, the
-embedding cache on a rerun of the taxonomy stage, `discover` alone, and `place`.
-
-SLOW: one full pipeline run on generated data (module-scoped), then three short commands.
+"""Semantic placement and discovery through the CLI, on the shared Claude run (tests/e2e.py: `run`
+with taxonomy.mode both): the embedding cache on a rerun of the taxonomy stage (a copy), `discover`
+alone (another copy), `place` and the discovered tree's export.
 """
 
 from __future__ import annotations
@@ -18,25 +17,16 @@ from wildvalues.taxonomy_tree import TREE_COLUMNS, ancestors, load_tree
 from wildvalues.tracking import tracking_uri
 
 if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ on sys.path
-    from tests.test_cli import LEAN_CONFIG, TREE_PATH, assert_ok, summary_run_id, summary_value, wildvalues
+    from tests.conftest import TREE_PATH
+    from tests.e2e import assert_ok, copy_output, summary_run_id, summary_value, wildvalues
 else:
-    from test_cli import LEAN_CONFIG, TREE_PATH, assert_ok, summary_run_id, summary_value, wildvalues
-
-N = 300
-SET_BOTH = ("--set", "taxonomy.mode=both", "--set", "discovery.min_values=10")  # a small run has few human values
+    from conftest import TREE_PATH
+    from e2e import assert_ok, copy_output, summary_run_id, summary_value, wildvalues
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("discovery_cli")
-    config = root / "lean.yml"
-    config.write_text(json.dumps(LEAN_CONFIG))  # JSON is YAML
-    source = root / "conversations.jsonl"
-    assert_ok(wildvalues("synth", "--n", N, "--output", source, "--seed", 5, cwd=root))
-    out = root / "out"
-    result = wildvalues("run", "--input", source, "--output", out, "--config", config, *SET_BOTH, cwd=root)
-    assert_ok(result)
-    return {"root": root, "out": out, "config": config, "result": result}
+def run(claude_run):
+    return claude_run
 
 
 def table(run, name) -> list[dict]:
@@ -48,13 +38,14 @@ def test_the_run_places_by_meaning_and_names_the_embedder(run):
     assert summary_value(stdout, "placement") == "semantic with model2vec:minilm-static:752af54a759e"
     methods = summary_value(stdout, "value expr. (AI)")
     assert re.fullmatch(
-        r"\d+  \(exact [\d.]+%, similar [\d.]+%, placed [\d.]+%, adjudicated 0\.0%, unmatched [\d.]+%\)", methods
+        r"\d+  \(exact [\d.]+%, similar [\d.]+%, placed [\d.]+%, adjudicated [\d.]+%, unmatched [\d.]+%\)", methods
     )
     _, mlflow_run_id = summary_run_id(stdout)
     params = mlflow.MlflowClient(tracking_uri(str(run["out"]))).get_run(mlflow_run_id).data.params
     assert (params["placement"], params["embedder"]) == ("semantic", "model2vec:minilm-static:752af54a759e")
     expressions = table(run, "value_expressions")
-    assert {r["match_method"] for r in expressions} <= {"exact", "similar", "placed", "unmatched"}, "no adjudication"
+    # Claude adjudicates the low-confidence placements (tests/test_claude_taxonomy_cli.py checks its answers).
+    assert {r["match_method"] for r in expressions} <= {"exact", "similar", "placed", "adjudicated", "unmatched"}
     assert all(r["level_3_cluster_id"] is not None for r in expressions)
 
 
@@ -96,23 +87,19 @@ def test_agreement_with_the_published_tree_is_a_table_and_metrics(run):
     assert alignment and all(r["published_id"] in published for r in alignment if r["published_id"])
 
 
-def test_a_rerun_of_the_taxonomy_stage_embeds_nothing_again(run):
-    run_id, _ = summary_run_id(run["result"].stdout)
+def test_a_rerun_of_the_taxonomy_stage_embeds_nothing_again(run, claude_taxonomy_rerun):
     first = re.search(r"taxonomy: (\d+) of (\d+) text\(s\) embedded", run["result"].stdout)
     assert first and int(first.group(1)) > 0
-    again = wildvalues(
-        "taxonomy", "--output", run["out"], "--run-id", run_id, "--config", run["config"], *SET_BOTH, cwd=run["root"]
-    )
-    assert_ok(again)
-    lines = re.findall(r"taxonomy: (\d+) of (\d+) text\(s\) embedded", again.stdout)
+    lines = re.findall(r"taxonomy: (\d+) of (\d+) text\(s\) embedded", claude_taxonomy_rerun["rerun"].stdout)
     assert lines and {embedded for embedded, _ in lines} == {"0"}
-    cached = table(run, "value_embeddings")
+    cached = table(claude_taxonomy_rerun, "value_embeddings")
     keys = [(r["embedder_id"], r["value"]) for r in cached]
     assert len(keys) == len(set(keys))  # each text embedded once per embedder
 
 
-def test_discover_alone_for_one_side(run):
-    result = wildvalues("discover", "--output", run["out"], "--side", "ai", "--config", run["config"], cwd=run["root"])
+def test_discover_alone_for_one_side(run, tmp_path):
+    out = copy_output(run["out"], tmp_path / "out")
+    result = wildvalues("discover", "--output", out, "--side", "ai", "--config", run["config"], cwd=run["root"])
     assert_ok(result)
     assert "discovered tree in discovered_taxonomy (AI)" in result.stdout
     assert re.search(r"level 1: NMI 0\.\d{3}, ARI -?\d\.\d{3}", result.stdout)

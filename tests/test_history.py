@@ -1,5 +1,6 @@
 """Runs as history, end to end: two weekly runs into one output through the real CLI, real Delta and
-real MLflow; every run stays queryable and addressable, and no command touches another run."""
+real MLflow (the shared `history_run`, tests/e2e.py); every run stays queryable and addressable, and
+no command touches another run."""
 
 from __future__ import annotations
 
@@ -9,20 +10,26 @@ from typing import TYPE_CHECKING
 
 import mlflow
 import pytest
-import yaml
 from deltalake import DeltaTable
 
 from wildvalues import history
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
-    from tests.test_cli import LEAN_CONFIG, assert_ok, one_line_error, wildvalues
+    from tests.e2e import (
+        HISTORY_N,
+        RUN_A,
+        RUN_B,
+        assert_ok,
+        mlflow_state,
+        one_line_error,
+        run_rows,
+        table_rows,
+        wildvalues,
+    )
 else:
-    from test_cli import LEAN_CONFIG, assert_ok, one_line_error, wildvalues
+    from e2e import HISTORY_N, RUN_A, RUN_B, assert_ok, mlflow_state, one_line_error, run_rows, table_rows, wildvalues
 
-N_SYNTH = 30
-RUN_A, RUN_B = "week-1", "week-2"
-# k lowered so the export holds rows at this size.
-CONFIG = {**LEAN_CONFIG, "analyze": {"suppression_k": 2}, "privacy": {"k_users": 1}}
+N_SYNTH = HISTORY_N
 HARM_PREVENTION_PER_RUN = (
     "SELECT r.run_id, round(coalesce(sum(v.pct_convos), 0), 4) AS harm_prevention_pct "
     "FROM runs r LEFT JOIN values_level_0 v ON v.run_id = r.run_id AND v.side = 'ai' AND v.name = 'harm prevention' "
@@ -30,60 +37,9 @@ HARM_PREVENTION_PER_RUN = (
 )
 
 
-def table_rows(out, name: str) -> list[dict]:
-    return DeltaTable(str(out / "tables" / name)).to_pyarrow_table().to_pylist()
-
-
-def run_rows(out, name: str, run_id: str, drop: tuple[str, ...] = ()) -> list[dict]:
-    """A run's rows of a table, sorted, without columns that differ between writes (timestamps)."""
-    rows = [{k: v for k, v in r.items() if k not in drop} for r in table_rows(out, name) if r["run_id"] == run_id]
-    return sorted(rows, key=repr)
-
-
-def mlflow_state(out, run_id: str) -> dict:
-    """A wildvalues run's MLflow run: status, end time and the bytes of its report artifact."""
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{out}/mlflow.db")
-    (run,) = client.search_runs(
-        [e.experiment_id for e in client.search_experiments()], f"tags.`wildvalues.run_id` = '{run_id}'"
-    )
-    local = client.download_artifacts(run.info.run_id, "report/report.html", str(out / f"dl-{run_id}-{os.getpid()}"))
-    with open(local, "rb") as handle:
-        report = handle.read()
-    return {"status": run.info.status, "end_time": run.info.end_time, "report": report}
-
-
 @pytest.fixture(scope="module")
-def weeks(tmp_path_factory):
-    """Week 1, its export, then week 2 on other conversations into the same output."""
-    root = tmp_path_factory.mktemp("history")
-    config = root / "lean.yml"
-    config.write_text(yaml.safe_dump(CONFIG))
-    inputs = {}
-    for run_id, seed in ((RUN_A, 1), (RUN_B, 2)):
-        inputs[run_id] = root / f"{run_id}.jsonl"
-        assert_ok(wildvalues("synth", "--n", N_SYNTH, "--output", inputs[run_id], "--seed", seed, cwd=root))
-    out = root / "out"
-
-    def run(run_id: str):
-        args = ("run", "--input", inputs[run_id], "--output", out, "--config", config, "--run-id", run_id)
-        assert_ok(wildvalues(*args, cwd=root))
-
-    run(RUN_A)
-    assert_ok(wildvalues("export", "--output", out, "--to", root / "export-a-alone", "--config", config, cwd=root))
-    alone = {name: run_rows(out, name, RUN_A, ("ingested_at",)) for name in ("conversations", "values_level_0")}
-    state_a = mlflow_state(out, RUN_A)
-    run(RUN_B)
-    with open(out / "report" / "report.html", "rb") as handle:
-        latest_report = handle.read()
-    return {
-        "root": root,
-        "out": out,
-        "config": config,
-        "alone": alone,
-        "state_a": state_a,
-        "state_b": mlflow_state(out, RUN_B),
-        "latest_report": latest_report,
-    }
+def weeks(history_run):
+    return history_run
 
 
 def cli(weeks, *args):

@@ -1,7 +1,7 @@
 """Every table a run writes, read outside Spark: DuckDB (delta extension), Polars and delta-rs.
 
-SLOW: one small `wildvalues run` (60 conversations) in a subprocess, then one local Spark for the
-row counts. DuckDB's delta extension comes from the `duckdb-extension-delta` wheel, so nothing
+The tables are the shared `history_run`'s (tests/e2e.py: two small runs in one output, k lowered
+so that every public table holds rows), read with Spark for the row counts. DuckDB's delta extension comes from the `duckdb-extension-delta` wheel, so nothing
 is downloaded: this is how a reader on an offline machine gets it too.
 
 Natural types, the ones a reader expects without casts: Spark StringType -> VARCHAR / String,
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import duckdb
 import polars as pl
 import pytest
-import yaml
 from deltalake import DeltaTable
 from duckdb_extensions import import_extension
 from pyspark.sql.types import (
@@ -40,13 +39,12 @@ from wildvalues.delta_io import read_delta
 from wildvalues.validate import table_schema
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
-    from tests.test_cli import LEAN_CONFIG, assert_ok, normalise, wildvalues
+    from tests.e2e import HISTORY_N
+    from tests.test_cli import normalise
 else:
-    from test_cli import LEAN_CONFIG, assert_ok, normalise, wildvalues
+    from e2e import HISTORY_N
+    from test_cli import normalise
 
-N_SYNTH = 60
-# Small k so the public_* tables hold rows at 60 conversations (their types are checked either way).
-CONFIG = {**LEAN_CONFIG, "analyze": {"suppression_k": 2}, "privacy": {"k_users": 2}}
 # Every table a full run with the default settings writes (the optional modes' tables are not).
 EXPECTED_TABLES = {
     "classification_cache",
@@ -128,16 +126,9 @@ def sorted_rows(rows: list[dict]) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def tables(tmp_path_factory) -> str:
-    """<out>/tables of one small full run."""
-    root = tmp_path_factory.mktemp("readers")
-    config = root / "lean.yml"
-    config.write_text(yaml.safe_dump(CONFIG))
-    source = root / "conversations.jsonl"
-    assert_ok(wildvalues("synth", "--n", N_SYNTH, "--output", source, "--seed", 5, cwd=root))
-    out = root / "out"
-    assert_ok(wildvalues("run", "--input", source, "--output", out, "--config", config, "--no-report", cwd=root))
-    return str(out / "tables")
+def tables(history_run) -> str:
+    """<out>/tables of the shared two-run output."""
+    return str(history_run["out"] / "tables")
 
 
 @pytest.fixture(scope="module")
@@ -198,4 +189,4 @@ def test_row_counts_agree_with_spark(spark, tables, con):
             pl.scan_delta(path).select(pl.len()).collect().item(),
         )
     assert {name: len(set(c)) for name, c in counts.items()} == dict.fromkeys(EXPECTED_TABLES, 1), counts
-    assert counts["conversations"][0] == N_SYNTH
+    assert counts["conversations"][0] == 2 * HISTORY_N  # two runs

@@ -1,10 +1,11 @@
 """Privacy end to end: planted names, emails, card numbers and account ids never leave the system.
 
-SLOW: one `wildvalues run` (with its report), one `wildvalues report` and one `wildvalues export`
-in subprocesses on generated conversations with markers planted in them. Then every file under
-the output and export directories is searched: Delta tables through delta-rs (Parquet pages are
-compressed, so their bytes would hide a marker), every other file (HTML, PNG, CSV, JSON, the
-MLflow store and its artifacts) as bytes, and the commands' stdout and stderr.
+The shared offline run (tests/e2e.py): one `wildvalues run` (with its report), one `wildvalues
+report` with screenshots and one `wildvalues export` on generated conversations with markers
+planted in them. Then every file under the output and export directories is searched: Delta
+tables through delta-rs (Parquet pages are compressed, so their bytes would hide a marker), every
+other file (HTML, PNG, CSV, JSON, the MLflow store and its artifacts) as bytes, and the commands'
+stdout and stderr.
 
 Two kinds of marker:
 - PII (a name given with "my name is", an email, a Luhn-valid card number, a phone number and
@@ -16,30 +17,19 @@ Two kinds of marker:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import yaml
 from deltalake import DeltaTable
 
 from wildvalues.report import VIEWS
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
-    from tests.test_cli import LEAN_CONFIG, assert_ok, wildvalues
+    from tests.e2e import ACCOUNT_PREFIX, ACCOUNTS, CARD, EMAIL, HARMLESS, NAME, PHONE
 else:
-    from test_cli import LEAN_CONFIG, assert_ok, wildvalues
+    from e2e import ACCOUNT_PREFIX, ACCOUNTS, CARD, EMAIL, HARMLESS, NAME, PHONE
 
-N_SYNTH = 240
-PLANT_EVERY = 6  # one conversation in six carries the PII markers
-HARMLESS_IN = 3  # the harmless word only in the first three of those: fewer than k conversations
-NAME = "Quillon Marwick"
-EMAIL = "quillon.marwick@example.org"
-CARD = "4539 1488 0343 6467"  # Luhn-valid test number
-PHONE = "(415) 867-5309"
-ACCOUNT_PREFIX = "acct-marwick-"
-HARMLESS = "snorkelwhistle"
 PII_MARKERS = (NAME, "Quillon", "Marwick", EMAIL, CARD, CARD.replace(" ", ""), PHONE, ACCOUNT_PREFIX)
 # Tables that hold conversation text (redacted) or the classifier's free text, by design.
 INTERNAL_TEXT_TABLES = {"conversations", "classifications", "classification_cache", "value_expressions"}
@@ -51,43 +41,9 @@ def luhn_valid(number: str) -> bool:
     return total % 10 == 0
 
 
-def plant(record: dict, index: int) -> dict:
-    """The account id on every record (twelve users); PII on some, the harmless word on three."""
-    record = {**record, "account": f"{ACCOUNT_PREFIX}{index % 12:04d}"}
-    if index % PLANT_EVERY:
-        return record
-    messages = [dict(m) for m in record["messages"]]
-    user = next(m for m in messages if m["role"] == "user")
-    text = user["content"] if isinstance(user["content"], str) else " ".join(p["text"] for p in user["content"])
-    user["content"] = (
-        f"My name is {NAME}. You can email me at {EMAIL} or call {PHONE}; my card is {CARD}. "
-        + (f"I collect {HARMLESS} recordings. " if index < PLANT_EVERY * HARMLESS_IN else "")
-        + text
-    )
-    return {**record, "messages": messages}
-
-
 @pytest.fixture(scope="module")
-def privacy_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("privacy")
-    (root / "lean.yml").write_text(yaml.safe_dump(LEAN_CONFIG))
-    synth = root / "synth.jsonl"
-    assert_ok(wildvalues("synth", "--n", N_SYNTH, "--output", synth, "--seed", 5, cwd=root))
-    records = [json.loads(line) for line in synth.read_text().splitlines()]
-    planted = root / "planted input.jsonl"
-    planted.write_text("".join(json.dumps(plant(r, i)) + "\n" for i, r in enumerate(records)))
-    # Paths with spaces, so that every reader and writer of the output is tried with one too.
-    out, exported = root / "out with spaces", root / "public export"
-    common = ("--config", root / "lean.yml")
-    results = [
-        wildvalues("run", "--input", planted, "--output", out, "--user-field", "account", *common, cwd=root),
-        # Screenshots on here only (LEAN_CONFIG turns them off): their PNGs are searched too.
-        wildvalues("report", "--output", out, *common, "--set", "report.screenshots=true", cwd=root),
-        wildvalues("export", "--output", out, "--to", exported, *common, cwd=root),
-    ]
-    for result in results:
-        assert_ok(result)
-    return {"input": planted, "out": out, "export": exported, "results": results}
+def privacy_run(offline_run):
+    return offline_run
 
 
 def table_texts(out: Path) -> dict[str, str]:
@@ -160,7 +116,7 @@ def test_account_ids_are_stored_as_salted_hashes_only(privacy_run):
         .to_pylist()
     )
     hashes = {row["user_hash"] for row in rows}
-    assert len(hashes) == 12
+    assert len(hashes) == ACCOUNTS
     assert all(isinstance(h, str) and len(h) == 64 for h in hashes)
 
 

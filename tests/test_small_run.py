@@ -1,8 +1,8 @@
-"""A small data set end to end through the CLI: what MLflow records of the run (metric groups, the
-input dataset, the description, the experiment kind, the report link) and what the report and
-the CLI say when k = 25 suppresses most of it, then the report again with the advised smaller k.
+"""What MLflow records of a run (metric groups, the input dataset, the description, the experiment
+kind, the report link) and what the report and the CLI say when k = 25 conversations and 10 users
+suppress much of a small run, then the report again with the advised smaller k (on a copy).
 
-SLOW: one `wildvalues run` and one `wildvalues report`, each starting its own local Spark.
+The run is the shared offline run (tests/e2e.py): 240 conversations from twelve accounts.
 """
 
 from __future__ import annotations
@@ -14,36 +14,31 @@ from typing import TYPE_CHECKING
 
 import mlflow
 import pytest
-import yaml
 from deltalake import DeltaTable
 
 from wildvalues.tracking import EXPERIMENT_KIND_TAG, NOTE_TAG, OTHER_PREFIX, REPORT_TAG, tracking_uri
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
-    from tests.test_cli import LEAN_CONFIG, assert_ok, summary_run_id, summary_value, wildvalues
+    from tests.e2e import MALFORMED, OFFLINE_N, assert_ok, copy_output, summary_run_id, summary_value, wildvalues
 else:
-    from test_cli import LEAN_CONFIG, assert_ok, summary_run_id, summary_value, wildvalues
+    from e2e import MALFORMED, OFFLINE_N, assert_ok, copy_output, summary_run_id, summary_value, wildvalues
 
-N = 40  # far below k = 25 per value: most rows are suppressed
+N = OFFLINE_N
+RECORDS = OFFLINE_N + len(MALFORMED)
 K = 25
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    root = tmp_path_factory.mktemp("small")
-    (root / "lean.yml").write_text(yaml.safe_dump(LEAN_CONFIG))
-    source = root / "small.jsonl"
-    assert_ok(wildvalues("synth", "--n", N, "--output", source, "--seed", 5, cwd=root))
-    out = root / "out"
-    result = wildvalues("run", "--input", source, "--output", out, "--config", root / "lean.yml", cwd=root)
-    assert_ok(result)
-    run_id, mlflow_run_id = summary_run_id(result.stdout)
+def small(offline_run):
+    out = offline_run["out"]
+    run_id, mlflow_run_id = summary_run_id(offline_run["result"].stdout)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri(str(out)))
     return {
-        "root": root,
-        "source": source,
+        "root": offline_run["root"],
+        "config": offline_run["config"],
+        "source": offline_run["input"],
         "out": out,
-        "result": result,
+        "result": offline_run["result"],
         "run_id": run_id,
         "client": client,
         "run": client.get_run(mlflow_run_id),
@@ -102,7 +97,7 @@ ADVICE = "--set analyze.suppression_k=5 --set privacy.k_users=5"
 def test_every_metric_is_grouped_by_prefix(small):
     metrics = small["run"].data.metrics
     assert [k for k in metrics if "/" not in k or k.startswith(OTHER_PREFIX)] == []
-    assert metrics["counts/input_records"] == metrics["counts/conversations"] == N
+    assert (metrics["counts/input_records"], metrics["counts/conversations"]) == (RECORDS, N)
     assert sum(v for k, v in metrics.items() if k.startswith("share/category/")) == pytest.approx(100.0)
     assert {k for k in metrics if k.startswith("seconds/")} == {
         f"seconds/{s}" for s in ("ingest", "classify", "taxonomy", "analyze", "validate", "report", "total")
@@ -116,7 +111,7 @@ def test_the_input_is_an_mlflow_dataset(small):
     (logged,) = run.inputs.dataset_inputs
     assert logged.dataset.name == "input" and re.fullmatch(r"[0-9a-f]{8}", logged.dataset.digest)
     assert (logged.dataset.source_type, logged.dataset.source) == ("local", f'{{"uri": "{small["source"]}"}}')
-    assert logged.dataset.profile == '{"num_rows": 40}'
+    assert logged.dataset.profile == f'{{"num_rows": {RECORDS}}}'
 
 
 def test_the_run_describes_itself_and_links_its_report(small, tmp_path):
@@ -128,7 +123,7 @@ def test_the_run_describes_itself_and_links_its_report(small, tmp_path):
     note = run.data.tags[NOTE_TAG].splitlines()
     assert note[0].startswith(f"wildvalues run `{small['run_id']}`: classifier offline (")
     assert f"on `{small['source']}` (auto)" in note[0]
-    assert note[2] == f"- input records {N}, conversations {N}, quarantined 0"
+    assert note[2] == f"- input records {RECORDS}, conversations {N}, quarantined {len(MALFORMED)}"
     assert "- validation: every suite passed" in note
     assert note[-1] == f"Report: `{out / 'report' / 'report.html'}`, and in this run's artifacts: {link}"
     assert client.get_experiment(run.info.experiment_id).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
@@ -150,12 +145,10 @@ def test_no_message_names_a_run_twice(small):
     assert [line for line in lines if line.count(run_id) > 1] == []
 
 
-def test_the_advised_smaller_k_shows_more(small):
-    out = small["out"]
+def test_the_advised_smaller_k_shows_more(small, tmp_path):
+    out = copy_output(small["out"], tmp_path / "out")
     before = suppression_in((out / "report" / "report.html").read_text(encoding="utf-8"))
-    result = wildvalues(
-        "report", "--output", small["out"], "--config", small["root"] / "lean.yml", *ADVICE.split(), cwd=small["root"]
-    )
+    result = wildvalues("report", "--output", out, "--config", small["config"], *ADVICE.split(), cwd=small["root"])
     assert_ok(result)
     parsed = suppression_in((out / "report" / "report.html").read_text(encoding="utf-8"))
     assert parsed.counts["values_level_0"] < before.counts["values_level_0"]

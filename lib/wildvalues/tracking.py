@@ -409,7 +409,7 @@ class AttachedTracker(Tracker):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        clean = [Metric(metric_name(k), float(v), now, 0) for k, v in values.items() if v is not None]
+        clean = [Metric(mlflow_metric(metric_name(k)), float(v), now, 0) for k, v in values.items() if v is not None]
         if clean:
             self.client.log_batch(self.mlflow_run_id, metrics=clean)
 
