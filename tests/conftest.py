@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -38,13 +39,20 @@ def spark():
 # --------------------------------------------------------------------------------- shared end-to-end runs
 
 
+def _e2e():
+    """tests/e2e.py, imported when a shared run is first asked for (it imports this module)."""
+    if TYPE_CHECKING:
+        import tests.e2e as e2e
+    else:
+        import e2e
+    return e2e
+
+
 @pytest.fixture(scope="session")
 def offline_run(tmp_path_factory, spark):
     """One offline `wildvalues run` with planted PII, an account field, malformed lines, the report
     and the export (tests/e2e.py). Read it; change a copy."""
-    from e2e import build_offline_run
-
-    return build_offline_run(tmp_path_factory.mktemp("offline_run"))
+    return _e2e().build_offline_run(tmp_path_factory.mktemp("offline_run"))
 
 
 @pytest.fixture(scope="session")
@@ -60,9 +68,7 @@ def claude_emulator(tree_path):
 def claude_run(tmp_path_factory, spark, claude_emulator):
     """One `wildvalues run --classifier anthropic` with taxonomy.mode both, adjudication and the
     Claude namer, report included (tests/e2e.py). Read it; change a copy."""
-    from e2e import build_claude_run
-
-    return build_claude_run(tmp_path_factory.mktemp("claude_run"), claude_emulator)
+    return _e2e().build_claude_run(tmp_path_factory.mktemp("claude_run"), claude_emulator)
 
 
 @pytest.fixture(scope="session")
@@ -106,14 +112,10 @@ def make_emulator(payload_fn):
 @pytest.fixture(scope="session")
 def history_run(tmp_path_factory, spark):
     """Two weekly runs into one output, k lowered so every public table holds rows (tests/e2e.py)."""
-    from e2e import build_history_run
-
-    return build_history_run(tmp_path_factory.mktemp("history_run"))
+    return _e2e().build_history_run(tmp_path_factory.mktemp("history_run"))
 
 
 @pytest.fixture(scope="session")
 def claude_taxonomy_rerun(tmp_path_factory, claude_run, claude_emulator):
     """The shared Claude run's taxonomy stage again on a copy of its output: caches answer everything."""
-    from e2e import rerun_claude_taxonomy
-
-    return rerun_claude_taxonomy(claude_run, claude_emulator, tmp_path_factory.mktemp("claude_rerun") / "out")
+    return _e2e().rerun_claude_taxonomy(claude_run, claude_emulator, tmp_path_factory.mktemp("claude_rerun") / "out")

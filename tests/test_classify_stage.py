@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 from deltalake import DeltaTable
@@ -21,6 +22,11 @@ from wildvalues.runner import Runner
 from wildvalues.settings import Settings, settings_for
 from wildvalues.stages import stage_named
 from wildvalues.tables import TableStore
+
+if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
+    from tests.e2e import wildvalues
+else:
+    from e2e import wildvalues
 
 KEY = "sk-ant-api03-stage-test-SECRET-0000"
 CLI = [sys.executable, "-m", "wildvalues.cli"]
@@ -240,7 +246,7 @@ def test_a_restart_while_polling_resumes_the_batch_instead_of_submitting_again(t
         first.kill()  # the crash: the batch is submitted and paid for, its results not collected
         first.wait()
         emulator.batch_processing_s = 1.0
-        second = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+        second = wildvalues(*args[len(CLI) :], cwd=tmp_path, env=env)  # the killed run needed a process; this one not
         creates = [e for e in emulator.request_log if e["path"] == "/v1/messages/batches"]
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resuming message batch" in second.stdout
@@ -255,12 +261,8 @@ def test_cli_without_a_key_is_a_one_line_error_before_any_work(tmp_path):
     source = tmp_path / "in.jsonl"
     write_input(source, 1)
     env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "MLFLOW_TRACKING_URI")}
-    result = subprocess.run(
-        [*CLI, "run", "--input", str(source), "--output", str(tmp_path / "out"), "--classifier", "anthropic"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = wildvalues(
+        "run", "--input", source, "--output", tmp_path / "out", "--classifier", "anthropic", cwd=tmp_path, env=env
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
@@ -275,13 +277,7 @@ def test_cli_with_an_unknown_screen_model_is_a_one_line_error_before_any_work(tm
     env = {**os.environ, "ANTHROPIC_API_KEY": KEY}
     env.pop("MLFLOW_TRACKING_URI", None)
     args = ["--input", str(source), "--output", str(tmp_path / "out"), "--classifier", "anthropic"]
-    result = subprocess.run(
-        [*CLI, "run", *args, "--set", "classifier.screen_model=claude-tiny"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = wildvalues("run", *args, "--set", "classifier.screen_model=claude-tiny", cwd=tmp_path, env=env)
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("wildvalues: error: no limits or prices configured for model 'claude-tiny' (known: ")
@@ -295,12 +291,8 @@ def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(t
     source = tmp_path / "in.jsonl"
     write_input(source, 4)
     env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "MLFLOW_TRACKING_URI")}
-    result = subprocess.run(
-        [*CLI, "estimate", "--input", str(source), "--output", str(tmp_path / "scratch"), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = wildvalues(
+        "estimate", "--input", source, "--output", tmp_path / "scratch", "--json", cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(result.stdout[result.stdout.index("{") :])

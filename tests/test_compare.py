@@ -18,9 +18,9 @@ from wildvalues import compare, schemas
 from wildvalues.tracking import RUN_TAG, mlflow_metric
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
-    from tests.test_cli import assert_ok, wildvalues
+    from tests.e2e import assert_ok, wildvalues
 else:
-    from test_cli import assert_ok, wildvalues
+    from e2e import assert_ok, wildvalues
 
 Z95 = NormalDist().inv_cdf(0.975)
 

@@ -1,12 +1,14 @@
-"""The notebooks run as plain Python against a real pipeline output (one `wildvalues run` on 300
-synthetic conversations per module), and the report of that output shows no conversation text."""
+"""The notebooks run as plain Python in this process, handed the test session's Spark as a
+Databricks notebook is handed its `spark`, against a copy of the shared offline run's output
+(tests/e2e.py); the report of that output shows no conversation text."""
 
 from __future__ import annotations
 
 import html
 import os
-import subprocess
-import sys
+import runpy
+import shutil
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -15,48 +17,33 @@ from wildvalues import report
 from wildvalues.settings import TableSettings
 from wildvalues.tables import TableStore
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
-TREE = os.path.abspath(
-    os.environ.get("WILDVALUES_TAXONOMY") or os.path.join(REPO, "..", "shared", "data", "values_tree.csv")
-)
+if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
+    from tests.conftest import REPO
+else:
+    from conftest import REPO
+
 FINDINGS = ("response_types", "value_context", "value_mirroring", "value_anomalies")
-# Small local Spark for the subprocesses: the test session's JVM and other jobs share 2 cores.
-SMALL_SPARK = 'spark:\n  master: "local[2]"\n  driver_memory: 1g\n  shuffle_partitions: 2\n  progress: false\n'
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, WILDVALUES_TAXONOMY=TREE, **extra)
-    return env
-
-
-def _run(args: list[str], env: dict[str, str], cwd: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    # cwd is the test's temporary folder: nothing a command writes relative to it lands in the repo.
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"{args[:2]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
 
 
 @pytest.fixture(scope="module")
-def pipeline_output(tmp_path_factory) -> dict[str, str]:
+def pipeline_output(offline_run, tmp_path_factory) -> dict[str, str]:
+    """A copy of the shared offline run's output: the notebooks add an MLflow run and files to it."""
     root = tmp_path_factory.mktemp("notebooks")
-    config = root / "small.yml"
-    config.write_text(SMALL_SPARK)
-    data, output = str(root / "convos.jsonl.gz"), str(root / "out")
-    wildvalues = os.path.join(BIN, "wildvalues")
-    _run([wildvalues, "synth", "--n", "300", "--output", data, "--seed", "3"], _env(), str(root))
-    _run(
-        [wildvalues, "run", "--input", data, "--output", output, "--config", str(config), "--no-report"],
-        _env(),
-        str(root),
-    )
-    return {"output": output, "config": str(config), "root": str(root)}
+    output = root / "out"
+    shutil.copytree(offline_run["out"], output)
+    return {"output": str(output), "config": str(offline_run["config"]), "root": str(root)}
 
 
-def _notebook(name: str, paths: dict[str, str], **extra: str) -> str:
-    env = _env(WILDVALUES_OUTPUT=paths["output"], WILDVALUES_CONFIG=paths["config"], **extra)
-    return _run([sys.executable, os.path.join(REPO, "notebooks", name)], env, paths["root"], timeout=600).stdout
+def _notebook(name: str, paths: dict[str, str], spark, monkeypatch, capsys, **extra: str) -> str:
+    """The notebook's cells in order, with `spark` in its globals; what it printed."""
+    env = {"WILDVALUES_OUTPUT": paths["output"], "WILDVALUES_CONFIG": paths["config"], **extra}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(paths["root"])  # nothing a cell writes relative to it lands in the repo
+    capsys.readouterr()
+    runpy.run_path(os.path.join(REPO, "notebooks", name), init_globals={"spark": spark}, run_name="__main__")
+    return capsys.readouterr().out
 
 
 def test_pipeline_wrote_the_findings_tables(pipeline_output):
@@ -85,9 +72,9 @@ def _add_second_run(output: str) -> str:
     return first.data.tags[RUN_TAG]
 
 
-def test_explore_values_notebook(pipeline_output):
+def test_explore_values_notebook(pipeline_output, spark, monkeypatch, capsys):
     first_run = _add_second_run(pipeline_output["output"])
-    out = _notebook("explore_values.py", pipeline_output)
+    out = _notebook("explore_values.py", pipeline_output, spark, monkeypatch, capsys)
     assert "views:" in out and "value_context" in out and "values_level_0" in out
     assert "rows suppressed below k:" in out
     plots = os.path.join(pipeline_output["output"], "notebook_plots")
@@ -98,7 +85,7 @@ def test_explore_values_notebook(pipeline_output):
     assert "changes significant" in out
 
 
-def test_review_sample_notebook(pipeline_output):
+def test_review_sample_notebook(pipeline_output, spark, monkeypatch, capsys):
     filled = os.path.join(pipeline_output["root"], "filled.csv")
     pd.DataFrame(
         {
@@ -109,7 +96,13 @@ def test_review_sample_notebook(pipeline_output):
         }
     ).to_csv(filled, index=False)
     out = _notebook(
-        "review_sample.py", pipeline_output, WILDVALUES_REVIEW_PER_STRATUM="2", WILDVALUES_REVIEW_SHEET=filled
+        "review_sample.py",
+        pipeline_output,
+        spark,
+        monkeypatch,
+        capsys,
+        WILDVALUES_REVIEW_PER_STRATUM="2",
+        WILDVALUES_REVIEW_SHEET=filled,
     )
     sheet = pd.read_csv(
         os.path.join(pipeline_output["output"], "review", "review_sheet_seed0.csv"), keep_default_na=False

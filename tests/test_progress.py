@@ -21,9 +21,9 @@ from wildvalues.errors import UsageError
 from wildvalues.progress import Snapshot, StageProgress, format_duration, format_progress, spark_snapshot
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
-    from tests.test_cli import LEAN_CONFIG, assert_ok, wildvalues
+    from tests.e2e import LEAN_CONFIG, assert_ok, wildvalues
 else:
-    from test_cli import LEAN_CONFIG, assert_ok, wildvalues
+    from e2e import LEAN_CONFIG, assert_ok, wildvalues
 
 N_CONVERSATIONS = 60
 
@@ -272,7 +272,7 @@ def test_sql_runs_several_statements_in_one_session(ingested):
 
 def test_sql_needs_a_query_or_a_file(ingested):
     root = ingested["root"]
-    result = wildvalues("sql", "--output", ingested["out"], cwd=root, timeout=300)
+    result = wildvalues("sql", "--output", ingested["out"], cwd=root)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         'wildvalues: error: give a query or --file FILE (one of them): wildvalues sql "SELECT ..." --output DIR'
@@ -281,14 +281,14 @@ def test_sql_needs_a_query_or_a_file(ingested):
 
 def test_a_stage_command_without_its_earlier_tables_says_which_to_run(ingested, tmp_path):
     out = ingested["out"]
-    result = wildvalues("taxonomy", "--output", out, "--run-id", "p1", cwd=ingested["root"], timeout=300)
+    result = wildvalues("taxonomy", "--output", out, "--run-id", "p1", cwd=ingested["root"])
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"wildvalues: error: no classifications table under {out}: "
         f"run `wildvalues classify --output {out} --run-id p1` first (or `wildvalues run`)"
     )
     empty = tmp_path / "empty"
-    result = wildvalues("classify", "--output", empty, "--run-id", "r1", cwd=tmp_path, timeout=300)
+    result = wildvalues("classify", "--output", empty, "--run-id", "r1", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"wildvalues: error: no conversations table under {empty}: "

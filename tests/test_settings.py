@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,7 +22,10 @@ from wildvalues.settings import (
     settings_hash,
 )
 
-CLI = [sys.executable, "-m", "wildvalues.cli"]
+if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
+    from tests.e2e import wildvalues
+else:
+    from e2e import wildvalues
 
 
 def write(path, text: str) -> str:
@@ -108,13 +112,7 @@ def test_cli_exits_2_with_one_line_for_a_bad_config(tmp_path):
     path = write(tmp_path / "bad.yml", "validate:\n  pct_sum_tolerance: -1\n")
     source = write(tmp_path / "in.jsonl", "{}\n")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    result = subprocess.run(
-        [*CLI, "run", "--input", source, "--output", str(tmp_path / "out"), "--config", path],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = wildvalues("run", "--input", source, "--output", tmp_path / "out", "--config", path, cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"wildvalues: error: {path}: validate.pct_sum_tolerance: Input should be greater than or equal to 0"
@@ -124,11 +122,16 @@ def test_cli_exits_2_with_one_line_for_a_bad_config(tmp_path):
 
 def test_cli_set_with_an_unknown_key_exits_2(tmp_path):
     source = write(tmp_path / "in.jsonl", "{}\n")
-    result = subprocess.run(
-        [*CLI, "run", "--input", source, "--output", str(tmp_path / "out"), "--set", "analyze.k=3"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = wildvalues(
+        "run",
+        "--input",
+        source,
+        "--output",
+        tmp_path / "out",
+        "--set",
+        "analyze.k=3",
+        cwd=tmp_path,
+        env=dict(os.environ),
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["wildvalues: error: --set analyze.k=3: analyze.k: unknown key"]
