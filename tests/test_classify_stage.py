@@ -24,9 +24,9 @@ from wildvalues.stages import stage_named
 from wildvalues.tables import TableStore
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
-    from tests.e2e import wildvalues
+    from tests.e2e import cli_env, wildvalues
 else:
-    from e2e import wildvalues
+    from e2e import cli_env, wildvalues
 
 KEY = "sk-ant-api03-stage-test-SECRET-0000"
 CLI = [sys.executable, "-m", "wildvalues.cli"]
@@ -215,7 +215,7 @@ def test_a_restart_while_polling_resumes_the_batch_instead_of_submitting_again(t
     config.write_text("classifier:\n  anthropic:\n    batch_poll_interval: 0.2\n")
     batches_log = out / "tables" / "classification_batches"
     with Emulator(batch_processing_s=25.0) as emulator:
-        env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": emulator.base_url}
+        env = {**cli_env(), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": emulator.base_url}
         env.pop("MLFLOW_TRACKING_URI", None)
         args = [
             *CLI,
@@ -260,7 +260,7 @@ def test_a_restart_while_polling_resumes_the_batch_instead_of_submitting_again(t
 def test_cli_without_a_key_is_a_one_line_error_before_any_work(tmp_path):
     source = tmp_path / "in.jsonl"
     write_input(source, 1)
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "MLFLOW_TRACKING_URI")}
+    env = {k: v for k, v in cli_env().items() if k not in ("ANTHROPIC_API_KEY", "MLFLOW_TRACKING_URI")}
     result = wildvalues(
         "run", "--input", source, "--output", tmp_path / "out", "--classifier", "anthropic", cwd=tmp_path, env=env
     )
@@ -274,7 +274,7 @@ def test_cli_without_a_key_is_a_one_line_error_before_any_work(tmp_path):
 def test_cli_with_an_unknown_screen_model_is_a_one_line_error_before_any_work(tmp_path):
     source = tmp_path / "in.jsonl"
     write_input(source, 1)
-    env = {**os.environ, "ANTHROPIC_API_KEY": KEY}
+    env = {**cli_env(), "ANTHROPIC_API_KEY": KEY}
     env.pop("MLFLOW_TRACKING_URI", None)
     args = ["--input", str(source), "--output", str(tmp_path / "out"), "--classifier", "anthropic"]
     result = wildvalues("run", *args, "--set", "classifier.screen_model=claude-tiny", cwd=tmp_path, env=env)
@@ -290,7 +290,7 @@ def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(t
 
     source = tmp_path / "in.jsonl"
     write_input(source, 4)
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "MLFLOW_TRACKING_URI")}
+    env = {k: v for k, v in cli_env().items() if k not in ("ANTHROPIC_API_KEY", "MLFLOW_TRACKING_URI")}
     result = wildvalues(
         "estimate", "--input", source, "--output", tmp_path / "scratch", "--json", cwd=tmp_path, env=env
     )
