@@ -2,11 +2,11 @@
 
 import sys
 
-from wildvalues.cli import main as cli_main
+from jobs import run_or_exit
 
 
 def main() -> int:
-    return cli_main(["validate", *sys.argv[1:]])
+    return run_or_exit(["validate", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

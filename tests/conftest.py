@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TREE_PATH = os.environ.get("WILDVALUES_TAXONOMY", os.path.join(REPO, "..", "shared", "data", "values_tree.csv"))
@@ -119,3 +124,49 @@ def history_run(tmp_path_factory, spark):
 def claude_taxonomy_rerun(tmp_path_factory, claude_run, claude_emulator):
     """The shared Claude run's taxonomy stage again on a copy of its output: caches answer everything."""
     return _e2e().rerun_claude_taxonomy(claude_run, claude_emulator, tmp_path_factory.mktemp("claude_rerun") / "out")
+
+
+# ----------------------------------------------------------------------------------------- the built wheel
+
+# Left out of the bundle's temporary copy: environments, caches, earlier builds and run outputs.
+_NOT_IN_BUNDLE_COPY = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", ".pytest_cache", "*.egg-info", "build", "dist", "out", "mlruns",
+    "spark-warehouse", "metastore_db", ".databricks",
+)  # fmt: skip
+
+
+def build_artifacts(bundle: Path) -> None:
+    """Run each artifact's `build` command from databricks.yml in its `path` (relative to
+    databricks.yml), as `databricks bundle deploy` does; `python3` is this interpreter."""
+    with open(bundle / "databricks.yml", encoding="utf-8") as handle:
+        artifacts = yaml.safe_load(handle)["artifacts"]
+    for name, artifact in artifacts.items():
+        command = shlex.split(artifact["build"])
+        assert command[0] == "python3", f"artifact {name}: expected a python3 build command, got {command}"
+        result = subprocess.run(
+            [sys.executable, *command[1:]],
+            cwd=bundle / artifact["path"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, f"artifact {name}: build failed\n{result.stdout}{result.stderr}"
+
+
+@pytest.fixture(scope="session")
+def built_bundle(tmp_path_factory) -> Path:
+    """A copy of the bundle tree with its artifacts built as databricks.yml says: the wheel lands in
+    the copy's dist/, and the repository never gets a dist/, build/ or egg-info of its own."""
+    bundle = tmp_path_factory.mktemp("bundle") / "wildvalues"
+    # symlinks=True keeps lib/wildvalues/conf a link to conf/, as in the repository.
+    shutil.copytree(REPO, bundle, symlinks=True, ignore=_NOT_IN_BUNDLE_COPY)
+    build_artifacts(bundle)
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def built_wheel(built_bundle: Path) -> Path:
+    """The one wheel the bundle's build wrote (its --wheel-dir is dist, next to databricks.yml)."""
+    wheels = sorted((built_bundle / "dist").glob("*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]

@@ -1,6 +1,6 @@
-"""The Databricks bundle: valid against the published schema, its wheel tasks call real scripts with
-arguments the CLI accepts, one task per pipeline stage, and per-target (per-user in dev) tables and
-MLflow experiment."""
+"""The Databricks bundle: valid against the published schema, its relative paths naming files of a
+built bundle, its wheel tasks call real scripts with arguments the CLI accepts, one task per
+pipeline stage, and per-target (per-user in dev) tables and MLflow experiment."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -311,8 +313,78 @@ def test_every_task_runs_on_the_one_job_cluster_with_the_wheel():
     }
     compute_keys = {"job_cluster_key", "environment_key", "new_cluster", "existing_cluster_id", "libraries"}
     assert [{k: v for k, v in task.items() if k in compute_keys} for task in job["tasks"]] == [
-        {"job_cluster_key": "wildvalues", "libraries": [{"whl": "./dist/*.whl"}]}
+        {"job_cluster_key": "wildvalues", "libraries": [{"whl": "../dist/*.whl"}]}
     ] * len(TASK_KEYS)
+
+
+# Keys whose value the CLI reads as a local path when it is relative: `include` (the bundle's YAML
+# files), artifacts' `path`, and in resources the keys of databricks/cli's path visitors
+# (bundle/config/mutator/paths/job_paths_visitor.go, job_libraries_paths_visitor.go,
+# pipeline_paths_visitor.go, app_paths_visitor.go): notebook_path, python_file, project_directory,
+# file/path, whl, jar, requirements, source_code_path.
+LOCAL_PATH_KEYS = frozenset(
+    {"include", "path", "file", "notebook_path", "python_file", "project_directory", "whl", "jar", "requirements",
+     "source_code_path"}
+)  # fmt: skip
+
+
+def bundle_files(bundle: Path) -> list[Path]:
+    """databricks.yml and the files its `include` globs match, relative to the bundle root
+    (databricks/cli bundle/config/loader/process_root_includes.go)."""
+    with open(bundle / "databricks.yml", encoding="utf-8") as handle:
+        patterns = yaml.safe_load(handle).get("include", [])
+    included = sorted({path for pattern in patterns for path in bundle.glob(pattern)})
+    return [bundle / "databricks.yml", *included]
+
+
+def is_local_relative(value: str) -> bool:
+    """A path the CLI resolves on this machine: not absolute (a workspace or volume path), no URL
+    scheme (dbfs:, s3:...), no ${...} reference (resolved only at deploy time)."""
+    return not value.startswith("/") and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value) and "${" not in value
+
+
+def declared_local_paths(node: object, key: str | None = None) -> Iterator[tuple[str, str]]:
+    """(key, value) for each relative local path in a parsed YAML file; a list's items count under
+    the list's key (include: [globs])."""
+    if isinstance(node, dict):
+        for child_key, child in node.items():
+            yield from declared_local_paths(child, child_key)
+    elif isinstance(node, list):
+        for item in node:
+            yield from declared_local_paths(item, key)
+    elif isinstance(node, str) and key in LOCAL_PATH_KEYS and is_local_relative(node):
+        yield key, node
+
+
+def test_every_local_path_matches_a_file_from_the_file_that_declares_it(built_bundle, built_wheel):
+    """Every relative path in the bundle, resolved as the CLI does, names a file of a built bundle.
+
+    The CLI joins a relative path to the directory of the YAML file that declares it, not to the
+    bundle root: databricks/cli bundle/config/mutator/translate_paths.go, rewritePath ("Local path
+    is relative to the directory the resource was defined in": localPath := filepath.Join(dir,
+    input)), with dir the location of the value itself (gatherFallbackPaths there). So a wheel
+    named ./dist/*.whl in resources/ is looked for in resources/dist and the deploy fails with
+    "no files match pattern"."""
+    declared = {
+        (path, key, value)
+        for path in bundle_files(built_bundle)
+        for key, value in declared_local_paths(yaml.safe_load(path.read_text(encoding="utf-8")))
+    }  # a set: the YAML anchor repeats the wheel in every task
+    matches = {
+        (path.relative_to(built_bundle).as_posix(), key, value): sorted(
+            Path(os.path.normpath(match)) for match in glob.glob(os.path.join(path.parent, value))
+        )
+        for path, key, value in declared
+    }
+    assert [path.relative_to(built_bundle).as_posix() for path in bundle_files(built_bundle)] == [
+        "databricks.yml",
+        *sorted(f"resources/{name}" for name in os.listdir(built_bundle / "resources") if name.endswith(".yml")),
+    ]
+    # The paths this bundle is known to declare, so a walk that finds nothing cannot pass.
+    assert {declaration[1] for declaration in matches} == {"include", "path", "whl"}
+    assert [declaration for declaration, found in matches.items() if not found] == []
+    wheels = {declaration: found for declaration, found in matches.items() if declaration[1] == "whl"}
+    assert wheels == {("resources/wildvalues_job.yml", "whl", "../dist/*.whl"): [built_wheel]}
 
 
 def test_schedule_concurrency_and_retries():
