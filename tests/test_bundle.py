@@ -121,12 +121,22 @@ def resolve(text: str, target: str) -> str:
             name = f"{folder}/[dev {SHORT_NAME}] {base}"
         return name
 
+    def schema_name(key: str) -> str:
+        # Development mode prefixes every schema with "dev_<short_name>_" unless
+        # experimental.skip_name_prefix_for_schema is set (CLI ApplyPresets, normalizePrefix).
+        name = resolve(bundle["resources"]["schemas"][key]["name"], target)
+        if development and not (bundle.get("experimental") or {}).get("skip_name_prefix_for_schema"):
+            name = f"dev_{SHORT_NAME}_{name}"
+        return name
+
     def reference(match: re.Match) -> str:
         path = match.group(1)
         if path.startswith("var."):
             return variables[path[len("var.") :]]
         if path.startswith("resources.experiments.") and path.endswith(".name"):
             return experiment_name(path.split(".")[2])
+        if path.startswith("resources.schemas.") and path.endswith(".name"):
+            return schema_name(path.split(".")[2])
         return {
             "workspace.current_user.short_name": SHORT_NAME,
             "workspace.current_user.userName": USER_NAME,
@@ -395,3 +405,144 @@ def test_schedule_concurrency_and_retries():
     assert {task["task_key"]: task.get("max_retries", 0) for task in job["tasks"]} == {
         "ingest": 0, "classify": 2, "taxonomy": 0, "analyze": 0, "validate": 0, "report": 0,
     }  # fmt: skip
+
+
+# The volume paths each target's job reads and writes, as the CLI resolves the variables.
+EXPECTED_PATHS = {
+    "dev": {
+        "input_path": f"/Volumes/main/wildvalues_dev_{SHORT_NAME}/raw/conversations/",
+        "output_path": f"/Volumes/main/wildvalues_dev_{SHORT_NAME}/output/",
+        "taxonomy_path": f"/Volumes/main/wildvalues_dev_{SHORT_NAME}/reference/values_tree.csv",
+    },
+    "prod": {
+        "input_path": "/Volumes/main/wildvalues/raw/conversations/",
+        "output_path": "/Volumes/main/wildvalues/output/",
+        "taxonomy_path": "/Volumes/main/wildvalues/reference/values_tree.csv",
+    },
+}
+
+
+def test_paths_default_into_the_targets_own_schema():
+    variables = load_bundle()["variables"]
+    assert {name: variables[name]["default"] for name in EXPECTED_PATHS["prod"]} == {
+        "input_path": "/Volumes/${var.catalog}/${var.schema}/raw/conversations/",
+        "output_path": "/Volumes/${var.catalog}/${var.schema}/output/",
+        "taxonomy_path": "/Volumes/${var.catalog}/${var.schema}/reference/values_tree.csv",
+    }
+    # No target pins a path: each follows its target's schema.
+    targets = load_bundle()["targets"]
+    assert [set(targets[t]["variables"]) & set(EXPECTED_PATHS[t]) for t in TARGETS] == [set(), set()]
+    resolved = {t: {name: resolve(f"${{var.{name}}}", t) for name in EXPECTED_PATHS[t]} for t in TARGETS}
+    assert resolved == EXPECTED_PATHS
+    # What the tasks receive at run time: the job parameters, and the taxonomy through the cluster.
+    job = the_job()
+    env = job["job_clusters"][0]["new_cluster"]["spark_env_vars"]
+    assert {
+        t: {
+            "input_path": resolve("{{job.parameters.input_path}}", t),
+            "output_path": resolve("{{job.parameters.output_path}}", t),
+            "taxonomy_path": resolve(env["WILDVALUES_TAXONOMY"], t),
+        }
+        for t in TARGETS
+    } == EXPECTED_PATHS
+    assert [resolve("{{job.parameters.schema}}", t) for t in TARGETS] == [f"wildvalues_dev_{SHORT_NAME}", "wildvalues"]
+
+
+def test_the_bundle_creates_the_schema_and_its_volumes():
+    resources = load_bundle()["resources"]
+    assert resources["schemas"] == {
+        "wildvalues_schema": {
+            "catalog_name": "${var.catalog}",
+            "name": "${var.schema}",
+            "comment": "wildvalues tables (conversations, classifications, roll-ups, analyses) and volumes",
+        }
+    }
+    # Each volume names the schema resource, so the CLI creates the schema first.
+    assert {
+        key: {k: v for k, v in volume.items() if k != "comment"} for key, volume in resources["volumes"].items()
+    } == {
+        name: {
+            "catalog_name": "${var.catalog}",
+            "schema_name": "${resources.schemas.wildvalues_schema.name}",
+            "name": name,
+            "volume_type": "MANAGED",
+        }
+        for name in ["raw", "output", "reference"]
+    }
+    # Development mode would prefix the schema's name; the bundle turns that off, so the schema
+    # created is the one ${var.schema} names in the job and the paths.
+    assert load_bundle()["experimental"] == {"skip_name_prefix_for_schema": True}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_paths_lie_in_the_volumes_the_bundle_creates(target):
+    volumes = load_bundle()["resources"]["volumes"]
+    roots = {
+        key: resolve(f"/Volumes/{v['catalog_name']}/{v['schema_name']}/{v['name']}/", target)
+        for key, v in volumes.items()
+    }
+    schema = {"dev": f"wildvalues_dev_{SHORT_NAME}", "prod": "wildvalues"}[target]
+    assert roots == {name: f"/Volumes/main/{schema}/{name}/" for name in ["raw", "output", "reference"]}
+    assert EXPECTED_PATHS[target] == {
+        "input_path": roots["raw"] + "conversations/",
+        "output_path": roots["output"],
+        "taxonomy_path": roots["reference"] + "values_tree.csv",
+    }
+
+
+def test_only_the_prod_schema_is_protected_from_destroy():
+    targets = load_bundle()["targets"]
+    assert targets["prod"]["resources"] == {
+        "schemas": {
+            "wildvalues_schema": {
+                "catalog_name": "${var.catalog}",
+                "name": "${var.schema}",
+                "lifecycle": {"prevent_destroy": True},
+            }
+        }
+    }
+    assert "resources" not in targets["dev"]
+    assert "lifecycle" not in load_bundle()["resources"]["schemas"]["wildvalues_schema"]
+
+
+def test_every_task_and_the_job_have_a_timeout():
+    job = the_job()
+    timeouts = {task["task_key"]: task.get("timeout_seconds") for task in job["tasks"]}
+    assert timeouts == {
+        "ingest": 7200, "classify": 43200, "taxonomy": 3600, "analyze": 7200, "validate": 3600, "report": 3600,
+    }  # fmt: skip
+    assert max(timeouts, key=lambda key: timeouts[key]) == "classify"
+    assert job["timeout_seconds"] == 86400
+    assert sum(timeouts.values()) <= job["timeout_seconds"]
+
+
+def test_failures_are_emailed_to_the_notify_variable():
+    job = the_job()
+    assert job["email_notifications"] == {"on_failure": ["${var.notify_on_failure}"]}
+    # A plain string variable, so --var and BUNDLE_VAR_notify_on_failure can set it.
+    assert load_bundle()["variables"]["notify_on_failure"] == {
+        "description": "Email address told when a run fails or times out; by default the deploying user",
+        "default": "${workspace.current_user.userName}",
+    }
+    assert [resolve(job["email_notifications"]["on_failure"][0], t) for t in TARGETS] == [USER_NAME, USER_NAME]
+
+
+def test_node_type_is_a_variable_documented_per_cloud():
+    bundle = load_bundle()
+    variable = bundle["variables"]["node_type_id"]
+    assert variable == {
+        "description": "Driver and worker node type; it depends on the workspace's cloud: AWS i3.xlarge (default),"
+        " Azure Standard_DS3_v2, GCP n1-standard-4. Override per target or with --var node_type_id=...",
+        "default": "i3.xlarge",
+    }
+    assert the_job()["job_clusters"][0]["new_cluster"]["node_type_id"] == "${var.node_type_id}"
+    assert [resolve("${var.node_type_id}", t) for t in TARGETS] == ["i3.xlarge", "i3.xlarge"]
+
+
+def test_resource_keys_are_unique_across_kinds():
+    """The CLI rejects a key used by two resource kinds (`bundle run` and `bind` address resources
+    by key alone): databricks/cli bundle/config/validate/unique_resource_keys.go."""
+    resources = load_bundle()["resources"]
+    keys = [key for kind in resources.values() for key in kind]
+    assert sorted(keys) == ["output", "raw", "reference", "wildvalues", "wildvalues_schema", "wildvalues_weekly"]
+    assert len(set(keys)) == len(keys)
