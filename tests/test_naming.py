@@ -54,10 +54,19 @@ def test_the_request_shows_central_members_and_nearest_outsiders_only():
     assert '"members_most_central_first": [\n  "c",\n  "a"\n ]' in params["messages"][0]["content"]
 
 
-def test_claude_names_every_cluster_and_the_groups_are_still_recovered(spark, embedder, make_emulator):
-    emulator = make_emulator()
-    namer = namer_for(emulator.base_url)
-    tree = discover(spark, embedder, namer)
+@pytest.fixture(scope="module")
+def named(spark, embedder, payload_fn):
+    """One discovery named by Claude (a fresh emulator): the emulator, its namer and the tree."""
+    from wildvalues.demo.emulator import Emulator
+
+    with Emulator(payload_fn=payload_fn) as emulator:
+        namer = namer_for(emulator.base_url)
+        tree = discover(spark, embedder, namer)
+        yield emulator, namer, tree
+
+
+def test_claude_names_every_cluster_and_the_groups_are_still_recovered(named):
+    _, namer, tree = named
     check_tree(tree.nodes, NAMING.levels)
     predicted = [tree.assignment[value] for value in VALUES]
     assert normalized_mutual_info_score(TRUTH, predicted) >= MIN_LEVEL1_NMI
@@ -72,10 +81,8 @@ def test_claude_names_every_cluster_and_the_groups_are_still_recovered(spark, em
     assert all(len(members) <= NAMING.naming_members for members in shown)
 
 
-def test_names_known_from_the_cache_are_not_asked_again(spark, embedder, make_emulator):
-    emulator = make_emulator()
-    first_namer = namer_for(emulator.base_url)
-    first = discover(spark, embedder, first_namer)
+def test_names_known_from_the_cache_are_not_asked_again(spark, embedder, named):
+    emulator, first_namer, first = named
     asked = len(emulator.request_log)
     again_namer = namer_for(emulator.base_url, known=first_namer.known)
     again = discover(spark, embedder, again_namer)
@@ -84,10 +91,8 @@ def test_names_known_from_the_cache_are_not_asked_again(spark, embedder, make_em
     assert again_namer.fresh == []
 
 
-def test_cache_rows_round_trip_through_a_frame(spark, embedder, make_emulator):
-    emulator = make_emulator()
-    namer = namer_for(emulator.base_url)
-    discover(spark, embedder, namer)
+def test_cache_rows_round_trip_through_a_frame(spark, named):
+    _, namer, _ = named
     rows = naming.fresh_rows(spark, namer.fresh, MODEL, "run-7", SHAPE)
     assert naming.cached_names(rows, MODEL, SHAPE) == namer.known
     assert naming.cached_names(rows, MODEL, "forced_tool") == {}, "another prompt version"
