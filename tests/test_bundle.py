@@ -19,9 +19,13 @@ import pytest
 import yaml
 
 if TYPE_CHECKING:  # mypy names tests/conftest.py by its path; pytest puts tests/ on sys.path
+    from tests.clirun import CliResult
     from tests.conftest import BUNDLE_VALIDATOR, REPO
+    from tests.e2e import RUN_A, RUN_B, assert_ok, copy_output, run_rows, table_rows, wildvalues
 else:
+    from clirun import CliResult
     from conftest import BUNDLE_VALIDATOR, REPO
+    from e2e import RUN_A, RUN_B, assert_ok, copy_output, run_rows, table_rows, wildvalues
 
 # The task keys, in run order (tests below also hold them to wildvalues.stages.STAGES).
 TASK_KEYS = ["ingest", "classify", "taxonomy", "analyze", "validate", "report"]
@@ -187,14 +191,9 @@ def test_wheel_task_entry_point_is_a_console_script(resource, task_key, wheel_ta
     assert callable(getattr(importlib.import_module(module_name), function))
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("resource, task_key, wheel_task", wheel_tasks(), ids=lambda v: v if isinstance(v, str) else "")
-def test_wheel_task_parameters_are_accepted_by_the_cli(resource, task_key, wheel_task, target):
-    """The jobs/ entry point prepends its CLI command; the task's parameters, as a run of the
-    target's deployed job receives them, must parse with it."""
-    from wildvalues.cli import build_parser
-
-    module_name = console_scripts()[wheel_task["entry_point"]].split(":")[0]
+def entry_point_command(entry_point: str) -> str:
+    """The CLI command a console script's jobs/ module prepends to the task's parameters (read, not run)."""
+    module_name = console_scripts()[entry_point].split(":")[0]
     module_file = importlib.import_module(module_name).__file__
     assert module_file is not None, module_name
     with open(module_file, encoding="utf-8") as handle:
@@ -207,6 +206,17 @@ def test_wheel_task_parameters_are_accepted_by_the_cli(resource, task_key, wheel
     assert len(commands) == 1, f"{module_name} should call the CLI with one command"
     command = commands[0]
     assert isinstance(command, str), f"{module_name} should name the CLI command as a string"
+    return command
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("resource, task_key, wheel_task", wheel_tasks(), ids=lambda v: v if isinstance(v, str) else "")
+def test_wheel_task_parameters_are_accepted_by_the_cli(resource, task_key, wheel_task, target):
+    """The jobs/ entry point prepends its CLI command; the task's parameters, as a run of the
+    target's deployed job receives them, must parse with it."""
+    from wildvalues.cli import build_parser
+
+    command = entry_point_command(wheel_task["entry_point"])
     argv = [command, *[resolve(str(p), target) for p in wheel_task.get("parameters", [])]]
     assert "${" not in " ".join(argv) and "{{" not in " ".join(argv), argv
     try:
@@ -217,9 +227,10 @@ def test_wheel_task_parameters_are_accepted_by_the_cli(resource, task_key, wheel
         )
     assert args.command == command
     # --set reads its value as YAML: the experiment must come through as the same string.
-    assignments = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--set"]
-    assert [a.partition("=")[0] for a in assignments] == ["mlflow.experiment"]
-    assert yaml.safe_load(assignments[0].partition("=")[2]) == expected_experiment(target)
+    assignments = dict(argv[i + 1].partition("=")[::2] for i, arg in enumerate(argv[:-1]) if arg == "--set")
+    assert list(assignments) == ["mlflow.experiment", "history.keep_runs"]
+    assert yaml.safe_load(assignments["mlflow.experiment"]) == expected_experiment(target)
+    assert yaml.safe_load(assignments["history.keep_runs"]) == 0
 
 
 def test_tasks_are_the_declared_stages_in_order():
@@ -274,8 +285,10 @@ def test_job_parameters_are_declared_once_and_all_used():
         {"name": "catalog", "default": "${var.catalog}"},
         {"name": "schema", "default": "${var.schema}"},
         {"name": "classifier", "default": "${var.classifier}"},
+        {"name": "model", "default": "${var.model}"},
         {"name": "secret_scope", "default": "${var.secret_scope}"},
         {"name": "experiment", "default": "${resources.experiments.wildvalues.name}"},
+        {"name": "keep_runs", "default": "${var.keep_runs}"},
     ]
     used = {
         name
@@ -291,23 +304,167 @@ def test_job_parameters_are_declared_once_and_all_used():
     ] * len(TASK_KEYS)
 
 
-def test_every_task_passes_the_shared_flags_and_the_experiment():
-    shared = [
+def test_every_task_passes_the_run_parameters():
+    run_parameters = [
+        "--input", "{{job.parameters.input_path}}",
         "--output", "{{job.parameters.output_path}}",
         "--run-id", "{{job.run_id}}",
         "--env", "databricks",
         "--catalog", "{{job.parameters.catalog}}",
         "--schema", "{{job.parameters.schema}}",
-        "--set", "mlflow.experiment={{job.parameters.experiment}}",
-    ]  # fmt: skip
-    expected = {key: shared for key in TASK_KEYS}
-    expected["ingest"] = ["--input", "{{job.parameters.input_path}}", *shared]
-    expected["classify"] = [
-        *shared,
         "--classifier", "{{job.parameters.classifier}}",
+        "--model", "{{job.parameters.model}}",
         "--secret-scope", "{{job.parameters.secret_scope}}",
+        "--set", "mlflow.experiment={{job.parameters.experiment}}",
+        "--set", "history.keep_runs={{job.parameters.keep_runs}}",
     ]  # fmt: skip
-    assert {task["task_key"]: task["python_wheel_task"]["parameters"] for task in the_job()["tasks"]} == expected
+    tasks = the_job()["tasks"]
+    assert {task["task_key"]: task["python_wheel_task"]["parameters"] for task in tasks} == {
+        key: run_parameters for key in TASK_KEYS
+    }
+    # Written once: the other tasks alias the first task's list.
+    with open(os.path.join(REPO, "resources", "wildvalues_job.yml"), encoding="utf-8") as handle:
+        text = handle.read()
+    assert text.count("{{job.parameters.input_path}}") == 1
+    assert text.count("parameters: *run_parameters") == len(TASK_KEYS) - 1
+
+
+# Job parameters unlike every default (the test adds `model`), so a task that drops one resolves
+# other settings than the run.
+JOB_PARAMETER_VALUES = {
+    "input_path": "/Volumes/test_catalog/test_schema/raw/week/",
+    "output_path": "/Volumes/test_catalog/test_schema/output/",
+    "catalog": "test_catalog",
+    "schema": "test_schema",
+    "classifier": "anthropic",
+    "secret_scope": "test-scope",
+    "experiment": "/Shared/test-experiment",
+    "keep_runs": "3",
+}
+
+
+def local_run_argv(values: dict[str, str]) -> list[str]:
+    """`wildvalues run` with the job's parameters, as one would type it (written here, not read from the job)."""
+    return [
+        "run",
+        "--input", values["input_path"],
+        "--output", values["output_path"],
+        "--run-id", RUN_ID,
+        "--env", "databricks",
+        "--catalog", values["catalog"],
+        "--schema", values["schema"],
+        "--classifier", values["classifier"],
+        "--model", values["model"],
+        "--secret-scope", values["secret_scope"],
+        "--set", f"mlflow.experiment={values['experiment']}",
+        "--set", f"history.keep_runs={values['keep_runs']}",
+    ]  # fmt: skip
+
+
+def task_argv(task: dict, values: dict[str, str], run_id: str = RUN_ID) -> list[str]:
+    """The CLI arguments a run of the job with these parameter values gives the task's entry point."""
+
+    def dynamic(match: re.Match) -> str:
+        path = match.group(1).strip()
+        return run_id if path == "job.run_id" else values[path.removeprefix("job.parameters.")]
+
+    wheel_task = task["python_wheel_task"]
+    parameters = [re.sub(r"\{\{([^}]*)\}\}", dynamic, str(p)) for p in wheel_task["parameters"]]
+    return [entry_point_command(wheel_task["entry_point"]), *parameters]
+
+
+def resolved_settings(argv: list[str]):
+    """The settings the command resolves from these arguments, as it does before any work."""
+    from wildvalues.cli import build_parser
+    from wildvalues.commands import resolve_settings
+
+    return resolve_settings(build_parser().parse_args(argv))
+
+
+def differing_settings(settings, expected) -> dict[str, tuple]:
+    """dotted key -> (value, expected value) wherever two settings differ."""
+
+    def flat(node: object, prefix: str = "") -> dict[str, object]:
+        if isinstance(node, dict):
+            return {k: v for key, child in node.items() for k, v in flat(child, f"{prefix}{key}.").items()}
+        return {prefix.rstrip("."): node}
+
+    ours, theirs = flat(settings.as_dict()), flat(expected.as_dict())
+    return {
+        key: (ours.get(key), theirs.get(key))
+        for key in sorted(ours.keys() | theirs.keys())
+        if ours.get(key) != theirs.get(key)
+    }
+
+
+@pytest.mark.parametrize("model", ["claude-haiku-4-5", ""], ids=["model", "empty model"])
+def test_every_task_resolves_the_settings_of_a_local_run(model):
+    """Each task's stage command, given the task's parameters, resolves exactly the settings
+    `wildvalues run` resolves from the same job parameters: the classifier, model, secret scope,
+    tables, experiment and retention reach every stage, not only the one that classifies."""
+    from wildvalues.settings import settings_for
+
+    values = {**JOB_PARAMETER_VALUES, "model": model}
+    expected = resolved_settings(local_run_argv(values))
+    # The parameters reached the run's settings, so equal settings are not merely equal defaults.
+    default_model = settings_for(env="databricks").classifier.anthropic.model
+    assert (
+        expected.classifier.name,
+        expected.classifier.anthropic.model,
+        expected.classifier.secret_scope,
+        expected.tables.catalog,
+        expected.tables.schema_name,
+        expected.mlflow.experiment,
+        expected.history.keep_runs,
+    ) == (
+        "anthropic",
+        model or default_model,
+        "test-scope",
+        "test_catalog",
+        "test_schema",
+        "/Shared/test-experiment",
+        3,
+    )
+    differences = {
+        task["task_key"]: differing_settings(resolved_settings(task_argv(task, values)), expected)
+        for task in the_job()["tasks"]
+    }
+    assert differences == {key: {} for key in TASK_KEYS}
+
+
+def test_the_jobs_last_task_applies_retention(history_run, tmp_path):
+    """The job never calls `run`, which applies history.keep_runs at its end: its last task, the
+    report of the run just made, applies it. Run here on a copy of two weekly runs, with the
+    task's own arguments, a local profile and keep_runs 1."""
+    last = the_job()["tasks"][-1]
+    assert (last["task_key"], entry_point_command(last["python_wheel_task"]["entry_point"])) == ("report", "report")
+    out = copy_output(history_run["out"], tmp_path / "out")
+    values = {
+        **JOB_PARAMETER_VALUES,
+        "input_path": str(history_run["root"] / f"{RUN_B}.jsonl"),
+        "output_path": str(out),
+        "classifier": "offline",
+        "model": "",
+        "experiment": "wildvalues",
+        "keep_runs": "1",
+    }
+
+    def report(run_id: str) -> CliResult:
+        argv = task_argv(last, values, run_id)
+        # The job's profile keeps the tables in Unity Catalog; the same arguments on a local output.
+        argv[argv.index("--env") + 1] = "local"
+        result = wildvalues(*argv, "--config", history_run["config"], cwd=history_run["root"])
+        assert_ok(result)
+        return result
+
+    # A past run's report (a rerun by hand) is not the end of a run: the history stays.
+    report(RUN_A)
+    assert {row["run_id"] for row in table_rows(out, "conversations")} == {RUN_A, RUN_B}
+    result = report(RUN_B)
+    assert f"deleted the rows of 1 older run(s): {RUN_A}" in result.stdout + result.stderr
+    for name in ("conversations", "classifications", "values_level_0", "runs"):
+        assert {row["run_id"] for row in table_rows(out, name)} == {RUN_B}, name
+    assert run_rows(out, "values_level_0", RUN_B) == run_rows(history_run["out"], "values_level_0", RUN_B)
 
 
 def test_every_task_runs_on_the_one_job_cluster_with_the_wheel():

@@ -32,14 +32,17 @@ def test_help_names_defaults_that_are_values_not_settings():
     assert "default: None" not in commands["run"].format_help()
 
 
-def test_stage_commands_take_only_their_own_options():
+def test_stage_commands_take_the_run_wide_options():
+    """Every stage after ingest takes the options of `run` that settle its settings, so one
+    parameter list serves every task of the Databricks job; ingest keeps the input's own options."""
     commands = subcommands()
 
     def options(name: str) -> set[str]:
         return {option for action in commands[name]._actions for option in action.option_strings}
 
-    assert {"--classifier", "--model", "--mode"} <= options("classify")
-    assert {"--classifier", "--model"} <= options("taxonomy") and "--mode" not in options("taxonomy")
-    for name in ("analyze", "validate"):
-        assert not {"--classifier", "--model", "--mode", "--input"} & options(name)
-    assert {"--input", "--user-field", "--id-field"} <= options("ingest")
+    run_wide = {"--input", "--classifier", "--model", "--mode", "--secret-scope", "--catalog", "--schema", "--set"}
+    for name in ("ingest", "classify", "taxonomy", "analyze", "validate", "report"):
+        assert run_wide <= options(name), name
+    assert {"--user-field", "--id-field", "--limit"} <= options("ingest")
+    for name in ("classify", "taxonomy", "analyze", "validate", "report"):
+        assert not {"--user-field", "--id-field", "--limit"} & options(name), name

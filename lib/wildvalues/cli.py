@@ -72,6 +72,27 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_classifier_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classifier", choices=["offline", "anthropic"], default=None, help=CLASSIFIER_HELP)
+    # An empty --model means classifier.anthropic.model: the job passes its `model` parameter,
+    # empty by default, to every task.
+    parser.add_argument("--model", default=None, help="Claude model id (anthropic classifier; empty: the setting)")
+    parser.add_argument("--mode", choices=["online", "batch"], default=None, help="anthropic: Messages or Batches API")
+
+
+def _add_run_wide_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `run` that every later stage command takes as well.
+
+    Each stage command resolves its settings from its own arguments, so a stage without them would
+    run with other settings than the run's: analyze's label audit asks Claude when the classifier
+    is anthropic, taxonomy's adjudication and naming ask the --model. The Databricks job hands
+    every task one parameter list; --input is in it, and only ingest reads it."""
+    parser.add_argument(
+        "--input", default=None, help="the run's input: only ingest reads it (accepted for one job parameter list)"
+    )
+    _add_classifier_options(parser)
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, help="JSONL file/dir/glob (.gz ok), Parquet or Delta table")
     parser.add_argument("--output", required=True, help="output directory (tables, MLflow store, report)")
@@ -83,9 +104,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the field holding the user or account id (stored only as a salted hash; groups need privacy.k_users users)",
     )
-    parser.add_argument("--classifier", choices=["offline", "anthropic"], default=None, help=CLASSIFIER_HELP)
-    parser.add_argument("--model", default=None, help="Claude model id (anthropic classifier)")
-    parser.add_argument("--mode", choices=["online", "batch"], default=None, help="anthropic: Messages or Batches API")
+    _add_classifier_options(parser)
     parser.add_argument("--limit", type=int, default=None, help="only the first N records")
     parser.add_argument("--run-id", default=None, help="reuse a run id (resume); default: a new one")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report at the end")
@@ -122,14 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             stage.add_argument("--output", required=True, help="the run's output directory")
             stage.add_argument("--run-id", required=True, help="the run whose tables the stage reads and writes")
-            # Only the stages that call a classifier take its options.
-            if name in ("classify", "taxonomy"):
-                stage.add_argument("--classifier", choices=["offline", "anthropic"], default=None, help=CLASSIFIER_HELP)
-                stage.add_argument("--model", default=None, help="Claude model id (anthropic classifier)")
-            if name == "classify":
-                stage.add_argument(
-                    "--mode", choices=["online", "batch"], default=None, help="anthropic: Messages or Batches API"
-                )
+            _add_run_wide_options(stage)
             _add_wait(stage)
             _add_common(stage)
     estimate = _command(sub, "estimate", "requests, tokens, cost and duration before anything is spent")
@@ -156,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", required=True, help="the run's output directory")
     report.add_argument("--run-id", default=None, help="the run to report on (default: the latest)")
     report.add_argument("--no-anomaly-ids", action="store_true", help="leave the anomalies' conversation ids out")
+    _add_run_wide_options(report)
     _add_common(report)
 
     export = _command(sub, "export", "public CSVs in the layout of Anthropic/values-in-the-wild")

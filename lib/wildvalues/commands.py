@@ -606,7 +606,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from wildvalues.tracking import attached_run, stage_metrics
 
     settings, runner, run_id = _store_for_run(args)
-    if run_id != runner.latest_run_id():
+    latest = run_id == runner.latest_run_id()
+    if not latest:
         runner.local_dir = os.path.join("runs", run_id)  # report/report.html stays the latest run's
     options = StageOptions(include_anomaly_ids=not args.no_anomaly_ids)
     # Attached, not resumed: the run's artifacts are replaced by its own report, its end time stays.
@@ -615,6 +616,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             runner.tracker = tracker
             runner.metrics.update(stage_metrics(tracker.run.data.metrics))
         summary = runner.run_stage(stage_named("report"), options)
+    if latest and settings.history.keep_runs:
+        # As `run` does at its end. The Databricks job never calls `run`: its stages are tasks,
+        # and its last task is this report, started only once every earlier stage of the run has
+        # succeeded. A past run's report (--run-id) leaves the history alone.
+        runner.apply_retention()
     suppressed = ", ".join(f"{name} {n}" for name, n in summary["n_suppressed"].items() if n) or "none"
     print(f"report for run {run_id}: {os.path.join(args.output, runner.local_dir, summary['html'])}")
     shots = summary.get("n_screenshots", 0)

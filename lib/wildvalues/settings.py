@@ -462,8 +462,9 @@ class RunnerSettings(Section):
 class HistorySettings(Section):
     """How many runs the per-run tables keep (lib/wildvalues/history.py)."""
 
-    # After each `wildvalues run`, the rows of all but the newest keep_runs runs are deleted from
-    # every per-run table; 0 keeps every run. Deleted rows stay in Delta history until VACUUM.
+    # After each `wildvalues run`, and after the report of the latest run (the Databricks job's
+    # last task), the rows of all but the newest keep_runs runs are deleted from every per-run
+    # table; 0 keeps every run. Deleted rows stay in Delta history until VACUUM.
     keep_runs: NonNegativeInt = 0
 
 
