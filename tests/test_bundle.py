@@ -432,7 +432,6 @@ def test_every_task_resolves_the_settings_of_a_local_run(model):
     assert differences == {key: {} for key in TASK_KEYS}
 
 
-@pytest.mark.xdist_group("history_run")  # beside the other readers of the shared output
 def test_the_jobs_last_task_applies_retention(history_run, tmp_path):
     """The job never calls `run`, which applies history.keep_runs at its end: its last task, the
     report of the run just made, applies it. Run here on a copy of two weekly runs, with the

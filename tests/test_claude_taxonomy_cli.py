@@ -24,9 +24,6 @@ if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ o
 else:
     from e2e import assert_ok, copy_output, summary_run_id, wildvalues
 
-# Built once per test process: under xdist every reader of the shared output runs on one worker.
-pytestmark = pytest.mark.xdist_group("claude_run")
-
 USAGE = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 

@@ -51,9 +51,6 @@ else:
         wildvalues,
     )
 
-# Built once per test process: under xdist every reader of the shared output runs on one worker.
-pytestmark = pytest.mark.xdist_group("offline_run")
-
 N_SYNTH = OFFLINE_N
 TABLES = (
     "conversations",

@@ -34,9 +34,6 @@ else:
     from conftest import TREE_PATH
     from e2e import CLAUDE_KEY, CLAUDE_N, assert_ok, claude_env, copy_output, wildvalues
 
-# Built once per test process: under xdist every reader of the shared output runs on one worker.
-pytestmark = pytest.mark.xdist_group("claude_run")
-
 DEFAULTS = Settings()
 RUN_MODEL = DEFAULTS.classifier.anthropic.model  # the run's classifier (the default model)
 KNOWN_MODELS = ", ".join(sorted(DEFAULTS.models))

@@ -23,9 +23,6 @@ else:
     from conftest import TREE_PATH
     from e2e import assert_ok, copy_output, summary_run_id, summary_value, wildvalues
 
-# Built once per test process: under xdist every reader of the shared output runs on one worker.
-pytestmark = pytest.mark.xdist_group("claude_run")
-
 
 @pytest.fixture(scope="module")
 def run(claude_run):

@@ -29,9 +29,6 @@ if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/
 else:
     from e2e import HISTORY_N, RUN_A, RUN_B, assert_ok, mlflow_state, one_line_error, run_rows, table_rows, wildvalues
 
-# Built once per test process: under xdist every reader of the shared output runs on one worker.
-pytestmark = pytest.mark.xdist_group("history_run")
-
 N_SYNTH = HISTORY_N
 HARM_PREVENTION_PER_RUN = (
     "SELECT r.run_id, round(coalesce(sum(v.pct_convos), 0), 4) AS harm_prevention_pct "

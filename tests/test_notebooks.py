@@ -22,9 +22,6 @@ if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/
 else:
     from conftest import REPO
 
-# Built once per test process: under xdist every reader of the shared output runs on one worker.
-pytestmark = pytest.mark.xdist_group("offline_run")
-
 FINDINGS = ("response_types", "value_context", "value_mirroring", "value_anomalies")
 
 

@@ -45,9 +45,6 @@ else:
     from e2e import HISTORY_N
     from test_cli import normalise
 
-# Built once per test process: under xdist every reader of the shared output runs on one worker.
-pytestmark = pytest.mark.xdist_group("history_run")
-
 # Every table a full run with the default settings writes (the optional modes' tables are not).
 EXPECTED_TABLES = {
     "classification_cache",

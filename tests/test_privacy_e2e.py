@@ -30,9 +30,6 @@ if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/
 else:
     from e2e import ACCOUNT_PREFIX, ACCOUNTS, CARD, EMAIL, HARMLESS, NAME, PHONE
 
-# Built once per test process: under xdist every reader of the shared output runs on one worker.
-pytestmark = pytest.mark.xdist_group("offline_run")
-
 PII_MARKERS = (NAME, "Quillon", "Marwick", EMAIL, CARD, CARD.replace(" ", ""), PHONE, ACCOUNT_PREFIX)
 # Tables that hold conversation text (redacted) or the classifier's free text, by design.
 INTERNAL_TEXT_TABLES = {"conversations", "classifications", "classification_cache", "value_expressions"}

@@ -23,9 +23,6 @@ if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/
 else:
     from e2e import MALFORMED, OFFLINE_N, assert_ok, copy_output, summary_run_id, summary_value, wildvalues
 
-# Built once per test process: under xdist every reader of the shared output runs on one worker.
-pytestmark = pytest.mark.xdist_group("offline_run")
-
 N = OFFLINE_N
 RECORDS = OFFLINE_N + len(MALFORMED)
 K = 25
