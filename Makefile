@@ -37,7 +37,7 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q tests --durations=25 -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q tests --durations=25
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py --n 10000

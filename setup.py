@@ -63,7 +63,7 @@ setup(
             *SCREENSHOTS_REQUIRES,
             "faker==40.63.0",
             "pytest==9.2.0",
-            # Two workers: a single pytest process leaves one of the two cores mostly idle (docs/testing.md).
+            # Two workers, measured and not yet on in make test (docs/testing.md).
             "pytest-xdist==3.8.0",
             "jsonschema==4.26.0",
             "ruff==0.17.6",

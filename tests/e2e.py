@@ -2,7 +2,7 @@
 the process is what a test proves), the summary's lines, and the shared runs that conftest.py
 offers as session fixtures.
 
-Two full runs serve most end-to-end modules, each built once per test process (xdist worker):
+Two full runs serve most end-to-end modules, each built once per test process:
 - `offline_run`: generated conversations with planted PII, an account field, malformed lines,
   paths with spaces, the report (then again with screenshots) and the public export;
 - `claude_run`: a Claude-classified run against one emulator with taxonomy.mode both, Claude
