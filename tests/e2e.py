@@ -6,7 +6,7 @@ Two full runs serve most end-to-end modules, each built once per test process:
 - `offline_run`: generated conversations with planted PII, an account field, malformed lines,
   paths with spaces, the report (then again with screenshots) and the public export;
 - `claude_run`: a Claude-classified run against one emulator with taxonomy.mode both, Claude
-  adjudication and the Claude namer, with its report, then a cross-check by a second emulator.
+  adjudication and the Claude namer, with its report (the cross-check tests judge a copy).
 
 A third, `history_run`, holds two weekly runs in one output with k lowered, for runs as history
 and for the outside readers.
@@ -161,8 +161,6 @@ def build_offline_run(root: Path) -> dict[str, Any]:
     common = ("--config", config)
     run = wildvalues("run", "--input", planted, "--output", out, "--user-field", "account", *common, cwd=root)
     assert_ok(run)
-    with open(out / "report" / "report.html", encoding="utf-8") as handle:
-        run_report = handle.read()
     # Screenshots on here only (LEAN_CONFIG turns them off): their PNGs are searched too.
     report = wildvalues("report", "--output", out, *common, "--set", "report.screenshots=true", cwd=root)
     assert_ok(report)
@@ -175,7 +173,6 @@ def build_offline_run(root: Path) -> dict[str, Any]:
         "out": out,
         "export": exported,
         "result": run,
-        "run_report": run_report,
         "results": [run, report, export],
     }
 
@@ -212,7 +209,6 @@ def build_claude_run(root: Path, emulator: Any) -> dict[str, Any]:
     out = root / "out"
     env = claude_env(emulator.base_url)
     args = ("--output", out, "--config", config, *CLAUDE_TAXONOMY)
-    before = len(emulator.request_log)
     result = wildvalues("run", "--input", source, *args, cwd=root, env=env)
     assert_ok(result)
     run_id, mlflow_run_id = summary_run_id(result.stdout)
@@ -226,7 +222,6 @@ def build_claude_run(root: Path, emulator: Any) -> dict[str, Any]:
         "result": result,
         "run_id": run_id,
         "mlflow_run_id": mlflow_run_id,
-        "requests": emulator.request_log[before:],
     }
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import os
 import runpy
-import shutil
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -19,8 +18,10 @@ from wildvalues.tables import TableStore
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.conftest import REPO
+    from tests.e2e import copy_output
 else:
     from conftest import REPO
+    from e2e import copy_output
 
 FINDINGS = ("response_types", "value_context", "value_mirroring", "value_anomalies")
 
@@ -29,8 +30,7 @@ FINDINGS = ("response_types", "value_context", "value_mirroring", "value_anomali
 def pipeline_output(offline_run, tmp_path_factory) -> dict[str, str]:
     """A copy of the shared offline run's output: the notebooks add an MLflow run and files to it."""
     root = tmp_path_factory.mktemp("notebooks")
-    output = root / "out"
-    shutil.copytree(offline_run["out"], output)
+    output = copy_output(offline_run["out"], root / "out")
     return {"output": str(output), "config": str(offline_run["config"]), "root": str(root)}
 
 
