@@ -106,9 +106,29 @@ def write_config(path: Path, settings: dict) -> Path:
     return path
 
 
+# Where MLflow's SQLite store keeps absolute artifact locations (MLflow 3's schema).
+MLFLOW_LOCATION_COLUMNS = {
+    "experiments": "artifact_location",
+    "runs": "artifact_uri",
+    "logged_models": "artifact_location",
+}
+
+
 def copy_output(out: Path, to: Path) -> Path:
-    """A copy of a shared output for a test that changes it."""
+    """A copy of a shared output for a test that changes it, its MLflow artifacts included.
+
+    MLflow stores each experiment's and run's artifact location as an absolute URI, so a plain copy
+    would still log (a report, a retention's deletions) into the original's artifacts."""
     shutil.copytree(out, to)
+    store = to / "mlflow.db"
+    if store.exists():
+        import sqlite3
+
+        before, after = Path(out).resolve().as_uri() + "/", Path(to).resolve().as_uri() + "/"
+        with sqlite3.connect(store) as db:
+            for table, column in MLFLOW_LOCATION_COLUMNS.items():
+                db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (before, after))
+        db.close()
     return to
 
 

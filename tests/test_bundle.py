@@ -21,11 +21,11 @@ import yaml
 if TYPE_CHECKING:  # mypy names tests/conftest.py by its path; pytest puts tests/ on sys.path
     from tests.clirun import CliResult
     from tests.conftest import BUNDLE_VALIDATOR, REPO
-    from tests.e2e import RUN_A, RUN_B, assert_ok, copy_output, run_rows, table_rows, wildvalues
+    from tests.e2e import RUN_A, RUN_B, assert_ok, copy_output, mlflow_state, run_rows, table_rows, wildvalues
 else:
     from clirun import CliResult
     from conftest import BUNDLE_VALIDATOR, REPO
-    from e2e import RUN_A, RUN_B, assert_ok, copy_output, run_rows, table_rows, wildvalues
+    from e2e import RUN_A, RUN_B, assert_ok, copy_output, mlflow_state, run_rows, table_rows, wildvalues
 
 # The task keys, in run order (tests below also hold them to wildvalues.stages.STAGES).
 TASK_KEYS = ["ingest", "classify", "taxonomy", "analyze", "validate", "report"]
@@ -465,6 +465,8 @@ def test_the_jobs_last_task_applies_retention(history_run, tmp_path):
     for name in ("conversations", "classifications", "values_level_0", "runs"):
         assert {row["run_id"] for row in table_rows(out, name)} == {RUN_B}, name
     assert run_rows(out, "values_level_0", RUN_B) == run_rows(history_run["out"], "values_level_0", RUN_B)
+    # The copy logged into its own MLflow artifacts: the shared original's are untouched.
+    assert mlflow_state(history_run["out"], RUN_B) == history_run["state_b"]
 
 
 def test_every_task_runs_on_the_one_job_cluster_with_the_wheel():
