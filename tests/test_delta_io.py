@@ -237,6 +237,8 @@ def test_paths_that_url_encoding_changes_round_trip(spark, tmp_path, folder):
     write_delta(conversations(spark, ROWS[2:]), path, "append")
     assertDataFrameEqual(read_delta(spark, path), spark.createDataFrame(ROWS, schemas.CONVERSATIONS))
     assert delta_rows(path) == expected_arrow(ROWS)
+    ids = read_arrow(path, columns=["conversation_id"]).column("conversation_id").to_pylist()
+    assert sorted(ids) == [row[0] for row in ROWS]
 
 
 def test_spark_path_decodes_delta_rs_uris():

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, cast
 # half initialised. So delta-rs's commit, and what DataFrame.toArrow imports, are loaded here.
 import deltalake.transaction  # noqa: F401
 import pyarrow as pa
+import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.datasource import DataSource, DataSourceArrowWriter, WriterCommitMessage
@@ -347,10 +348,24 @@ def read_arrow(path: str, columns: list[str] | None = None) -> pa.Table:
 
     `DeltaTable.to_pyarrow_table` leaves Arrow scan threads winding down after it returns; a process
     that exits right then aborts ("terminate called without an active exception", delta-rs #2184),
-    which turned a one-line error into exit -6 in about one run in three."""
+    which turned a one-line error into exit -6 in about one run in three. Reading on one thread made
+    that rare, not impossible (once in forty exits under two busy cores): the files are read through
+    Arrow's own filesystem as well, so no Arrow I/O thread calls back into delta-rs's (the route
+    `to_pyarrow_dataset` documents, and the workaround reported in pola-rs/polars #24169)."""
     from deltalake import DeltaTable
 
-    return DeltaTable(path).to_pyarrow_dataset().to_table(columns=columns, use_threads=False)
+    table = DeltaTable(path)
+    dataset = table.to_pyarrow_dataset(filesystem=_arrow_filesystem(path))
+    return dataset.to_table(columns=columns, use_threads=False)
+
+
+def _arrow_filesystem(path: str) -> pa_fs.FileSystem | None:
+    """Arrow's local filesystem rooted at a local table; None (delta-rs's own) for object stores,
+    whose credentials delta-rs resolves."""
+    if "://" in path and not path.startswith("file://"):
+        return None
+    local, root = pa_fs.FileSystem.from_uri(path if "://" in path else os.path.abspath(path))
+    return pa_fs.SubTreeFileSystem(root, local)
 
 
 def table_version(path: str) -> int:
