@@ -41,6 +41,52 @@ def spark():
     session.stop()
 
 
+# --------------------------------------------------------------------------------- two workers
+
+# Each test process builds a shared output the first time one of its tests asks for it. Under
+# pytest-xdist every module that reads a shared output goes to one worker as one unit, so each is
+# built once per suite; other modules are scheduled module by module. The collection check below
+# keeps this map true.
+SHARED_OUTPUT_READERS: dict[str, tuple[str, ...]] = {
+    "offline_run": ("test_cli.py", "test_label_audit.py", "test_notebooks.py", "test_privacy_e2e.py", "test_small_run.py"),
+    "claude_run": ("test_claude_taxonomy_cli.py", "test_crosscheck_cli.py", "test_discovery_cli.py"),
+    "history_run": ("test_bundle.py", "test_entry_points.py", "test_history.py", "test_outside_readers.py"),
+}  # fmt: skip
+# Session fixtures that follow another's group: the rerun copies the Claude run; the wheel is built
+# once for the bundle's and the entry points' tests.
+SHARED_OUTPUT_FOLLOWERS = {
+    "claude_taxonomy_rerun": "claude_run",
+    "claude_emulator": "claude_run",
+    "built_wheel": "history_run",
+}
+MODULE_UNIT = {module: output for output, modules in SHARED_OUTPUT_READERS.items() for module in modules}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fails the collection when a module reads a shared output the scheduling map does not give it."""
+    shared = {**{name: name for name in SHARED_OUTPUT_READERS}, **SHARED_OUTPUT_FOLLOWERS}
+    for item in items:
+        module = item.path.name
+        for fixture in set(getattr(item, "fixturenames", ())) & set(shared):
+            if MODULE_UNIT.get(module) != shared[fixture]:
+                raise pytest.UsageError(
+                    f"{module} uses {fixture}: list it under {shared[fixture]!r} in SHARED_OUTPUT_READERS (conftest.py)"
+                )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Modules that read one shared output form one work unit (see SHARED_OUTPUT_READERS)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedOutputScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return MODULE_UNIT.get(Path(module).name, module)
+
+    return SharedOutputScheduling(config, log)
+
+
 # --------------------------------------------------------------------------------- shared end-to-end runs
 
 
