@@ -27,7 +27,6 @@ from wildvalues.classifier.prompt import (
     validate_output,
 )
 from wildvalues.demo.emulator import Emulator, add_arguments
-from wildvalues.settings import DEFAULT_MODELS, ModelEntry, Prices, RateLimits
 
 KEY = "sk-ant-test-emulator-key"
 CONV = Conversation(
@@ -297,21 +296,31 @@ def test_cli_arguments_and_serving_until_interrupted(tmp_path):
 
 # -- request shapes per model family (issue 9) ----------------------------------------------------
 
-# A model without structured outputs, as an older one would be configured.
+# A model without structured outputs, as an older one would be configured: the emulator's fixture
+# format (lib/wildvalues/demo/documented_models.yml), never the project's model table.
 LEGACY = {
-    "legacy-model": ModelEntry(
-        limits=RateLimits(rpm=60, itpm=10_000, otpm=1_000),
-        prices=Prices(input=1, output=1, cache_write=1, cache_read=1),
-    )
+    "legacy-model": {
+        "prices": {"input": 1, "output": 1, "cache_write_5m": 1, "cache_write_1h": 1, "cache_read": 1},
+        "min_cache_tokens": 1024,
+        "max_output_tokens": 4096,
+        "tokenizer_factor": 1.0,
+        "status": "active",
+        "thinking": {"types": {"disabled": "all"}, "default": "disabled", "display": "summarized"},
+        "effort": [],
+        "default_effort": None,
+        "tool_choice": ["auto", "any", "tool", "none"],
+        "sampling": "accepted",
+        "structured_outputs": False,
+    }
 }
 
 
-def shaped(model: str, shape: str, prompt: str = "extract") -> dict:
-    return build_request(CONV, model, 512, 10_000, shape=shape, prompt=prompt)[0]
+def shaped(model: str, shape: str, prompt: str = "extract", max_tokens: int = 512) -> dict:
+    return build_request(CONV, model, max_tokens, 10_000, shape=shape, prompt=prompt)[0]
 
 
 def test_each_request_shape_is_answered_as_the_api_does(make_emulator, payload_fn):
-    emu = make_emulator(min_cache_tokens=1, models={**DEFAULT_MODELS, **LEGACY})
+    emu = make_emulator(min_cache_tokens=1, models=LEGACY, thinking_tokens=0)  # about shapes, not thinking
     client = sdk(emu)
     expected = payload_fn(CONV)
     as_json = client.messages.create(**shaped("claude-sonnet-5-5", "json_schema"))
@@ -338,11 +347,12 @@ def test_structured_outputs_are_refused_for_models_without_them(make_emulator, s
         client.messages.create(**shaped("legacy-model", shape))
 
 
+@pytest.mark.parametrize("model", ["claude-sonnet-5-5", "claude-opus-5-5"])
 @pytest.mark.parametrize("shape", ["forced_tool", "strict_tool"])
-def test_sonnet_5_5_refuses_a_forced_tool(make_emulator, shape):
+def test_sonnet_and_opus_5_5_refuse_a_forced_tool(make_emulator, model, shape):
     client = sdk(make_emulator())
-    with pytest.raises(anthropic.BadRequestError, match="model claude-sonnet-5-5 does not support forcing a tool"):
-        client.messages.create(**shaped("claude-sonnet-5-5", shape))
+    with pytest.raises(anthropic.BadRequestError, match=f"tool_choice type 'tool' is not supported for model {model}"):
+        client.messages.create(**shaped(model, shape))
 
 
 def test_structured_schemas_with_unsupported_constraints_are_refused(make_emulator):
@@ -357,7 +367,7 @@ def test_structured_schemas_with_unsupported_constraints_are_refused(make_emulat
 
 @pytest.mark.parametrize("model, shape", [("claude-sonnet-5-5", "json_schema"), ("claude-sonnet-4-6", "strict_tool")])
 def test_malformed_answers_cannot_happen_with_structured_outputs(make_emulator, payload_fn, model, shape):
-    emu = make_emulator(fault_sequence=["malformed_tool", "malformed_text"])
+    emu = make_emulator(fault_sequence=["malformed_tool", "malformed_text"], thinking_tokens=0)
     client = sdk(emu)
     answers = [client.messages.create(**shaped(model, shape)) for _ in range(2)]
     for message in answers:
@@ -369,19 +379,20 @@ def test_malformed_answers_cannot_happen_with_structured_outputs(make_emulator, 
 
 
 def test_min_cacheable_length_follows_the_model(make_emulator):
-    emu = make_emulator()  # no override: each model's minimum from the settings' model table
+    emu = make_emulator()  # no override: each model's documented minimum (documented_models.yml)
     client = sdk(emu)
     prefix = approx_tokens(prefix_chars("extract", "json_schema"))
     assert 1024 <= prefix < 4096
     usage = {}
-    for model in ("claude-sonnet-5-5", "claude-haiku-4-5"):
+    for model in ("claude-sonnet-4-6", "claude-haiku-4-5"):
         first = client.messages.create(**shaped(model, "json_schema")).usage
         second = client.messages.create(**shaped(model, "json_schema")).usage
         usage[model] = (first.cache_creation_input_tokens, second.cache_read_input_tokens, second.input_tokens)
-    message = usage["claude-sonnet-5-5"][2]
-    # Sonnet 5.5 caches from 1,024 tokens; Haiku 4.5 only from 4,096, so it pays the prefix as input
-    assert usage == {"claude-sonnet-5-5": (prefix, prefix, message), "claude-haiku-4-5": (0, 0, message + prefix)}
-    assert (emu.min_cache_for("claude-sonnet-5-5"), emu.min_cache_for("claude-haiku-4-5")) == (1024, 4096)
+    message = usage["claude-sonnet-4-6"][2]
+    # Sonnet 4.6 caches from 1,024 tokens; Haiku 4.5 only from 4,096, so it pays the prefix as input
+    assert usage == {"claude-sonnet-4-6": (prefix, prefix, message), "claude-haiku-4-5": (0, 0, message + prefix)}
+    minimums = {m: emu.min_cache_for(m) for m in ("claude-sonnet-5-5", "claude-sonnet-4-6", "claude-haiku-4-5")}
+    assert minimums == {"claude-sonnet-5-5": 512, "claude-sonnet-4-6": 1024, "claude-haiku-4-5": 4096}
 
 
 def test_requests_are_counted_per_model_online_and_in_batches(make_emulator):
