@@ -423,7 +423,7 @@ def refused(client: anthropic.Anthropic, params: dict) -> dict:
     """The error body of a request the emulator must refuse with a 400 (request_id left out)."""
     with pytest.raises(anthropic.BadRequestError) as info:
         client.post("/v1/messages", body=params, cast_to=object)  # the SDK would not send unknown fields
-    assert info.value.response.headers["request-id"] == info.value.body["request_id"]
+    assert info.value.response.headers["request-id"] == cast("dict", info.value.body)["request_id"]
     return {k: v for k, v in cast("dict", info.value.body).items() if k != "request_id"}
 
 
@@ -472,7 +472,7 @@ def test_unknown_models_are_404_by_default(make_emulator):
     client = sdk(make_emulator(unknown_models="not_found"))
     with pytest.raises(anthropic.NotFoundError) as info:
         client.messages.create(**params_for())
-    assert info.value.body["error"] == {"type": "not_found_error", "message": "model: claude-test"}
+    assert cast("dict", info.value.body)["error"] == {"type": "not_found_error", "message": "model: claude-test"}
     with pytest.raises(anthropic.NotFoundError):
         client.messages.count_tokens(model="claude-test", messages=[{"role": "user", "content": "hi"}])
 
