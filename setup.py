@@ -52,7 +52,12 @@ setup(
     # conf/ is data (the YAML settings), shipped inside the package so wheels carry defaults.
     packages=find_packages("lib") + ["jobs", "wildvalues.conf"],
     # conf/*.yml are the environment profiles; the offline classifier's lexicon is a data file.
-    package_data={"wildvalues.conf": ["*.yml", "*.properties"], "wildvalues.classifier": ["*.yml"]},
+    package_data={
+        "wildvalues.conf": ["*.yml", "*.properties"],
+        "wildvalues.classifier": ["*.yml"],
+        # the emulator's own documented facts per model (demo/documented_models.yml)
+        "wildvalues.demo": ["*.yml"],
+    },
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require={

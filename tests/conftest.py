@@ -151,6 +151,9 @@ def make_emulator(payload_fn):
 
     def make(**kwargs):
         kwargs.setdefault("payload_fn", payload_fn)
+        # Tests send made-up model ids (claude-test): answer them as the emulator's generic
+        # stand-in rather than the API's 404, unless a test asks for the documented behaviour.
+        kwargs.setdefault("unknown_models", "generic")
         emulator = Emulator(**kwargs).start()
         started.append(emulator)
         return emulator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -27,7 +28,6 @@ from wildvalues.classifier.prompt import (
     validate_output,
 )
 from wildvalues.demo.emulator import Emulator, add_arguments
-from wildvalues.settings import DEFAULT_MODELS, ModelEntry, Prices, RateLimits
 
 KEY = "sk-ant-test-emulator-key"
 CONV = Conversation(
@@ -297,21 +297,31 @@ def test_cli_arguments_and_serving_until_interrupted(tmp_path):
 
 # -- request shapes per model family (issue 9) ----------------------------------------------------
 
-# A model without structured outputs, as an older one would be configured.
+# A model without structured outputs, as an older one would be configured: the emulator's fixture
+# format (lib/wildvalues/demo/documented_models.yml), never the project's model table.
 LEGACY = {
-    "legacy-model": ModelEntry(
-        limits=RateLimits(rpm=60, itpm=10_000, otpm=1_000),
-        prices=Prices(input=1, output=1, cache_write=1, cache_read=1),
-    )
+    "legacy-model": {
+        "prices": {"input": 1, "output": 1, "cache_write_5m": 1, "cache_write_1h": 1, "cache_read": 1},
+        "min_cache_tokens": 1024,
+        "max_output_tokens": 4096,
+        "tokenizer_factor": 1.0,
+        "status": "active",
+        "thinking": {"types": {"disabled": "all"}, "default": "disabled", "display": "summarized"},
+        "effort": [],
+        "default_effort": None,
+        "tool_choice": ["auto", "any", "tool", "none"],
+        "sampling": "accepted",
+        "structured_outputs": False,
+    }
 }
 
 
-def shaped(model: str, shape: str, prompt: str = "extract") -> dict:
-    return build_request(CONV, model, 512, 10_000, shape=shape, prompt=prompt)[0]
+def shaped(model: str, shape: str, prompt: str = "extract", max_tokens: int = 512) -> dict:
+    return build_request(CONV, model, max_tokens, 10_000, shape=shape, prompt=prompt)[0]
 
 
 def test_each_request_shape_is_answered_as_the_api_does(make_emulator, payload_fn):
-    emu = make_emulator(min_cache_tokens=1, models={**DEFAULT_MODELS, **LEGACY})
+    emu = make_emulator(min_cache_tokens=1, models=LEGACY, thinking_tokens=0)  # about shapes, not thinking
     client = sdk(emu)
     expected = payload_fn(CONV)
     as_json = client.messages.create(**shaped("claude-sonnet-5-5", "json_schema"))
@@ -338,11 +348,12 @@ def test_structured_outputs_are_refused_for_models_without_them(make_emulator, s
         client.messages.create(**shaped("legacy-model", shape))
 
 
+@pytest.mark.parametrize("model", ["claude-sonnet-5-5", "claude-opus-5-5"])
 @pytest.mark.parametrize("shape", ["forced_tool", "strict_tool"])
-def test_sonnet_5_5_refuses_a_forced_tool(make_emulator, shape):
+def test_sonnet_and_opus_5_5_refuse_a_forced_tool(make_emulator, model, shape):
     client = sdk(make_emulator())
-    with pytest.raises(anthropic.BadRequestError, match="model claude-sonnet-5-5 does not support forcing a tool"):
-        client.messages.create(**shaped("claude-sonnet-5-5", shape))
+    with pytest.raises(anthropic.BadRequestError, match=f"tool_choice type 'tool' is not supported for model {model}"):
+        client.messages.create(**shaped(model, shape))
 
 
 def test_structured_schemas_with_unsupported_constraints_are_refused(make_emulator):
@@ -357,7 +368,7 @@ def test_structured_schemas_with_unsupported_constraints_are_refused(make_emulat
 
 @pytest.mark.parametrize("model, shape", [("claude-sonnet-5-5", "json_schema"), ("claude-sonnet-4-6", "strict_tool")])
 def test_malformed_answers_cannot_happen_with_structured_outputs(make_emulator, payload_fn, model, shape):
-    emu = make_emulator(fault_sequence=["malformed_tool", "malformed_text"])
+    emu = make_emulator(fault_sequence=["malformed_tool", "malformed_text"], thinking_tokens=0)
     client = sdk(emu)
     answers = [client.messages.create(**shaped(model, shape)) for _ in range(2)]
     for message in answers:
@@ -369,19 +380,20 @@ def test_malformed_answers_cannot_happen_with_structured_outputs(make_emulator, 
 
 
 def test_min_cacheable_length_follows_the_model(make_emulator):
-    emu = make_emulator()  # no override: each model's minimum from the settings' model table
+    emu = make_emulator()  # no override: each model's documented minimum (documented_models.yml)
     client = sdk(emu)
     prefix = approx_tokens(prefix_chars("extract", "json_schema"))
     assert 1024 <= prefix < 4096
     usage = {}
-    for model in ("claude-sonnet-5-5", "claude-haiku-4-5"):
+    for model in ("claude-sonnet-4-6", "claude-haiku-4-5"):
         first = client.messages.create(**shaped(model, "json_schema")).usage
         second = client.messages.create(**shaped(model, "json_schema")).usage
         usage[model] = (first.cache_creation_input_tokens, second.cache_read_input_tokens, second.input_tokens)
-    message = usage["claude-sonnet-5-5"][2]
-    # Sonnet 5.5 caches from 1,024 tokens; Haiku 4.5 only from 4,096, so it pays the prefix as input
-    assert usage == {"claude-sonnet-5-5": (prefix, prefix, message), "claude-haiku-4-5": (0, 0, message + prefix)}
-    assert (emu.min_cache_for("claude-sonnet-5-5"), emu.min_cache_for("claude-haiku-4-5")) == (1024, 4096)
+    message = usage["claude-sonnet-4-6"][2]
+    # Sonnet 4.6 caches from 1,024 tokens; Haiku 4.5 only from 4,096, so it pays the prefix as input
+    assert usage == {"claude-sonnet-4-6": (prefix, prefix, message), "claude-haiku-4-5": (0, 0, message + prefix)}
+    minimums = {m: emu.min_cache_for(m) for m in ("claude-sonnet-5-5", "claude-sonnet-4-6", "claude-haiku-4-5")}
+    assert minimums == {"claude-sonnet-5-5": 512, "claude-sonnet-4-6": 1024, "claude-haiku-4-5": 4096}
 
 
 def test_requests_are_counted_per_model_online_and_in_batches(make_emulator):
@@ -395,3 +407,301 @@ def test_requests_are_counted_per_model_online_and_in_batches(make_emulator):
     ]
     client.messages.batches.create(requests=batch_requests(requests))
     assert emu.requests_by_model() == {"claude-haiku-4-5": 2, "claude-sonnet-5-5": 3}
+
+
+# -- the emulator's own documented knowledge of each model (issue 23) -----------------------------
+
+ANSWER = build_request(CONV, "claude-sonnet-5-5", 4096, 10_000, shape="json_schema", prompt="extract")[0]
+
+
+def documented(model: str, max_tokens: int = 4096, **extra: Any) -> dict:
+    """A json_schema extraction request to `model`, with extra top-level fields."""
+    return {**shaped(model, "json_schema", max_tokens=max_tokens), **extra}
+
+
+def refused(client: anthropic.Anthropic, params: dict) -> dict:
+    """The error body of a request the emulator must refuse with a 400 (request_id left out)."""
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client.post("/v1/messages", body=params, cast_to=object)  # the SDK would not send unknown fields
+    assert info.value.response.headers["request-id"] == cast("dict", info.value.body)["request_id"]
+    return {k: v for k, v in cast("dict", info.value.body).items() if k != "request_id"}
+
+
+def invalid(message: str) -> dict:
+    return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+
+
+def answer_tokens(emu: Emulator, model: str, payload: dict) -> int:
+    """Output tokens of the JSON answer alone, in the model's tokenizer."""
+    model_facts = emu.model_for(model)
+    assert model_facts is not None
+    return model_facts.tokens(len(json.dumps([json.dumps(payload)], separators=(",", ":"))))
+
+
+def test_the_emulator_does_not_import_the_projects_model_table():
+    from pathlib import Path
+
+    source = (Path(__file__).parent.parent / "lib" / "wildvalues" / "demo" / "emulator.py").read_text()
+    assert "DEFAULT_MODELS" not in source and "ModelEntry" not in source and "wildvalues.settings" not in source
+
+
+def test_every_documented_model_names_its_facts():
+    emu = Emulator()
+    assert set(emu.documentation.models) >= {
+        "claude-sonnet-5-5",
+        "claude-opus-5-5",
+        "claude-haiku-5-5",
+        "claude-sonnet-5",
+        "claude-opus-5",
+        "claude-sonnet-4-6",
+        "claude-haiku-4-5",
+        "claude-opus-4-5",
+    }
+    opus_4_5, sonnet_5_5 = emu.model_for("claude-opus-4-5"), emu.model_for("claude-sonnet-5-5")
+    assert opus_4_5 is not None and opus_4_5.status == "deprecated"
+    assert sonnet_5_5 is not None and dict(sonnet_5_5.prices) == {
+        "input": 2.0,
+        "output": 10.0,
+        "cache_write_5m": 2.5,
+        "cache_write_1h": 4.0,
+        "cache_read": 0.10,
+    }
+
+
+def test_unknown_models_are_404_by_default(make_emulator):
+    client = sdk(make_emulator(unknown_models="not_found"))
+    with pytest.raises(anthropic.NotFoundError) as info:
+        client.messages.create(**params_for())
+    assert cast("dict", info.value.body)["error"] == {"type": "not_found_error", "message": "model: claude-test"}
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.count_tokens(model="claude-test", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_unknown_top_level_fields_are_400s(make_emulator):
+    client = sdk(make_emulator())
+    params = documented("claude-sonnet-4-6")
+    assert refused(client, {**params, "extra_body_field": 1}) == invalid(
+        "extra_body_field: Extra inputs are not permitted"
+    )
+    with pytest.raises(anthropic.BadRequestError, match="max_tokens: Extra inputs are not permitted"):
+        client.post(
+            "/v1/messages/count_tokens", body={**params, "max_tokens": 10}, cast_to=object
+        )  # count_tokens takes no max_tokens
+
+
+def test_sonnet_5_5_thinks_by_default_and_bills_it_as_output(make_emulator, payload_fn):
+    emu = make_emulator(min_cache_tokens=100_000)
+    message = sdk(emu).messages.create(**documented("claude-sonnet-5-5"))
+    answer = {k: payload_fn(CONV)[k] for k in json.loads(message.content[1].text)}
+    thinking = 1500  # effort high, the model's default: the fixture's assumption
+    [block, text] = message.content
+    assert (block.type, block.thinking, block.signature.startswith("sig_emu_")) == ("thinking", "", True)
+    assert (text.type, message.stop_reason) == ("text", "end_turn")
+    assert message.usage.output_tokens == thinking + answer_tokens(emu, "claude-sonnet-5-5", answer)
+    assert message.usage.output_tokens_details is not None
+    assert message.usage.output_tokens_details.thinking_tokens == thinking
+
+
+def test_thinking_beyond_max_tokens_cuts_the_answer(make_emulator):
+    client = sdk(make_emulator())
+    only_thinking = client.messages.create(**documented("claude-sonnet-5-5", max_tokens=1024))
+    assert [b.type for b in only_thinking.content] == ["thinking"]
+    assert (only_thinking.stop_reason, only_thinking.usage.output_tokens) == ("max_tokens", 1024)
+    cut = client.messages.create(**documented("claude-sonnet-5-5", max_tokens=1510))
+    assert [b.type for b in cut.content] == ["thinking", "text"] and cut.stop_reason == "max_tokens"
+    assert cut.usage.output_tokens == 1510 and len(cut.content[1].text) == int(10 * 4 / 1.3)
+    with pytest.raises(ValueError):
+        json.loads(cut.content[1].text)  # the JSON is unfinished
+
+
+def test_effort_sets_how_much_a_model_thinks(make_emulator):
+    client = sdk(make_emulator())
+    usage = {
+        effort: client.messages.create(
+            **documented(
+                "claude-opus-5-5",
+                max_tokens=8000,
+                **({"output_config": {**ANSWER["output_config"], "effort": effort}} if effort else {}),
+            )
+        ).usage.output_tokens_details
+        for effort in (None, "low", "max")
+    }
+    # Opus 5.5's default effort is medium
+    assert {k: u.thinking_tokens for k, u in usage.items() if u} == {None: 600, "low": 150, "max": 6000}
+
+
+def test_thinking_tokens_override_and_between_tools_think_nothing(make_emulator):
+    quiet = sdk(make_emulator(thinking_tokens=0)).messages.create(**documented("claude-sonnet-5-5", max_tokens=512))
+    assert [b.type for b in quiet.content] == ["text"] and quiet.stop_reason == "end_turn"
+    client = sdk(make_emulator())
+    between = client.messages.create(
+        **documented("claude-sonnet-5-5", max_tokens=512, thinking={"type": "between_tools"})
+    )
+    assert [b.type for b in between.content] == ["text"]
+
+
+def test_haiku_4_5_thinks_only_when_asked_within_its_budget(make_emulator):
+    client = sdk(make_emulator())
+    plain = client.messages.create(**documented("claude-haiku-4-5"))
+    assert [b.type for b in plain.content] == ["text"]
+    asked = client.messages.create(
+        **documented("claude-haiku-4-5", thinking={"type": "enabled", "budget_tokens": 1200})
+    )
+    assert [b.type for b in asked.content] == ["thinking", "text"]
+    assert asked.content[0].thinking == "(emulated thinking: 1200 tokens at effort high)"  # summarized by default
+    assert asked.usage.output_tokens_details is not None and asked.usage.output_tokens_details.thinking_tokens == 1200
+
+
+@pytest.mark.parametrize(
+    "model, extra, message",
+    [
+        (
+            "claude-sonnet-5-5",
+            {"thinking": {"type": "disabled"}},
+            'thinking.type "disabled" is not supported for model claude-sonnet-5-5; use one of "adaptive", "between_tools"',
+        ),
+        (
+            "claude-sonnet-5-5",
+            {"thinking": {"type": "between_tools"}, "output_config": {**ANSWER["output_config"], "effort": "max"}},
+            'thinking.type "between_tools" is not supported at effort "max" on model claude-sonnet-5-5',
+        ),
+        (
+            "claude-opus-5-5",
+            {"thinking": {"type": "disabled"}},
+            'thinking.type "disabled" is not supported for model claude-opus-5-5; use one of "adaptive"',
+        ),
+        (
+            "claude-opus-5",
+            {"thinking": {"type": "disabled"}, "output_config": {**ANSWER["output_config"], "effort": "xhigh"}},
+            'thinking.type "disabled" is not supported at effort "xhigh" on model claude-opus-5',
+        ),
+        (
+            "claude-sonnet-5",
+            {"thinking": {"type": "enabled", "budget_tokens": 2000}},
+            'thinking.type "enabled" is not supported for model claude-sonnet-5; use one of "adaptive", "disabled"',
+        ),
+        (
+            "claude-haiku-4-5",
+            {"thinking": {"type": "enabled", "budget_tokens": 500}},
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+        ),
+        (
+            "claude-haiku-4-5",
+            {"thinking": {"type": "enabled", "budget_tokens": 5000}},
+            "max_tokens must be greater than thinking.budget_tokens",
+        ),
+        (
+            "claude-haiku-4-5",
+            {"output_config": {**ANSWER["output_config"], "effort": "low"}},
+            "output_config.effort: the effort parameter is not supported by model claude-haiku-4-5",
+        ),
+        (
+            "claude-sonnet-4-6",
+            {"output_config": {**ANSWER["output_config"], "effort": "xhigh"}},
+            "output_config.effort: 'xhigh' is not supported by model claude-sonnet-4-6 (accepted: low, medium, high, max)",
+        ),
+        (
+            "claude-sonnet-5-5",
+            {"temperature": 0.0},
+            "temperature: sampling parameters are not supported for model claude-sonnet-5-5",
+        ),
+        (
+            "claude-haiku-5-5",
+            {"top_p": 0.9},
+            "top_p: sampling parameters are not supported for model claude-haiku-5-5",
+        ),
+        (
+            "claude-haiku-4-5",
+            {"temperature": 0.2, "top_p": 0.9},
+            "temperature and top_p cannot both be specified for model claude-haiku-4-5",
+        ),
+        (
+            "claude-opus-4-5",
+            {"max_tokens": 100_000},
+            "max_tokens: 100000 > 64000, which is the maximum allowed number of output tokens for claude-opus-4-5",
+        ),
+    ],
+)
+def test_shapes_a_model_refuses_are_400s_with_the_api_error_body(make_emulator, model, extra, message):
+    assert refused(sdk(make_emulator()), documented(model, **extra)) == invalid(message)
+
+
+def test_forced_tool_with_requested_thinking_is_refused_and_default_thinking_yields(make_emulator):
+    client = sdk(make_emulator())
+    forced = shaped("claude-haiku-5-5", "forced_tool", max_tokens=4096)
+    message = client.messages.create(**forced)  # thinking on by default, but the forced tool prefills
+    assert [b.type for b in message.content] == ["tool_use"]
+    with_thinking = {**shaped("claude-sonnet-4-6", "forced_tool"), "thinking": {"type": "adaptive"}}
+    assert refused(client, with_thinking) == invalid("Thinking may not be enabled when tool_choice forces tool use.")
+
+
+def test_the_5x_tokenizer_counts_30_percent_more(make_emulator):
+    emu = make_emulator()
+    client = sdk(emu)
+    text = "I really value honesty, and I try to be kind about it. " * 40
+    counts = {
+        model: client.messages.count_tokens(model=model, messages=[{"role": "user", "content": text}]).input_tokens
+        for model in ("claude-sonnet-4-6", "claude-sonnet-5-5", "claude-haiku-5-5")
+    }
+    chars = len(text)
+    assert counts == {
+        "claude-sonnet-4-6": -(-chars // 4),
+        "claude-sonnet-5-5": math.ceil(chars / 4 * 1.3),
+        "claude-haiku-5-5": math.ceil(chars / 4 * 1.3),
+    }
+    usage = client.messages.create(
+        **documented("claude-sonnet-5-5", messages=[{"role": "user", "content": text}])
+    ).usage
+    assert usage.input_tokens == counts["claude-sonnet-5-5"]
+
+
+def _one_hour(params: dict) -> dict:
+    system = [dict(b) for b in params["system"]]
+    system[-1]["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
+    return {**params, "system": system}
+
+
+@pytest.mark.parametrize("ttl", ["5m", "1h"])
+def test_batch_entries_run_over_time_so_a_5_minute_cache_expires(make_emulator, ttl):
+    emu = make_emulator(batch_processing_s=0.0, batch_duration_s=3600.0, thinking_tokens=0)
+    client = sdk(emu)
+    params = documented("claude-sonnet-4-6")
+    params = _one_hour(params) if ttl == "1h" else params
+    requests = [{"custom_id": f"e{i}", "params": params} for i in range(3)]  # run at 0, 30 and 60 minutes
+    batch = client.messages.batches.create(requests=batch_requests(requests))
+    results = {r.custom_id: r.result for r in client.messages.batches.results(batch.id)}
+    caches = []
+    for custom_id in ("e0", "e1", "e2"):
+        result = results[custom_id]
+        assert isinstance(result, MessageBatchSucceededResult)
+        usage = result.message.usage
+        assert usage.cache_creation is not None
+        caches.append(
+            (
+                usage.cache_creation.ephemeral_5m_input_tokens,
+                usage.cache_creation.ephemeral_1h_input_tokens,
+                usage.cache_read_input_tokens,
+            )
+        )
+    prefix = approx_tokens(prefix_chars("extract", "json_schema"))
+    if ttl == "5m":
+        assert caches == [(prefix, 0, 0)] * 3  # each entry finds the 5-minute cache expired
+    else:
+        assert caches == [(0, prefix, 0), (0, 0, prefix), (0, 0, prefix)]
+
+
+def test_a_refused_batch_entry_comes_back_errored_with_the_api_error(make_emulator):
+    client = sdk(make_emulator(batch_processing_s=0.0))
+    requests = [
+        {"custom_id": "ok", "params": documented("claude-sonnet-4-6")},
+        {"custom_id": "bad", "params": documented("claude-sonnet-5-5", thinking={"type": "disabled"})},
+    ]
+    batch = client.messages.batches.create(requests=batch_requests(requests))
+    results = {r.custom_id: r.result for r in client.messages.batches.results(batch.id)}
+    assert results["ok"].type == "succeeded"
+    bad = results["bad"]
+    assert isinstance(bad, MessageBatchErroredResult)
+    assert bad.error.error.model_dump() == {
+        "type": "invalid_request_error",
+        "message": 'thinking.type "disabled" is not supported for model claude-sonnet-5-5; use one of "adaptive", "between_tools"',
+    }

@@ -7,7 +7,8 @@
   (the delimited format of `prompt.py`), with `usage` including prompt-cache writes and reads;
 * `POST /v1/messages/count_tokens`;
 * the Message Batches endpoints: create, retrieve, list, cancel, delete, results (JSONL);
-  a batch ends `batch_processing_s` seconds after creation, so clients must poll;
+  a batch ends `batch_processing_s` seconds after creation, so clients must poll; an entry the
+  API would refuse comes back `errored` with the API's error;
 * `POST /v1/chat/completions` — an OpenAI-compatible endpoint answering the same labels as a JSON
   object in `choices[0].message.content` (no rate limits or faults), for the cross-check's
   non-Claude judge;
@@ -25,13 +26,29 @@ limit; smaller values emulate stricter short-interval enforcement). Over a limit
 on admission and the unused part is returned when the answer is complete, and cache reads
 do not count against the input-token limit.
 
-Token counts are deterministic approximations, one token per 4 characters rounded up:
-prefix = tools JSON (compact) + system text up to the block marked `cache_control`; message =
-the rest of the system text plus the messages' text; output = the tool input's compact JSON.
-A prefix (tools or the `output_config` schema, plus the system text up to the block marked
-`cache_control`) is cached only from the model's minimum cacheable length (the settings' model
-table: 1,024 tokens for Sonnet 4.5, 4,096 for Haiku 4.5; `min_cache_tokens` overrides it) and
-for `cache_ttl_s`.
+What each model accepts, costs and caches is the emulator's own knowledge, written from the
+platform documentation in `documented_models.yml` (each fact with its page) and loaded by
+`api_rules`; it is never taken from the project's model table, so the emulator can disagree with
+the client. From it:
+
+* unknown top-level fields, and shapes a model refuses (thinking types and efforts, forced tool
+  use, sampling parameters, budgets, structured outputs, max_tokens over the model's maximum),
+  are 400 invalid_request_errors with the API's error body; an unknown model id is a 404
+  (`unknown_models="generic"` instead answers it as a stand-in that accepts everything);
+* a model that thinks (by default or on request) answers a `thinking` block first (with a
+  signature; its text empty where the display is omitted); thinking tokens are output tokens,
+  reported in `usage.output_tokens_details.thinking_tokens`, and count toward `max_tokens`:
+  thinking plus answer beyond it cuts the answer (stop_reason max_tokens). How much it thinks per
+  effort is the fixture's stated assumption; `thinking_tokens` overrides it (0: never thinks);
+* token counts are characters / 4 rounded up, times the model's tokenizer factor (1.3 for the
+  5.x tokenizer): prefix = tools JSON (compact) + system text up to the block marked
+  `cache_control`; message = the rest of the system text plus the messages' text; output = the
+  answer's compact JSON plus thinking. They apply to usage, count_tokens and the rate limits;
+* a prefix is cached only from the model's minimum cacheable length (`min_cache_tokens`
+  overrides it), for its `cache_control.ttl` (5 minutes, or "1h"), refreshed on each use; writes
+  are reported per TTL in `usage.cache_creation`. A batch's entries run spread over
+  `batch_duration_s` emulated seconds, so a 5-minute cache written early has expired for late
+  entries while a 1-hour one lives on.
 
 Answers take the request's shape, as the API's: `output_config.format` (JSON schema) gets a
 text block holding the JSON, a forced tool (`strict: true` or not) a `tool_use` block; either
@@ -65,12 +82,13 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 
 from wildvalues.classifier.base import Conversation, Turn
 from wildvalues.classifier.prompt import answer_params_chars, parse_rendered_conversation
 from wildvalues.classifier.taxonomy_prompts import NONE_OF_THESE, parse_task_block
-from wildvalues.settings import DEFAULT_MODELS, ModelEntry
+from wildvalues.demo import api_rules
+from wildvalues.demo.api_rules import DocumentedModel
 
 FAULT_KINDS: tuple[str, ...] = (
     "overloaded",
@@ -87,6 +105,16 @@ CHARS_PER_TOKEN = 4
 _BATCH_PATH = re.compile(r"^/v1/messages/batches/([A-Za-z0-9_-]+)(/results|/cancel)?$")
 _CUSTOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_BATCH_REQUESTS = 100_000
+# How an unknown model id is answered: not_found (the API's 404) or generic (a test convenience:
+# the fixture's stand-in model, which accepts every shape and never thinks).
+UNKNOWN_MODELS: tuple[str, ...] = ("not_found", "generic")
+
+
+class _CacheKey(NamedTuple):
+    """A cacheable prefix: its digest and its cache_control TTL ("5m" or "1h")."""
+
+    digest: str
+    ttl: str
 
 
 def _tokens(chars: int) -> int:
@@ -172,11 +200,13 @@ class Emulator:
         fault_sequence: Sequence[str | None] = (),
         seed: int | None = 0,
         batch_processing_s: float = 0.5,
-        cache_ttl_s: float = 300.0,
+        batch_duration_s: float = 3600.0,
         min_cache_tokens: int | Mapping[str, int] | None = None,
         tree_path: str | None = None,
         payload_fn: Callable[[Conversation], dict] | None = None,
-        models: Mapping[str, ModelEntry] | None = None,
+        models: Mapping[str, Mapping[str, Any]] | None = None,
+        unknown_models: str = "not_found",
+        thinking_tokens: int | Mapping[str, int] | None = None,
         labelling: str = "offline",
     ) -> None:
         if labelling not in LABELLINGS:
@@ -195,11 +225,20 @@ class Emulator:
         self._fault_queue = deque(fault_sequence)
         self.overload_retry_after_s = overload_retry_after_s
         self.batch_processing_s = batch_processing_s
-        self.cache_ttl_s = cache_ttl_s
-        # None: each model's own minimum from the settings' model table (1,024 for unknown ids).
+        # Emulated seconds over which a batch's entries run, evenly spread (real time: batch_processing_s).
+        self.batch_duration_s = batch_duration_s
+        # None: each model's own documented minimum (documented_models.yml).
         self.min_cache_tokens = min_cache_tokens
-        # What each model accepts and caches (the settings' table); unknown ids accept every shape.
-        self.models = dict(DEFAULT_MODELS if models is None else models)
+        # What each model accepts, costs and caches: the emulator's own fixture, written from the
+        # documentation, plus `models` (same format) for custom or legacy models in tests.
+        self.documentation = api_rules.load_documentation(extra=models)
+        if unknown_models not in UNKNOWN_MODELS:
+            raise ValueError(f"unknown_models must be one of {UNKNOWN_MODELS}")
+        # not_found: an unknown id is a 404, as the API answers; generic: the fixture's stand-in.
+        self.unknown_models = unknown_models
+        # None: the fixture's thinking assumption per effort; an int (or one per model) replaces it,
+        # e.g. 0 for tests about something other than thinking.
+        self.thinking_tokens = thinking_tokens
         self.tree_path = tree_path
         self._payload_fn = payload_fn
         self._rng = random.Random(seed)
@@ -315,19 +354,20 @@ class Emulator:
     # -- /v1/messages ------------------------------------------------------------------------
 
     def handle_messages(self, body: dict[str, Any], entry: dict[str, Any]) -> _Reply:
-        problem = _check_message_params(body) or _check_shape(body, self.models.get(str(body.get("model"))))
-        if problem:
-            return _Reply(400, _error_body("invalid_request_error", problem))
-        usage, prefix_key = self._token_usage(body)
+        refusal = self.refusal(body, api_rules.MESSAGES_FIELDS)
+        if refusal:
+            return _Reply(refusal[0], _error_body(refusal[1], refusal[2]))
+        model = self.model_for(str(body["model"]))
+        assert model is not None  # refusal() answered 404 otherwise
+        usage, cache = self._token_usage(body, model)
         now, wall = time.monotonic(), time.time()
         max_tokens = int(body["max_tokens"])
         with self._lock:
-            cached = prefix_key is not None and self._cache.get(prefix_key, 0.0) > now
-            usage = _split_cache(usage, cached, prefix_key is not None)
+            usage = self._use_cache(usage, cache, now)
             billed_input = usage["input_tokens"] + usage["cache_creation_input_tokens"]
             wait = self._admission_wait(billed_input, max_tokens, now)
             if wait > 0:
-                entry.update(usage, retry_after=math.ceil(wait))
+                entry.update(_flat_usage(usage), retry_after=math.ceil(wait))
                 return _Reply(
                     429,
                     _error_body(
@@ -337,20 +377,44 @@ class Emulator:
                 )
             self._take(billed_input, max_tokens)
             entry["admitted_at"] = now  # lets benchmarks measure the admitted rate
-            if prefix_key is not None:
-                self._cache[prefix_key] = now + self.cache_ttl_s
+            self._store_cache(cache, now)
             fault = self._draw_fault(online=True)
             latency = self._draw_latency()
-        entry.update(usage, fault=fault)
+        entry.update(_flat_usage(usage), fault=fault)
         time.sleep(latency)
-        reply, output_tokens = self._message_reply(body, usage, fault)
+        reply, output_tokens = self._message_reply(body, usage, fault, model)
         with self._lock:
             bucket = self._buckets["output-tokens"]  # settle the max_tokens reservation
             bucket.tokens = min(bucket.capacity, bucket.tokens + max_tokens - output_tokens)
             headers = self._limit_headers(time.monotonic(), time.time())
         entry["output_tokens"] = output_tokens
+        if isinstance(reply.body, dict) and "usage" in reply.body:
+            entry["thinking_tokens"] = reply.body["usage"]["output_tokens_details"]["thinking_tokens"]
         reply.headers.update(headers)
         return reply
+
+    def model_for(self, model_id: str) -> DocumentedModel | None:
+        """The documented model of an id; None where the API would answer 404 (unknown or retired)."""
+        model = self.documentation.models.get(model_id)
+        if model is None:
+            return self.documentation.generic if self.unknown_models == "generic" else None
+        return None if model.status == "retired" else model
+
+    def refusal(self, body: dict[str, Any], fields: frozenset[str]) -> tuple[int, str, str] | None:
+        """(status, error type, message) the API answers a request it refuses, else None.
+
+        An unknown model is a 404 not_found_error (https://platform.claude.com/docs/en/api/errors);
+        unknown fields and shapes the model refuses are 400 invalid_request_errors
+        (api_rules, from https://platform.claude.com/docs/en/api/messages/create).
+        """
+        problem = _check_message_params(body) or api_rules.unknown_fields(body, fields)
+        if problem:
+            return 400, "invalid_request_error", problem
+        model = self.model_for(str(body["model"]))
+        if model is None:
+            return 404, "not_found_error", f"model: {body['model']}"
+        problem = api_rules.check_model_request(body, model) or _check_shape(body, model)
+        return (400, "invalid_request_error", problem) if problem else None
 
     def _admission_wait(self, input_tokens: int, max_tokens: int, now: float) -> float:
         b = self._buckets
@@ -386,8 +450,8 @@ class Emulator:
         jitter = self._rng.uniform(-self.latency_jitter_ms, self.latency_jitter_ms) if self.latency_jitter_ms else 0.0
         return max(0.0, self.latency_ms + jitter) / 1000.0
 
-    def _token_usage(self, body: dict[str, Any]) -> tuple[dict[str, int], str | None]:
-        """(prefix tokens, other input tokens) and the cache key of the prefix, if cacheable."""
+    def _token_usage(self, body: dict[str, Any], model: DocumentedModel) -> tuple[dict[str, int], _CacheKey | None]:
+        """(prefix tokens, other input tokens) in the model's tokenizer, and the prefix's cache key if cacheable."""
         tools = body.get("tools") or []
         tools_chars = answer_params_chars(body)
         system = body.get("system") or []
@@ -395,24 +459,37 @@ class Emulator:
         marked = max((i for i, b in enumerate(blocks) if b.get("cache_control")), default=-1)
         prefix_text = "".join(b.get("text", "") for b in blocks[: marked + 1])
         rest_chars = sum(len(b.get("text", "")) for b in blocks[marked + 1 :]) + _messages_chars(body["messages"])
-        prefix = _tokens(tools_chars + len(prefix_text)) if marked >= 0 else 0
-        rest = _tokens(rest_chars) + (0 if marked >= 0 else _tokens(tools_chars))
+        prefix = model.tokens(tools_chars + len(prefix_text)) if marked >= 0 else 0
+        rest = model.tokens(rest_chars) + (0 if marked >= 0 else model.tokens(tools_chars))
         key = None
         if marked >= 0 and prefix >= self.min_cache_for(str(body.get("model"))):
+            ttl = _cache_ttl(blocks[marked])
             digest = json.dumps([body.get("model"), tools, _output_format(body), blocks[: marked + 1]], sort_keys=True)
-            key = str(hash(digest))
+            key = _CacheKey(str(hash(digest)), ttl)
         return {"prefix": prefix, "rest": rest}, key
 
     def min_cache_for(self, model: str) -> int:
-        """The shortest prefix (tokens) cached for `model`."""
+        """The shortest prefix (tokens) cached for `model`: the override, else its documented minimum."""
         if isinstance(self.min_cache_tokens, int):
             return self.min_cache_tokens
         if isinstance(self.min_cache_tokens, Mapping) and model in self.min_cache_tokens:
             return int(self.min_cache_tokens[model])
-        entry = self.models.get(model)
-        return entry.min_cache_tokens if entry else 1024
+        entry = self.model_for(model)
+        return entry.min_cache_tokens if entry else self.documentation.generic.min_cache_tokens
 
-    def _message_reply(self, body: dict[str, Any], usage: dict[str, int], fault: str | None) -> tuple[_Reply, int]:
+    def _use_cache(self, usage: dict[str, int], cache: _CacheKey | None, at: float) -> dict[str, Any]:
+        """Usage with the prefix read from the cache (alive at `at`), written to it, or plain input."""
+        cached = cache is not None and self._cache.get(cache.digest, 0.0) > at
+        return _split_cache(usage, cached, cache)
+
+    def _store_cache(self, cache: _CacheKey | None, at: float) -> None:
+        """Write or refresh the prefix: it lives its TTL from its last use (emulated seconds)."""
+        if cache is not None:
+            self._cache[cache.digest] = at + api_rules.CACHE_TTL_SECONDS[cache.ttl]
+
+    def _message_reply(
+        self, body: dict[str, Any], usage: dict[str, Any], fault: str | None, model: DocumentedModel
+    ) -> tuple[_Reply, int]:
         """The answer to an admitted request, and its output tokens."""
         if fault == "drop":
             return _Reply(drop=True), 0
@@ -423,40 +500,42 @@ class Emulator:
             return _Reply(529, _error_body("overloaded_error", "Overloaded"), headers), 0
         if fault == "server_error":
             return _Reply(500, _error_body("api_error", "Internal server error"), {}), 0
-        message, output_tokens = self.build_message(body, usage, fault)
+        message, output_tokens = self.build_message(body, usage, fault, model)
         return _Reply(200, message, {"request-id": _new_id("req_emu")}), output_tokens
 
-    def build_message(self, body: dict[str, Any], usage: dict[str, int], fault: str | None) -> tuple[dict, int]:
-        """A Message (as JSON) answering `body`, shaped by a content fault if any."""
-        tool_name = _forced_tool(body)
-        stop_reason, stop_details = "tool_use", None
-        output_format = _output_format(body)
-        if fault in ("malformed_tool", "malformed_text") and (output_format or _strict_tool(body, tool_name)):
-            fault = None  # structured outputs constrain generation to the schema: these cannot happen
-        if fault == "refusal":
-            content = [{"type": "text", "text": "I can't help with classifying this conversation."}]
-            stop_reason, stop_details = "refusal", {"type": "refusal", "category": None, "explanation": None}
-        elif output_format is not None:
-            content, stop_reason = [{"type": "text", "text": json.dumps(self._payload(body))}], "end_turn"
-        elif fault == "malformed_text" or tool_name is None:
-            text = (
-                "Sure! The assistant values helpfulness and honesty."
-                if fault == "malformed_text"
-                else json.dumps(self._payload(body))
-            )
-            content, stop_reason = [{"type": "text", "text": text}], "end_turn"
-        elif fault == "malformed_tool":
-            bad = {"ai_values": "helpfulness", "human_values": None, "response_type": "enthusiastic", "task": 42}
-            content = [_tool_block(tool_name, bad)]
-        else:
-            content = [_tool_block(tool_name, self._payload(body))]
-        output_tokens = max(
-            1, _tokens(len(json.dumps([c.get("input", c.get("text")) for c in content], separators=(",", ":"))))
+    def thinking_for(self, body: dict[str, Any], model: DocumentedModel) -> int:
+        """Thinking tokens for this request: the fixture's assumption, or the `thinking_tokens` override."""
+        amount = api_rules.thinking_tokens(body, model, self.documentation.thinking_tokens_per_answer)
+        override = self.thinking_tokens
+        if isinstance(override, Mapping):
+            override = override.get(model.model_id)
+        if amount == 0 or override is None:
+            return amount
+        thinking = body.get("thinking")
+        budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+        return min(int(override), int(budget)) if budget else int(override)
+
+    def build_message(
+        self, body: dict[str, Any], usage: dict[str, Any], fault: str | None, model: DocumentedModel
+    ) -> tuple[dict, int]:
+        """A Message (as JSON) answering `body`: thinking first where the model thinks, then the answer.
+
+        Thinking tokens are output tokens and count toward max_tokens; when thinking and answer
+        exceed it, the answer is cut and stop_reason is max_tokens
+        (https://platform.claude.com/docs/en/build-with-claude/extended-thinking#max-tokens-and-context-window-size).
+        """
+        answer, stop_reason, stop_details = self._answer_blocks(body, fault)
+        answer_tokens = max(
+            1, model.tokens(len(json.dumps([c.get("input", c.get("text")) for c in answer], separators=(",", ":"))))
         )
-        if fault == "max_tokens" or output_tokens > int(body["max_tokens"]):
-            output_tokens = int(body["max_tokens"])
-            content = [_tool_block(tool_name, {})] if tool_name else [{"type": "text", "text": ""}]
-            stop_reason = "max_tokens"
+        thinking = 0 if fault == "refusal" else self.thinking_for(body, model)
+        max_tokens = int(body["max_tokens"])
+        if fault == "max_tokens" or thinking + answer_tokens > max_tokens:
+            thinking = min(thinking, max_tokens)
+            answer = _cut_answer(body, answer, max_tokens - thinking, model) if thinking < max_tokens else []
+            answer_tokens, stop_reason, stop_details = max_tokens - thinking, "max_tokens", None
+        content = ([self._thinking_block(body, model, thinking)] if thinking else []) + answer
+        output_tokens = thinking + answer_tokens
         message = {
             "id": _new_id("msg_emu"),
             "type": "message",
@@ -471,9 +550,40 @@ class Emulator:
                 "output_tokens": output_tokens,
                 "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
                 "cache_read_input_tokens": usage["cache_read_input_tokens"],
+                "cache_creation": dict(usage["cache_creation"]),
+                "output_tokens_details": {"thinking_tokens": thinking},
             },
         }
         return message, output_tokens
+
+    def _answer_blocks(self, body: dict[str, Any], fault: str | None) -> tuple[list[dict], str, dict | None]:
+        """The answer's content blocks, stop_reason and stop_details, shaped by a content fault if any."""
+        tool_name = _forced_tool(body)
+        output_format = _output_format(body)
+        if fault in ("malformed_tool", "malformed_text") and (output_format or _strict_tool(body, tool_name)):
+            fault = None  # structured outputs constrain generation to the schema: these cannot happen
+        if fault == "refusal":
+            text = "I can't help with classifying this conversation."
+            return [_text_block(text)], "refusal", {"type": "refusal", "category": None, "explanation": None}
+        if output_format is not None:
+            return [_text_block(json.dumps(self._payload(body)))], "end_turn", None
+        if fault == "malformed_text":
+            return [_text_block("Sure! The assistant values helpfulness and honesty.")], "end_turn", None
+        if tool_name is None:
+            return [_text_block(json.dumps(self._payload(body)))], "end_turn", None
+        if fault == "malformed_tool":
+            bad = {"ai_values": "helpfulness", "human_values": None, "response_type": "enthusiastic", "task": 42}
+            return [_tool_block(tool_name, bad)], "tool_use", None
+        return [_tool_block(tool_name, self._payload(body))], "tool_use", None
+
+    def _thinking_block(self, body: dict[str, Any], model: DocumentedModel, tokens: int) -> dict[str, Any]:
+        """A thinking block as the API returns it: text per `display` (empty when omitted) and a signature.
+
+        https://platform.claude.com/docs/en/build-with-claude/extended-thinking#controlling-thinking-display
+        """
+        summarized = api_rules.thinking_display(body, model) == "summarized"
+        text = f"(emulated thinking: {tokens} tokens at effort {api_rules.requested_effort(body, model)})"
+        return {"type": "thinking", "thinking": text if summarized else "", "signature": _new_id("sig_emu")}
 
     def _payload(self, body: dict[str, Any]) -> dict:
         text = _last_user_text(body["messages"])
@@ -487,9 +597,19 @@ class Emulator:
         return {k: v for k, v in payload.items() if k in asked} if isinstance(asked, dict) else payload
 
     def handle_count_tokens(self, body: dict[str, Any]) -> _Reply:
+        """Input tokens in the model's tokenizer; the same field and model checks as a message.
+
+        https://platform.claude.com/docs/en/api/messages/count_tokens (no max_tokens there).
+        """
         if not body.get("model") or not isinstance(body.get("messages"), list):
             return _Reply(400, _error_body("invalid_request_error", "model and messages are required"))
-        usage, _ = self._token_usage(body)
+        problem = api_rules.unknown_fields(body, api_rules.COUNT_TOKENS_FIELDS)
+        if problem:
+            return _Reply(400, _error_body("invalid_request_error", problem))
+        model = self.model_for(str(body["model"]))
+        if model is None:
+            return _Reply(404, _error_body("not_found_error", f"model: {body['model']}"))
+        usage, _ = self._token_usage(body, model)
         return _Reply(200, {"input_tokens": usage["prefix"] + usage["rest"]})
 
     # -- /v1/chat/completions (OpenAI-compatible) -------------------------------------------
@@ -542,6 +662,7 @@ class Emulator:
             "id": _new_id("msgbatch_emu"),
             "created": wall,
             "due": now + self.batch_processing_s,
+            "started": now,  # the emulated clock (monotonic seconds) its first entry runs at
             "requests": requests,
             "status": "in_progress",
             "cancel_at": None,
@@ -558,37 +679,51 @@ class Emulator:
             self._finish_if_due(batch)
 
     def _finish_if_due(self, batch: dict[str, Any]) -> None:
-        """Finish a batch whose processing time has passed (or that was canceled)."""
+        """Finish a batch whose processing time has passed (or that was canceled).
+
+        Its entries run one after another over `batch_duration_s` emulated seconds from creation
+        (evenly spread), so a 5-minute cache written by an early entry has expired for a late one,
+        while a 1-hour cache lives on: batches can take longer than 5 minutes
+        (https://platform.claude.com/docs/en/build-with-claude/batch-processing).
+        """
         if batch["results"] is not None:
             return
         canceled = batch["status"] == "canceling"
         if not canceled and time.monotonic() < batch["due"]:
             return
         results = []
-        for request in batch["requests"]:
-            result = {"type": "canceled"} if canceled else self._batch_entry(request["params"])
+        for index, request in enumerate(batch["requests"]):
+            at = batch["started"] + self._entry_offset(index, len(batch["requests"]))
+            result = {"type": "canceled"} if canceled else self._batch_entry(request["params"], at)
             results.append({"custom_id": request["custom_id"], "result": result})
         batch["results"], batch["status"], batch["ended"] = results, "ended", time.time()
 
-    def _batch_entry(self, params: dict[str, Any]) -> dict[str, Any]:
-        problem = _check_message_params(params) or _check_shape(params, self.models.get(str(params.get("model"))))
-        if problem:
-            return {"type": "errored", "error": _error_body("invalid_request_error", problem)}
+    def _entry_offset(self, index: int, count: int) -> float:
+        """Emulated seconds after a batch's creation at which its entry `index` of `count` runs."""
+        return self.batch_duration_s * index / (count - 1) if count > 1 else 0.0
+
+    def _batch_entry(self, params: dict[str, Any], at: float) -> dict[str, Any]:
+        """One entry's result at emulated time `at`: a refused entry is `errored` with the API's error.
+
+        https://platform.claude.com/docs/en/build-with-claude/batch-processing (result types).
+        """
+        refusal = self.refusal(params, api_rules.MESSAGES_FIELDS)
+        if refusal:
+            return {"type": "errored", "error": _error_body(refusal[1], refusal[2])}
+        model = self.model_for(str(params["model"]))
+        assert model is not None
+        usage, cache = self._token_usage(params, model)
         with self._lock:
             fault = self._draw_fault(online=False)
-            usage, prefix_key = self._token_usage(params)
-            now = time.monotonic()
-            cached = prefix_key is not None and self._cache.get(prefix_key, 0.0) > now
-            if prefix_key is not None:
-                self._cache[prefix_key] = now + self.cache_ttl_s
-        usage = _split_cache(usage, cached, prefix_key is not None)
+            usage = self._use_cache(usage, cache, at)
+            self._store_cache(cache, at)
         if fault == "expired":
             return {"type": "expired"}
         if fault in ("server_error", "drop"):
             return {"type": "errored", "error": _error_body("api_error", "Internal server error")}
         if fault == "overloaded":
             return {"type": "errored", "error": _error_body("overloaded_error", "Overloaded")}
-        message, _ = self.build_message(params, usage, fault)
+        message, _ = self.build_message(params, usage, fault, model)
         return {"type": "succeeded", "message": message}
 
     def _batch_json(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -722,6 +857,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # an emulator bug must look like a 500, not a hung client
             reply = _Reply(500, _error_body("api_error", f"emulator error: {type(error).__name__}: {error}"))
         entry["status"] = 0 if reply.drop else reply.status
+        _add_request_id(reply)
         if path != "/emulator/stats":
             emulator._record(entry)
         if reply.drop:
@@ -753,6 +889,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+def _add_request_id(reply: _Reply) -> None:
+    """Every answer carries a request-id header, as the API's do; an error's is its body's request_id."""
+    body_id = reply.body.get("request_id") if isinstance(reply.body, dict) else None
+    reply.headers.setdefault("request-id", str(body_id or _new_id("req_emu")))
+
+
 # -- request inspection helpers -----------------------------------------------------------------
 
 
@@ -775,18 +917,20 @@ def _check_message_params(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_shape(body: dict[str, Any], entry: ModelEntry | None) -> str | None:
-    """What the API says to an answer shape the model cannot serve (`entry` None: any), else None."""
-    choice = body.get("tool_choice") or {}
-    if entry is not None and not entry.forced_tool and isinstance(choice, dict) and choice.get("type") == "tool":
-        return f"model {body.get('model')} does not support forcing a tool (tool_choice type tool)"
+def _check_shape(body: dict[str, Any], model: DocumentedModel) -> str | None:
+    """What the API says to a structured-output shape the model cannot serve, else None.
+
+    https://platform.claude.com/docs/en/build-with-claude/structured-outputs (models, schema limits).
+    """
     output_config = body.get("output_config")
+    has_format = isinstance(output_config, dict) and "format" in output_config
     strict = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("strict")]
-    if output_config is None and not strict:
+    if not has_format and not strict:
         return None
-    if entry is not None and not entry.structured_outputs:
+    if not model.structured_outputs:
         return f"model {body.get('model')} does not support structured outputs (output_config.format, strict tools)"
-    if output_config is not None:
+    if has_format:
+        assert isinstance(output_config, dict)
         fmt = output_config.get("format") if isinstance(output_config, dict) else None
         if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
             return "output_config.format: expected {type: json_schema, schema: {...}}"
@@ -915,14 +1059,56 @@ def _last_user_text(messages: list) -> str:
     return ""
 
 
-def _split_cache(usage: dict[str, int], cached: bool, cacheable: bool) -> dict[str, int]:
-    """usage fields from (prefix, rest): the prefix is written, read, or (uncacheable) plain input."""
+def _split_cache(usage: dict[str, int], cached: bool, cache: _CacheKey | None) -> dict[str, Any]:
+    """usage fields from (prefix, rest): the prefix is written, read, or (uncacheable) plain input.
+
+    Writes are also reported per TTL in `cache_creation`, as the API does
+    (https://platform.claude.com/docs/en/build-with-claude/prompt-caching#1-hour-cache-duration).
+    """
     prefix, rest = usage["prefix"], usage["rest"]
-    if not cacheable:
-        return {"input_tokens": prefix + rest, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-    if cached:
-        return {"input_tokens": rest, "cache_creation_input_tokens": 0, "cache_read_input_tokens": prefix}
-    return {"input_tokens": rest, "cache_creation_input_tokens": prefix, "cache_read_input_tokens": 0}
+    written = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
+    if cache is None:
+        read, write, plain = 0, 0, prefix + rest
+    elif cached:
+        read, write, plain = prefix, 0, rest
+    else:
+        read, write, plain = 0, prefix, rest
+        written[f"ephemeral_{cache.ttl}_input_tokens"] = prefix
+    return {
+        "input_tokens": plain,
+        "cache_creation_input_tokens": write,
+        "cache_read_input_tokens": read,
+        "cache_creation": written,
+    }
+
+
+def _flat_usage(usage: dict[str, Any]) -> dict[str, int]:
+    """The usage counts of the request log (the per-TTL split flattened)."""
+    flat = {k: v for k, v in usage.items() if k != "cache_creation"}
+    return {**flat, **usage["cache_creation"]}
+
+
+def _cache_ttl(block: dict[str, Any]) -> str:
+    """The marked block's cache_control ttl, "5m" unless it says "1h" (the API's two TTLs)."""
+    ttl = block.get("cache_control", {}).get("ttl", "5m")
+    return ttl if ttl in api_rules.CACHE_TTL_SECONDS else "5m"
+
+
+def _text_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _cut_answer(body: dict[str, Any], answer: list[dict], room: int, model: DocumentedModel) -> list[dict]:
+    """The answer as cut off after `room` tokens: a tool call with its input unfinished ({}), or the
+    text's first `room` tokens' worth of characters."""
+    if room <= 0:
+        return []
+    tool_name = _forced_tool(body)
+    if answer and answer[0]["type"] == "tool_use":
+        return [_tool_block(tool_name or answer[0]["name"], {})]
+    text = answer[0]["text"] if answer else ""
+    chars = int(room * 4 / model.tokenizer_factor)
+    return [_text_block(text[:chars])]
 
 
 # -- the taxonomy tasks: a word-overlap judge, deliberately not the embeddings' kind of rule ------
@@ -1097,6 +1283,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-processing-s", type=float, default=0.5, help="seconds before a Message Batch has ended"
     )
+    parser.add_argument(
+        "--batch-duration-s", type=float, default=3600.0, help="emulated seconds a batch's entries are spread over"
+    )
+    parser.add_argument(
+        "--unknown-models",
+        choices=UNKNOWN_MODELS,
+        default="not_found",
+        help="not_found: 404 as the API; generic: a stand-in model that accepts every shape",
+    )
+    parser.add_argument(
+        "--thinking-tokens", type=int, default=None, help="thinking tokens per answer where a model thinks"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
     parser.add_argument(
         "--labelling", choices=LABELLINGS, default="offline", help="second: a different judge, for the cross-check"
@@ -1118,6 +1316,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         fault_rate=args.fault_rate,
         fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k),
         batch_processing_s=args.batch_processing_s,
+        batch_duration_s=args.batch_duration_s,
+        unknown_models=args.unknown_models,
+        thinking_tokens=args.thinking_tokens,
         seed=args.seed,
         labelling=args.labelling,
     )
