@@ -582,7 +582,7 @@ def test_caching_is_said_to_be_off_when_the_prefix_is_below_the_model_minimum():
     assert (screen["model"], screen["output_shape"], screen["limits"]["itpm"]) == (
         "claude-haiku-4-5",
         "json_schema",
-        4_000_000,
+        30_000,  # the lowest tier by default (settings.LOWEST_TIER)
     )
 
 

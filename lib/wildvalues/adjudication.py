@@ -110,7 +110,7 @@ def ask(client: ClaudeClassifier, model: str, todo: Sequence[Question], shape: s
         )
         for q in todo
     ]
-    return client.ask_each(requests)
+    return client.ask_each(requests, kind="adjudicate")
 
 
 def answer_rows(

@@ -65,23 +65,39 @@ def concurrent_tasks(spark: SparkSession, partitions: int | None) -> int:
 
 
 def client_settings(
-    settings: Settings, api_key: str, tasks: int, model: str | None = None, prompt: str = "extract"
+    settings: Settings,
+    api_key: str,
+    tasks: int,
+    model: str | None = None,
+    prompt: str = "extract",
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """The picklable settings each Spark task rebuilds its ClaudeClassifier from.
 
-    `prompt` "screen" builds the screening pass's client: the screen model, on its own limits."""
+    `prompt` "screen" builds the screening pass's client: the screen model, on its own limits.
+    `kind` names what its classify_one requests are (classify, screen or crosscheck); every kind's
+    thinking, effort and max_tokens for the model travel along (`thinking.request_options`)."""
+    from wildvalues.classifier.thinking import request_options
+
     section = settings.classifier.anthropic.model_dump()
     screen = settings.classifier.screen_model
     chosen = model or (screen if prompt == "screen" and screen else section["model"])
+    entry = settings.model_entry(chosen)
+    options = request_options(settings, chosen)
+    own_kind = kind or ("screen" if prompt == "screen" else "classify")
     client = {key: section[key] for key in CLIENT_KEYS}
     client.update(
         model=chosen,
         api_key=api_key,
         base_url=os.environ.get("ANTHROPIC_BASE_URL"),
-        limits=settings.model_entry(chosen).limits.model_dump(),
+        limits=entry.limits.model_dump(),
         share=1.0 / tasks,
         output_shape=settings.output_shape(chosen),
         prompt=prompt,
+        kind=own_kind,
+        request_options=options,
+        max_tokens=options[own_kind]["max_tokens"],
+        max_output_tokens=entry.max_output_tokens,
     )
     return client
 

@@ -147,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = os.path.join(args.output, summaries["report"]["html"]) if "report" in summaries else None
     summary_args = (summaries, report, runner.metrics, _placement(runner))
     print_summary(args.output, run_id, mlflow_run_id, tracking_uri(args.output), *summary_args)
-    return 0
+    return exit_for_failed_work({**runner.metrics, **summaries.get("classify", {})}, settings)
 
 
 def _placement(runner: Any) -> str:
@@ -434,7 +434,17 @@ def _run_stage(args: argparse.Namespace, stage_name: str, settings: Settings | N
     with _tracked_runner(args, settings, args.run_id) as runner:
         summary = runner.run_stage(stage)
         _print_stage_summary(args, runner, stage_name, summary)
-    return 0
+    return exit_for_failed_work({**runner.metrics, **summary}, settings)
+
+
+def exit_for_failed_work(metrics: dict[str, Any], settings: Settings) -> int:
+    """0, or EXIT_TOO_MANY_ERRORS with one line per failure on stderr (what was written is kept)."""
+    from wildvalues.run_health import EXIT_TOO_MANY_ERRORS, failed_work
+
+    reasons = failed_work(metrics, settings.classifier.max_error_share)
+    for reason in reasons:
+        print(f"wildvalues: run failed: {reason}", file=sys.stderr)
+    return EXIT_TOO_MANY_ERRORS if reasons else 0
 
 
 # The tables a stage command cannot do without, and the command that writes each.

@@ -260,7 +260,9 @@ def ask(
     client: ClaudeClassifier, model: str, todo: Sequence[RatingQuestion], shape: str
 ) -> list[Answer[tuple[int, str]]]:
     """Claude's rating of each label, concurrently under the model's rate limits."""
-    return client.ask_all([rating_request(model, q.label, q.kind, shape) for q in todo], rating_parser(shape))
+    return client.ask_all(
+        [rating_request(model, q.label, q.kind, shape) for q in todo], rating_parser(shape), kind="audit"
+    )
 
 
 def answer_rows(

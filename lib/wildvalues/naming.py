@@ -68,7 +68,7 @@ class ClaudeClusterNamer:
         keys = [request_key(self.model, version, p) for p in payloads]
         todo = sorted({k: p for k, p in zip(keys, payloads) if k not in self.known}.items())
         asked = [naming_request(self.model, p, self.shape) for _, p in todo]
-        answers = self.client.ask_all(asked, name_parser(self.shape))
+        answers = self.client.ask_all(asked, name_parser(self.shape), kind="name")
         for (key, payload), answer in zip(todo, answers, strict=True):
             self.usage.update({name: int(answer.usage[name]) for name in USAGE_FIELDS})
             if answer.error_type is not None or answer.value is None:

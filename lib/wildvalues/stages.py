@@ -33,7 +33,7 @@ from wildvalues import (
 )
 from wildvalues.classifier import RESPONSE_TYPES, classifier_identity
 from wildvalues.embeddings import build_embedder
-from wildvalues.settings import Settings
+from wildvalues.settings import Prices, Settings
 from wildvalues.stage import Artifact, Committed, InputRead, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.taxonomy_tree import TreeNode
 
@@ -309,7 +309,9 @@ def classification_metrics(
         F.sum("cache_read_input_tokens").alias("cache_read_tokens"),
     ).first()
     assert totals is not None
-    errors = inputs.tables.read("classification_errors").count()
+    error_rows = inputs.tables.read("classification_errors")
+    by_type = {r["error_type"]: int(r["count"]) for r in error_rows.groupBy("error_type").count().collect()}
+    errors = sum(by_type.values())
     subjective = int(totals["subjective"] or 0)
     classified = int(totals["classified"] or 0)
     result: dict[str, Any] = {
@@ -325,6 +327,7 @@ def classification_metrics(
         "cache_write_tokens": totals["cache_write_tokens"] or 0,
         "cache_read_tokens": totals["cache_read_tokens"] or 0,
     }
+    result.update({f"classification_errors_{kind}": n for kind, n in sorted(by_type.items())})
     if spec["name"] == "anthropic":
         cache = inputs.tables.read(CACHE_TABLE)
         result.update(cost_metrics(cache, inputs.run_id, inputs.settings, batch))
@@ -362,7 +365,7 @@ def cost_metrics(cache: DataFrame, run_id: str, settings: Settings, batch: bool)
     for row in spent:
         if row["model"] is None:  # an error before any request was made: nothing billed
             continue
-        prices = settings.model_entry(row["model"]).prices.model_dump()
+        prices = token_prices(settings.model_entry(row["model"]).prices, batch)
         usd = discount * sum(row[kind] * prices[kind] for kind in TOKEN_KINDS) / 1e6
         usd_by_model[row["model"]] = usd_by_model.get(row["model"], 0.0) + usd
         failed_usd += usd if row["failed"] else 0.0
@@ -374,6 +377,14 @@ def cost_metrics(cache: DataFrame, run_id: str, settings: Settings, batch: bool)
     result["failed_answers_cost_usd"] = failed_usd
     result.update({f"cost_usd_{model}": usd for model, usd in sorted(usd_by_model.items())})
     return result
+
+
+def token_prices(prices: Prices, batch: bool) -> dict[str, float]:
+    """USD per million tokens by kind; a batch writes its cache for 1 hour (batches.HOUR_CACHE)."""
+    table = {kind: float(getattr(prices, kind)) for kind in TOKEN_KINDS}
+    if batch:
+        table["cache_write"] = prices.one_hour_write()
+    return table
 
 
 def cache_hit_share(tokens: dict[str, int]) -> float:
@@ -1077,7 +1088,8 @@ def judge_spec(inputs: StageInputs) -> dict[str, Any]:
     from wildvalues.claude_settings import client_settings, concurrent_tasks
 
     tasks = concurrent_tasks(inputs.spark, settings.classifier.partitions)
-    return {"name": "anthropic", "settings": client_settings(settings, inputs.judge_key, tasks, section.model)}
+    judge = client_settings(settings, inputs.judge_key, tasks, section.model, kind="crosscheck")
+    return {"name": "anthropic", "settings": judge}
 
 
 def second_judge_expressions(inputs: StageInputs, second: DataFrame) -> Generator[Request, None, DataFrame]:

@@ -58,6 +58,7 @@ class Classification:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    thinking_tokens: int = 0  # part of output_tokens (not stored in the tables yet)
     truncated: bool = False
     attempts: int = 1
     cache_key: str | None = None
@@ -78,6 +79,7 @@ class ClassificationError:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    thinking_tokens: int = 0  # part of output_tokens: what the cut answers spent thinking
 
 
 Result = Classification | ClassificationError

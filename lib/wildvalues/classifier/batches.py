@@ -114,7 +114,8 @@ class MessageBatches:
         self._clock = clock
 
     def _build(self, conversation: Conversation) -> tuple[dict[str, Any], bool]:
-        return self._build_request(conversation)
+        params, truncated = self._build_request(conversation)
+        return with_hour_cache(params), truncated
 
     def requests(
         self, conversations: Sequence[Conversation], keys: Sequence[str] | None = None
@@ -286,3 +287,18 @@ def split_batches(
 
 def _json_size(obj: Any) -> int:
     return len(json.dumps(obj, separators=(",", ":")).encode()) + 1
+
+
+# A batch can take longer than 5 minutes, so the batch page recommends the 1-hour cache TTL for
+# shared context (https://platform.claude.com/docs/en/build-with-claude/batch-processing); its
+# writes cost the 1 h price (settings.Prices.cache_write_1h), which the batch cost accounting uses.
+HOUR_CACHE = {"type": "ephemeral", "ttl": "1h"}
+
+
+def with_hour_cache(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with every cache breakpoint of its system blocks on the 1-hour TTL."""
+    system = params.get("system")
+    if not isinstance(system, list):
+        return params
+    blocks = [{**b, "cache_control": dict(HOUR_CACHE)} if "cache_control" in b else b for b in system]
+    return {**params, "system": blocks}

@@ -42,6 +42,7 @@ from wildvalues.classifier.prompt import (
     prompt_version,
 )
 from wildvalues.classifier.ratelimit import RateLimiter, backoff_delay, parse_retry_after
+from wildvalues.classifier.thinking import apply_options, thinking_tokens
 from wildvalues.settings import ClaudeClientSettings
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ T = TypeVar("T")
 _KEY_PATTERNS = (re.compile(r"sk-ant-[A-Za-z0-9_\-]+"),)
 # An answer that was refused, cut off or malformed is retried once, then recorded as an error.
 MAX_BAD_ANSWERS = 2
+# An answer cut at max_tokens is never asked again unchanged: once, with max_tokens times this
+# (bounded by the model's max output); cut again, it is an error row `max_tokens` whose message
+# names the thinking tokens it spent.
+MAX_TOKENS_RETRY_FACTOR = 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,8 +213,8 @@ class ClaudeClassifier:
             )
 
     def build_request(self, conversation: Conversation) -> tuple[dict[str, Any], bool]:
-        """This client's request for a conversation (its prompt, answer shape and caching)."""
-        return build_request(
+        """This client's request for a conversation (its prompt, answer shape, caching, thinking and effort)."""
+        params, truncated = build_request(
             conversation,
             self.model,
             int(self.settings["max_tokens"]),
@@ -218,6 +223,11 @@ class ClaudeClassifier:
             prompt=self.prompt,
             caching=bool(self.settings["prompt_caching"]),
         )
+        return self.with_kind(params, self.settings["kind"]), truncated
+
+    def with_kind(self, params: dict[str, Any], kind: str | None) -> dict[str, Any]:
+        """`params` with the thinking, effort and max_tokens of a request kind for this model."""
+        return apply_options(params, self.settings["request_options"].get(kind)) if kind else params
 
     def classify_one(self, conversation: Conversation) -> Result:
         params, truncated = self.build_request(conversation)
@@ -242,6 +252,7 @@ class ClaudeClassifier:
             output_tokens=usage["output_tokens"],
             cache_creation_input_tokens=usage["cache_creation_input_tokens"],
             cache_read_input_tokens=usage["cache_read_input_tokens"],
+            thinking_tokens=usage["thinking_tokens"],
         )
 
     # -- any request (JSON or tool answer) --------------------------------------------------------
@@ -250,8 +261,10 @@ class ClaudeClassifier:
         """One request (`messages.create` parameters) paced, retried and parsed by `parse`.
 
         `parse` turns a Message into the answer or raises BadAnswer; a bad answer is asked again
-        once, failures are retried up to `max_attempts` as for classification. The usage of every
-        answered attempt is summed, failed ones too: they are billed."""
+        once, failures are retried up to `max_attempts` as for classification; an answer cut at
+        max_tokens is asked once more with a larger max_tokens, never unchanged. The usage of every
+        answered attempt is summed, failed ones too: they are billed; thinking tokens are counted
+        apart (`thinking_tokens`, part of output_tokens)."""
         estimate = estimate_input_tokens(params)
         max_attempts = int(self.settings["max_attempts"])
         usage = Counter[str]()
@@ -269,12 +282,21 @@ class ClaudeClassifier:
                 self._wait_after_failure(outcome, failures)
                 continue
             add_usage(usage, outcome.usage)
+            spent_thinking = thinking_tokens(outcome)
+            usage["thinking_tokens"] += spent_thinking
             try:
                 value = parse(outcome)
             except BadAnswer as bad:
                 self._count(bad.error_type)
                 bad_answers += 1
                 last_type, last_message = bad.error_type, self._scrub(str(bad))
+                if bad.error_type == "max_tokens":
+                    last_message = f"{last_message} ({params['max_tokens']:,}, of which {spent_thinking:,} thinking)"
+                    raised = self._raised_max_tokens(params)
+                    if raised is None:
+                        break
+                    params = raised
+                    continue
                 if bad_answers >= MAX_BAD_ANSWERS:
                     break
                 continue
@@ -282,14 +304,30 @@ class ClaudeClassifier:
             return Answer(value, usage, attempts, None, None)
         return Answer(None, usage, attempts, last_type, last_message)
 
-    def ask_all(self, requests: Sequence[dict[str, Any]], parse: Callable[[Any], T]) -> list[Answer[T]]:
-        """`ask` for each request with one parser, concurrently under the rate limits; answers in order."""
-        return self.ask_each([(params, parse) for params in requests])
+    def _raised_max_tokens(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """`params` with MAX_TOKENS_RETRY_FACTOR x max_tokens (at most the model's max output), or None
+        when it was raised already or cannot grow: a cut answer is never asked again unchanged."""
+        current = int(params["max_tokens"])
+        ceiling = int(self.settings["max_output_tokens"])
+        if params.get("_max_tokens_raised") or current >= ceiling:
+            return None
+        return {**params, "max_tokens": min(ceiling, current * MAX_TOKENS_RETRY_FACTOR), "_max_tokens_raised": True}
 
-    def ask_each(self, requests: Sequence[tuple[dict[str, Any], Callable[[Any], T]]]) -> list[Answer[T]]:
+    def ask_all(
+        self, requests: Sequence[dict[str, Any]], parse: Callable[[Any], T], kind: str | None = None
+    ) -> list[Answer[T]]:
+        """`ask` for each request with one parser, concurrently under the rate limits; answers in order.
+
+        `kind` (adjudicate, name, audit...) sets the requests' thinking, effort and max_tokens."""
+        return self.ask_each([(params, parse) for params in requests], kind)
+
+    def ask_each(
+        self, requests: Sequence[tuple[dict[str, Any], Callable[[Any], T]]], kind: str | None = None
+    ) -> list[Answer[T]]:
         """`ask` for each (request, its parser), concurrently under the rate limits; answers in order."""
         if not requests:
             return []
+        requests = [(self.with_kind(params, kind), parse) for params, parse in requests]
 
         def ask_safely(request: tuple[dict[str, Any], Callable[[Any], T]]) -> Answer[T]:
             try:
@@ -316,15 +354,17 @@ class ClaudeClassifier:
             output_tokens=usage["output_tokens"],
             cache_creation_input_tokens=usage["cache_creation_input_tokens"],
             cache_read_input_tokens=usage["cache_read_input_tokens"],
+            thinking_tokens=usage["thinking_tokens"],
             **labels,
         )
 
     def _call_messages(self, params: dict, estimate: int) -> Any:
         """One API call: the parsed Message, or a _Failure saying whether and how to retry."""
-        reserve = int(self.settings["max_tokens"])
+        reserve = int(params["max_tokens"])
         self._count("api_calls")
+        sent = {key: value for key, value in params.items() if not key.startswith("_")}
         try:
-            raw = self.client.messages.with_raw_response.create(**params)
+            raw = self.client.messages.with_raw_response.create(**sent)
         except anthropic.APIStatusError as error:
             # The request produced no output; a 429 was not admitted, so its input is refunded too.
             refund_input = error.status_code == 429
