@@ -39,6 +39,7 @@ def classification(cid, subjective=True, ai=(), human=(), rtype="no_values", tas
         0,
         0,
         0,
+        None,
         False,
         1,
         None,

@@ -453,3 +453,49 @@ def test_refused_answers_are_billed_in_the_error_rows_and_the_cost(spark, tmp_pa
     assert metrics["cost_usd"] == pytest.approx(expected, rel=1e-12)
     assert metrics["failed_answers_cost_usd"] == pytest.approx(expected, rel=1e-12)
     assert metrics["run_input_tokens"] == reported["input_tokens"]
+
+
+def test_thinking_tokens_are_counted_on_the_rows_in_the_metrics_and_billed_as_output(spark, tmp_path, api_env):
+    """Asked to think (adaptive, effort low), Sonnet 5.5 bills thinking as output tokens: each row
+    carries what the API reported, the metrics sum it, and the cost counts it at the output price."""
+    source = tmp_path / "in.jsonl"
+    write_input(source, 4)
+    with Emulator(latency_ms=1) as emulator:
+        api_env(emulator)
+        config = claude_config(requests={"classify": {"thinking": "adaptive", "effort": "low"}})
+        ctx = context(spark, tmp_path, config)
+        run_ingest(ctx, str(source))
+        metrics = run_classify(ctx)
+        posts = [e for e in messages_posts(emulator) if e["status"] == 200]
+    by_id = {r.conversation_id: r for r in ctx.store.read("classifications").collect()}
+    assert sorted(by_id) == ["c0", "c1", "c2", "c3"]
+    reported = sorted(e["thinking_tokens"] for e in posts)
+    assert reported[0] > 0 and len(reported) == 4
+    assert sorted(r.thinking_tokens for r in by_id.values()) == reported
+    assert all(r.thinking_tokens < r.output_tokens for r in by_id.values())  # thinking is part of output
+    assert (metrics["thinking_tokens"], metrics["run_thinking_tokens"]) == (sum(reported), sum(reported))
+    assert metrics["cost_usd"] == pytest.approx(usd(config, "claude-sonnet-5-5", usage_of(posts)), rel=1e-12)
+
+
+def test_a_classify_stage_that_fails_most_of_its_work_exits_4_and_keeps_the_error_rows(tmp_path):
+    """Every answer refused: the stage writes its error rows, prints the kinds and their counts on
+    one line, and exits 4 so a scheduler marks the task failed."""
+    source = tmp_path / "in.jsonl"
+    write_input(source, 5)
+    out = tmp_path / "out"
+    with Emulator(latency_ms=1, fault_rate=1.0, fault_kinds=["refusal"]) as failing:
+        env = cli_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=failing.base_url)
+        common = ("--output", out, "--run-id", "r1", "--classifier", "anthropic")
+        assert wildvalues("ingest", "--input", source, *common, cwd=tmp_path, env=env).returncode == 0
+        result = wildvalues("classify", *common, "--set", "classifier.anthropic.max_attempts=2", cwd=tmp_path, env=env)
+    assert result.returncode == 4, result.stderr
+    failure = [line for line in result.stderr.splitlines() if line.startswith("wildvalues: ")]
+    assert failure == [
+        "wildvalues: run failed: 5 of 5 conversations (100.0%) ended as classification errors, above "
+        "classifier.max_error_share 5.0%: refusal 5"
+    ]
+    errors = DeltaTable(str(out / "tables" / "classification_errors")).to_pyarrow_table().to_pylist()
+    assert sorted((e["conversation_id"], e["error_type"], e["attempts"]) for e in errors) == [
+        (f"c{i}", "refusal", 2) for i in range(5)
+    ]
+    assert KEY not in result.stdout + result.stderr

@@ -11,11 +11,13 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StringType, StructField, StructType
 from pyspark.testing import assertDataFrameEqual
 
 from wildvalues import schemas
 from wildvalues.delta_io import (
     DeltaWriteError,
+    add_new_columns,
     read_arrow,
     read_delta,
     spark_path,
@@ -262,3 +264,40 @@ def test_a_process_that_exits_right_after_read_arrow_exits_cleanly(spark, tmp_pa
     script = "import sys; from wildvalues.delta_io import read_arrow; read_arrow(sys.argv[1]); sys.exit(2)"
     codes = [subprocess.run([sys.executable, "-c", script, path], check=False).returncode for _ in range(10)]
     assert codes == [2] * 10
+
+
+OLDER = StructType([StructField("cache_key", StringType(), True), StructField("run_id", StringType(), True)])
+NEWER = StructType(
+    [
+        StructField("cache_key", StringType(), True),
+        StructField("thinking_tokens", LongType(), True),
+        StructField("run_id", StringType(), True),
+    ]
+)
+
+
+@pytest.mark.parametrize("small", [False, True])
+def test_appending_a_newer_column_adds_it_and_older_rows_read_null(spark, tmp_path, small):
+    path = str(tmp_path / "cache")
+    write_delta(spark.createDataFrame([("k1", "r1")], OLDER), path)
+    write_delta(spark.createDataFrame([("k2", 1500, "r2")], NEWER), path, "append", small=small)
+    assert [f.name for f in DeltaTable(path).schema().fields] == ["cache_key", "run_id", "thinking_tokens"]
+    rows = sorted(read_delta(spark, path).select("cache_key", "thinking_tokens", "run_id").collect())
+    assert [tuple(r) for r in rows] == [("k1", None, "r1"), ("k2", 1500, "r2")]
+
+
+def test_a_run_replaced_in_an_older_table_gains_the_column_too(spark, tmp_path):
+    path = str(tmp_path / "classifications")
+    write_delta(spark.createDataFrame([("k1", "r1"), ("k2", "r2")], OLDER), path)
+    write_delta(spark.createDataFrame([("k3", 7, "r2")], NEWER), path, run_id="r2")
+    rows = sorted(read_delta(spark, path).select("cache_key", "thinking_tokens", "run_id").collect())
+    assert [tuple(r) for r in rows] == [("k1", None, "r1"), ("k3", 7, "r2")]
+
+
+def test_a_required_column_an_older_table_lacks_is_one_line(spark, tmp_path):
+    path = str(tmp_path / "cache")
+    write_delta(spark.createDataFrame([("k1", "r1")], OLDER), path)
+    required = StructType([*OLDER.fields, StructField("attempts", LongType(), False)])
+    with pytest.raises(DeltaWriteError, match=r"lacks required column\(s\) attempts: write a new output$"):
+        write_delta(spark.createDataFrame([("k2", "r2", 1)], required), path, "append")
+    assert add_new_columns(path, pa.schema([("cache_key", pa.string())])) == []

@@ -176,7 +176,7 @@ TAXONOMY = [
 
 def write_inputs(spark, store: TableStore) -> None:
     """The tables the analyze stage reads, by hand: six conversations, one planted label seen in two."""
-    rows = [(*row, 0, 0, 0, 0, False, 1, None, RUN) for row in CLASSIFIED]
+    rows = [(*row, 0, 0, 0, 0, None, False, 1, None, RUN) for row in CLASSIFIED]
     store.write("classifications", spark.createDataFrame(rows, CLASSIFICATIONS))
     expressions = [
         (row[0], "ai", value, value, "exact", 1.0, "t1", "t2", "t3", RUN) for row in CLASSIFIED for value in row[2]

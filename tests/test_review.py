@@ -40,6 +40,7 @@ def _rows():
                     0,
                     0,
                     0,
+                    None,
                     False,
                     1,
                     None,

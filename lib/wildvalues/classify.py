@@ -71,6 +71,7 @@ def result_row(result: Any, key: str, conversation_id: str, run_id: str, now: An
             output_tokens=result.output_tokens,
             cache_creation_input_tokens=result.cache_creation_input_tokens,
             cache_read_input_tokens=result.cache_read_input_tokens,
+            thinking_tokens=result.thinking_tokens,
             truncated=bool(result.truncated),
             attempts=result.attempts,
         )
@@ -85,6 +86,7 @@ def result_row(result: Any, key: str, conversation_id: str, run_id: str, now: An
             output_tokens=result.output_tokens,
             cache_creation_input_tokens=result.cache_creation_input_tokens,
             cache_read_input_tokens=result.cache_read_input_tokens,
+            thinking_tokens=result.thinking_tokens,
         )
     return row
 
@@ -161,6 +163,7 @@ def to_errors(keyed: DataFrame, cache: DataFrame, run_id: str) -> DataFrame:
         "attempts",
         "model",
         *[F.coalesce(F.col(name), F.lit(0)).cast("long").alias(name) for name in tokens],  # rows cached before billing
+        F.col("thinking_tokens").cast("long"),
         "cache_key",
         F.lit(run_id).alias("run_id"),
     ).to(schemas.CLASSIFICATION_ERRORS)

@@ -251,9 +251,10 @@ def claude_token_lines(metrics: dict[str, float]) -> list[str]:
     tokens = {
         kind: int(metrics.get(f"run_{kind}_tokens", 0)) for kind in ("input", "output", "cache_write", "cache_read")
     }
+    thinking = int(metrics.get("run_thinking_tokens", 0))
     return [
-        f"  Claude tokens    {sum(tokens.values()):>10,}  (input {tokens['input']:,}, output {tokens['output']:,}, "
-        f"cache write {tokens['cache_write']:,}, cache read {tokens['cache_read']:,}; "
+        f"  Claude tokens    {sum(tokens.values()):>10,}  (input {tokens['input']:,}, output {tokens['output']:,} "
+        f"of which thinking {thinking:,}, cache write {tokens['cache_write']:,}, cache read {tokens['cache_read']:,}; "
         f"cache hits {100.0 * metrics.get('cache_hit_share', 0.0):.1f}% of input)"
     ]
 

@@ -245,6 +245,8 @@ def write_delta(
         writer = df.write.format("delta").mode(mode)
         if replace_run is not None and table_exists(spark, path):
             writer = writer.option("replaceWhere", run_predicate([replace_run])).option("mergeSchema", "true")
+        elif mode == "append":
+            writer = writer.option("mergeSchema", "true")  # a column added since the table was made
         else:
             writer = writer.option("overwriteSchema", "true")
         writer.save(path)
@@ -252,6 +254,8 @@ def write_delta(
     if mode == "overwrite" and _has_no_files(path):
         # A directory with Parquet files but no _delta_log is debris of a crashed first write.
         shutil.rmtree(path, ignore_errors=True)
+    if mode == "append" or replace_run is not None:
+        add_new_columns(path, _arrow_schema(df.schema))
     if small:
         _write_from_driver(df, path, mode == "overwrite" and replace_run is None, replace_run)
         return
@@ -279,6 +283,26 @@ def _write_from_driver(df: DataFrame, path: str, overwrite: bool, replace_run: s
         _commit_files(path, files, overwrite, None, schema, replace_run)
     except Exception as error:  # Spark and delta-rs errors alike become one readable line
         raise DeltaWriteError(f"writing Delta table {path} failed: {_first_line(error)}") from error
+
+
+def add_new_columns(path: str, schema: pa.Schema) -> list[str]:
+    """Add to an existing table the nullable columns of `schema` it lacks (a column added in a newer
+    version); older rows read them as null. Appending alone would commit files whose extra column
+    the table's schema never names, so readers would not see it. Returns the names added."""
+    from deltalake import DeltaTable, Field, Schema
+
+    if not DeltaTable.is_deltatable(path):
+        return []
+    table = DeltaTable(path)
+    present = {field.name for field in table.schema().fields}
+    wanted = Schema.from_arrow(schema).fields
+    missing = [field for field in wanted if field.name not in present]
+    not_nullable = [field.name for field in missing if not field.nullable]
+    if not_nullable:
+        raise DeltaWriteError(f"table {path} lacks required column(s) {', '.join(not_nullable)}: write a new output")
+    if missing:
+        table.alter.add_columns([Field(f.name, f.type, nullable=True) for f in missing])
+    return [field.name for field in missing]
 
 
 def run_predicate(run_ids: list[str]) -> str:

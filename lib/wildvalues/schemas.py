@@ -85,6 +85,8 @@ CLASSIFICATIONS = _fields(
     ("output_tokens", LongType(), False),
     ("cache_creation_input_tokens", LongType(), False),
     ("cache_read_input_tokens", LongType(), False),
+    # Part of output_tokens; null in rows written before thinking was counted.
+    ("thinking_tokens", LongType(), True),
     ("truncated", BooleanType(), False),
     ("attempts", IntegerType(), False),
     ("cache_key", StringType(), True),
@@ -116,6 +118,7 @@ CLASSIFICATION_ERRORS = _fields(
     ("output_tokens", LongType(), False),
     ("cache_creation_input_tokens", LongType(), False),
     ("cache_read_input_tokens", LongType(), False),
+    ("thinking_tokens", LongType(), True),  # what the failed attempts spent thinking (part of output)
     ("cache_key", StringType(), True),
     ("run_id", StringType(), False),
 )

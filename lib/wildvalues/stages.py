@@ -307,6 +307,7 @@ def classification_metrics(
         F.sum("output_tokens").alias("output_tokens"),
         F.sum("cache_creation_input_tokens").alias("cache_write_tokens"),
         F.sum("cache_read_input_tokens").alias("cache_read_tokens"),
+        F.sum("thinking_tokens").alias("thinking_tokens"),
     ).first()
     assert totals is not None
     error_rows = inputs.tables.read("classification_errors")
@@ -326,6 +327,7 @@ def classification_metrics(
         "output_tokens": totals["output_tokens"] or 0,
         "cache_write_tokens": totals["cache_write_tokens"] or 0,
         "cache_read_tokens": totals["cache_read_tokens"] or 0,
+        "thinking_tokens": totals["thinking_tokens"] or 0,
     }
     result.update({f"classification_errors_{kind}": n for kind, n in sorted(by_type.items())})
     if spec["name"] == "anthropic":
@@ -345,6 +347,8 @@ TOKEN_KINDS = {
     "cache_write": "cache_creation_input_tokens",
     "cache_read": "cache_read_input_tokens",
 }
+# Part of the output tokens (billed as output), counted apart so a run shows what thinking cost.
+THINKING = "thinking_tokens"
 
 
 def cost_metrics(cache: DataFrame, run_id: str, settings: Settings, batch: bool) -> dict[str, float]:
@@ -355,11 +359,15 @@ def cost_metrics(cache: DataFrame, run_id: str, settings: Settings, batch: bool)
     spent = (
         cache.filter(F.col("run_id") == run_id)
         .groupBy("model", (F.col("kind") == "error").alias("failed"))
-        .agg(*[F.coalesce(F.sum(column), F.lit(0)).alias(kind) for kind, column in TOKEN_KINDS.items()])
+        .agg(
+            *[F.coalesce(F.sum(column), F.lit(0)).alias(kind) for kind, column in TOKEN_KINDS.items()],
+            F.coalesce(F.sum(THINKING), F.lit(0)).alias(THINKING),
+        )
         .collect()
     )
     discount = settings.batch_discount if batch else 1.0
     totals = dict.fromkeys(TOKEN_KINDS, 0)
+    thinking = 0
     usd_by_model: dict[str, float] = {}
     failed_usd = 0.0
     for row in spent:
@@ -371,7 +379,9 @@ def cost_metrics(cache: DataFrame, run_id: str, settings: Settings, batch: bool)
         failed_usd += usd if row["failed"] else 0.0
         for kind in TOKEN_KINDS:
             totals[kind] += row[kind]
+        thinking += row[THINKING]
     result: dict[str, float] = {f"run_{kind}_tokens": totals[kind] for kind in TOKEN_KINDS}
+    result["run_thinking_tokens"] = thinking
     result["cache_hit_share"] = cache_hit_share(totals)
     result["cost_usd"] = sum(usd_by_model.values())
     result["failed_answers_cost_usd"] = failed_usd

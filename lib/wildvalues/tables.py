@@ -45,6 +45,8 @@ class TableStore:
         writer = df.write.format("delta").mode(mode)
         if run_id is not None and mode == "overwrite" and self.exists(name):
             writer = writer.option("replaceWhere", run_predicate([run_id])).option("mergeSchema", "true")
+        elif mode == "append":
+            writer = writer.option("mergeSchema", "true")  # a column added since the table was made
         else:
             writer = writer.option("overwriteSchema", "true")
         writer.saveAsTable(self.location(name))

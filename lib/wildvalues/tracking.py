@@ -103,8 +103,11 @@ _MLFLOW_NAMES: dict[str, str] = {
     "pct_subjective": "share/subjective",
     "conversations_per_second": "speed/conversations_per_second",
     "classify_conversations_per_second": "speed/classify_conversations_per_second",
-    **{f"{kind}_tokens": f"tokens/{kind}" for kind in ("input", "output", "cache_write", "cache_read")},
-    **{f"run_{kind}_tokens": f"tokens/run_{kind}" for kind in ("input", "output", "cache_write", "cache_read")},
+    **{f"{kind}_tokens": f"tokens/{kind}" for kind in ("input", "output", "cache_write", "cache_read", "thinking")},
+    **{
+        f"run_{kind}_tokens": f"tokens/run_{kind}"
+        for kind in ("input", "output", "cache_write", "cache_read", "thinking")
+    },
     "cache_hit_share": "tokens/cache_hit_share",
     "cost_usd": "cost/classify_usd",
     "failed_answers_cost_usd": "cost/classify_failed_answers_usd",

@@ -58,7 +58,7 @@ class Classification:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
-    thinking_tokens: int = 0  # part of output_tokens (not stored in the tables yet)
+    thinking_tokens: int = 0  # part of output_tokens
     truncated: bool = False
     attempts: int = 1
     cache_key: str | None = None

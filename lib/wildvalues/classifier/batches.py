@@ -26,6 +26,7 @@ from anthropic.types.messages.batch_create_params import Request
 from wildvalues.classifier.base import Classification, ClassificationError, Conversation, Result
 from wildvalues.classifier.prompt import BadAnswer, add_usage
 from wildvalues.classifier.ratelimit import parse_retry_after
+from wildvalues.classifier.thinking import thinking_tokens
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,7 @@ class MessageBatches:
             return self._error(target, f"batch_{result.type}", self._error_text(result), usage, 1)
         message = result.message
         add_usage(usage, message.usage)
+        usage["thinking_tokens"] += thinking_tokens(message)
         try:
             labels = self._parse(message)
         except BadAnswer as bad:  # an answer that cannot be used is still billed
