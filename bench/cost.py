@@ -115,10 +115,13 @@ def tokens_by_model(store, run_id: str) -> dict[str, dict[str, int]]:
         "cache_write": "cache_creation_input_tokens",
         "cache_read": "cache_read_input_tokens",
         "output": "output_tokens",
+        "thinking": "thinking_tokens",  # part of output
+        "answers": "answers",
     }
     rows = (
         store.read("classification_cache")
         .filter((F.col("run_id") == run_id) & F.col("model").isNotNull())
+        .withColumn("answers", F.lit(1))
         .groupBy("model")
         .agg(*[F.sum(c).alias(k) for k, c in columns.items()])
         .collect()
@@ -142,7 +145,9 @@ def summarise(
     input_side_usd = 0.0
     for model, tokens in per_model.items():
         price = config.model_entry(model).prices
-        inputs = tokens["input"] * price.input + tokens["cache_write"] * price.cache_write
+        # A batch writes its cache for an hour (the batch page's advice), at the 1-hour price.
+        write_price = price.one_hour_write() if batch else price.cache_write
+        inputs = tokens["input"] * price.input + tokens["cache_write"] * write_price
         inputs += tokens["cache_read"] * price.cache_read
         input_side_usd += discount * inputs / 1e6
         usd += discount * (inputs + tokens["output"] * price.output) / 1e6
@@ -150,6 +155,8 @@ def summarise(
         "conversations": conversations,
         "requests_by_model": dict(sorted(requests.items())),
         "tokens_by_model": per_model,
+        "output_tokens_per_answer": {m: round(t["output"] / max(1, t["answers"]), 1) for m, t in per_model.items()},
+        "thinking_tokens_per_answer": {m: round(t["thinking"] / max(1, t["answers"]), 1) for m, t in per_model.items()},
         "cache_hit_share": round(float(metrics["cache_hit_share"]), 4),
         "usd_per_1000": round(1000.0 * usd / conversations, 4),
         # input, cache-write and cache-read spend per conversation, as tokens at the extraction

@@ -390,6 +390,7 @@ class Emulator:
         entry["output_tokens"] = output_tokens
         if isinstance(reply.body, dict) and "usage" in reply.body:
             entry["thinking_tokens"] = reply.body["usage"]["output_tokens_details"]["thinking_tokens"]
+            entry["stop_reason"] = reply.body.get("stop_reason")
         reply.headers.update(headers)
         return reply
 
