@@ -56,6 +56,8 @@ def claude_config(mode: str = "online", **anthropic) -> Settings:
         "backoff_cap": 0.2,
         "concurrency": 8,
         "batch_poll_interval": 0.2,
+        # These tests count the classification's own requests; tests/test_preflight.py covers the preflight.
+        "preflight": {"enabled": False},
         **anthropic,
     }
     classifier = {"name": "anthropic", "mode": mode, "partitions": 2, "chunk_size": 4, "anthropic": settings}
@@ -285,8 +287,9 @@ def test_cli_with_an_unknown_screen_model_is_a_one_line_error_before_any_work(tm
 
 
 def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(tmp_path):
-    from wildvalues.classifier.cost import combine_passes, estimate
+    from wildvalues.classifier.cost import assumed_figures, combine_passes, estimate
     from wildvalues.formats import Parsed, parse_line
+    from wildvalues.preflight import plan_for
 
     source = tmp_path / "in.jsonl"
     write_input(source, 4)
@@ -306,6 +309,9 @@ def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(t
 
     def expected_for(chosen: str, prompt: str = "extract", share: float = 1.0):
         entry = config.model_entry(chosen)
+        # Nothing measured (no preflight, no cached answers): the model table's factor and the assumption.
+        plan = plan_for(config, "screen" if prompt == "screen" else "classify", chosen)
+        assumed = assumed_figures(entry, chosen, plan.thinking, plan.max_tokens)
         return estimate(
             char_counts=chars,
             model=chosen,
@@ -319,6 +325,10 @@ def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(t
             shape="json_schema",  # both models have structured outputs
             min_cache_tokens=entry.min_cache_tokens,
             share=share,
+            expected_output_tokens=assumed.output_tokens,
+            tokenizer_factor=assumed.tokenizer_factor,
+            output_source=assumed.output_source,
+            tokenizer_source=assumed.tokenizer_source,
         )
 
     one_pass = expected_for(model)

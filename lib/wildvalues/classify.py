@@ -171,3 +171,34 @@ def to_errors(keyed: DataFrame, cache: DataFrame, run_id: str) -> DataFrame:
 
 def empty_cache(spark) -> DataFrame:
     return spark.createDataFrame([], CACHE_SCHEMA)
+
+
+def answer_usage(
+    cache: DataFrame,
+    conversations: DataFrame,
+    model: str,
+    prompt_version: str,
+    prefix_tokens: int,
+    frame_chars: int,
+    cap_chars: int,
+) -> dict[str, int]:
+    """What the cached answers of one model and prompt version were billed, for `estimate`.
+
+    {"answers", "output_tokens" (thinking included), "sized_answers" (those whose conversation's
+    length is known), "billed_input_tokens" and "approx_input_tokens" of those: the prefix plus
+    ceil((framing + characters, at most `cap_chars`) / 4), as `cost.estimate` approximates them}."""
+    results = cache.filter((F.col("kind") == "result") & (F.col("model") == model))
+    results = results.filter(F.col("prompt_version") == prompt_version)
+    sizes = conversations.select("conversation_id", "n_chars").dropDuplicates(["conversation_id"])
+    joined = results.join(sizes, "conversation_id", "left")
+    billed = F.col("input_tokens") + F.col("cache_creation_input_tokens") + F.col("cache_read_input_tokens")
+    approx = F.ceil((F.lit(frame_chars) + F.least(F.col("n_chars"), F.lit(cap_chars))) / 4) + F.lit(prefix_tokens)
+    sized = F.col("n_chars").isNotNull()
+    row = joined.agg(
+        F.count(F.lit(1)).alias("answers"),
+        F.coalesce(F.sum("output_tokens"), F.lit(0)).alias("output_tokens"),
+        F.count(F.when(sized, F.lit(1))).alias("sized_answers"),
+        F.coalesce(F.sum(F.when(sized, billed)), F.lit(0)).alias("billed_input_tokens"),
+        F.coalesce(F.sum(F.when(sized, approx)), F.lit(0)).alias("approx_input_tokens"),
+    ).first()
+    return {name: int(row[name] or 0) for name in row.asDict()} if row else {}

@@ -113,6 +113,31 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     _add_common(parser)
 
 
+def _add_estimate_arguments(estimate: argparse.ArgumentParser) -> None:
+    """The options of `estimate`, which `preflight` shares."""
+    estimate.add_argument("--input", required=True, help="the conversations to estimate for (as `run --input`)")
+    estimate.add_argument("--model", default=None, help="the extraction model")
+    estimate.add_argument(
+        "--screen-model",
+        default=None,
+        help="two-pass column's screen model (default: classifier.screen_model, else claude-haiku-4-5)",
+    )
+    estimate.add_argument(
+        "--subjective-share", type=float, default=0.44, help="share reaching extraction in two-pass mode (study: 0.44)"
+    )
+    estimate.add_argument(
+        "--mode", choices=["online", "batch"], default=None, help="Messages or Batches API (batch: half price)"
+    )
+    estimate.add_argument("--format", choices=FORMATS, default=None, help="input layout (default: auto)")
+    estimate.add_argument(
+        "--output",
+        default=None,
+        help="scratch directory, where a preflight's measurements are kept (default out/estimate)",
+    )
+    estimate.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    _add_common(estimate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wildvalues", description="Values in the wild, at scale, on Spark.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -145,24 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
             _add_run_wide_options(stage)
             _add_wait(stage)
             _add_common(stage)
-    estimate = _command(sub, "estimate", "requests, tokens, cost and duration before anything is spent")
-    estimate.add_argument("--input", required=True, help="the conversations to estimate for (as `run --input`)")
-    estimate.add_argument("--model", default=None, help="the extraction model")
-    estimate.add_argument(
-        "--screen-model",
-        default=None,
-        help="two-pass column's screen model (default: classifier.screen_model, else claude-haiku-4-5)",
+    _add_estimate_arguments(_command(sub, "estimate", "requests, tokens, cost and duration before anything is spent"))
+    _add_estimate_arguments(
+        _command(
+            sub,
+            "preflight",
+            "a few real Claude requests of each kind a run sends: tokens per answer measured, cost projected",
+        )
     )
-    estimate.add_argument(
-        "--subjective-share", type=float, default=0.44, help="share reaching extraction in two-pass mode (study: 0.44)"
-    )
-    estimate.add_argument(
-        "--mode", choices=["online", "batch"], default=None, help="Messages or Batches API (batch: half price)"
-    )
-    estimate.add_argument("--format", choices=FORMATS, default=None, help="input layout (default: auto)")
-    estimate.add_argument("--output", default=None, help="scratch directory (default out/estimate)")
-    estimate.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    _add_common(estimate)
 
     report = _command(sub, "report", "HTML report and PNG plots of a run (latest by default)")
     _add_wait(report)

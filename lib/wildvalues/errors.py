@@ -6,6 +6,7 @@ from wildvalues.crosscheck import SampleError
 from wildvalues.delta_io import DeltaWriteError
 from wildvalues.history import UnknownRun
 from wildvalues.output_lock import OutputLocked
+from wildvalues.preflight import PreflightFailed
 from wildvalues.readers import InputError
 from wildvalues.settings import ConfigError
 from wildvalues.taxonomy_tree import TaxonomyError
@@ -32,6 +33,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     OutputLocked,
     SaltError,
     UnknownRun,
+    PreflightFailed,  # a request kind the API refuses, cuts or answers unusably: exit 2 before spending
     FileNotFoundError,
 )
 

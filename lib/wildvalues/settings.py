@@ -240,6 +240,14 @@ class RequestKinds(Section):
     crosscheck: RequestKindSettings = RequestKindSettings()
 
 
+class PreflightSettings(Section):
+    """A few real requests of each kind a Claude run will send, before it spends on the rest
+    (lib/wildvalues/preflight.py; `wildvalues preflight` runs them alone)."""
+
+    enabled: bool = True  # the anthropic classifier's runs start with the preflight
+    requests: PositiveInt = 3  # requests per kind, on samples drawn from the input and the tree
+
+
 class AnthropicSettings(Section):
     """The Claude client's settings; `ClaudeClientSettings` adds what is resolved at run time."""
 
@@ -254,6 +262,7 @@ class AnthropicSettings(Section):
     max_attempts: PositiveInt = 6  # API calls per conversation before it becomes an error row
     max_tokens: PositiveInt = 2048  # output tokens per classification answer, thinking included
     requests: RequestKinds = RequestKinds()  # thinking, effort and max_tokens per request kind
+    preflight: PreflightSettings = PreflightSettings()
     token_budget: PositiveInt = 12_000  # approximate tokens of conversation text kept (start + end)
     backoff_base: NonNegativeFloat = 1.0  # seconds, exponential with full jitter, 5xx and connection errors
     backoff_cap: NonNegativeFloat = 60.0

@@ -242,6 +242,7 @@ def run_classify(inputs: StageInputs) -> StageRun:
     factual conversation's row is its screening answer."""
     spec = classifier_spec(inputs)
     screen = screen_spec(inputs)
+    yield from preflight_requests(inputs)
     conversations = inputs.tables.read("conversations")
     yield Write(CACHE_TABLE, classify.empty_cache(inputs.spark), mode="create", small=True)
     batch = spec["name"] == "anthropic" and inputs.settings.classifier.mode == "batch"
@@ -271,6 +272,30 @@ def run_classify(inputs: StageInputs) -> StageRun:
         result.update(sent_to_screen_model=sent["screen"], sent_to_extraction_model=sent["extract"])
     yield Metrics(result)
     return result
+
+
+def preflight_requests(inputs: StageInputs) -> Generator[Request, None, None]:
+    """A Claude run's preflight (wildvalues.preflight), before any conversation is classified or
+    batched: its measurements as `preflight_*` metrics and preflight.json; a kind that fails
+    systematically ends the run here (PreflightFailed, exit 2), its metrics logged first."""
+    from wildvalues import preflight
+    from wildvalues.classifier.base import Conversation
+
+    settings = inputs.settings
+    if not preflight.preflight_applies(settings):
+        return
+    assert inputs.api_key, "the runner resolves the API key before the classify stage"
+    n = settings.classifier.anthropic.preflight.requests
+    sample = [Conversation.from_row(r) for r in inputs.tables.read("conversations").limit(n).collect()]
+    try:
+        results = preflight.run_preflight(settings, inputs.api_key, sample, inputs.tree)
+    except preflight.PreflightFailed as failed:
+        yield Metrics({**preflight.metrics(failed.results, settings), "preflight_failed": 1})
+        raise
+    yield Metrics({**preflight.metrics(results, settings), "preflight_failed": 0})
+    yield Artifact(preflight.MEASUREMENTS_FILE, preflight.records_json(results))
+    kinds = ", ".join(f"{r.plan.kind} {r.per_answer('output_tokens'):,.0f} output tokens per answer" for r in results)
+    yield Log(f"preflight: {sum(r.requests for r in results)} request(s) answered as the run needs ({kinds})")
 
 
 def classify_online(

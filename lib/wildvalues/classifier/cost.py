@@ -26,7 +26,7 @@ from wildvalues.classifier.prompt import (
     system_blocks,
     user_message_text,
 )
-from wildvalues.settings import AnthropicSettings, Prices, Settings
+from wildvalues.settings import AnthropicSettings, ModelEntry, Prices, Settings
 
 
 @dataclass
@@ -46,6 +46,8 @@ class Estimate:
     token_source: str
     notes: list[str] = field(default_factory=list)
     cache_hit_share: float = 0.0  # input tokens read from the cache / all input tokens
+    output_source: str = ""  # where the output tokens per answer came from (AnswerFigures.output_source)
+    tokenizer_source: str = ""  # where the tokenizer factor came from
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +70,7 @@ def estimate(
     prices: Mapping[str, float],
     limits: Mapping[str, float],
     mode: str = "online",
-    expected_output_tokens: int = 150,
+    expected_output_tokens: float = 150,
     token_budget: int = AnthropicSettings().token_budget,
     concurrency: int = AnthropicSettings().concurrency,
     batch_discount: float = Settings().batch_discount,
@@ -81,6 +83,9 @@ def estimate(
     min_cache_tokens: int = 0,
     caching: bool = True,
     share: float = 1.0,
+    tokenizer_factor: float = 1.0,
+    output_source: str = "",
+    tokenizer_source: str = "",
 ) -> Estimate:
     """Expected requests, tokens, cost (USD) and duration of classifying these conversations.
 
@@ -95,6 +100,9 @@ def estimate(
     limit), unless it is shorter than `min_cache_tokens` (the model's minimum) or `caching` is
     off: then every request pays it as input, and a note says why. `share` is the fraction of
     the conversations actually sent (two-pass mode: the subjective share reaching extraction).
+    `tokenizer_factor`: tokens per characters / 4 of the model's tokenizer, applied to the
+    approximated counts (not to counts from the API); `output_source` and `tokenizer_source` say
+    where it and `expected_output_tokens` came from (`answer_figures`).
     Cost: (input*p_in + cache_write*p_write + cache_read*p_read + output*p_out) / 1e6, halved
     for batch. Duration (online): the slowest of requests/rpm, (input + cache_write)/itpm,
     output/otpm and the latency floor requests * latency / (concurrency * tasks) / 60.
@@ -106,6 +114,10 @@ def estimate(
     prefix, message_tokens, source = _token_counts(
         conversations, char_counts, model, token_budget, classifier, max_count_calls, notes, prompt, shape
     )
+    if source.startswith("approximate") and tokenizer_factor != 1.0:
+        prefix = scaled_tokens(prefix, tokenizer_factor)
+        message_tokens = [scaled_tokens(t, tokenizer_factor) for t in message_tokens]
+        source = f"approximate (chars/4 x {tokenizer_factor:.3f})"
     n = round(len(message_tokens) * share)
     message_total = round(sum(message_tokens) * share)
     cached = caching and prefix >= min_cache_tokens
@@ -115,7 +127,7 @@ def estimate(
     cache_write = prefix if n and cached else 0
     cache_read = prefix * max(0, n - 1) if cached else 0
     input_tokens = message_total + (0 if cached else prefix * n)
-    output_tokens = expected_output_tokens * n
+    output_tokens = round(expected_output_tokens * n)
     tokens = {"input": input_tokens, "cache_write": cache_write, "cache_read": cache_read, "output": output_tokens}
     cost = _usd(tokens, price)
     if mode == "batch":
@@ -143,7 +155,13 @@ def estimate(
         source,
         notes,
         cache_read / all_input if all_input else 0.0,
+        output_source,
+        tokenizer_source,
     )
+
+
+def scaled_tokens(tokens: int, factor: float) -> int:
+    return math.ceil(tokens * factor)
 
 
 def combine_passes(screen: Estimate, extract: Estimate) -> Estimate:
@@ -169,6 +187,8 @@ def combine_passes(screen: Estimate, extract: Estimate) -> Estimate:
         extract.token_source,
         [*screen.notes, *extract.notes],
         cache_read / all_input if all_input else 0.0,
+        f"screen: {screen.output_source}; extract: {extract.output_source}",
+        f"screen: {screen.tokenizer_source}; extract: {extract.tokenizer_source}",
     )
 
 
@@ -259,3 +279,62 @@ _PRICE_OF_USAGE = {
 def usage_usd(usage: Mapping[str, int], prices: Prices) -> float:
     """USD of a Messages API `usage` total (input, output, cache write and read tokens) at list prices."""
     return sum(int(usage.get(field, 0)) * getattr(prices, price) for field, price in _PRICE_OF_USAGE.items()) / 1e6
+
+
+# ---------------------------------------------------------------------------------------------
+# Output tokens per answer and the tokenizer factor: measured where possible, else assumed
+
+
+# The answer itself: a short JSON object or tool call (the estimate's constant before issue 23).
+ASSUMED_ANSWER_TOKENS = 150
+# Thinking with nothing measured. Thinking tokens are output tokens, billed as output and counted
+# against max_tokens (https://platform.claude.com/docs/en/build-with-claude/thinking-troubleshooting),
+# and how many a model spends at an effort is not published. So a request on which the model may
+# think (adaptive or between_tools thinking, or a model that thinks unless told otherwise) is
+# assumed to spend this share of what max_tokens leaves after the answer: conservative on purpose,
+# as max_tokens is the most an answer can be billed. Thinking turned off ("disabled") is assumed 0.
+ASSUMED_THINKING_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class AnswerFigures:
+    """Output tokens per answer (thinking included) and the tokenizer factor, each with its source."""
+
+    output_tokens: float
+    output_source: str
+    tokenizer_factor: float
+    tokenizer_source: str
+
+
+def may_think(entry: ModelEntry, thinking: str | None) -> bool:
+    """Whether a request with this `thinking.type` (None: no field) may think on this model."""
+    if thinking is None:
+        return entry.thinks_by_default
+    return thinking != "disabled"
+
+
+def assumed_output_tokens(entry: ModelEntry, thinking: str | None, max_tokens: int) -> int:
+    if not may_think(entry, thinking):
+        return ASSUMED_ANSWER_TOKENS
+    room = max(0, max_tokens - ASSUMED_ANSWER_TOKENS)
+    return ASSUMED_ANSWER_TOKENS + int(room * ASSUMED_THINKING_SHARE)
+
+
+def assumed_figures(entry: ModelEntry, model: str, thinking: str | None, max_tokens: int) -> AnswerFigures:
+    output = assumed_output_tokens(entry, thinking, max_tokens)
+    thinks = "may think: half of max_tokens after the answer" if may_think(entry, thinking) else "no thinking"
+    return AnswerFigures(
+        output,
+        f"assumed: {output:,} per answer ({ASSUMED_ANSWER_TOKENS} answer, {thinks})",
+        entry.tokenizer_factor,
+        f"assumed: x{entry.tokenizer_factor:g} (models.{model}.tokenizer_factor)",
+    )
+
+
+def measured_figures(
+    output_per_answer: float, factor: float | None, source: str, fallback: AnswerFigures
+) -> AnswerFigures:
+    """Measured output tokens per answer, and the measured tokenizer factor when there is one."""
+    if factor is None:
+        return AnswerFigures(output_per_answer, source, fallback.tokenizer_factor, fallback.tokenizer_source)
+    return AnswerFigures(output_per_answer, source, factor, source)
