@@ -42,6 +42,10 @@ INSTALL_REQUIRES = [
 EMBEDDINGS_REQUIRES = ["sentence-transformers==6.2.0", "torch==2.13.0"]
 # Screenshots of the report's views: Playwright drives the system's Chromium (nothing downloaded).
 SCREENSHOTS_REQUIRES = ["playwright==1.65.3"]
+# Claude through Amazon Bedrock or Google Cloud Vertex AI (docs/claude.md, "Providers"): ranges, so a
+# Databricks or cloud runtime's own boto3 / google-auth can serve. Databricks needs nothing more.
+BEDROCK_REQUIRES = ["boto3>=1.35,<2"]
+VERTEX_REQUIRES = ["google-auth[requests]>=2.30,<3"]
 
 setup(
     name="wildvalues",
@@ -56,7 +60,7 @@ setup(
         "wildvalues.conf": ["*.yml", "*.properties"],
         "wildvalues.classifier": ["*.yml"],
         # the emulator's own documented facts per model (demo/documented_models.yml)
-        "wildvalues.demo": ["*.yml"],
+        "wildvalues.demo": ["*.yml"],  # also platform_models.yml, the platforms' model ids
     },
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
@@ -64,8 +68,15 @@ setup(
         "local": SPARK_REQUIRES,
         "embeddings": EMBEDDINGS_REQUIRES,
         "screenshots": SCREENSHOTS_REQUIRES,
+        # classifier.anthropic.provider bedrock: the SDK's AnthropicBedrock signs with botocore (SigV4).
+        "bedrock": BEDROCK_REQUIRES,
+        # classifier.anthropic.provider vertex: AnthropicVertex loads Application Default Credentials.
+        "vertex": VERTEX_REQUIRES,
         "test": [
             *SCREENSHOTS_REQUIRES,
+            # tests/test_providers.py runs the real AnthropicBedrock and AnthropicVertex clients.
+            *BEDROCK_REQUIRES,
+            *VERTEX_REQUIRES,
             "faker==40.63.0",
             "pytest==9.2.0",
             # Two workers, measured and not yet on in make test (docs/testing.md).

@@ -1,4 +1,10 @@
-"""Settings for the Claude classifier, resolved on the driver: key, model limits, task share."""
+"""Settings for the Claude classifier, resolved on the driver: credential, model limits, task share.
+
+The credential depends on `classifier.anthropic.provider` (classifier/providers.py): the Anthropic
+key (environment or secret scope), a Databricks token (environment or the cluster's notebook
+context), or none for Bedrock and Vertex AI, whose SDK clients read the platform's own credential
+chain on whichever machine they run. A credential is never logged.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +32,14 @@ CLIENT_KEYS = (
     "output_burst_seconds",
     "seed",
     "prompt_caching",
+    "provider",
+    "model_ids",
+    "bedrock",
+    "vertex",
+    "databricks",
 )
+# A provider whose SDK client reads its platform's credentials itself needs none from the driver.
+NO_CREDENTIAL = ""
 
 
 def _secret_from_scope(classifier: ClassifierSettings, spark: SparkSession | None) -> str | None:
@@ -41,8 +54,54 @@ def _secret_from_scope(classifier: ClassifierSettings, spark: SparkSession | Non
         return None
 
 
+def _databricks_context(spark: SparkSession | None) -> tuple[str | None, str | None]:
+    """(workspace URL, API token) of the notebook context on a Databricks cluster, else (None, None).
+
+    https://docs.databricks.com/aws/en/dev-tools/databricks-utils: dbutils' notebook context holds the
+    run's API token; the workspace URL is the cluster's spark.databricks.workspaceUrl."""
+    spark = spark or SparkSession.getActiveSession()
+    if spark is None:
+        return None, None
+    try:
+        from pyspark.dbutils import DBUtils  # only on Databricks runtimes
+
+        context = DBUtils(spark).notebook.entry_point.getDbutils().notebook().getContext()
+        host = spark.conf.get("spark.databricks.workspaceUrl", None)
+        return (f"https://{host}" if host else None), context.apiToken().get()
+    except Exception:  # noqa: BLE001 - not on Databricks: fall through to the environment's error
+        return None, None
+
+
+def databricks_token(settings: Settings, spark: SparkSession | None = None) -> str:
+    """The workspace token: the configured environment variable, else the notebook context."""
+    name = settings.classifier.anthropic.databricks.token_env
+    token = os.environ.get(name) or _databricks_context(spark)[1]
+    if not token:
+        raise MissingApiKey(f"provider databricks needs a workspace token: {name} is not set and no notebook context")
+    return token
+
+
+def databricks_base_url(settings: Settings, spark: SparkSession | None = None) -> str:
+    """The workspace's Anthropic Messages route (classifier/providers.py, DATABRICKS_ROUTE)."""
+    from wildvalues.classifier.providers import DATABRICKS_ROUTE
+
+    host = settings.classifier.anthropic.databricks.host or os.environ.get("DATABRICKS_HOST")
+    host = host or _databricks_context(spark)[0]
+    if not host:
+        raise MissingApiKey(
+            "provider databricks needs the workspace URL: set DATABRICKS_HOST or classifier.anthropic.databricks.host"
+        )
+    host = host if host.startswith(("http://", "https://")) else f"https://{host}"
+    return host.rstrip("/") + DATABRICKS_ROUTE
+
+
 def require_api_key(settings: Settings, spark: SparkSession | None = None) -> str:
-    """The API key, or a one-line error saying where it was looked for."""
+    """The provider's credential (see the module docstring), or a one-line error saying where it was looked for."""
+    provider = settings.classifier.anthropic.provider
+    if provider == "databricks":
+        return databricks_token(settings, spark)
+    if provider != "anthropic":
+        return NO_CREDENTIAL
     key = os.environ.get(API_KEY_ENV) or _secret_from_scope(settings.classifier, spark)
     if not key:
         scope = settings.classifier.secret_scope
@@ -56,6 +115,29 @@ def optional_api_key(settings: Settings, spark: SparkSession | None = None) -> s
         return require_api_key(settings, spark)
     except MissingApiKey:
         return None
+
+
+def provider_endpoint(settings: Settings, spark: SparkSession | None = None) -> str | None:
+    """The base URL a client uses: ANTHROPIC_BASE_URL, the workspace route, or the platform SDK's
+    own (ANTHROPIC_BEDROCK_BASE_URL / ANTHROPIC_VERTEX_BASE_URL, else its default: None here)."""
+    provider = settings.classifier.anthropic.provider
+    if provider == "databricks":
+        return databricks_base_url(settings, spark)
+    if provider == "anthropic":
+        return os.environ.get("ANTHROPIC_BASE_URL")
+    return None
+
+
+def platform_model(settings: Settings, model: str) -> str:
+    """`model`'s id on the configured provider, or a one-line ConfigError naming the setting to add."""
+    from wildvalues.classifier.providers import ProviderError, platform_model_id
+    from wildvalues.settings import ConfigError
+
+    section = settings.classifier.anthropic
+    try:
+        return platform_model_id(section.provider, model, section.model_ids, section.bedrock.inference_profile)
+    except ProviderError as error:
+        raise ConfigError(str(error)) from None
 
 
 def concurrent_tasks(spark: SparkSession, partitions: int | None) -> int:
@@ -88,8 +170,9 @@ def client_settings(
     client = {key: section[key] for key in CLIENT_KEYS}
     client.update(
         model=chosen,
-        api_key=api_key,
-        base_url=os.environ.get("ANTHROPIC_BASE_URL"),
+        platform_model=platform_model(settings, chosen),
+        api_key=api_key or None,
+        base_url=provider_endpoint(settings),
         limits=entry.limits.model_dump(),
         share=1.0 / tasks,
         output_shape=settings.output_shape(chosen),

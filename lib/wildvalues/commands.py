@@ -113,13 +113,16 @@ def _check_input(path: str, fmt: str) -> None:
 
 def _check_claude_settings(settings: Settings, models: Iterable[str]) -> None:
     """The model is configured and a key is reachable (the settings model checked the rest)."""
-    from wildvalues.claude_settings import API_KEY_ENV, require_api_key
+    from wildvalues.claude_settings import API_KEY_ENV, platform_model, require_api_key
 
-    # Every model a stage will call is configured and can answer in the configured shape.
+    # Every model a stage will call is configured, has an id on the provider and can answer in
+    # the configured shape.
     for model in models:
+        platform_model(settings, model)
         settings.output_shape(model)
     spark = None
-    if settings.classifier.secret_scope and not os.environ.get(API_KEY_ENV):
+    on_claude_api = settings.classifier.anthropic.provider == "anthropic"
+    if on_claude_api and settings.classifier.secret_scope and not os.environ.get(API_KEY_ENV):
         from wildvalues.spark import build_session
 
         spark = build_session(settings.spark)
@@ -594,7 +597,7 @@ def _counted_input(inputs: _EstimateInputs, usable: Any, model: str, answer: Any
 
     settings = inputs.settings
     key = optional_api_key(settings, inputs.runner.spark)
-    if not key:
+    if key is None:  # "" for Bedrock and Vertex AI, whose clients read their platform's credentials
         return answer
     sample = [Conversation.from_row(r) for r in usable.limit(100).collect()]
     client = {**client_settings(settings, key, 1, model), "max_attempts": 2}

@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 OpenFraction = Annotated[float, Field(gt=0.0, lt=1.0)]
@@ -248,10 +248,45 @@ class PreflightSettings(Section):
     requests: PositiveInt = 3  # requests per kind, on samples drawn from the input and the tree
 
 
+PROVIDERS = ("anthropic", "bedrock", "vertex", "databricks")
+BEDROCK_PROFILES = ("global", "us", "eu", "jp", "apac")
+
+
+class BedrockSettings(Section):
+    """Claude through Amazon Bedrock (docs/claude.md, "Providers"). Credentials: the AWS chain."""
+
+    region: str | None = None  # None: AWS_REGION / AWS_DEFAULT_REGION, else the profile's region
+    profile: str | None = None  # a named AWS profile; None: the default credential chain
+    # A cross-region inference profile prefixed to the model id (global, us, eu, jp, apac); None: the base id.
+    inference_profile: Literal[BEDROCK_PROFILES] | None = None  # type: ignore[valid-type]
+
+
+class VertexSettings(Section):
+    """Claude through Google Cloud Vertex AI. Credentials: Application Default Credentials."""
+
+    region: str | None = None  # e.g. global, us-east5; None: CLOUD_ML_REGION
+    project_id: str | None = None  # None: ANTHROPIC_VERTEX_PROJECT_ID, else the credentials' project
+
+
+class DatabricksSettings(Section):
+    """Claude through a Databricks workspace's model serving (Foundation Model APIs)."""
+
+    host: str | None = None  # https://<workspace>; None: DATABRICKS_HOST, else the cluster's workspace URL
+    token_env: str = "DATABRICKS_TOKEN"  # the token's environment variable; on a cluster: the notebook context
+
+
 class AnthropicSettings(Section):
     """The Claude client's settings; `ClaudeClientSettings` adds what is resolved at run time."""
 
     model: str = "claude-sonnet-5-5"  # the extraction model (values, response type, task)
+    # Where Claude is reached: the Claude API, Amazon Bedrock, Google Cloud Vertex AI or a Databricks
+    # workspace (docs/claude.md, "Providers"). Batch mode needs the Claude API.
+    provider: Literal[PROVIDERS] = "anthropic"  # type: ignore[valid-type]
+    # Claude model id -> its id on the provider, over the documented ones (classifier/providers.py).
+    model_ids: dict[str, str] = Field(default_factory=dict)
+    bedrock: BedrockSettings = BedrockSettings()
+    vertex: VertexSettings = VertexSettings()
+    databricks: DatabricksSettings = DatabricksSettings()
     # auto: json_schema where the model has structured outputs, else forced_tool; strict_tool
     # asks for a `strict: true` tool instead (needs structured outputs too).
     output: Literal[OUTPUT_CHOICES] = "auto"  # type: ignore[valid-type]
@@ -286,8 +321,13 @@ class ClaudeClientSettings(AnthropicSettings):
     """What one Claude client (one per Spark task) runs with: the anthropic section plus what the
     driver resolves at run time. Picklable, and the key never appears in its repr."""
 
-    api_key: str | None = Field(None, repr=False)  # None: the ANTHROPIC_API_KEY environment variable
-    base_url: str | None = None  # None: ANTHROPIC_BASE_URL, else the SDK's default endpoint
+    # The Anthropic key, or the Databricks token (provider databricks); never set for Bedrock or
+    # Vertex AI, whose SDK clients read their platform's credentials. None (anthropic): ANTHROPIC_API_KEY.
+    api_key: str | None = Field(None, repr=False)
+    # None: ANTHROPIC_BASE_URL (anthropic), the SDK's platform endpoint (bedrock, vertex); databricks:
+    # the workspace's Anthropic route, resolved by the driver.
+    base_url: str | None = None
+    platform_model: str | None = None  # the model's id on the provider; None: model
     limits: ClientLimits = ClientLimits()  # the organisation's limits for the model
     output_shape: Literal[OUTPUT_SHAPES] = "forced_tool"  # type: ignore[valid-type]  # resolved from the model
     prompt: Literal["extract", "screen"] = "extract"  # which prompt this client asks
@@ -315,6 +355,17 @@ class ClassifierSettings(Section):
     screen_model: str | None = None
     offline: OfflineSettings = OfflineSettings()
     anthropic: AnthropicSettings = AnthropicSettings()
+
+    @model_validator(mode="after")
+    def _batches_need_the_claude_api(self) -> ClassifierSettings:
+        # Message Batches are a Claude API endpoint (classifier/providers.py, FEATURES, with its pages).
+        if self.mode == "batch" and self.anthropic.provider != "anthropic":
+            raise ValueError(
+                f"mode batch needs the Message Batches API, which only the Claude API offers "
+                f"(https://platform.claude.com/docs/en/build-with-claude/batch-processing); "
+                f"use mode online with provider {self.anthropic.provider}"
+            )
+        return self
 
     def chunk_size_for(self, name: str) -> int:
         """The classifier's own chunk size, else the shared one; 0 means a single chunk."""
@@ -760,7 +811,7 @@ class Settings(Section):
     def output_shape(self, model: str) -> str:
         """How `model` answers: classifier.anthropic.output, with auto resolved by its capabilities."""
         wanted = self.classifier.anthropic.output
-        structured = self.model_entry(model).structured_outputs
+        structured = self.model_entry(model).structured_outputs and self.provider_structured_outputs(model)
         if wanted == "auto":
             return "json_schema" if structured else "forced_tool"
         if wanted != "json_schema" and not self.model_entry(model).forced_tool:
@@ -774,6 +825,17 @@ class Settings(Section):
                 "(models.<id>.structured_outputs); use auto or forced_tool"
             )
         return wanted
+
+    def provider_structured_outputs(self, model: str) -> bool:
+        """Whether the provider serves `model` with structured outputs (Databricks: its documented endpoints only)."""
+        from wildvalues.classifier.providers import ProviderError, platform_model_id, structured_outputs_on
+
+        section = self.classifier.anthropic
+        try:
+            platform_id = platform_model_id(section.provider, model, section.model_ids)
+        except ProviderError:
+            return True  # no id there: the client's settings name the missing id (claude_settings.platform_model)
+        return structured_outputs_on(section.provider, platform_id, True)
 
     def classifier_model(self) -> str:
         """The model name recorded for the run: the Claude model, or 'offline'."""

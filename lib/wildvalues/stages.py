@@ -198,7 +198,7 @@ def classifier_spec(inputs: StageInputs, prompt: str = "extract") -> dict[str, A
         return {"name": "offline", "tree": list(inputs.tree)}
     from wildvalues.claude_settings import client_settings, concurrent_tasks
 
-    assert inputs.api_key, "the runner resolves the API key before the classify stage"
+    assert inputs.api_key is not None, "the runner resolves the credential before the classify stage"
     tasks = concurrent_tasks(inputs.spark, settings.partitions)
     return {"name": settings.name, "settings": client_settings(inputs.settings, inputs.api_key, tasks, prompt=prompt)}
 
@@ -515,7 +515,7 @@ def claude_client(inputs: StageInputs, model: str) -> Any:
     from wildvalues.classifier.claude import ClaudeClassifier
     from wildvalues.claude_settings import client_settings
 
-    assert inputs.api_key, "the runner resolves the API key for stages that call Claude"
+    assert inputs.api_key is not None, "the runner resolves the credential for stages that call Claude"
     return ClaudeClassifier(client_settings(inputs.settings, inputs.api_key, 1, model))
 
 

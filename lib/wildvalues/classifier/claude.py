@@ -41,6 +41,7 @@ from wildvalues.classifier.prompt import (
     labels_parser,
     prompt_version,
 )
+from wildvalues.classifier.providers import batch_mode_error, body_version, make_client
 from wildvalues.classifier.ratelimit import RateLimiter, backoff_delay, parse_retry_after
 from wildvalues.classifier.thinking import apply_options, thinking_tokens
 from wildvalues.settings import ClaudeClientSettings
@@ -97,10 +98,15 @@ class ClaudeClassifier:
     ) -> None:
         self._raw_settings = dict(settings or {})
         resolved = resolve_settings(settings)
-        self._api_key: str | None = resolved.pop("api_key") or os.environ.get("ANTHROPIC_API_KEY")
+        self._api_key: str | None = resolved.pop("api_key") or self._credential_from_environment(resolved)
         self.settings = resolved  # without the key, so logging it is harmless
-        self.settings["base_url"] = resolved.get("base_url") or os.environ.get("ANTHROPIC_BASE_URL")
+        if resolved["provider"] == "anthropic":
+            self.settings["base_url"] = resolved.get("base_url") or os.environ.get("ANTHROPIC_BASE_URL")
         self.model: str = resolved["model"]
+        # The model's id where the request goes (Bedrock, Vertex AI and Databricks name models their
+        # own way: classifier/providers.py), and the body's anthropic_version there, if documented.
+        self.platform_model: str = resolved.get("platform_model") or self.model
+        self._body_version = body_version(resolved["provider"])
         self.prompt: str = resolved["prompt"]  # extract (values) or screen (is_subjective, task)
         self.shape: str = resolved["output_shape"]
         self.prompt_version = prompt_version(self.prompt, self.shape)
@@ -139,15 +145,20 @@ class ClaudeClassifier:
             clock=clock,
         )
 
+    @staticmethod
+    def _credential_from_environment(settings: Mapping[str, Any]) -> str | None:
+        """The Anthropic key or Databricks token from this machine's environment (none for Bedrock, Vertex AI)."""
+        if settings["provider"] == "anthropic":
+            return os.environ.get("ANTHROPIC_API_KEY")
+        if settings["provider"] == "databricks":
+            return os.environ.get(settings["databricks"]["token_env"])
+        return None
+
     def _make_client(self) -> anthropic.Anthropic:
-        if not self._api_key:
+        if self.settings["provider"] == "anthropic" and not self._api_key:
             raise ValueError("no API key: set settings.api_key or the ANTHROPIC_API_KEY environment variable")
-        return anthropic.Anthropic(
-            api_key=self._api_key,
-            base_url=self.settings["base_url"],
-            max_retries=0,  # retries are decided here, with the task-wide rate limiter
-            timeout=float(self.settings["timeout"]),
-        )
+        # max_retries=0 there: retries are decided here, with the task-wide rate limiter.
+        return make_client(self.settings, self._api_key)
 
     # Pickling sends only the settings; the executor rebuilds the client and the limiter.
     def __getstate__(self) -> dict[str, Any]:
@@ -159,7 +170,8 @@ class ClaudeClassifier:
     def __repr__(self) -> str:
         limits = self.settings["limits"]
         return (
-            f"ClaudeClassifier(model={self.model!r}, base_url={self.settings['base_url']!r}, "
+            f"ClaudeClassifier(model={self.model!r}, provider={self.settings['provider']!r}, "
+            f"base_url={self.settings.get('base_url')!r}, "
             f"rpm={limits['rpm']}, share={self.settings['share']}, concurrency={self.settings['concurrency']})"
         )
 
@@ -362,7 +374,7 @@ class ClaudeClassifier:
         """One API call: the parsed Message, or a _Failure saying whether and how to retry."""
         reserve = int(params["max_tokens"])
         self._count("api_calls")
-        sent = {key: value for key, value in params.items() if not key.startswith("_")}
+        sent = self.platform_request(params)
         try:
             raw = self.client.messages.with_raw_response.create(**sent)
         except anthropic.APIStatusError as error:
@@ -393,6 +405,15 @@ class ClaudeClassifier:
             message.usage.output_tokens, output_reserved=reserve, input_tokens=billed_input, input_estimate=estimate
         )
         return message
+
+    def platform_request(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`messages.create` arguments for the provider: its model id, its documented anthropic_version
+        in the body (over the SDK's default), and none of this client's own `_` keys."""
+        sent = {key: value for key, value in params.items() if not key.startswith("_")}
+        sent["model"] = self.platform_model
+        if self._body_version:
+            sent["extra_body"] = {"anthropic_version": self._body_version}
+        return sent
 
     def _status_failure(self, error: anthropic.APIStatusError) -> _Failure:
         status = error.status_code
@@ -433,6 +454,9 @@ class ClaudeClassifier:
         on_created: Callable[[str, int], None] | None = None,
     ) -> list[str]:
         """Create Message Batches, calling `on_created(batch_id, n)` after each; see `MessageBatches.submit`."""
+        refused = batch_mode_error(self.settings["provider"])
+        if refused:  # the settings refuse batch mode already; this guards direct callers
+            raise ValueError(refused)
         return self.batches.submit(conversations, keys, on_created)
 
     def poll_batch(self, batch_id: str) -> BatchStatus:

@@ -26,6 +26,7 @@ from wildvalues.classifier.prompt import (
     system_blocks,
     user_message_text,
 )
+from wildvalues.classifier.providers import FEATURES
 from wildvalues.settings import AnthropicSettings, ModelEntry, Prices, Settings
 
 
@@ -231,6 +232,10 @@ def _token_counts(
     approx = [approx_tokens(len(m[0]["content"])) for m in messages]
     if classifier is None:
         return prefix, approx, "approximate (chars/4)"
+    provider = classifier.settings["provider"]
+    if not FEATURES[provider].count_tokens:
+        notes.append(f"count_tokens is not offered on {provider} ({FEATURES[provider].docs}); used chars/4")
+        return prefix, approx, "approximate (chars/4)"
     try:
         return _counted_tokens(classifier, model, messages, approx, max_count_calls, prompt, shape)
     except (anthropic.APIError, OSError) as error:
@@ -248,7 +253,10 @@ def _counted_tokens(
     shape: str = "forced_tool",
 ) -> tuple[int, list[int], str]:
     """Token counts from the API: the prefix once, then up to `max_calls` messages, the rest scaled."""
-    count = classifier.client.messages.count_tokens
+
+    def count(**params: Any) -> Any:  # with the provider's model id and anthropic_version (Vertex AI)
+        return classifier.client.messages.count_tokens(**classifier.platform_request(params))
+
     probe: list[MessageParam] = [{"role": "user", "content": "x"}]
     with_prefix = count(
         model=model, system=system_blocks(prompt, shape), messages=probe, **answer_params(prompt, shape)

@@ -79,7 +79,7 @@ import time
 import uuid
 import zlib
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
@@ -87,7 +87,7 @@ from typing import Any, NamedTuple
 from wildvalues.classifier.base import Conversation, Turn
 from wildvalues.classifier.prompt import answer_params_chars, parse_rendered_conversation
 from wildvalues.classifier.taxonomy_prompts import NONE_OF_THESE, parse_task_block
-from wildvalues.demo import api_rules
+from wildvalues.demo import api_rules, platforms
 from wildvalues.demo.api_rules import DocumentedModel
 
 FAULT_KINDS: tuple[str, ...] = (
@@ -208,6 +208,7 @@ class Emulator:
         unknown_models: str = "not_found",
         thinking_tokens: int | Mapping[str, int] | None = None,
         labelling: str = "offline",
+        bearer_tokens: Collection[str] | None = None,
     ) -> None:
         if labelling not in LABELLINGS:
             raise ValueError(f"unknown labelling {labelling!r}; choose from {LABELLINGS}")
@@ -239,6 +240,10 @@ class Emulator:
         # None: the fixture's thinking assumption per effort; an int (or one per model) replaces it,
         # e.g. 0 for tests about something other than thinking.
         self.thinking_tokens = thinking_tokens
+        # The platform routes' model ids (platform_models.yml); Bearer tokens the platform routes
+        # accept (None: any, as only the form is checked).
+        self.platforms = platforms.load_platforms()
+        self.bearer_tokens = frozenset(bearer_tokens) if bearer_tokens is not None else None
         self.tree_path = tree_path
         self._payload_fn = payload_fn
         self._rng = random.Random(seed)
@@ -795,6 +800,13 @@ class Emulator:
     def route(self, method: str, path: str, body: dict[str, Any] | None, entry: dict[str, Any]) -> _Reply:
         if method == "GET" and path == "/emulator/stats":
             return _Reply(200, self.stats())
+        platform = platforms.platform_of(method, path)
+        if platform == "oauth":  # a form-encoded refresh, answered before the JSON check
+            return _Reply(*platforms.oauth_token_reply())
+        if platform is not None:
+            if body is None:
+                return _Reply(400, _error_body("invalid_request_error", "request body is not valid JSON"))
+            return self.handle_platform(platform, path, body, entry)
         if body is None and method == "POST":
             return _Reply(400, _error_body("invalid_request_error", "request body is not valid JSON"))
         if not entry.get("has_api_key"):
@@ -816,6 +828,22 @@ class Emulator:
             entry["batch_id"] = match.group(1)
             return self.handle_batch(method, match.group(1), match.group(2))
         return _Reply(404, _error_body("not_found_error", f"no route {method} {path}"))
+
+    def handle_platform(self, platform: str, path: str, body: dict[str, Any], entry: dict[str, Any]) -> _Reply:
+        """A Bedrock, Vertex AI or Databricks request, answered as /v1/messages (see demo/platforms.py)."""
+        ids = self.platforms[platform]
+        if platform == "bedrock":
+            request = platforms.bedrock_request(ids, path, body, entry)
+        elif platform == "vertex":
+            request = platforms.vertex_request(ids, path, body, entry)
+        else:
+            request = platforms.databricks_request(ids, body, entry)
+        if isinstance(request, tuple):
+            return _Reply(*request)
+        if request.pop("_count_tokens", False):
+            return self.handle_count_tokens(request)
+        _describe_request(request, entry)
+        return self.handle_messages(request, entry)
 
 
 class _Server(ThreadingHTTPServer):
@@ -853,6 +881,10 @@ class _Handler(BaseHTTPRequestHandler):
             # Whether a key was sent, never the key itself.
             "has_api_key": bool(self.headers.get("x-api-key") or self.headers.get("authorization")),
         }
+        # The form of its authentication only (sigv4, bearer, api-key...), for the platform routes.
+        headers = {name: self.headers.get(name) or "" for name in ("authorization", "x-amz-date", "x-api-key")}
+        entry["auth"] = platforms.auth_form(headers, emulator.bearer_tokens)
+        entry["sigv4_service"] = platforms.sigv4_service(headers)
         try:
             reply = emulator.route(method, path, body, entry)
         except Exception as error:  # an emulator bug must look like a 500, not a hung client
