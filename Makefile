@@ -37,7 +37,7 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q tests --durations=25
+	$(BIN)/python -m pytest -q -n 2 tests --durations=25
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py --n 10000

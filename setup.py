@@ -79,7 +79,7 @@ setup(
             *VERTEX_REQUIRES,
             "faker==40.63.0",
             "pytest==9.2.0",
-            # Two workers, measured and not yet on in make test (docs/testing.md).
+            # Two workers in make test (docs/testing.md).
             "pytest-xdist==3.8.0",
             "jsonschema==4.26.0",
             "ruff==0.17.6",
