@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from deltalake import DeltaTable
 
+from wildvalues.settings import DEFAULT_MODELS
+
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.clirun import CliResult, run_cli
     from tests.conftest import STATIC_MODEL_PATH, TREE_PATH
@@ -38,9 +40,13 @@ else:
 # Lean settings for a 2-core machine; in this process the test session's Spark serves every
 # command, and `spark` is only what the resolved settings record.
 # Screenshots start Chromium in every run; the privacy run and tests/test_report_browser.py take them.
+# The default rate limits are the lowest tier's (50 requests a minute): a run of hundreds of
+# conversations against the emulator would spend minutes waiting on them.
+EMULATOR_LIMITS = {"rpm": 4000, "itpm": 2_000_000, "otpm": 400_000}
 LEAN_CONFIG = {
     "spark": {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2},
     "report": {"screenshots": False},
+    "models": {model: {"limits": EMULATOR_LIMITS} for model in DEFAULT_MODELS},
 }
 PROCESS_TIMEOUT = 1800
 
