@@ -90,7 +90,10 @@ def run_mode(spark, work: str, source: str, name: str, mode: dict[str, Any], arg
             "batch_poll_interval": 0.2,
         },
     }
-    config = settings_for(overrides={"classifier": classifier})
+    # The emulator's limits, not an organisation's: the defaults are the lowest tier's.
+    limits = {"rpm": 4000, "itpm": 2_000_000, "otpm": 400_000}
+    models = {model: {"limits": limits} for model in (args.model, args.screen_model)}
+    config = settings_for(overrides={"classifier": classifier, "models": models})
     output = os.path.join(work, name)
     with Emulator(batch_processing_s=0.2) as emulator:
         os.environ["ANTHROPIC_BASE_URL"] = emulator.base_url

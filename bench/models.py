@@ -85,7 +85,9 @@ def one_model(model: str, source: str, n: int, work: str) -> dict[str, Any]:
             "ANTHROPIC_API_KEY": "sk-ant-emulator-not-a-real-key",
             "ANTHROPIC_BASE_URL": emulator.base_url,
         }
-        model_args = ["--classifier", "anthropic", "--model", model]
+        # The emulator's limits, not an organisation's (the defaults are the lowest tier's).
+        limits = "{rpm: 4000, itpm: 2000000, otpm: 400000}"
+        model_args = ["--classifier", "anthropic", "--model", model, "--set", f"models.{model}.limits={limits}"]
         _, estimate_out, _ = cli(["estimate", "--input", source, *model_args, "--json"], work, env)
         code, _, stderr = cli(
             ["run", "--input", source, "--output", output, *model_args, *CLAUDE_EVERYWHERE], work, env
