@@ -48,7 +48,7 @@ def spark():
 # built once per suite; other modules are scheduled module by module. The collection check below
 # keeps this map true.
 SHARED_OUTPUT_READERS: dict[str, tuple[str, ...]] = {
-    "offline_run": ("test_cli.py", "test_label_audit.py", "test_notebooks.py", "test_privacy_e2e.py", "test_small_run.py"),
+    "offline_run": ("test_cli.py", "test_notebooks.py", "test_privacy_e2e.py", "test_small_run.py"),
     "claude_run": ("test_claude_taxonomy_cli.py", "test_crosscheck_cli.py", "test_discovery_cli.py"),
     "history_run": ("test_bundle.py", "test_entry_points.py", "test_history.py", "test_outside_readers.py"),
 }  # fmt: skip

@@ -12,6 +12,7 @@ import pytest
 from wildvalues import adjudication
 from wildvalues.classifier.claude import ClaudeClassifier
 from wildvalues.classifier.taxonomy_prompts import CHOOSE_TOOL, NONE_OF_THESE, adjudication_request, choice_parser
+from wildvalues.claude_settings import client_settings
 from wildvalues.embeddings import build_embedder, resolve_embedder
 from wildvalues.placement import Placement, SemanticPlacer, embedding_key, tree_texts
 from wildvalues.settings import EmbeddingSettings, Settings, TaxonomySettings
@@ -43,9 +44,10 @@ def vectors(embedder):
     return dict(zip(keys, embedder.embed(keys)))
 
 
-def client(base_url: str, **overrides) -> ClaudeClassifier:
-    settings = {"model": MODEL, "api_key": KEY, "base_url": base_url, "concurrency": 4, "backoff_base": 0.0}
-    return ClaudeClassifier({**settings, **overrides})
+def client(base_url: str, model: str = MODEL, **overrides) -> ClaudeClassifier:
+    """The pipeline's client for `model` (every request kind's thinking, effort and max_tokens)."""
+    settings = client_settings(DEFAULTS, KEY, 1, model)
+    return ClaudeClassifier({**settings, "base_url": base_url, "concurrency": 4, "backoff_base": 0.0, **overrides})
 
 
 def named(tree: Sequence[TreeNode], level: int, name: str) -> str:
@@ -124,10 +126,11 @@ def test_a_choice_outside_the_candidates_is_asked_again_then_an_error(make_emula
     assert params["tools"][0]["name"] == CHOOSE_TOOL
     assert params["tools"][0]["input_schema"]["properties"]["cluster_id"]["enum"] == ["c1", NONE_OF_THESE]
     tool_client = client(emulator.base_url, model=TOOL_MODEL)
-    answer = tool_client.ask(params, choice_parser(["c1"], "forced_tool"))
+    answer = tool_client.ask(tool_client.with_kind(params, "adjudicate"), choice_parser(["c1"], "forced_tool"))
     assert (answer.value, answer.attempts, answer.error_type) == ("c1", 2, None)
     always_bad = make_emulator(fault_sequence=["malformed_tool"] * 2)
-    failed = client(always_bad.base_url, model=TOOL_MODEL).ask(params, choice_parser(["c1"], "forced_tool"))
+    bad_client = client(always_bad.base_url, model=TOOL_MODEL)
+    failed = bad_client.ask(bad_client.with_kind(params, "adjudicate"), choice_parser(["c1"], "forced_tool"))
     assert (failed.value, failed.attempts, failed.error_type) == (None, 2, "invalid_output")
     assert failed.error_message == "cluster_id None is not one of the candidates"
     assert failed.usage["output_tokens"] > 0, "bad answers are billed, so their tokens are kept"
@@ -141,7 +144,8 @@ def test_the_default_model_answers_in_json_with_the_candidates_as_an_enum(make_e
     schema = params["output_config"]["format"]["schema"]
     assert schema["properties"]["cluster_id"]["enum"] == ["c1", NONE_OF_THESE]
     assert "maxLength" not in schema["properties"]["reason"], "structured outputs reject length limits"
-    answer = client(emulator.base_url).ask(params, choice_parser(["c1"], SHAPE))
+    default_client = client(emulator.base_url)
+    answer = default_client.ask(default_client.with_kind(params, "adjudicate"), choice_parser(["c1"], SHAPE))
     assert (answer.value, answer.attempts, answer.error_type) == ("c1", 1, None)
 
 

@@ -219,23 +219,11 @@ def test_a_restart_while_polling_resumes_the_batch_instead_of_submitting_again(t
     with Emulator(batch_processing_s=25.0) as emulator:
         env = {**cli_env(), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": emulator.base_url}
         env.pop("MLFLOW_TRACKING_URI", None)
-        args = [
-            *CLI,
-            "run",
-            "--input",
-            str(source),
-            "--output",
-            str(out),
-            "--classifier",
-            "anthropic",
-            "--mode",
-            "batch",
-            "--config",
-            str(config),
-            "--run-id",
-            "restart-1",
-            "--no-report",
-        ]
+        common = ["--output", str(out), "--classifier", "anthropic", "--mode", "batch", "--config", str(config)]
+        common += ["--run-id", "restart-1"]
+        assert wildvalues("ingest", "--input", source, *common, cwd=tmp_path, env=env).returncode == 0
+        # Only the classify stage needs a process of its own (to be killed); the rest runs here.
+        args = [*CLI, "classify", *common]
         first = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def submitted() -> bool:
@@ -248,7 +236,7 @@ def test_a_restart_while_polling_resumes_the_batch_instead_of_submitting_again(t
         first.kill()  # the crash: the batch is submitted and paid for, its results not collected
         first.wait()
         emulator.batch_processing_s = 1.0
-        second = wildvalues(*args[len(CLI) :], cwd=tmp_path, env=env)  # the killed run needed a process; this one not
+        second = wildvalues("classify", *common, cwd=tmp_path, env=env)
         creates = [e for e in emulator.request_log if e["path"] == "/v1/messages/batches"]
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resuming message batch" in second.stdout
@@ -497,7 +485,14 @@ def test_a_classify_stage_that_fails_most_of_its_work_exits_4_and_keeps_the_erro
         env = cli_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=failing.base_url)
         common = ("--output", out, "--run-id", "r1", "--classifier", "anthropic")
         assert wildvalues("ingest", "--input", source, *common, cwd=tmp_path, env=env).returncode == 0
-        result = wildvalues("classify", *common, "--set", "classifier.anthropic.max_attempts=2", cwd=tmp_path, env=env)
+        # The preflight would stop this run first (exit 2, tests/test_preflight.py): off, to reach the run's own check.
+        settings = (
+            "--set",
+            "classifier.anthropic.max_attempts=2",
+            "--set",
+            "classifier.anthropic.preflight.enabled=false",
+        )
+        result = wildvalues("classify", *common, *settings, cwd=tmp_path, env=env)
     assert result.returncode == 4, result.stderr
     failure = [line for line in result.stderr.splitlines() if line.startswith("wildvalues: ")]
     assert failure == [

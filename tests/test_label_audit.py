@@ -218,12 +218,12 @@ def analyze(spark, out, privacy: dict, anthropic: dict | None = None) -> tuple[R
 
 
 @pytest.fixture(scope="module")
-def offline_run(spark, tmp_path_factory):
+def offline_audit(spark, tmp_path_factory):
     return analyze(spark, tmp_path_factory.mktemp("audit_offline"), {"audit": "offline"})
 
 
-def test_label_audits_rates_each_label_once_with_its_kind_and_rater(spark, offline_run):
-    runner, _ = offline_run
+def test_label_audits_rates_each_label_once_with_its_kind_and_rater(spark, offline_audit):
+    runner, _ = offline_audit
     expected = [
         *PUBLISHED_ROWS,
         audit(PLANTED, "value", 1, "offline", NOUNS, suppressed=True),
@@ -233,8 +233,8 @@ def test_label_audits_rates_each_label_once_with_its_kind_and_rater(spark, offli
     assertDataFrameEqual(runner.store.read("label_audits"), spark.createDataFrame(expected, LABEL_AUDITS))
 
 
-def test_the_public_tables_and_top_values_leave_the_planted_label_out(spark, offline_run, tmp_path):
-    runner, summary = offline_run
+def test_the_public_tables_and_top_values_leave_the_planted_label_out(spark, offline_audit, tmp_path):
+    runner, summary = offline_audit
     public = runner.store.read("public_values_level_0")
     assertDataFrameEqual(public, spark.createDataFrame([LEVELS[0][0], LEVELS[0][2]], VALUE_LEVEL))
     planted_cells = runner.store.read("value_context").filter(f"value = '{PLANTED}'").count()
@@ -248,10 +248,10 @@ def test_the_public_tables_and_top_values_leave_the_planted_label_out(spark, off
     assert PLANTED not in top and "harm prevention" in top and "helpfulness" in top
 
 
-def test_the_export_drops_the_planted_label(spark, offline_run, tmp_path):
+def test_the_export_drops_the_planted_label(spark, offline_audit, tmp_path):
     from wildvalues import export
 
-    runner, _ = offline_run
+    runner, _ = offline_audit
     result = export.export_public(runner.store, str(tmp_path), K)
     tree = (tmp_path / export.TREE_FILE).read_text(encoding="utf-8")
     frequencies = (tmp_path / export.FREQUENCIES_FILE).read_text(encoding="utf-8")

@@ -183,7 +183,7 @@ def test_claude_token_line():
         "cache_hit_share": 6_000 / 9_000,
     }
     assert claude_token_lines(metrics) == [
-        "  Claude tokens         9,250  (input 1,000, output 250, cache write 2,000, cache read 6,000; "
+        "  Claude tokens         9,250  (input 1,000, output 250 of which thinking 0, cache write 2,000, cache read 6,000; "
         "cache hits 66.7% of input)"
     ]
     assert claude_token_lines({"classified": 3.0}) == []

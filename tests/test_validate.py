@@ -34,6 +34,7 @@ def classification(cid, response_type="strong_support", subjective=True):
         0,
         0,
         0,
+        None,
         False,
         1,
         "k-" + cid,

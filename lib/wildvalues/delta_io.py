@@ -254,7 +254,7 @@ def write_delta(
     if mode == "overwrite" and _has_no_files(path):
         # A directory with Parquet files but no _delta_log is debris of a crashed first write.
         shutil.rmtree(path, ignore_errors=True)
-    if mode == "append" or replace_run is not None:
+    if mode == "append" or (replace_run is not None and _holds_runs(path)):
         add_new_columns(path, _arrow_schema(df.schema))
     if small:
         _write_from_driver(df, path, mode == "overwrite" and replace_run is None, replace_run)
@@ -283,6 +283,13 @@ def _write_from_driver(df: DataFrame, path: str, overwrite: bool, replace_run: s
         _commit_files(path, files, overwrite, None, schema, replace_run)
     except Exception as error:  # Spark and delta-rs errors alike become one readable line
         raise DeltaWriteError(f"writing Delta table {path} failed: {_first_line(error)}") from error
+
+
+def _holds_runs(path: str) -> bool:
+    """A table with a run_id column (one from before runs were kept is replaced whole)."""
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(path) and RUN_COLUMN in {f.name for f in DeltaTable(path).schema().fields}
 
 
 def add_new_columns(path: str, schema: pa.Schema) -> list[str]:
