@@ -35,7 +35,7 @@ SHARED_WITH_RUNTIME = {
 
 def runtime_versions() -> dict[str, Version]:
     """conf/dbr-17.3-lts-python.txt as canonical name -> version."""
-    versions = {}
+    versions: dict[str, Version] = {}
     for line in RUNTIME_LIST.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             name, _, version = line.partition("==")
