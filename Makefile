@@ -12,10 +12,10 @@ OUT ?= out/demo
 
 setup: $(STAMP)
 
-$(STAMP): setup.py requirements-test.txt
+$(STAMP): setup.py requirements-test.txt constraints-local.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[local]" -r requirements-test.txt
+	$(BIN)/python -m pip install --quiet -e ".[local]" -r requirements-test.txt -c constraints-local.txt
 	touch $(STAMP)
 
 # The report's browser test drives Debian's Chromium through Playwright (no `playwright install`):
@@ -23,7 +23,7 @@ $(STAMP): setup.py requirements-test.txt
 CHROMIUM := /usr/bin/chromium
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[local,embeddings]"
+	$(BIN)/python -m pip install --quiet -e ".[local,embeddings]" -c constraints-local.txt
 	if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
 	touch $(TEST_STAMP)

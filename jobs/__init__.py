@@ -1,5 +1,8 @@
 """Console-script entry points for Databricks python_wheel_task: one module per stage, each a
-one-line call of `run_or_exit` with its CLI command."""
+one-line call of `run_or_exit` with its CLI command.
+
+Installed as `wildvalues.jobs` (setup.py, through the link lib/wildvalues/jobs): the wheel puts no
+top-level `jobs` package on a cluster, where it could shadow, or be shadowed by, another one."""
 
 from __future__ import annotations
 

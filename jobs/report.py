@@ -2,7 +2,7 @@
 
 import sys
 
-from jobs import run_or_exit
+from wildvalues.jobs import run_or_exit
 
 
 def main() -> int:

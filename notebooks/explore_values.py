@@ -6,10 +6,11 @@
 # MAGIC recent runs in MLflow. Everything here calls the `wildvalues` library; the notebook only wires
 # MAGIC it together.
 # MAGIC
-# MAGIC * On Databricks the ambient `spark` session and the `databricks` profile (Unity Catalog tables)
-# MAGIC   are used.
-# MAGIC * Locally: `WILDVALUES_OUTPUT=out/demo .venv/bin/python notebooks/explore_values.py`
-# MAGIC   (`WILDVALUES_CONFIG=file.yml` merges settings on top, e.g. a smaller `spark.master`).
+# MAGIC * In a workspace: set the widgets (catalog, schema, output, run id, the deployed wheel); the
+# MAGIC   ambient `spark` session, the `databricks` profile (Unity Catalog tables) and the
+# MAGIC   workspace's MLflow are used.
+# MAGIC * Locally: `WILDVALUES_OUTPUT=$PWD/out/demo .venv/bin/python notebooks/explore_values.py`
+# MAGIC   (an absolute output; `WILDVALUES_CONFIG=file.yml` merges settings on top).
 # MAGIC
 # MAGIC Privacy: the plots suppress every group of fewer than k conversations
 # MAGIC (`analyze.suppression_k`) or k_users distinct users (`privacy.k_users`); the SQL cells
@@ -17,13 +18,51 @@
 
 # COMMAND ----------
 
+# Parameters. In a workspace they are this notebook's widgets (catalog, schema, output, run id and
+# the wheel to install), declared here before anything else runs; a job's notebook task sets them
+# by name. Outside a workspace (no `dbutils`) the environment variables WILDVALUES_CATALOG,
+# WILDVALUES_SCHEMA, WILDVALUES_OUTPUT and WILDVALUES_RUN_ID stand in for them (wildvalues.notebook).
+# Widgets: https://docs.databricks.com/aws/en/notebooks/widgets
+# The wheel default is where `databricks bundle deploy -t prod` uploads it: the prod target's
+# workspace.root_path (databricks.yml) + /artifacts (the default workspace.artifact_path,
+# https://docs.databricks.com/aws/en/dev-tools/bundles/settings#workspace) + /.internal/, the
+# folder the CLI uploads wheel artifacts to. For a dev deployment, name your own root path's copy.
+notebook_utils = globals().get("dbutils")  # the workspace's dbutils; absent outside one
+if notebook_utils is not None:
+    notebook_utils.widgets.text("catalog", "main", "Catalog")
+    notebook_utils.widgets.text("schema", "wildvalues", "Schema")
+    notebook_utils.widgets.text("output", "/Volumes/main/wildvalues/output/", "Output (absolute path)")
+    notebook_utils.widgets.text("run_id", "", "Run id (empty: the latest)")
+    notebook_utils.widgets.text(
+        "wheel",
+        "/Workspace/Shared/.bundle/wildvalues/prod/artifacts/.internal/wildvalues-0.1.0-py3-none-any.whl",
+        "wildvalues wheel",
+    )
+    wheel = notebook_utils.widgets.get("wheel")
+
+# The next cell installs the deployed wheel, notebook-scoped: `$wheel` is the Python variable
+# above (IPython expands variables in line magics). Since Databricks Runtime 13.0 %pip no longer
+# restarts Python, so the cell after it does
+# (https://docs.databricks.com/aws/en/libraries/notebooks-python-libraries). Outside a workspace
+# the first is a comment and the second is skipped: the library is installed in the venv.
+
+# COMMAND ----------
+
+# MAGIC %pip install $wheel
+
+# COMMAND ----------
+
+if "dbutils" in globals():
+    globals()["dbutils"].library.restartPython()
+
+# COMMAND ----------
+
 import os
 from typing import TYPE_CHECKING, Any, cast
 
 from wildvalues import compare, report
+from wildvalues.notebook import mlflow_store, notebook_settings, read_parameters
 from wildvalues.runner import runner_for_output
-from wildvalues.settings import settings_for
-from wildvalues.tracking import tracking_uri
 
 if TYPE_CHECKING:
 
@@ -31,14 +70,13 @@ if TYPE_CHECKING:
         """Provided by the Databricks notebook runtime; called only there."""
 
 
-ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION" in os.environ
-OUTPUT = os.environ.get("WILDVALUES_OUTPUT", "out/demo")
-ENV = os.environ.get("WILDVALUES_ENV", "databricks" if ON_DATABRICKS else "local")
-settings = settings_for(env=ENV, config_path=os.environ.get("WILDVALUES_CONFIG"))
+params = read_parameters(globals().get("dbutils"))
+ON_DATABRICKS, OUTPUT = params.on_databricks, params.output
+settings = notebook_settings(params, os.environ.get("WILDVALUES_CONFIG"))
 runner = runner_for_output(OUTPUT, settings, globals().get("spark"))
 spark, store = runner.spark, runner.store
 K, K_USERS = settings.analyze.suppression_k, settings.privacy.k_users
-RUN_ID = os.environ.get("WILDVALUES_RUN_ID") or runner.latest_run_id()
+RUN_ID = params.run_id or runner.latest_run_id()
 print(f"output {OUTPUT}, run {RUN_ID}, k = {K} conversations and {K_USERS} users")
 
 
@@ -120,8 +158,10 @@ for name, figure in plots.items():
 # MAGIC %md
 # MAGIC ## The two most recent runs compared
 # MAGIC Share changes with 95% Newcombe intervals; `*` marks intervals that exclude 0. The MLflow UI's
-# MAGIC compare view shows the same metric names side by side.
+# MAGIC compare view shows the same metric names side by side. In a workspace the runs are the
+# MAGIC job's, in the workspace's MLflow experiment; locally, the output's own store.
 
 # COMMAND ----------
 
-print(compare.compare_latest(tracking_uri(OUTPUT)))
+uri, experiment = mlflow_store(params, settings)
+print(compare.compare_latest(uri, experiment=experiment))

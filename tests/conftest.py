@@ -50,10 +50,12 @@ def spark():
 SHARED_OUTPUT_READERS: dict[str, tuple[str, ...]] = {
     "offline_run": ("test_cli.py", "test_notebooks.py", "test_privacy_e2e.py", "test_small_run.py"),
     "claude_run": ("test_claude_taxonomy_cli.py", "test_crosscheck_cli.py", "test_discovery_cli.py"),
-    "history_run": ("test_bundle.py", "test_entry_points.py", "test_history.py", "test_outside_readers.py"),
+    "history_run": (
+        "test_bundle.py", "test_entry_points.py", "test_history.py", "test_outside_readers.py", "test_packaging.py",
+    ),
 }  # fmt: skip
 # Session fixtures that follow another's group: the rerun copies the Claude run; the wheel is built
-# once for the bundle's and the entry points' tests.
+# once for the bundle's, the entry points' and the packaging tests.
 SHARED_OUTPUT_FOLLOWERS = {
     "claude_taxonomy_rerun": "claude_run",
     "claude_emulator": "claude_run",

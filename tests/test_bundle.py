@@ -478,6 +478,7 @@ def test_every_task_runs_on_the_one_job_cluster_with_the_wheel():
     assert cluster["spark_env_vars"] == {
         "WILDVALUES_ENV": "databricks",
         "WILDVALUES_TAXONOMY": "${var.taxonomy_path}",
+        "WILDVALUES_EMBEDDING_MODEL": "${var.embedding_model_path}",
         "MLFLOW_TRACKING_URI": "databricks",
     }
     compute_keys = {"job_cluster_key", "environment_key", "new_cluster", "existing_cluster_id", "libraries"}
@@ -572,11 +573,13 @@ EXPECTED_PATHS = {
         "input_path": f"/Volumes/main/wildvalues_dev_{SHORT_NAME}/raw/conversations/",
         "output_path": f"/Volumes/main/wildvalues_dev_{SHORT_NAME}/output/",
         "taxonomy_path": f"/Volumes/main/wildvalues_dev_{SHORT_NAME}/reference/values_tree.csv",
+        "embedding_model_path": f"/Volumes/main/wildvalues_dev_{SHORT_NAME}/reference/models/minilm-static",
     },
     "prod": {
         "input_path": "/Volumes/main/wildvalues/raw/conversations/",
         "output_path": "/Volumes/main/wildvalues/output/",
         "taxonomy_path": "/Volumes/main/wildvalues/reference/values_tree.csv",
+        "embedding_model_path": "/Volumes/main/wildvalues/reference/models/minilm-static",
     },
 }
 
@@ -587,13 +590,14 @@ def test_paths_default_into_the_targets_own_schema():
         "input_path": "/Volumes/${var.catalog}/${var.schema}/raw/conversations/",
         "output_path": "/Volumes/${var.catalog}/${var.schema}/output/",
         "taxonomy_path": "/Volumes/${var.catalog}/${var.schema}/reference/values_tree.csv",
+        "embedding_model_path": "/Volumes/${var.catalog}/${var.schema}/reference/models/minilm-static",
     }
     # No target pins a path: each follows its target's schema.
     targets = load_bundle()["targets"]
     assert [set(targets[t]["variables"]) & set(EXPECTED_PATHS[t]) for t in TARGETS] == [set(), set()]
     resolved = {t: {name: resolve(f"${{var.{name}}}", t) for name in EXPECTED_PATHS[t]} for t in TARGETS}
     assert resolved == EXPECTED_PATHS
-    # What the tasks receive at run time: the job parameters, and the taxonomy through the cluster.
+    # What the tasks receive at run time: the job parameters, the taxonomy and the model through the cluster.
     job = the_job()
     env = job["job_clusters"][0]["new_cluster"]["spark_env_vars"]
     assert {
@@ -601,6 +605,7 @@ def test_paths_default_into_the_targets_own_schema():
             "input_path": resolve("{{job.parameters.input_path}}", t),
             "output_path": resolve("{{job.parameters.output_path}}", t),
             "taxonomy_path": resolve(env["WILDVALUES_TAXONOMY"], t),
+            "embedding_model_path": resolve(env["WILDVALUES_EMBEDDING_MODEL"], t),
         }
         for t in TARGETS
     } == EXPECTED_PATHS
@@ -646,6 +651,7 @@ def test_the_paths_lie_in_the_volumes_the_bundle_creates(target):
         "input_path": roots["raw"] + "conversations/",
         "output_path": roots["output"],
         "taxonomy_path": roots["reference"] + "values_tree.csv",
+        "embedding_model_path": roots["reference"] + "models/minilm-static",
     }
 
 

@@ -3,7 +3,10 @@ embedding cache (driver and Spark paths agree; a rerun embeds nothing)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -115,3 +118,55 @@ def test_driver_and_spark_embedding_agree_and_the_cache_answers_a_rerun(spark, t
     vectors = embedding_cache.vectors_for(cache, embedder.id, ["care", "respect", "unknown"])
     assert sorted(vectors) == ["care", "respect"]
     np.testing.assert_allclose(vectors["care"], embedder.embed(["care"])[0], atol=1e-6)
+
+
+@contextlib.contextmanager
+def one_torch_thread(kind: str) -> Iterator[None]:
+    """torch on one thread, as in a Spark task (PySpark sets OMP_NUM_THREADS to the task's cores,
+    here 1): more threads sum in another order, and the last bits of the vectors differ."""
+    if kind != "sentence-transformers":
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    "kind, model",
+    [
+        ("model2vec", STATIC_MODEL),
+        pytest.param(
+            "sentence-transformers",
+            MINILM,
+            marks=pytest.mark.skipif(not sentence_transformers_available(), reason="needs the `embeddings` extra"),
+        ),
+    ],
+)
+def test_spark_tasks_embed_with_the_drivers_model_after_its_folder_is_gone(spark, tmp_path, kind, model):
+    """The folder is read once, on the driver: executors get the loaded model through Spark, so
+    a model folder only the driver can see (or one deleted since) is no obstacle."""
+    folder = tmp_path / os.path.basename(model)
+    shutil.copytree(model, folder)
+    # One text per batch, here and in the tasks: a transformer pads a batch to its longest text,
+    # so vectors are bit-for-bit equal only when the batches are.
+    settings = EmbeddingSettings(
+        embedder=kind, model2vec_model=str(folder), sentence_transformers_model=str(folder), batch_size=1
+    )
+    spec = resolve_embedder(settings)
+    assert (spec.kind, spec.folder) == (kind, str(folder))
+    texts = ["honesty", "care", "harm prevention", "user autonomy", "efficiency", "respect", "patience"]
+    with one_torch_thread(kind):
+        before = np.concatenate([build_embedder(spec).embed([text]) for text in texts])
+    shutil.rmtree(folder)
+
+    rows = embedding_cache.embed_in_spark(spark, spec, texts, partitions=3).collect()
+    after = {r.value: np.asarray(r.vector, dtype=np.float32) for r in rows}
+    assert sorted(after) == sorted(texts)
+    assert {r.embedder_id for r in rows} == {build_embedder(spec).id}
+    np.testing.assert_array_equal(np.stack([after[t] for t in texts]), before)

@@ -11,8 +11,17 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
+import yaml
 
 from wildvalues import report
+from wildvalues.notebook import (
+    RUNTIME_ENV,
+    NotebookError,
+    NotebookParameters,
+    mlflow_store,
+    notebook_settings,
+    read_parameters,
+)
 from wildvalues.settings import TableSettings
 from wildvalues.tables import TableStore
 
@@ -34,16 +43,101 @@ def pipeline_output(offline_run, tmp_path_factory) -> dict[str, str]:
     return {"output": str(output), "config": str(offline_run["config"]), "root": str(root)}
 
 
-def _notebook(name: str, paths: dict[str, str], spark, monkeypatch, capsys, **extra: str) -> str:
-    """The notebook's cells in order, with `spark` in its globals; what it printed."""
-    env = {"WILDVALUES_OUTPUT": paths["output"], "WILDVALUES_CONFIG": paths["config"], **extra}
+WIDGETS = ["catalog", "schema", "output", "run_id", "wheel"]
+WHEEL = "/Workspace/Shared/.bundle/wildvalues/prod/artifacts/.internal/wildvalues-0.1.0-py3-none-any.whl"
+
+
+class StandInDbutils:
+    """The part of a workspace's `dbutils` the notebooks use: text widgets (a job or the user has
+    set `values`) and the Python restart after %pip."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.declared: dict[str, str] = {}
+        self.restarts = 0
+        self.widgets, self.library = self, self
+
+    def text(self, name: str, default: str, label: str) -> None:
+        self.declared[name] = default
+
+    def get(self, name: str) -> str:
+        return self.values[name] if name in self.values else self.declared[name]
+
+    def restartPython(self) -> None:  # noqa: N802 - dbutils' own name
+        self.restarts += 1
+
+
+def _notebook(
+    name: str, paths: dict[str, str], spark, monkeypatch, capsys, dbutils: StandInDbutils | None = None, **extra: str
+) -> str:
+    """The notebook's cells in order, with `spark` (and `dbutils`, if given) in its globals; what it printed.
+    Without dbutils the environment stands in for the widgets, as outside a workspace."""
+    env = {"WILDVALUES_CONFIG": paths["config"], **extra}
+    if dbutils is None:
+        env["WILDVALUES_OUTPUT"] = paths["output"]
+    else:
+        monkeypatch.delenv("WILDVALUES_OUTPUT", raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(paths["root"])  # nothing a cell writes relative to it lands in the repo
     capsys.readouterr()
-    runpy.run_path(os.path.join(REPO, "notebooks", name), init_globals={"spark": spark}, run_name="__main__")
+    init = {"spark": spark} if dbutils is None else {"spark": spark, "dbutils": dbutils}
+    runpy.run_path(os.path.join(REPO, "notebooks", name), init_globals=init, run_name="__main__")
     return capsys.readouterr().out
+
+
+def cells(name: str) -> list[str]:
+    """A Databricks source notebook's cells, stripped."""
+    with open(os.path.join(REPO, "notebooks", name), encoding="utf-8") as handle:
+        return [cell.strip() for cell in handle.read().split("# COMMAND ----------")]
+
+
+@pytest.mark.parametrize("name", ["explore_values.py", "review_sample.py"])
+def test_a_notebook_installs_the_deployed_wheel_before_it_imports_the_library(name):
+    found = cells(name)
+    pip = found.index("# MAGIC %pip install $wheel")  # a cell of its own: %pip must open its cell
+    assert '["dbutils"].library.restartPython()' in found[pip + 1]
+    widgets = next(i for i, cell in enumerate(found) if "widgets.text(" in cell)
+    imports = next(i for i, cell in enumerate(found) if "from wildvalues" in cell)
+    assert widgets < pip < imports
+    source = "\n".join(found)
+    assert '"out/' not in source and "sqlite" not in source  # no relative output, no local MLflow store
+
+
+def test_the_wheel_widget_defaults_to_where_the_prod_deployment_uploads_it():
+    with open(os.path.join(REPO, "databricks.yml"), encoding="utf-8") as handle:
+        root = yaml.safe_load(handle)["targets"]["prod"]["workspace"]["root_path"]
+    from wildvalues import __version__
+
+    expected = (
+        root.replace("${bundle.name}", "wildvalues").replace("${bundle.target}", "prod")
+        + f"/artifacts/.internal/wildvalues-{__version__}-py3-none-any.whl"
+    )
+    assert expected == WHEEL
+
+
+def test_parameters_come_from_the_widgets_in_a_workspace_and_must_be_absolute(monkeypatch):
+    monkeypatch.delenv(RUNTIME_ENV, raising=False)
+    dbutils = StandInDbutils(
+        {"catalog": "main", "schema": "wildvalues_dev_jdoe", "output": "/Volumes/o/", "run_id": ""}
+    )
+    assert read_parameters(dbutils) == NotebookParameters("main", "wildvalues_dev_jdoe", "/Volumes/o/", None, False)
+    monkeypatch.setenv(RUNTIME_ENV, "17.3")
+    params = read_parameters(dbutils)
+    assert params.on_databricks is True
+    settings = notebook_settings(params)
+    assert (settings.tables.mode, settings.tables.catalog, settings.tables.schema_name) == (
+        "catalog",
+        "main",
+        "wildvalues_dev_jdoe",
+    )
+    assert mlflow_store(params, settings) == ("databricks", "/Shared/wildvalues")
+    with pytest.raises(NotebookError, match=r"^output 'out/demo' is relative"):
+        read_parameters(StandInDbutils({"output": "out/demo", "catalog": "", "schema": "", "run_id": ""}))
+    monkeypatch.delenv("WILDVALUES_OUTPUT", raising=False)
+    with pytest.raises(NotebookError, match=r"^no output"):
+        read_parameters(None)
 
 
 def test_pipeline_wrote_the_findings_tables(pipeline_output):
@@ -73,8 +167,19 @@ def _add_second_run(output: str) -> str:
 
 
 def test_explore_values_notebook(pipeline_output, spark, monkeypatch, capsys):
+    """Run with a stand-in for the workspace's dbutils: the output comes from the widget."""
     first_run = _add_second_run(pipeline_output["output"])
-    out = _notebook("explore_values.py", pipeline_output, spark, monkeypatch, capsys)
+    dbutils = StandInDbutils({"output": pipeline_output["output"], "catalog": "", "schema": ""})
+    out = _notebook("explore_values.py", pipeline_output, spark, monkeypatch, capsys, dbutils=dbutils)
+    assert list(dbutils.declared) == WIDGETS
+    assert dbutils.declared == {
+        "catalog": "main",
+        "schema": "wildvalues",
+        "output": "/Volumes/main/wildvalues/output/",
+        "run_id": "",
+        "wheel": WHEEL,
+    }
+    assert dbutils.restarts == 1
     assert "views:" in out and "value_context" in out and "values_level_0" in out
     assert "rows suppressed below k:" in out
     plots = os.path.join(pipeline_output["output"], "notebook_plots")

@@ -212,7 +212,7 @@ def test_every_declared_stage_has_a_cli_command_and_a_job_entry_point():
     assert {stage.name for stage in STAGES} - set(commands) == set()
     setup = (Path(__file__).parent.parent / "setup.py").read_text()
     for stage in STAGES:
-        assert f'"wildvalues-{stage.name}=jobs.{stage.name}:main"' in setup
+        assert f'"wildvalues-{stage.name}=wildvalues.jobs.{stage.name}:main"' in setup
         assert (Path(__file__).parent.parent / "jobs" / f"{stage.name}.py").is_file()
 
 

@@ -45,6 +45,7 @@ def test_defaults_live_in_the_model_and_profiles_layer_on_top():
     )
     assert databricks.classifier.partitions == 16
     assert databricks.mlflow.experiment == "/Shared/wildvalues"
+    assert databricks.embeddings.fallback_to_lexical is False  # a missing model fails the stage on a cluster
     # what a profile does not name keeps its default
     assert databricks.analyze == AnalyzeSettings()
 

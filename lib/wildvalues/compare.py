@@ -340,10 +340,15 @@ def resolve_run(tracking_uri: str, run_id: str) -> Any:
     raise ValueError(f"no MLflow run with id or {RUN_TAG} {run_id!r} in {tracking_uri}")
 
 
-def latest_runs(tracking_uri: str, n: int = 2) -> list[Any]:
-    """The n most recently started pipeline runs (tagged wildvalues.run_id), newest first."""
+def latest_runs(tracking_uri: str, n: int = 2, experiment: str | None = None) -> list[Any]:
+    """The n most recently started pipeline runs (tagged wildvalues.run_id), newest first; in one
+    experiment when named (a workspace holds other targets' and projects' experiments)."""
     client = _client(tracking_uri)
-    ids = _experiment_ids(client)
+    if experiment is not None:
+        found = client.get_experiment_by_name(experiment)
+        ids = [found.experiment_id] if found is not None else []
+    else:
+        ids = _experiment_ids(client)
     if not ids:
         return []
     return list(
@@ -363,9 +368,9 @@ def compare_from_mlflow(
     return compare_runs(run_a, run_b, artifacts[0], artifacts[1], alpha, clustered)
 
 
-def compare_latest(tracking_uri: str, alpha: float = 0.05) -> str:
+def compare_latest(tracking_uri: str, alpha: float = 0.05, experiment: str | None = None) -> str:
     """The change table of the two most recent runs (older = a), or a note when there are fewer."""
-    runs = latest_runs(tracking_uri, 2)
+    runs = latest_runs(tracking_uri, 2, experiment)
     if len(runs) < 2:
         return f"only {len(runs)} pipeline run(s) in {tracking_uri}: nothing to compare yet"
     newer, older = runs

@@ -1,8 +1,9 @@
 """Embeddings of distinct texts, computed once per (embedder, text) and kept in `value_embeddings`.
 
 Texts missing from the cache are embedded on the driver when there are few, else in Spark tasks
-through mapInArrow with the model loaded once per task. Pure transformations: DataFrames in,
-DataFrames out; the stage yields the appends and the runner writes them.
+through mapInArrow. The tasks never open the model's folder: the driver's loaded model reaches
+them as a Spark broadcast (`ship_embedder`). Pure transformations: DataFrames in, DataFrames
+out; the stage yields the appends and the runner writes them.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
+from pyspark import Broadcast
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from wildvalues.embeddings import EmbedderSpec, build_embedder
+from wildvalues.embeddings import Embedder, EmbedderSpec, build_embedder
 from wildvalues.schemas import VALUE_EMBEDDINGS
 
 TABLE = "value_embeddings"
@@ -51,15 +53,29 @@ def embed_on_driver(spark: SparkSession, spec: EmbedderSpec, texts: Sequence[str
     return spark.createDataFrame(_rows(embedder.id, texts, embedder.embed(texts)), VALUE_EMBEDDINGS)
 
 
+def ship_embedder(spark: SparkSession, spec: EmbedderSpec) -> Broadcast[Embedder]:
+    """The driver's loaded embedder as a broadcast: executors unpickle the weights, never a path.
+
+    The model folder is a path on the driver (a UC volume on Databricks). Spark's other way of
+    shipping files, SparkContext.addFile(folder, recursive=True), refuses a local directory on a
+    cluster ("UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY: The local directory <path> is not supported in
+    a non-local master mode", https://spark.apache.org/docs/latest/error-conditions.html), and a
+    volume's FUSE path is a local directory. A broadcast is sent once per executor and read once per
+    Python worker (https://spark.apache.org/docs/latest/rdd-programming-guide.html#broadcast-variables).
+    """
+    return spark.sparkContext.broadcast(build_embedder(spec))
+
+
 def embed_in_spark(spark: SparkSession, spec: EmbedderSpec, texts: Sequence[str], partitions: int) -> DataFrame:
-    """mapInArrow over the texts: each task loads the model once and embeds its share in batches."""
+    """mapInArrow over the texts: each task takes the broadcast model and embeds its share in batches."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     arrow_schema = to_arrow_schema(VALUE_EMBEDDINGS)
     batch_size = spec.batch_size
+    shipped = ship_embedder(spark, spec)
 
     def embed_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        embedder = build_embedder(spec)
+        embedder = shipped.value
         for batch in batches:
             values = batch.column("value").to_pylist()
             for start in range(0, len(values), batch_size):

@@ -2,8 +2,9 @@
 
 `resolve_embedder` runs once on the driver: it finds the model folder (the setting, the
 WILDVALUES_EMBEDDING_MODEL environment variable, a cached download, or a download from the hub)
-and returns a picklable `EmbedderSpec`; `build_embedder` turns a spec into an embedder on the
-driver or once per Spark task.
+and returns a picklable `EmbedderSpec`; `build_embedder` loads the spec's embedder on the driver.
+Spark tasks never open the folder: they get the driver's loaded embedder as a broadcast
+(`wildvalues.embedding_cache.ship_embedder`), so the folder may be a path only the driver sees.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def resolve_model_folder(configured: str, hub_id: str | None, cache_dir: str) ->
     """The environment variable, else the configured folder, else (a hub id) a cached download."""
     chosen = os.environ.get(MODEL_ENV_VAR) or configured
     if os.path.isdir(chosen):
-        return os.path.abspath(chosen)  # Spark tasks may run in another working directory
+        return os.path.abspath(chosen)  # the same folder whatever the working directory
     if os.environ.get(MODEL_ENV_VAR):
         raise EmbeddingError(f"{MODEL_ENV_VAR}={chosen} is not a model folder")
     return _download(hub_id or chosen, cache_dir)
@@ -76,7 +77,7 @@ _LOADED: dict[EmbedderSpec, Embedder] = {}
 
 
 def build_embedder(spec: EmbedderSpec) -> Embedder:
-    """The embedder of a spec, loaded once per process (a Spark task reuses its worker's copy)."""
+    """The embedder of a spec, loaded once per process."""
     if spec not in _LOADED:
         _LOADED[spec] = _load(spec)
     return _LOADED[spec]
