@@ -9,7 +9,8 @@ from the platform documentation (lib/wildvalues/demo/documented_models.yml), not
 prints JSON, per model: the run's exit code, error rows, requests the API refused (4xx other than
 429), answers cut at max_tokens, fallbacks of adjudication, naming and the audit, thinking and
 output tokens per classification answer, the run's cost per 1,000 conversations and what `estimate`
-predicted for the same input.
+predicted for the same input: before the run (assumed figures) and after it (measured from the
+run's preflight and cached answers).
 """
 
 from __future__ import annotations
@@ -88,10 +89,12 @@ def one_model(model: str, source: str, n: int, work: str) -> dict[str, Any]:
         # The emulator's limits, not an organisation's (the defaults are the lowest tier's).
         limits = "{rpm: 4000, itpm: 2000000, otpm: 400000}"
         model_args = ["--classifier", "anthropic", "--model", model, "--set", f"models.{model}.limits={limits}"]
-        _, estimate_out, _ = cli(["estimate", "--input", source, *model_args, "--json"], work, env)
-        code, _, stderr = cli(
-            ["run", "--input", source, "--output", output, *model_args, *CLAUDE_EVERYWHERE], work, env
-        )
+        estimate_args = ["--model", model, "--set", f"models.{model}.limits={limits}"]  # estimate is Claude's only
+        _, before, _ = cli(["estimate", "--input", source, *estimate_args, "--json"], work, env)
+        run_args = ["run", "--input", source, "--output", output, *model_args, *CLAUDE_EVERYWHERE]
+        code, _, stderr = cli(run_args, work, env)
+        # Again once the run's preflight and cached answers are there to measure from.
+        _, after, _ = cli(["estimate", "--input", source, "--output", output, *estimate_args, "--json"], work, env)
         log = list(emulator.request_log)
     messages = [e for e in log if e["path"] == "/v1/messages"]
     statuses = Counter(e["status"] for e in messages)
@@ -105,7 +108,8 @@ def one_model(model: str, source: str, n: int, work: str) -> dict[str, Any]:
         "fallbacks": {name: int(metrics.get(name, 0)) for name in FALLBACKS},
         **(answer_tokens(output) if metrics else {}),
         "usd_per_1000": round(1000.0 * float(metrics.get("cost_usd", 0.0)) / n, 4),
-        "estimate_usd_per_1000": estimated_usd_per_1000(estimate_out, n),
+        "estimate_usd_per_1000_assumed": estimated_usd_per_1000(before, n),
+        "estimate_usd_per_1000_measured": estimated_usd_per_1000(after, n),
         "requests": len(messages),
     }
 

@@ -46,7 +46,7 @@ def vectors(embedder):
 
 def client(base_url: str, model: str = MODEL, **overrides) -> ClaudeClassifier:
     """The pipeline's client for `model` (every request kind's thinking, effort and max_tokens)."""
-    settings = client_settings(DEFAULTS, KEY, 1, model)
+    settings = {**client_settings(DEFAULTS, KEY, 1, model), "limits": {"rpm": 4000, "itpm": 2_000_000, "otpm": 400_000}}
     return ClaudeClassifier({**settings, "base_url": base_url, "concurrency": 4, "backoff_base": 0.0, **overrides})
 
 

@@ -11,6 +11,7 @@ from sklearn.metrics import normalized_mutual_info_score
 from wildvalues import naming
 from wildvalues.classifier.claude import ClaudeClassifier
 from wildvalues.classifier.taxonomy_prompts import NAME_TOOL, NamingRequest, naming_payload, naming_request
+from wildvalues.claude_settings import client_settings
 from wildvalues.discovery import discover_tree
 from wildvalues.embeddings import build_embedder, resolve_embedder
 from wildvalues.settings import DiscoverySettings, EmbeddingSettings, Settings
@@ -31,8 +32,15 @@ def embedder():
     return build_embedder(resolve_embedder(EmbeddingSettings()))
 
 
+# The emulator's limits: the lowest tier's 8,000 output tokens a minute, reserved at max_tokens per
+# request as the API does, would let through about five naming requests a minute.
+EMULATOR_LIMITS = {"rpm": 4000, "itpm": 2_000_000, "otpm": 400_000}
+
+
 def namer_for(base_url: str, known: dict | None = None, **client) -> naming.ClaudeClusterNamer:
-    settings = {"model": MODEL, "api_key": KEY, "base_url": base_url, "concurrency": 8, "backoff_base": 0.0}
+    """The pipeline's client (every request kind's thinking, effort and max_tokens) on the emulator."""
+    settings = {**client_settings(Settings(), KEY, 1, MODEL), "limits": EMULATOR_LIMITS}
+    settings.update(base_url=base_url, concurrency=8, backoff_base=0.0)
     classifier = ClaudeClassifier({**settings, **client})
     return naming.ClaudeClusterNamer(classifier, MODEL, NAMING, SHAPE, known=dict(known or {}))
 
