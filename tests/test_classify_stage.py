@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.demo.emulator import Emulator
 from wildvalues.runner import Runner
-from wildvalues.settings import Settings, settings_for
+from wildvalues.settings import DEFAULT_MODELS, Settings, settings_for
 from wildvalues.stages import stage_named
 from wildvalues.tables import TableStore
 
@@ -61,7 +61,9 @@ def claude_config(mode: str = "online", **anthropic) -> Settings:
         **anthropic,
     }
     classifier = {"name": "anthropic", "mode": mode, "partitions": 2, "chunk_size": 4, "anthropic": settings}
-    return settings_for(overrides={"classifier": classifier})
+    # The emulator's limits: the lowest tier's output tokens, reserved at max_tokens, admit four requests at once.
+    models = {model: {"limits": {"rpm": 4000, "itpm": 2_000_000, "otpm": 400_000}} for model in DEFAULT_MODELS}
+    return settings_for(overrides={"classifier": classifier, "models": models})
 
 
 def context(spark, tmp_path, config: Settings, run_id="r1") -> Runner:
@@ -216,7 +218,8 @@ def test_a_restart_while_polling_resumes_the_batch_instead_of_submitting_again(t
     config = tmp_path / "conf.yml"
     config.write_text("classifier:\n  anthropic:\n    batch_poll_interval: 0.2\n")
     batches_log = out / "tables" / "classification_batches"
-    with Emulator(batch_processing_s=25.0) as emulator:
+    # Long enough that the kill, a tenth of a second after the batch is recorded, comes first.
+    with Emulator(batch_processing_s=8.0) as emulator:
         env = {**cli_env(), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": emulator.base_url}
         env.pop("MLFLOW_TRACKING_URI", None)
         common = ["--output", str(out), "--classifier", "anthropic", "--mode", "batch", "--config", str(config)]
