@@ -77,6 +77,19 @@ MODELS_NOTE = (
 )
 
 
+# Where settings.py's comments name a place in the docs, the page's name relative to docs/.
+REFERENCES = (
+    ("(README, Benchmarks)", "([benchmarks.md](benchmarks.md))"),
+    ('(docs/claude.md, "Providers")', "([claude.md](claude.md#providers))"),
+)
+
+
+def _with_links(text: str) -> str:
+    for old, new in REFERENCES:
+        text = text.replace(old, new)
+    return text
+
+
 def _field_comments() -> dict[tuple[str, str], str]:
     """(class name, field name) -> the comments written beside and above the field."""
     source = inspect.getsource(settings_module)
@@ -104,7 +117,7 @@ def _field_comments() -> dict[tuple[str, str], str]:
                 if line_number in inline:
                     parts.append(inline[line_number])
             text = " ".join(_clean_comment(part) for part in parts)
-            comments[(node.name, statement.target.id)] = " ".join(text.split())
+            comments[(node.name, statement.target.id)] = _with_links(" ".join(text.split()))
     return comments
 
 
@@ -249,7 +262,7 @@ def render() -> str:
         out.append("")
         doc = model.__dict__.get("__doc__")
         if doc:
-            out.append(" ".join(inspect.cleandoc(doc).split()))
+            out.append(_with_links(" ".join(inspect.cleandoc(doc).split())))
             out.append("")
         table = _table(prefix, model, comments)
         if table:
