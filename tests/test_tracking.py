@@ -147,6 +147,12 @@ STAGE_METRICS = [
     "suppressed_public_values_level_0",
     "suppressed_labels_public_value_context",
     "suppressed_labels_report_value_context",
+    "thinking_tokens",
+    "run_thinking_tokens",
+    "classification_errors_refusal",
+    "preflight_requests",
+    "preflight_classify_output_tokens",
+    "preflight_failed",
 ]
 
 

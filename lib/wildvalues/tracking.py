@@ -131,6 +131,8 @@ _MLFLOW_PREFIXES: tuple[tuple[str, str], ...] = (
     ("pct_mirrored_", "share/mirrored/"),
     ("pct_ai_expressions_", "share/match/"),
     ("cost_usd_", "cost/classify_usd_by_model/"),
+    ("classification_errors_", "counts/classification_errors/"),
+    ("preflight_", "preflight/"),
     ("seconds_", "seconds/"),
     ("spark_jobs_", "spark_jobs/"),
     ("validation_", "validation/"),
