@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,6 +18,11 @@ from wildvalues.embeddings import build_embedder, resolve_embedder
 from wildvalues.placement import Placement, SemanticPlacer, embedding_key, tree_texts
 from wildvalues.settings import EmbeddingSettings, Settings, TaxonomySettings
 from wildvalues.taxonomy_tree import TreeNode
+
+if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
+    from tests.e2e import EMULATOR_LIMITS
+else:
+    from e2e import EMULATOR_LIMITS
 
 KEY = "sk-ant-test-adjudication-0000"
 DEFAULTS = Settings()
@@ -46,7 +52,7 @@ def vectors(embedder):
 
 def client(base_url: str, model: str = MODEL, **overrides) -> ClaudeClassifier:
     """The pipeline's client for `model` (every request kind's thinking, effort and max_tokens)."""
-    settings = {**client_settings(DEFAULTS, KEY, 1, model), "limits": {"rpm": 4000, "itpm": 2_000_000, "otpm": 400_000}}
+    settings = {**client_settings(DEFAULTS, KEY, 1, model), "limits": EMULATOR_LIMITS}
     return ClaudeClassifier({**settings, "base_url": base_url, "concurrency": 4, "backoff_base": 0.0, **overrides})
 
 

@@ -24,9 +24,9 @@ from wildvalues.stages import stage_named
 from wildvalues.tables import TableStore
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
-    from tests.e2e import cli_env, wildvalues
+    from tests.e2e import EMULATOR_LIMITS, cli_env, wildvalues
 else:
-    from e2e import cli_env, wildvalues
+    from e2e import EMULATOR_LIMITS, cli_env, wildvalues
 
 KEY = "sk-ant-api03-stage-test-SECRET-0000"
 CLI = [sys.executable, "-m", "wildvalues.cli"]
@@ -62,7 +62,7 @@ def claude_config(mode: str = "online", **anthropic) -> Settings:
     }
     classifier = {"name": "anthropic", "mode": mode, "partitions": 2, "chunk_size": 4, "anthropic": settings}
     # The emulator's limits: the lowest tier's output tokens, reserved at max_tokens, admit four requests at once.
-    models = {model: {"limits": {"rpm": 4000, "itpm": 2_000_000, "otpm": 400_000}} for model in DEFAULT_MODELS}
+    models = {model: {"limits": EMULATOR_LIMITS} for model in DEFAULT_MODELS}
     return settings_for(overrides={"classifier": classifier, "models": models})
 
 

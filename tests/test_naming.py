@@ -17,8 +17,10 @@ from wildvalues.embeddings import build_embedder, resolve_embedder
 from wildvalues.settings import DiscoverySettings, EmbeddingSettings, Settings
 
 if TYPE_CHECKING:
+    from tests.e2e import EMULATOR_LIMITS
     from tests.test_discovery import MIN_LEVEL1_NMI, SETTINGS, TRUTH, VALUES, WEIGHTS, check_tree
 else:
+    from e2e import EMULATOR_LIMITS
     from test_discovery import MIN_LEVEL1_NMI, SETTINGS, TRUTH, VALUES, WEIGHTS, check_tree
 
 KEY = "sk-ant-test-naming-0000"
@@ -32,13 +34,10 @@ def embedder():
     return build_embedder(resolve_embedder(EmbeddingSettings()))
 
 
-# The emulator's limits: the lowest tier's 8,000 output tokens a minute, reserved at max_tokens per
-# request as the API does, would let through about five naming requests a minute.
-EMULATOR_LIMITS = {"rpm": 4000, "itpm": 2_000_000, "otpm": 400_000}
-
-
 def namer_for(base_url: str, known: dict | None = None, **client) -> naming.ClaudeClusterNamer:
     """The pipeline's client (every request kind's thinking, effort and max_tokens) on the emulator."""
+    # The emulator's limits: the lowest tier's output tokens, reserved at max_tokens as the API does,
+    # would let through about five naming requests a minute.
     settings = {**client_settings(Settings(), KEY, 1, MODEL), "limits": EMULATOR_LIMITS}
     settings.update(base_url=base_url, concurrency=8, backoff_base=0.0)
     classifier = ClaudeClassifier({**settings, **client})

@@ -13,12 +13,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from wildvalues.formats import FORMATS
+from wildvalues.run_health import EXIT_TOO_MANY_ERRORS as EXIT_TOO_MANY_ERRORS  # 4: most of the work failed
 from wildvalues.settings import ConfigError
 
 CLASSIFIER_HELP = "offline (deterministic stand-in, no network) or anthropic (Claude); default: classifier.name"
 EXIT_USER_ERROR = 2
 EXIT_VALIDATION = 3
-EXIT_TOO_MANY_ERRORS = 4  # run_health: most of the work failed; what was written is kept
 # Commands that write to --output (tables, MLflow, report): one at a time per output.
 WRITING_COMMANDS = frozenset(
     {"run", "ingest", "classify", "taxonomy", "analyze", "validate", "report", "discover", "crosscheck"}
