@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
 import pytest
 from deltalake import DeltaTable
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
 
 from wildvalues import history
+from wildvalues.settings import TableSettings
+from wildvalues.tables import TableStore
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
+    from tests.catalog_adapter import SessionCatalogTables
     from tests.e2e import (
         HISTORY_N,
         RUN_A,
@@ -27,6 +34,7 @@ if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/
         wildvalues,
     )
 else:
+    from catalog_adapter import SessionCatalogTables
     from e2e import HISTORY_N, RUN_A, RUN_B, assert_ok, mlflow_state, one_line_error, run_rows, table_rows, wildvalues
 
 N_SYNTH = HISTORY_N
@@ -91,6 +99,52 @@ def test_latest_views_hold_the_latest_run(weeks):
     assert [line.replace(" ", "") for line in result.stdout.splitlines() if line.startswith("|week")] == [
         f"|{RUN_B}|{N_SYNTH}|"
     ]
+
+
+def docs_queries() -> list[str]:
+    """Every complete query of the README and docs/, on one line: those handed to `wildvalues sql`
+    and those written inline for Databricks SQL (`SELECT ...` in backticks)."""
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for page in (root / "README.md", *sorted((root / "docs").glob("*.md"))):
+        text = page.read_text(encoding="utf-8")
+        for query in re.findall(r'wildvalues sql "([^"]+)"', text) + re.findall(r"`(SELECT [^`]+)`", text):
+            if "..." not in query and "<" not in query:  # a synopsis or a template, not a query
+                found.append(" ".join(query.split()))
+    return list(dict.fromkeys(found))
+
+
+def tables_read_by(query: str) -> set[str]:
+    """The tables a query names after FROM or JOIN, a `latest_` view as its table."""
+    return {name.removeprefix(history.LATEST_PREFIX) for name in re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", query)}
+
+
+def test_the_docs_queries_read_the_same_from_a_catalog_schema(weeks, spark, tmp_path):
+    """The catalog path (Spark's session catalog here, tests/catalog_adapter.py) gets the two runs'
+    tables run by run; after `USE` of the schema, each query of the docs, as written, returns what
+    `wildvalues sql` returns from the Delta paths: the latest_ views are real ones there."""
+    queries = docs_queries()
+    assert HARM_PREVENTION_PER_RUN in queries
+    assert any("latest_values_level_3" in query for query in queries)
+    assert any("latest_public_values_level_0" in query for query in queries)
+    local = TableStore(spark, str(weeks["out"]), TableSettings())
+    local.register_views(latest_run=RUN_B)
+    expected = [spark.sql(query).collect() for query in queries]
+    for table in spark.catalog.listTables():
+        if table.isTemporary:
+            spark.catalog.dropTempView(table.name)
+    tables = SessionCatalogTables(spark, "wv_docs_queries", str(tmp_path / "schema"))
+    catalog = TableStore(spark, str(tmp_path), TableSettings(mode="catalog"), catalog_tables=tables)
+    try:
+        for run_id in (RUN_A, RUN_B):
+            for name in sorted(set().union(*map(tables_read_by, queries))):
+                catalog.write(name, local.read(name).filter(F.col("run_id") == run_id), run_id=run_id)
+        catalog.register_views()
+        for query, rows in zip(queries, expected, strict=True):
+            assertDataFrameEqual(spark.sql(query), rows)
+    finally:
+        spark.catalog.setCurrentDatabase("default")
+        tables.drop()
 
 
 def test_report_on_the_first_run_touches_only_that_run(weeks):

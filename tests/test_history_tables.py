@@ -1,20 +1,34 @@
 """Per-run tables: a run's write replaces only its own rows, a stage sees only its own run, retention
-deletes the oldest runs. Real Delta tables through the project's writer (delta-rs fallback here)."""
+deletes the oldest runs. Real Delta tables through the project's writer (delta-rs fallback here),
+and the same contract through the catalog write path on Spark's session catalog
+(tests/catalog_adapter.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import time
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import Row
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from wildvalues import history
+from wildvalues.catalog_tables import latest_view_sql, quoted, run_predicate
 from wildvalues.delta_io import read_delta, write_delta
 from wildvalues.settings import Settings, TableSettings
 from wildvalues.tables import TableStore
+
+if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
+    from tests.catalog_adapter import SessionCatalogTables
+else:
+    from catalog_adapter import SessionCatalogTables
 
 LEVEL = "side string, name string, n_conversations long, run_id string"
 CONVERSATIONS = "conversation_id string, n_turns int"
@@ -68,9 +82,33 @@ def test_a_table_from_before_runs_were_kept_is_replaced_whole(spark, tmp_path):
     assertDataFrameEqual(read_delta(spark, path), [Row(conversation_id="c2", n_turns=4, run_id="w2")])
 
 
+@contextlib.contextmanager
+def catalog_store(spark, tmp_path) -> Iterator[TableStore]:
+    """A catalog-mode store on a schema of its own in Spark's session catalog, dropped afterwards."""
+    tables = SessionCatalogTables(spark, f"wv_{uuid.uuid4().hex[:10]}", str(tmp_path / "schema"))
+    try:
+        yield TableStore(spark, str(tmp_path), TableSettings(mode="catalog"), catalog_tables=tables)
+    finally:
+        spark.catalog.setCurrentDatabase("default")
+        tables.drop()
+
+
+@pytest.fixture(params=["path", "catalog"])
+def store(request, spark, tmp_path):
+    """Three weekly runs and a cache, in Delta paths or in a catalog schema."""
+    if request.param == "path":
+        yield three_runs(spark, TableStore(spark, str(tmp_path), TableSettings()))
+        return
+    with catalog_store(spark, tmp_path) as store:
+        yield three_runs(spark, store)
+
+
 @pytest.fixture
-def store(spark, tmp_path):
-    store = TableStore(spark, str(tmp_path), TableSettings())
+def path_store(spark, tmp_path):
+    return three_runs(spark, TableStore(spark, str(tmp_path), TableSettings()))
+
+
+def three_runs(spark, store: TableStore) -> TableStore:
     for run_id, day, names in (("w1", 1, ["care"]), ("w2", 8, ["honesty"]), ("w3", 15, ["dignity", "care"])):
         started = datetime.datetime(2026, 11, day, 3, 0, tzinfo=datetime.UTC)
         store.write(history.RUNS_TABLE, history.runs_frame(spark, run_id, started), run_id=run_id)
@@ -117,7 +155,8 @@ def test_expired_runs():
     assert history.expired_runs(["a", "b"], 5) == []
 
 
-def test_which_runs_a_table_holds_comes_from_its_delta_log_without_a_spark_job(spark, store):
+def test_which_runs_a_table_holds_comes_from_its_delta_log_without_a_spark_job(spark, path_store):
+    store = path_store
     assert store.stored_runs("values_level_0") == {"w1", "w2", "w3"}
     assert store.stored_runs("conversations") == {"w1", "w2", "w3"}
     context = spark.sparkContext
@@ -128,3 +167,59 @@ def test_which_runs_a_table_holds_comes_from_its_delta_log_without_a_spark_job(s
         context.setLocalProperty("spark.jobGroup.id", None)
     assert found == [True, True, False]
     assert list(context.statusTracker().getJobIdsForGroup("existence-checks")) == []
+
+
+def created(spark, view: str) -> str:
+    """When the catalog made this view (DESCRIBE TABLE EXTENDED's "Created Time")."""
+    rows = spark.sql(f"DESCRIBE TABLE EXTENDED {view}").collect()
+    return next(row.data_type for row in rows if row.col_name == "Created Time")
+
+
+def test_a_catalog_schema_holds_a_real_latest_view_of_each_per_run_table(spark, tmp_path):
+    with catalog_store(spark, tmp_path) as store:
+        three_runs(spark, store)
+        schema = store.catalog_tables.schema
+        listed = {(table.name, table.tableType) for table in spark.catalog.listTables(f"spark_catalog.{schema}")}
+        tables = {"conversations", "runs", "value_embeddings", "values_level_0"}
+        views = {"latest_conversations", "latest_runs", "latest_values_level_0"}  # no view of a cache
+        assert listed == {(name, "MANAGED") for name in tables} | {(name, "VIEW") for name in views}
+        assert store.names() == sorted(tables)
+        latest = f"spark_catalog.{schema}.latest_values_level_0"
+        week3 = [Row(side="ai", name="dignity", n_conversations=30, run_id="w3")]
+        assertDataFrameEqual(
+            spark.table(latest), [*week3, Row(side="ai", name="care", n_conversations=30, run_id="w3")]
+        )
+        made = created(spark, latest)
+        time.sleep(1.1)  # Created Time counts seconds
+        started = datetime.datetime(2026, 11, 22, 3, 0, tzinfo=datetime.UTC)
+        store.write(history.RUNS_TABLE, history.runs_frame(spark, "w4", started), run_id="w4")
+        assertDataFrameEqual(spark.table(latest), [])  # the newest run is the latest at once, rows or not
+        assert created(spark, latest) == made  # the view (and its grants) untouched
+        store.write("values_level_0", level_rows(spark, "w4", "honesty").withColumn("n_users", F.lit(7)), run_id="w4")
+        assertDataFrameEqual(
+            spark.table(latest), [Row(side="ai", name="honesty", n_conversations=30, run_id="w4", n_users=7)]
+        )
+        store.register_views()
+        assertDataFrameEqual(
+            spark.sql("SELECT name, n_users FROM latest_values_level_0"), [Row(name="honesty", n_users=7)]
+        )
+
+
+def test_a_run_id_with_a_quote_is_one_literal_in_catalog_sql(spark, tmp_path):
+    with catalog_store(spark, tmp_path) as store:
+        for run_id in ("w'1", "w2"):
+            store.write("values_level_0", level_rows(spark, run_id, "care"), run_id=run_id)
+        store.delete_runs("values_level_0", ["w'1"])
+        assertDataFrameEqual(
+            store.read("values_level_0"), [Row(side="ai", name="care", n_conversations=30, run_id="w2")]
+        )
+
+
+def test_catalog_identifiers_and_the_latest_view_statement():
+    assert quoted("main", "wildvalues", "odd`name") == "`main`.`wildvalues`.`odd``name`"
+    assert run_predicate(["a'b", "c\\d"]) == "run_id IN ('a\\'b', 'c\\\\d')"
+    assert latest_view_sql("`c`.`s`.`latest_t`", "`c`.`s`.`t`", "`c`.`s`.`runs`") == (
+        "CREATE OR REPLACE VIEW `c`.`s`.`latest_t` COMMENT 'rows of the latest run (newest started_at in runs)' "
+        "AS SELECT * FROM `c`.`s`.`t` WHERE run_id = "
+        "(SELECT run_id FROM `c`.`s`.`runs` ORDER BY started_at DESC, run_id DESC LIMIT 1)"
+    )

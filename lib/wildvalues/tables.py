@@ -6,11 +6,11 @@ import os
 
 from pyspark.sql import DataFrame, SparkSession
 
+from wildvalues.catalog_tables import CatalogTables
 from wildvalues.delta_io import (
     delete_runs,
     native_delta_available,
     read_delta,
-    run_predicate,
     table_exists,
     table_runs,
     write_delta,
@@ -19,18 +19,27 @@ from wildvalues.settings import TableSettings
 
 
 class TableStore:
-    """Reads and writes the pipeline's tables by name; one setting switches paths and catalog."""
+    """Reads and writes the pipeline's tables by name; one setting switches paths and catalog.
 
-    def __init__(self, spark: SparkSession, output_dir: str, settings: TableSettings) -> None:
+    `catalog_tables`: the catalog half to use in catalog mode (tests hand in a local adapter)."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        output_dir: str,
+        settings: TableSettings,
+        catalog_tables: CatalogTables | None = None,
+    ) -> None:
         self.spark = spark
         self.output_dir = output_dir
         self.mode = settings.mode
         self.catalog = settings.catalog
         self.schema = settings.schema_name
+        self.catalog_tables = catalog_tables or CatalogTables(spark, settings.catalog, settings.schema_name)
 
     def location(self, name: str) -> str:
         if self.mode == "catalog":
-            return f"{self.catalog}.{self.schema}.{name}"
+            return self.catalog_tables.location(name)
         return os.path.join(self.output_dir, "tables", name)
 
     def write(
@@ -41,15 +50,8 @@ class TableStore:
         `small`: an aggregate the driver can hold (see `Write.small`); catalogs write it as any other."""
         if self.mode == "path":
             write_delta(df, self.location(name), mode, run_id, small=small)
-            return
-        writer = df.write.format("delta").mode(mode)
-        if run_id is not None and mode == "overwrite" and self.exists(name):
-            writer = writer.option("replaceWhere", run_predicate([run_id])).option("mergeSchema", "true")
-        elif mode == "append":
-            writer = writer.option("mergeSchema", "true")  # a column added since the table was made
         else:
-            writer = writer.option("overwriteSchema", "true")
-        writer.saveAsTable(self.location(name))
+            self.catalog_tables.write(name, df, mode, run_id)
 
     def delete_runs(self, name: str, run_ids: list[str]) -> None:
         """Delete these runs' rows (kept in the table's Delta history until VACUUM)."""
@@ -58,16 +60,16 @@ class TableStore:
         if self.mode == "path":
             delete_runs(self.location(name), run_ids)
         else:
-            self.spark.sql(f"DELETE FROM {self.location(name)} WHERE {run_predicate(run_ids)}")
+            self.catalog_tables.delete_runs(name, run_ids)
 
     def read(self, name: str) -> DataFrame:
         if self.mode == "catalog":
-            return self.spark.table(self.location(name))
+            return self.catalog_tables.read(name)
         return read_delta(self.spark, self.location(name))
 
     def exists(self, name: str) -> bool:
         if self.mode == "catalog":
-            return self.spark.catalog.tableExists(self.location(name))
+            return self.catalog_tables.exists(name)
         return table_exists(self.spark, self.location(name))
 
     def stored_runs(self, name: str) -> frozenset[str | None] | None:
@@ -80,7 +82,7 @@ class TableStore:
     def names(self) -> list[str]:
         """Tables present in this store (path mode: directories holding a Delta log)."""
         if self.mode == "catalog":
-            return [t.name for t in self.spark.catalog.listTables(f"{self.catalog}.{self.schema}")]
+            return self.catalog_tables.names()
         root = os.path.join(self.output_dir, "tables")
         if not os.path.isdir(root):
             return []
@@ -88,10 +90,16 @@ class TableStore:
 
     def register_views(self, latest_run: str | None = None) -> list[str]:
         """Temporary views named after the tables (every run's rows), so Spark SQL can use plain
-        names; with `latest_run`, also `latest_<name>` views of each per-run table's rows of that run."""
+        names; with `latest_run`, also `latest_<name>` views of each per-run table's rows of that run.
+
+        In catalog mode the tables and their `latest_<name>` views are the schema's own: the schema
+        becomes the current one instead, so a query reads exactly as in Databricks SQL."""
         from wildvalues import history
 
         names = self.names()
+        if self.mode == "catalog":
+            self.catalog_tables.use()
+            return names
         for name in names:
             frame = self.read(name)
             frame.createOrReplaceTempView(name)
