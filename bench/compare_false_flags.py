@@ -57,8 +57,8 @@ def run_id(stdout: str) -> str:
 
 
 def measure(n: int, seeds: tuple[int, int], workdir: str) -> dict[str, object]:
-    from wildvalues import compare
-    from wildvalues.tracking import tracking_uri
+    from wildvalues.analysis import compare
+    from wildvalues.io.tracking import tracking_uri
 
     started = time.monotonic()
     config = os.path.join(workdir, "lean.yml")

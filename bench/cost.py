@@ -41,7 +41,7 @@ def write_input(path: str, n: int, subjective_share: float, seed: int) -> dict[s
     """`n` distinct synth records, round(n * share) of them subjective by the offline labels."""
     from wildvalues.classifier.offline import OfflineClassifier
     from wildvalues.demo.synth import as_conversation, generate_conversations
-    from wildvalues.taxonomy_tree import load_tree
+    from wildvalues.taxonomy.tree import load_tree
 
     tree_path = os.environ.get("WILDVALUES_TAXONOMY", os.path.join(REPO, "..", "shared", "data", "values_tree.csv"))
     labeller = OfflineClassifier(load_tree(tree_path))
@@ -70,11 +70,11 @@ def write_input(path: str, n: int, subjective_share: float, seed: int) -> dict[s
 def run_mode(spark, work: str, source: str, name: str, mode: dict[str, Any], args: argparse.Namespace) -> dict:
     """One mode on a fresh output and emulator: the stage's metrics and the emulator's request counts."""
     from wildvalues.demo.emulator import Emulator
-    from wildvalues.runner import Runner
+    from wildvalues.io.tables import TableStore
+    from wildvalues.pipeline.runner import Runner
+    from wildvalues.pipeline.stage import StageOptions
     from wildvalues.settings import settings_for
-    from wildvalues.stage import StageOptions
     from wildvalues.stages import stage_named
-    from wildvalues.tables import TableStore
 
     classifier: dict[str, Any] = {
         "name": "anthropic",
@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of " + ",".join(MODES))
     args = parser.parse_args(argv)
 
+    from wildvalues.pipeline.spark import build_session
     from wildvalues.settings import SparkSettings
-    from wildvalues.spark import build_session
 
     os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-emulator-not-a-real-key")
     os.environ.setdefault("MLFLOW_TRACKING_URI", "file://" + tempfile.mkdtemp(prefix="wildvalues-cost-mlruns-"))

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from wildvalues.demo.synth import generate_conversations
-from wildvalues.formats import Options, Parsed, parse_record
+from wildvalues.ingest.formats import Options, Parsed, parse_record
 
 
 def _pairs(record: dict) -> list[tuple[str, str]]:

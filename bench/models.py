@@ -46,7 +46,7 @@ def run_metrics(output: str) -> dict[str, float]:
     """The latest MLflow run's metrics, under the stage's names."""
     import mlflow
 
-    from wildvalues.tracking import stage_metric
+    from wildvalues.io.tracking import stage_metric
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{output}/mlflow.db")
     experiments = [e.experiment_id for e in client.search_experiments()]

@@ -47,7 +47,7 @@ def run_once(n: int, seed: int, root: str, assignments: tuple[str, ...] = ()) ->
     wall = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"run of {n} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
-    from wildvalues.tracking import find_mlflow_run, stage_metrics
+    from wildvalues.io.tracking import find_mlflow_run, stage_metrics
 
     found = find_mlflow_run(output, None)
     metrics = stage_metrics(found.data.metrics) if found else {}  # MLflow's prefixed names -> the stages' own

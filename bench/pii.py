@@ -255,8 +255,8 @@ def _recall_of(by_template: dict[str, list[int]], chosen: Callable[[str], bool])
 def ingest_parse(n: int) -> dict:
     """Synth conversations per second through parse_line, without and with the redactor."""
     from wildvalues.demo.synth import generate_conversations
-    from wildvalues.formats import parse_line
-    from wildvalues.pii import PiiRedactor
+    from wildvalues.ingest.formats import parse_line
+    from wildvalues.ingest.pii import PiiRedactor
     from wildvalues.settings import PrivacySettings
 
     lines = [json.dumps(record) for record in generate_conversations(n, 0)]
@@ -280,7 +280,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from wildvalues.pii import PiiRedactor
+    from wildvalues.ingest.pii import PiiRedactor
     from wildvalues.settings import PrivacySettings
 
     messages = build(args.n, args.seed)

@@ -88,7 +88,7 @@ def _metrics(output: str) -> dict:
     """The latest run's metrics under the stages' names (MLflow holds them prefixed: `seconds/ingest`)."""
     import mlflow
 
-    from wildvalues.tracking import stage_metrics
+    from wildvalues.io.tracking import stage_metrics
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{os.path.abspath(output)}/mlflow.db")
     experiment_ids = [client.search_experiments()[0].experiment_id]  # mlflow wraps a lone id in a list anyway
@@ -98,9 +98,9 @@ def _metrics(output: str) -> dict:
 
 def io_floor(source: str, output: str) -> float:
     """Seconds to read `source` with Spark (a line per conversation) and write it as one Delta table."""
-    from wildvalues.delta_io import write_delta
+    from wildvalues.io.delta_io import write_delta
+    from wildvalues.pipeline.spark import build_session
     from wildvalues.settings import Settings
-    from wildvalues.spark import build_session
 
     spark = build_session(Settings().spark)
     started = time.monotonic()

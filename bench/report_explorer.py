@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
-from wildvalues import report, screenshots
+from wildvalues.reporting import report, screenshots
 from wildvalues.settings import ReportSettings
 
 SHAPE = {3: 5, 2: 26, 1: 266}  # clusters per level in the published tree

@@ -15,11 +15,11 @@ import json
 import os
 import time
 
-from wildvalues.discovery import HIGHER_LEVEL_FEATURES, align, discover_tree
-from wildvalues.embeddings import build_embedder, resolve_embedder
+from wildvalues.pipeline.spark import build_session
 from wildvalues.settings import DiscoverySettings, EmbeddingSettings, SparkSettings
-from wildvalues.spark import build_session
-from wildvalues.taxonomy_tree import load_tree, resolve_tree_path
+from wildvalues.taxonomy.discovery import HIGHER_LEVEL_FEATURES, align, discover_tree
+from wildvalues.taxonomy.embeddings import build_embedder, resolve_embedder
+from wildvalues.taxonomy.tree import load_tree, resolve_tree_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TREE_PATH = os.path.join(REPO, "..", "shared", "data", "values_tree.csv")

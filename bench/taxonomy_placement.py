@@ -31,12 +31,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from wildvalues.adjudication import needs_adjudication
-from wildvalues.embeddings import EmbeddingError, build_embedder, resolve_embedder
-from wildvalues.matching import ValueMatcher
-from wildvalues.placement import Placement, SemanticPlacer, cluster_text, embedding_key, tree_texts
 from wildvalues.settings import EmbeddingSettings, TaxonomySettings
-from wildvalues.taxonomy_tree import TreeNode, ancestors, load_tree, resolve_tree_path
+from wildvalues.taxonomy.adjudication import needs_adjudication
+from wildvalues.taxonomy.embeddings import EmbeddingError, build_embedder, resolve_embedder
+from wildvalues.taxonomy.matching import ValueMatcher
+from wildvalues.taxonomy.placement import Placement, SemanticPlacer, cluster_text, embedding_key, tree_texts
+from wildvalues.taxonomy.tree import TreeNode, ancestors, load_tree, resolve_tree_path
 
 EMBEDDER_METHODS = ("model2vec", "lexical", "sentence-transformers")
 SENTENCE_TRANSFORMERS_MODEL = "../shared/models/all-MiniLM-L6-v2"

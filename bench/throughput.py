@@ -32,11 +32,11 @@ def _prepare_input(path: str, n: int, seed: int) -> None:
 def _run_stage(spark, output: str, source: str, n: int, emulator, concurrency: int, partitions: int) -> dict:
     """Ingest `n` records, classify them with Claude through the emulator, return the figures."""
 
-    from wildvalues.runner import Runner
+    from wildvalues.io.tables import TableStore
+    from wildvalues.pipeline.runner import Runner
+    from wildvalues.pipeline.stage import StageOptions
     from wildvalues.settings import settings_for
-    from wildvalues.stage import StageOptions
     from wildvalues.stages import stage_named
-    from wildvalues.tables import TableStore
 
     config = settings_for(
         overrides={
@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from wildvalues.demo.emulator import Emulator
+    from wildvalues.pipeline.spark import build_session
     from wildvalues.settings import SparkSettings
-    from wildvalues.spark import build_session
 
     os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-emulator-not-a-real-key")
     work = tempfile.mkdtemp(prefix="wildvalues-throughput-")

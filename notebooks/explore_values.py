@@ -21,7 +21,7 @@
 # Parameters. In a workspace they are this notebook's widgets (catalog, schema, output, run id and
 # the wheel to install), declared here before anything else runs; a job's notebook task sets them
 # by name. Outside a workspace (no `dbutils`) the environment variables WILDVALUES_CATALOG,
-# WILDVALUES_SCHEMA, WILDVALUES_OUTPUT and WILDVALUES_RUN_ID stand in for them (wildvalues.notebook).
+# WILDVALUES_SCHEMA, WILDVALUES_OUTPUT and WILDVALUES_RUN_ID stand in for them (wildvalues.cli.notebook).
 # Widgets: https://docs.databricks.com/aws/en/notebooks/widgets
 # The wheel default is where `databricks bundle deploy -t prod` uploads it: the prod target's
 # workspace.root_path (databricks.yml) + /artifacts (the default workspace.artifact_path,
@@ -60,9 +60,10 @@ if "dbutils" in globals():
 import os
 from typing import TYPE_CHECKING, Any, cast
 
-from wildvalues import compare, report
-from wildvalues.notebook import mlflow_store, notebook_settings, read_parameters
-from wildvalues.runner import runner_for_output
+from wildvalues.analysis import compare
+from wildvalues.cli.notebook import mlflow_store, notebook_settings, read_parameters
+from wildvalues.pipeline.runner import runner_for_output
+from wildvalues.reporting import report
 
 if TYPE_CHECKING:
 

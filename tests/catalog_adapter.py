@@ -17,7 +17,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from wildvalues.catalog_tables import CatalogTables, quoted
+from wildvalues.io.catalog_tables import CatalogTables, quoted
 
 SESSION_CATALOG = "spark_catalog"
 STAGING_SUFFIX = "__staging"

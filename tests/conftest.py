@@ -21,8 +21,8 @@ BUNDLE_VALIDATOR = os.path.join(REPO, "..", "shared", "tools", "validate_bundle.
 
 def test_session():
     """The test process's one SparkSession: built on first use, by a fixture or an in-process command."""
+    from wildvalues.pipeline.spark import build_session
     from wildvalues.settings import SparkSettings
-    from wildvalues.spark import build_session
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # silences pyspark.testing's warning
@@ -131,7 +131,7 @@ def tree_path() -> str:
 
 @pytest.fixture(scope="session")
 def tree(tree_path):
-    from wildvalues.taxonomy_tree import load_tree
+    from wildvalues.taxonomy.tree import load_tree
 
     return load_tree(tree_path)
 

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from wildvalues import adjudication
 from wildvalues.classifier.claude import ClaudeClassifier
+from wildvalues.classifier.claude_settings import client_settings, output_shape
 from wildvalues.classifier.taxonomy_prompts import CHOOSE_TOOL, NONE_OF_THESE, adjudication_request, choice_parser
-from wildvalues.claude_settings import client_settings
-from wildvalues.embeddings import build_embedder, resolve_embedder
-from wildvalues.placement import Placement, SemanticPlacer, embedding_key, tree_texts
 from wildvalues.settings import EmbeddingSettings, Settings, TaxonomySettings
-from wildvalues.taxonomy_tree import TreeNode
+from wildvalues.taxonomy import adjudication
+from wildvalues.taxonomy.embeddings import build_embedder, resolve_embedder
+from wildvalues.taxonomy.placement import Placement, SemanticPlacer, embedding_key, tree_texts
+from wildvalues.taxonomy.tree import TreeNode
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import EMULATOR_LIMITS
@@ -27,7 +27,7 @@ else:
 KEY = "sk-ant-test-adjudication-0000"
 DEFAULTS = Settings()
 MODEL = DEFAULTS.classifier.anthropic.model
-SHAPE = DEFAULTS.output_shape(MODEL)  # the default model answers in JSON (structured outputs)
+SHAPE = output_shape(DEFAULTS, MODEL)  # the default model answers in JSON (structured outputs)
 TOOL_MODEL = "claude-haiku-4-5"  # a model that takes a forced tool, for the tool shape
 SETTINGS = TaxonomySettings(adjudicate=True, adjudicate_below=0.5, adjudication_candidates=5)
 RAW = ["grief support", "quantum decoherence", "tidy code", "honesty", "keeping promises"]

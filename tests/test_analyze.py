@@ -1,4 +1,4 @@
-"""Tests for wildvalues.analyze on small handmade tables, against independent references."""
+"""Tests for wildvalues.analysis.findings on small handmade tables, against independent references."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from scipy.stats import chi2_contingency
 
-from wildvalues import analyze as A
+from wildvalues.analysis import findings as A
 from wildvalues.classifier.base import RESPONSE_TYPES
-from wildvalues.schemas import CLASSIFICATIONS, VALUE_EXPRESSIONS, VALUE_LEVEL
+from wildvalues.io.schemas import CLASSIFICATIONS, VALUE_EXPRESSIONS, VALUE_LEVEL
 
 RUN = "run-1"
 
@@ -117,7 +117,7 @@ def test_response_types_counts_subjective_only_with_zero_rows(spark):
 
 
 def users_df(spark, mapping):
-    """(conversation_id, user_key) as `wildvalues.users.user_keys` gives them."""
+    """(conversation_id, user_key) as `wildvalues.ingest.users.user_keys` gives them."""
     return spark.createDataFrame(sorted(mapping.items()), "conversation_id string, user_key string")
 
 

@@ -376,7 +376,7 @@ def task_argv(task: dict, values: dict[str, str], run_id: str = RUN_ID) -> list[
 def resolved_settings(argv: list[str]):
     """The settings the command resolves from these arguments, as it does before any work."""
     from wildvalues.cli import build_parser
-    from wildvalues.commands import resolve_settings
+    from wildvalues.cli.commands import resolve_settings
 
     return resolve_settings(build_parser().parse_args(argv))
 

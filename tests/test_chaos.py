@@ -22,9 +22,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues.delta_io import read_delta
 from wildvalues.demo import chaos
-from wildvalues.output_lock import read_holder
+from wildvalues.io.delta_io import read_delta
+from wildvalues.pipeline.output_lock import read_holder
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import LEAN_CONFIG, assert_ok, cli_env, wildvalues

@@ -18,10 +18,10 @@ from pyspark.sql import functions as F
 
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.demo.emulator import Emulator
-from wildvalues.runner import Runner
+from wildvalues.io.tables import TableStore
+from wildvalues.pipeline.runner import Runner
 from wildvalues.settings import DEFAULT_MODELS, Settings, settings_for
 from wildvalues.stages import stage_named
-from wildvalues.tables import TableStore
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import EMULATOR_LIMITS, cli_env, wildvalues
@@ -279,8 +279,8 @@ def test_cli_with_an_unknown_screen_model_is_a_one_line_error_before_any_work(tm
 
 def test_estimate_cli_prints_requests_tokens_cost_and_duration_before_spending(tmp_path):
     from wildvalues.classifier.cost import assumed_figures, combine_passes, estimate
-    from wildvalues.formats import Parsed, parse_line
-    from wildvalues.preflight import plan_for
+    from wildvalues.classifier.preflight import plan_for
+    from wildvalues.ingest.formats import Parsed, parse_line
 
     source = tmp_path / "in.jsonl"
     write_input(source, 4)

@@ -16,6 +16,7 @@ from wildvalues.classifier import batches
 from wildvalues.classifier.base import Classification, ClassificationError, Conversation, Turn
 from wildvalues.classifier.batches import BatchError, batch_custom_id, split_batches
 from wildvalues.classifier.claude import ClaudeClassifier, collect_batch_results, poll_batch, submit_batch
+from wildvalues.classifier.claude_settings import output_shape
 from wildvalues.classifier.cost import Estimate, estimate, framing_chars
 from wildvalues.classifier.prompt import (
     OUTPUT_SCHEMA,
@@ -565,7 +566,7 @@ def test_json_answers_that_are_not_json_are_bad_answers():
 
 
 def test_caching_is_said_to_be_off_when_the_prefix_is_below_the_model_minimum():
-    from wildvalues.claude_settings import caching_note, client_settings
+    from wildvalues.classifier.claude_settings import caching_note, client_settings
     from wildvalues.settings import settings_for as load
 
     config = load(overrides={"classifier": {"name": "anthropic", "screen_model": "claude-haiku-4-5"}})
@@ -592,15 +593,15 @@ def test_output_shapes_a_model_cannot_serve_are_setting_errors():
     from wildvalues.settings import settings_for as load
 
     with pytest.raises(ConfigError, match=r"model 'claude-sonnet-5-5' does not accept a forced tool"):
-        load(overrides={"classifier": {"anthropic": {"output": "forced_tool"}}}).output_shape("claude-sonnet-5-5")
+        output_shape(load(overrides={"classifier": {"anthropic": {"output": "forced_tool"}}}), "claude-sonnet-5-5")
     legacy = {
         "limits": {"rpm": 1, "itpm": 1, "otpm": 1},
         "prices": {"input": 1, "output": 1, "cache_write": 1, "cache_read": 1},
     }
     config = load(overrides={"models": {"legacy": legacy}, "classifier": {"anthropic": {"output": "json_schema"}}})
     with pytest.raises(ConfigError, match=r"model 'legacy' has no structured outputs"):
-        config.output_shape("legacy")
-    assert load(overrides={"models": {"legacy": legacy}}).output_shape("legacy") == "forced_tool"
+        output_shape(config, "legacy")
+    assert output_shape(load(overrides={"models": {"legacy": legacy}}), "legacy") == "forced_tool"
 
 
 def test_a_batch_of_the_other_pass_is_not_collected_and_invalid_batch_answers_are_billed(make_emulator, payload_fn):

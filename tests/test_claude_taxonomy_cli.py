@@ -16,8 +16,8 @@ import pytest
 from deltalake import DeltaTable
 
 from wildvalues.classifier.cost import usage_usd
+from wildvalues.io.tracking import tracking_uri
 from wildvalues.settings import Settings
-from wildvalues.tracking import tracking_uri
 
 if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import assert_ok, copy_output, summary_run_id, wildvalues
@@ -163,7 +163,7 @@ def test_the_report_says_its_levels_are_the_discovered_trees(discovered):
 
 
 def test_the_summary_counts_claude_work_and_adds_up_its_cost():
-    from wildvalues.commands import claude_taxonomy_lines
+    from wildvalues.cli.commands import claude_taxonomy_lines
 
     metrics = {
         "cost_usd": 1.25,

@@ -19,10 +19,10 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
-from wildvalues import history
+from wildvalues.analysis.validate import table_schema
 from wildvalues.classifier.base import RESPONSE_TYPES
-from wildvalues.delta_io import read_delta
-from wildvalues.validate import table_schema
+from wildvalues.io import history
+from wildvalues.io.delta_io import read_delta
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.conftest import TREE_PATH

@@ -12,7 +12,7 @@ from pathlib import Path
 # object whose finaliser only runs in the interpreter's teardown says whether there was one.
 SCRIPT = """
 import atexit, sys
-import wildvalues.cli as cli
+import wildvalues.cli.parser as cli
 
 class Teardown:
     def __del__(self):

@@ -1,4 +1,4 @@
-"""Tests for wildvalues.compare: intervals against independent references and handmade
+"""Tests for wildvalues.analysis.compare: intervals against independent references and handmade
 clustered cases with known answers, and two real MLflow runs in a temporary SQLite store (also
 through the `wildvalues compare` CLI)."""
 
@@ -14,8 +14,9 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 from scipy.stats import binomtest
 
-from wildvalues import compare, schemas
-from wildvalues.tracking import RUN_TAG, mlflow_metric
+from wildvalues.analysis import compare
+from wildvalues.io import schemas
+from wildvalues.io.tracking import RUN_TAG, mlflow_metric
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import assert_ok, wildvalues

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wildvalues import config_docs
+from wildvalues.cli import config_docs
 from wildvalues.settings import Settings
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"

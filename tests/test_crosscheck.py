@@ -10,10 +10,11 @@ import hashlib
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues import crosscheck, schemas
+from wildvalues.analysis import crosscheck
 from wildvalues.classifier import build_classifier
 from wildvalues.classifier.base import Classification, ClassificationError, Conversation, Turn
 from wildvalues.demo.emulator import Emulator, conversation_hash, relabel
+from wildvalues.io import schemas
 
 OPENAI_KEY = "sk-openai-judge-test-SECRET-1234"
 

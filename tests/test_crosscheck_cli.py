@@ -21,11 +21,11 @@ import mlflow
 import pytest
 from deltalake import DeltaTable
 
+from wildvalues.analysis.crosscheck import allocate
 from wildvalues.classifier.base import Conversation, Turn
-from wildvalues.crosscheck import allocate
 from wildvalues.demo.emulator import Emulator, relabel
+from wildvalues.io.tracking import tracking_uri
 from wildvalues.settings import Settings
-from wildvalues.tracking import tracking_uri
 
 if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ on sys.path
     from tests.conftest import TREE_PATH

@@ -14,8 +14,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues import schemas
-from wildvalues.delta_io import (
+from wildvalues.io import schemas
+from wildvalues.io.delta_io import (
     DeltaWriteError,
     add_new_columns,
     read_arrow,
@@ -261,7 +261,7 @@ def test_a_process_that_exits_right_after_read_arrow_exits_cleanly(spark, tmp_pa
     """Regression: with to_pyarrow_table about one such exit in three aborted (SIGABRT, exit -6)."""
     path = str(tmp_path / "conversations")
     write_delta(conversations(spark), path)
-    script = "import sys; from wildvalues.delta_io import read_arrow; read_arrow(sys.argv[1]); sys.exit(2)"
+    script = "import sys; from wildvalues.io.delta_io import read_arrow; read_arrow(sys.argv[1]); sys.exit(2)"
     codes = [subprocess.run([sys.executable, "-c", script, path], check=False).returncode for _ in range(10)]
     assert codes == [2] * 10
 

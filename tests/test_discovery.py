@@ -1,4 +1,4 @@
-"""Taxonomy discovery (lib/wildvalues/discovery.py) on values whose true groups are known."""
+"""Taxonomy discovery (lib/wildvalues/taxonomy/discovery.py) on values whose true groups are known."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
 from wildvalues.classifier.taxonomy_prompts import NamingRequest
-from wildvalues.discovery import (
+from wildvalues.settings import DiscoverySettings, EmbeddingSettings
+from wildvalues.taxonomy.discovery import (
     ClusterAlignment,
     DiscoveredTree,
     LevelAgreement,
@@ -20,9 +21,8 @@ from wildvalues.discovery import (
     discover_tree,
     level_sizes,
 )
-from wildvalues.embeddings import build_embedder, resolve_embedder
-from wildvalues.settings import DiscoverySettings, EmbeddingSettings
-from wildvalues.taxonomy_tree import TreeNode
+from wildvalues.taxonomy.embeddings import build_embedder, resolve_embedder
+from wildvalues.taxonomy.tree import TreeNode
 
 GROUPS: dict[str, list[str]] = {
     "family": [

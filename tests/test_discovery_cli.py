@@ -13,8 +13,8 @@ import mlflow
 import pytest
 from deltalake import DeltaTable
 
-from wildvalues.taxonomy_tree import TREE_COLUMNS, ancestors, load_tree
-from wildvalues.tracking import tracking_uri
+from wildvalues.io.tracking import tracking_uri
+from wildvalues.taxonomy.tree import TREE_COLUMNS, ancestors, load_tree
 
 if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ on sys.path
     from tests.conftest import TREE_PATH

@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from wildvalues import embedding_cache
-from wildvalues.embeddings import (
+from wildvalues.io.tables import TableStore
+from wildvalues.settings import EmbeddingSettings, TableSettings
+from wildvalues.taxonomy import embedding_cache
+from wildvalues.taxonomy.embeddings import (
     MODEL_ENV_VAR,
     EmbedderSpec,
     EmbeddingError,
     build_embedder,
     resolve_embedder,
 )
-from wildvalues.embeddings.transformer import sentence_transformers_available
-from wildvalues.settings import EmbeddingSettings, TableSettings
-from wildvalues.tables import TableStore
+from wildvalues.taxonomy.embeddings.transformer import sentence_transformers_available
 
 SHARED_MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models")
 STATIC_MODEL = os.path.abspath(os.path.join(SHARED_MODELS, "minilm-static"))

@@ -17,6 +17,7 @@ import pytest
 
 from wildvalues.classifier.base import Conversation, Turn
 from wildvalues.classifier.claude import ClaudeClassifier
+from wildvalues.classifier.claude_settings import client_settings, output_shape
 from wildvalues.classifier.taxonomy_prompts import (
     Candidate,
     NamingRequest,
@@ -28,7 +29,6 @@ from wildvalues.classifier.taxonomy_prompts import (
     rating_parser,
     rating_request,
 )
-from wildvalues.claude_settings import client_settings
 from wildvalues.demo.emulator import Emulator
 from wildvalues.settings import DEFAULT_MODELS, REQUEST_KINDS, Settings, settings_for
 
@@ -69,7 +69,7 @@ def classifier(settings: Settings, model: str, kind: str, base_url: str) -> Clau
 
 def kind_request(client: ClaudeClassifier, kind: str, settings: Settings) -> tuple[dict[str, Any], Callable]:
     """The request the pipeline sends for `kind`, and the parser it reads the answer with."""
-    shape = settings.output_shape(client.model)
+    shape = output_shape(settings, client.model)
     if kind in ("classify", "screen", "crosscheck"):
         return client.build_request(CONVERSATION)[0], client.parse_labels
     if kind == "adjudicate":

@@ -1,4 +1,4 @@
-"""Tests for wildvalues.export on handmade level tables written as Delta with TableStore."""
+"""Tests for wildvalues.reporting.export on handmade level tables written as Delta with TableStore."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-from wildvalues import export
-from wildvalues.label_audit import SUPPRESSED_LABEL
-from wildvalues.schemas import LABEL_AUDITS, VALUE_LEVEL, VALUE_TAXONOMY
+from wildvalues.analysis.label_audit import SUPPRESSED_LABEL
+from wildvalues.io.schemas import LABEL_AUDITS, VALUE_LEVEL, VALUE_TAXONOMY
+from wildvalues.io.tables import TableStore
+from wildvalues.reporting import export
 from wildvalues.settings import TableSettings
-from wildvalues.tables import TableStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

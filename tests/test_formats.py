@@ -1,4 +1,4 @@
-"""wildvalues.formats: every supported layout, every rejection reason, ids and PII redaction.
+"""wildvalues.ingest.formats: every supported layout, every rejection reason, ids and PII redaction.
 
 Pure Python: no Spark session is started here.
 """
@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from wildvalues.formats import Options, Parsed, Rejected, content_hash, detect_layout, parse_line, parse_record
-from wildvalues.pii import PiiRedactor
+from wildvalues.ingest.formats import Options, Parsed, Rejected, content_hash, detect_layout, parse_line, parse_record
+from wildvalues.ingest.pii import PiiRedactor
 from wildvalues.settings import PrivacySettings
 
 
@@ -392,7 +392,7 @@ def test_hash_id_equal_for_equal_content_across_layouts_and_whitespace():
 def test_hash_id_stable_across_processes():
     """The id does not depend on Python's per-process hash seed."""
     code = (
-        "import json; from wildvalues.formats import parse_line; "
+        "import json; from wildvalues.ingest.formats import parse_line; "
         f"print(parse_line(json.dumps({{'messages': {TURNS!r}}})).conversation_id)"
     )
     ids = {

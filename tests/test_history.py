@@ -16,9 +16,9 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues import history
+from wildvalues.io import history
+from wildvalues.io.tables import TableStore
 from wildvalues.settings import TableSettings
-from wildvalues.tables import TableStore
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.catalog_adapter import SessionCatalogTables

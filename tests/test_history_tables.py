@@ -19,11 +19,11 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues import history
-from wildvalues.catalog_tables import latest_view_sql, quoted, run_predicate
-from wildvalues.delta_io import read_delta, write_delta
+from wildvalues.io import history
+from wildvalues.io.catalog_tables import latest_view_sql, quoted, run_predicate
+from wildvalues.io.delta_io import read_delta, write_delta
+from wildvalues.io.tables import TableStore
 from wildvalues.settings import Settings, TableSettings
-from wildvalues.tables import TableStore
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.catalog_adapter import SessionCatalogTables
@@ -128,7 +128,7 @@ def test_a_run_sees_only_its_own_rows_and_stamped_tables_keep_their_schema(spark
 
 
 def test_runs_are_ordered_by_start_and_retention_drops_the_oldest(spark, store):
-    from wildvalues.runner import Runner
+    from wildvalues.pipeline.runner import Runner
 
     assert history.run_ids(store) == ["w1", "w2", "w3"]
     settings = Settings.model_validate({"history": {"keep_runs": 2}})

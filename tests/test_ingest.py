@@ -17,11 +17,11 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues import ingest
-from wildvalues.formats import content_hash
-from wildvalues.readers import RAW_SCHEMA, InputError, read_raw_records
+from wildvalues.ingest import records as ingest
+from wildvalues.ingest.formats import content_hash
+from wildvalues.ingest.users import SALT_FILE, hash_user
+from wildvalues.io.readers import RAW_SCHEMA, InputError, read_raw_records
 from wildvalues.settings import ConfigError, IngestSettings, PrivacySettings, Settings
-from wildvalues.users import SALT_FILE, hash_user
 
 RUN = "run-ingest-test"
 
@@ -231,9 +231,9 @@ def test_delta_input_with_messages_column(spark, tmp_path):
 
 
 def run_ingest_stage(spark, input_path, output_dir, settings=None, privacy=None):
-    from wildvalues.runner import Runner
+    from wildvalues.io.tables import TableStore
+    from wildvalues.pipeline.runner import Runner
     from wildvalues.stages import stage_named
-    from wildvalues.tables import TableStore
 
     config = Settings(ingest=IngestSettings(**(settings or {})), privacy=PrivacySettings(**(privacy or {})))
     store = TableStore(spark, str(output_dir), config.tables)
@@ -345,7 +345,7 @@ def test_ingest_end_to_end(spark, tmp_path):
         ),
         (path, 13, "r1", lines[12], "unknown role 'robot' in turn 2", RUN),
     ]
-    from wildvalues.schemas import QUARANTINE
+    from wildvalues.io.schemas import QUARANTINE
 
     assertDataFrameEqual(quarantine, spark.createDataFrame(expected_quarantine, QUARANTINE))
 

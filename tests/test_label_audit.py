@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues import label_audit
-from wildvalues.label_audit import SUPPRESSED_LABEL, Rating, pii_finder, rate_label
-from wildvalues.runner import Runner
-from wildvalues.schemas import (
+from wildvalues.analysis import label_audit
+from wildvalues.analysis.label_audit import SUPPRESSED_LABEL, Rating, pii_finder, rate_label
+from wildvalues.io.schemas import (
     CLASSIFICATIONS,
     CONVERSATIONS,
     LABEL_AUDITS,
@@ -21,9 +20,10 @@ from wildvalues.schemas import (
     VALUE_LEVEL,
     VALUE_TAXONOMY,
 )
+from wildvalues.io.tables import TableStore
+from wildvalues.pipeline.runner import Runner
 from wildvalues.settings import PrivacySettings, Settings
 from wildvalues.stages import stage_named
-from wildvalues.tables import TableStore
 
 RUN = "run-audit"
 K = 2
@@ -249,7 +249,7 @@ def test_the_public_tables_and_top_values_leave_the_planted_label_out(spark, off
 
 
 def test_the_export_drops_the_planted_label(spark, offline_audit, tmp_path):
-    from wildvalues import export
+    from wildvalues.reporting import export
 
     runner, _ = offline_audit
     result = export.export_public(runner.store, str(tmp_path), K)

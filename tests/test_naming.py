@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
-from wildvalues import naming
 from wildvalues.classifier.claude import ClaudeClassifier
+from wildvalues.classifier.claude_settings import client_settings, output_shape
 from wildvalues.classifier.taxonomy_prompts import NAME_TOOL, NamingRequest, naming_payload, naming_request
-from wildvalues.claude_settings import client_settings
-from wildvalues.discovery import discover_tree
-from wildvalues.embeddings import build_embedder, resolve_embedder
 from wildvalues.settings import DiscoverySettings, EmbeddingSettings, Settings
+from wildvalues.taxonomy import naming
+from wildvalues.taxonomy.discovery import discover_tree
+from wildvalues.taxonomy.embeddings import build_embedder, resolve_embedder
 
 if TYPE_CHECKING:
     from tests.e2e import EMULATOR_LIMITS
@@ -25,7 +25,7 @@ else:
 
 KEY = "sk-ant-test-naming-0000"
 MODEL = Settings().classifier.anthropic.model
-SHAPE = Settings().output_shape(MODEL)
+SHAPE = output_shape(Settings(), MODEL)
 NAMING = DiscoverySettings(**{**SETTINGS.model_dump(), "namer": "claude", "naming_members": 4, "naming_contrast": 2})
 
 

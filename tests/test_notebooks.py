@@ -13,8 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from wildvalues import report
-from wildvalues.notebook import (
+from wildvalues.cli.notebook import (
     RUNTIME_ENV,
     NotebookError,
     NotebookParameters,
@@ -22,8 +21,9 @@ from wildvalues.notebook import (
     notebook_settings,
     read_parameters,
 )
+from wildvalues.io.tables import TableStore
+from wildvalues.reporting import report
 from wildvalues.settings import TableSettings
-from wildvalues.tables import TableStore
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.conftest import REPO
@@ -151,7 +151,7 @@ def _add_second_run(output: str) -> str:
     the notebook has two runs to compare without a second pipeline run."""
     from mlflow.tracking import MlflowClient
 
-    from wildvalues.tracking import RUN_TAG, find_mlflow_run, tracking_uri
+    from wildvalues.io.tracking import RUN_TAG, find_mlflow_run, tracking_uri
 
     first = find_mlflow_run(output, None)
     client = MlflowClient(tracking_uri=tracking_uri(output))

@@ -22,7 +22,7 @@ from wildvalues.classifier.offline import (
     OfflineClassifier,
 )
 from wildvalues.demo.synth import as_conversation, generate_conversations
-from wildvalues.taxonomy_tree import TreeNode, load_tree
+from wildvalues.taxonomy.tree import TreeNode, load_tree
 
 REPO = Path(__file__).resolve().parents[1]
 TREE_PATH = os.environ.get("WILDVALUES_TAXONOMY", str(REPO.parent / "shared" / "data" / "values_tree.csv"))

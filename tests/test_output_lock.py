@@ -1,4 +1,4 @@
-"""wildvalues.output_lock: one writer per output, its holder named, stale locks taken over."""
+"""wildvalues.pipeline.output_lock: one writer per output, its holder named, stale locks taken over."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from wildvalues import output_lock
-from wildvalues.output_lock import Holder, OutputLocked
+from wildvalues.pipeline import output_lock
+from wildvalues.pipeline.output_lock import Holder, OutputLocked
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import wildvalues

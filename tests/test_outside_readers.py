@@ -34,9 +34,9 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from wildvalues import history, schemas
-from wildvalues.delta_io import read_delta
-from wildvalues.validate import table_schema
+from wildvalues.analysis.validate import table_schema
+from wildvalues.io import history, schemas
+from wildvalues.io.delta_io import read_delta
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import HISTORY_N

@@ -1,11 +1,11 @@
-"""wildvalues.pii: every entity type and format redacted to its placeholder, look-alikes kept, settings."""
+"""wildvalues.ingest.pii: every entity type and format redacted to its placeholder, look-alikes kept, settings."""
 
 from __future__ import annotations
 
 import pytest
 import spacy
 
-from wildvalues.pii import PiiRedactor
+from wildvalues.ingest.pii import PiiRedactor
 from wildvalues.settings import ConfigError, PrivacySettings
 
 

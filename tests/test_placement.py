@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from wildvalues.embeddings import build_embedder, resolve_embedder
-from wildvalues.placement import METHODS, Placement, SemanticPlacer, cluster_text, embedding_key, tree_texts
 from wildvalues.settings import EmbeddingSettings, TaxonomySettings
-from wildvalues.taxonomy_tree import TreeNode, ancestors
+from wildvalues.taxonomy.embeddings import build_embedder, resolve_embedder
+from wildvalues.taxonomy.placement import METHODS, Placement, SemanticPlacer, cluster_text, embedding_key, tree_texts
+from wildvalues.taxonomy.tree import TreeNode, ancestors
 
 # Pinned, so the expected placements do not move when the defaults are tuned.
 SETTINGS = TaxonomySettings(neighbours=50, merge_similarity=0.92, placement_threshold=0.30)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from wildvalues.classifier.cost import assumed_figures
-from wildvalues.preflight import KindMeasurement, KindPlan, systematic_failure
+from wildvalues.classifier.preflight import KindMeasurement, KindPlan, systematic_failure
 from wildvalues.settings import Settings
 
 if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ on sys.path

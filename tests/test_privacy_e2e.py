@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 from deltalake import DeltaTable
 
-from wildvalues.report import VIEWS
+from wildvalues.reporting.report import VIEWS
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import ACCOUNT_PREFIX, ACCOUNTS, CARD, EMAIL, HARMLESS, NAME, PHONE

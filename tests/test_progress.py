@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from wildvalues.batch_mode import batch_progress, ended_line
-from wildvalues.commands import claude_token_lines, sql_statements
+from wildvalues.cli.commands import claude_token_lines, sql_statements
 from wildvalues.errors import UsageError
-from wildvalues.progress import Snapshot, StageProgress, format_duration, format_progress, spark_snapshot
+from wildvalues.pipeline.progress import Snapshot, StageProgress, format_duration, format_progress, spark_snapshot
+from wildvalues.stages.batch_mode import batch_progress, ended_line
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import LEAN_CONFIG, assert_ok, wildvalues

@@ -14,9 +14,9 @@ import pytest
 
 from wildvalues.classifier.base import Classification, Conversation, Turn
 from wildvalues.classifier.claude import ClaudeClassifier
+from wildvalues.classifier.claude_settings import client_settings, output_shape, require_api_key
 from wildvalues.classifier.cost import estimate
 from wildvalues.classifier.providers import PLATFORM_MODEL_IDS
-from wildvalues.claude_settings import client_settings, require_api_key
 from wildvalues.demo.emulator import Emulator
 from wildvalues.demo.platforms import EMULATED_ACCESS_TOKEN, OAUTH_TOKEN_PATH
 from wildvalues.settings import ConfigError, Settings, settings_for
@@ -139,8 +139,8 @@ def test_a_model_without_a_documented_id_names_the_setting(clean_env, emulator):
     )
     assert client_settings(mapped, DATABRICKS_TOKEN, 1)["platform_model"] == "my-claude-haiku"
     # Structured outputs on Databricks only where its page documents them: a forced tool elsewhere.
-    assert mapped.output_shape("claude-haiku-4-5") == "forced_tool"
-    assert mapped.output_shape("claude-sonnet-5-5") == "json_schema"
+    assert output_shape(mapped, "claude-haiku-4-5") == "forced_tool"
+    assert output_shape(mapped, "claude-sonnet-5-5") == "json_schema"
 
 
 # -- Amazon Bedrock --------------------------------------------------------------------------------

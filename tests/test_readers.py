@@ -1,4 +1,4 @@
-"""wildvalues.readers on inputs as they come: mixed directories, bookkeeping files, empty inputs."""
+"""wildvalues.io.readers on inputs as they come: mixed directories, bookkeeping files, empty inputs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues.readers import RAW_SCHEMA, InputError, InputFiles, detect_source_kind, input_files, read_raw_records
+from wildvalues.io.readers import RAW_SCHEMA, InputError, InputFiles, detect_source_kind, input_files, read_raw_records
 
 
 def conv(cid: str) -> str:
@@ -127,7 +127,7 @@ def test_invalid_utf8_is_replaced_and_counted(spark, tmp_path):
 
 
 def test_the_damage_is_quarantined_with_its_file_line_and_offset(spark, tmp_path):
-    from wildvalues import ingest
+    from wildvalues.ingest import records as ingest
     from wildvalues.settings import IngestSettings, PrivacySettings
 
     lines = [conv(f"q{i:03d}") for i in range(300)]

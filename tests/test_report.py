@@ -1,4 +1,4 @@
-"""Tests for wildvalues.report on handmade Delta tables (levels and findings of one run)."""
+"""Tests for wildvalues.reporting.report on handmade Delta tables (levels and findings of one run)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from wildvalues import report
-from wildvalues.analyze import ANALYZE_SCHEMAS
-from wildvalues.label_audit import SUPPRESSED_LABEL
-from wildvalues.schemas import CONVERSATIONS, LABEL_AUDITS, VALUE_LEVEL
+from wildvalues.analysis.findings import ANALYZE_SCHEMAS
+from wildvalues.analysis.label_audit import SUPPRESSED_LABEL
+from wildvalues.io.schemas import CONVERSATIONS, LABEL_AUDITS, VALUE_LEVEL
+from wildvalues.io.tables import TableStore
+from wildvalues.reporting import report
 from wildvalues.settings import TableSettings
-from wildvalues.tables import TableStore
 
 RUN = "run-report-1"
 K = 25
@@ -173,14 +173,14 @@ def test_every_view_is_an_interactive_section(built):
 def _shown_levels():
     import pandas as pd
 
-    from wildvalues.schemas import VALUE_LEVEL
+    from wildvalues.io.schemas import VALUE_LEVEL
 
     columns = [f.name for f in VALUE_LEVEL.fields]
     return [pd.DataFrame([r for r in LEVELS[level] if r[6] >= K], columns=columns) for level in range(4)]
 
 
 def test_values_table_rows():
-    from wildvalues import explorer
+    from wildvalues.reporting import explorer
 
     rows = explorer.values_table_rows(_shown_levels(), RUN).to_dict("records")  # ties by name
     placed = {"level_1": "Name l1a", "top": "Practical values", "run_id": RUN}
@@ -195,7 +195,7 @@ def test_values_table_rows():
 
 
 def test_sunburst_nodes_sit_in_their_parents_and_parents_cover_their_children():
-    from wildvalues import explorer
+    from wildvalues.reporting import explorer
 
     nodes = explorer.sunburst_nodes(_shown_levels())
     # orphan value's parent l1:b is not shown, so neither is it; l1:a's values add up to 55%
@@ -308,7 +308,7 @@ def test_context_matrix_picks_top_values_and_blanks_missing_cells():
 
 
 def test_the_crosscheck_section_shows_the_measures_and_suppresses_small_confusion_cells(spark, tmp_path):
-    from wildvalues.schemas import CROSSCHECK_AGREEMENT, CROSSCHECK_CONFUSION
+    from wildvalues.io.schemas import CROSSCHECK_AGREEMENT, CROSSCHECK_CONFUSION
 
     out = TableStore(spark, str(tmp_path / "out"), TableSettings())
     measures: list[tuple] = [
@@ -340,7 +340,7 @@ def test_the_discovered_tree_is_a_second_sunburst_beside_the_published_one():
 
 
 def test_screenshot_modes_without_a_browser():
-    from wildvalues import screenshots
+    from wildvalues.reporting import screenshots
     from wildvalues.settings import ConfigError
 
     missing = "/nonexistent/chromium"

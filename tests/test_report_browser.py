@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from wildvalues import report, screenshots
-from wildvalues.label_audit import SUPPRESSED_LABEL
+from wildvalues.analysis.label_audit import SUPPRESSED_LABEL
+from wildvalues.reporting import report, screenshots
 from wildvalues.settings import ReportSettings
 
 # The handmade run of tests/test_report.py (tests/ is on sys.path, not a package mypy can follow).

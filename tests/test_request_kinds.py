@@ -8,7 +8,7 @@ import pytest
 
 from wildvalues.classifier.batches import with_hour_cache
 from wildvalues.classifier.thinking import apply_options, kind_options, thinking_tokens
-from wildvalues.run_health import EXIT_TOO_MANY_ERRORS, failed_work
+from wildvalues.pipeline.run_health import EXIT_TOO_MANY_ERRORS, failed_work
 from wildvalues.settings import DEFAULT_MODELS, REQUEST_KINDS, ConfigError, settings_for
 
 OFF_SONNET_55 = {"type": "between_tools"}

@@ -1,4 +1,4 @@
-"""Tests for wildvalues.review: stratified sample and agreement of a filled-in sheet."""
+"""Tests for wildvalues.analysis.review: stratified sample and agreement of a filled-in sheet."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from wildvalues import review
-from wildvalues.schemas import CLASSIFICATIONS, CONVERSATIONS
+from wildvalues.analysis import review
+from wildvalues.io.schemas import CLASSIFICATIONS, CONVERSATIONS
 
 RUN = "run-review-1"
 STRATA_SIZES = {("strong_support", True): 5, ("no_values", False): 3, ("mild_support", True): 1}

@@ -16,10 +16,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues.delta_io import DeltaWriteError
-from wildvalues.runner import Runner, _Preloads
-from wildvalues.settings import RunnerSettings, Settings
-from wildvalues.stage import (
+from wildvalues.io.delta_io import DeltaWriteError
+from wildvalues.io.tables import TableStore
+from wildvalues.io.tracking import tracked_run, tracking_uri
+from wildvalues.pipeline.runner import Runner, _Preloads
+from wildvalues.pipeline.stage import (
     Artifact,
     Committed,
     Log,
@@ -30,9 +31,8 @@ from wildvalues.stage import (
     TableNotDeclared,
     Write,
 )
+from wildvalues.settings import RunnerSettings, Settings
 from wildvalues.stages import CROSSCHECK, CROSSCHECK_TABLES, STAGES
-from wildvalues.tables import TableStore
-from wildvalues.tracking import tracked_run, tracking_uri
 
 SCHEMA = "id long, paid long"
 

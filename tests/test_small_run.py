@@ -16,7 +16,7 @@ import mlflow
 import pytest
 from deltalake import DeltaTable
 
-from wildvalues.tracking import EXPERIMENT_KIND_TAG, NOTE_TAG, OTHER_PREFIX, REPORT_TAG, tracking_uri
+from wildvalues.io.tracking import EXPERIMENT_KIND_TAG, NOTE_TAG, OTHER_PREFIX, REPORT_TAG, tracking_uri
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import MALFORMED, OFFLINE_N, assert_ok, copy_output, summary_run_id, summary_value, wildvalues

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import zipfile
 
+from wildvalues.pipeline.worker_daemon import PRELOADED, idle_archives, preloaded_for
 from wildvalues.settings import SparkSettings
-from wildvalues.worker_daemon import PRELOADED, idle_archives, preloaded_for
 
 
 def jvm_arguments(spark) -> list[str]:
@@ -37,7 +37,7 @@ def test_the_jvm_reserves_the_configured_code_cache(spark):
 def preloaded_in_a_fresh_interpreter(worker_module: str) -> dict:
     """What `worker_daemon.preload` imports in a new Python: missing names, and which modules are then loaded."""
     script = (
-        "import json, sys; from wildvalues import worker_daemon as d; missing = d.preload(sys.argv[1]);"
+        "import json, sys; from wildvalues.pipeline import worker_daemon as d; missing = d.preload(sys.argv[1]);"
         " print(json.dumps({'missing': missing, 'loaded': sorted(m for m in d.preloaded_for(sys.argv[1]) if m in sys.modules)}))"
     )
     done = subprocess.run([sys.executable, "-c", script, worker_module], capture_output=True, text=True, check=True)
@@ -54,9 +54,11 @@ def test_a_daemon_for_any_other_worker_preloads_nothing():
 
 def test_spark_forks_its_python_workers_from_the_preloading_daemon(spark):
     conf = spark.sparkContext.getConf()
-    assert conf.get("spark.python.daemon.module") == "wildvalues.worker_daemon"
+    assert conf.get("spark.python.daemon.module") == "wildvalues.pipeline.worker_daemon"
     # The task runs in a forked worker: the daemon's imports are there before the task imports anything.
-    loaded = spark.sparkContext.parallelize([0], 1).map(lambda _: "wildvalues.ingest" in __import__("sys").modules)
+    loaded = spark.sparkContext.parallelize([0], 1).map(
+        lambda _: "wildvalues.ingest.records" in __import__("sys").modules
+    )
     assert loaded.collect() == [True]
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from wildvalues.classifier.offline import OfflineClassifier
 from wildvalues.demo.synth import as_conversation, generate_conversations, write_jsonl
-from wildvalues.taxonomy_tree import load_tree
+from wildvalues.taxonomy.tree import load_tree
 
 REPO = Path(__file__).resolve().parents[1]
 TREE_PATH = os.environ.get("WILDVALUES_TAXONOMY", str(REPO.parent / "shared" / "data" / "values_tree.csv"))

@@ -9,9 +9,10 @@ import pytest
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues import schemas, taxonomy
-from wildvalues.matching import ValueMatcher, normalize_value
-from wildvalues.taxonomy_tree import ancestors
+from wildvalues.io import schemas
+from wildvalues.taxonomy import levels as taxonomy
+from wildvalues.taxonomy.matching import ValueMatcher, normalize_value
+from wildvalues.taxonomy.tree import ancestors
 
 RUN = "run-tax"
 

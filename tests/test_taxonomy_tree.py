@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wildvalues.taxonomy_tree import TaxonomyError, load_tree, resolve_tree_path
+from wildvalues.taxonomy.tree import TaxonomyError, load_tree, resolve_tree_path
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ import sys
 
 import mlflow
 
-from wildvalues.tracking import (
+from wildvalues.io.tracking import (
     EXPERIMENT_KIND_TAG,
     NOTE_TAG,
     OTHER_PREFIX,
@@ -235,7 +235,7 @@ def test_a_kind_chosen_in_the_ui_stays(tmp_path, monkeypatch):
 def telemetry_setting_after_import(environment: dict[str, str]) -> list:
     """MLflow's telemetry switch, as MLflow itself reads it, in a fresh interpreter that imported the tracking module."""
     script = (
-        "import json, wildvalues.tracking, mlflow.environment_variables as e;"
+        "import json, wildvalues.io.tracking, mlflow.environment_variables as e;"
         "print(json.dumps(e.MLFLOW_DISABLE_TELEMETRY.get()))"
     )
     env = {k: v for k, v in os.environ.items() if k != TELEMETRY_ENV} | environment

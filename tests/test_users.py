@@ -9,7 +9,7 @@ import os
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues.users import SALT_FILE, SaltError, UserHasher, hash_user, resolve_salt, user_keys, with_user_keys
+from wildvalues.ingest.users import SALT_FILE, SaltError, UserHasher, hash_user, resolve_salt, user_keys, with_user_keys
 
 
 def test_hash_user_is_hmac_sha256_under_the_salt():

@@ -7,8 +7,8 @@ import datetime
 import pytest
 from pyspark.sql import DataFrame
 
-from wildvalues import schemas
-from wildvalues.validate import ValidationFailed, Validator, raise_on_failure, validate_tables
+from wildvalues.analysis.validate import ValidationFailed, Validator, raise_on_failure, validate_tables
+from wildvalues.io import schemas
 
 RUN = "run-val"
 NOW = datetime.datetime(2025, 2, 3, 4, 5, 6)
@@ -219,10 +219,10 @@ def test_several_failures_are_all_named(spark, validator):
 
 
 def test_run_validate_stage_on_delta_tables(spark, tmp_path):
-    from wildvalues.runner import Runner
+    from wildvalues.io.tables import TableStore
+    from wildvalues.pipeline.runner import Runner
     from wildvalues.settings import Settings
     from wildvalues.stages import stage_named
-    from wildvalues.tables import TableStore
 
     settings = Settings.model_validate({"validate": {"pct_sum_tolerance": 0.5}})
     store = TableStore(spark, str(tmp_path), settings.tables)

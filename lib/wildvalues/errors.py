@@ -1,17 +1,7 @@
-"""The errors a user can act on; the CLI prints them as one line and exits non-zero."""
+"""Errors any layer may raise that a user can act on; the CLI prints them as one line and exits
+non-zero (the full list it treats so is `wildvalues.cli.user_errors`)."""
 
 from __future__ import annotations
-
-from wildvalues.crosscheck import SampleError
-from wildvalues.delta_io import DeltaWriteError
-from wildvalues.history import UnknownRun
-from wildvalues.output_lock import OutputLocked
-from wildvalues.preflight import PreflightFailed
-from wildvalues.readers import InputError
-from wildvalues.settings import ConfigError
-from wildvalues.taxonomy_tree import TaxonomyError
-from wildvalues.users import SaltError
-from wildvalues.validate import ValidationFailed
 
 
 class MissingApiKey(RuntimeError):
@@ -20,21 +10,3 @@ class MissingApiKey(RuntimeError):
 
 class UsageError(RuntimeError):
     """Arguments that do not fit together."""
-
-
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ConfigError,
-    InputError,
-    TaxonomyError,
-    MissingApiKey,
-    UsageError,
-    DeltaWriteError,
-    SampleError,
-    OutputLocked,
-    SaltError,
-    UnknownRun,
-    PreflightFailed,  # a request kind the API refuses, cuts or answers unusably: exit 2 before spending
-    FileNotFoundError,
-)
-
-__all__ = ["USER_ERRORS", "ValidationFailed", "MissingApiKey", "UsageError"]

@@ -133,7 +133,7 @@ class TaxonomySettings(Section):
     path: str | None = "../shared/data/values_tree.csv"
     # Kept as written (~ unexpanded) so the settings hash is the same on every machine.
     cache_dir: str = "~/.cache/wildvalues"
-    # semantic: embeddings vote on the cluster (lib/wildvalues/placement.py); trigram: the
+    # semantic: embeddings vote on the cluster (lib/wildvalues/taxonomy/placement.py); trigram: the
     # character-trigram matcher, kept for comparison.
     placement: Literal["semantic", "trigram"] = "semantic"
     similarity_threshold: Fraction = 0.55  # trigram: cosine to the nearest tree value
@@ -185,7 +185,7 @@ class EmbeddingSettings(Section):
 
 
 class DiscoverySettings(Section):
-    """Discovery of a run's own four-level tree (lib/wildvalues/discovery.py), as the study did."""
+    """Discovery of a run's own four-level tree (lib/wildvalues/taxonomy/discovery.py), as the study did."""
 
     levels: Annotated[int, Field(ge=2, le=4)] = 4  # level 0 (values) up to the top categories
     base_clusters: PositiveInt | None = None  # level-1 k; None: from the number of distinct values
@@ -242,7 +242,7 @@ class RequestKinds(Section):
 
 class PreflightSettings(Section):
     """A few real requests of each kind a Claude run will send, before it spends on the rest
-    (lib/wildvalues/preflight.py; `wildvalues preflight` runs them alone)."""
+    (lib/wildvalues/classifier/preflight.py; `wildvalues preflight` runs them alone)."""
 
     enabled: bool = True  # the anthropic classifier's runs start with the preflight
     requests: PositiveInt = 3  # requests per kind, on samples drawn from the input and the tree
@@ -590,7 +590,7 @@ def warn_deprecated_once(model: str) -> None:
 
 
 class AnalyzeSettings(Section):
-    """The findings' settings (lib/wildvalues/analyze.py documents how each is used)."""
+    """The findings' settings (lib/wildvalues/analysis/findings.py documents how each is used)."""
 
     max_task_categories: NonNegativeInt = 20  # keyword clusters of task texts; the rest become 'other'
     min_count: PositiveInt = 5  # context tables: minimum margins and minimum n of a significant cell
@@ -652,7 +652,7 @@ PII_PLACEHOLDERS: dict[str, str] = {
 class PrivacySettings(Section):
     """What is redacted before text is stored, who counts as one person, and the label auditor."""
 
-    # Presidio entity types detected and replaced (lib/wildvalues/pii.py).
+    # Presidio entity types detected and replaced (lib/wildvalues/ingest/pii.py).
     entities: tuple[str, ...] = PII_ENTITIES
     # Placeholder per entity type, over PII_PLACEHOLDERS; an entity in neither becomes "<ENTITY_TYPE>".
     placeholders: dict[str, str] = Field(default_factory=dict)
@@ -707,7 +707,7 @@ class RunnerSettings(Section):
 
 
 class HistorySettings(Section):
-    """How many runs the per-run tables keep (lib/wildvalues/history.py)."""
+    """How many runs the per-run tables keep (lib/wildvalues/io/history.py)."""
 
     # After each `wildvalues run`, and after the report of the latest run (the Databricks job's
     # last task), the rows of all but the newest keep_runs runs are deleted from every per-run
@@ -716,7 +716,7 @@ class HistorySettings(Section):
 
 
 class ReportSettings(Section):
-    """The HTML report's screenshots of its interactive views (lib/wildvalues/screenshots.py)."""
+    """The HTML report's screenshots of its interactive views (lib/wildvalues/reporting/screenshots.py)."""
 
     # auto: taken when Playwright and the browser are both present; true: required (an error
     # otherwise); false: never. They are written beside report.html and logged to MLflow.
@@ -725,7 +725,7 @@ class ReportSettings(Section):
 
 
 class CrosscheckSettings(Section):
-    """The second judge of `wildvalues crosscheck` (lib/wildvalues/crosscheck.py) and its sample."""
+    """The second judge of `wildvalues crosscheck` (lib/wildvalues/analysis/crosscheck.py) and its sample."""
 
     # anthropic: another Claude model on the same API (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL);
     # openai: any OpenAI-compatible chat-completions endpoint at base_url, so a non-Claude model judges.
@@ -807,35 +807,6 @@ class Settings(Section):
     def uses_claude(self, stage: str) -> bool:
         """Whether `stage` calls Claude with these settings, and so needs an API key."""
         return bool(self.claude_models((stage,)))
-
-    def output_shape(self, model: str) -> str:
-        """How `model` answers: classifier.anthropic.output, with auto resolved by its capabilities."""
-        wanted = self.classifier.anthropic.output
-        structured = self.model_entry(model).structured_outputs and self.provider_structured_outputs(model)
-        if wanted == "auto":
-            return "json_schema" if structured else "forced_tool"
-        if wanted != "json_schema" and not self.model_entry(model).forced_tool:
-            raise ConfigError(
-                f"classifier.anthropic.output {wanted}: model {model!r} does not accept a forced tool "
-                "(models.<id>.forced_tool); use auto or json_schema"
-            )
-        if wanted != "forced_tool" and not structured:
-            raise ConfigError(
-                f"classifier.anthropic.output {wanted}: model {model!r} has no structured outputs "
-                "(models.<id>.structured_outputs); use auto or forced_tool"
-            )
-        return wanted
-
-    def provider_structured_outputs(self, model: str) -> bool:
-        """Whether the provider serves `model` with structured outputs (Databricks: its documented endpoints only)."""
-        from wildvalues.classifier.providers import ProviderError, platform_model_id, structured_outputs_on
-
-        section = self.classifier.anthropic
-        try:
-            platform_id = platform_model_id(section.provider, model, section.model_ids)
-        except ProviderError:
-            return True  # no id there: the client's settings name the missing id (claude_settings.platform_model)
-        return structured_outputs_on(section.provider, platform_id, True)
 
     def classifier_model(self) -> str:
         """The model name recorded for the run: the Claude model, or 'offline'."""

@@ -64,7 +64,7 @@ from wildvalues.classifier.base import (
     Conversation,
     Result,
 )
-from wildvalues.taxonomy_tree import TreeNode
+from wildvalues.taxonomy.tree import TreeNode
 
 PROMPT_VERSION = "offline-1"
 

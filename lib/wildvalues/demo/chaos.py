@@ -16,8 +16,8 @@ import time
 from typing import Any
 
 # Caches keep every run's answers by design (that is what makes a rerun cheap); the run tables carry run ids.
-from wildvalues.delta_io import read_arrow
-from wildvalues.history import CACHE_TABLES
+from wildvalues.io.delta_io import read_arrow
+from wildvalues.io.history import CACHE_TABLES
 
 LOCK_FILE = "_wildvalues.lock"
 

@@ -1194,7 +1194,7 @@ def taxonomy_answer(text: str) -> dict[str, Any]:
 
 def _rate_label(payload: dict[str, Any]) -> dict[str, Any]:
     """The offline auditor's rating without a run's token counts: PII hits and proper nouns only."""
-    from wildvalues.label_audit import COMMON_WORDS, rate_label
+    from wildvalues.analysis.label_audit import COMMON_WORDS, rate_label
 
     rated = rate_label(str(payload.get("label", "")), COMMON_WORDS, None, 1)
     return {"rating": rated.rating, "reason": "; ".join(rated.reasons) or "generic"}
@@ -1237,7 +1237,7 @@ def _seconds_text(seconds: float) -> str:
 
 def _offline_payload_fn(tree_path: str | None) -> Callable[[Conversation], dict]:
     from wildvalues.classifier.offline import OfflineClassifier
-    from wildvalues.taxonomy_tree import load_tree
+    from wildvalues.taxonomy.tree import load_tree
 
     path = tree_path or os.environ.get("WILDVALUES_TAXONOMY", "/work/shared/data/values_tree.csv")
     return OfflineClassifier(load_tree(path)).classify_payload

@@ -1,0 +1,1 @@
+"""What a run publishes: the HTML report, its interactive views, the public export, screenshots."""

@@ -1,0 +1,881 @@
+"""The HTML report of a run: PNG plots (matplotlib, Agg) and one self-contained, offline HTML
+explorer (Plotly charts and a searchable table, lib/wildvalues/reporting/explorer.py), with screenshots of
+its views when a headless browser is present (lib/wildvalues/reporting/screenshots.py).
+
+Privacy: every aggregate shown covers at least k conversations (rows below are suppressed with
+analyze.suppress_small_groups / suppress_tree, or their pandas twins once a table is collected,
+and counted in the report), and labels the label auditor rated identifying (`label_audits`) are
+left out or shown as "[suppressed label]" (label_audit.audit_levels or audit_levels_pandas),
+counted per table too; conversation text is never read. The anomalies section lists conversation ids and value labels for internal review
+and can be left out (`include_anomaly_ids=False`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import io
+import os
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from typing import cast
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap, to_rgb
+from matplotlib.figure import Figure
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from wildvalues.analysis import label_audit
+from wildvalues.analysis.findings import suppress_small_groups_pandas, suppress_tree, suppress_tree_pandas
+from wildvalues.classifier.base import RESPONSE_TYPES
+from wildvalues.io.tables import ReadableTables
+from wildvalues.reporting import explorer, screenshots
+from wildvalues.reporting.export import rolls_up_discovered_trees
+from wildvalues.settings import ReportSettings
+
+REPORT_DIR = "report"
+HTML_FILE = "report.html"
+TOP_VALUES = 20  # bars in the top-values plot
+HEATMAP_VALUES = 20  # columns of the context heatmap
+MAX_ANOMALY_ROWS = 200
+DPI = 110
+NO_SCREENSHOTS = ReportSettings(screenshots=False)  # library callers opt in; the report stage passes its settings
+
+# (metric key, label, format) for the summary table; keys missing from `metrics` are skipped.
+SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("input_records", "input records", "{:,.0f}"),
+    ("quarantined", "quarantined", "{:,.0f}"),
+    ("conversations", "conversations", "{:,.0f}"),
+    ("classified", "classified", "{:,.0f}"),
+    ("classification_errors", "classification errors", "{:,.0f}"),
+    ("subjective", "subjective conversations", "{:,.0f}"),
+    ("pct_subjective", "subjective (%)", "{:.1f}"),
+    ("mean_ai_values_per_subjective", "AI values per subjective conversation", "{:.2f}"),
+    ("ai_value_expressions", "AI value expressions", "{:,.0f}"),
+    ("n_anomalies", "anomalies", "{:,.0f}"),
+    ("anomaly_rate", "anomaly rate (per subjective conversation)", "{:.4f}"),
+)
+
+
+@dataclass
+class ReportResult:
+    html_path: str
+    png_paths: list[str]  # the matplotlib plots
+    n_suppressed: dict[str, int]
+    n_suppressed_labels: dict[str, int] = field(default_factory=dict)
+    screenshot_paths: list[str] = field(default_factory=list)  # view_<view>.png, when taken
+
+
+@dataclass
+class ReportData:
+    """What the report shows, already suppressed below k and collected to pandas."""
+
+    run_id: str
+    k: int
+    k_users: int = 1  # a shown group also covers this many distinct users (privacy.k_users)
+    levels: list[pd.DataFrame] | None = None  # AI side, index = level
+    response_types: pd.DataFrame | None = None
+    context: pd.DataFrame | None = None  # value_context cells, context_kind = 'task_category'
+    mirroring: pd.DataFrame | None = None
+    anomalies: pd.DataFrame | None = None  # None when ids are omitted or the table is missing
+    n_anomalies: int | None = None
+    discovered_levels: list[pd.DataFrame] | None = None  # the run's own AI tree, when discovered
+    new_values: pd.DataFrame | None = None  # AI values the published tree lacks (candidates)
+    new_clusters: pd.DataFrame | None = None  # discovered level-1 clusters with little published overlap
+    agreement: pd.DataFrame | None = None  # NMI / ARI per level against the published tree
+    crosscheck: pd.DataFrame | None = None  # the second-model cross-check's measures, when run
+    crosscheck_confusion: pd.DataFrame | None = None  # its response-type cells of at least k
+    n_suppressed: dict[str, int] = field(default_factory=dict)
+    n_rows: dict[str, int] = field(default_factory=dict)  # the level tables' AI rows before k
+    n_suppressed_labels: dict[str, int] = field(default_factory=dict)  # rows dropped or renamed by the audit
+    hidden: frozenset[str] = frozenset()  # labels the auditor suppressed
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading (Spark -> suppressed pandas frames)
+
+
+def latest_run_id(store: ReadableTables) -> str | None:
+    """The newest run id of the output (runs registry), or None."""
+    from wildvalues.io.history import run_ids
+
+    runs = run_ids(store)
+    return runs[-1] if runs else None
+
+
+def _run_table(store: ReadableTables, name: str, run_id: str, notes: list[str]) -> DataFrame | None:
+    """The table's rows of this run, or None (with a note) when the table is missing."""
+    if not store.exists(name):
+        notes.append(f"table {name} not found: section left out")
+        return None
+    return store.read(name).filter(F.col("run_id") == run_id)
+
+
+def _note_if_empty(frame: pd.DataFrame, store: ReadableTables, name: str, run_id: str, notes: list[str]) -> None:
+    if len(frame):
+        return
+    rest = store.read(name).filter(F.col("run_id") != run_id).select("run_id").distinct().limit(3).collect()
+    others = sorted(r["run_id"] for r in rest)
+    held = f" (it holds run {', '.join(others)})" if others else ""
+    notes.append(f"table {name} has no rows to show for run {run_id}{held}")
+
+
+def _load_levels(store: ReadableTables, run_id: str, k: int, data: ReportData) -> None:
+    tables = [_run_table(store, f"values_level_{level}", run_id, data.notes) for level in range(4)]
+    present = [t for t in tables if t is not None]
+    if len(present) < len(tables):
+        return
+    # One collect per level, then k and the audit in pandas (in Spark each count re-runs the joins).
+    collected = [t.filter(F.col("side") == "ai").drop("run_id").toPandas() for t in present]
+    kept, suppressed = suppress_tree_pandas(collected, k, k_users=data.k_users)
+    data.levels, n_labels = label_audit.audit_levels_pandas(kept, data.hidden)
+    data.n_suppressed.update({f"values_level_{level}": n for level, n in enumerate(suppressed)})
+    data.n_rows.update({f"values_level_{level}": len(frame) for level, frame in enumerate(collected)})
+    data.n_suppressed_labels.update({f"values_level_{level}": n for level, n in enumerate(n_labels)})
+    if not suppressed[3]:  # rows k removed are said by suppression_summary, not as a missing run
+        _note_if_empty(data.levels[3], store, "values_level_3", run_id, data.notes)
+
+
+NEW_CLUSTER_OVERLAP = 0.5  # a discovered cluster sharing less than this with any published one is new
+
+
+def _load_discovered(store: ReadableTables, run_id: str, k: int, data: ReportData) -> None:
+    """The discovered AI tree (suppressed like the published one), and what the published tree lacks."""
+    names = [f"discovered_values_level_{level}" for level in range(4)]
+    if not all(store.exists(name) for name in names):
+        return  # discovery was not asked for: no section, no note
+    tables = [store.read(name).filter((F.col("run_id") == run_id) & (F.col("side") == "ai")) for name in names]
+    kept, suppressed = suppress_tree(tables, k, k_users=data.k_users)
+    kept, n_labels = label_audit.audit_levels(kept, data.hidden)
+    data.discovered_levels = [frame.drop("run_id").toPandas() for frame in kept]
+    data.n_suppressed.update({name: n for name, n in zip(names, suppressed, strict=True)})
+    data.n_suppressed_labels.update({name: n for name, n in zip(names, n_labels, strict=True)})
+    if data.levels is not None and rolls_up_discovered_trees(store):
+        data.notes.append(
+            "taxonomy.mode discovered: the AI value taxonomy, the top values and the findings in this report "
+            "roll up this run's own discovered trees, not the published one"
+        )
+    if store.exists("taxonomy_agreement"):
+        data.agreement = store.read("taxonomy_agreement").filter(F.col("run_id") == run_id).orderBy("level").toPandas()
+    if store.exists("taxonomy_alignment"):
+        aligned = store.read("taxonomy_alignment").filter((F.col("run_id") == run_id) & (F.col("level") == 1))
+        level1 = kept[1].select(F.col("cluster_id").alias("discovered_id"), "name", "n_conversations")
+        data.new_clusters = (
+            aligned.filter(F.col("overlap_share") < NEW_CLUSTER_OVERLAP)
+            .join(level1, "discovered_id")
+            .orderBy(F.desc("n_conversations"), "discovered_id")
+            .select("name", "n_conversations", "overlap_share", "published_name")
+            .toPandas()
+        )
+
+
+def _load_new_values(data: ReportData) -> None:
+    if data.levels is None:
+        return
+    level0 = data.levels[0]
+    data.new_values = level0[level0["is_candidate"]].sort_values(
+        ["n_conversations", "cluster_id"], ascending=[False, True]
+    )
+
+
+def _load_small(
+    store: ReadableTables,
+    name: str,
+    run_id: str,
+    count_col: str,
+    k: int,
+    data: ReportData,
+    where: Callable[[DataFrame], DataFrame] = lambda df: df,
+    labelled: tuple[str, ...] = (),
+) -> pd.DataFrame | None:
+    table = _run_table(store, name, run_id, data.notes)
+    if table is None:
+        return None
+    # One collect, then k and the audit in pandas: a Spark count per filter costs a job each.
+    frame, n_suppressed = suppress_small_groups_pandas(
+        where(table).drop("run_id").toPandas(), count_col, k, data.k_users
+    )
+    data.n_suppressed[name] = n_suppressed
+    if labelled:
+        frame, data.n_suppressed_labels[name] = label_audit.drop_rows_pandas(frame, labelled, data.hidden)
+    if not len(frame) and not n_suppressed:
+        _note_if_empty(frame, store, name, run_id, data.notes)
+    return frame
+
+
+def _load_anomalies(store: ReadableTables, run_id: str, include_ids: bool, max_rows: int, data: ReportData) -> None:
+    table = _run_table(store, "value_anomalies", run_id, data.notes)
+    if table is None:
+        return
+    data.n_anomalies = table.count()
+    if not include_ids:
+        return
+    top = table.orderBy(F.desc("score"), "conversation_id").limit(max_rows)
+    hidden = sorted(data.hidden)
+    flagged = F.transform(
+        "flagged_values", lambda v: F.when(v.isin(*hidden), F.lit(label_audit.SUPPRESSED_LABEL)).otherwise(v)
+    )
+    data.anomalies = top.select(
+        "conversation_id",
+        "reason",
+        F.array_join(flagged if hidden else "flagged_values", "; ").alias("flagged_values"),
+        "score",
+    ).toPandas()
+
+
+def _load_audit(store: ReadableTables, run_id: str, data: ReportData) -> None:
+    """The labels the analyze stage's auditor suppressed (a note when the output predates it)."""
+    if not store.exists(label_audit.TABLE):
+        data.notes.append(f"table {label_audit.TABLE} not found: labels are shown unaudited (rerun wildvalues analyze)")
+        return
+    data.hidden = label_audit.suppressed_set(store.read(label_audit.TABLE).filter(F.col("run_id") == run_id))
+
+
+def load_report_data(
+    store: ReadableTables,
+    run_id: str,
+    k: int,
+    include_anomaly_ids: bool = True,
+    max_anomaly_rows: int = MAX_ANOMALY_ROWS,
+    k_users: int = 1,
+) -> ReportData:
+    """The report's tables for one run, suppressed below k conversations or k_users distinct users."""
+    data = ReportData(run_id=run_id, k=k, k_users=k_users)
+    _load_audit(store, run_id, data)
+    _load_levels(store, run_id, k, data)
+    data.response_types = _load_small(store, "response_types", run_id, "n_conversations", k, data)
+    data.context = _load_small(
+        store,
+        "value_context",
+        run_id,
+        "n",
+        k,
+        data,
+        lambda df: df.filter(F.col("context_kind") == "task_category"),
+        labelled=("value", "context"),
+    )
+    data.mirroring = _load_small(store, "value_mirroring", run_id, "n_conversations", k, data)
+    _load_discovered(store, run_id, k, data)
+    _load_new_values(data)
+    _load_anomalies(store, run_id, include_anomaly_ids, max_anomaly_rows, data)
+    _load_crosscheck(store, run_id, k, data)
+    return data
+
+
+def _load_crosscheck(store: ReadableTables, run_id: str, k: int, data: ReportData) -> None:
+    """The cross-check's measures, and its confusion cells of at least k conversations."""
+    if not (store.exists("crosscheck_agreement") and store.exists("crosscheck_confusion")):
+        return  # no cross-check was run: no section, no note
+    measures = store.read("crosscheck_agreement").filter(F.col("run_id") == run_id)
+    data.crosscheck = measures.drop("run_id").toPandas()
+    if not len(data.crosscheck):
+        data.crosscheck = None
+        return
+    cells = store.read("crosscheck_confusion").filter(F.col("run_id") == run_id)
+    kept, n_suppressed = suppress_small_groups_pandas(
+        cells.drop("run_id").toPandas(), "n_conversations", k, data.k_users
+    )
+    data.n_suppressed["crosscheck_confusion"] = n_suppressed
+    data.crosscheck_confusion = kept
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots (each returns an Agg-backed Figure; no pyplot, so no global state)
+
+
+def _figure(width: float, height: float, **kwargs) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained", **kwargs)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _lighten(colour: str | tuple, amount: float) -> tuple[float, float, float]:
+    r, g, b = to_rgb(colour)
+    return (r + (1 - r) * amount, g + (1 - g) * amount, b + (1 - b) * amount)
+
+
+def _wedges(levels: list[pd.DataFrame]) -> list[dict]:
+    """Sunburst wedges for levels 3 (inner), 2, 1: each child inside its parent's angle."""
+    tab10 = colormaps["tab10"]
+    assert isinstance(tab10, ListedColormap)  # a qualitative map: a list of colours
+    # Its colors are RGB tuples; matplotlib's stubs only say "array-like".
+    palette = cast("tuple[tuple[float, float, float], ...]", tab10.colors)
+    wedges: list[dict] = []
+    spans: dict[str, tuple[float, tuple]] = {}  # cluster_id -> (start angle, colour)
+    top = levels[3].sort_values(["pct_total_occurrences", "cluster_id"], ascending=[False, True])
+    start = 0.0
+    for i, node in enumerate(top.itertuples(index=False)):
+        width = 2 * np.pi * node.pct_total_occurrences / 100.0
+        colour = palette[i % len(palette)]
+        wedges.append(
+            {
+                "ring": 0,
+                "start": start,
+                "width": width,
+                "colour": colour,
+                "name": node.name,
+                "pct": node.pct_total_occurrences,
+            }
+        )
+        spans[node.cluster_id] = (start, colour)
+        start += width
+    for ring, level in ((1, 2), (2, 1)):
+        cursor: dict[str, float] = {}
+        table = levels[level].sort_values(["pct_total_occurrences", "cluster_id"], ascending=[False, True])
+        for node in table.itertuples(index=False):
+            if node.parent_cluster_id not in spans:
+                continue  # an unplaced node has no parent wedge to sit in
+            parent_start, parent_colour = spans[node.parent_cluster_id]
+            at = cursor.get(node.parent_cluster_id, parent_start)
+            width = 2 * np.pi * node.pct_total_occurrences / 100.0
+            colour = _lighten(parent_colour, 0.3 * ring)
+            wedges.append(
+                {
+                    "ring": ring,
+                    "start": at,
+                    "width": width,
+                    "colour": colour,
+                    "name": node.name,
+                    "pct": node.pct_total_occurrences,
+                }
+            )
+            spans[node.cluster_id] = (at, parent_colour)
+            cursor[node.parent_cluster_id] = at + width
+    return wedges
+
+
+def plot_taxonomy(levels: list[pd.DataFrame], title: str = "AI values") -> Figure:
+    """Sunburst of AI values: top categories inside, then levels 2 and 1, sized by share of
+    expressions; gaps are suppressed nodes."""
+    figure = _figure(9, 9)
+    ax = figure.add_subplot(projection="polar")
+    wedges = _wedges(levels)
+    for w in wedges:
+        ax.bar(
+            w["start"] + w["width"] / 2,
+            1.0,
+            width=w["width"],
+            bottom=0.4 + w["ring"],
+            color=w["colour"],
+            edgecolor="white",
+            linewidth=0.6,
+        )
+    for w in wedges:
+        degrees = np.degrees(w["width"])
+        if (w["ring"] == 0 and degrees >= 8) or (w["ring"] == 1 and degrees >= 12):
+            angle = w["start"] + w["width"] / 2
+            rotation = np.degrees(angle)
+            rotation = rotation - 180 if 90 < rotation < 270 else rotation
+            label = f"{w['name']}\n{w['pct']:.1f}%" if w["ring"] == 0 else w["name"]
+            ax.text(
+                angle,
+                0.9 + w["ring"],
+                _wrap(label, 18),
+                ha="center",
+                va="center",
+                rotation=rotation,
+                fontsize=8 if w["ring"] == 0 else 6.5,
+            )
+    ax.set_ylim(0, 3.4)
+    ax.set_axis_off()
+    ax.set_title(f"{title}: top categories (inner), level 2, level 1 (outer); % of AI value expressions")
+    return figure
+
+
+def _wrap(text: str, width: int) -> str:
+    lines, current = [], ""
+    for word in text.split(" "):
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    return "\n".join([*lines, current])
+
+
+def plot_top_values(level0: pd.DataFrame, n: int = TOP_VALUES) -> Figure:
+    """Horizontal bars: the n AI values expressed in the most subjective conversations."""
+    top = level0.sort_values(["pct_convos", "name"], ascending=[False, True]).head(n)
+    figure = _figure(8, 0.32 * len(top) + 1.2)
+    ax = figure.add_subplot()
+    labels = [f"{r.name} (candidate)" if r.is_candidate else r.name for r in top.itertuples(index=False)]
+    colours = ["#c98b2b" if c else "#3b6ea5" for c in top["is_candidate"]]
+    ax.barh(labels, top["pct_convos"], color=colours)
+    ax.invert_yaxis()
+    ax.set_xlabel("% of subjective conversations")
+    ax.set_title(f"Top {len(top)} AI values")
+    return figure
+
+
+def plot_response_types(frame: pd.DataFrame) -> Figure:
+    """Bars: share of subjective conversations per response type (suppressed types absent)."""
+    order = [t for t in RESPONSE_TYPES if t in set(frame["response_type"])]
+    order += sorted(set(frame["response_type"]) - set(order))
+    shares = frame.set_index("response_type").loc[order, "pct_conversations"].astype(float)
+    figure = _figure(8, 4)
+    ax = figure.add_subplot()
+    bars = ax.bar([t.replace("_", " ") for t in order], shares.fillna(0.0), color="#3b6ea5")
+    ax.bar_label(bars, labels=[f"{v:.1f}%" for v in shares.fillna(0.0)], fontsize=8)
+    ax.set_ylabel("% of subjective conversations")
+    ax.set_title("How the AI responds to the human's values")
+    ax.tick_params(axis="x", labelrotation=30)
+    return figure
+
+
+def context_matrix(cells: pd.DataFrame, n_values: int = HEATMAP_VALUES) -> pd.DataFrame:
+    """Task category x AI value matrix of adjusted residuals for the n_values values with the
+    most conversations; NaN where a cell is suppressed, unobserved or untestable."""
+    totals = cells.groupby("value")["n"].sum().reset_index().sort_values(["n", "value"], ascending=[False, True])
+    chosen = list(totals["value"].head(n_values))
+    subset = cells[cells["value"].isin(chosen)]
+    matrix = subset.pivot_table(index="context", columns="value", values="residual", aggfunc="first", dropna=False)
+    return matrix.reindex(columns=chosen).sort_index()
+
+
+def plot_context_heatmap(cells: pd.DataFrame, n_values: int = HEATMAP_VALUES) -> Figure:
+    """Heatmap of task categories x AI values coloured by adjusted Pearson residual."""
+    matrix = context_matrix(cells, n_values)
+    values = matrix.to_numpy(dtype=float)
+    finite = np.abs(values[np.isfinite(values)])
+    bound = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    figure = _figure(max(6.0, 0.45 * matrix.shape[1] + 3), max(3.0, 0.35 * matrix.shape[0] + 2.5))
+    ax = figure.add_subplot()
+    cmap = colormaps["RdBu_r"].with_extremes(bad="#e8e8e8")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-bound, vmax=bound, aspect="auto")
+    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index], fontsize=8)
+    figure.colorbar(image, ax=ax, label="adjusted Pearson residual")
+    ax.set_title("AI values by task category (grey: suppressed or not observed)")
+    return figure
+
+
+def plot_mirroring(frame: pd.DataFrame) -> Figure:
+    """Bars: share of conversations where the AI mirrors a human value, per response type."""
+    per_type = frame[frame["response_type"] != "all"].dropna(subset=["pct_mirrored"])
+    order = [t for t in RESPONSE_TYPES if t in set(per_type["response_type"])]
+    shares = per_type.set_index("response_type").loc[order, "pct_mirrored"].astype(float)
+    figure = _figure(8, 4)
+    ax = figure.add_subplot()
+    bars = ax.bar([t.replace("_", " ") for t in order], shares, color="#5a9c6b")
+    ax.bar_label(bars, labels=[f"{v:.1f}%" for v in shares], fontsize=8)
+    overall = frame[(frame["response_type"] == "all")]["pct_mirrored"].dropna()
+    if len(overall):
+        ax.axhline(
+            float(overall.iloc[0]),
+            color="#444444",
+            linestyle="--",
+            linewidth=1,
+            label=f"all: {float(overall.iloc[0]):.1f}%",
+        )
+        ax.legend()
+    ax.set_ylabel("% of conversations with a human value")
+    ax.set_title("AI mirrors a value the human expressed, by response type")
+    ax.tick_params(axis="x", labelrotation=30)
+    return figure
+
+
+def figures(data: ReportData) -> dict[str, Figure]:
+    """The plots there is data for, by name (also the PNG file stem)."""
+    result: dict[str, Figure] = {}
+    if data.levels is not None and len(data.levels[3]):
+        result["taxonomy"] = plot_taxonomy(data.levels)
+    if data.discovered_levels is not None and len(data.discovered_levels[3]):
+        result["taxonomy_discovered"] = plot_taxonomy(data.discovered_levels, "AI values, discovered tree")
+    if data.levels is not None and len(data.levels[0]):
+        result["top_values"] = plot_top_values(data.levels[0])
+    if data.response_types is not None and len(data.response_types):
+        result["response_types"] = plot_response_types(data.response_types)
+    if data.context is not None and len(data.context):
+        result["context_heatmap"] = plot_context_heatmap(data.context)
+    if data.mirroring is not None and data.mirroring["pct_mirrored"].notna().any():
+        result["mirroring"] = plot_mirroring(data.mirroring)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+td, th { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; }
+section { margin-top: 1em; padding: 0.2em 0.5em; background: #fff; }
+.note { color: #555; font-size: 0.9em; }
+.privacy { background: #f4f7fb; border-left: 4px solid #3b6ea5; padding: 0.5em 1em; }
+.internal { background: #fff6e6; border-left: 4px solid #c98b2b; padding: 0.5em 1em; }
+"""
+
+# (view id, title, caption): the report's sections in order; each is also a screenshot, view_<id>.png.
+VIEWS: tuple[tuple[str, str, str], ...] = (
+    (
+        "taxonomy",
+        "AI value taxonomy",
+        "Top categories (inner ring), level-2 and level-1 clusters, then values: click a wedge to drill down, "
+        "the centre to go back up; hover for the share of subjective conversations and n. Wedge sizes are "
+        "shares of all AI value expressions; gaps are suppressed nodes.",
+    ),
+    (
+        "values",
+        "AI values",
+        "Every value shown (at least k conversations): type to search any column, click a header to sort. "
+        "Candidates are values outside the published taxonomy.",
+    ),
+    (
+        "context_heatmap",
+        "AI values by task category",
+        "Adjusted Pearson residuals from value_context (context_kind = task_category), for the values in the most "
+        "conversations. Red: more often than independence predicts; blue: less. Hover for the cell's n.",
+    ),
+    (
+        "response_types",
+        "Response types",
+        "Share of subjective conversations by how the AI responds to the human's values; types covering fewer "
+        "than k conversations are left out.",
+    ),
+    (
+        "mirroring",
+        "Mirroring by response type",
+        "Among subjective conversations where the human expresses a value: share in which the AI expresses one "
+        "of the same values.",
+    ),
+)
+SCREENSHOT_PREFIX = "view_"
+# Screenshots of these section ids, beside the VIEWS (present only when the run has them).
+EXTRA_VIEWS = ("taxonomy_discovered", "crosscheck", "anomalies")
+NO_DATA = '<p class="note">No data to show (table missing, empty or fully suppressed).</p>'
+
+_SUPPRESSION_LABELS = {"value_context": "value_context (task_category cells)"}
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(
+    header: list[str], rows: list[list[str]], numeric: AbstractSet[int] = frozenset(), attrs: list[str] | None = None
+) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cells = "".join(
+            f'<td class="num">{_e(c)}</td>' if j in numeric else f"<td>{_e(c)}</td>" for j, c in enumerate(row)
+        )
+        extra = f" {attrs[i]}" if attrs else ""
+        body.append(f"<tr{extra}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _summary_html(metrics: dict[str, float] | None) -> str:
+    rows = [
+        [label, fmt.format(metrics[key])]
+        for key, label, fmt in SUMMARY_METRICS
+        if metrics and metrics.get(key) is not None
+    ]
+    if not rows:
+        return '<p class="note">No run metrics given.</p>'
+    return _table(["count", "value"], rows, {1})
+
+
+def _suppression_html(data: ReportData) -> str:
+    names = sorted(set(data.n_suppressed) | set(data.n_suppressed_labels))
+    rows = [
+        [_SUPPRESSION_LABELS.get(n, n), str(data.n_suppressed.get(n, 0)), str(data.n_suppressed_labels.get(n, 0))]
+        for n in names
+    ]
+    attrs = [
+        f'data-table="{_e(n)}" data-suppressed="{data.n_suppressed.get(n, 0)}" '
+        f'data-suppressed-labels="{data.n_suppressed_labels.get(n, 0)}"'
+        for n in names
+    ]
+    total = sum(data.n_suppressed.values())
+    labels = sum(data.n_suppressed_labels.values())
+    summary = suppression_summary(data)
+    removed = f'<p id="suppression-summary"><strong>{_e(summary)}</strong></p>' if summary else ""
+    return (
+        f'<div class="privacy"><p>Every aggregate below covers at least <strong>k = {data.k}</strong> conversations'
+        f"{_users_clause(data.k_users)}; rows covering fewer are suppressed (with their descendants in the taxonomy). "
+        f'Rows suppressed: <strong id="n-suppressed-total">{total}</strong>. '
+        f"Labels the label auditor rated identifying are left out (values, task categories) or shown as "
+        f"{_e(label_audit.SUPPRESSED_LABEL)} (clusters, which keep their counts): "
+        f'<strong id="n-suppressed-labels-total">{labels}</strong> row(s). No conversation text is included.</p>'
+        f"{removed}{_table(['table', 'rows suppressed below k', 'labels suppressed'], rows, {1, 2}, attrs)}</div>"
+    )
+
+
+def suppression_summary(data: ReportData) -> str | None:
+    """What k removed, in one sentence, and how to lower k for internal use; None when it removed nothing."""
+    total = sum(data.n_suppressed.values())
+    if not total:
+        return None
+    parts = [
+        f"{data.n_suppressed.get(name, 0):,} of {data.n_rows[name]:,} {noun}"
+        for name, noun in (("values_level_0", "AI values"), ("values_level_3", "top categories"))
+        if name in data.n_rows
+    ]
+    tables = sum(1 for n in data.n_suppressed.values() if n)
+    removed = " and ".join(parts) + f" ({total:,} rows in {tables} table(s))" if parts else f"{total:,} rows"
+    users = f" and {data.k_users} distinct users" if data.k_users > 1 else ""
+    smaller = 5 if data.k > 5 else 1
+    lower = [f"--set analyze.suppression_k={smaller}"]
+    if data.k_users > smaller:
+        lower.append(f"--set privacy.k_users={smaller}")
+    return (
+        f"k = {data.k} conversations{users} suppressed {removed}. For internal use only, build the report "
+        f"with a smaller k: wildvalues report --output <output> {' '.join(lower)} (the public tables and "
+        "exports keep k)."
+    )
+
+
+def _users_clause(k_users: int) -> str:
+    if k_users <= 1:
+        return ""
+    return f' and <strong id="k-users">{k_users}</strong> distinct users'
+
+
+def _level3_html(levels: list[pd.DataFrame] | None) -> str:
+    if levels is None or not len(levels[3]):
+        return ""
+    top = levels[3].sort_values("pct_total_occurrences", ascending=False)
+    rows = [
+        [r.name, f"{r.pct_total_occurrences:.2f}", f"{r.pct_convos:.2f}", f"{r.n_conversations:,}"]
+        for r in top.itertuples(index=False)
+    ]
+    return _table(
+        ["top category", "% of expressions", "% of subjective conversations", "conversations"], rows, {1, 2, 3}
+    )
+
+
+def _discovered_html(data: ReportData) -> str:
+    """How the discovered tree compares with the published one, and the values and clusters it lacks."""
+    parts = []
+    if data.discovered_levels is not None:
+        parts.append(
+            '<section data-view="taxonomy_discovered"><h2 id="taxonomy_discovered">AI value taxonomy discovered from this run</h2>'
+        )
+        parts.append(
+            '<p class="note">Built bottom-up from this run\'s own values (k-means base clusters, then clusters of '
+            "clusters); its sunburst is beside the published one above.</p>"
+        )
+        if data.agreement is not None and len(data.agreement):
+            rows = [
+                [str(r.level), f"{r.nmi:.3f}", f"{r.ari:.3f}", f"{r.n_values:,}"] for r in data.agreement.itertuples()
+            ]
+            parts.append(_table(["level", "NMI with published", "adjusted Rand", "shared values"], rows, {1, 2, 3}))
+        if data.new_clusters is not None and len(data.new_clusters):
+            rows = [
+                [r.name, f"{r.n_conversations:,}", f"{r.overlap_share:.2f}", r.published_name or "-"]
+                for r in data.new_clusters.itertuples()
+            ]
+            parts.append("<p>Discovered clusters with little overlap with any published cluster:</p>")
+            parts.append(_table(["cluster", "conversations", "best overlap", "closest published"], rows, {1, 2}))
+        parts.append("</section>")
+    if data.new_values is not None and len(data.new_values):
+        rows = [
+            [r.cluster_id, f"{r.n_conversations:,}", f"{r.pct_convos:.2f}"]
+            for r in data.new_values.head(50).itertuples()
+        ]
+        parts.append('<h2 id="new_values">AI values the published tree lacks</h2>')
+        parts.append(f'<p class="note">Candidates seen in at least k = {data.k} conversations.</p>')
+        parts.append(_table(["value", "conversations", "% of subjective conversations"], rows, {1, 2}))
+    return "\n".join(parts)
+
+
+def _crosscheck_html(data: ReportData) -> str:
+    """Agreement of a second judge with the run's classifier, and the response types they swap."""
+    if data.crosscheck is None:
+        return ""
+    first = data.crosscheck["first_model"].iloc[0]
+    second = data.crosscheck["second_model"].iloc[0]
+    rows = [
+        [r.measure, "undefined" if pd.isna(r.value) else f"{r.value:.3f}", f"{r.n_conversations:,}"]
+        for r in data.crosscheck.itertuples(index=False)
+    ]
+    parts = [
+        '<section data-view="crosscheck"><h2 id="crosscheck">Second-model cross-check</h2>',
+        f'<p class="note">A stratified sample judged again by <code>{_e(second)}</code>; the run\'s labels are '
+        f"<code>{_e(first)}</code>'s. Kappa: chance-corrected agreement (1 perfect, 0 chance). Jaccard: the "
+        "shared share of placed level-1 clusters per conversation, over conversations where either judge "
+        "placed one. Level-3 overlap: sum of the smaller of the two judges' top-category shares.</p>",
+        _table(["measure", "value", "conversations"], rows, {1, 2}),
+    ]
+    cells = data.crosscheck_confusion
+    if cells is not None and len(cells):
+        cell_rows = [
+            [r.first_response_type, r.second_response_type, f"{r.n_conversations:,}"]
+            for r in cells.sort_values(["first_response_type", "second_response_type"]).itertuples(index=False)
+        ]
+        parts.append(f'<p class="note">Response types (cells of at least k = {data.k} conversations):</p>')
+        parts.append(_table(["run's classifier", "second judge", "conversations"], cell_rows, {2}))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _anomalies_html(data: ReportData, include_ids: bool) -> str:
+    if not include_ids:
+        count = "" if data.n_anomalies is None else f" {data.n_anomalies:,} conversation(s) flagged;"
+        return f'<p class="note">Anomalies:{count} conversation ids omitted from this report.</p>'
+    parts = [
+        '<section data-view="anomalies"><h2 id="anomalies">Anomalies (internal: conversation ids)</h2>',
+        '<div class="internal"><p><strong>Internal: conversation ids.</strong> Conversations whose AI values hit the '
+        "watchlist or are rare for this run: ids, reason, flagged value labels and score only, never text. "
+        "Do not share outside the review team.</p>",
+    ]
+    if data.anomalies is None:
+        parts.append('<p class="note">No anomalies table for this run.</p></div></section>')
+        return "".join(parts)
+    shown = len(data.anomalies)
+    parts.append(f'<p class="note">{data.n_anomalies or 0:,} flagged; showing {shown:,} with the highest scores.</p>')
+    rows = [
+        [r.conversation_id, r.reason, r.flagged_values, (f"{r.score:.3f}", r.score)]
+        for r in data.anomalies.itertuples(index=False)
+    ]
+    header = (("conversation id", False), ("reason", False), ("flagged values", False), ("score", True))
+    parts.append(explorer.explore_table("anomalies-table", header, rows))
+    parts.append("</div></section>")
+    return "".join(parts)
+
+
+def _taxonomy_view(data: ReportData) -> str:
+    """The published tree's sunburst, the discovered one beside it when there is one, and the top categories."""
+    charts = []
+    if data.levels is not None and len(data.levels[3]):
+        charts.append(explorer.figure_html(explorer.sunburst_figure(data.levels, "Published taxonomy"), "sunburst"))
+    if data.discovered_levels is not None and len(data.discovered_levels[3]):
+        figure = explorer.sunburst_figure(data.discovered_levels, "Discovered from this run")
+        charts.append(explorer.figure_html(figure, "sunburst-discovered"))
+    if not charts:
+        return NO_DATA
+    return '<div class="charts">' + "".join(f"<div>{c}</div>" for c in charts) + "</div>" + _level3_html(data.levels)
+
+
+def _view(name: str, data: ReportData) -> str:
+    """The interactive body of one of VIEWS, or a no-data note."""
+    if name == "taxonomy":
+        return _taxonomy_view(data)
+    if name == "values" and data.levels is not None and len(data.levels[0]):
+        return explorer.values_table_html(data.levels, data.run_id)
+    if name == "context_heatmap" and data.context is not None and len(data.context):
+        figure = explorer.heatmap_figure(data.context, context_matrix(data.context))
+        return explorer.figure_html(figure, "heatmap")
+    if name == "response_types" and data.response_types is not None and len(data.response_types):
+        return explorer.figure_html(explorer.response_types_figure(data.response_types), "response-types", "bars")
+    if name == "mirroring" and data.mirroring is not None and data.mirroring["pct_mirrored"].notna().any():
+        return explorer.figure_html(explorer.mirroring_figure(data.mirroring), "mirroring-bars", "bars")
+    return NO_DATA
+
+
+def render_html(data: ReportData, metrics: dict[str, float] | None, include_anomaly_ids: bool) -> str:
+    """The whole report as one HTML document: inline CSS, plotly.js and table script, no external links."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="en"><head><meta charset="utf-8"><title>wildvalues report {_e(data.run_id)}</title>'
+        f"<style>{_CSS}{explorer.EXPLORER_CSS}</style>{explorer.head_scripts()}</head><body>",
+        "<h1>wildvalues report</h1>",
+        f"<p>Run <code>{_e(data.run_id)}</code>, generated {_e(stamp)}. Percentages of subjective conversations "
+        "are the study's denominator; shares of expressions count AI value expressions.</p>",
+        _suppression_html(data),
+        "<h2>Run summary</h2>",
+        _summary_html(metrics),
+    ]
+    if data.notes:
+        parts.append('<ul class="note">' + "".join(f"<li>{_e(n)}</li>" for n in data.notes) + "</ul>")
+    for name, title, caption in VIEWS:
+        parts.append(f'<section data-view="{name}"><h2 id="{name}">{_e(title)}</h2><p class="note">{_e(caption)}</p>')
+        parts.append(_view(name, data))
+        parts.append("</section>")
+        if name == "taxonomy":
+            parts.append(_discovered_html(data))
+    parts.append(_crosscheck_html(data))
+    parts.append(_anomalies_html(data, include_anomaly_ids))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def run_counts_metrics(store: ReadableTables, run_id: str) -> dict[str, float] | None:
+    """The run_counts row of the run as summary metrics, for reports built without MLflow."""
+    if not store.exists("run_counts"):
+        return None
+    row = store.read("run_counts").filter(F.col("run_id") == run_id).first()
+    if row is None:
+        return None
+    return {
+        "input_records": row["n_input"],
+        "quarantined": row["n_quarantined"],
+        "conversations": row["n_conversations"],
+    }
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """The report's files by name (plots and screenshots as PNG bytes, report.html as text) and its suppression."""
+
+    files: dict[str, bytes | str]
+    n_suppressed: dict[str, int]
+    n_suppressed_labels: dict[str, int] = field(default_factory=dict)
+    screenshot_note: str | None = None  # why auto took no screenshots, when the browser failed
+    suppression: str | None = None  # suppression_summary: what k removed, when it removed anything
+
+
+def render_report(
+    store: ReadableTables,
+    run_id: str,
+    k: int,
+    metrics: dict[str, float] | None = None,
+    include_anomaly_ids: bool = True,
+    k_users: int = 1,
+    settings: ReportSettings = NO_SCREENSHOTS,
+) -> RenderedReport:
+    """The plots, report.html and its views' screenshots of one run, in memory: whoever runs the report writes them."""
+    data = load_report_data(store, run_id, k, include_anomaly_ids, k_users=k_users)
+    if metrics is None:
+        metrics = run_counts_metrics(store, run_id)
+    files: dict[str, bytes | str] = {f"{name}.png": _png(figure) for name, figure in figures(data).items()}
+    page = render_html(data, metrics, include_anomaly_ids)
+    files[HTML_FILE] = page
+    views = [name for name, _, _ in VIEWS] + list(EXTRA_VIEWS)
+    shots, note = screenshots.take(page, views, settings.screenshots, settings.browser)
+    files.update({f"{SCREENSHOT_PREFIX}{view}.png": png for view, png in shots.items()})
+    return RenderedReport(
+        files, dict(data.n_suppressed), dict(data.n_suppressed_labels), note, suppression_summary(data)
+    )
+
+
+def build_report(
+    store: ReadableTables,
+    run_id: str,
+    out_dir: str,
+    k: int,
+    metrics: dict[str, float] | None = None,
+    include_anomaly_ids: bool = True,
+    k_users: int = 1,
+    settings: ReportSettings = NO_SCREENSHOTS,
+) -> ReportResult:
+    """Write the plots (PNG), report.html and any screenshots under out_dir/report/ for one run."""
+    rendered = render_report(store, run_id, k, metrics, include_anomaly_ids, k_users, settings)
+    folder = os.path.join(out_dir, REPORT_DIR)
+    os.makedirs(folder, exist_ok=True)
+    paths = {}
+    for name, content in rendered.files.items():
+        paths[name] = os.path.join(folder, name)
+        mode, encoding = ("wb", None) if isinstance(content, bytes) else ("w", "utf-8")
+        with open(paths[name], mode, encoding=encoding) as handle:
+            handle.write(content)
+    shots = [path for name, path in paths.items() if name.startswith(SCREENSHOT_PREFIX)]
+    plots = [path for name, path in paths.items() if name != HTML_FILE and path not in shots]
+    return ReportResult(paths[HTML_FILE], plots, rendered.n_suppressed, rendered.n_suppressed_labels, shots)

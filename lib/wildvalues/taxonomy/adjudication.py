@@ -1,0 +1,187 @@
+"""Claude as the judge of low-confidence placements: the value and its top candidate clusters.
+
+The embedding vote (`placement.py`) places most new values well, but below
+`taxonomy.adjudicate_below` its confidence is close to a coin flip (see the README's table).
+For those values, and only those, Claude is asked which of the vote's `adjudication_candidates`
+best level-1 clusters the value belongs to, or whether none does:
+
+* a chosen cluster makes the placement `adjudicated`, under that cluster's lineage, scored by
+  the vote's own score for it (so a low score still shows that the embeddings disagreed);
+* "none" makes it `unmatched`: a new value, kept under its nearest cluster for the next tree;
+* a failed request leaves the vote's placement as it was (counted, never lost).
+
+Answers are cached in `placement_adjudications` by (model, prompt version, value, candidates),
+so a rerun asks nothing again. Pure apart from `ask`, which makes the API calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+
+from wildvalues.classifier.prompt import USAGE_FIELDS
+from wildvalues.classifier.taxonomy_prompts import (
+    ADJUDICATION_PROMPT_VERSION,
+    Candidate,
+    adjudication_payload,
+    adjudication_request,
+    choice_parser,
+    prompt_version,
+    request_key,
+)
+from wildvalues.io.schemas import PLACEMENT_ADJUDICATIONS
+from wildvalues.settings import TaxonomySettings
+from wildvalues.taxonomy.placement import Placement, SemanticPlacer
+
+if TYPE_CHECKING:
+    from wildvalues.classifier.claude import Answer, ClaudeClassifier
+
+TABLE = "placement_adjudications"
+ASKED_METHODS = ("placed", "unmatched")
+
+
+@dataclass(frozen=True)
+class Question:
+    """One value to adjudicate: its cache key, the value (an embedding key) and its candidates."""
+
+    key: str
+    value: str
+    candidates: tuple[Candidate, ...]
+
+
+def needs_adjudication(placement: Placement, below: float) -> bool:
+    """A vote-placed value under the confidence bar (exact and similar matches never are)."""
+    return placement.method in ASKED_METHODS and placement.level_1_cluster_id is not None and placement.score < below
+
+
+def questions(
+    placer: SemanticPlacer,
+    placements: Sequence[Placement],
+    vectors: Mapping[str, np.ndarray],
+    settings: TaxonomySettings,
+    model: str,
+    shape: str,
+) -> list[Question]:
+    """One question per distinct low-confidence value, sorted by value, with its top candidates;
+    keyed by model, prompt version (it differs by answer shape), value and candidates."""
+    values = sorted({p.value for p in placements if needs_adjudication(p, settings.adjudicate_below)})
+    if not values:
+        return []
+    indices, scores = placer.top_candidates(np.stack([vectors[v] for v in values]), settings.adjudication_candidates)
+    asked = []
+    for value, row, row_scores in zip(values, indices, scores):
+        candidates = tuple(
+            Candidate(node.cluster_id, node.name, node.description, round(float(score), 4))
+            for node, score in ((placer.clusters[1][int(i)], s) for i, s in zip(row, row_scores))
+        )
+        key = request_key(
+            model, prompt_version(ADJUDICATION_PROMPT_VERSION, shape), adjudication_payload(value, candidates)
+        )
+        asked.append(Question(key, value, candidates))
+    return asked
+
+
+def empty_cache(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame([], PLACEMENT_ADJUDICATIONS)
+
+
+def cached_verdicts(cache: DataFrame, keys: Sequence[str]) -> dict[str, str | None]:
+    """Key -> the chosen cluster id (None: none of them) of the questions answered before."""
+    if not keys:
+        return {}
+    wanted = cache.sparkSession.createDataFrame([(k,) for k in sorted(set(keys))], "key string")
+    rows = cache.join(wanted, "key", "left_semi").select("key", "chosen_cluster_id").collect()
+    return {r["key"]: r["chosen_cluster_id"] for r in rows}
+
+
+def ask(client: ClaudeClassifier, model: str, todo: Sequence[Question], shape: str) -> list[Answer[str | None]]:
+    """Claude's answer to each question, concurrently under the model's rate limits."""
+    requests = [
+        (
+            adjudication_request(model, q.value, q.candidates, shape),
+            choice_parser([c.cluster_id for c in q.candidates], shape),
+        )
+        for q in todo
+    ]
+    return client.ask_each(requests, kind="adjudicate")
+
+
+def answer_rows(
+    spark: SparkSession,
+    todo: Sequence[Question],
+    answers: Sequence[Answer[Any]],
+    model: str,
+    run_id: str,
+    shape: str,
+) -> DataFrame:
+    """The answered questions as cache rows (failed ones are not cached: a rerun asks again)."""
+    now = datetime.datetime.now(datetime.UTC)
+    rows = [
+        (
+            q.key,
+            model,
+            prompt_version(ADJUDICATION_PROMPT_VERSION, shape),
+            q.value,
+            [c.cluster_id for c in q.candidates],
+            a.value,
+            *(int(a.usage[name]) for name in USAGE_FIELDS),
+            run_id,
+            now,
+        )
+        for q, a in zip(todo, answers, strict=True)
+        if a.error_type is None
+    ]
+    return spark.createDataFrame(rows, PLACEMENT_ADJUDICATIONS)
+
+
+def verdicts_of(todo: Sequence[Question], answers: Sequence[Answer[str | None]]) -> dict[str, str | None]:
+    return {q.key: a.value for q, a in zip(todo, answers, strict=True) if a.error_type is None}
+
+
+def apply_verdicts(
+    placer: SemanticPlacer,
+    placements: Sequence[Placement],
+    asked: Sequence[Question],
+    verdicts: Mapping[str, str | None],
+    below: float,
+) -> list[Placement]:
+    """The placements with Claude's verdicts applied to the values it judged; the rest unchanged."""
+    by_value = {q.value: q for q in asked if q.key in verdicts}
+    judged = []
+    for placement in placements:
+        question = by_value.get(placement.value)
+        if question is None or not needs_adjudication(placement, below):
+            judged.append(placement)
+            continue
+        choice = verdicts[question.key]
+        if choice is None:
+            judged.append(dataclasses.replace(placement, method="unmatched"))
+            continue
+        score = next(c.score for c in question.candidates if c.cluster_id == choice)
+        level_1, level_2, level_3 = placer.lineage(placer.level_1_index[choice])
+        judged.append(
+            dataclasses.replace(
+                placement,
+                method="adjudicated",
+                score=score,
+                level_1_cluster_id=level_1,
+                level_2_cluster_id=level_2,
+                level_3_cluster_id=level_3,
+            )
+        )
+    return judged
+
+
+def usage_of(answers: Sequence[Answer[Any]]) -> Counter[str]:
+    """Tokens of every answer, failed ones included: they are billed too."""
+    total: Counter[str] = Counter()
+    for answer in answers:
+        total.update({name: int(answer.usage[name]) for name in USAGE_FIELDS})
+    return total
