@@ -32,7 +32,8 @@ from wildvalues.pipeline.stage import (
     Write,
 )
 from wildvalues.settings import RunnerSettings, Settings
-from wildvalues.stages import CROSSCHECK, CROSSCHECK_TABLES, STAGES
+from wildvalues.stages import CROSSCHECK, STAGES
+from wildvalues.stages.tables import CROSSCHECK_TABLES
 
 SCHEMA = "id long, paid long"
 

@@ -661,7 +661,7 @@ def _cached_usage(runner: Any, settings: Settings, kind: str, model: str) -> dic
 
 
 def classify_cache_table() -> str:
-    from wildvalues.stages import CACHE_TABLE
+    from wildvalues.stages.tables import CACHE_TABLE
 
     return CACHE_TABLE
 

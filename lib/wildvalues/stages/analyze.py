@@ -1,0 +1,260 @@
+"""The analyze stage: the findings, the label audit and the k-suppressed public tables."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from wildvalues.classifier.claude_settings import output_shape
+from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+from wildvalues.stages.common import claude_client
+from wildvalues.stages.ingest import conversation_users
+from wildvalues.stages.tables import (
+    DISCOVERED_LEVEL_TABLES,
+    DISCOVERED_TREE_TABLES,
+    FINDINGS_TABLES,
+    LABEL_AUDIT_TABLES,
+    LEVEL_TABLES,
+    PUBLIC_TABLES,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def top_values_csv(level0: DataFrame, rows: int) -> str:
+    """Top AI values as CSV text, for the file beside the tables and the MLflow artifact."""
+    top: pd.DataFrame = (
+        level0.filter(F.col("side") == "ai")
+        .orderBy(F.desc("n_conversations"), "cluster_id")
+        .select(
+            "cluster_id",
+            "name",
+            "is_candidate",
+            "n_conversations",
+            "pct_convos",
+            "n_expressions",
+            "pct_total_occurrences",
+        )
+        .limit(rows)
+        .toPandas()
+    )
+    return str(top.to_csv(index=False))
+
+
+def run_analyze(inputs: StageInputs) -> StageRun:
+    """The study's findings as tables: response types, context dependence, mirroring, anomalies."""
+    from wildvalues.analysis import findings as analyze
+
+    settings = inputs.settings.analyze
+    run_id = inputs.run_id
+    labels = inputs.tables.read("classifications")
+    expressions = inputs.tables.read("value_expressions")
+    people = conversation_users(inputs)
+    yield Write("response_types", analyze.response_types(labels, run_id, people), small=True)
+    yield Write("task_categories", analyze.task_categories(labels.filter(F.col("is_subjective")), settings))
+    categories = inputs.tables.read("task_categories")
+    yield Write("value_context", analyze.value_context(expressions, categories, settings, run_id, people), small=True)
+    yield Write("value_invariance", analyze.value_invariance(expressions, categories, settings, run_id), small=True)
+    yield Write("value_mirroring", analyze.value_mirroring(labels, expressions, run_id, people), small=True)
+    level0 = inputs.tables.read("values_level_0").filter(F.col("side") == "ai")
+    yield Write("value_anomalies", analyze.value_anomalies(labels, expressions, level0, settings, run_id), small=True)
+    summary = analyze.anomaly_summary(inputs.tables.read("value_anomalies"), labels)
+    previous = inputs.baseline.get("anomaly_rate")
+    alert = analyze.rate_exceeds_previous(summary["anomaly_rate"], previous, settings.anomaly_rate_factor)
+    if alert:
+        yield Log(
+            f"ALERT anomaly rate {summary['anomaly_rate']:.4f} exceeds {settings.anomaly_rate_factor}x "
+            f"the previous run's {previous:.4f}: look at value_anomalies for jailbreak patterns"
+        )
+    result: dict[str, Any] = {
+        "n_anomalies": summary["n_anomalies"],
+        "n_anomalies_watchlist": summary["n_watchlist"],
+        "n_anomalies_outlier": summary["n_outlier"],
+        "anomaly_rate": summary["anomaly_rate"],
+        "anomaly_rate_alert": 1.0 if alert else 0.0,
+    }
+    for row in inputs.tables.read("value_mirroring").collect():
+        if row["pct_mirrored"] is not None:
+            result[f"pct_mirrored_{row['response_type']}"] = row["pct_mirrored"]
+    audited, hidden = yield from audit_labels(inputs)
+    result.update(audited)
+    result.update((yield from public_tables(inputs, hidden)))
+    yield Metrics(result)
+    # After the audit and k: candidate value names reach MLflow only as the public table shows them.
+    yield Artifact(
+        "top_values.csv",
+        top_values_csv(inputs.tables.read("public_values_level_0"), inputs.settings.mlflow.top_values_csv_rows),
+    )
+    return result
+
+
+def _present(inputs: StageInputs, names: Sequence[str]) -> list[DataFrame]:
+    return [inputs.tables.read(name) for name in names if inputs.tables.exists(name)]
+
+
+def audit_labels(inputs: StageInputs) -> Generator[Request, None, tuple[dict[str, Any], frozenset[str]]]:
+    """`label_audits`: every label the run can publish, rated once (offline or by Claude); its metrics
+    and the labels it suppressed (what the table's `suppressed` column says, without reading it back)."""
+    from wildvalues.analysis import label_audit
+
+    settings = inputs.settings
+    rater = settings.audit_rater()
+    if rater == "off":
+        yield Write(label_audit.TABLE, label_audit.audits_frame(inputs.spark, [], 1, inputs.run_id), small=True)
+        yield Log("label audit off (privacy.audit): labels are published unrated")
+        return {"label_audit_labels": 0, "label_audit_rated": 0, "label_audit_suppressed": 0}, frozenset()
+    kinds, public = labels_and_published(inputs)
+    todo = {label: kind for label, kind in kinds.items() if label not in public}
+    audits = offline_audits(inputs, todo, label_audit.vocabulary(public))
+    result: dict[str, Any] = {}
+    if rater == "claude":
+        claude, result = yield from claude_ratings(inputs, todo)
+        for label, audit in audits.items():
+            rating, reason, model = claude.get(label, (audit.rating, audit.reasons, "offline (fallback)"))
+            audits[label] = label_audit.Audit(label, audit.kinds, rating, model, reason)
+    for label in set(kinds) - set(todo):  # the published tree's own labels are public already
+        audits[label] = label_audit.Audit(label, tuple(kinds[label]), 5, label_audit.PUBLISHED, "")
+    min_rating = settings.privacy.audit_min_rating
+    frame = label_audit.audits_frame(inputs.spark, list(audits.values()), min_rating, inputs.run_id)
+    yield Write(label_audit.TABLE, frame, small=True)
+    hidden = frozenset(a.label for a in audits.values() if a.rating < min_rating)
+    n_suppressed = len(hidden)
+    yield Log(
+        f"label audit ({rater}): {len(audits)} label(s), {len(todo)} rated, the rest published; "
+        f"{n_suppressed} rated under {min_rating} and suppressed"
+    )
+    result.update(label_audit_labels=len(audits), label_audit_rated=len(todo), label_audit_suppressed=n_suppressed)
+    return result, hidden
+
+
+def labels_and_published(inputs: StageInputs) -> tuple[dict[str, list[str]], set[str]]:
+    """Each label the run can publish with its kinds (sorted), and the published tree's own texts."""
+    from wildvalues.analysis import label_audit
+
+    levels = _present(inputs, (*LEVEL_TABLES, *DISCOVERED_LEVEL_TABLES))
+    descriptions = _present(inputs, tuple(DISCOVERED_TREE_TABLES.values()))
+    kinds: dict[str, list[str]] = {}
+    for row in label_audit.published_labels(levels, descriptions, inputs.tables.read("task_categories")).collect():
+        kinds.setdefault(row["label"], []).append(row["kind"])
+    tree = inputs.tables.read("value_taxonomy").select("name", "description").collect()
+    public = {text for row in tree for text in (row["name"], row["description"]) if text}
+    return {label: sorted(k) for label, k in kinds.items()}, public
+
+
+def offline_audits(inputs: StageInputs, todo: dict[str, list[str]], known: frozenset[str]) -> dict[str, Any]:
+    """label -> its offline Audit, rare tokens counted over this run's labels."""
+    from wildvalues.analysis import label_audit
+
+    texts = label_audit.label_texts(inputs.tables.read("classifications"), inputs.tables.read("value_expressions"))
+    wanted = sorted({t for label in todo for t in label_audit.tokens(label) if t not in known})
+    counts = {r["token"]: r["n_conversations"] for r in label_audit.token_conversations(texts, wanted).collect()}
+    k = inputs.settings.analyze.suppression_k
+    ratings = label_audit.rate_offline(todo, known, counts, k, label_audit.pii_finder(inputs.settings.privacy))
+    return {
+        label: label_audit.Audit(label, tuple(todo[label]), r.rating, label_audit.OFFLINE, "; ".join(r.reasons))
+        for label, r in ratings.items()
+    }
+
+
+def claude_ratings(
+    inputs: StageInputs, todo: dict[str, list[str]]
+) -> Generator[Request, None, tuple[dict[str, tuple[int, str, str]], dict[str, Any]]]:
+    """label -> (rating, reason, model) from Claude (cached answers first); its metrics."""
+    from wildvalues.analysis import label_audit
+    from wildvalues.classifier.cost import usage_usd
+
+    settings = inputs.settings
+    model = settings.claude_model(settings.privacy.audit_model)
+    shape = output_shape(settings, model)
+    asked = label_audit.rating_questions(todo, model, shape)
+    yield Write(label_audit.CACHE_TABLE, label_audit.empty_cache(inputs.spark), mode="create", small=True)
+    known = label_audit.cached_ratings(inputs.tables.read(label_audit.CACHE_TABLE), [q.key for q in asked])
+    fresh = [q for q in asked if q.key not in known]
+    answers = label_audit.ask(claude_client(inputs, model), model, fresh, shape) if fresh else []
+    if fresh:
+        rows = label_audit.answer_rows(inputs.spark, fresh, answers, model, inputs.run_id, shape)
+        yield Write(label_audit.CACHE_TABLE, rows, mode="append")
+        known.update({q.key: a.value for q, a in zip(fresh, answers, strict=True) if a.error_type is None and a.value})
+    failures = Counter(a.error_type for a in answers if a.error_type is not None)
+    if failures:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failures.items()))
+        yield Log(f"label audit: {sum(failures.values())} request(s) failed ({kinds}); their offline rating kept")
+    yield Log(
+        f"label audit: {len(asked)} label(s), {len(asked) - len(fresh)} from the cache, {len(fresh)} asked of {model}"
+    )
+    usage = label_audit.usage_of(answers)
+    metrics = {
+        "label_audit_requests": len(fresh),
+        "label_audit_cache_hits": len(asked) - len(fresh),
+        "label_audit_failures": sum(failures.values()),
+        "label_audit_input_tokens": usage["input_tokens"] + usage["cache_creation_input_tokens"],
+        "label_audit_output_tokens": usage["output_tokens"],
+        "label_audit_cost_usd": usage_usd(usage, settings.model_entry(model).prices),
+    }
+    ratings = {q.label: (known[q.key][0], known[q.key][1], model) for q in asked if q.key in known}
+    return ratings, metrics
+
+
+# The public small tables and the column k applies to; value_context alone carries free-form labels.
+PUBLIC_SMALL_TABLES = {"response_types": "n_conversations", "value_mirroring": "n_conversations", "value_context": "n"}
+
+
+def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
+    """`public_*` tables: the aggregates safe to share, without groups under k conversations or k_users
+    users, and with the labels the auditor suppressed removed (a level 1-3 cluster's label renamed,
+    see audit_levels). `hidden`: the labels audit_labels suppressed."""
+    from wildvalues.analysis import findings as analyze
+    from wildvalues.analysis import label_audit
+
+    k, k_users = inputs.settings.analyze.suppression_k, inputs.settings.privacy.k_users
+    levels = [inputs.tables.read(name).filter(F.col("side") == "ai") for name in LEVEL_TABLES]
+    large = analyze.tree_kept(levels, k, k_users=k_users)
+    kept, renamed = label_audit.audited_levels(large, hidden) if hidden else (list(large), [])
+    small: dict[str, DataFrame] = {}
+    for name, count_column in PUBLIC_SMALL_TABLES.items():
+        frame, small[name] = analyze.split_small_groups(inputs.tables.read(name), count_column, k, k_users)
+        if name == "value_context" and hidden:  # the other two are labelled by the fixed response types
+            frame, renamed_context = label_audit.split_rows(frame, ["value", "context"], hidden)
+            renamed.append(renamed_context)
+        kept.append(frame)
+    # Every count in one query: one count() per frame would cost a Spark job (or several) each.
+    n = analyze.row_counts([*levels, *large, *small.values(), *renamed])
+    counts: dict[str, Any] = {f"suppressed_public_values_level_{i}": n[i] - n[4 + i] for i in range(4)}
+    counts.update({f"suppressed_public_{name}": n[8 + i] for i, name in enumerate(small)})
+    n_renamed = n[8 + len(small) :] or [0] * 5
+    labels = {f"suppressed_labels_public_values_level_{level}": n_renamed[level] for level in range(4)}
+    labels["suppressed_labels_public_value_context"] = n_renamed[4]
+    for level in range(4):
+        yield Write(f"public_values_level_{level}", kept[level], small=True)
+    for name, frame in zip(PUBLIC_SMALL_TABLES, kept[4:], strict=True):
+        yield Write(f"public_{name}", frame, small=True)
+    yield Log(
+        f"public tables written with k = {k} conversations and {k_users} users; {int(sum(counts.values()))} small group(s) suppressed, "
+        f"{sum(labels.values())} row(s) with a suppressed label dropped or renamed"
+    )
+    return {**counts, **labels}
+
+
+ANALYZE = Stage(
+    "analyze",
+    reads=(
+        "classifications",
+        "conversations",
+        "value_expressions",
+        "value_taxonomy",
+        *LEVEL_TABLES,
+        *DISCOVERED_TREE_TABLES.values(),
+        *DISCOVERED_LEVEL_TABLES,
+        LABEL_AUDIT_TABLES[1],
+    ),
+    writes=(*FINDINGS_TABLES, *LABEL_AUDIT_TABLES, *PUBLIC_TABLES),
+    run=run_analyze,
+    needs=frozenset({"baseline", "api_key"}),
+    description="response types, context dependence, mirroring, anomalies, label audit, k-suppressed public tables",
+    imports=("wildvalues.analysis.label_audit",),  # the audit's stop words: scikit-learn
+)

@@ -1,0 +1,32 @@
+"""The discover stage (not part of `wildvalues run`): a run's own tree from its placed values."""
+
+from __future__ import annotations
+
+from pyspark.sql import functions as F
+
+from wildvalues.pipeline.stage import Metrics, Stage, StageInputs, StageRun
+from wildvalues.stages.tables import DISCOVERY_TABLES
+from wildvalues.stages.taxonomy import discovered_tables
+from wildvalues.taxonomy import embedding_cache
+
+
+def run_discover(inputs: StageInputs) -> StageRun:
+    """The run's own tree from its placed values, alone (`wildvalues discover`)."""
+    labels = inputs.tables.read("classifications")
+    n_subjective = labels.filter(F.col("is_subjective")).count()
+    expressions = inputs.tables.read("value_expressions")
+    result, _ = yield from discovered_tables(inputs, list(inputs.tree), expressions, n_subjective)
+    yield Metrics(result)
+    return result
+
+
+# Not part of `wildvalues run` (the taxonomy stage discovers when taxonomy.mode asks for it):
+# `wildvalues discover` runs it alone over an output's placed values.
+DISCOVER = Stage(
+    "discover",
+    reads=("classifications", "conversations", "value_expressions", embedding_cache.TABLE, "cluster_names"),
+    writes=(embedding_cache.TABLE, "cluster_names", *DISCOVERY_TABLES),
+    run=run_discover,
+    needs=frozenset({"tree", "embedder", "api_key"}),
+    description="the run's own four-level tree, its level tables and its alignment with the published tree",
+)
