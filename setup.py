@@ -71,6 +71,8 @@ setup(
     package_data={
         "wildvalues.conf": ["*.yml", "*.properties"],
         "wildvalues.classifier": ["*.yml"],
+        # the words task categories are never named after (analysis/task_stopwords.txt)
+        "wildvalues.analysis": ["*.txt"],
         # the emulator's own documented facts per model (demo/documented_models.yml)
         "wildvalues.demo": ["*.yml"],  # also platform_models.yml, the platforms' model ids
     },

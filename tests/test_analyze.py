@@ -11,9 +11,11 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from scipy.stats import chi2_contingency
 
+from wildvalues.analysis import anomalies, suppression
 from wildvalues.analysis import findings as A
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.io.schemas import CLASSIFICATIONS, VALUE_EXPRESSIONS, VALUE_LEVEL
+from wildvalues.settings import DEFAULT_K
 
 RUN = "run-1"
 
@@ -508,7 +510,7 @@ NO_OUTLIERS = {"outlier_min_score": 1e9}
 
 def test_watchlist_default_neighbours_only_for_candidates(spark):
     classifications, expressions = _watchlist_inputs(spark)
-    result = A.value_anomalies(classifications, expressions, level0_df(spark), NO_OUTLIERS, RUN)
+    result = anomalies.value_anomalies(classifications, expressions, level0_df(spark), NO_OUTLIERS, RUN)
     assert result.schema == A.VALUE_ANOMALIES_SCHEMA
     assert _flagged(result) == {
         "w-amoral": ("watchlist", ["amorality"]),
@@ -520,12 +522,12 @@ def test_watchlist_default_neighbours_only_for_candidates(spark):
 def test_watchlist_neighbour_modes(spark):
     classifications, expressions = _watchlist_inputs(spark)
     level0 = level0_df(spark)
-    everything = A.value_anomalies(
+    everything = anomalies.value_anomalies(
         classifications, expressions, level0, {**NO_OUTLIERS, "watchlist_neighbours": "all"}, RUN
     )
     # 'all' adds the taxonomy neighbour, but exempt words still protect 'fraud prevention'.
     assert set(_flagged(everything)) == {"w-amoral", "w-candidate", "w-manip", "w-ethics"}
-    names_only = A.value_anomalies(
+    names_only = anomalies.value_anomalies(
         classifications, expressions, level0, {**NO_OUTLIERS, "watchlist_neighbours": "none"}, RUN
     )
     assert set(_flagged(names_only)) == {"w-amoral", "w-manip"}
@@ -552,7 +554,7 @@ def test_outliers_and_watchlist_reasons(spark):
     threshold = float(np.percentile(list(scores.values()), 90))  # linear interpolation
     assert scores["w1"] > threshold and scores["r1"] > threshold
     settings = {"outlier_quantile": 0.9, "outlier_min_score": 2.0}  # w1 ~1.52 is below the floor
-    result = A.value_anomalies(classifications, expressions, level0_df(spark), settings, RUN)
+    result = anomalies.value_anomalies(classifications, expressions, level0_df(spark), settings, RUN)
     expected = spark.createDataFrame(
         [
             ("w1", ["amorality"], scores["w1"], "watchlist", RUN),
@@ -563,7 +565,7 @@ def test_outliers_and_watchlist_reasons(spark):
     assertDataFrameEqual(result, expected)
 
     lower_floor = {"outlier_quantile": 0.9, "outlier_min_score": 1.0}
-    result = A.value_anomalies(classifications, expressions, level0_df(spark), lower_floor, RUN)
+    result = anomalies.value_anomalies(classifications, expressions, level0_df(spark), lower_floor, RUN)
     assert _flagged(result) == {
         "w1": ("watchlist+outlier", ["amorality"]),
         "r1": ("outlier", ["rare thing"]),
@@ -572,15 +574,15 @@ def test_outliers_and_watchlist_reasons(spark):
 
 def test_default_floor_protects_small_runs(spark):
     classifications, expressions, _ = _outlier_inputs(spark)
-    result = A.value_anomalies(classifications, expressions, level0_df(spark), None, RUN)
+    result = anomalies.value_anomalies(classifications, expressions, level0_df(spark), None, RUN)
     assert _flagged(result) == {"w1": ("watchlist", ["amorality"])}
 
 
 def test_anomaly_summary_and_rate_alert(spark):
     classifications, expressions, _ = _outlier_inputs(spark)
     settings = {"outlier_quantile": 0.9, "outlier_min_score": 2.0}
-    anomalies = A.value_anomalies(classifications, expressions, level0_df(spark), settings, RUN)
-    summary = A.anomaly_summary(anomalies, classifications)
+    found = anomalies.value_anomalies(classifications, expressions, level0_df(spark), settings, RUN)
+    summary = anomalies.anomaly_summary(found, classifications)
     assert summary == {
         "n_anomalies": 2,
         "n_watchlist": 1,
@@ -588,11 +590,11 @@ def test_anomaly_summary_and_rate_alert(spark):
         "n_subjective": 20,
         "anomaly_rate": 0.1,
     }
-    assert A.rate_exceeds_previous(0.1, 0.04, 2.0)
-    assert not A.rate_exceeds_previous(0.08, 0.04, 2.0)
-    assert not A.rate_exceeds_previous(0.1, None, 2.0)
-    assert A.rate_exceeds_previous(0.01, 0.0, 2.0)
-    assert not A.rate_exceeds_previous(0.0, 0.0, 2.0)
+    assert anomalies.rate_exceeds_previous(0.1, 0.04, 2.0)
+    assert not anomalies.rate_exceeds_previous(0.08, 0.04, 2.0)
+    assert not anomalies.rate_exceeds_previous(0.1, None, 2.0)
+    assert anomalies.rate_exceeds_previous(0.01, 0.0, 2.0)
+    assert not anomalies.rate_exceeds_previous(0.0, 0.0, 2.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -601,25 +603,25 @@ def test_anomaly_summary_and_rate_alert(spark):
 
 def test_suppress_small_groups(spark):
     df = spark.createDataFrame([("a", 3), ("b", 25), ("c", 24), ("d", 100), ("e", None)], "name string, n long")
-    kept, n_suppressed = A.suppress_small_groups(df, "n", 25)
+    kept, n_suppressed = suppression.suppress_small_groups(df, "n", 25)
     assert n_suppressed == 3
     expected = spark.createDataFrame([("b", 25), ("d", 100)], "name string, n long")
     assertDataFrameEqual(kept, expected)
-    assert A.DEFAULT_K == 25
+    assert DEFAULT_K == 25
     with pytest.raises(ValueError, match=r"^k must be an integer >= 1$"):
-        A.suppress_small_groups(df, "n", 0)
+        suppression.suppress_small_groups(df, "n", 0)
 
 
 def test_suppress_small_groups_needs_k_users_distinct_users(spark):
     schema = "name string, n long, n_users long"
     # b: 30 conversations of one user (Clio's case: one person must not make a group large).
     df = spark.createDataFrame([("a", 40, 12), ("b", 30, 1), ("c", 25, 10), ("d", 25, None)], schema)
-    kept, n_suppressed = A.suppress_small_groups(df, "n", 25, k_users=10)
+    kept, n_suppressed = suppression.suppress_small_groups(df, "n", 25, k_users=10)
     assert n_suppressed == 2
     assertDataFrameEqual(kept, spark.createDataFrame([("a", 40, 12), ("c", 25, 10)], schema))
     without_users = spark.createDataFrame([("a", 40)], "name string, n long")
     with pytest.raises(ValueError, match=r"^k_users = 10 needs a distinct-users column 'n_users'"):
-        A.suppress_small_groups(without_users, "n", 25, k_users=10)
+        suppression.suppress_small_groups(without_users, "n", 25, k_users=10)
 
 
 def _level_row(side, cid, level, parent, n, n_users=None):
@@ -649,7 +651,7 @@ def test_suppress_tree(spark):
         spark.createDataFrame([_level_row(s, c, level, p, n) for s, c, p, n in LEVELS[level]], VALUE_LEVEL)
         for level in range(4)
     ]
-    kept, suppressed = A.suppress_tree(tables, 25)
+    kept, suppressed = suppression.suppress_tree(tables, 25)
     assert suppressed == [2, 2, 3, 2]
     assert all(table.schema == VALUE_LEVEL for table in kept)
     rows = [table.collect() for table in kept]
@@ -676,7 +678,7 @@ def test_suppress_tree_needs_k_users_and_takes_descendants(spark):
         )
         for level in range(4)
     ]
-    kept, suppressed = A.suppress_tree(tables, 25, k_users=10)
+    kept, suppressed = suppression.suppress_tree(tables, 25, k_users=10)
     assert suppressed == [3, 3, 4, 2]
     ids = [sorted((r.side, r.cluster_id) for r in table.collect()) for table in kept]
     assert ids == [[("ai", "unplaced")], [], [], [("ai", "T1")]]
@@ -690,8 +692,8 @@ def test_suppress_tree_pandas_keeps_the_rows_spark_keeps(spark, k_users, users):
         )
         for level in range(4)
     ]
-    kept, suppressed = A.suppress_tree(tables, 25, k_users=k_users)
-    kept_pd, suppressed_pd = A.suppress_tree_pandas([t.toPandas() for t in tables], 25, k_users=k_users)
+    kept, suppressed = suppression.suppress_tree(tables, 25, k_users=k_users)
+    kept_pd, suppressed_pd = suppression.suppress_tree_pandas([t.toPandas() for t in tables], 25, k_users=k_users)
     assert suppressed_pd == suppressed
     for spark_kept, pandas_kept in zip(kept, kept_pd, strict=True):
         assertDataFrameEqual(spark.createDataFrame(pandas_kept, VALUE_LEVEL), spark_kept)
@@ -701,18 +703,23 @@ def test_suppress_small_groups_pandas_keeps_the_rows_spark_keeps(spark):
     schema = "name string, n long, n_users long"
     df = spark.createDataFrame([("a", 40, 12), ("b", 30, 1), ("c", 25, 10), ("d", 25, None), ("e", None, 20)], schema)
     for k_users in (1, 10):
-        kept, n_suppressed = A.suppress_small_groups(df, "n", 25, k_users=k_users)
-        kept_pd, n_suppressed_pd = A.suppress_small_groups_pandas(df.toPandas(), "n", 25, k_users=k_users)
+        kept, n_suppressed = suppression.suppress_small_groups(df, "n", 25, k_users=k_users)
+        kept_pd, n_suppressed_pd = suppression.suppress_small_groups_pandas(df.toPandas(), "n", 25, k_users=k_users)
         assert n_suppressed_pd == n_suppressed
         assertDataFrameEqual(spark.createDataFrame(kept_pd, schema), kept)
     with pytest.raises(ValueError, match=r"^k_users = 10 needs a distinct-users column 'n_users'"):
-        A.suppress_small_groups_pandas(df.toPandas()[["name", "n"]], "n", 25, k_users=10)
+        suppression.suppress_small_groups_pandas(df.toPandas()[["name", "n"]], "n", 25, k_users=10)
 
 
 def test_row_counts_counts_each_frame(spark):
     df = spark.createDataFrame([("a", 3), ("b", 25), ("c", 24)], "name string, n long")
-    assert A.row_counts([df, df.filter(F.col("n") > 10), df.filter(F.col("n") > 100), df.limit(1)]) == [3, 2, 0, 1]
-    assert A.row_counts([]) == []
+    assert suppression.row_counts([df, df.filter(F.col("n") > 10), df.filter(F.col("n") > 100), df.limit(1)]) == [
+        3,
+        2,
+        0,
+        1,
+    ]
+    assert suppression.row_counts([]) == []
 
 
 def test_run_id_required(spark):

@@ -45,7 +45,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from wildvalues.analysis.findings import row_counts
+from wildvalues.analysis.suppression import row_counts
 from wildvalues.classifier.prompt import USAGE_FIELDS
 from wildvalues.classifier.taxonomy_prompts import (
     RATING_PROMPT_VERSION,

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from wildvalues.analysis import label_audit
-from wildvalues.analysis.findings import suppress_small_groups, suppress_tree
+from wildvalues.analysis.suppression import suppress_small_groups, suppress_tree
 from wildvalues.io.tables import ReadableTables
 from wildvalues.taxonomy.tree import TREE_COLUMNS  # the public data set's header
 

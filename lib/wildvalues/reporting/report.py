@@ -31,7 +31,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from wildvalues.analysis import label_audit
-from wildvalues.analysis.findings import suppress_small_groups_pandas, suppress_tree, suppress_tree_pandas
+from wildvalues.analysis.suppression import suppress_small_groups_pandas, suppress_tree, suppress_tree_pandas
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.io.tables import ReadableTables
 from wildvalues.reporting import explorer, screenshots

@@ -48,6 +48,7 @@ def top_values_csv(level0: DataFrame, rows: int) -> str:
 
 def run_analyze(inputs: StageInputs) -> StageRun:
     """The study's findings as tables: response types, context dependence, mirroring, anomalies."""
+    from wildvalues.analysis import anomalies
     from wildvalues.analysis import findings as analyze
 
     settings = inputs.settings.analyze
@@ -62,10 +63,10 @@ def run_analyze(inputs: StageInputs) -> StageRun:
     yield Write("value_invariance", analyze.value_invariance(expressions, categories, settings, run_id), small=True)
     yield Write("value_mirroring", analyze.value_mirroring(labels, expressions, run_id, people), small=True)
     level0 = inputs.tables.read("values_level_0").filter(F.col("side") == "ai")
-    yield Write("value_anomalies", analyze.value_anomalies(labels, expressions, level0, settings, run_id), small=True)
-    summary = analyze.anomaly_summary(inputs.tables.read("value_anomalies"), labels)
+    yield Write("value_anomalies", anomalies.value_anomalies(labels, expressions, level0, settings, run_id), small=True)
+    summary = anomalies.anomaly_summary(inputs.tables.read("value_anomalies"), labels)
     previous = inputs.baseline.get("anomaly_rate")
-    alert = analyze.rate_exceeds_previous(summary["anomaly_rate"], previous, settings.anomaly_rate_factor)
+    alert = anomalies.rate_exceeds_previous(summary["anomaly_rate"], previous, settings.anomaly_rate_factor)
     if alert:
         yield Log(
             f"ALERT anomaly rate {summary['anomaly_rate']:.4f} exceeds {settings.anomaly_rate_factor}x "
@@ -208,22 +209,21 @@ def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
     """`public_*` tables: the aggregates safe to share, without groups under k conversations or k_users
     users, and with the labels the auditor suppressed removed (a level 1-3 cluster's label renamed,
     see audit_levels). `hidden`: the labels audit_labels suppressed."""
-    from wildvalues.analysis import findings as analyze
-    from wildvalues.analysis import label_audit
+    from wildvalues.analysis import label_audit, suppression
 
     k, k_users = inputs.settings.analyze.suppression_k, inputs.settings.privacy.k_users
     levels = [inputs.tables.read(name).filter(F.col("side") == "ai") for name in LEVEL_TABLES]
-    large = analyze.tree_kept(levels, k, k_users=k_users)
+    large = suppression.tree_kept(levels, k, k_users=k_users)
     kept, renamed = label_audit.audited_levels(large, hidden) if hidden else (list(large), [])
     small: dict[str, DataFrame] = {}
     for name, count_column in PUBLIC_SMALL_TABLES.items():
-        frame, small[name] = analyze.split_small_groups(inputs.tables.read(name), count_column, k, k_users)
+        frame, small[name] = suppression.split_small_groups(inputs.tables.read(name), count_column, k, k_users)
         if name == "value_context" and hidden:  # the other two are labelled by the fixed response types
             frame, renamed_context = label_audit.split_rows(frame, ["value", "context"], hidden)
             renamed.append(renamed_context)
         kept.append(frame)
     # Every count in one query: one count() per frame would cost a Spark job (or several) each.
-    n = analyze.row_counts([*levels, *large, *small.values(), *renamed])
+    n = suppression.row_counts([*levels, *large, *small.values(), *renamed])
     counts: dict[str, Any] = {f"suppressed_public_values_level_{i}": n[i] - n[4 + i] for i in range(4)}
     counts.update({f"suppressed_public_{name}": n[8 + i] for i, name in enumerate(small)})
     n_renamed = n[8 + len(small) :] or [0] * 5
