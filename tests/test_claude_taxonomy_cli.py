@@ -163,7 +163,7 @@ def test_the_report_says_its_levels_are_the_discovered_trees(discovered):
 
 
 def test_the_summary_counts_claude_work_and_adds_up_its_cost():
-    from wildvalues.cli.commands import claude_taxonomy_lines
+    from wildvalues.cli.summary import claude_taxonomy_lines
 
     metrics = {
         "cost_usd": 1.25,

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from wildvalues.cli.commands import claude_token_lines, sql_statements
+from wildvalues.cli.commands import sql_statements
+from wildvalues.cli.summary import claude_token_lines
 from wildvalues.errors import UsageError
 from wildvalues.pipeline.progress import Snapshot, StageProgress, format_duration, format_progress, spark_snapshot
 from wildvalues.stages.batch_mode import batch_progress, ended_line

@@ -273,9 +273,11 @@ def _report_error(error: Exception) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int | None:
-    from wildvalues.cli import commands
+    from wildvalues.cli import commands, estimate, values
 
-    handler: Callable | None = getattr(commands, f"cmd_{args.command.replace('-', '_')}", None)
+    name = f"cmd_{args.command.replace('-', '_')}"
+    found = [getattr(module, name) for module in (commands, estimate, values) if hasattr(module, name)]
+    handler: Callable | None = found[0] if found else None
     if handler is None:
         raise ConfigError(f"unknown command {args.command}")
     if args.command not in WRITING_COMMANDS:
