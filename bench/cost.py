@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from wildvalues.pipeline.spark import build_session
-    from wildvalues.settings import SparkSettings
+    from wildvalues.settings.sections import SparkSettings
 
     os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-emulator-not-a-real-key")
     os.environ.setdefault("MLFLOW_TRACKING_URI", "file://" + tempfile.mkdtemp(prefix="wildvalues-cost-mlruns-"))

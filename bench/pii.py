@@ -257,7 +257,7 @@ def ingest_parse(n: int) -> dict:
     from wildvalues.demo.synth import generate_conversations
     from wildvalues.ingest.formats import parse_line
     from wildvalues.ingest.pii import PiiRedactor
-    from wildvalues.settings import PrivacySettings
+    from wildvalues.settings.sections import PrivacySettings
 
     lines = [json.dumps(record) for record in generate_conversations(n, 0)]
     redactor = PiiRedactor(PrivacySettings())
@@ -281,7 +281,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from wildvalues.ingest.pii import PiiRedactor
-    from wildvalues.settings import PrivacySettings
+    from wildvalues.settings.sections import PrivacySettings
 
     messages = build(args.n, args.seed)
     started = time.perf_counter()

@@ -21,7 +21,7 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from wildvalues.reporting import report, screenshots
-from wildvalues.settings import ReportSettings
+from wildvalues.settings.sections import ReportSettings
 
 SHAPE = {3: 5, 2: 26, 1: 266}  # clusters per level in the published tree
 

@@ -16,7 +16,7 @@ import os
 import time
 
 from wildvalues.pipeline.spark import build_session
-from wildvalues.settings import DiscoverySettings, EmbeddingSettings, SparkSettings
+from wildvalues.settings.sections import DiscoverySettings, EmbeddingSettings, SparkSettings
 from wildvalues.taxonomy.discovery import HIGHER_LEVEL_FEATURES, align, discover_tree
 from wildvalues.taxonomy.embeddings import build_embedder, resolve_embedder
 from wildvalues.taxonomy.tree import load_tree, resolve_tree_path

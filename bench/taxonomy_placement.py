@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from wildvalues.settings import EmbeddingSettings, TaxonomySettings
+from wildvalues.settings.sections import EmbeddingSettings, TaxonomySettings
 from wildvalues.taxonomy.adjudication import needs_adjudication
 from wildvalues.taxonomy.embeddings import EmbeddingError, build_embedder, resolve_embedder
 from wildvalues.taxonomy.matching import ValueMatcher

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from wildvalues.demo.emulator import Emulator
     from wildvalues.pipeline.spark import build_session
-    from wildvalues.settings import SparkSettings
+    from wildvalues.settings.sections import SparkSettings
 
     os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-emulator-not-a-real-key")
     work = tempfile.mkdtemp(prefix="wildvalues-throughput-")

@@ -22,7 +22,7 @@ BUNDLE_VALIDATOR = os.path.join(REPO, "..", "shared", "tools", "validate_bundle.
 def test_session():
     """The test process's one SparkSession: built on first use, by a fixture or an in-process command."""
     from wildvalues.pipeline.spark import build_session
-    from wildvalues.settings import SparkSettings
+    from wildvalues.settings.sections import SparkSettings
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # silences pyspark.testing's warning

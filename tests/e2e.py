@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from deltalake import DeltaTable
 
-from wildvalues.settings import DEFAULT_MODELS
+from wildvalues.settings.claude import DEFAULT_MODELS
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.clirun import CliResult, run_cli

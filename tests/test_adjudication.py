@@ -13,7 +13,8 @@ import pytest
 from wildvalues.classifier.claude import ClaudeClassifier
 from wildvalues.classifier.claude_settings import client_settings, output_shape
 from wildvalues.classifier.taxonomy_prompts import CHOOSE_TOOL, NONE_OF_THESE, adjudication_request, choice_parser
-from wildvalues.settings import EmbeddingSettings, Settings, TaxonomySettings
+from wildvalues.settings import Settings
+from wildvalues.settings.sections import EmbeddingSettings, TaxonomySettings
 from wildvalues.taxonomy import adjudication
 from wildvalues.taxonomy.embeddings import build_embedder, resolve_embedder
 from wildvalues.taxonomy.placement import Placement, SemanticPlacer, embedding_key, tree_texts

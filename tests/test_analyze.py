@@ -15,7 +15,7 @@ from wildvalues.analysis import anomalies, suppression
 from wildvalues.analysis import findings as A
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.io.schemas import CLASSIFICATIONS, VALUE_EXPRESSIONS, VALUE_LEVEL
-from wildvalues.settings import DEFAULT_K
+from wildvalues.settings.sections import DEFAULT_K
 
 RUN = "run-1"
 

@@ -20,7 +20,8 @@ from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.demo.emulator import Emulator
 from wildvalues.io.tables import TableStore
 from wildvalues.pipeline.runner import Runner
-from wildvalues.settings import DEFAULT_MODELS, Settings, settings_for
+from wildvalues.settings import Settings, settings_for
+from wildvalues.settings.claude import DEFAULT_MODELS
 from wildvalues.stages import stage_named
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path

@@ -27,7 +27,8 @@ from wildvalues.classifier.prompt import (
     validate_output,
 )
 from wildvalues.demo.emulator import Emulator
-from wildvalues.settings import ConfigError, Settings
+from wildvalues.settings import Settings
+from wildvalues.settings.sections import ConfigError
 
 KEY = "sk-ant-api03-SECRET-do-not-leak-1234567890"
 LABEL_FIELDS = ("is_subjective", "ai_values", "human_values", "response_type", "task", "task_category")

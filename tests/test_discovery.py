@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
 from wildvalues.classifier.taxonomy_prompts import NamingRequest
-from wildvalues.settings import DiscoverySettings, EmbeddingSettings
+from wildvalues.settings.sections import DiscoverySettings, EmbeddingSettings
 from wildvalues.taxonomy.discovery import (
     ClusterAlignment,
     DiscoveredTree,

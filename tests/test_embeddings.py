@@ -13,7 +13,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from wildvalues.io.tables import TableStore
-from wildvalues.settings import EmbeddingSettings, TableSettings
+from wildvalues.settings.sections import EmbeddingSettings, TableSettings
 from wildvalues.taxonomy import embedding_cache
 from wildvalues.taxonomy.embeddings import (
     MODEL_ENV_VAR,

@@ -30,7 +30,8 @@ from wildvalues.classifier.taxonomy_prompts import (
     rating_request,
 )
 from wildvalues.demo.emulator import Emulator
-from wildvalues.settings import DEFAULT_MODELS, REQUEST_KINDS, Settings, settings_for
+from wildvalues.settings import Settings, settings_for
+from wildvalues.settings.claude import DEFAULT_MODELS, REQUEST_KINDS
 
 KEY = "sk-ant-api03-every-kind-SECRET-0000"
 CONVERSATION = Conversation(

@@ -11,7 +11,7 @@ from wildvalues.analysis.label_audit import SUPPRESSED_LABEL
 from wildvalues.io.schemas import LABEL_AUDITS, VALUE_LEVEL, VALUE_TAXONOMY
 from wildvalues.io.tables import TableStore
 from wildvalues.reporting import export
-from wildvalues.settings import TableSettings
+from wildvalues.settings.sections import TableSettings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

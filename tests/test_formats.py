@@ -16,7 +16,7 @@ import pytest
 
 from wildvalues.ingest.formats import Options, Parsed, Rejected, content_hash, detect_layout, parse_line, parse_record
 from wildvalues.ingest.pii import PiiRedactor
-from wildvalues.settings import PrivacySettings
+from wildvalues.settings.sections import PrivacySettings
 
 
 def line(record) -> str:

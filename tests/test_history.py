@@ -18,7 +18,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from wildvalues.io import history
 from wildvalues.io.tables import TableStore
-from wildvalues.settings import TableSettings
+from wildvalues.settings.sections import TableSettings
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.catalog_adapter import SessionCatalogTables

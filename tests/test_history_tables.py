@@ -23,7 +23,8 @@ from wildvalues.io import history
 from wildvalues.io.catalog_tables import latest_view_sql, quoted, run_predicate
 from wildvalues.io.delta_io import read_delta, write_delta
 from wildvalues.io.tables import TableStore
-from wildvalues.settings import Settings, TableSettings
+from wildvalues.settings import Settings
+from wildvalues.settings.sections import TableSettings
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.catalog_adapter import SessionCatalogTables

@@ -21,7 +21,8 @@ from wildvalues.ingest import records as ingest
 from wildvalues.ingest.formats import content_hash
 from wildvalues.ingest.users import SALT_FILE, hash_user
 from wildvalues.io.readers import RAW_SCHEMA, InputError, read_raw_records
-from wildvalues.settings import ConfigError, IngestSettings, PrivacySettings, Settings
+from wildvalues.settings import Settings
+from wildvalues.settings.sections import ConfigError, IngestSettings, PrivacySettings
 
 RUN = "run-ingest-test"
 

@@ -22,7 +22,8 @@ from wildvalues.io.schemas import (
 )
 from wildvalues.io.tables import TableStore
 from wildvalues.pipeline.runner import Runner
-from wildvalues.settings import PrivacySettings, Settings
+from wildvalues.settings import Settings
+from wildvalues.settings.sections import PrivacySettings
 from wildvalues.stages import stage_named
 
 RUN = "run-audit"

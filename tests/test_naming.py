@@ -11,7 +11,8 @@ from sklearn.metrics import normalized_mutual_info_score
 from wildvalues.classifier.claude import ClaudeClassifier
 from wildvalues.classifier.claude_settings import client_settings, output_shape
 from wildvalues.classifier.taxonomy_prompts import NAME_TOOL, NamingRequest, naming_payload, naming_request
-from wildvalues.settings import DiscoverySettings, EmbeddingSettings, Settings
+from wildvalues.settings import Settings
+from wildvalues.settings.sections import DiscoverySettings, EmbeddingSettings
 from wildvalues.taxonomy import naming
 from wildvalues.taxonomy.discovery import discover_tree
 from wildvalues.taxonomy.embeddings import build_embedder, resolve_embedder

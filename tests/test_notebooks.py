@@ -23,7 +23,7 @@ from wildvalues.cli.notebook import (
 )
 from wildvalues.io.tables import TableStore
 from wildvalues.reporting import report
-from wildvalues.settings import TableSettings
+from wildvalues.settings.sections import TableSettings
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.conftest import REPO

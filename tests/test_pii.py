@@ -6,7 +6,7 @@ import pytest
 import spacy
 
 from wildvalues.ingest.pii import PiiRedactor
-from wildvalues.settings import ConfigError, PrivacySettings
+from wildvalues.settings.sections import ConfigError, PrivacySettings
 
 
 @pytest.fixture(scope="module")

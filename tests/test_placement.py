@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from wildvalues.settings import EmbeddingSettings, TaxonomySettings
+from wildvalues.settings.sections import EmbeddingSettings, TaxonomySettings
 from wildvalues.taxonomy.embeddings import build_embedder, resolve_embedder
 from wildvalues.taxonomy.placement import METHODS, Placement, SemanticPlacer, cluster_text, embedding_key, tree_texts
 from wildvalues.taxonomy.tree import TreeNode, ancestors

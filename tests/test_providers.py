@@ -19,7 +19,8 @@ from wildvalues.classifier.cost import estimate
 from wildvalues.classifier.providers import PLATFORM_MODEL_IDS
 from wildvalues.demo.emulator import Emulator
 from wildvalues.demo.platforms import EMULATED_ACCESS_TOKEN, OAUTH_TOKEN_PATH
-from wildvalues.settings import ConfigError, Settings, settings_for
+from wildvalues.settings import Settings, settings_for
+from wildvalues.settings.sections import ConfigError
 
 DATABRICKS_TOKEN = "dapi-SECRET-workspace-token-0123456789"
 ANTHROPIC_KEY = "sk-ant-api03-SECRET-not-for-databricks-42"

@@ -128,7 +128,7 @@ def test_invalid_utf8_is_replaced_and_counted(spark, tmp_path):
 
 def test_the_damage_is_quarantined_with_its_file_line_and_offset(spark, tmp_path):
     from wildvalues.ingest import records as ingest
-    from wildvalues.settings import IngestSettings, PrivacySettings
+    from wildvalues.settings.sections import IngestSettings, PrivacySettings
 
     lines = [conv(f"q{i:03d}") for i in range(300)]
     whole = gzip_bytes("\n".join(lines) + "\n")

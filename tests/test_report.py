@@ -11,7 +11,7 @@ from wildvalues.analysis.label_audit import SUPPRESSED_LABEL
 from wildvalues.io.schemas import CONVERSATIONS, LABEL_AUDITS, VALUE_LEVEL
 from wildvalues.io.tables import TableStore
 from wildvalues.reporting import report
-from wildvalues.settings import TableSettings
+from wildvalues.settings.sections import TableSettings
 
 RUN = "run-report-1"
 K = 25
@@ -341,7 +341,7 @@ def test_the_discovered_tree_is_a_second_sunburst_beside_the_published_one():
 
 def test_screenshot_modes_without_a_browser():
     from wildvalues.reporting import screenshots
-    from wildvalues.settings import ConfigError
+    from wildvalues.settings.sections import ConfigError
 
     missing = "/nonexistent/chromium"
     assert screenshots.take("<html></html>", ["values"], False, missing) == ({}, None)

@@ -14,7 +14,7 @@ import pytest
 
 from wildvalues.analysis.label_audit import SUPPRESSED_LABEL
 from wildvalues.reporting import report, screenshots
-from wildvalues.settings import ReportSettings
+from wildvalues.settings.sections import ReportSettings
 
 # The handmade run of tests/test_report.py (tests/ is on sys.path, not a package mypy can follow).
 handmade = importlib.import_module("test_report")

@@ -9,7 +9,9 @@ import pytest
 from wildvalues.classifier.batches import with_hour_cache
 from wildvalues.classifier.thinking import apply_options, kind_options, thinking_tokens
 from wildvalues.pipeline.run_health import EXIT_TOO_MANY_ERRORS, failed_work
-from wildvalues.settings import DEFAULT_MODELS, REQUEST_KINDS, ConfigError, settings_for
+from wildvalues.settings import settings_for
+from wildvalues.settings.claude import DEFAULT_MODELS, REQUEST_KINDS
+from wildvalues.settings.sections import ConfigError
 
 OFF_SONNET_55 = {"type": "between_tools"}
 OFF = {"type": "disabled"}

@@ -31,7 +31,8 @@ from wildvalues.pipeline.stage import (
     TableNotDeclared,
     Write,
 )
-from wildvalues.settings import RunnerSettings, Settings
+from wildvalues.settings import Settings
+from wildvalues.settings.sections import RunnerSettings
 from wildvalues.stages import CROSSCHECK, STAGES
 from wildvalues.stages.tables import CROSSCHECK_TABLES
 

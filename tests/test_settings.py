@@ -11,16 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from wildvalues.settings import (
-    AnalyzeSettings,
-    ConfigError,
-    Layer,
-    Settings,
-    load_settings,
-    parse_assignment,
-    settings_for,
-    settings_hash,
-)
+from wildvalues.settings import Layer, Settings, load_settings, parse_assignment, settings_for, settings_hash
+from wildvalues.settings.sections import AnalyzeSettings, ConfigError
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import wildvalues

@@ -10,7 +10,7 @@ import sys
 import zipfile
 
 from wildvalues.pipeline.worker_daemon import PRELOADED, idle_archives, preloaded_for
-from wildvalues.settings import SparkSettings
+from wildvalues.settings.sections import SparkSettings
 
 
 def jvm_arguments(spark) -> list[str]:

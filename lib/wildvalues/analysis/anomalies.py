@@ -21,7 +21,7 @@ from wildvalues.analysis.findings import (
     _subjective,
     analysis_settings,
 )
-from wildvalues.settings import AnalyzeSettings
+from wildvalues.settings.sections import AnalyzeSettings
 
 
 def _normalise_term(term: str) -> str:

@@ -29,7 +29,7 @@ from pyspark.sql.types import (
 
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.ingest.users import USER_KEY, with_user_keys
-from wildvalues.settings import AnalyzeSettings
+from wildvalues.settings.sections import AnalyzeSettings
 
 # ---------------------------------------------------------------------------------------------
 # Output schemas

@@ -55,7 +55,7 @@ from wildvalues.classifier.taxonomy_prompts import (
     request_key,
 )
 from wildvalues.io.schemas import LABEL_AUDIT_CACHE, LABEL_AUDITS
-from wildvalues.settings import PrivacySettings
+from wildvalues.settings.sections import PrivacySettings
 
 if TYPE_CHECKING:
     from wildvalues.classifier.claude import Answer, ClaudeClassifier

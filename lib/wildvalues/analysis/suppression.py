@@ -9,7 +9,7 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from wildvalues.settings import DEFAULT_K
+from wildvalues.settings.sections import DEFAULT_K
 
 
 def _check_k(k: int) -> None:

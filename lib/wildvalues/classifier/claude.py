@@ -44,7 +44,7 @@ from wildvalues.classifier.prompt import (
 from wildvalues.classifier.providers import batch_mode_error, body_version, make_client
 from wildvalues.classifier.ratelimit import RateLimiter, backoff_delay, parse_retry_after
 from wildvalues.classifier.thinking import apply_options, thinking_tokens
-from wildvalues.settings import ClaudeClientSettings
+from wildvalues.settings.claude import ClaudeClientSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -14,7 +14,9 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from wildvalues.errors import MissingApiKey
-from wildvalues.settings import ClassifierSettings, ConfigError, Settings
+from wildvalues.settings import Settings
+from wildvalues.settings.claude import ClassifierSettings
+from wildvalues.settings.sections import ConfigError
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 # The client settings a Spark task needs, from the anthropic section; the rest is the driver's.

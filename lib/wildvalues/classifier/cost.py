@@ -27,7 +27,8 @@ from wildvalues.classifier.prompt import (
     user_message_text,
 )
 from wildvalues.classifier.providers import FEATURES
-from wildvalues.settings import AnthropicSettings, ModelEntry, Prices, Settings
+from wildvalues.settings import Settings
+from wildvalues.settings.claude import AnthropicSettings, ModelEntry, Prices
 
 
 @dataclass

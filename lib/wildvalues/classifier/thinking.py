@@ -21,14 +21,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from wildvalues.settings import (
-    EFFORTS,
-    KIND_MAX_TOKENS,
-    ConfigError,
-    ModelEntry,
-    RequestKindSettings,
-    Settings,
-)
+from wildvalues.settings import Settings
+from wildvalues.settings.claude import EFFORTS, KIND_MAX_TOKENS, ModelEntry, RequestKindSettings
+from wildvalues.settings.sections import ConfigError
 
 CHARS_PER_TOKEN = 4
 
@@ -97,7 +92,7 @@ def kind_options(settings: Settings, model: str, kind: str) -> dict[str, Any]:
 
 def request_options(settings: Settings, model: str) -> dict[str, dict[str, Any]]:
     """Every kind's options for `model`, as the client settings carry them to the executors."""
-    from wildvalues.settings import REQUEST_KINDS
+    from wildvalues.settings.claude import REQUEST_KINDS
 
     return {kind: kind_options(settings, model, kind) for kind in REQUEST_KINDS}
 

@@ -1,7 +1,7 @@
 """docs/configuration.md, generated from the settings model (`wildvalues.settings.Settings`).
 
 Every section of `Settings` becomes a table of its keys: the type with its range, the default,
-and the comments written beside the field in settings.py (the line's own comment and the comment
+and the comments written beside the field in settings/ (the line's own comment and the comment
 lines just above it). A section's docstring, when it has one, introduces its table. Regenerate
 the page with
 
@@ -28,16 +28,19 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from wildvalues import settings as settings_module
-from wildvalues.settings import Section, Settings
+from wildvalues.settings import Settings
+from wildvalues.settings import claude as claude_module
+from wildvalues.settings import sections as sections_module
+from wildvalues.settings.sections import Section
 
 COMMAND = "PYTHONPATH=lib python -m wildvalues.cli.config_docs > docs/configuration.md"
 
 INTRO = f"""# Configuration
 
-<!-- Generated from lib/wildvalues/settings.py by wildvalues.cli.config_docs; do not edit by hand.
+<!-- Generated from lib/wildvalues/settings/ by wildvalues.cli.config_docs; do not edit by hand.
      Regenerate: {COMMAND} -->
 
-Settings are one typed model (`lib/wildvalues/settings.py`, pydantic): every setting, its
+Settings are one typed model (`lib/wildvalues/settings/`, pydantic): every setting, its
 default, its range and a comment live there and only there; this page is generated from it. On
 top of the defaults, in order:
 
@@ -72,12 +75,12 @@ classifier:
 MODELS_NOTE = (
     "The model table: one entry per Claude model id (rate limits, prices, minimum cacheable prompt, "
     "tokenizer factor, thinking and effort it accepts, answer capabilities). The defaults are "
-    "`DEFAULT_MODELS` in settings.py; the table, and how to raise the rate limits to your tier, "
+    "`DEFAULT_MODELS` in settings/claude.py; the table, and how to raise the rate limits to your tier, "
     "are in [claude.md](claude.md#the-models)."
 )
 
 
-# Where settings.py's comments name a place in the docs, the page's name relative to docs/.
+# Where the settings' comments name a place in the docs, the page's name relative to docs/.
 REFERENCES = (
     ("(README, Benchmarks)", "([benchmarks.md](benchmarks.md))"),
     ('(docs/claude.md, "Providers")', "([claude.md](claude.md#providers))"),
@@ -92,7 +95,14 @@ def _with_links(text: str) -> str:
 
 def _field_comments() -> dict[tuple[str, str], str]:
     """(class name, field name) -> the comments written beside and above the field."""
-    source = inspect.getsource(settings_module)
+    comments: dict[tuple[str, str], str] = {}
+    for module in (settings_module, sections_module, claude_module):
+        comments.update(_source_field_comments(inspect.getsource(module)))
+    return comments
+
+
+def _source_field_comments(source: str) -> dict[tuple[str, str], str]:
+    """`_field_comments` of one module's source."""
     lines = source.splitlines()
     inline: dict[int, str] = {}
     for token in tokenize.generate_tokens(io.StringIO(source).readline):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from wildvalues.ingest.formats import FORMATS
 from wildvalues.pipeline.run_health import EXIT_TOO_MANY_ERRORS as EXIT_TOO_MANY_ERRORS  # 4: most of the work failed
-from wildvalues.settings import ConfigError
+from wildvalues.settings.sections import ConfigError
 
 CLASSIFIER_HELP = "offline (deterministic stand-in, no network) or anthropic (Claude); default: classifier.name"
 EXIT_USER_ERROR = 2

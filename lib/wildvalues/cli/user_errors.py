@@ -11,7 +11,7 @@ from wildvalues.io.delta_io import DeltaWriteError
 from wildvalues.io.history import UnknownRun
 from wildvalues.io.readers import InputError
 from wildvalues.pipeline.output_lock import OutputLocked
-from wildvalues.settings import ConfigError
+from wildvalues.settings.sections import ConfigError
 from wildvalues.taxonomy.tree import TaxonomyError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (

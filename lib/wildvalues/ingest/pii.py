@@ -46,7 +46,7 @@ from presidio_anonymizer.entities import OperatorConfig
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from wildvalues.settings import PII_ENTITIES, PII_PLACEHOLDERS, ConfigError, PrivacySettings
+from wildvalues.settings.sections import PII_ENTITIES, PII_PLACEHOLDERS, ConfigError, PrivacySettings
 
 LANGUAGE = "en"
 # Our own patterns say their case where it matters ((?i:...) for cues, [A-Z] for names).

@@ -14,7 +14,7 @@ from wildvalues.ingest import pii
 from wildvalues.ingest.formats import Options, Parsed, Rejected, Result, parse_record
 from wildvalues.ingest.users import UserHasher
 from wildvalues.io import schemas
-from wildvalues.settings import IngestSettings, PrivacySettings
+from wildvalues.settings.sections import IngestSettings, PrivacySettings
 
 PARSED_SCHEMA = StructType(
     [

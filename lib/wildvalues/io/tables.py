@@ -16,7 +16,7 @@ from wildvalues.io.delta_io import (
     table_runs,
     write_delta,
 )
-from wildvalues.settings import TableSettings
+from wildvalues.settings.sections import TableSettings
 
 
 class ReadableTables(Protocol):

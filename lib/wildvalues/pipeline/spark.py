@@ -17,7 +17,7 @@ import pyarrow as pa
 from pyspark.sql import SparkSession
 
 from wildvalues.io.delta_io import native_delta_available, write_delta  # here, not in the start-up thread
-from wildvalues.settings import SparkSettings
+from wildvalues.settings.sections import SparkSettings
 
 LOG4J_FILE = "log4j2.properties"
 

@@ -36,7 +36,7 @@ from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.io.tables import ReadableTables
 from wildvalues.reporting import explorer, screenshots
 from wildvalues.reporting.export import rolls_up_discovered_trees
-from wildvalues.settings import ReportSettings
+from wildvalues.settings.sections import ReportSettings
 
 REPORT_DIR = "report"
 HTML_FILE = "report.html"

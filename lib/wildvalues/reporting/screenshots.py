@@ -11,7 +11,7 @@ import importlib.util
 import os
 from collections.abc import Sequence
 
-from wildvalues.settings import ConfigError
+from wildvalues.settings.sections import ConfigError
 
 CHROMIUM_ARGS = (
     "--headless",

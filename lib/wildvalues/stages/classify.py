@@ -12,7 +12,8 @@ from pyspark.sql import functions as F
 
 from wildvalues.classifier import RESPONSE_TYPES, classifier_identity, classify
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
-from wildvalues.settings import Prices, Settings
+from wildvalues.settings import Settings
+from wildvalues.settings.claude import Prices
 from wildvalues.stages.tables import BATCHES_TABLE, CACHE_TABLE
 
 

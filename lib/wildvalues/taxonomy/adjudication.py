@@ -37,7 +37,7 @@ from wildvalues.classifier.taxonomy_prompts import (
     request_key,
 )
 from wildvalues.io.schemas import PLACEMENT_ADJUDICATIONS
-from wildvalues.settings import TaxonomySettings
+from wildvalues.settings.sections import TaxonomySettings
 from wildvalues.taxonomy.placement import Placement, SemanticPlacer
 
 if TYPE_CHECKING:

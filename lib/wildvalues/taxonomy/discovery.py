@@ -27,7 +27,7 @@ from pyspark.sql.types import DoubleType, LongType, StructField, StructType
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from wildvalues.classifier.taxonomy_prompts import NamingRequest
-from wildvalues.settings import DiscoverySettings
+from wildvalues.settings.sections import DiscoverySettings
 from wildvalues.taxonomy.tree import TreeNode
 
 Features = Literal["centroid", "text", "blend"]

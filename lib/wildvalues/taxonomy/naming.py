@@ -29,7 +29,7 @@ from wildvalues.classifier.taxonomy_prompts import (
     request_key,
 )
 from wildvalues.io.schemas import CLUSTER_NAMES
-from wildvalues.settings import DiscoverySettings
+from wildvalues.settings.sections import DiscoverySettings
 from wildvalues.taxonomy.discovery import CentralMemberNamer
 
 if TYPE_CHECKING:

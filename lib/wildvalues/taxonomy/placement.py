@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from wildvalues.settings import TaxonomySettings
+from wildvalues.settings.sections import TaxonomySettings
 from wildvalues.taxonomy.matching import normalize_value
 from wildvalues.taxonomy.tree import TreeNode, ancestors
 

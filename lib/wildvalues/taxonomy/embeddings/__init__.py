@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from wildvalues.settings import EmbeddingSettings
+from wildvalues.settings.sections import EmbeddingSettings
 from wildvalues.taxonomy.embeddings.base import Embedder, EmbeddingError, unit_rows
 
 MODEL_ENV_VAR = "WILDVALUES_EMBEDDING_MODEL"
