@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
-from wildvalues.reporting import report, screenshots
+from wildvalues.reporting import report, report_data, screenshots
 from wildvalues.settings.sections import ReportSettings
 
 SHAPE = {3: 5, 2: 26, 1: 266}  # clusters per level in the published tree
@@ -46,7 +46,7 @@ def level_frame(level: int, ids: list[str], parents: list[str | None], rng: np.r
     )
 
 
-def synthetic_data(n_values: int, seed: int = 0) -> report.ReportData:
+def synthetic_data(n_values: int, seed: int = 0) -> report_data.ReportData:
     rng = np.random.default_rng(seed)
     ids = {level: [f"l{level}:{i}" for i in range(count)] for level, count in SHAPE.items()}
     ids[0] = [f"value {i}" for i in range(n_values)]
@@ -59,7 +59,7 @@ def synthetic_data(n_values: int, seed: int = 0) -> report.ReportData:
         [(c, v, int(rng.integers(25, 500)), float(rng.normal())) for c in contexts for v in ids[0][:20]],
         columns=["context", "value", "n", "residual"],
     )
-    return report.ReportData(run_id="bench", k=25, levels=[frames[level] for level in range(4)], context=cells)
+    return report_data.ReportData(run_id="bench", k=25, levels=[frames[level] for level in range(4)], context=cells)
 
 
 def main() -> None:

@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, cast
 from wildvalues.analysis import compare
 from wildvalues.cli.notebook import mlflow_store, notebook_settings, read_parameters
 from wildvalues.pipeline.runner import runner_for_output
-from wildvalues.reporting import report
+from wildvalues.reporting import plots, report_data
 
 if TYPE_CHECKING:
 
@@ -139,19 +139,19 @@ else:
 # COMMAND ----------
 
 # Typed as str, but a None RUN_ID (no run_counts table yet) passes through as it always has: no rows shown.
-data = report.load_report_data(store, cast(str, RUN_ID), K, include_anomaly_ids=False, k_users=K_USERS)
+data = report_data.load_report_data(store, cast(str, RUN_ID), K, include_anomaly_ids=False, k_users=K_USERS)
 print("rows suppressed below k:", data.n_suppressed)
 for note in data.notes:
     print("note:", note)
-plots = report.figures(data)
+drawn = plots.figures(data)
 plot_dir = os.path.join(OUTPUT, "notebook_plots")
 os.makedirs(plot_dir, exist_ok=True)
-for name, figure in plots.items():
+for name, figure in drawn.items():
     if ON_DATABRICKS:
         display(figure)  # noqa: F821
     else:
         path = os.path.join(plot_dir, f"{name}.png")
-        figure.savefig(path, dpi=report.DPI)
+        figure.savefig(path, dpi=plots.DPI)
         print("plot", path)
 
 # COMMAND ----------

@@ -22,7 +22,7 @@ from wildvalues.cli.notebook import (
     read_parameters,
 )
 from wildvalues.io.tables import TableStore
-from wildvalues.reporting import report
+from wildvalues.reporting import report, report_data
 from wildvalues.settings.sections import TableSettings
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
@@ -222,7 +222,7 @@ def test_review_sample_notebook(pipeline_output, spark, monkeypatch, capsys):
 
 def test_report_on_pipeline_output_has_no_conversation_text(spark, pipeline_output):
     store = TableStore(spark, pipeline_output["output"], TableSettings())
-    run_id = report.latest_run_id(store)
+    run_id = report_data.latest_run_id(store)
     assert run_id is not None
     result = report.build_report(store, run_id, pipeline_output["root"], 25)
     with open(result.html_path, encoding="utf-8") as handle:

@@ -10,7 +10,7 @@ from wildvalues.analysis.findings import ANALYZE_SCHEMAS
 from wildvalues.analysis.label_audit import SUPPRESSED_LABEL
 from wildvalues.io.schemas import CONVERSATIONS, LABEL_AUDITS, VALUE_LEVEL
 from wildvalues.io.tables import TableStore
-from wildvalues.reporting import report
+from wildvalues.reporting import plots, report, report_data
 from wildvalues.settings.sections import TableSettings
 
 RUN = "run-report-1"
@@ -237,7 +237,7 @@ def test_k_users_suppresses_a_group_of_few_people(store, tmp_path):
         html = handle.read()
     assert result.n_suppressed == {**EXPECTED_SUPPRESSED, "values_level_0": EXPECTED_SUPPRESSED["values_level_0"] + 1}
     assert f'k = {K}</strong> conversations and <strong id="k-users">5</strong> distinct users' in html
-    data = report.load_report_data(store, RUN, K, k_users=5)
+    data = report_data.load_report_data(store, RUN, K, k_users=5)
     assert data.levels is not None
     assert sorted(data.levels[0]["name"]) == ["helpfulness"]
 
@@ -254,7 +254,7 @@ def test_labels_the_auditor_suppressed_are_left_out_renamed_and_counted(built):
 
 
 def test_a_suppressed_cluster_keeps_its_counts_under_a_fixed_label(store):
-    data = report.load_report_data(store, RUN, K)
+    data = report_data.load_report_data(store, RUN, K)
     assert data.levels is not None and data.context is not None
     level2 = data.levels[2][["cluster_id", "name", "n_conversations"]].to_dict("records")
     assert level2 == [{"cluster_id": "l2:a", "name": SUPPRESSED_LABEL, "n_conversations": 55}]
@@ -301,7 +301,7 @@ def test_context_matrix_picks_top_values_and_blanks_missing_cells():
         [("coding", "a", 40, 3.0), ("writing", "a", 30, -1.0), ("coding", "b", 50, 2.0), ("coding", "c", 1, 9.0)],
         columns=["context", "value", "n", "residual"],
     )
-    matrix = report.context_matrix(cells, n_values=2)
+    matrix = plots.context_matrix(cells, n_values=2)
     assert list(matrix.columns) == ["a", "b"]  # a: 70, b: 50, c: 1
     assert list(matrix.index) == ["coding", "writing"]
     assert matrix.loc["coding", "a"] == 3.0 and pd.isna(matrix.loc["writing", "b"])
@@ -332,7 +332,7 @@ def test_the_crosscheck_section_shows_the_measures_and_suppresses_small_confusio
 
 def test_the_discovered_tree_is_a_second_sunburst_beside_the_published_one():
     levels = _shown_levels()
-    data = report.ReportData(run_id=RUN, k=K, levels=levels, discovered_levels=levels)
+    data = report_data.ReportData(run_id=RUN, k=K, levels=levels, discovered_levels=levels)
     html = report.render_html(data, None, include_anomaly_ids=False)
     beside = r'<div class="charts"><div><div id="sunburst" class="chart"></div><script>.*?</script></div><div><div id="sunburst-discovered"'
     assert re.search(beside, html, re.S)
