@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues.io import history
+from wildvalues.io import registry
 from wildvalues.io.tables import TableStore
 from wildvalues.settings.sections import TableSettings
 
@@ -60,7 +60,7 @@ def test_every_per_run_table_keeps_both_runs(weeks):
     for name in sorted(os.listdir(tables)):
         rows = table_rows(weeks["out"], name)
         columns = DeltaTable(str(tables / name)).schema().fields
-        if history.is_history(name, [f.name for f in columns]):
+        if registry.is_history(name, [f.name for f in columns]):
             per_run[name] = {r["run_id"] for r in rows} if rows else set()
     both = {RUN_A, RUN_B}
     for name in ("conversations", "classifications", "value_expressions", "values_level_0", "run_counts", "runs"):
@@ -116,7 +116,7 @@ def docs_queries() -> list[str]:
 
 def tables_read_by(query: str) -> set[str]:
     """The tables a query names after FROM or JOIN, a `latest_` view as its table."""
-    return {name.removeprefix(history.LATEST_PREFIX) for name in re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", query)}
+    return {name.removeprefix(registry.LATEST_PREFIX) for name in re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", query)}
 
 
 def test_the_docs_queries_read_the_same_from_a_catalog_schema(weeks, spark, tmp_path):

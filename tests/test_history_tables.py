@@ -19,7 +19,7 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from wildvalues.io import history
+from wildvalues.io import history, registry
 from wildvalues.io.catalog_tables import latest_view_sql, quoted, run_predicate
 from wildvalues.io.delta_io import read_delta, write_delta
 from wildvalues.io.tables import TableStore
@@ -112,7 +112,7 @@ def path_store(spark, tmp_path):
 def three_runs(spark, store: TableStore) -> TableStore:
     for run_id, day, names in (("w1", 1, ["care"]), ("w2", 8, ["honesty"]), ("w3", 15, ["dignity", "care"])):
         started = datetime.datetime(2026, 11, day, 3, 0, tzinfo=datetime.UTC)
-        store.write(history.RUNS_TABLE, history.runs_frame(spark, run_id, started), run_id=run_id)
+        store.write(registry.RUNS_TABLE, history.runs_frame(spark, run_id, started), run_id=run_id)
         store.write("values_level_0", level_rows(spark, run_id, *names), run_id=run_id)
         conversations = spark.createDataFrame([(f"{run_id}-c", 2)], CONVERSATIONS)
         store.write("conversations", history.stamped("conversations", conversations, run_id), run_id=run_id)
@@ -193,7 +193,7 @@ def test_a_catalog_schema_holds_a_real_latest_view_of_each_per_run_table(spark, 
         made = created(spark, latest)
         time.sleep(1.1)  # Created Time counts seconds
         started = datetime.datetime(2026, 11, 22, 3, 0, tzinfo=datetime.UTC)
-        store.write(history.RUNS_TABLE, history.runs_frame(spark, "w4", started), run_id="w4")
+        store.write(registry.RUNS_TABLE, history.runs_frame(spark, "w4", started), run_id="w4")
         assertDataFrameEqual(spark.table(latest), [])  # the newest run is the latest at once, rows or not
         assert created(spark, latest) == made  # the view (and its grants) untouched
         store.write("values_level_0", level_rows(spark, "w4", "honesty").withColumn("n_users", F.lit(7)), run_id="w4")

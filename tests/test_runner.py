@@ -17,6 +17,7 @@ from pyspark.sql.types import LongType
 from pyspark.testing import assertDataFrameEqual
 
 from wildvalues.io.delta_io import DeltaWriteError
+from wildvalues.io.registry import CROSSCHECK_TABLES
 from wildvalues.io.tables import TableStore
 from wildvalues.io.tracking import tracked_run, tracking_uri
 from wildvalues.pipeline.runner import Runner, _Preloads
@@ -34,7 +35,6 @@ from wildvalues.pipeline.stage import (
 from wildvalues.settings import Settings
 from wildvalues.settings.sections import RunnerSettings
 from wildvalues.stages import CROSSCHECK, STAGES
-from wildvalues.stages.tables import CROSSCHECK_TABLES
 
 SCHEMA = "id long, paid long"
 

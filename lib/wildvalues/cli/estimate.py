@@ -177,7 +177,7 @@ def _cached_usage(runner: Any, settings: Settings, kind: str, model: str) -> dic
 
 
 def classify_cache_table() -> str:
-    from wildvalues.stages.tables import CACHE_TABLE
+    from wildvalues.io.registry import CACHE_TABLE
 
     return CACHE_TABLE
 

@@ -17,7 +17,7 @@ from typing import Any
 
 # Caches keep every run's answers by design (that is what makes a rerun cheap); the run tables carry run ids.
 from wildvalues.io.delta_io import read_arrow
-from wildvalues.io.history import CACHE_TABLES
+from wildvalues.io.registry import CACHE_TABLES
 
 LOCK_FILE = "_wildvalues.lock"
 

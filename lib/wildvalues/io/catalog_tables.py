@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
 
-from wildvalues.io import history
+from wildvalues.io import registry
 
 
 def quoted(*parts: str) -> str:
@@ -27,7 +27,7 @@ def run_predicate(run_ids: list[str]) -> str:
     """`run_id IN (...)` in Spark SQL, each id a string literal escaped with backslashes (Spark's
     literal rules, sql-ref-literals; two adjacent quotes would be two literals joined)."""
     literals = ", ".join("'" + run_id.replace("\\", "\\\\").replace("'", "\\'") + "'" for run_id in run_ids)
-    return f"{history.RUN_COLUMN} IN ({literals})"
+    return f"{registry.RUN_COLUMN} IN ({literals})"
 
 
 def latest_view_sql(view: str, table: str, runs: str) -> str:
@@ -36,10 +36,10 @@ def latest_view_sql(view: str, table: str, runs: str) -> str:
     The run is chosen when the view is read, so a new run needs no new view; a view stores the
     columns `*` had when it was made (Spark's CREATE VIEW, Databricks' the same), so a table that
     gains a column needs its view made again."""
-    latest = f"(SELECT {history.RUN_COLUMN} FROM {runs} ORDER BY started_at DESC, {history.RUN_COLUMN} DESC LIMIT 1)"
+    latest = f"(SELECT {registry.RUN_COLUMN} FROM {runs} ORDER BY started_at DESC, {registry.RUN_COLUMN} DESC LIMIT 1)"
     return (
         f"CREATE OR REPLACE VIEW {view} COMMENT 'rows of the latest run (newest started_at in runs)' "
-        f"AS SELECT * FROM {table} WHERE {history.RUN_COLUMN} = {latest}"
+        f"AS SELECT * FROM {table} WHERE {registry.RUN_COLUMN} = {latest}"
     )
 
 
@@ -93,22 +93,22 @@ class CatalogTables:
     def _publish_views_after(self, written: str) -> None:
         """The views a per-run write makes possible: its own once `runs` exists; with `runs`
         itself (ingest writes it last), every per-run table's."""
-        if written != history.RUNS_TABLE:
-            if self.exists(history.RUNS_TABLE):
+        if written != registry.RUNS_TABLE:
+            if self.exists(registry.RUNS_TABLE):
                 self.publish_latest_view(written)
             return
         for name in self.names():
             columns = self.read(name).columns
-            if history.is_history(name, columns) and history.RUN_COLUMN in columns:  # not a table from before runs
+            if registry.is_history(name, columns) and registry.RUN_COLUMN in columns:  # not a table from before runs
                 self.publish_latest_view(name)
 
     def publish_latest_view(self, name: str) -> None:
         """Create `latest_<name>`, the table's rows of the latest run; replace it only when the
         table's columns changed, so the grants on an unchanged view are never touched."""
-        view = self.identifier(history.latest_view(name))
+        view = self.identifier(registry.latest_view(name))
         if self.spark.catalog.tableExists(view) and self.spark.table(view).columns == self.read(name).columns:
             return
-        runs = self.identifier(history.RUNS_TABLE)
+        runs = self.identifier(registry.RUNS_TABLE)
         self.spark.sql(latest_view_sql(view, self.identifier(name), runs))
 
     def use(self) -> None:

@@ -1,4 +1,5 @@
-"""Runs as history: which tables keep every run's rows, and a run's view of them.
+"""Runs as history: the runs registry, a run's view of the per-run tables, retention (which tables are
+per-run is declared in registry.py).
 
 A per-run ("history") table holds the rows of every run, told apart by `run_id`; writing a run
 replaces only that run's rows (`TableStore.write(..., run_id=)`), so a rerun of the same run id
@@ -10,7 +11,6 @@ know about other runs. Everything here is pure: frames in, frames out.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession
@@ -21,39 +21,11 @@ from wildvalues.io import schemas
 
 if TYPE_CHECKING:
     from wildvalues.io.tables import ReadableTables, TableStore
-
-RUN_COLUMN = "run_id"
-RUNS_TABLE = "runs"
-LATEST_PREFIX = "latest_"
-# Keyed by content (or, for batches, by the batch id), shared by every run: never per run.
-CACHE_TABLES = frozenset(
-    {
-        "classification_cache",
-        "classification_batches",
-        "value_embeddings",
-        "placement_adjudications",
-        "cluster_names",
-        "label_audit_cache",
-        "crosscheck_cache",
-    }
-)
-# The published tree as loaded: the same for every run that used the same file (its sha256 is an
-# MLflow param of each run), so it is kept once.
-REFERENCE_TABLES = frozenset({"value_taxonomy"})
-# Per-run tables whose declared schema has no run_id: the runner adds it on write and removes it
-# again on a stage's read, so stages and their schemas stay as they are.
-STAMPED_TABLES = frozenset({"conversations", "task_categories", "discovered_taxonomy", "discovered_taxonomy_human"})
+from wildvalues.io.registry import RUN_COLUMN, RUNS_TABLE, STAMPED_TABLES, is_history
 
 
 class UnknownRun(ValueError):
     """A run id no run of this output created."""
-
-
-def is_history(name: str, columns: Iterable[str]) -> bool:
-    """True for a per-run table: it carries (or is given) run_id and is no cache or reference table."""
-    if name in CACHE_TABLES or name in REFERENCE_TABLES:
-        return False
-    return name in STAMPED_TABLES or RUN_COLUMN in columns
 
 
 def stamped(name: str, frame: DataFrame, run_id: str) -> DataFrame:
@@ -148,8 +120,3 @@ def require_run(run_id: str, runs: list[str], where: str) -> None:
 def expired_runs(ordered: list[str], keep: int) -> list[str]:
     """The runs retention deletes: all but the newest `keep` (none when keep is 0)."""
     return ordered[:-keep] if keep and len(ordered) > keep else []
-
-
-def latest_view(name: str) -> str:
-    """The name `wildvalues sql` gives a table's latest-run view."""
-    return f"{LATEST_PREFIX}{name}"

@@ -103,7 +103,7 @@ class TableStore:
 
         In catalog mode the tables and their `latest_<name>` views are the schema's own: the schema
         becomes the current one instead, so a query reads exactly as in Databricks SQL."""
-        from wildvalues.io import history
+        from wildvalues.io import registry
 
         names = self.names()
         if self.mode == "catalog":
@@ -112,6 +112,6 @@ class TableStore:
         for name in names:
             frame = self.read(name)
             frame.createOrReplaceTempView(name)
-            if latest_run is not None and history.is_history(name, frame.columns) and "run_id" in frame.columns:
-                frame.filter(frame["run_id"] == latest_run).createOrReplaceTempView(history.latest_view(name))
+            if latest_run is not None and registry.is_history(name, frame.columns) and "run_id" in frame.columns:
+                frame.filter(frame["run_id"] == latest_run).createOrReplaceTempView(registry.latest_view(name))
         return names

@@ -26,7 +26,7 @@ from pyspark import SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
 from wildvalues.ingest.users import UserHasher, resolve_salt
-from wildvalues.io import history
+from wildvalues.io import history, registry
 from wildvalues.io.tables import TableStore
 from wildvalues.io.tracking import INPUT_PARAM, Tracker, code_version
 from wildvalues.pipeline.progress import Snapshot, StageProgress, spark_snapshot
@@ -301,7 +301,7 @@ class Runner:
                 self.store.write(request.table, request.frame, small=request.small)
             return
         frame, run_id = request.frame, None
-        if history.is_history(request.table, frame.columns):
+        if registry.is_history(request.table, frame.columns):
             frame, run_id = history.stamped(request.table, frame, self.run_id), self.run_id
         write = partial(self.store.write, request.table, frame, mode=request.mode, run_id=run_id, small=request.small)
         if request.small:
@@ -349,7 +349,7 @@ class Runner:
             return []
         for name in self.store.names():
             columns = self.store.read(name).columns
-            if history.is_history(name, columns) and history.RUN_COLUMN in columns:
+            if registry.is_history(name, columns) and registry.RUN_COLUMN in columns:
                 self.store.delete_runs(name, expired)
         self.log(
             f"history: kept the newest {self.settings.history.keep_runs} run(s), deleted the rows of "

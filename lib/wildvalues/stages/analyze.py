@@ -10,10 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from wildvalues.classifier.claude_settings import output_shape
-from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
-from wildvalues.stages.common import claude_client
-from wildvalues.stages.ingest import conversation_users
-from wildvalues.stages.tables import (
+from wildvalues.io.registry import (
     DISCOVERED_LEVEL_TABLES,
     DISCOVERED_TREE_TABLES,
     FINDINGS_TABLES,
@@ -21,6 +18,9 @@ from wildvalues.stages.tables import (
     LEVEL_TABLES,
     PUBLIC_TABLES,
 )
+from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+from wildvalues.stages.common import claude_client
+from wildvalues.stages.ingest import conversation_users
 
 if TYPE_CHECKING:
     import pandas as pd

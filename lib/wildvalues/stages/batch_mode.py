@@ -20,9 +20,9 @@ from pyspark.sql import functions as F
 from wildvalues.classifier import build_classifier, classify
 from wildvalues.classifier.base import Conversation
 from wildvalues.classifier.batches import ForeignBatch
+from wildvalues.io.registry import BATCHES_TABLE
 from wildvalues.pipeline.progress import Snapshot, format_progress
 from wildvalues.pipeline.stage import Log, Request, StageInputs, Write
-from wildvalues.stages.tables import BATCHES_TABLE
 
 BATCHES_SCHEMA = "batch_id string, run_id string, n_requests long, status string, recorded_at timestamp"
 CACHE_TABLE = "classification_cache"

@@ -11,10 +11,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from wildvalues.classifier import RESPONSE_TYPES, classifier_identity, classify
+from wildvalues.io.registry import BATCHES_TABLE, CACHE_TABLE
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.settings import Settings
 from wildvalues.settings.claude import Prices
-from wildvalues.stages.tables import BATCHES_TABLE, CACHE_TABLE
 
 
 def classifier_spec(inputs: StageInputs, prompt: str = "extract") -> dict[str, Any]:

@@ -11,10 +11,10 @@ from pyspark.sql import functions as F
 
 from wildvalues.classifier import classifier_identity, classify
 from wildvalues.ingest import users
+from wildvalues.io.registry import CROSSCHECK_CACHE, CROSSCHECK_TABLES
 from wildvalues.pipeline.stage import Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.stages.classify import classify_online
 from wildvalues.stages.ingest import conversation_users
-from wildvalues.stages.tables import CROSSCHECK_CACHE, CROSSCHECK_TABLES
 from wildvalues.stages.taxonomy import semantic_matches
 from wildvalues.taxonomy import embedding_cache
 from wildvalues.taxonomy import levels as taxonomy

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pyspark.sql import functions as F
 
+from wildvalues.io.registry import DISCOVERY_TABLES
 from wildvalues.pipeline.stage import Metrics, Stage, StageInputs, StageRun
-from wildvalues.stages.tables import DISCOVERY_TABLES
 from wildvalues.stages.taxonomy import discovered_tables
 from wildvalues.taxonomy import embedding_cache
 

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from wildvalues.ingest import records as ingest
 from wildvalues.ingest import users
-from wildvalues.io import history, schemas
+from wildvalues.io import history, registry, schemas
 from wildvalues.pipeline.stage import InputRead, Log, Metrics, Stage, StageInputs, StageRun, Write
 
 
@@ -58,7 +58,7 @@ def run_ingest(inputs: StageInputs) -> StageRun:
     )
     yield Write("run_counts", counts, small=True)
     yield InputRead(n_input, input_digest(n_input, totals["hash_xor"], totals["hash_sum"]))
-    yield Write(history.RUNS_TABLE, history.runs_frame(inputs.spark, inputs.run_id, now), small=True)
+    yield Write(registry.RUNS_TABLE, history.runs_frame(inputs.spark, inputs.run_id, now), small=True)
     for row in sorted(reasons, key=lambda r: -r["count"]):
         yield Log(f"quarantined {row['count']} record(s): {row['r'].strip()}")
     if n_invalid_utf8:
@@ -100,7 +100,7 @@ def conversation_users(inputs: StageInputs) -> DataFrame:
 INGEST = Stage(
     "ingest",
     reads=(),
-    writes=("conversations", "quarantine", "run_counts", history.RUNS_TABLE),
+    writes=("conversations", "quarantine", "run_counts", registry.RUNS_TABLE),
     run=run_ingest,
     needs=frozenset({"input", "users"}),
     description="normalise to one schema, redact PII, quarantine bad records",

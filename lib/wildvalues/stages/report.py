@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from wildvalues.io.registry import REPORT_TABLES
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Stage, StageInputs, StageRun
-from wildvalues.stages.tables import REPORT_TABLES
 
 
 def run_report(inputs: StageInputs) -> StageRun:

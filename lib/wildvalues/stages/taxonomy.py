@@ -14,16 +14,16 @@ from pyspark.sql import functions as F
 from wildvalues.analysis import compare
 from wildvalues.classifier.claude_settings import output_shape
 from wildvalues.io import schemas
-from wildvalues.pipeline.stage import Committed, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
-from wildvalues.stages.common import claude_client
-from wildvalues.stages.ingest import conversation_users
-from wildvalues.stages.tables import (
+from wildvalues.io.registry import (
     CLAUDE_TAXONOMY_TABLES,
     DISCOVERED_LEVEL_TABLES,
     DISCOVERED_TREE_TABLES,
     DISCOVERY_TABLES,
     LEVEL_TABLES,
 )
+from wildvalues.pipeline.stage import Committed, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+from wildvalues.stages.common import claude_client
+from wildvalues.stages.ingest import conversation_users
 from wildvalues.taxonomy import embedding_cache, placement
 from wildvalues.taxonomy import levels as taxonomy
 from wildvalues.taxonomy.embeddings import build_embedder

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from wildvalues.io.registry import VALIDATED_TABLES
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Stage, StageInputs, StageRun
-from wildvalues.stages.tables import VALIDATED_TABLES
 
 
 def run_validate(inputs: StageInputs) -> StageRun:
