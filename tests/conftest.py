@@ -139,9 +139,9 @@ def tree(tree_path):
 @pytest.fixture(scope="module")
 def payload_fn():
     """The emulator's answers: the offline classifier's labels, built once per module."""
-    from wildvalues.demo.emulator import _offline_payload_fn
+    from wildvalues.demo.emulator_answers import offline_payload_fn
 
-    return _offline_payload_fn(None)
+    return offline_payload_fn(None)
 
 
 @pytest.fixture

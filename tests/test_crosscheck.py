@@ -13,7 +13,8 @@ from pyspark.testing import assertDataFrameEqual
 from wildvalues.analysis import crosscheck
 from wildvalues.classifier import build_classifier
 from wildvalues.classifier.base import Classification, ClassificationError, Conversation, Turn
-from wildvalues.demo.emulator import Emulator, conversation_hash, relabel
+from wildvalues.demo.emulator import Emulator
+from wildvalues.demo.emulator_answers import conversation_hash, relabel
 from wildvalues.io import schemas
 
 OPENAI_KEY = "sk-openai-judge-test-SECRET-1234"

@@ -23,7 +23,8 @@ from deltalake import DeltaTable
 
 from wildvalues.analysis.crosscheck import allocate
 from wildvalues.classifier.base import Conversation, Turn
-from wildvalues.demo.emulator import Emulator, relabel
+from wildvalues.demo.emulator import Emulator
+from wildvalues.demo.emulator_answers import relabel
 from wildvalues.io.tracking import tracking_uri
 from wildvalues.settings import Settings
 

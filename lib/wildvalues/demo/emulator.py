@@ -70,25 +70,47 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import random
 import re
 import socket
 import threading
 import time
-import uuid
-import zlib
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import Any
 
 from wildvalues.classifier.base import Conversation, Turn
 from wildvalues.classifier.prompt import answer_params_chars, parse_rendered_conversation
-from wildvalues.classifier.taxonomy_prompts import NONE_OF_THESE, parse_task_block
+from wildvalues.classifier.taxonomy_prompts import parse_task_block
 from wildvalues.demo import api_rules, platforms
 from wildvalues.demo.api_rules import DocumentedModel
+from wildvalues.demo.emulator_answers import (
+    CacheKey,
+    cache_ttl,
+    cut_answer,
+    flat_usage,
+    forced_tool,
+    last_user_text,
+    messages_chars,
+    new_id,
+    offline_payload_fn,
+    second_labelling,
+    split_cache,
+    taxonomy_answer,
+    text_block,
+    tool_block,
+)
+from wildvalues.demo.emulator_rules import (
+    answer_schema,
+    check_batch_requests,
+    check_message_params,
+    check_shape,
+    describe_request,
+    output_format,
+    strict_tool,
+)
 
 FAULT_KINDS: tuple[str, ...] = (
     "overloaded",
@@ -103,18 +125,9 @@ FAULT_KINDS: tuple[str, ...] = (
 DEFAULT_FAULT_KINDS: tuple[str, ...] = ("overloaded", "server_error", "drop", "malformed_tool", "refusal")
 CHARS_PER_TOKEN = 4
 _BATCH_PATH = re.compile(r"^/v1/messages/batches/([A-Za-z0-9_-]+)(/results|/cancel)?$")
-_CUSTOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_BATCH_REQUESTS = 100_000
 # How an unknown model id is answered: not_found (the API's 404) or generic (a test convenience:
 # the fixture's stand-in model, which accepts every shape and never thinks).
 UNKNOWN_MODELS: tuple[str, ...] = ("not_found", "generic")
-
-
-class _CacheKey(NamedTuple):
-    """A cacheable prefix: its digest and its cache_control TTL ("5m" or "1h")."""
-
-    digest: str
-    ttl: str
 
 
 def _tokens(chars: int) -> int:
@@ -126,11 +139,7 @@ def _rfc3339(epoch: float) -> str:
 
 
 def _error_body(error_type: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": _new_id("req_emu")}
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": new_id("req_emu")}
 
 
 class _Bucket:
@@ -282,7 +291,7 @@ class Emulator:
 
     def start(self) -> Emulator:
         if self._payload_fn is None:
-            self._payload_fn = _offline_payload_fn(self.tree_path)
+            self._payload_fn = offline_payload_fn(self.tree_path)
         if self.labelling == "second" and not self._relabelled:
             self._payload_fn = second_labelling(self._payload_fn)
             self._relabelled = True  # a restarted instance must not perturb twice
@@ -372,7 +381,7 @@ class Emulator:
             billed_input = usage["input_tokens"] + usage["cache_creation_input_tokens"]
             wait = self._admission_wait(billed_input, max_tokens, now)
             if wait > 0:
-                entry.update(_flat_usage(usage), retry_after=math.ceil(wait))
+                entry.update(flat_usage(usage), retry_after=math.ceil(wait))
                 return _Reply(
                     429,
                     _error_body(
@@ -385,7 +394,7 @@ class Emulator:
             self._store_cache(cache, now)
             fault = self._draw_fault(online=True)
             latency = self._draw_latency()
-        entry.update(_flat_usage(usage), fault=fault)
+        entry.update(flat_usage(usage), fault=fault)
         time.sleep(latency)
         reply, output_tokens = self._message_reply(body, usage, fault, model)
         with self._lock:
@@ -413,13 +422,13 @@ class Emulator:
         unknown fields and shapes the model refuses are 400 invalid_request_errors
         (api_rules, from https://platform.claude.com/docs/en/api/messages/create).
         """
-        problem = _check_message_params(body) or api_rules.unknown_fields(body, fields)
+        problem = check_message_params(body) or api_rules.unknown_fields(body, fields)
         if problem:
             return 400, "invalid_request_error", problem
         model = self.model_for(str(body["model"]))
         if model is None:
             return 404, "not_found_error", f"model: {body['model']}"
-        problem = api_rules.check_model_request(body, model) or _check_shape(body, model)
+        problem = api_rules.check_model_request(body, model) or check_shape(body, model)
         return (400, "invalid_request_error", problem) if problem else None
 
     def _admission_wait(self, input_tokens: int, max_tokens: int, now: float) -> float:
@@ -456,7 +465,7 @@ class Emulator:
         jitter = self._rng.uniform(-self.latency_jitter_ms, self.latency_jitter_ms) if self.latency_jitter_ms else 0.0
         return max(0.0, self.latency_ms + jitter) / 1000.0
 
-    def _token_usage(self, body: dict[str, Any], model: DocumentedModel) -> tuple[dict[str, int], _CacheKey | None]:
+    def _token_usage(self, body: dict[str, Any], model: DocumentedModel) -> tuple[dict[str, int], CacheKey | None]:
         """(prefix tokens, other input tokens) in the model's tokenizer, and the prefix's cache key if cacheable."""
         tools = body.get("tools") or []
         tools_chars = answer_params_chars(body)
@@ -464,14 +473,14 @@ class Emulator:
         blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
         marked = max((i for i, b in enumerate(blocks) if b.get("cache_control")), default=-1)
         prefix_text = "".join(b.get("text", "") for b in blocks[: marked + 1])
-        rest_chars = sum(len(b.get("text", "")) for b in blocks[marked + 1 :]) + _messages_chars(body["messages"])
+        rest_chars = sum(len(b.get("text", "")) for b in blocks[marked + 1 :]) + messages_chars(body["messages"])
         prefix = model.tokens(tools_chars + len(prefix_text)) if marked >= 0 else 0
         rest = model.tokens(rest_chars) + (0 if marked >= 0 else model.tokens(tools_chars))
         key = None
         if marked >= 0 and prefix >= self.min_cache_for(str(body.get("model"))):
-            ttl = _cache_ttl(blocks[marked])
-            digest = json.dumps([body.get("model"), tools, _output_format(body), blocks[: marked + 1]], sort_keys=True)
-            key = _CacheKey(str(hash(digest)), ttl)
+            ttl = cache_ttl(blocks[marked])
+            digest = json.dumps([body.get("model"), tools, output_format(body), blocks[: marked + 1]], sort_keys=True)
+            key = CacheKey(str(hash(digest)), ttl)
         return {"prefix": prefix, "rest": rest}, key
 
     def min_cache_for(self, model: str) -> int:
@@ -483,12 +492,12 @@ class Emulator:
         entry = self.model_for(model)
         return entry.min_cache_tokens if entry else self.documentation.generic.min_cache_tokens
 
-    def _use_cache(self, usage: dict[str, int], cache: _CacheKey | None, at: float) -> dict[str, Any]:
+    def _use_cache(self, usage: dict[str, int], cache: CacheKey | None, at: float) -> dict[str, Any]:
         """Usage with the prefix read from the cache (alive at `at`), written to it, or plain input."""
         cached = cache is not None and self._cache.get(cache.digest, 0.0) > at
-        return _split_cache(usage, cached, cache)
+        return split_cache(usage, cached, cache)
 
-    def _store_cache(self, cache: _CacheKey | None, at: float) -> None:
+    def _store_cache(self, cache: CacheKey | None, at: float) -> None:
         """Write or refresh the prefix: it lives its TTL from its last use (emulated seconds)."""
         if cache is not None:
             self._cache[cache.digest] = at + api_rules.CACHE_TTL_SECONDS[cache.ttl]
@@ -507,7 +516,7 @@ class Emulator:
         if fault == "server_error":
             return _Reply(500, _error_body("api_error", "Internal server error"), {}), 0
         message, output_tokens = self.build_message(body, usage, fault, model)
-        return _Reply(200, message, {"request-id": _new_id("req_emu")}), output_tokens
+        return _Reply(200, message, {"request-id": new_id("req_emu")}), output_tokens
 
     def thinking_for(self, body: dict[str, Any], model: DocumentedModel) -> int:
         """Thinking tokens for this request: the fixture's assumption, or the `thinking_tokens` override."""
@@ -538,12 +547,12 @@ class Emulator:
         max_tokens = int(body["max_tokens"])
         if fault == "max_tokens" or thinking + answer_tokens > max_tokens:
             thinking = min(thinking, max_tokens)
-            answer = _cut_answer(body, answer, max_tokens - thinking, model) if thinking < max_tokens else []
+            answer = cut_answer(body, answer, max_tokens - thinking, model) if thinking < max_tokens else []
             answer_tokens, stop_reason, stop_details = max_tokens - thinking, "max_tokens", None
         content = ([self._thinking_block(body, model, thinking)] if thinking else []) + answer
         output_tokens = thinking + answer_tokens
         message = {
-            "id": _new_id("msg_emu"),
+            "id": new_id("msg_emu"),
             "type": "message",
             "role": "assistant",
             "model": body.get("model"),
@@ -564,23 +573,23 @@ class Emulator:
 
     def _answer_blocks(self, body: dict[str, Any], fault: str | None) -> tuple[list[dict], str, dict | None]:
         """The answer's content blocks, stop_reason and stop_details, shaped by a content fault if any."""
-        tool_name = _forced_tool(body)
-        output_format = _output_format(body)
-        if fault in ("malformed_tool", "malformed_text") and (output_format or _strict_tool(body, tool_name)):
+        tool_name = forced_tool(body)
+        wanted_format = output_format(body)
+        if fault in ("malformed_tool", "malformed_text") and (wanted_format or strict_tool(body, tool_name)):
             fault = None  # structured outputs constrain generation to the schema: these cannot happen
         if fault == "refusal":
             text = "I can't help with classifying this conversation."
-            return [_text_block(text)], "refusal", {"type": "refusal", "category": None, "explanation": None}
-        if output_format is not None:
-            return [_text_block(json.dumps(self._payload(body)))], "end_turn", None
+            return [text_block(text)], "refusal", {"type": "refusal", "category": None, "explanation": None}
+        if wanted_format is not None:
+            return [text_block(json.dumps(self._payload(body)))], "end_turn", None
         if fault == "malformed_text":
-            return [_text_block("Sure! The assistant values helpfulness and honesty.")], "end_turn", None
+            return [text_block("Sure! The assistant values helpfulness and honesty.")], "end_turn", None
         if tool_name is None:
-            return [_text_block(json.dumps(self._payload(body)))], "end_turn", None
+            return [text_block(json.dumps(self._payload(body)))], "end_turn", None
         if fault == "malformed_tool":
             bad = {"ai_values": "helpfulness", "human_values": None, "response_type": "enthusiastic", "task": 42}
-            return [_tool_block(tool_name, bad)], "tool_use", None
-        return [_tool_block(tool_name, self._payload(body))], "tool_use", None
+            return [tool_block(tool_name, bad)], "tool_use", None
+        return [tool_block(tool_name, self._payload(body))], "tool_use", None
 
     def _thinking_block(self, body: dict[str, Any], model: DocumentedModel, tokens: int) -> dict[str, Any]:
         """A thinking block as the API returns it: text per `display` (empty when omitted) and a signature.
@@ -589,16 +598,16 @@ class Emulator:
         """
         summarized = api_rules.thinking_display(body, model) == "summarized"
         text = f"(emulated thinking: {tokens} tokens at effort {api_rules.requested_effort(body, model)})"
-        return {"type": "thinking", "thinking": text if summarized else "", "signature": _new_id("sig_emu")}
+        return {"type": "thinking", "thinking": text if summarized else "", "signature": new_id("sig_emu")}
 
     def _payload(self, body: dict[str, Any]) -> dict:
-        text = _last_user_text(body["messages"])
+        text = last_user_text(body["messages"])
         if parse_task_block(text) is not None:  # an adjudication, naming or rating task, in any answer shape
             return taxonomy_answer(text)
         turns = parse_rendered_conversation(text) or [Turn("user", text)]
         assert self._payload_fn is not None
         payload = self._payload_fn(Conversation("emulated", tuple(turns)))
-        asked = _answer_schema(body).get("properties")
+        asked = answer_schema(body).get("properties")
         # Answer the fields the request's schema asks for (a screening schema asks for three).
         return {k: v for k, v in payload.items() if k in asked} if isinstance(asked, dict) else payload
 
@@ -628,12 +637,12 @@ class Emulator:
                 400, {"error": {"message": "model and messages are required", "type": "invalid_request_error"}}
             )
         content = json.dumps(self._payload(body))
-        prompt_tokens = _tokens(_messages_chars(messages))
+        prompt_tokens = _tokens(messages_chars(messages))
         completion_tokens = _tokens(len(content))
         return _Reply(
             200,
             {
-                "id": _new_id("chatcmpl_emu"),
+                "id": new_id("chatcmpl_emu"),
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": body["model"],
@@ -657,15 +666,15 @@ class Emulator:
 
     def create_batch(self, body: dict[str, Any], entry: dict[str, Any]) -> _Reply:
         requests = body.get("requests")
-        problem = _check_batch_requests(requests)
+        problem = check_batch_requests(requests)
         if problem:
             return _Reply(400, _error_body("invalid_request_error", problem))
-        assert isinstance(requests, list)  # _check_batch_requests found a non-empty list
+        assert isinstance(requests, list)  # check_batch_requests found a non-empty list
         entry["custom_ids"] = [r["custom_id"] for r in requests]
         entry["models"] = [r["params"].get("model") for r in requests]
         now, wall = time.monotonic(), time.time()
         batch: dict[str, Any] = {
-            "id": _new_id("msgbatch_emu"),
+            "id": new_id("msgbatch_emu"),
             "created": wall,
             "due": now + self.batch_processing_s,
             "started": now,  # the emulated clock (monotonic seconds) its first entry runs at
@@ -812,7 +821,7 @@ class Emulator:
         if not entry.get("has_api_key"):
             return _Reply(401, _error_body("authentication_error", "missing API key"))
         if method == "POST" and path == "/v1/messages":
-            _describe_request(body or {}, entry)
+            describe_request(body or {}, entry)
             return self.handle_messages(body or {}, entry)
         if method == "POST" and path == "/v1/chat/completions":
             return self.handle_chat_completions(body or {})
@@ -842,7 +851,7 @@ class Emulator:
             return _Reply(*request)
         if request.pop("_count_tokens", False):
             return self.handle_count_tokens(request)
-        _describe_request(request, entry)
+        describe_request(request, entry)
         return self.handle_messages(request, entry)
 
 
@@ -925,7 +934,7 @@ class _Handler(BaseHTTPRequestHandler):
 def _add_request_id(reply: _Reply) -> None:
     """Every answer carries a request-id header, as the API's do; an error's is its body's request_id."""
     body_id = reply.body.get("request_id") if isinstance(reply.body, dict) else None
-    reply.headers.setdefault("request-id", str(body_id or _new_id("req_emu")))
+    reply.headers.setdefault("request-id", str(body_id or new_id("req_emu")))
 
 
 # -- request inspection helpers -----------------------------------------------------------------
@@ -939,362 +948,14 @@ def _route(path: str) -> str:
     return path
 
 
-def _check_message_params(body: dict[str, Any]) -> str | None:
-    if not isinstance(body, dict) or not body.get("model"):
-        return "model: field required"
-    if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
-        return "max_tokens: must be a positive integer"
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return "messages: at least one message is required"
-    return None
-
-
-def _check_shape(body: dict[str, Any], model: DocumentedModel) -> str | None:
-    """What the API says to a structured-output shape the model cannot serve, else None.
-
-    https://platform.claude.com/docs/en/build-with-claude/structured-outputs (models, schema limits).
-    """
-    output_config = body.get("output_config")
-    has_format = isinstance(output_config, dict) and "format" in output_config
-    strict = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("strict")]
-    if not has_format and not strict:
-        return None
-    if not model.structured_outputs:
-        return f"model {body.get('model')} does not support structured outputs (output_config.format, strict tools)"
-    if has_format:
-        assert isinstance(output_config, dict)
-        fmt = output_config.get("format") if isinstance(output_config, dict) else None
-        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
-            return "output_config.format: expected {type: json_schema, schema: {...}}"
-        problem = _unsupported_schema(fmt["schema"], "output_config.format.schema")
-        if problem:
-            return problem
-    for tool in strict:
-        problem = _unsupported_schema(tool.get("input_schema"), f"tools.{tool.get('name')}.input_schema")
-        if problem:
-            return problem
-    return None
-
-
-_UNSUPPORTED_SCHEMA_KEYWORDS = ("maxLength", "minLength", "maxItems", "minimum", "maximum", "pattern")
-
-
-def _unsupported_schema(schema: Any, where: str) -> str | None:
-    """Structured outputs reject length, count and range constraints and open objects."""
-    if isinstance(schema, list):
-        return next((p for p in (_unsupported_schema(v, where) for v in schema) if p), None)
-    if not isinstance(schema, dict):
-        return None
-    for keyword in _UNSUPPORTED_SCHEMA_KEYWORDS:
-        if keyword in schema:
-            return f"{where}: '{keyword}' is not supported in structured outputs"
-    if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
-        return f"{where}: objects must set additionalProperties to false"
-    return next((p for p in (_unsupported_schema(v, where) for v in schema.values()) if p), None)
-
-
-def _output_format(body: dict[str, Any]) -> dict[str, Any] | None:
-    output_config = body.get("output_config")
-    fmt = output_config.get("format") if isinstance(output_config, dict) else None
-    return fmt if isinstance(fmt, dict) else None
-
-
-def _strict_tool(body: dict[str, Any], name: str | None) -> bool:
-    return any(isinstance(t, dict) and t.get("name") == name and t.get("strict") for t in body.get("tools") or [])
-
-
-def _answer_schema(body: dict[str, Any]) -> dict[str, Any]:
-    """The schema the answer must follow: the output format's, else the forced tool's input schema."""
-    fmt = _output_format(body)
-    if fmt is not None:
-        return fmt.get("schema") or {}
-    name = _forced_tool(body)
-    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name") == name]
-    return (tools[0].get("input_schema") or {}) if tools else {}
-
-
-def request_shape(body: dict[str, Any]) -> str:
-    """json_schema, strict_tool, forced_tool or none: how a request asks for its answer."""
-    if _output_format(body) is not None:
-        return "json_schema"
-    name = _forced_tool(body)
-    if name is None:
-        return "none"
-    return "strict_tool" if _strict_tool(body, name) else "forced_tool"
-
-
-def _check_batch_requests(requests: Any) -> str | None:
-    if not isinstance(requests, list) or not requests:
-        return "requests: at least one request is required"
-    if len(requests) > MAX_BATCH_REQUESTS:
-        return f"requests: at most {MAX_BATCH_REQUESTS} per batch"
-    seen: set[str] = set()
-    for request in requests:
-        custom_id = request.get("custom_id") if isinstance(request, dict) else None
-        if not isinstance(custom_id, str) or not _CUSTOM_ID_RE.match(custom_id):
-            return f"custom_id {custom_id!r} must match ^[a-zA-Z0-9_-]{{1,64}}$"
-        if custom_id in seen:
-            return f"custom_id {custom_id!r} is not unique"
-        seen.add(custom_id)
-        if not isinstance(request.get("params"), dict):
-            return f"params missing for {custom_id}"
-    return None
-
-
-def _describe_request(body: dict[str, Any], entry: dict[str, Any]) -> None:
-    system = body.get("system")
-    blocks = system if isinstance(system, list) else []
-    tools = body.get("tools") or []
-    choice = body.get("tool_choice") or {}
-    entry.update(
-        model=body.get("model"),
-        max_tokens=body.get("max_tokens"),
-        has_cache_control=any(isinstance(b, dict) and b.get("cache_control") for b in blocks),
-        has_tool=bool(tools),
-        tool_names=[t.get("name") for t in tools if isinstance(t, dict)],
-        has_schema=any(isinstance(t, dict) and isinstance(t.get("input_schema"), dict) for t in tools),
-        tool_choice=choice,
-        shape=request_shape(body),
-    )
-
-
-def _forced_tool(body: dict[str, Any]) -> str | None:
-    choice = body.get("tool_choice") or {}
-    if choice.get("type") == "tool" and choice.get("name"):
-        return choice["name"]
-    tools = body.get("tools") or []
-    return tools[0].get("name") if tools and choice.get("type") in ("any", None) else None
-
-
-def _tool_block(name: str, tool_input: dict) -> dict[str, Any]:
-    return {"type": "tool_use", "id": _new_id("toolu_emu"), "name": name, "input": tool_input}
-
-
-def _messages_chars(messages: list) -> int:
-    chars = 0
-    for message in messages:
-        content = message.get("content", "") if isinstance(message, dict) else ""
-        if isinstance(content, str):
-            chars += len(content)
-        else:
-            chars += sum(len(b.get("text", "")) for b in content if isinstance(b, dict))
-    return chars
-
-
-def _last_user_text(messages: list) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content", "")
-            if isinstance(content, str):
-                return content
-            return "\n".join(b.get("text", "") for b in content if isinstance(b, dict))
-    return ""
-
-
-def _split_cache(usage: dict[str, int], cached: bool, cache: _CacheKey | None) -> dict[str, Any]:
-    """usage fields from (prefix, rest): the prefix is written, read, or (uncacheable) plain input.
-
-    Writes are also reported per TTL in `cache_creation`, as the API does
-    (https://platform.claude.com/docs/en/build-with-claude/prompt-caching#1-hour-cache-duration).
-    """
-    prefix, rest = usage["prefix"], usage["rest"]
-    written = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
-    if cache is None:
-        read, write, plain = 0, 0, prefix + rest
-    elif cached:
-        read, write, plain = prefix, 0, rest
-    else:
-        read, write, plain = 0, prefix, rest
-        written[f"ephemeral_{cache.ttl}_input_tokens"] = prefix
-    return {
-        "input_tokens": plain,
-        "cache_creation_input_tokens": write,
-        "cache_read_input_tokens": read,
-        "cache_creation": written,
-    }
-
-
-def _flat_usage(usage: dict[str, Any]) -> dict[str, int]:
-    """The usage counts of the request log (the per-TTL split flattened)."""
-    flat = {k: v for k, v in usage.items() if k != "cache_creation"}
-    return {**flat, **usage["cache_creation"]}
-
-
-def _cache_ttl(block: dict[str, Any]) -> str:
-    """The marked block's cache_control ttl, "5m" unless it says "1h" (the API's two TTLs)."""
-    ttl = block.get("cache_control", {}).get("ttl", "5m")
-    return ttl if ttl in api_rules.CACHE_TTL_SECONDS else "5m"
-
-
-def _text_block(text: str) -> dict[str, Any]:
-    return {"type": "text", "text": text}
-
-
-def _cut_answer(body: dict[str, Any], answer: list[dict], room: int, model: DocumentedModel) -> list[dict]:
-    """The answer as cut off after `room` tokens: a tool call with its input unfinished ({}), or the
-    text's first `room` tokens' worth of characters."""
-    if room <= 0:
-        return []
-    tool_name = _forced_tool(body)
-    if answer and answer[0]["type"] == "tool_use":
-        return [_tool_block(tool_name or answer[0]["name"], {})]
-    text = answer[0]["text"] if answer else ""
-    chars = int(room * 4 / model.tokenizer_factor)
-    return [_text_block(text[:chars])]
-
-
 # -- the taxonomy tasks: a word-overlap judge, deliberately not the embeddings' kind of rule ------
-
-_STOP_WORDS = frozenset(
-    [
-        "a",
-        "about",
-        "an",
-        "and",
-        "are",
-        "as",
-        "for",
-        "from",
-        "in",
-        "into",
-        "is",
-        "of",
-        "on",
-        "or",
-        "other",
-        "such",
-        "that",
-        "the",
-        "their",
-        "this",
-        "to",
-        "value",
-        "values",
-        "with",
-    ]
-)
-
-
-def _stems(text: str) -> set[str]:
-    """Crude stems (first five letters) of the content words: "honest" and "honesty" meet."""
-    return {word[:5] for word in re.findall(r"[a-z]+", text.lower()) if len(word) > 2 and word not in _STOP_WORDS}
-
-
-def taxonomy_answer(text: str) -> dict[str, Any]:
-    """The emulated answer to a choose_cluster, name_cluster or rate_label task ({} when it cannot be read)."""
-    parsed = parse_task_block(text)
-    if parsed is None:
-        return {}
-    tag, payload = parsed
-    if tag == "label":
-        return _rate_label(payload)
-    return _choose_cluster(payload) if tag == "placement" else _name_cluster(payload)
-
-
-def _rate_label(payload: dict[str, Any]) -> dict[str, Any]:
-    """The offline auditor's rating without a run's token counts: PII hits and proper nouns only."""
-    from wildvalues.analysis.label_audit import COMMON_WORDS, rate_label
-
-    rated = rate_label(str(payload.get("label", "")), COMMON_WORDS, None, 1)
-    return {"rating": rated.rating, "reason": "; ".join(rated.reasons) or "generic"}
-
-
-def _choose_cluster(payload: dict[str, Any]) -> dict[str, Any]:
-    """The candidate sharing the most stems with the value (the first on a tie), none if none share."""
-    value = _stems(str(payload.get("value", "")))
-    best, best_overlap = NONE_OF_THESE, 0
-    for candidate in payload.get("candidates") or []:
-        overlap = len(value & _stems(f"{candidate.get('name', '')} {candidate.get('description', '')}"))
-        if overlap > best_overlap:
-            best, best_overlap = str(candidate.get("id")), overlap
-    return {"cluster_id": best, "reason": f"{best_overlap} shared word(s)"}
-
-
-def _name_cluster(payload: dict[str, Any]) -> dict[str, Any]:
-    """Named after the first central member holding the stem most members share."""
-    central = [str(m) for m in payload.get("members_most_central_first") or []]
-    if not central:
-        return {}
-    counts: Counter[str] = Counter(stem for member in central for stem in _stems(member))
-    order: dict[str, int] = {}  # a stem's first appearance, most central member first
-    for member in central:
-        for stem in sorted(_stems(member)):
-            order.setdefault(stem, len(order))
-    top = min(counts, key=lambda stem: (-counts[stem], order[stem])) if counts else None
-    chosen = next((m for m in central if top is not None and counts[top] > 1 and top in _stems(m)), central[0])
-    name = chosen[:1].upper() + chosen[1:]
-    description = f"Values of {chosen}, such as {', '.join(central[:3])}"
-    contrast = [str(c) for c in payload.get("nearest_non_members") or []][:2]
-    if contrast:
-        description += f"; unlike {' or '.join(contrast)}"
-    return {"name": name, "description": description + "."}
 
 
 def _seconds_text(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:.3f}"
 
 
-def _offline_payload_fn(tree_path: str | None) -> Callable[[Conversation], dict]:
-    from wildvalues.classifier.offline import OfflineClassifier
-    from wildvalues.taxonomy.tree import load_tree
-
-    path = tree_path or os.environ.get("WILDVALUES_TAXONOMY", "/work/shared/data/values_tree.csv")
-    return OfflineClassifier(load_tree(path)).classify_payload
-
-
 LABELLINGS: tuple[str, ...] = ("offline", "second")
-# The second judge's response type where it reads a subjective conversation differently: one step
-# along the scale, as a second annotator would.
-_NEXT_RESPONSE_TYPE = {
-    "strong_support": "mild_support",
-    "mild_support": "neutral_acknowledgment",
-    "neutral_acknowledgment": "reframing",
-    "reframing": "mild_resistance",
-    "mild_resistance": "strong_resistance",
-    "strong_resistance": "mild_resistance",
-    "no_values": "mild_support",
-}
-SECOND_JUDGE_VALUE = "transparency"  # the value the second judge adds where it adds one
-
-
-def conversation_hash(conversation: Conversation) -> int:
-    """A stable number from a conversation's text: which perturbation the second judge applies."""
-    return zlib.crc32("\x00".join(f"{t.role}:{t.text}" for t in conversation.turns).encode("utf-8", "replace"))
-
-
-def relabel(payload: dict, conversation: Conversation) -> dict:
-    """The second judge's answer: the offline answer, perturbed by the conversation's hash.
-
-    One subjective conversation in 6 is read as not subjective (values dropped, no_values); of
-    the rest, 1 in 4 get the next response type on the scale, 1 in 3 with two or more AI values
-    lose the last one, 1 in 5 gain `transparency`, and 1 in 7 with human values lose the first.
-    """
-    h = conversation_hash(conversation)
-    answer = {**payload, "ai_values": list(payload["ai_values"]), "human_values": list(payload["human_values"])}
-    if not answer["is_subjective"]:
-        return answer
-    if h % 6 == 0:
-        answer.update(is_subjective=False, ai_values=[], human_values=[], response_type="no_values")
-        return answer
-    if h % 4 == 1:
-        answer["response_type"] = _NEXT_RESPONSE_TYPE[answer["response_type"]]
-    if len(answer["ai_values"]) >= 2 and h % 3 == 2:
-        answer["ai_values"].pop()
-    if h % 5 == 3 and SECOND_JUDGE_VALUE not in answer["ai_values"]:
-        answer["ai_values"].append(SECOND_JUDGE_VALUE)
-    if answer["human_values"] and h % 7 == 4:
-        answer["human_values"].pop(0)
-    return answer
-
-
-def second_labelling(payload_fn: Callable[[Conversation], dict]) -> Callable[[Conversation], dict]:
-    """A payload function answering as the second judge (`relabel`) over `payload_fn`."""
-
-    def second(conversation: Conversation) -> dict:
-        return relabel(payload_fn(conversation), conversation)
-
-    return second
 
 
 # -- command line ---------------------------------------------------------------------------------
