@@ -67,10 +67,11 @@ setup(
     # jobs/ comes in as wildvalues.jobs through the link lib/wildvalues/jobs -> ../../jobs, so the
     # wheel installs one top-level package, wildvalues, and no `jobs` that could shadow another.
     packages=find_packages("lib") + ["wildvalues.conf"],
-    # conf/*.yml are the environment profiles; the offline classifier's lexicon is a data file.
+    # conf/*.yml are the environment profiles; the offline classifier's lexicon and the system
+    # prompts' text (classifier/prompts/) are data files.
     package_data={
         "wildvalues.conf": ["*.yml", "*.properties"],
-        "wildvalues.classifier": ["*.yml"],
+        "wildvalues.classifier": ["*.yml", "prompts/*.txt"],
         # the words task categories are never named after (analysis/task_stopwords.txt)
         "wildvalues.analysis": ["*.txt"],
         # the emulator's own documented facts per model (demo/documented_models.yml)

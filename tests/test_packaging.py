@@ -16,6 +16,8 @@ from packaging.version import Version
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME_LIST = REPO / "conf" / "dbr-17.3-lts-python.txt"
+# conf/ is linked into the package; the runtime's list is read by these tests only, never shipped.
+RUNTIME_LIST_IN_PACKAGE = REPO / "lib" / "wildvalues" / "conf" / RUNTIME_LIST.name
 # What the runtime ships that we require, and nothing else: a package added to either list, or
 # a name spelled differently, shows up here.
 SHARED_WITH_RUNTIME = {
@@ -118,6 +120,22 @@ def test_the_wheel_installs_one_top_level_package_with_the_jobs_inside(built_whe
     ]
     unconditional = {canonicalize_name(Requirement(r).name) for r in requires if "extra ==" not in r}
     assert unconditional == set(install_requires())
+
+
+def test_the_wheel_carries_every_data_file_the_package_reads(built_wheel):
+    """Data kept as data (prompts, lexicons, stopwords, phrase tables, profiles) ships in the wheel."""
+    package = REPO / "lib" / "wildvalues"
+    data = sorted(
+        str(path.relative_to(REPO / "lib"))
+        for path in package.rglob("*")
+        if path.suffix in {".yml", ".txt", ".properties"}
+        and "jobs" not in path.parts
+        and path != RUNTIME_LIST_IN_PACKAGE
+    )
+    with zipfile.ZipFile(built_wheel) as archive:
+        shipped = set(archive.namelist())
+    assert "wildvalues/classifier/prompts/extract.txt" in data and "wildvalues/analysis/task_stopwords.txt" in data
+    assert [name for name in data if name not in shipped] == []
 
 
 @pytest.mark.parametrize("stage", ["ingest", "classify", "taxonomy", "analyze", "validate", "report", "run_pipeline"])
