@@ -43,7 +43,7 @@ Rules, in the order they are applied:
 structured answer; ``classify_one``/``classify_batch`` wrap it in ``Classification`` records.
 
 The lexicon (keywords, value names, cue phrases, patterns) is data, ``offline_lexicon.yml`` next
-to this module, read once at import; the rules above are the code below.
+to this module, read once at import by ``offline_lexicon.py``; the rules above are the code below.
 """
 
 from __future__ import annotations
@@ -52,10 +52,7 @@ import enum
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from importlib.resources import files
-from typing import Any, Final, NamedTuple
-
-import yaml
+from typing import Final, NamedTuple
 
 from wildvalues.classifier.base import (
     RESPONSE_TYPES,
@@ -63,6 +60,41 @@ from wildvalues.classifier.base import (
     ClassificationError,
     Conversation,
     Result,
+)
+from wildvalues.classifier.offline_lexicon import (
+    AI_CUE_TRIGGERS,
+    AI_CUES,
+    CATEGORY_OF_CONTEXT,
+    CATEGORY_OVERRIDES,
+    CODING_ACTIONS,
+    CONTEXT_KEYWORDS,
+    CONTEXT_PRIORITY,
+    CONTEXT_VALUES,
+    FACTUAL_FORMS,
+    FACTUAL_TRIGGERS,
+    FALLBACKS,
+    HARM_OBJECTS,
+    HARM_TASKS,
+    HARM_VALUES,
+    HUMAN_PHRASE_TRIGGERS,
+    HUMAN_VALUE_PHRASES,
+    JAILBREAK_AI_CUES,
+    JAILBREAK_HUMAN_CUES,
+    JAILBREAK_REFUSAL_VALUES,
+    LANGUAGES,
+    LEXICON,
+    LITERAL_STOPLIST,
+    NEAR_VARIANTS,
+    PATTERNS,
+    REFUSAL_TAIL_VALUES,
+    REFUSAL_VALUES,
+    STATEMENT_TRIGGERS,
+    STOP_WORDS_IN_VALUE,
+    SUBTOPIC_KEYWORDS,
+    SUBTOPIC_VALUES,
+    TASKS,
+    VALUE_NORMALIZATION,
+    VALUE_STATEMENT_RES,
 )
 from wildvalues.taxonomy.tree import TreeNode
 
@@ -95,97 +127,30 @@ MAX_HUMAN_VALUES = 6
 MAX_LITERAL_VALUES = 2
 NEAR_VARIANT_MODULUS = 40  # one subjective conversation in ~40 gets a value absent from the tree
 
-# ---------------------------------------------------------------------------------------------
-# Lexicon: keywords, value names, cue phrases and patterns, read once from offline_lexicon.yml
-# (next to this module; its header describes the format). Keyword strings are space separated;
-# "_" joins the two words of a bigram.
-# ---------------------------------------------------------------------------------------------
-
-LEXICON_FILE = "offline_lexicon.yml"
-
-
-def _load_lexicon() -> dict[str, Any]:
-    text = files("wildvalues.classifier").joinpath(LEXICON_FILE).read_text(encoding="utf-8")
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
-def _alternatives(entry: str | list[str]) -> str:
-    """A pattern or trigger string: the file may list its "|"-separated alternatives one by one."""
-    return "|".join(entry) if isinstance(entry, list) else entry
-
-
-def _by_pair(nested: dict[str, dict[str, Any]]) -> dict[tuple[str, str], Any]:
-    """{outer: {inner: x}} as {(outer, inner): x}."""
-    return {(outer, inner): x for outer, group in nested.items() for inner, x in group.items()}
-
-
-def _cues(table: dict[str, dict[str, Any]]) -> tuple[tuple[tuple[str, str], ...], dict[str, str]]:
-    """{value: {pattern, triggers?}} as ((value, pattern), ...) and {value: triggers}."""
-    pairs = tuple((value, _alternatives(cue["pattern"])) for value, cue in table.items())
-    triggers = {value: _alternatives(cue["triggers"]) for value, cue in table.items() if "triggers" in cue}
-    return pairs, triggers
-
-
-_LEXICON = _load_lexicon()
-_PATTERNS: dict[str, str] = {name: _alternatives(p) for name, p in _LEXICON["patterns"].items()}
-
-CONTEXT_PRIORITY: tuple[str, ...] = tuple(_LEXICON["context_priority"])
-CONTEXT_KEYWORDS: dict[str, str] = _LEXICON["context_keywords"]
-SUBTOPIC_KEYWORDS: dict[str, dict[str, str]] = _LEXICON["subtopic_keywords"]
-LANGUAGES: dict[str, str] = _LEXICON["languages"]
-CODING_ACTIONS: dict[str, str] = _LEXICON["coding_actions"]
-TASKS: dict[tuple[str, str], str] = _by_pair(_LEXICON["tasks"])
-CATEGORY_OF_CONTEXT: dict[str, str] = _LEXICON["category_of_context"]
-CATEGORY_OVERRIDES: dict[tuple[str, str], str] = _by_pair(_LEXICON["category_overrides"])
-
-CONTEXT_VALUES: dict[str, tuple[str, ...]] = {c: tuple(v) for c, v in _LEXICON["context_values"].items()}
-SUBTOPIC_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
-    k: tuple(v) for k, v in _by_pair(_LEXICON["subtopic_values"]).items()
-}
-HARM_OBJECTS: dict[str, str] = _LEXICON["harm_objects"]
-HARM_TASKS: dict[str, str] = _LEXICON["harm_tasks"]
-HARM_VALUES: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _LEXICON["harm_values"].items()}
-REFUSAL_VALUES: tuple[str, ...] = tuple(_LEXICON["refusal_values"])
-REFUSAL_TAIL_VALUES: tuple[str, ...] = tuple(_LEXICON["refusal_tail_values"])
-JAILBREAK_REFUSAL_VALUES: tuple[str, ...] = tuple(_LEXICON["jailbreak_refusal_values"])
-
-JAILBREAK_HUMAN_CUES: tuple[tuple[str, str], ...] = _cues(_LEXICON["jailbreak_human_cues"])[0]
-JAILBREAK_AI_CUES: tuple[tuple[str, str], ...] = _cues(_LEXICON["jailbreak_ai_cues"])[0]
-AI_CUES, AI_CUE_TRIGGERS = _cues(_LEXICON["ai_cues"])
-HUMAN_VALUE_PHRASES, HUMAN_PHRASE_TRIGGERS = _cues(_LEXICON["human_value_phrases"])
-VALUE_STATEMENT_RES: tuple[str, ...] = tuple(_alternatives(s["pattern"]) for s in _LEXICON["value_statements"])
-STATEMENT_TRIGGERS: tuple[str, ...] = tuple(_alternatives(s["triggers"]) for s in _LEXICON["value_statements"])
-FACTUAL_FORMS, FACTUAL_TRIGGERS = _cues(_LEXICON["factual_forms"])
-
-LITERAL_STOPLIST: frozenset[str] = frozenset(_LEXICON["literal_stoplist"].split())
-VALUE_NORMALIZATION: dict[str, str] = _LEXICON["value_normalization"]
-FALLBACKS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _LEXICON["fallbacks"].items()}
-NEAR_VARIANTS: dict[str, str] = _LEXICON["near_variants"]
-STOP_WORDS_IN_VALUE: frozenset[str] = frozenset(_LEXICON["stop_words_in_value"].split())
 
 # ---------------------------------------------------------------------------------------------
 # Conversation-level regexes.
 # ---------------------------------------------------------------------------------------------
 
 _WORD_RE = re.compile(r"[a-z0-9+#]+(?:['.-][a-z0-9+#]+)*")
-_DAN_RE = re.compile(_PATTERNS["dan"])
-_JAILBREAK_STRONG_RE = re.compile(_PATTERNS["jailbreak_strong"])
-_JAILBREAK_WEAK_RE = re.compile(_PATTERNS["jailbreak_weak"])
-_PERSONA_RE = re.compile(_PATTERNS["persona"])
-_HARM_INTENT = _PATTERNS["harm_intent"]
-_REFUSAL_RE = re.compile(_PATTERNS["refusal"])
-_PARTIAL_HELP_RE = re.compile(_PATTERNS["partial_help"])
-_AMORAL_RE = re.compile(_PATTERNS["amoral"])
-_STRONG_SUPPORT_RE = re.compile(_PATTERNS["strong_support"])
-_MILD_SUPPORT_RE = re.compile(_PATTERNS["mild_support"])
-_REFRAME_RE = re.compile(_PATTERNS["reframe"])
-_PUSHBACK_RE = re.compile(_PATTERNS["pushback"])
-_AI_SUBJECTIVE_RE = re.compile(_PATTERNS["ai_subjective"])
-_USER_REQUEST_RE = re.compile(_PATTERNS["user_request"])
-_ANY_REQUEST_RE = re.compile(_PATTERNS["any_request"])
-_PERSONAL_CONTEXTS = frozenset(_LEXICON["personal_contexts"])
-_FIRST_PERSON_RE = re.compile(_PATTERNS["first_person"])
-_GREETING_RE = re.compile(_PATTERNS["greeting"])
+_DAN_RE = re.compile(PATTERNS["dan"])
+_JAILBREAK_STRONG_RE = re.compile(PATTERNS["jailbreak_strong"])
+_JAILBREAK_WEAK_RE = re.compile(PATTERNS["jailbreak_weak"])
+_PERSONA_RE = re.compile(PATTERNS["persona"])
+_HARM_INTENT = PATTERNS["harm_intent"]
+_REFUSAL_RE = re.compile(PATTERNS["refusal"])
+_PARTIAL_HELP_RE = re.compile(PATTERNS["partial_help"])
+_AMORAL_RE = re.compile(PATTERNS["amoral"])
+_STRONG_SUPPORT_RE = re.compile(PATTERNS["strong_support"])
+_MILD_SUPPORT_RE = re.compile(PATTERNS["mild_support"])
+_REFRAME_RE = re.compile(PATTERNS["reframe"])
+_PUSHBACK_RE = re.compile(PATTERNS["pushback"])
+_AI_SUBJECTIVE_RE = re.compile(PATTERNS["ai_subjective"])
+_USER_REQUEST_RE = re.compile(PATTERNS["user_request"])
+_ANY_REQUEST_RE = re.compile(PATTERNS["any_request"])
+_PERSONAL_CONTEXTS = frozenset(LEXICON["personal_contexts"])
+_FIRST_PERSON_RE = re.compile(PATTERNS["first_person"])
+_GREETING_RE = re.compile(PATTERNS["greeting"])
 
 
 class _Unset(enum.Enum):
@@ -195,12 +160,12 @@ class _Unset(enum.Enum):
 
 
 _UNSET: Final = _Unset.UNSET
-_LEADING_WORDS = tuple(_LEXICON["leading_words"])
+_LEADING_WORDS = tuple(LEXICON["leading_words"])
 _LANGUAGE_INDEX = {k: k for k in LANGUAGES}
-_WRITE_RE = re.compile(_PATTERNS["write"])
-_GO_RE = re.compile(_PATTERNS["go"])  # capitalised mid-sentence: the language, not the verb
+_WRITE_RE = re.compile(PATTERNS["write"])
+_GO_RE = re.compile(PATTERNS["go"])  # capitalised mid-sentence: the language, not the verb
 # "go" alone is an ordinary verb; only these bigrams name the language
-_LANGUAGE_INDEX.update({g: "golang" for g in _LEXICON["go_bigrams"]})
+_LANGUAGE_INDEX.update({g: "golang" for g in LEXICON["go_bigrams"]})
 
 
 class _Cue(NamedTuple):
