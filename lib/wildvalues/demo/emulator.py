@@ -77,7 +77,6 @@ import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -88,23 +87,26 @@ from wildvalues.demo import api_rules, platforms
 from wildvalues.demo.api_rules import DocumentedModel
 from wildvalues.demo.emulator_answers import (
     CacheKey,
+    Reply,
     cache_ttl,
     cut_answer,
+    error_body,
     flat_usage,
     forced_tool,
     last_user_text,
     messages_chars,
     new_id,
     offline_payload_fn,
+    rfc3339,
     second_labelling,
     split_cache,
     taxonomy_answer,
     text_block,
     tool_block,
 )
+from wildvalues.demo.emulator_batches import BatchesEndpoint
 from wildvalues.demo.emulator_rules import (
     answer_schema,
-    check_batch_requests,
     check_message_params,
     check_shape,
     describe_request,
@@ -134,14 +136,6 @@ def _tokens(chars: int) -> int:
     return math.ceil(chars / CHARS_PER_TOKEN)
 
 
-def _rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _error_body(error_type: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": new_id("req_emu")}
-
-
 class _Bucket:
     """Server-side token bucket: `per_minute` refill, `burst_seconds` worth of capacity."""
 
@@ -168,25 +162,8 @@ class _Bucket:
         return {
             f"anthropic-ratelimit-{name}-limit": str(int(self.limit)),
             f"anthropic-ratelimit-{name}-remaining": str(max(0, int(level))),
-            f"anthropic-ratelimit-{name}-reset": _rfc3339(wall + full_in),
+            f"anthropic-ratelimit-{name}-reset": rfc3339(wall + full_in),
         }
-
-
-class _Reply:
-    """What a handler sends: status, JSON (or raw bytes), headers; `drop` closes with no response."""
-
-    def __init__(
-        self,
-        status: int = 200,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        raw: bytes | None = None,
-        content_type: str = "application/json",
-        drop: bool = False,
-    ) -> None:
-        self.status, self.body, self.raw = status, body, raw
-        self.headers = dict(headers or {})
-        self.content_type, self.drop = content_type, drop
 
 
 class Emulator:
@@ -262,6 +239,7 @@ class Emulator:
         self._cache: dict[str, float] = {}  # prefix hash -> expiry (monotonic)
         self._batches: dict[str, dict[str, Any]] = {}
         self._batch_lock = threading.Lock()  # one thread at a time finishes or cancels a batch
+        self.batch_endpoint = BatchesEndpoint(self)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._reset_buckets()
@@ -367,10 +345,10 @@ class Emulator:
 
     # -- /v1/messages ------------------------------------------------------------------------
 
-    def handle_messages(self, body: dict[str, Any], entry: dict[str, Any]) -> _Reply:
+    def handle_messages(self, body: dict[str, Any], entry: dict[str, Any]) -> Reply:
         refusal = self.refusal(body, api_rules.MESSAGES_FIELDS)
         if refusal:
-            return _Reply(refusal[0], _error_body(refusal[1], refusal[2]))
+            return Reply(refusal[0], error_body(refusal[1], refusal[2]))
         model = self.model_for(str(body["model"]))
         assert model is not None  # refusal() answered 404 otherwise
         usage, cache = self._token_usage(body, model)
@@ -382,9 +360,9 @@ class Emulator:
             wait = self._admission_wait(billed_input, max_tokens, now)
             if wait > 0:
                 entry.update(flat_usage(usage), retry_after=math.ceil(wait))
-                return _Reply(
+                return Reply(
                     429,
-                    _error_body(
+                    error_body(
                         "rate_limit_error", "Number of requests or tokens has exceeded your per-minute rate limit."
                     ),
                     {**self._limit_headers(now, wall), "retry-after": str(max(1, math.ceil(wait)))},
@@ -504,19 +482,19 @@ class Emulator:
 
     def _message_reply(
         self, body: dict[str, Any], usage: dict[str, Any], fault: str | None, model: DocumentedModel
-    ) -> tuple[_Reply, int]:
+    ) -> tuple[Reply, int]:
         """The answer to an admitted request, and its output tokens."""
         if fault == "drop":
-            return _Reply(drop=True), 0
+            return Reply(drop=True), 0
         if fault == "overloaded":
             headers = {}
             if self.overload_retry_after_s is not None:
                 headers["retry-after"] = _seconds_text(self.overload_retry_after_s)
-            return _Reply(529, _error_body("overloaded_error", "Overloaded"), headers), 0
+            return Reply(529, error_body("overloaded_error", "Overloaded"), headers), 0
         if fault == "server_error":
-            return _Reply(500, _error_body("api_error", "Internal server error"), {}), 0
+            return Reply(500, error_body("api_error", "Internal server error"), {}), 0
         message, output_tokens = self.build_message(body, usage, fault, model)
-        return _Reply(200, message, {"request-id": new_id("req_emu")}), output_tokens
+        return Reply(200, message, {"request-id": new_id("req_emu")}), output_tokens
 
     def thinking_for(self, body: dict[str, Any], model: DocumentedModel) -> int:
         """Thinking tokens for this request: the fixture's assumption, or the `thinking_tokens` override."""
@@ -611,35 +589,35 @@ class Emulator:
         # Answer the fields the request's schema asks for (a screening schema asks for three).
         return {k: v for k, v in payload.items() if k in asked} if isinstance(asked, dict) else payload
 
-    def handle_count_tokens(self, body: dict[str, Any]) -> _Reply:
+    def handle_count_tokens(self, body: dict[str, Any]) -> Reply:
         """Input tokens in the model's tokenizer; the same field and model checks as a message.
 
         https://platform.claude.com/docs/en/api/messages/count_tokens (no max_tokens there).
         """
         if not body.get("model") or not isinstance(body.get("messages"), list):
-            return _Reply(400, _error_body("invalid_request_error", "model and messages are required"))
+            return Reply(400, error_body("invalid_request_error", "model and messages are required"))
         problem = api_rules.unknown_fields(body, api_rules.COUNT_TOKENS_FIELDS)
         if problem:
-            return _Reply(400, _error_body("invalid_request_error", problem))
+            return Reply(400, error_body("invalid_request_error", problem))
         model = self.model_for(str(body["model"]))
         if model is None:
-            return _Reply(404, _error_body("not_found_error", f"model: {body['model']}"))
+            return Reply(404, error_body("not_found_error", f"model: {body['model']}"))
         usage, _ = self._token_usage(body, model)
-        return _Reply(200, {"input_tokens": usage["prefix"] + usage["rest"]})
+        return Reply(200, {"input_tokens": usage["prefix"] + usage["rest"]})
 
     # -- /v1/chat/completions (OpenAI-compatible) -------------------------------------------
 
-    def handle_chat_completions(self, body: dict[str, Any]) -> _Reply:
+    def handle_chat_completions(self, body: dict[str, Any]) -> Reply:
         """The labels as a JSON object in choices[0].message.content, as a chat model answers."""
         messages = body.get("messages")
         if not body.get("model") or not isinstance(messages, list) or not messages:
-            return _Reply(
+            return Reply(
                 400, {"error": {"message": "model and messages are required", "type": "invalid_request_error"}}
             )
         content = json.dumps(self._payload(body))
         prompt_tokens = _tokens(messages_chars(messages))
         completion_tokens = _tokens(len(content))
-        return _Reply(
+        return Reply(
             200,
             {
                 "id": new_id("chatcmpl_emu"),
@@ -664,162 +642,22 @@ class Emulator:
 
     # -- /v1/messages/batches ----------------------------------------------------------------
 
-    def create_batch(self, body: dict[str, Any], entry: dict[str, Any]) -> _Reply:
-        requests = body.get("requests")
-        problem = check_batch_requests(requests)
-        if problem:
-            return _Reply(400, _error_body("invalid_request_error", problem))
-        assert isinstance(requests, list)  # check_batch_requests found a non-empty list
-        entry["custom_ids"] = [r["custom_id"] for r in requests]
-        entry["models"] = [r["params"].get("model") for r in requests]
-        now, wall = time.monotonic(), time.time()
-        batch: dict[str, Any] = {
-            "id": new_id("msgbatch_emu"),
-            "created": wall,
-            "due": now + self.batch_processing_s,
-            "started": now,  # the emulated clock (monotonic seconds) its first entry runs at
-            "requests": requests,
-            "status": "in_progress",
-            "cancel_at": None,
-            "ended": None,
-            "results": None,
-        }
-        with self._lock:
-            self._batches[batch["id"]] = batch
-        entry["batch_id"] = batch["id"]
-        return _Reply(200, self._batch_json(batch))
-
-    def _advance(self, batch: dict[str, Any]) -> None:
-        with self._batch_lock:
-            self._finish_if_due(batch)
-
-    def _finish_if_due(self, batch: dict[str, Any]) -> None:
-        """Finish a batch whose processing time has passed (or that was canceled).
-
-        Its entries run one after another over `batch_duration_s` emulated seconds from creation
-        (evenly spread), so a 5-minute cache written by an early entry has expired for a late one,
-        while a 1-hour cache lives on: batches can take longer than 5 minutes
-        (https://platform.claude.com/docs/en/build-with-claude/batch-processing).
-        """
-        if batch["results"] is not None:
-            return
-        canceled = batch["status"] == "canceling"
-        if not canceled and time.monotonic() < batch["due"]:
-            return
-        results = []
-        for index, request in enumerate(batch["requests"]):
-            at = batch["started"] + self._entry_offset(index, len(batch["requests"]))
-            result = {"type": "canceled"} if canceled else self._batch_entry(request["params"], at)
-            results.append({"custom_id": request["custom_id"], "result": result})
-        batch["results"], batch["status"], batch["ended"] = results, "ended", time.time()
-
-    def _entry_offset(self, index: int, count: int) -> float:
-        """Emulated seconds after a batch's creation at which its entry `index` of `count` runs."""
-        return self.batch_duration_s * index / (count - 1) if count > 1 else 0.0
-
-    def _batch_entry(self, params: dict[str, Any], at: float) -> dict[str, Any]:
-        """One entry's result at emulated time `at`: a refused entry is `errored` with the API's error.
-
-        https://platform.claude.com/docs/en/build-with-claude/batch-processing (result types).
-        """
-        refusal = self.refusal(params, api_rules.MESSAGES_FIELDS)
-        if refusal:
-            return {"type": "errored", "error": _error_body(refusal[1], refusal[2])}
-        model = self.model_for(str(params["model"]))
-        assert model is not None
-        usage, cache = self._token_usage(params, model)
-        with self._lock:
-            fault = self._draw_fault(online=False)
-            usage = self._use_cache(usage, cache, at)
-            self._store_cache(cache, at)
-        if fault == "expired":
-            return {"type": "expired"}
-        if fault in ("server_error", "drop"):
-            return {"type": "errored", "error": _error_body("api_error", "Internal server error")}
-        if fault == "overloaded":
-            return {"type": "errored", "error": _error_body("overloaded_error", "Overloaded")}
-        message, _ = self.build_message(params, usage, fault, model)
-        return {"type": "succeeded", "message": message}
-
-    def _batch_json(self, batch: dict[str, Any]) -> dict[str, Any]:
-        counts = Counter({"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0})
-        if batch["results"] is None:
-            counts["processing"] = len(batch["requests"])
-        else:
-            counts.update(r["result"]["type"] for r in batch["results"])
-        ended = batch["status"] == "ended"
-        return {
-            "id": batch["id"],
-            "type": "message_batch",
-            "processing_status": batch["status"],
-            "request_counts": dict(counts),
-            "created_at": _rfc3339(batch["created"]),
-            "expires_at": _rfc3339(batch["created"] + 86_400),
-            "ended_at": _rfc3339(batch["ended"]) if ended else None,
-            "cancel_initiated_at": _rfc3339(batch["cancel_at"]) if batch["cancel_at"] else None,
-            "archived_at": None,
-            "results_url": f"{self.base_url}/v1/messages/batches/{batch['id']}/results" if ended else None,
-        }
-
-    def handle_batch(self, method: str, batch_id: str, action: str | None) -> _Reply:
-        with self._lock:
-            batch = self._batches.get(batch_id)
-        if batch is None:
-            return _Reply(404, _error_body("not_found_error", f"no message batch {batch_id}"))
-        if method == "POST" and action == "/cancel":
-            with self._batch_lock:
-                if batch["status"] == "in_progress":
-                    batch["status"], batch["cancel_at"] = "canceling", time.time()
-            return _Reply(200, self._batch_json(batch))
-        if method == "DELETE" and action is None:
-            self._advance(batch)
-            if batch["status"] != "ended":
-                return _Reply(400, _error_body("invalid_request_error", "batch is still processing"))
-            with self._lock:
-                self._batches.pop(batch_id, None)
-            return _Reply(200, {"id": batch_id, "type": "message_batch_deleted"})
-        if method != "GET":
-            return _Reply(405, _error_body("invalid_request_error", "method not allowed"))
-        self._advance(batch)
-        if action == "/results":
-            if batch["results"] is None:
-                return _Reply(400, _error_body("invalid_request_error", "batch has not ended"))
-            lines = "".join(json.dumps(r) + "\n" for r in batch["results"])
-            return _Reply(200, raw=lines.encode(), content_type="application/x-jsonl")
-        return _Reply(200, self._batch_json(batch))
-
-    def list_batches(self) -> _Reply:
-        with self._lock:
-            batches = list(self._batches.values())
-        for batch in batches:
-            self._advance(batch)
-        data = [self._batch_json(b) for b in reversed(batches)]
-        return _Reply(
-            200,
-            {
-                "data": data,
-                "has_more": False,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            },
-        )
-
     # -- routing -------------------------------------------------------------------------------
 
-    def route(self, method: str, path: str, body: dict[str, Any] | None, entry: dict[str, Any]) -> _Reply:
+    def route(self, method: str, path: str, body: dict[str, Any] | None, entry: dict[str, Any]) -> Reply:
         if method == "GET" and path == "/emulator/stats":
-            return _Reply(200, self.stats())
+            return Reply(200, self.stats())
         platform = platforms.platform_of(method, path)
         if platform == "oauth":  # a form-encoded refresh, answered before the JSON check
-            return _Reply(*platforms.oauth_token_reply())
+            return Reply(*platforms.oauth_token_reply())
         if platform is not None:
             if body is None:
-                return _Reply(400, _error_body("invalid_request_error", "request body is not valid JSON"))
+                return Reply(400, error_body("invalid_request_error", "request body is not valid JSON"))
             return self.handle_platform(platform, path, body, entry)
         if body is None and method == "POST":
-            return _Reply(400, _error_body("invalid_request_error", "request body is not valid JSON"))
+            return Reply(400, error_body("invalid_request_error", "request body is not valid JSON"))
         if not entry.get("has_api_key"):
-            return _Reply(401, _error_body("authentication_error", "missing API key"))
+            return Reply(401, error_body("authentication_error", "missing API key"))
         if method == "POST" and path == "/v1/messages":
             describe_request(body or {}, entry)
             return self.handle_messages(body or {}, entry)
@@ -829,16 +667,16 @@ class Emulator:
             return self.handle_count_tokens(body or {})
         if path == "/v1/messages/batches":
             if method == "POST":
-                return self.create_batch(body or {}, entry)
+                return self.batch_endpoint.create_batch(body or {}, entry)
             if method == "GET":
-                return self.list_batches()
+                return self.batch_endpoint.list_batches()
         match = _BATCH_PATH.match(path)
         if match:
             entry["batch_id"] = match.group(1)
-            return self.handle_batch(method, match.group(1), match.group(2))
-        return _Reply(404, _error_body("not_found_error", f"no route {method} {path}"))
+            return self.batch_endpoint.handle_batch(method, match.group(1), match.group(2))
+        return Reply(404, error_body("not_found_error", f"no route {method} {path}"))
 
-    def handle_platform(self, platform: str, path: str, body: dict[str, Any], entry: dict[str, Any]) -> _Reply:
+    def handle_platform(self, platform: str, path: str, body: dict[str, Any], entry: dict[str, Any]) -> Reply:
         """A Bedrock, Vertex AI or Databricks request, answered as /v1/messages (see demo/platforms.py)."""
         ids = self.platforms[platform]
         if platform == "bedrock":
@@ -848,7 +686,7 @@ class Emulator:
         else:
             request = platforms.databricks_request(ids, body, entry)
         if isinstance(request, tuple):
-            return _Reply(*request)
+            return Reply(*request)
         if request.pop("_count_tokens", False):
             return self.handle_count_tokens(request)
         describe_request(request, entry)
@@ -897,7 +735,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             reply = emulator.route(method, path, body, entry)
         except Exception as error:  # an emulator bug must look like a 500, not a hung client
-            reply = _Reply(500, _error_body("api_error", f"emulator error: {type(error).__name__}: {error}"))
+            reply = Reply(500, error_body("api_error", f"emulator error: {type(error).__name__}: {error}"))
         entry["status"] = 0 if reply.drop else reply.status
         _add_request_id(reply)
         if path != "/emulator/stats":
@@ -920,7 +758,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return data if isinstance(data, dict) else None
 
-    def _send(self, reply: _Reply) -> None:
+    def _send(self, reply: Reply) -> None:
         payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
         self.send_response(reply.status)
         self.send_header("content-type", reply.content_type)
@@ -931,7 +769,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-def _add_request_id(reply: _Reply) -> None:
+def _add_request_id(reply: Reply) -> None:
     """Every answer carries a request-id header, as the API's do; an error's is its body's request_id."""
     body_id = reply.body.get("request_id") if isinstance(reply.body, dict) else None
     reply.headers.setdefault("request-id", str(body_id or new_id("req_emu")))

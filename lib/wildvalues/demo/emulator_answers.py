@@ -7,7 +7,8 @@ import re
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from wildvalues.classifier.base import Conversation
@@ -258,3 +259,28 @@ def second_labelling(payload_fn: Callable[[Conversation], dict]) -> Callable[[Co
         return relabel(payload_fn(conversation), conversation)
 
     return second
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def error_body(error_type: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": new_id("req_emu")}
+
+
+class Reply:
+    """What a handler sends: status, JSON (or raw bytes), headers; `drop` closes with no response."""
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+        drop: bool = False,
+    ) -> None:
+        self.status, self.body, self.raw = status, body, raw
+        self.headers = dict(headers or {})
+        self.content_type, self.drop = content_type, drop
