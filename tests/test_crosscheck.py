@@ -325,7 +325,7 @@ def test_an_unknown_labelling_is_refused():
 def test_the_emulator_command_takes_the_labelling():
     import argparse
 
-    from wildvalues.demo.emulator import add_arguments
+    from wildvalues.demo.emulator_cli import add_arguments
 
     parser = add_arguments(argparse.ArgumentParser())
     assert parser.parse_args([]).labelling == "offline"

@@ -27,7 +27,8 @@ from wildvalues.classifier.prompt import (
     prefix_chars,
     validate_output,
 )
-from wildvalues.demo.emulator import Emulator, add_arguments
+from wildvalues.demo.emulator import Emulator
+from wildvalues.demo.emulator_cli import add_arguments
 
 KEY = "sk-ant-test-emulator-key"
 CONV = Conversation(

@@ -340,7 +340,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from wildvalues.demo.emulator import run_from_args
+    from wildvalues.demo.emulator_cli import run_from_args
 
     return run_from_args(args)
 

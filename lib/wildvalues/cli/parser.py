@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     place.add_argument("--json", action="store_true", help="a JSON list of placements")
     _add_common(place)
 
-    from wildvalues.demo.emulator import add_arguments as add_emulator_arguments
+    from wildvalues.demo.emulator_cli import add_arguments as add_emulator_arguments
 
     add_emulator_arguments(_command(sub, "emulator", "a local emulator of the Messages and Batches APIs"))
     return parser

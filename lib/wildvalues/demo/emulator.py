@@ -66,18 +66,14 @@ not matching the schema), `malformed_text` (prose instead of a tool call), `refu
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
 import math
 import random
-import re
-import socket
 import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from wildvalues.classifier.base import Conversation, Turn
@@ -105,7 +101,9 @@ from wildvalues.demo.emulator_answers import (
     tool_block,
 )
 from wildvalues.demo.emulator_batches import BatchesEndpoint
+from wildvalues.demo.emulator_http import Handler, Server, route_name
 from wildvalues.demo.emulator_rules import (
+    BATCH_PATH,
     answer_schema,
     check_message_params,
     check_shape,
@@ -126,7 +124,6 @@ FAULT_KINDS: tuple[str, ...] = (
 )
 DEFAULT_FAULT_KINDS: tuple[str, ...] = ("overloaded", "server_error", "drop", "malformed_tool", "refusal")
 CHARS_PER_TOKEN = 4
-_BATCH_PATH = re.compile(r"^/v1/messages/batches/([A-Za-z0-9_-]+)(/results|/cancel)?$")
 # How an unknown model id is answered: not_found (the API's 404) or generic (a test convenience:
 # the fixture's stand-in model, which accepts every shape and never thinks).
 UNKNOWN_MODELS: tuple[str, ...] = ("not_found", "generic")
@@ -273,7 +270,7 @@ class Emulator:
         if self.labelling == "second" and not self._relabelled:
             self._payload_fn = second_labelling(self._payload_fn)
             self._relabelled = True  # a restarted instance must not perturb twice
-        server = _Server((self.host, self.port), _Handler)
+        server = Server((self.host, self.port), Handler)
         server.emulator = self
         self._server = server
         self.port = server.server_address[1]
@@ -341,7 +338,7 @@ class Emulator:
     def _record(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self.request_log.append(entry)
-            self._stats[_route(entry["path"])][entry["status"]] += 1
+            self._stats[route_name(entry["path"])][entry["status"]] += 1
 
     # -- /v1/messages ------------------------------------------------------------------------
 
@@ -670,7 +667,7 @@ class Emulator:
                 return self.batch_endpoint.create_batch(body or {}, entry)
             if method == "GET":
                 return self.batch_endpoint.list_batches()
-        match = _BATCH_PATH.match(path)
+        match = BATCH_PATH.match(path)
         if match:
             entry["batch_id"] = match.group(1)
             return self.batch_endpoint.handle_batch(method, match.group(1), match.group(2))
@@ -693,97 +690,7 @@ class Emulator:
         return self.handle_messages(request, entry)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 512  # a burst of new connections from many client threads must not be refused
-    emulator: Emulator
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
-    timeout = 120  # close idle keep-alive connections eventually
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-        pass  # the request log replaces stderr access logs
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        emulator = self.server.emulator
-        path = self.path.split("?", 1)[0]
-        body = self._read_json()
-        entry: dict[str, Any] = {
-            "time": time.monotonic(),
-            "method": method,
-            "path": path,
-            # Whether a key was sent, never the key itself.
-            "has_api_key": bool(self.headers.get("x-api-key") or self.headers.get("authorization")),
-        }
-        # The form of its authentication only (sigv4, bearer, api-key...), for the platform routes.
-        headers = {name: self.headers.get(name) or "" for name in ("authorization", "x-amz-date", "x-api-key")}
-        entry["auth"] = platforms.auth_form(headers, emulator.bearer_tokens)
-        entry["sigv4_service"] = platforms.sigv4_service(headers)
-        try:
-            reply = emulator.route(method, path, body, entry)
-        except Exception as error:  # an emulator bug must look like a 500, not a hung client
-            reply = Reply(500, error_body("api_error", f"emulator error: {type(error).__name__}: {error}"))
-        entry["status"] = 0 if reply.drop else reply.status
-        _add_request_id(reply)
-        if path != "/emulator/stats":
-            emulator._record(entry)
-        if reply.drop:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self._send(reply)
-
-    def _read_json(self) -> dict[str, Any] | None:
-        length = int(self.headers.get("content-length") or 0)
-        if length <= 0:
-            return {}
-        raw = self.rfile.read(length)
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-
-    def _send(self, reply: Reply) -> None:
-        payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
-        self.send_response(reply.status)
-        self.send_header("content-type", reply.content_type)
-        self.send_header("content-length", str(len(payload)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-def _add_request_id(reply: Reply) -> None:
-    """Every answer carries a request-id header, as the API's do; an error's is its body's request_id."""
-    body_id = reply.body.get("request_id") if isinstance(reply.body, dict) else None
-    reply.headers.setdefault("request-id", str(body_id or new_id("req_emu")))
-
-
 # -- request inspection helpers -----------------------------------------------------------------
-
-
-def _route(path: str) -> str:
-    """A path with batch ids replaced by {id}, for stats."""
-    match = _BATCH_PATH.match(path)
-    if match:
-        return "/v1/messages/batches/{id}" + (match.group(2) or "")
-    return path
 
 
 # -- the taxonomy tasks: a word-overlap judge, deliberately not the embeddings' kind of rule ------
@@ -799,81 +706,7 @@ LABELLINGS: tuple[str, ...] = ("offline", "second")
 # -- command line ---------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--rpm", type=float, default=4_000, help="requests per minute")
-    parser.add_argument("--itpm", type=float, default=2_000_000, help="input tokens per minute")
-    parser.add_argument("--otpm", type=float, default=400_000, help="output tokens per minute")
-    parser.add_argument("--burst-seconds", type=float, default=60.0, help="bucket size in seconds of each limit")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="time each answer takes")
-    parser.add_argument("--latency-jitter-ms", type=float, default=0.0, help="random extra latency, up to this")
-    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with a fault")
-    parser.add_argument(
-        "--fault-kinds", default=",".join(DEFAULT_FAULT_KINDS), help=f"comma-separated, from {','.join(FAULT_KINDS)}"
-    )
-    parser.add_argument(
-        "--batch-processing-s", type=float, default=0.5, help="seconds before a Message Batch has ended"
-    )
-    parser.add_argument(
-        "--batch-duration-s", type=float, default=3600.0, help="emulated seconds a batch's entries are spread over"
-    )
-    parser.add_argument(
-        "--unknown-models",
-        choices=UNKNOWN_MODELS,
-        default="not_found",
-        help="not_found: 404 as the API; generic: a stand-in model that accepts every shape",
-    )
-    parser.add_argument(
-        "--thinking-tokens", type=int, default=None, help="thinking tokens per answer where a model thinks"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
-    parser.add_argument(
-        "--labelling", choices=LABELLINGS, default="offline", help="second: a different judge, for the cross-check"
-    )
-    return parser
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """Serve until Ctrl-C, printing the base URL to use as ANTHROPIC_BASE_URL."""
-    emulator = Emulator(
-        args.port,
-        host=args.host,
-        rpm=args.rpm,
-        itpm=args.itpm,
-        otpm=args.otpm,
-        burst_seconds=args.burst_seconds,
-        latency_ms=args.latency_ms,
-        latency_jitter_ms=args.latency_jitter_ms,
-        fault_rate=args.fault_rate,
-        fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k),
-        batch_processing_s=args.batch_processing_s,
-        batch_duration_s=args.batch_duration_s,
-        unknown_models=args.unknown_models,
-        thinking_tokens=args.thinking_tokens,
-        seed=args.seed,
-        labelling=args.labelling,
-    )
-    emulator.start()
-    print(
-        f"Anthropic API emulator at {emulator.base_url} (export ANTHROPIC_BASE_URL={emulator.base_url}); "
-        f"stats at {emulator.base_url}/emulator/stats; Ctrl-C stops",
-        flush=True,
-    )
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(prog="wildvalues emulator", description=__doc__.splitlines()[0]))
-    return run_from_args(parser.parse_args(argv))
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from wildvalues.demo.emulator_cli import main as command
+
+    raise SystemExit(command())

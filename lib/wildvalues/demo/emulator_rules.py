@@ -134,3 +134,6 @@ def describe_request(body: dict[str, Any], entry: dict[str, Any]) -> None:
         tool_choice=choice,
         shape=request_shape(body),
     )
+
+
+BATCH_PATH = re.compile(r"^/v1/messages/batches/([A-Za-z0-9_-]+)(/results|/cancel)?$")
