@@ -77,37 +77,38 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from wildvalues.classifier.base import Conversation, Turn
-from wildvalues.classifier.prompt import answer_params_chars, parse_rendered_conversation
+from wildvalues.classifier.prompt import parse_rendered_conversation
 from wildvalues.classifier.taxonomy_prompts import parse_task_block
 from wildvalues.demo import api_rules, platforms
 from wildvalues.demo.api_rules import DocumentedModel
 from wildvalues.demo.emulator_answers import (
     CacheKey,
+    PromptCache,
     Reply,
-    cache_ttl,
+    chat_completion,
     cut_answer,
     error_body,
     flat_usage,
-    forced_tool,
     last_user_text,
-    messages_chars,
     new_id,
     offline_payload_fn,
-    rfc3339,
     second_labelling,
-    split_cache,
+    seconds_text,
     taxonomy_answer,
     text_block,
+    token_usage,
     tool_block,
 )
 from wildvalues.demo.emulator_batches import BatchesEndpoint
 from wildvalues.demo.emulator_http import Handler, Server, route_name
+from wildvalues.demo.emulator_limits import RateLimiter
 from wildvalues.demo.emulator_rules import (
     BATCH_PATH,
     answer_schema,
     check_message_params,
     check_shape,
     describe_request,
+    forced_tool,
     output_format,
     strict_tool,
 )
@@ -123,44 +124,23 @@ FAULT_KINDS: tuple[str, ...] = (
     "expired",
 )
 DEFAULT_FAULT_KINDS: tuple[str, ...] = ("overloaded", "server_error", "drop", "malformed_tool", "refusal")
-CHARS_PER_TOKEN = 4
 # How an unknown model id is answered: not_found (the API's 404) or generic (a test convenience:
 # the fixture's stand-in model, which accepts every shape and never thinks).
 UNKNOWN_MODELS: tuple[str, ...] = ("not_found", "generic")
 
 
-def _tokens(chars: int) -> int:
-    return math.ceil(chars / CHARS_PER_TOKEN)
-
-
-class _Bucket:
-    """Server-side token bucket: `per_minute` refill, `burst_seconds` worth of capacity."""
-
-    def __init__(self, per_minute: float, burst_seconds: float, now: float) -> None:
-        self.limit = per_minute
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate * burst_seconds)
-        self.tokens = self.capacity
-        self.updated = now
-
-    def level(self, now: float) -> float:
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        return self.tokens
-
-    def wait(self, amount: float, now: float) -> float:
-        needed = min(amount, self.capacity)
-        level = self.level(now)
-        return 0.0 if level >= needed else (needed - level) / self.rate
-
-    def headers(self, name: str, now: float, wall: float) -> dict[str, str]:
-        level = self.level(now)
-        full_in = max(0.0, (self.capacity - level) / self.rate)
-        return {
-            f"anthropic-ratelimit-{name}-limit": str(int(self.limit)),
-            f"anthropic-ratelimit-{name}-remaining": str(max(0, int(level))),
-            f"anthropic-ratelimit-{name}-reset": rfc3339(wall + full_in),
-        }
+def fault_rates(fault_rate: float, kinds: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+    """Each fault kind's probability: `kinds` as given per kind, or `fault_rate` split evenly."""
+    if isinstance(kinds, Mapping):
+        rates = {k: float(v) for k, v in kinds.items()}
+    else:
+        rates = {k: fault_rate / len(kinds) for k in kinds} if kinds else {}
+    unknown = set(rates) - set(FAULT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {FAULT_KINDS}")
+    if sum(rates.values()) > 1.0 + 1e-9:
+        raise ValueError("fault rates add up to more than 1")
+    return rates
 
 
 class Emulator:
@@ -201,7 +181,7 @@ class Emulator:
         self.limits = {"rpm": rpm, "itpm": itpm, "otpm": otpm}
         self.burst_seconds = burst_seconds
         self.latency_ms, self.latency_jitter_ms = latency_ms, latency_jitter_ms
-        self.fault_rates = self._fault_rates(fault_rate, fault_kinds)
+        self.fault_rates = fault_rates(fault_rate, fault_kinds)
         unknown = {k for k in fault_sequence if k is not None} - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {FAULT_KINDS}")
@@ -233,7 +213,7 @@ class Emulator:
         self._lock = threading.Lock()
         self.request_log: list[dict[str, Any]] = []
         self._stats: dict[str, Counter[int]] = defaultdict(Counter)
-        self._cache: dict[str, float] = {}  # prefix hash -> expiry (monotonic)
+        self.prompt_cache = PromptCache()
         self._batches: dict[str, dict[str, Any]] = {}
         self._batch_lock = threading.Lock()  # one thread at a time finishes or cancels a batch
         self.batch_endpoint = BatchesEndpoint(self)
@@ -241,26 +221,8 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._reset_buckets()
 
-    @staticmethod
-    def _fault_rates(fault_rate: float, kinds: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
-        if isinstance(kinds, Mapping):
-            rates = {k: float(v) for k, v in kinds.items()}
-        else:
-            rates = {k: fault_rate / len(kinds) for k in kinds} if kinds else {}
-        unknown = set(rates) - set(FAULT_KINDS)
-        if unknown:
-            raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {FAULT_KINDS}")
-        if sum(rates.values()) > 1.0 + 1e-9:
-            raise ValueError("fault rates add up to more than 1")
-        return rates
-
     def _reset_buckets(self) -> None:
-        now = time.monotonic()
-        self._buckets = {
-            "requests": _Bucket(self.limits["rpm"], self.burst_seconds, now),
-            "input-tokens": _Bucket(self.limits["itpm"], self.burst_seconds, now),
-            "output-tokens": _Bucket(self.limits["otpm"], self.burst_seconds, now),
-        }
+        self.limiter = RateLimiter(self.limits, self.burst_seconds)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -303,7 +265,7 @@ class Emulator:
         self, fault_rate: float, fault_kinds: Sequence[str] | Mapping[str, float] = DEFAULT_FAULT_KINDS
     ) -> None:
         with self._lock:
-            self.fault_rates = self._fault_rates(fault_rate, fault_kinds)
+            self.fault_rates = fault_rates(fault_rate, fault_kinds)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -352,9 +314,9 @@ class Emulator:
         now, wall = time.monotonic(), time.time()
         max_tokens = int(body["max_tokens"])
         with self._lock:
-            usage = self._use_cache(usage, cache, now)
+            usage = self.prompt_cache.use(usage, cache, now)
             billed_input = usage["input_tokens"] + usage["cache_creation_input_tokens"]
-            wait = self._admission_wait(billed_input, max_tokens, now)
+            wait = self.limiter.admission_wait(billed_input, max_tokens, now)
             if wait > 0:
                 entry.update(flat_usage(usage), retry_after=math.ceil(wait))
                 return Reply(
@@ -362,20 +324,20 @@ class Emulator:
                     error_body(
                         "rate_limit_error", "Number of requests or tokens has exceeded your per-minute rate limit."
                     ),
-                    {**self._limit_headers(now, wall), "retry-after": str(max(1, math.ceil(wait)))},
+                    {**self.limiter.headers(now, wall), "retry-after": str(max(1, math.ceil(wait)))},
                 )
-            self._take(billed_input, max_tokens)
+            self.limiter.take(billed_input, max_tokens)
             entry["admitted_at"] = now  # lets benchmarks measure the admitted rate
-            self._store_cache(cache, now)
+            self.prompt_cache.store(cache, now)
             fault = self._draw_fault(online=True)
             latency = self._draw_latency()
         entry.update(flat_usage(usage), fault=fault)
         time.sleep(latency)
         reply, output_tokens = self._message_reply(body, usage, fault, model)
         with self._lock:
-            bucket = self._buckets["output-tokens"]  # settle the max_tokens reservation
+            bucket = self.limiter.buckets["output-tokens"]  # settle the max_tokens reservation
             bucket.tokens = min(bucket.capacity, bucket.tokens + max_tokens - output_tokens)
-            headers = self._limit_headers(time.monotonic(), time.time())
+            headers = self.limiter.headers(time.monotonic(), time.time())
         entry["output_tokens"] = output_tokens
         if isinstance(reply.body, dict) and "usage" in reply.body:
             entry["thinking_tokens"] = reply.body["usage"]["output_tokens_details"]["thinking_tokens"]
@@ -406,25 +368,6 @@ class Emulator:
         problem = api_rules.check_model_request(body, model) or check_shape(body, model)
         return (400, "invalid_request_error", problem) if problem else None
 
-    def _admission_wait(self, input_tokens: int, max_tokens: int, now: float) -> float:
-        b = self._buckets
-        return max(
-            b["requests"].wait(1, now),
-            b["input-tokens"].wait(input_tokens, now),
-            b["output-tokens"].wait(max_tokens, now),
-        )
-
-    def _take(self, input_tokens: int, max_tokens: int) -> None:
-        self._buckets["requests"].tokens -= 1
-        self._buckets["input-tokens"].tokens -= input_tokens
-        self._buckets["output-tokens"].tokens -= max_tokens
-
-    def _limit_headers(self, now: float, wall: float) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        for name, bucket in self._buckets.items():
-            headers.update(bucket.headers(name, now, wall))
-        return headers
-
     def _draw_fault(self, online: bool) -> str | None:
         if self._fault_queue:
             kind = self._fault_queue.popleft()
@@ -441,22 +384,7 @@ class Emulator:
         return max(0.0, self.latency_ms + jitter) / 1000.0
 
     def _token_usage(self, body: dict[str, Any], model: DocumentedModel) -> tuple[dict[str, int], CacheKey | None]:
-        """(prefix tokens, other input tokens) in the model's tokenizer, and the prefix's cache key if cacheable."""
-        tools = body.get("tools") or []
-        tools_chars = answer_params_chars(body)
-        system = body.get("system") or []
-        blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
-        marked = max((i for i, b in enumerate(blocks) if b.get("cache_control")), default=-1)
-        prefix_text = "".join(b.get("text", "") for b in blocks[: marked + 1])
-        rest_chars = sum(len(b.get("text", "")) for b in blocks[marked + 1 :]) + messages_chars(body["messages"])
-        prefix = model.tokens(tools_chars + len(prefix_text)) if marked >= 0 else 0
-        rest = model.tokens(rest_chars) + (0 if marked >= 0 else model.tokens(tools_chars))
-        key = None
-        if marked >= 0 and prefix >= self.min_cache_for(str(body.get("model"))):
-            ttl = cache_ttl(blocks[marked])
-            digest = json.dumps([body.get("model"), tools, output_format(body), blocks[: marked + 1]], sort_keys=True)
-            key = CacheKey(str(hash(digest)), ttl)
-        return {"prefix": prefix, "rest": rest}, key
+        return token_usage(body, model, self.min_cache_for(str(body.get("model"))))
 
     def min_cache_for(self, model: str) -> int:
         """The shortest prefix (tokens) cached for `model`: the override, else its documented minimum."""
@@ -467,16 +395,6 @@ class Emulator:
         entry = self.model_for(model)
         return entry.min_cache_tokens if entry else self.documentation.generic.min_cache_tokens
 
-    def _use_cache(self, usage: dict[str, int], cache: CacheKey | None, at: float) -> dict[str, Any]:
-        """Usage with the prefix read from the cache (alive at `at`), written to it, or plain input."""
-        cached = cache is not None and self._cache.get(cache.digest, 0.0) > at
-        return split_cache(usage, cached, cache)
-
-    def _store_cache(self, cache: CacheKey | None, at: float) -> None:
-        """Write or refresh the prefix: it lives its TTL from its last use (emulated seconds)."""
-        if cache is not None:
-            self._cache[cache.digest] = at + api_rules.CACHE_TTL_SECONDS[cache.ttl]
-
     def _message_reply(
         self, body: dict[str, Any], usage: dict[str, Any], fault: str | None, model: DocumentedModel
     ) -> tuple[Reply, int]:
@@ -486,7 +404,7 @@ class Emulator:
         if fault == "overloaded":
             headers = {}
             if self.overload_retry_after_s is not None:
-                headers["retry-after"] = _seconds_text(self.overload_retry_after_s)
+                headers["retry-after"] = seconds_text(self.overload_retry_after_s)
             return Reply(529, error_body("overloaded_error", "Overloaded"), headers), 0
         if fault == "server_error":
             return Reply(500, error_body("api_error", "Internal server error"), {}), 0
@@ -611,33 +529,7 @@ class Emulator:
             return Reply(
                 400, {"error": {"message": "model and messages are required", "type": "invalid_request_error"}}
             )
-        content = json.dumps(self._payload(body))
-        prompt_tokens = _tokens(messages_chars(messages))
-        completion_tokens = _tokens(len(content))
-        return Reply(
-            200,
-            {
-                "id": new_id("chatcmpl_emu"),
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
-                        "logprobs": None,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-            },
-        )
-
-    # -- /v1/messages/batches ----------------------------------------------------------------
+        return chat_completion(body, self._payload(body))
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -694,10 +586,6 @@ class Emulator:
 
 
 # -- the taxonomy tasks: a word-overlap judge, deliberately not the embeddings' kind of rule ------
-
-
-def _seconds_text(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:.3f}"
 
 
 LABELLINGS: tuple[str, ...] = ("offline", "second")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
+import time
 import uuid
 import zlib
 from collections import Counter
@@ -12,9 +15,14 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from wildvalues.classifier.base import Conversation
+from wildvalues.classifier.prompt import answer_params_chars
 from wildvalues.classifier.taxonomy_prompts import NONE_OF_THESE, parse_task_block
 from wildvalues.demo import api_rules
 from wildvalues.demo.api_rules import DocumentedModel
+from wildvalues.demo.emulator_rules import (
+    forced_tool,
+    output_format,
+)
 
 
 class CacheKey(NamedTuple):
@@ -26,14 +34,6 @@ class CacheKey(NamedTuple):
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:24]}"
-
-
-def forced_tool(body: dict[str, Any]) -> str | None:
-    choice = body.get("tool_choice") or {}
-    if choice.get("type") == "tool" and choice.get("name"):
-        return choice["name"]
-    tools = body.get("tools") or []
-    return tools[0].get("name") if tools and choice.get("type") in ("any", None) else None
 
 
 def tool_block(name: str, tool_input: dict) -> dict[str, Any]:
@@ -284,3 +284,72 @@ class Reply:
         self.status, self.body, self.raw = status, body, raw
         self.headers = dict(headers or {})
         self.content_type, self.drop = content_type, drop
+
+
+CHARS_PER_TOKEN = 4
+
+
+def tokens_of(chars: int) -> int:
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
+def chat_completion(body: dict[str, Any], payload: dict) -> Reply:
+    """`payload` as an OpenAI-compatible chat completion: the JSON in choices[0].message.content."""
+    content = json.dumps(payload)
+    prompt_tokens = tokens_of(messages_chars(body["messages"]))
+    completion_tokens = tokens_of(len(content))
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": content},
+        "finish_reason": "stop",
+        "logprobs": None,
+    }
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    created = int(time.time())
+    reply = {"id": new_id("chatcmpl_emu"), "object": "chat.completion", "created": created, "model": body["model"]}
+    return Reply(200, {**reply, "choices": [choice], "usage": usage})
+
+
+def token_usage(body: dict[str, Any], model: DocumentedModel, min_cache: int) -> tuple[dict[str, int], CacheKey | None]:
+    """(prefix tokens, other input tokens) in the model's tokenizer, and the prefix's cache key if it
+    reaches `min_cache` tokens."""
+    tools = body.get("tools") or []
+    tools_chars = answer_params_chars(body)
+    system = body.get("system") or []
+    blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
+    marked = max((i for i, b in enumerate(blocks) if b.get("cache_control")), default=-1)
+    prefix_text = "".join(b.get("text", "") for b in blocks[: marked + 1])
+    rest_chars = sum(len(b.get("text", "")) for b in blocks[marked + 1 :]) + messages_chars(body["messages"])
+    prefix = model.tokens(tools_chars + len(prefix_text)) if marked >= 0 else 0
+    rest = model.tokens(rest_chars) + (0 if marked >= 0 else model.tokens(tools_chars))
+    key = None
+    if marked >= 0 and prefix >= min_cache:
+        ttl = cache_ttl(blocks[marked])
+        digest = json.dumps([body.get("model"), tools, output_format(body), blocks[: marked + 1]], sort_keys=True)
+        key = CacheKey(str(hash(digest)), ttl)
+    return {"prefix": prefix, "rest": rest}, key
+
+
+def seconds_text(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:.3f}"
+
+
+class PromptCache:
+    """Cached prompt prefixes: each lives its TTL from its last use, in emulated (monotonic) seconds."""
+
+    def __init__(self) -> None:
+        self.expiry: dict[str, float] = {}  # prefix digest -> when it expires
+
+    def use(self, usage: dict[str, int], cache: CacheKey | None, at: float) -> dict[str, Any]:
+        """Usage with the prefix read from the cache (alive at `at`), written to it, or plain input."""
+        cached = cache is not None and self.expiry.get(cache.digest, 0.0) > at
+        return split_cache(usage, cached, cache)
+
+    def store(self, cache: CacheKey | None, at: float) -> None:
+        """Write or refresh the prefix."""
+        if cache is not None:
+            self.expiry[cache.digest] = at + api_rules.CACHE_TTL_SECONDS[cache.ttl]

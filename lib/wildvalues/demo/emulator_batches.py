@@ -88,8 +88,8 @@ class BatchesEndpoint:
         usage, cache = self.emulator._token_usage(params, model)
         with self.emulator._lock:
             fault = self.emulator._draw_fault(online=False)
-            usage = self.emulator._use_cache(usage, cache, at)
-            self.emulator._store_cache(cache, at)
+            usage = self.emulator.prompt_cache.use(usage, cache, at)
+            self.emulator.prompt_cache.store(cache, at)
         if fault == "expired":
             return {"type": "expired"}
         if fault in ("server_error", "drop"):

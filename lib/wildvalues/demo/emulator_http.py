@@ -11,11 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from wildvalues.demo import platforms
-from wildvalues.demo.emulator_answers import (
-    Reply,
-    error_body,
-    new_id,
-)
+from wildvalues.demo.emulator_answers import Reply, error_body, new_id
 from wildvalues.demo.emulator_rules import (
     BATCH_PATH,
 )

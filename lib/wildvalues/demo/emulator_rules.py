@@ -6,9 +6,6 @@ import re
 from typing import Any
 
 from wildvalues.demo.api_rules import DocumentedModel
-from wildvalues.demo.emulator_answers import (
-    forced_tool,
-)
 
 _CUSTOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -137,3 +134,11 @@ def describe_request(body: dict[str, Any], entry: dict[str, Any]) -> None:
 
 
 BATCH_PATH = re.compile(r"^/v1/messages/batches/([A-Za-z0-9_-]+)(/results|/cancel)?$")
+
+
+def forced_tool(body: dict[str, Any]) -> str | None:
+    choice = body.get("tool_choice") or {}
+    if choice.get("type") == "tool" and choice.get("name"):
+        return choice["name"]
+    tools = body.get("tools") or []
+    return tools[0].get("name") if tools and choice.get("type") in ("any", None) else None
