@@ -280,7 +280,7 @@ def test_cli_arguments_and_serving_until_interrupted(tmp_path):
     args = add_arguments(argparse.ArgumentParser()).parse_args(["--port", "0", "--rpm", "10", "--fault-rate", "0.5"])
     assert (args.port, args.rpm, args.fault_rate, args.latency_ms) == (0, 10.0, 0.5, 0.0)
     process = subprocess.Popen(
-        [sys.executable, "-m", "wildvalues.demo.emulator", "--port", "0"],
+        [sys.executable, "-m", "wildvalues.demo.emulator_cli", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -592,9 +592,3 @@ LABELLINGS: tuple[str, ...] = ("offline", "second")
 
 
 # -- command line ---------------------------------------------------------------------------------
-
-
-if __name__ == "__main__":
-    from wildvalues.demo.emulator_cli import main as command
-
-    raise SystemExit(command())

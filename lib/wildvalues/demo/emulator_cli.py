@@ -1,4 +1,5 @@
-"""`wildvalues emulator` and `python -m wildvalues.demo.emulator`: the emulator's options, and serving until interrupted."""
+"""`wildvalues emulator` and `python -m wildvalues.demo.emulator_cli`: the emulator's options, and serving until
+interrupted."""
 
 from __future__ import annotations
 
@@ -83,3 +84,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = add_arguments(argparse.ArgumentParser(prog="wildvalues emulator", description=__doc__.splitlines()[0]))
     return run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
