@@ -180,7 +180,8 @@ def test_a_catalog_schema_holds_a_real_latest_view_of_each_per_run_table(spark, 
     with catalog_store(spark, tmp_path) as store:
         three_runs(spark, store)
         schema = store.catalog_tables.schema
-        listed = {(table.name, table.tableType) for table in spark.catalog.listTables(f"spark_catalog.{schema}")}
+        in_schema = spark.catalog.listTables(f"spark_catalog.{schema}")  # with the session's temporary views
+        listed = {(table.name, table.tableType) for table in in_schema if not table.isTemporary}
         tables = {"conversations", "runs", "value_embeddings", "values_level_0"}
         views = {"latest_conversations", "latest_runs", "latest_values_level_0"}  # no view of a cache
         assert listed == {(name, "MANAGED") for name in tables} | {(name, "VIEW") for name in views}
