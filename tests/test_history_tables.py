@@ -201,6 +201,9 @@ def test_a_catalog_schema_holds_a_real_latest_view_of_each_per_run_table(spark, 
         assertDataFrameEqual(
             spark.table(latest), [Row(side="ai", name="honesty", n_conversations=30, run_id="w4", n_users=7)]
         )
+        for table in spark.catalog.listTables():
+            if table.isTemporary:  # another test's on this worker: a temporary view shadows a schema's name
+                spark.catalog.dropTempView(table.name)
         store.register_views()
         assertDataFrameEqual(
             spark.sql("SELECT name, n_users FROM latest_values_level_0"), [Row(name="honesty", n_users=7)]
