@@ -195,3 +195,34 @@ def test_the_summary_counts_claude_work_and_adds_up_its_cost():
     ]
     offline: dict[str, float] = {"label_audit_labels": 40, "label_audit_suppressed": 0}
     assert claude_taxonomy_lines(offline) == ["  labels audited           40  0 suppressed as identifying"]
+
+
+def test_estimate_takes_its_figures_from_the_runs_answers_and_from_count_tokens(run, emulator, tmp_path):
+    """On a copy of the run's output without its preflight, with the key: output tokens per answer
+    from the run's cached answers, the tokenizer factor from count_tokens (the emulator's) on a
+    sample of 100 of the input's conversations."""
+    out = copy_output(run["out"], tmp_path / "out")
+    (out / "preflight.json").unlink()  # else the preflight's figures come first
+    before = len(emulator.request_log)
+    result = wildvalues(
+        "estimate", "--input", run["source"], "--output", out, "--config", run["config"],
+        cwd=run["root"], env=run["env"],
+    )  # fmt: skip
+    assert_ok(result)
+    output = re.search(
+        r"^    (\S+) classify: ([\d,.]+) output tokens, thinking included \(measured: (\d+) cached answers\)$",
+        result.stdout,
+        re.M,
+    )
+    assert output, result.stdout
+    model, answers = output.group(1), int(output.group(3))
+    cached = [row for row in table(run, "classification_cache") if row["model"] == model]
+    assert answers == len(cached) > 0
+    assert float(output.group(2).replace(",", "")) == round(sum(row["output_tokens"] for row in cached) / answers, 1)
+    assert re.search(
+        rf"^    {re.escape(model)} classify: tokenizer x[\d.]+ \(measured: count_tokens on 100 conversations ",
+        result.stdout,
+        re.M,
+    ), result.stdout
+    sent = [entry["path"] for entry in emulator.request_log[before:]]
+    assert set(sent) == {"/v1/messages/count_tokens"} and len(sent) >= 100  # counted, nothing paid for

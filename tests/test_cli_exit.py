@@ -53,3 +53,23 @@ def test_an_exit_from_argument_parsing_is_the_normal_one():
     assert result.returncode == 2
     assert result.stderr.startswith("usage: wildvalues")
     assert result.stderr.splitlines()[-1] == "wildvalues: error: unrecognized arguments: --no-such-option"
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1_unless_debugging(monkeypatch, capsys, tmp_path):
+    import pytest
+
+    from wildvalues.cli import commands, main
+
+    def broken(args):
+        raise RuntimeError("the disk said no\nat frame 2")
+
+    monkeypatch.setattr(commands, "cmd_synth", broken)
+    argv = ["synth", "--n", "1", "--output", str(tmp_path / "s.jsonl")]
+    monkeypatch.delenv("WILDVALUES_DEBUG", raising=False)
+    assert main(argv) == 1
+    assert capsys.readouterr().err == (
+        "wildvalues: unexpected RuntimeError: the disk said no (set WILDVALUES_DEBUG=1 for details)\n"
+    )
+    monkeypatch.setenv("WILDVALUES_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="^the disk said no"):
+        main(argv)

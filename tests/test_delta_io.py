@@ -301,3 +301,13 @@ def test_a_required_column_an_older_table_lacks_is_one_line(spark, tmp_path):
     with pytest.raises(DeltaWriteError, match=r"lacks required column\(s\) attempts: write a new output$"):
         write_delta(spark.createDataFrame([("k2", "r2", 1)], required), path, "append")
     assert add_new_columns(path, pa.schema([("cache_key", pa.string())])) == []
+
+
+def test_a_write_error_is_told_by_its_innermost_error_line_or_its_first_line():
+    from wildvalues.io.delta_io import _first_line
+
+    wrapped = RuntimeError("Job aborted.\n  at org.apache...\nOSError: No space left on device\n  more")
+    assert _first_line(wrapped) == "OSError: No space left on device"
+    assert _first_line(RuntimeError("the commit lost a race\nsecond line")) == "the commit lost a race"
+    assert _first_line(RuntimeError("")) == "RuntimeError"
+    assert _first_line(RuntimeError("x" * 500)) == "x" * 400

@@ -170,3 +170,13 @@ def test_spark_tasks_embed_with_the_drivers_model_after_its_folder_is_gone(spark
     assert sorted(after) == sorted(texts)
     assert {r.embedder_id for r in rows} == {build_embedder(spec).id}
     np.testing.assert_array_equal(np.stack([after[t] for t in texts]), before)
+
+
+@pytest.mark.skipif(not sentence_transformers_available(), reason="needs the `embeddings` extra")
+def test_a_folder_that_holds_no_sentence_transformers_model_is_one_error(tmp_path, monkeypatch):
+    from wildvalues.taxonomy.embeddings.transformer import SentenceTransformerEmbedder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # an empty folder must not send the library to the Hub
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(EmbeddingError, match=rf"^cannot load the sentence-transformers model in {tmp_path}: "):
+        SentenceTransformerEmbedder(str(tmp_path))

@@ -158,3 +158,17 @@ def test_a_screenshot_of_each_view_is_written_beside_the_report(built):
     for path in built.screenshot_paths:
         width, height = _png_size(path)
         assert width > 600 and height > 100, path
+
+
+def test_without_playwright_or_a_browser_the_reason_says_which(monkeypatch):
+    _require_browser()  # playwright is there (the test extra): the browser path is then what decides
+    assert screenshots.unavailable_reason("/nonexistent/chromium") == (
+        "no browser at /nonexistent/chromium (apt-get install -y chromium, or set report.browser)"
+    )
+    real = screenshots.importlib.util.find_spec
+    monkeypatch.setattr(
+        screenshots.importlib.util, "find_spec", lambda name: None if name == "playwright" else real(name)
+    )
+    assert screenshots.unavailable_reason(BROWSER) == (
+        "the playwright package is not installed (pip install -e '.[screenshots]')"
+    )
