@@ -10,6 +10,11 @@ replaced with what a Parquet table allows, keeping their contract:
 - `_append_evolving` (Delta: `mergeSchema`): `ALTER TABLE ... ADD COLUMNS` for a new column, then
   an append by name;
 - `_delete_rows` (Delta: `DELETE FROM`): the rows that stay, staged and written back.
+
+Each contract is the Delta documentation's, named on the method it stands in for
+(`wildvalues.io.catalog_tables`). What Spark itself enforces here is Spark's: a table cannot be
+overwritten while it is read (hence the staging table), a Parquet table's columns change only by
+`ALTER TABLE ... ADD COLUMNS` (https://spark.apache.org/docs/latest/sql-ref-syntax-ddl-alter-table.html).
 """
 
 from __future__ import annotations

@@ -266,6 +266,7 @@ def rfc3339(epoch: float) -> str:
 
 
 def error_body(error_type: str, message: str) -> dict[str, Any]:
+    """The API's error shape (https://platform.claude.com/docs/en/api/errors, error shapes)."""
     return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": new_id("req_emu")}
 
 
@@ -294,7 +295,8 @@ def tokens_of(chars: int) -> int:
 
 
 def chat_completion(body: dict[str, Any], payload: dict) -> Reply:
-    """`payload` as an OpenAI-compatible chat completion: the JSON in choices[0].message.content."""
+    """`payload` as an OpenAI-compatible chat completion: the JSON in choices[0].message.content
+    (https://platform.openai.com/docs/api-reference/chat/object, the chat completion object)."""
     content = json.dumps(payload)
     prompt_tokens = tokens_of(messages_chars(body["messages"]))
     completion_tokens = tokens_of(len(content))
@@ -316,7 +318,9 @@ def chat_completion(body: dict[str, Any], payload: dict) -> Reply:
 
 def token_usage(body: dict[str, Any], model: DocumentedModel, min_cache: int) -> tuple[dict[str, int], CacheKey | None]:
     """(prefix tokens, other input tokens) in the model's tokenizer, and the prefix's cache key if it
-    reaches `min_cache` tokens."""
+    reaches `min_cache` tokens: the prefix is everything up to the block marked cache_control, tools
+    first (https://platform.claude.com/docs/en/build-with-claude/prompt-caching, cache prefix and
+    minimum cacheable length)."""
     tools = body.get("tools") or []
     tools_chars = answer_params_chars(body)
     system = body.get("system") or []

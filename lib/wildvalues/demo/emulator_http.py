@@ -97,7 +97,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def add_request_id(reply: Reply) -> None:
-    """Every answer carries a request-id header, as the API's do; an error's is its body's request_id."""
+    """Every answer carries a request-id header, as the API's do; an error's is its body's request_id
+    (https://platform.claude.com/docs/en/api/errors, request id)."""
     body_id = reply.body.get("request_id") if isinstance(reply.body, dict) else None
     reply.headers.setdefault("request-id", str(body_id or new_id("req_emu")))
 

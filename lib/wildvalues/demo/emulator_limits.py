@@ -1,6 +1,7 @@
 """The emulator's rate limits: a token bucket each for requests, input tokens and output tokens per
 minute, refilled continuously up to the limit as the API does, with its `anthropic-ratelimit-*`
-headers."""
+headers (https://platform.claude.com/docs/en/api/rate-limits: the token bucket algorithm, the
+response headers and their RFC 3339 reset times, OTPM counted on max_tokens at admission)."""
 
 from __future__ import annotations
 

@@ -7,13 +7,17 @@ from typing import Any
 
 from wildvalues.demo.api_rules import DocumentedModel
 
+MESSAGES_API = "https://platform.claude.com/docs/en/api/messages"
+BATCHES_API = "https://platform.claude.com/docs/en/api/messages/batches/create"
+
+# BATCHES_API: custom_id "minLength: 1, maxLength: 64, pattern: ^[a-zA-Z0-9_-]{1,64}$", unique in a batch.
 _CUSTOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
+# BATCHES_API: requests "minItems: 1, maxItems: 100000".
 MAX_BATCH_REQUESTS = 100_000
 
 
 def check_message_params(body: dict[str, Any]) -> str | None:
+    """MESSAGES_API: model, max_tokens (an integer of at least 1) and messages are required."""
     if not isinstance(body, dict) or not body.get("model"):
         return "model: field required"
     if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
@@ -55,7 +59,8 @@ _UNSUPPORTED_SCHEMA_KEYWORDS = ("maxLength", "minLength", "maxItems", "minimum",
 
 
 def _unsupported_schema(schema: Any, where: str) -> str | None:
-    """Structured outputs reject length, count and range constraints and open objects."""
+    """Structured outputs reject length, count and range constraints and open objects
+    (https://platform.claude.com/docs/en/build-with-claude/structured-outputs, JSON schema limitations)."""
     if isinstance(schema, list):
         return next((p for p in (_unsupported_schema(v, where) for v in schema) if p), None)
     if not isinstance(schema, dict):
@@ -69,12 +74,14 @@ def _unsupported_schema(schema: Any, where: str) -> str | None:
 
 
 def output_format(body: dict[str, Any]) -> dict[str, Any] | None:
+    """MESSAGES_API: output_config.format, the JSON schema the answer follows."""
     output_config = body.get("output_config")
     fmt = output_config.get("format") if isinstance(output_config, dict) else None
     return fmt if isinstance(fmt, dict) else None
 
 
 def strict_tool(body: dict[str, Any], name: str | None) -> bool:
+    """Whether tool `name` is declared `strict: true` (structured outputs' strict tool use, as above)."""
     return any(isinstance(t, dict) and t.get("name") == name and t.get("strict") for t in body.get("tools") or [])
 
 
@@ -99,6 +106,7 @@ def request_shape(body: dict[str, Any]) -> str:
 
 
 def check_batch_requests(requests: Any) -> str | None:
+    """BATCHES_API: one to 100,000 requests, each a unique custom_id and the params of a message."""
     if not isinstance(requests, list) or not requests:
         return "requests: at least one request is required"
     if len(requests) > MAX_BATCH_REQUESTS:
@@ -133,10 +141,13 @@ def describe_request(body: dict[str, Any], entry: dict[str, Any]) -> None:
     )
 
 
+# BATCHES_API and its siblings: retrieve, results and cancel of /v1/messages/batches/{message_batch_id}.
 BATCH_PATH = re.compile(r"^/v1/messages/batches/([A-Za-z0-9_-]+)(/results|/cancel)?$")
 
 
 def forced_tool(body: dict[str, Any]) -> str | None:
+    """The tool the answer must call: tool_choice {type: tool, name}, or the only tool under "any"
+    (https://platform.claude.com/docs/en/agents-and-tools/tool-use/implement-tool-use, forcing tool use)."""
     choice = body.get("tool_choice") or {}
     if choice.get("type") == "tool" and choice.get("name"):
         return choice["name"]

@@ -24,8 +24,9 @@ def quoted(*parts: str) -> str:
 
 
 def run_predicate(run_ids: list[str]) -> str:
-    """`run_id IN (...)` in Spark SQL, each id a string literal escaped with backslashes (Spark's
-    literal rules, sql-ref-literals; two adjacent quotes would be two literals joined)."""
+    """`run_id IN (...)` in Spark SQL, each id a string literal escaped with backslashes
+    (https://spark.apache.org/docs/latest/sql-ref-literals.html#string-literal: a backslash escapes a
+    quote or a backslash; two adjacent quotes would be two literals joined)."""
     literals = ", ".join("'" + run_id.replace("\\", "\\\\").replace("'", "\\'") + "'" for run_id in run_ids)
     return f"{registry.RUN_COLUMN} IN ({literals})"
 
@@ -34,8 +35,9 @@ def latest_view_sql(view: str, table: str, runs: str) -> str:
     """The statement that (re)defines a per-run table's view of the latest run's rows.
 
     The run is chosen when the view is read, so a new run needs no new view; a view stores the
-    columns `*` had when it was made (Spark's CREATE VIEW, Databricks' the same), so a table that
-    gains a column needs its view made again."""
+    columns `*` had when it was made, so a table that gains a column needs its view made again
+    (https://spark.apache.org/docs/latest/sql-ref-syntax-ddl-create-view.html;
+    https://docs.databricks.com/aws/en/sql/language-manual/sql-ref-syntax-ddl-create-view, schema binding)."""
     latest = f"(SELECT {registry.RUN_COLUMN} FROM {runs} ORDER BY started_at DESC, {registry.RUN_COLUMN} DESC LIMIT 1)"
     return (
         f"CREATE OR REPLACE VIEW {view} COMMENT 'rows of the latest run (newest started_at in runs)' "
@@ -112,21 +114,26 @@ class CatalogTables:
         self.spark.sql(latest_view_sql(view, self.identifier(name), runs))
 
     def use(self) -> None:
-        """Make this schema the session's current one, so queries name tables and views alone."""
+        """Make this schema the session's current one, so queries name tables and views alone
+        (pyspark.sql.Catalog.setCurrentCatalog / setCurrentDatabase, `USE CATALOG` and `USE SCHEMA`)."""
         self.spark.catalog.setCurrentCatalog(self.catalog)
         self.spark.catalog.setCurrentDatabase(self.schema)
 
     # -- the Delta-only steps: run as written in a workspace, replaced by the local adapter
 
     def _replace_run(self, name: str, frame: DataFrame, run_id: str) -> None:
-        """One Delta commit that removes the run's rows and adds the new ones (replaceWhere);
-        mergeSchema lets the table gain a column added since it was made."""
+        """One Delta commit that removes the run's rows and adds the new ones (replaceWhere:
+        https://docs.delta.io/latest/delta-batch.html#selectively-overwrite-data-with-replacewhere);
+        mergeSchema lets the table gain a column added since it was made
+        (https://docs.delta.io/latest/delta-batch.html#automatic-schema-update)."""
         writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", run_predicate([run_id]))
         writer.option("mergeSchema", "true").saveAsTable(self.identifier(name))
 
     def _append_evolving(self, name: str, frame: DataFrame) -> None:
-        """Append; mergeSchema adds a column the table does not have yet."""
+        """Append; mergeSchema adds a column the table does not have yet (delta-batch.html, as above)."""
         frame.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(self.identifier(name))
 
     def _delete_rows(self, name: str, predicate: str) -> None:
+        """https://docs.delta.io/latest/delta-update.html#delete-from-a-table: the rows stay in the
+        table's history until VACUUM."""
         self.spark.sql(f"DELETE FROM {self.identifier(name)} WHERE {predicate}")
