@@ -214,8 +214,6 @@ class Emulator:
         self.request_log: list[dict[str, Any]] = []
         self._stats: dict[str, Counter[int]] = defaultdict(Counter)
         self.prompt_cache = PromptCache()
-        self._batches: dict[str, dict[str, Any]] = {}
-        self._batch_lock = threading.Lock()  # one thread at a time finishes or cancels a batch
         self.batch_endpoint = BatchesEndpoint(self)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None

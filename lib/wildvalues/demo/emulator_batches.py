@@ -4,6 +4,7 @@ batch lifetimes and result shapes the Batches API documents. Each `Emulator` has
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,9 @@ class BatchesEndpoint:
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
+        self.batches: dict[str, dict[str, Any]] = {}
+        self._registry_lock = threading.Lock()  # guards `batches`
+        self._finish_lock = threading.Lock()  # one thread at a time finishes or cancels a batch
 
     def create_batch(self, body: dict[str, Any], entry: dict[str, Any]) -> Reply:
         requests = body.get("requests")
@@ -42,13 +46,13 @@ class BatchesEndpoint:
             "ended": None,
             "results": None,
         }
-        with self.emulator._lock:
-            self.emulator._batches[batch["id"]] = batch
+        with self._registry_lock:
+            self.batches[batch["id"]] = batch
         entry["batch_id"] = batch["id"]
         return Reply(200, self._batch_json(batch))
 
     def _advance(self, batch: dict[str, Any]) -> None:
-        with self.emulator._batch_lock:
+        with self._finish_lock:
             self._finish_if_due(batch)
 
     def _finish_if_due(self, batch: dict[str, Any]) -> None:
@@ -120,12 +124,12 @@ class BatchesEndpoint:
         }
 
     def handle_batch(self, method: str, batch_id: str, action: str | None) -> Reply:
-        with self.emulator._lock:
-            batch = self.emulator._batches.get(batch_id)
+        with self._registry_lock:
+            batch = self.batches.get(batch_id)
         if batch is None:
             return Reply(404, error_body("not_found_error", f"no message batch {batch_id}"))
         if method == "POST" and action == "/cancel":
-            with self.emulator._batch_lock:
+            with self._finish_lock:
                 if batch["status"] == "in_progress":
                     batch["status"], batch["cancel_at"] = "canceling", time.time()
             return Reply(200, self._batch_json(batch))
@@ -133,8 +137,8 @@ class BatchesEndpoint:
             self._advance(batch)
             if batch["status"] != "ended":
                 return Reply(400, error_body("invalid_request_error", "batch is still processing"))
-            with self.emulator._lock:
-                self.emulator._batches.pop(batch_id, None)
+            with self._registry_lock:
+                self.batches.pop(batch_id, None)
             return Reply(200, {"id": batch_id, "type": "message_batch_deleted"})
         if method != "GET":
             return Reply(405, error_body("invalid_request_error", "method not allowed"))
@@ -147,8 +151,8 @@ class BatchesEndpoint:
         return Reply(200, self._batch_json(batch))
 
     def list_batches(self) -> Reply:
-        with self.emulator._lock:
-            batches = list(self.emulator._batches.values())
+        with self._registry_lock:
+            batches = list(self.batches.values())
         for batch in batches:
             self._advance(batch)
         data = [self._batch_json(b) for b in reversed(batches)]
