@@ -102,13 +102,15 @@ class CatalogTables:
         for name in self.names():
             columns = self.read(name).columns
             if registry.is_history(name, columns) and registry.RUN_COLUMN in columns:  # not a table from before runs
-                self.publish_latest_view(name)
+                self.publish_latest_view(name, columns)
 
-    def publish_latest_view(self, name: str) -> None:
+    def publish_latest_view(self, name: str, columns: list[str] | None = None) -> None:
         """Create `latest_<name>`, the table's rows of the latest run; replace it only when the
-        table's columns changed, so the grants on an unchanged view are never touched."""
+        table's columns (`columns`, when the caller has them) changed, so the grants on an
+        unchanged view are never touched."""
         view = self.identifier(registry.latest_view(name))
-        if self.spark.catalog.tableExists(view) and self.spark.table(view).columns == self.read(name).columns:
+        columns = self.read(name).columns if columns is None else columns
+        if self.spark.catalog.tableExists(view) and self.spark.table(view).columns == columns:
             return
         runs = self.identifier(registry.RUNS_TABLE)
         self.spark.sql(latest_view_sql(view, self.identifier(name), runs))

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from pyspark.sql import DataFrame, SparkSession
 
+from wildvalues.io import registry
 from wildvalues.io.catalog_tables import CatalogTables
 from wildvalues.io.delta_io import (
     delete_runs,
@@ -42,8 +43,6 @@ class TableStore:
         self.spark = spark
         self.output_dir = output_dir
         self.mode = settings.mode
-        self.catalog = settings.catalog
-        self.schema = settings.schema_name
         self.catalog_tables = catalog_tables or CatalogTables(spark, settings.catalog, settings.schema_name)
 
     def location(self, name: str) -> str:
@@ -103,8 +102,6 @@ class TableStore:
 
         In catalog mode the tables and their `latest_<name>` views are the schema's own: the schema
         becomes the current one instead, so a query reads exactly as in Databricks SQL."""
-        from wildvalues.io import registry
-
         names = self.names()
         if self.mode == "catalog":
             self.catalog_tables.use()
