@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
@@ -33,9 +32,11 @@ if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/
         table_rows,
         wildvalues,
     )
+    from tests.test_docs_links import PAGES as DOC_PAGES
 else:
     from catalog_adapter import SessionCatalogTables
     from e2e import HISTORY_N, RUN_A, RUN_B, assert_ok, mlflow_state, one_line_error, run_rows, table_rows, wildvalues
+    from test_docs_links import PAGES as DOC_PAGES
 
 N_SYNTH = HISTORY_N
 HARM_PREVENTION_PER_RUN = (
@@ -104,9 +105,8 @@ def test_latest_views_hold_the_latest_run(weeks):
 def docs_queries() -> list[str]:
     """Every complete query of the README and docs/, on one line: those handed to `wildvalues sql`
     and those written inline for Databricks SQL (`SELECT ...` in backticks)."""
-    root = Path(__file__).resolve().parents[1]
     found = []
-    for page in (root / "README.md", *sorted((root / "docs").glob("*.md"))):
+    for page in DOC_PAGES:
         text = page.read_text(encoding="utf-8")
         for query in re.findall(r'wildvalues sql "([^"]+)"', text) + re.findall(r"`(SELECT [^`]+)`", text):
             if "..." not in query and "<" not in query:  # a synopsis or a template, not a query

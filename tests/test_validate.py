@@ -324,26 +324,8 @@ def test_tables_collected_ahead_get_the_results_of_tables_collected_in_turn(spar
     assert [r.table for r in ahead if not r.success] == ["classifications"]
 
 
-def wait_for_no_jobs(context, quiet_seconds: float = 1.0, limit_seconds: float = 60.0) -> None:
-    """Until no Spark job has run for `quiet_seconds`: a background thread another test left (a
-    session's warm-up, a write behind) must not count as this test's ungrouped jobs."""
-    import time
-
-    deadline = time.monotonic() + limit_seconds
-    seen, since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        tracker = context.statusTracker()
-        now = (tuple(tracker.getActiveJobsIds()), len(tracker.getJobIdsForGroup(None)))
-        if now != seen:
-            seen, since = now, time.monotonic()
-        elif not now[0] and time.monotonic() - since >= quiet_seconds:
-            return
-        time.sleep(0.1)
-
-
 def test_the_collects_ahead_run_in_the_callers_spark_job_group(spark, validator):
     context = spark.sparkContext
-    wait_for_no_jobs(context)
     ungrouped = set(context.statusTracker().getJobIdsForGroup(None))
     context.setJobGroup("validate-ahead", "validate-ahead")
     try:
