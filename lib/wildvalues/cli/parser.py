@@ -254,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report_error(error: Exception) -> int:
-    from wildvalues.cli.user_errors import USER_ERRORS, ValidationFailed
+    from wildvalues.analysis.validate import ValidationFailed
+    from wildvalues.cli.user_errors import USER_ERRORS
 
     if isinstance(error, ValidationFailed):
         print(f"wildvalues: {error}", file=sys.stderr)

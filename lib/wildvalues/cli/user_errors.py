@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from wildvalues.analysis.crosscheck import SampleError
-from wildvalues.analysis.validate import ValidationFailed
 from wildvalues.classifier.preflight import PreflightFailed
 from wildvalues.errors import MissingApiKey, UsageError
 from wildvalues.ingest.users import SaltError
@@ -28,5 +27,3 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     PreflightFailed,  # a request kind the API refuses, cuts or answers unusably: exit 2 before spending
     FileNotFoundError,
 )
-
-__all__ = ["USER_ERRORS", "ValidationFailed"]
