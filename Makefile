@@ -12,21 +12,29 @@ OUT ?= out/demo
 
 setup: $(STAMP)
 
-$(STAMP): setup.py requirements-test.txt constraints-local.txt
+# --no-compile: pip would byte-compile every installed module (torch, pyspark, ... about 40 s);
+# Python compiles the few hundred a run imports on first use instead.
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --no-compile
+
+$(STAMP): setup.py constraints-local.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[local]" -r requirements-test.txt -c constraints-local.txt
+	$(PIP_INSTALL) -e ".[local]" -c constraints-local.txt
 	touch $(STAMP)
 
 # The report's browser test drives Debian's Chromium through Playwright (no `playwright install`):
 # installed here when missing and apt-get is there (CI runs `make test` as root on a clean clone).
 CHROMIUM := /usr/bin/chromium
 
-$(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[local,embeddings]" -c constraints-local.txt
+# One pip resolution for everything the tests need (a fresh clone's CI pays for one, not two);
+# it also satisfies `make run`'s requirements, so it stamps both.
+$(TEST_STAMP): setup.py requirements-test.txt constraints-local.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PIP_INSTALL) -e ".[local,embeddings]" -r requirements-test.txt -c constraints-local.txt
 	if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
-	touch $(TEST_STAMP)
+	touch $(STAMP) $(TEST_STAMP)
 
 run: $(STAMP)
 	$(BIN)/wildvalues synth --n $(DEMO_N) --output $(OUT)/demo_conversations.jsonl.gz --seed 7
@@ -39,7 +47,8 @@ test: $(TEST_STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n 2 tests --durations=25
 
-bench: $(STAMP)
+# The benchmarks use the test tools too (bench/pii.py's faker, the sentence-transformers models).
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/pipeline.py --n 10000
 
 clean:
