@@ -207,6 +207,8 @@ def build_offline_run(root: Path) -> dict[str, Any]:
 
 CLAUDE_N = 300
 CLAUDE_KEY = "sk-ant-api03-e2e-SECRET-9999"
+# The README's `run --classifier anthropic` (tests/test_claude_taxonomy_cli.py checks), then the
+# taxonomy's options.
 CLAUDE_TAXONOMY = (
     "--classifier",
     "anthropic",
@@ -234,7 +236,7 @@ def build_claude_run(root: Path, emulator: Any) -> dict[str, Any]:
     assert_ok(wildvalues("synth", "--n", CLAUDE_N, "--output", source, "--seed", 5, cwd=root))
     out = root / "out"
     env = claude_env(emulator.base_url)
-    args = ("--output", out, "--config", config, *CLAUDE_TAXONOMY)
+    args = ("--output", out, *CLAUDE_TAXONOMY, "--config", config)
     result = wildvalues("run", "--input", source, *args, cwd=root, env=env)
     assert_ok(result)
     run_id, mlflow_run_id = summary_run_id(result.stdout)

@@ -21,8 +21,10 @@ from wildvalues.settings import Settings
 
 if TYPE_CHECKING:  # mypy names test modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import assert_ok, copy_output, summary_run_id, wildvalues
+    from tests.test_readme_commands import README_INPUT, wildvalues_argvs
 else:
     from e2e import assert_ok, copy_output, summary_run_id, wildvalues
+    from test_readme_commands import README_INPUT, wildvalues_argvs
 
 USAGE = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
@@ -226,3 +228,12 @@ def test_estimate_takes_its_figures_from_the_runs_answers_and_from_count_tokens(
     ), result.stdout
     sent = [entry["path"] for entry in emulator.request_log[before:]]
     assert set(sent) == {"/v1/messages/count_tokens"} and len(sent) >= 100  # counted, nothing paid for
+
+
+def test_the_shared_run_is_the_readmes_command(run):
+    """The README's `run --classifier anthropic` (online) is what this run ran, its paths filled and
+    the taxonomy's options after it."""
+    online = wildvalues_argvs("run")[0]
+    paths = {README_INPUT: str(run["source"]), "out/mine": str(run["out"])}
+    readme = [paths.get(arg, arg) for arg in online]
+    assert run["result"].args[: len(readme)] == readme

@@ -228,3 +228,21 @@ def test_catalog_identifiers_and_the_latest_view_statement():
         "AS SELECT * FROM `c`.`s`.`t` WHERE run_id = "
         "(SELECT run_id FROM `c`.`s`.`runs` ORDER BY started_at DESC, run_id DESC LIMIT 1)"
     )
+
+
+def test_a_relative_output_is_where_this_process_works_not_where_the_jvm_started(spark, tmp_path, monkeypatch):
+    """Spark's JVM keeps the working directory it started in; a notebook's `os.chdir` moves only Python's."""
+    monkeypatch.chdir(tmp_path)
+    store = TableStore(spark, "out/mine", TableSettings())
+    store.write("run_counts", spark.createDataFrame([Row(stage="ingest", n=3)]), run_id=None, small=True)
+    assert store.location("run_counts") == str(tmp_path / "out" / "mine" / "tables" / "run_counts")
+    assert (tmp_path / "out" / "mine" / "tables" / "run_counts" / "_delta_log").is_dir()
+    assert store.read("run_counts").collect() == [Row(stage="ingest", n=3)]
+
+
+def test_only_relative_local_outputs_are_anchored(tmp_path, monkeypatch):
+    from wildvalues.io.tables import anchored
+
+    monkeypatch.chdir(tmp_path)
+    given = ["out", "/Volumes/main/wv/out", "dbfs:/tmp/wv", "s3://bucket/wv", "file:/tmp/wv"]
+    assert [anchored(p) for p in given] == [str(tmp_path / "out"), *given[1:]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Protocol
 
 from pyspark.sql import DataFrame, SparkSession
@@ -18,6 +19,15 @@ from wildvalues.io.delta_io import (
     write_delta,
 )
 from wildvalues.settings.sections import TableSettings
+
+
+def anchored(path: str) -> str:
+    """A relative local path made absolute against this process's working directory.
+
+    Spark's JVM resolves a relative path against its own working directory, which a notebook's or
+    an embedding program's `os.chdir` does not move; the Python side (locks, Delta logs) follows it."""
+    has_scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", path) is not None  # dbfs:/, s3://, file:/
+    return path if has_scheme or os.path.isabs(path) else os.path.abspath(path)
 
 
 class ReadableTables(Protocol):
@@ -41,7 +51,7 @@ class TableStore:
         catalog_tables: CatalogTables | None = None,
     ) -> None:
         self.spark = spark
-        self.output_dir = output_dir
+        self.output_dir = anchored(output_dir)
         self.mode = settings.mode
         self.catalog_tables = catalog_tables or CatalogTables(spark, settings.catalog, settings.schema_name)
 
