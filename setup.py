@@ -66,12 +66,14 @@ setup(
     # conf/ is data (the YAML settings), shipped inside the package so wheels carry defaults.
     # jobs/ comes in as wildvalues.jobs through the link lib/wildvalues/jobs -> ../../jobs, so the
     # wheel installs one top-level package, wildvalues, and no `jobs` that could shadow another.
-    packages=find_packages("lib") + ["wildvalues.conf"],
+    # conf/ and classifier/prompts/ hold data only: listed as packages so setuptools ships them.
+    packages=find_packages("lib") + ["wildvalues.conf", "wildvalues.classifier.prompts"],
     # conf/*.yml are the environment profiles; the offline classifier's lexicon and the system
     # prompts' text (classifier/prompts/) are data files.
     package_data={
         "wildvalues.conf": ["*.yml", "*.properties"],
-        "wildvalues.classifier": ["*.yml", "prompts/*.txt"],
+        "wildvalues.classifier": ["*.yml"],
+        "wildvalues.classifier.prompts": ["*.txt"],
         # the words task categories are never named after (analysis/task_stopwords.txt)
         "wildvalues.analysis": ["*.txt"],
         # the emulator's own documented facts per model (demo/documented_models.yml)
