@@ -117,13 +117,14 @@ def ask_cached(
     failures: Counter[str] = Counter()
     usage: Counter[str] = Counter()
     for question, reply in zip(todo, replies, strict=True):
-        usage.update({name: int(reply.usage[name]) for name in USAGE_FIELDS})
+        billed = {name: int(reply.usage[name]) for name in USAGE_FIELDS}
+        usage.update(billed)
         if reply.error_type is not None:
             failures[reply.error_type] += 1
             continue
         value = cast(A, reply.value)  # an answer without an error holds its value (None can be one)
         answers[question.key] = value
-        new.append(Answered(question, value, {name: int(reply.usage[name]) for name in USAGE_FIELDS}))
+        new.append(Answered(question, value, billed))
     tally = Tally(len(distinct), len(distinct) - len(todo), len(todo), failures, usage)
     return Outcome(answers, new, tally)
 
