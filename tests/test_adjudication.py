@@ -5,6 +5,7 @@ verdicts differ from the vote where a test can see it."""
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -12,10 +13,12 @@ import pytest
 
 from wildvalues.classifier.claude import ClaudeClassifier
 from wildvalues.classifier.claude_settings import client_settings, output_shape
+from wildvalues.classifier.prompt import USAGE_FIELDS
 from wildvalues.classifier.taxonomy_prompts import CHOOSE_TOOL, NONE_OF_THESE, adjudication_request, choice_parser
 from wildvalues.settings import Settings
 from wildvalues.settings.sections import EmbeddingSettings, TaxonomySettings
 from wildvalues.taxonomy import adjudication
+from wildvalues.taxonomy.cached_question import Tally, ask_cached
 from wildvalues.taxonomy.embeddings import build_embedder, resolve_embedder
 from wildvalues.taxonomy.placement import Placement, SemanticPlacer, embedding_key, tree_texts
 from wildvalues.taxonomy.tree import TreeNode
@@ -93,18 +96,17 @@ def test_claude_moves_a_value_keeps_another_and_calls_two_new(placer, vectors, t
     emulator = make_emulator()
     placements = placer.place(RAW, vectors)
     asked = adjudication.questions(placer, placements, vectors, SETTINGS, MODEL, SHAPE)
-    answers = adjudication.ask(client(emulator.base_url), MODEL, asked, SHAPE)
-    assert [a.error_type for a in answers] == [None] * 4
-    assert [a.value for a in answers] == [
+    outcome = adjudication.adjudicate(asked, {}, lambda: client(emulator.base_url), MODEL, SHAPE)
+    assert (outcome.tally.requests, outcome.tally.failures) == (4, {})
+    assert [a.question for a in outcome.new] == asked
+    assert [a.value for a in outcome.new] == [
         named(tree, 1, "Mental health sensitivity and support"),
         None,
         None,
         named(tree, 1, "Code quality and structure"),
     ]
-    assert all(a.usage["input_tokens"] > 0 and a.usage["output_tokens"] > 0 for a in answers)
-    judged = adjudication.apply_verdicts(
-        placer, placements, asked, adjudication.verdicts_of(asked, answers), SETTINGS.adjudicate_below
-    )
+    assert all(a.usage["input_tokens"] > 0 and a.usage["output_tokens"] > 0 for a in outcome.new)
+    judged = adjudication.apply_verdicts(placer, placements, asked, outcome.answers, SETTINGS.adjudicate_below)
     by_raw = {p.raw_value: p for p in placements}
     grief_score = next(c.score for c in asked[0].candidates if c.name == "Mental health sensitivity and support")
     assert judged == [
@@ -162,25 +164,31 @@ def test_a_failed_request_keeps_the_vote_and_is_not_cached(spark, placer, vector
     asked = adjudication.questions(placer, placements, vectors, SETTINGS, MODEL, SHAPE)
     answers = adjudication.ask(client(down.base_url, max_attempts=2), MODEL, asked, SHAPE)
     assert [(a.error_type, a.attempts) for a in answers] == [("server_error", 2)] * 4
-    verdicts = adjudication.verdicts_of(asked, answers)
-    assert verdicts == {}
-    assert adjudication.apply_verdicts(placer, placements, asked, verdicts, 0.5) == placements
-    assert adjudication.answer_rows(spark, asked, answers, MODEL, "run-1", SHAPE).count() == 0
-    assert adjudication.usage_of(answers) == dict.fromkeys(adjudication.USAGE_FIELDS, 0), "5xx answers bill nothing"
+    outcome = ask_cached(asked, {}, lambda todo: answers)
+    assert (outcome.answers, outcome.new) == ({}, [])
+    assert adjudication.apply_verdicts(placer, placements, asked, outcome.answers, 0.5) == placements
+    assert adjudication.answer_rows(spark, outcome.new, MODEL, "run-1", SHAPE).count() == 0
+    billed_nothing = Counter(dict.fromkeys(USAGE_FIELDS, 0))  # 5xx answers bill nothing
+    assert outcome.tally == Tally(4, 0, 4, Counter(server_error=4), billed_nothing)
 
 
 def test_cached_verdicts_come_back_from_the_answer_rows(spark, placer, vectors, make_emulator, tree):
     emulator = make_emulator()
     placements = placer.place(RAW, vectors)
     asked = adjudication.questions(placer, placements, vectors, SETTINGS, MODEL, SHAPE)
-    answers = adjudication.ask(client(emulator.base_url), MODEL, asked, SHAPE)
-    rows = adjudication.answer_rows(spark, asked, answers, MODEL, "run-1", SHAPE)
+    outcome = adjudication.adjudicate(asked, {}, lambda: client(emulator.base_url), MODEL, SHAPE)
+    rows = adjudication.answer_rows(spark, outcome.new, MODEL, "run-1", SHAPE)
     cached = adjudication.cached_verdicts(rows, [q.key for q in asked[:3]])
     assert cached == {
         asked[0].key: named(tree, 1, "Mental health sensitivity and support"),
         asked[1].key: None,
         asked[2].key: None,
     }
+    sent = len(emulator.request_log)
+    again = adjudication.adjudicate(asked, cached, lambda: client(emulator.base_url), MODEL, SHAPE)
+    assert len(emulator.request_log) == sent + 1, "only the value the cache lacks is asked"
+    assert (again.answers, [a.question for a in again.new]) == (outcome.answers, [asked[3]])
+    assert (again.tally.questions, again.tally.cache_hits, again.tally.requests) == (4, 3, 1)
     first = rows.orderBy("value").first()
     assert first is not None
     assert (first["value"], first["model"], first["prompt_version"], first["run_id"]) == (
@@ -190,7 +198,7 @@ def test_cached_verdicts_come_back_from_the_answer_rows(spark, placer, vectors, 
         "run-1",
     )
     assert first["candidate_ids"] == [c.cluster_id for c in asked[0].candidates]
-    assert first["input_tokens"] == answers[0].usage["input_tokens"]
+    assert first["input_tokens"] == outcome.new[0].usage["input_tokens"]
 
 
 def test_placements_without_a_question_pass_through(placer, vectors):

@@ -120,6 +120,35 @@ def test_place_shows_claude_verdicts_when_adjudication_is_on(run, tree):
     assert quantum["match_method"] == "unmatched", "Claude (the emulator) found no candidate cluster for it"
 
 
+def test_place_with_the_output_asks_only_what_the_runs_cache_lacks_and_writes_nothing(run, emulator, tree):
+    """`place --output`: the values the run had Claude adjudicate come from placement_adjudications
+    (read, never written); a value it never saw is asked as without --output."""
+    cache = run["out"] / "tables" / "placement_adjudications"
+    version = DeltaTable(str(cache)).version()
+    seen = sorted(table(run, "placement_adjudications"), key=lambda r: r["value"])
+    assert seen and "grief support" not in {r["value"] for r in seen}
+    before = len(emulator.request_log)
+    result = wildvalues(
+        "place", "--json", "--output", run["out"], "--config", run["config"],
+        "--set", "taxonomy.adjudicate=true", "--set", "taxonomy.adjudicate_below=0.9",
+        *(r["value"] for r in seen), "grief support",
+        cwd=run["root"], env=run["env"],
+    )  # fmt: skip
+    assert_ok(result)
+    *from_cache, asked = json.loads(result.stdout)
+    assert [(p["match_method"], p["level_1_cluster_id"]) for p in from_cache if p["match_method"] == "adjudicated"] == [
+        ("adjudicated", r["chosen_cluster_id"]) for r in seen if r["chosen_cluster_id"] is not None
+    ]
+    assert [p["value"] for p in from_cache if p["match_method"] == "unmatched"] == [
+        r["value"] for r in seen if r["chosen_cluster_id"] is None
+    ]
+    mental_health = next(n for n in tree if n.level == 1 and n.name == "Mental health sensitivity and support")
+    assert (asked["match_method"], asked["level_1_cluster_id"]) == ("adjudicated", mental_health.cluster_id)
+    sent = [e["path"] for e in emulator.request_log[before:]]
+    assert sent == ["/v1/messages"], "only the value the run never saw is asked"
+    assert DeltaTable(str(cache)).version() == version, "the cache is read, never written"
+
+
 def test_in_discovered_mode_the_level_tables_roll_up_the_discovered_trees(discovered):
     run = discovered
     assert run["requests"] == 0, "names come from the cache, and adjudication is skipped"

@@ -82,10 +82,10 @@ def test_claude_names_every_cluster_and_the_groups_are_still_recovered(named):
     # The emulator's names: capitalised members, described by the four most central ones.
     assert all(n.name[0].isupper() and n.name.lower() in VALUES for n in level1)
     assert all(n.description.startswith(f"Values of {n.name.lower()}, such as ") for n in level1)
-    assert namer.failures == {}
+    assert namer.tally.failures == {}
     assert len(namer.fresh) == len(namer.known) == sum(1 for n in tree.nodes if n.level >= 1)
-    assert namer.usage["input_tokens"] > 0 and namer.usage["output_tokens"] > 0
-    shown = {tuple(n.members_shown) for n in namer.fresh if n.level == 1}
+    assert namer.tally.usage["input_tokens"] > 0 and namer.tally.usage["output_tokens"] > 0
+    shown = {n.question.members_shown for n in namer.fresh if n.question.level == 1}
     assert all(len(members) <= NAMING.naming_members for members in shown)
 
 
@@ -101,7 +101,7 @@ def test_names_known_from_the_cache_are_not_asked_again(spark, embedder, named):
 
 def test_cache_rows_round_trip_through_a_frame(spark, named):
     _, namer, _ = named
-    rows = naming.fresh_rows(spark, namer.fresh, MODEL, "run-7", SHAPE)
+    rows = naming.answer_rows(spark, namer.fresh, MODEL, "run-7", SHAPE)
     assert naming.cached_names(rows, MODEL, SHAPE) == namer.known
     assert naming.cached_names(rows, MODEL, "forced_tool") == {}, "another prompt version"
     assert naming.cached_names(rows, "claude-haiku-4-5", SHAPE) == {}
@@ -114,5 +114,5 @@ def test_failed_requests_fall_back_to_the_offline_names(spark, embedder, make_em
     tree = discover(spark, embedder, namer)
     offline = discover_tree(spark, VALUES, WEIGHTS, embedder.embed(VALUES), embedder.embed, NAMING)
     assert tree == offline
-    assert namer.fresh == [] and sum(namer.failures.values()) == sum(1 for n in tree.nodes if n.level >= 1)
-    assert set(namer.failures) == {"server_error"}
+    assert namer.fresh == [] and namer.tally.failed == sum(1 for n in tree.nodes if n.level >= 1)
+    assert set(namer.tally.failures) == {"server_error"}

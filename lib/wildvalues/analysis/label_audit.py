@@ -35,10 +35,9 @@ from __future__ import annotations
 import datetime
 import functools
 import re
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -46,7 +45,6 @@ from pyspark.sql import functions as F
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from wildvalues.analysis.suppression import row_counts
-from wildvalues.classifier.prompt import USAGE_FIELDS
 from wildvalues.classifier.taxonomy_prompts import (
     RATING_PROMPT_VERSION,
     prompt_version,
@@ -56,6 +54,7 @@ from wildvalues.classifier.taxonomy_prompts import (
 )
 from wildvalues.io.schemas import LABEL_AUDIT_CACHE, LABEL_AUDITS
 from wildvalues.settings.sections import PrivacySettings
+from wildvalues.taxonomy.cached_question import Answered, CacheStamp, Outcome, ask_cached, cache_rows, cached_rows
 
 if TYPE_CHECKING:
     from wildvalues.classifier.claude import Answer, ClaudeClassifier
@@ -249,11 +248,7 @@ def empty_cache(spark: SparkSession) -> DataFrame:
 
 def cached_ratings(cache: DataFrame, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
     """Key -> (rating, reason) of the labels rated before."""
-    if not keys:
-        return {}
-    wanted = cache.sparkSession.createDataFrame([(k,) for k in sorted(set(keys))], "key string")
-    rows = cache.join(wanted, "key", "left_semi").select("key", "rating", "reason").collect()
-    return {r["key"]: (r["rating"], r["reason"]) for r in rows}
+    return {key: (row["rating"], row["reason"]) for key, row in cached_rows(cache, keys, ["rating", "reason"]).items()}
 
 
 def ask(
@@ -265,22 +260,27 @@ def ask(
     )
 
 
+def rate(
+    asked: Sequence[RatingQuestion],
+    cached: Mapping[str, tuple[int, str]],
+    client: Callable[[], ClaudeClassifier],
+    model: str,
+    shape: str,
+) -> Outcome[RatingQuestion, tuple[int, str]]:
+    """The ratings of `asked`: the cached ones, the rest from Claude (`client` built only then)."""
+    return ask_cached(asked, cached, lambda todo: ask(client(), model, todo, shape))
+
+
 def answer_rows(
     spark: SparkSession,
-    todo: Sequence[RatingQuestion],
-    answers: Sequence[Answer[tuple[int, str]]],
+    new: Sequence[Answered[RatingQuestion, tuple[int, str]]],
     model: str,
     run_id: str,
     shape: str,
 ) -> DataFrame:
-    """The answered questions as cache rows (failed ones are not cached: a rerun asks again)."""
-    now = datetime.datetime.now(datetime.UTC)
-    version = prompt_version(RATING_PROMPT_VERSION, shape)
-    rows = [
-        (q.key, model, version, q.label, q.kind, *a.value, *(int(a.usage[n]) for n in USAGE_FIELDS), run_id, now)
-        for q, a in zip(todo, answers, strict=True)
-        if a.error_type is None and a.value is not None
-    ]
+    """The new ratings as cache rows (failed requests have none: a rerun asks again)."""
+    stamp = CacheStamp(model, prompt_version(RATING_PROMPT_VERSION, shape), run_id, datetime.datetime.now(datetime.UTC))
+    rows = cache_rows(new, lambda q, rating: (q.label, q.kind, *rating), stamp)
     return spark.createDataFrame(rows, LABEL_AUDIT_CACHE)
 
 
@@ -412,11 +412,3 @@ def rate_offline(
     labels: Mapping[str, Sequence[str]], known: Collection[str], counts: Mapping[str, int], k: int, find_pii: FindPii
 ) -> dict[str, Rating]:
     return {label: rate_label(label, known, counts, k, find_pii) for label in labels}
-
-
-def usage_of(answers: Sequence[Answer[Any]]) -> Counter[str]:
-    """Tokens of every answer, failed ones included: they are billed too."""
-    total: Counter[str] = Counter()
-    for answer in answers:
-        total.update({name: int(answer.usage[name]) for name in USAGE_FIELDS})
-    return total

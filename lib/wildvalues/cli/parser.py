@@ -234,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     place = _command(sub, "place", "where values land on the published tree (method, score, clusters)")
     place.add_argument("values", nargs="*", metavar="VALUE", help="value names, e.g. truthfulness")
     place.add_argument("--json", action="store_true", help="a JSON list of placements")
+    place.add_argument(
+        "--output",
+        default=None,
+        help="a run's output: Claude's adjudications cached there are reused (read only, never written)",
+    )
     _add_common(place)
 
     from wildvalues.demo.emulator_cli import add_arguments as add_emulator_arguments

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from wildvalues.cli.commands import (
     check_claude_settings,
     check_run,
+    output_runner,
     resolve_settings,
     store_for_run,
     store_only,
@@ -20,9 +22,16 @@ from wildvalues.io.readers import InputError
 from wildvalues.pipeline.stage import StageOptions
 from wildvalues.settings import Settings
 
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
-def placements_of(settings: Settings, values: list[str]) -> list[dict[str, Any]]:
-    """Where each value lands on the published tree, by the run's own placement settings."""
+
+def placements_of(
+    settings: Settings, values: list[str], cache: Callable[[], DataFrame | None] = lambda: None
+) -> list[dict[str, Any]]:
+    """Where each value lands on the published tree, by the run's own placement settings.
+
+    `cache`: the adjudication cache to reuse Claude's verdicts from, read only when Claude is asked."""
     from wildvalues.taxonomy import placement
     from wildvalues.taxonomy.embeddings import build_embedder, resolve_embedder
     from wildvalues.taxonomy.levels import trigram_placements
@@ -37,7 +46,7 @@ def placements_of(settings: Settings, values: list[str]) -> list[dict[str, Any]]
         placer = placement.SemanticPlacer(tree, vectors, settings.taxonomy)
         placed = placer.place(values, vectors)
         if settings.taxonomy.adjudicate:
-            placed = adjudicated_now(settings, placer, placed, vectors)
+            placed = adjudicated_now(settings, placer, placed, vectors, cache)
     return [
         {
             "value": p.raw_value,
@@ -51,8 +60,15 @@ def placements_of(settings: Settings, values: list[str]) -> list[dict[str, Any]]
     ]
 
 
-def adjudicated_now(settings: Settings, placer: Any, placed: list[Any], vectors: dict[str, Any]) -> list[Any]:
-    """`place` with taxonomy.adjudicate: Claude judges the low-confidence values (no cache here)."""
+def adjudicated_now(
+    settings: Settings,
+    placer: Any,
+    placed: list[Any],
+    vectors: dict[str, Any],
+    cache: Callable[[], DataFrame | None],
+) -> list[Any]:
+    """`place` with taxonomy.adjudicate: Claude judges the low-confidence values, as the taxonomy
+    stage does (`adjudication.adjudicate`), except those `cache` holds a verdict on; nothing is written."""
     from wildvalues.classifier.claude import ClaudeClassifier
     from wildvalues.classifier.claude_settings import client_settings, output_shape, require_api_key
     from wildvalues.taxonomy import adjudication
@@ -62,13 +78,29 @@ def adjudicated_now(settings: Settings, placer: Any, placed: list[Any], vectors:
     asked = adjudication.questions(placer, placed, vectors, settings.taxonomy, model, shape)
     if not asked:
         return placed
-    client = ClaudeClassifier(client_settings(settings, require_api_key(settings), 1, model))
-    answers = adjudication.ask(client, model, asked, shape)
-    failed = [a.error_type for a in answers if a.error_type is not None]
-    if failed:
-        print(f"adjudication: {len(failed)} request(s) failed ({', '.join(sorted(set(failed)))})", file=sys.stderr)
-    verdicts = adjudication.verdicts_of(asked, answers)
-    return adjudication.apply_verdicts(placer, placed, asked, verdicts, settings.taxonomy.adjudicate_below)
+    frame = cache()
+    cached = adjudication.cached_verdicts(frame, [q.key for q in asked]) if frame is not None else {}
+
+    def client() -> ClaudeClassifier:
+        return ClaudeClassifier(client_settings(settings, require_api_key(settings), 1, model))
+
+    outcome = adjudication.adjudicate(asked, cached, client, model, shape)
+    tally = outcome.tally
+    if tally.failed:
+        print(f"adjudication: {tally.failed} request(s) failed ({', '.join(sorted(tally.failures))})", file=sys.stderr)
+    return adjudication.apply_verdicts(placer, placed, asked, outcome.answers, settings.taxonomy.adjudicate_below)
+
+
+def adjudication_cache(args: argparse.Namespace, settings: Settings) -> DataFrame | None:
+    """`--output`'s placement_adjudications (read, never written), or None: no --output, or no run's tables there."""
+    from wildvalues.taxonomy import adjudication
+
+    if args.output is None:
+        return None
+    if settings.tables.mode == "path" and not os.path.isdir(os.path.join(args.output, "tables")):
+        return None
+    store = output_runner(args, settings, "place").store
+    return store.read(adjudication.TABLE) if store.exists(adjudication.TABLE) else None
 
 
 def cmd_place(args: argparse.Namespace) -> int:
@@ -80,7 +112,7 @@ def cmd_place(args: argparse.Namespace) -> int:
     settings = resolve_settings(args)
     if not args.values:
         raise UsageError("give at least one value, e.g. wildvalues place truthfulness")
-    placed = placements_of(settings, args.values)
+    placed = placements_of(settings, args.values, lambda: adjudication_cache(args, settings))
     if args.json:
         print(json.dumps(placed, indent=2))
         return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -167,36 +166,25 @@ def claude_ratings(
 ) -> Generator[Request, None, tuple[dict[str, tuple[int, str, str]], dict[str, Any]]]:
     """label -> (rating, reason, model) from Claude (cached answers first); its metrics."""
     from wildvalues.analysis import label_audit
-    from wildvalues.classifier.cost import usage_usd
 
     settings = inputs.settings
     model = settings.claude_model(settings.privacy.audit_model)
     shape = output_shape(settings, model)
     asked = label_audit.rating_questions(todo, model, shape)
     yield Write(label_audit.CACHE_TABLE, label_audit.empty_cache(inputs.spark), mode="create", small=True)
-    known = label_audit.cached_ratings(inputs.tables.read(label_audit.CACHE_TABLE), [q.key for q in asked])
-    fresh = [q for q in asked if q.key not in known]
-    answers = label_audit.ask(claude_client(inputs, model), model, fresh, shape) if fresh else []
-    if fresh:
-        rows = label_audit.answer_rows(inputs.spark, fresh, answers, model, inputs.run_id, shape)
+    cached = label_audit.cached_ratings(inputs.tables.read(label_audit.CACHE_TABLE), [q.key for q in asked])
+    outcome = label_audit.rate(asked, cached, lambda: claude_client(inputs, model), model, shape)
+    tally = outcome.tally
+    if tally.requests:
+        rows = label_audit.answer_rows(inputs.spark, outcome.new, model, inputs.run_id, shape)
         yield Write(label_audit.CACHE_TABLE, rows, mode="append")
-        known.update({q.key: a.value for q, a in zip(fresh, answers, strict=True) if a.error_type is None and a.value})
-    failures = Counter(a.error_type for a in answers if a.error_type is not None)
-    if failures:
-        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failures.items()))
-        yield Log(f"label audit: {sum(failures.values())} request(s) failed ({kinds}); their offline rating kept")
+    if tally.failed:
+        yield Log(f"label audit: {tally.failed} request(s) failed ({tally.failure_kinds()}); their offline rating kept")
     yield Log(
-        f"label audit: {len(asked)} label(s), {len(asked) - len(fresh)} from the cache, {len(fresh)} asked of {model}"
+        f"label audit: {tally.questions} label(s), {tally.cache_hits} from the cache, {tally.requests} asked of {model}"
     )
-    usage = label_audit.usage_of(answers)
-    metrics = {
-        "label_audit_requests": len(fresh),
-        "label_audit_cache_hits": len(asked) - len(fresh),
-        "label_audit_failures": sum(failures.values()),
-        "label_audit_input_tokens": usage["input_tokens"] + usage["cache_creation_input_tokens"],
-        "label_audit_output_tokens": usage["output_tokens"],
-        "label_audit_cost_usd": usage_usd(usage, settings.model_entry(model).prices),
-    }
+    metrics = tally.metrics("label_audit", settings.model_entry(model).prices)
+    known = outcome.answers
     ratings = {q.label: (known[q.key][0], known[q.key][1], model) for q in asked if q.key in known}
     return ratings, metrics
 

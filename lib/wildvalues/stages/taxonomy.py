@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -116,7 +115,6 @@ def adjudicated(
     vectors: dict[str, np.ndarray],
 ) -> Generator[Request, None, list[placement.Placement]]:
     """Low-confidence placements judged by Claude among their top candidates (answers cached)."""
-    from wildvalues.classifier.cost import usage_usd
     from wildvalues.taxonomy import adjudication
 
     settings = inputs.settings
@@ -124,37 +122,29 @@ def adjudicated(
     shape = output_shape(settings, model)
     asked = adjudication.questions(placer, placements, vectors, settings.taxonomy, model, shape)
     yield Write(adjudication.TABLE, adjudication.empty_cache(inputs.spark), mode="create", small=True)
-    verdicts = adjudication.cached_verdicts(inputs.tables.read(adjudication.TABLE), [q.key for q in asked])
-    todo = [q for q in asked if q.key not in verdicts]
-    answers = adjudication.ask(claude_client(inputs, model), model, todo, shape) if todo else []
-    if todo:
-        rows = adjudication.answer_rows(inputs.spark, todo, answers, model, inputs.run_id, shape)
+    cached = adjudication.cached_verdicts(inputs.tables.read(adjudication.TABLE), [q.key for q in asked])
+    outcome = adjudication.adjudicate(asked, cached, lambda: claude_client(inputs, model), model, shape)
+    tally = outcome.tally
+    if tally.requests:
+        rows = adjudication.answer_rows(inputs.spark, outcome.new, model, inputs.run_id, shape)
         yield Write(adjudication.TABLE, rows, mode="append")
-        verdicts.update(adjudication.verdicts_of(todo, answers))
-    failures = Counter(a.error_type for a in answers if a.error_type is not None)
-    if failures:
-        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failures.items()))
-        yield Log(f"adjudication: {sum(failures.values())} request(s) failed ({kinds}); the vote's placement kept")
-    usage = adjudication.usage_of(answers)
-    judged = [verdicts[q.key] for q in asked if q.key in verdicts]
+    if tally.failed:
+        kinds = tally.failure_kinds()
+        yield Log(f"adjudication: {tally.failed} request(s) failed ({kinds}); the vote's placement kept")
+    judged = list(outcome.answers.values())
     yield Log(
-        f"adjudication: {len(asked)} low-confidence value(s), {len(asked) - len(todo)} from the cache, "
-        f"{len(todo)} asked of {model}"
+        f"adjudication: {tally.questions} low-confidence value(s), {tally.cache_hits} from the cache, "
+        f"{tally.requests} asked of {model}"
     )
     yield Metrics(
         {
-            "adjudication_values": len(asked),
-            "adjudication_cache_hits": len(asked) - len(todo),
-            "adjudication_requests": len(todo),
-            "adjudication_failures": sum(failures.values()),
+            "adjudication_values": tally.questions,
             "adjudication_chose_cluster": sum(choice is not None for choice in judged),
             "adjudication_chose_none": sum(choice is None for choice in judged),
-            "adjudication_input_tokens": usage["input_tokens"] + usage["cache_creation_input_tokens"],
-            "adjudication_output_tokens": usage["output_tokens"],
-            "adjudication_cost_usd": usage_usd(usage, settings.model_entry(model).prices),
+            **tally.metrics("adjudication", settings.model_entry(model).prices),
         }
     )
-    return adjudication.apply_verdicts(placer, placements, asked, verdicts, settings.taxonomy.adjudicate_below)
+    return adjudication.apply_verdicts(placer, placements, asked, outcome.answers, settings.taxonomy.adjudicate_below)
 
 
 def discover_side(inputs: StageInputs, expressions: DataFrame, side: str) -> Generator[Request, None, list[TreeNode]]:
@@ -198,27 +188,18 @@ def cluster_namer(inputs: StageInputs) -> Generator[Request, None, Any]:
 
 def record_names(inputs: StageInputs, namer: Any, side: str) -> StageRun:
     """The names Claude gave this side's clusters, appended to the cache; their cost as metrics."""
-    from wildvalues.classifier.cost import usage_usd
     from wildvalues.taxonomy import naming
 
     if namer.fresh:
-        rows = naming.fresh_rows(inputs.spark, namer.fresh, namer.model, inputs.run_id, namer.shape)
+        rows = naming.answer_rows(inputs.spark, namer.fresh, namer.model, inputs.run_id, namer.shape)
         yield Write(naming.TABLE, rows, mode="append")
-    failed = sum(namer.failures.values())
-    if failed:
-        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(namer.failures.items()))
-        yield Log(f"naming: {failed} {side} cluster(s) named offline after failed requests ({kinds})")
+    tally = namer.tally
+    if tally.failed:
+        kinds = tally.failure_kinds()
+        yield Log(f"naming: {tally.failed} {side} cluster(s) named offline after failed requests ({kinds})")
     yield Log(f"naming: {len(namer.fresh)} {side} cluster name(s) from {namer.model}, the rest from the cache")
-    usage = namer.usage
-    yield Metrics(
-        {
-            f"naming_{side}_requests": len(namer.fresh) + failed,
-            f"naming_{side}_failures": failed,
-            f"naming_{side}_input_tokens": usage["input_tokens"] + usage["cache_creation_input_tokens"],
-            f"naming_{side}_output_tokens": usage["output_tokens"],
-            f"naming_{side}_cost_usd": usage_usd(usage, inputs.settings.model_entry(namer.model).prices),
-        }
-    )
+    prices = inputs.settings.model_entry(namer.model).prices
+    yield Metrics(tally.metrics(f"naming_{side}", prices, with_cache_hits=False))
     return {}
 
 

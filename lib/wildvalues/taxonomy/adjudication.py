@@ -10,23 +10,23 @@ best level-1 clusters the value belongs to, or whether none does:
 * "none" makes it `unmatched`: a new value, kept under its nearest cluster for the next tree;
 * a failed request leaves the vote's placement as it was (counted, never lost).
 
-Answers are cached in `placement_adjudications` by (model, prompt version, value, candidates),
-so a rerun asks nothing again. Pure apart from `ask`, which makes the API calls.
+Answers are cached in `placement_adjudications` by (model, prompt version, value, candidates)
+and `adjudicate` asks only what the cache lacks (`cached_question`), in the taxonomy stage and in
+`wildvalues place --output` alike, so a rerun asks nothing again. Pure apart from `ask`, which
+makes the API calls.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 
-from wildvalues.classifier.prompt import USAGE_FIELDS
 from wildvalues.classifier.taxonomy_prompts import (
     ADJUDICATION_PROMPT_VERSION,
     Candidate,
@@ -38,6 +38,7 @@ from wildvalues.classifier.taxonomy_prompts import (
 )
 from wildvalues.io.schemas import PLACEMENT_ADJUDICATIONS
 from wildvalues.settings.sections import TaxonomySettings
+from wildvalues.taxonomy.cached_question import Answered, CacheStamp, Outcome, ask_cached, cache_rows, cached_rows
 from wildvalues.taxonomy.placement import Placement, SemanticPlacer
 
 if TYPE_CHECKING:
@@ -94,11 +95,7 @@ def empty_cache(spark: SparkSession) -> DataFrame:
 
 def cached_verdicts(cache: DataFrame, keys: Sequence[str]) -> dict[str, str | None]:
     """Key -> the chosen cluster id (None: none of them) of the questions answered before."""
-    if not keys:
-        return {}
-    wanted = cache.sparkSession.createDataFrame([(k,) for k in sorted(set(keys))], "key string")
-    rows = cache.join(wanted, "key", "left_semi").select("key", "chosen_cluster_id").collect()
-    return {r["key"]: r["chosen_cluster_id"] for r in rows}
+    return {key: row["chosen_cluster_id"] for key, row in cached_rows(cache, keys, ["chosen_cluster_id"]).items()}
 
 
 def ask(client: ClaudeClassifier, model: str, todo: Sequence[Question], shape: str) -> list[Answer[str | None]]:
@@ -113,36 +110,26 @@ def ask(client: ClaudeClassifier, model: str, todo: Sequence[Question], shape: s
     return client.ask_each(requests, kind="adjudicate")
 
 
-def answer_rows(
-    spark: SparkSession,
-    todo: Sequence[Question],
-    answers: Sequence[Answer[Any]],
+def adjudicate(
+    asked: Sequence[Question],
+    cached: Mapping[str, str | None],
+    client: Callable[[], ClaudeClassifier],
     model: str,
-    run_id: str,
     shape: str,
+) -> Outcome[Question, str | None]:
+    """The verdicts on `asked`: the cached ones, the rest from Claude (`client` built only then)."""
+    return ask_cached(asked, cached, lambda todo: ask(client(), model, todo, shape))
+
+
+def answer_rows(
+    spark: SparkSession, new: Sequence[Answered[Question, str | None]], model: str, run_id: str, shape: str
 ) -> DataFrame:
-    """The answered questions as cache rows (failed ones are not cached: a rerun asks again)."""
-    now = datetime.datetime.now(datetime.UTC)
-    rows = [
-        (
-            q.key,
-            model,
-            prompt_version(ADJUDICATION_PROMPT_VERSION, shape),
-            q.value,
-            [c.cluster_id for c in q.candidates],
-            a.value,
-            *(int(a.usage[name]) for name in USAGE_FIELDS),
-            run_id,
-            now,
-        )
-        for q, a in zip(todo, answers, strict=True)
-        if a.error_type is None
-    ]
+    """The new verdicts as cache rows (failed requests have none: a rerun asks again)."""
+    stamp = CacheStamp(
+        model, prompt_version(ADJUDICATION_PROMPT_VERSION, shape), run_id, datetime.datetime.now(datetime.UTC)
+    )
+    rows = cache_rows(new, lambda q, choice: (q.value, [c.cluster_id for c in q.candidates], choice), stamp)
     return spark.createDataFrame(rows, PLACEMENT_ADJUDICATIONS)
-
-
-def verdicts_of(todo: Sequence[Question], answers: Sequence[Answer[str | None]]) -> dict[str, str | None]:
-    return {q.key: a.value for q, a in zip(todo, answers, strict=True) if a.error_type is None}
 
 
 def apply_verdicts(
@@ -177,11 +164,3 @@ def apply_verdicts(
             )
         )
     return judged
-
-
-def usage_of(answers: Sequence[Answer[Any]]) -> Counter[str]:
-    """Tokens of every answer, failed ones included: they are billed too."""
-    total: Counter[str] = Counter()
-    for answer in answers:
-        total.update({name: int(answer.usage[name]) for name in USAGE_FIELDS})
-    return total

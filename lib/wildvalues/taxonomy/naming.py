@@ -4,21 +4,19 @@
 central members and the nearest non-members (`taxonomy_prompts.naming_request`) and all requests
 of a level run concurrently under the model's rate limits. Answers already in `cluster_names`
 (`known`, keyed by model, prompt version and what was shown) are reused, new ones collected in
-`fresh` for the stage to append; a failed request names its cluster offline instead, counted in
-`failures`, so discovery never stops for one bad answer.
+`fresh` for the stage to append (`cached_question.ask_cached`, once per level); a failed request
+names its cluster offline instead, counted in `tally`, so discovery never stops for one bad answer.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from wildvalues.classifier.prompt import USAGE_FIELDS
 from wildvalues.classifier.taxonomy_prompts import (
     NAMING_PROMPT_VERSION,
     NamingRequest,
@@ -30,24 +28,30 @@ from wildvalues.classifier.taxonomy_prompts import (
 )
 from wildvalues.io.schemas import CLUSTER_NAMES
 from wildvalues.settings.sections import DiscoverySettings
+from wildvalues.taxonomy.cached_question import Answered, CacheStamp, Tally, ask_cached, cache_rows
 from wildvalues.taxonomy.discovery import CentralMemberNamer
 
 if TYPE_CHECKING:
-    from wildvalues.classifier.claude import ClaudeClassifier
+    from wildvalues.classifier.claude import Answer, ClaudeClassifier
 
 TABLE = "cluster_names"
+Name = tuple[str, str]  # (name, description)
 
 
 @dataclass(frozen=True)
-class NamedCluster:
-    """One answer of the namer, as it is cached."""
+class NamingQuestion:
+    """One cluster to name: its cache key and what the request shows (`naming_payload`)."""
 
     key: str
-    level: int
-    members_shown: tuple[str, ...]
-    name: str
-    description: str
-    usage: Mapping[str, int]
+    payload: Mapping[str, Any]
+
+    @property
+    def level(self) -> int:
+        return int(self.payload["level"])
+
+    @property
+    def members_shown(self) -> tuple[str, ...]:
+        return tuple(self.payload["members_most_central_first"])
 
 
 @dataclass
@@ -56,30 +60,30 @@ class ClaudeClusterNamer:
     model: str
     settings: DiscoverySettings
     shape: str
-    known: dict[str, tuple[str, str]] = field(default_factory=dict)
-    fresh: list[NamedCluster] = field(default_factory=list)
-    failures: Counter[str] = field(default_factory=Counter)
-    usage: Counter[str] = field(default_factory=Counter)
+    known: dict[str, Name] = field(default_factory=dict)
+    fresh: list[Answered[NamingQuestion, Name]] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
     fallback: CentralMemberNamer = field(default_factory=CentralMemberNamer)
 
-    def name_all(self, requests: Sequence[NamingRequest]) -> list[tuple[str, str]]:
-        payloads = [naming_payload(r, self.settings.naming_members, self.settings.naming_contrast) for r in requests]
+    def question(self, request: NamingRequest) -> NamingQuestion:
+        payload = naming_payload(request, self.settings.naming_members, self.settings.naming_contrast)
         version = prompt_version(NAMING_PROMPT_VERSION, self.shape)
-        keys = [request_key(self.model, version, p) for p in payloads]
-        todo = sorted({k: p for k, p in zip(keys, payloads) if k not in self.known}.items())
-        asked = [naming_request(self.model, p, self.shape) for _, p in todo]
-        answers = self.client.ask_all(asked, name_parser(self.shape), kind="name")
-        for (key, payload), answer in zip(todo, answers, strict=True):
-            self.usage.update({name: int(answer.usage[name]) for name in USAGE_FIELDS})
-            if answer.error_type is not None or answer.value is None:
-                self.failures[answer.error_type or "unknown"] += 1
-                continue
-            self.known[key] = answer.value
-            shown = tuple(payload["members_most_central_first"])
-            self.fresh.append(NamedCluster(key, payload["level"], shown, *answer.value, dict(answer.usage)))
+        return NamingQuestion(request_key(self.model, version, payload), payload)
+
+    def ask(self, todo: Sequence[NamingQuestion]) -> list[Answer[Name]]:
+        """Claude's name for each cluster, concurrently under the model's rate limits."""
+        asked = [naming_request(self.model, dict(q.payload), self.shape) for q in todo]
+        return self.client.ask_all(asked, name_parser(self.shape), kind="name")
+
+    def name_all(self, requests: Sequence[NamingRequest]) -> list[Name]:
+        questions = [self.question(r) for r in requests]
+        outcome = ask_cached(sorted(questions, key=lambda q: q.key), self.known, self.ask)
+        self.known.update(outcome.answers)
+        self.fresh.extend(outcome.new)
+        self.tally += outcome.tally
         return [
-            self.known[key] if key in self.known else self.fallback.name(request)
-            for key, request in zip(keys, requests, strict=True)
+            self.known[q.key] if q.key in self.known else self.fallback.name(request)
+            for q, request in zip(questions, requests, strict=True)
         ]
 
 
@@ -87,28 +91,17 @@ def empty_cache(spark: SparkSession) -> DataFrame:
     return spark.createDataFrame([], CLUSTER_NAMES)
 
 
-def cached_names(cache: DataFrame, model: str, shape: str) -> dict[str, tuple[str, str]]:
+def cached_names(cache: DataFrame, model: str, shape: str) -> dict[str, Name]:
     """Key -> (name, description) of the clusters this model named before under this prompt."""
     version = prompt_version(NAMING_PROMPT_VERSION, shape)
     rows = cache.filter((cache.model == model) & (cache.prompt_version == version)).collect()
     return {r["key"]: (r["name"], r["description"]) for r in rows}
 
 
-def fresh_rows(spark: SparkSession, named: Sequence[NamedCluster], model: str, run_id: str, shape: str) -> DataFrame:
-    now = datetime.datetime.now(datetime.UTC)
-    rows: list[tuple[Any, ...]] = [
-        (
-            n.key,
-            model,
-            prompt_version(NAMING_PROMPT_VERSION, shape),
-            n.level,
-            list(n.members_shown),
-            n.name,
-            n.description,
-            *(int(n.usage.get(name, 0)) for name in USAGE_FIELDS),
-            run_id,
-            now,
-        )
-        for n in named
-    ]
+def answer_rows(
+    spark: SparkSession, new: Sequence[Answered[NamingQuestion, Name]], model: str, run_id: str, shape: str
+) -> DataFrame:
+    """The new names as cache rows (failed requests have none: a rerun asks again)."""
+    stamp = CacheStamp(model, prompt_version(NAMING_PROMPT_VERSION, shape), run_id, datetime.datetime.now(datetime.UTC))
+    rows = cache_rows(new, lambda q, name: (q.level, list(q.members_shown), *name), stamp)
     return spark.createDataFrame(rows, CLUSTER_NAMES)
