@@ -28,6 +28,7 @@ from wildvalues.classifier.taxonomy_prompts import (
     prompt_version,
     request_key,
 )
+from wildvalues.io.registry import Table
 from wildvalues.io.schemas import CLUSTER_NAMES
 from wildvalues.settings.sections import DiscoverySettings
 from wildvalues.taxonomy.discovery import CentralMemberNamer
@@ -35,7 +36,7 @@ from wildvalues.taxonomy.discovery import CentralMemberNamer
 if TYPE_CHECKING:
     from wildvalues.classifier.claude import ClaudeClassifier
 
-TABLE = "cluster_names"
+TABLE = Table.CLUSTER_NAMES
 
 
 @dataclass(frozen=True)
