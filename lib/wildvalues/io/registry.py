@@ -220,16 +220,8 @@ STAMPED_TABLES = frozenset(
 )
 
 
-def level_table(level: int) -> Table:
-    """The published tree's level table of `level` (0 the values, 3 the top categories)."""
-    return LEVEL_TABLES[level]
-
-
-def discovered_level_table(level: int) -> Table:
-    return DISCOVERED_LEVEL_TABLES[level]
-
-
 def public_level_table(level: int) -> Table:
+    """The public table of the published tree's level `level` (0 the values, 3 the top categories)."""
     return PUBLIC_LEVEL_TABLES[level]
 
 
