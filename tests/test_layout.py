@@ -1,10 +1,16 @@
 """The package's shape (docs/development.md#layout): no import circle, no package importing a higher
-one, no module over 600 lines, no folder over 15 modules. Read from the source with `ast`."""
+one, no module over 600 lines, no folder over 15 modules, no table name spelled outside the table
+registry. Read from the source with `ast`."""
 
 from __future__ import annotations
 
 import ast
+import os
+from collections import Counter
 from pathlib import Path
+
+from wildvalues.io import registry
+from wildvalues.io.registry import Table
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lib" / "wildvalues"
 MAX_LINES = 600
@@ -134,3 +140,92 @@ def test_the_checks_see_a_circle_and_the_package_graph():
     graph = import_graph()
     assert "wildvalues.io.tables" in graph["wildvalues.pipeline.runner"]
     assert "wildvalues.demo.emulator" not in graph["wildvalues.demo.emulator_batches"]  # typing only
+
+
+# -- table names live in io/registry.py only
+
+REGISTRY = PACKAGE / "io" / "registry.py"
+# The prefixes that name a family of tables by a number or a table (values_level_<n>, public_<table>):
+# a string starting with one builds a table's name, which registry's helpers do.
+FAMILY_PREFIXES = frozenset(
+    os.path.commonprefix(list(group))
+    for group in (
+        registry.LEVEL_TABLES,
+        registry.DISCOVERED_LEVEL_TABLES,
+        registry.PUBLIC_LEVEL_TABLES,
+        registry.PUBLIC_TABLES,
+    )
+)
+# Strings that equal a table's name but name something else: (module, string) -> (times, why).
+NOT_TABLE_NAMES: dict[tuple[str, str], tuple[int, str]] = {
+    ("cli/commands.py", "runs"): (1, "a past run's report folder, <output>/runs/<run id>"),
+    ("cli/values.py", "runs"): (1, "a past run's report folder, <output>/runs/<run id>"),
+    ("cli/summary.py", "conversations"): (1, "the ingest stage's count (metric key)"),
+    ("cli/summary.py", "classification_errors"): (1, "the classify stage's count (metric key)"),
+    ("demo/chaos.py", "classification_errors"): (1, "a count in the chaos run's tally"),
+    ("ingest/formats.py", "conversations"): (3, "the ShareGPT record's field"),
+    ("io/tracking.py", "conversations"): (2, "a metric key (counts/conversations) and the run description's count"),
+    ("io/tracking.py", "classification_errors"): (1, "a metric key (counts/classification_errors)"),
+    ("pipeline/run_health.py", "classification_errors"): (2, "the classify stage's count (metric key)"),
+    ("pipeline/runner.py", "conversations"): (1, "the ingest stage's count (summary key)"),
+    ("reporting/explorer.py", "conversations"): (1, "a column header of the values table"),
+    ("reporting/plots.py", "response_types"): (1, "a plot's name (response_types.png)"),
+    ("reporting/report.py", "response_types"): (2, "a report section's id"),
+    ("reporting/report.py", "conversations"): (8, "metric keys, their summary label and column headers"),
+    ("reporting/report.py", "classification_errors"): (1, "a metric key of the run summary"),
+    ("stages/classify.py", "classification_errors"): (1, "the stage's count (metric key)"),
+    ("stages/ingest.py", "conversations"): (1, "the stage's count (metric key)"),
+}
+
+
+def table_name_literals_in(source: str) -> list[str]:
+    """The strings of `source` that spell a table's name, or start a name of a table family."""
+    names = {table.value for table in Table}
+    tree = ast.parse(source)
+    in_fstring = {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value in names or (node.value in FAMILY_PREFIXES and id(node) not in in_fstring):
+                found.append(node.value)
+        elif isinstance(node, ast.JoinedStr) and node.values:
+            first = node.values[0]
+            start = first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else ""
+            if start.startswith(tuple(FAMILY_PREFIXES)):
+                found.append(start)  # f"values_level_{level}" and the like
+    return found
+
+
+def table_name_literals() -> Counter[tuple[str, str]]:
+    """(module, string) -> how often the package spells a table's name outside the registry."""
+    found: Counter[tuple[str, str]] = Counter()
+    for path in modules().values():
+        if path != REGISTRY:
+            module = path.relative_to(PACKAGE).as_posix()
+            found.update((module, value) for value in table_name_literals_in(path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_table_names_are_spelled_only_in_the_registry():
+    """Code names a table by its `Table` member; the allowed strings name something else (and are all used)."""
+    allowed = {key: times for key, (times, _) in NOT_TABLE_NAMES.items()}
+    assert dict(table_name_literals()) == allowed
+
+
+def test_the_table_name_check_sees_names_and_families():
+    planted = (
+        'store.read("value_expressions")\n'
+        'yield Write(f"public_{name}", frame)\n'
+        'TREES = ("discovered_values_level_",)\n'
+        'log(f"{n} conversations, suppressed_public_{name}")\n'
+    )
+    assert sorted(table_name_literals_in(planted)) == ["discovered_values_level_", "public_", "value_expressions"]
+    assert sorted(FAMILY_PREFIXES) == ["discovered_values_level_", "public_", "public_values_level_", "values_level_"]
+
+
+def test_the_registry_holds_exactly_the_tables_the_stages_write():
+    from wildvalues.stages import ALONE, STAGES
+
+    stages = (*STAGES, *ALONE)
+    assert {table for stage in stages for table in stage.writes} == set(Table)
+    assert all(isinstance(table, Table) for stage in stages for table in (*stage.reads, *stage.writes))

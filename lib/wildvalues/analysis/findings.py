@@ -29,6 +29,7 @@ from pyspark.sql.types import (
 
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.ingest.users import USER_KEY, with_user_keys
+from wildvalues.io.registry import Table
 from wildvalues.settings.sections import AnalyzeSettings
 
 # ---------------------------------------------------------------------------------------------
@@ -96,12 +97,12 @@ VALUE_ANOMALIES_SCHEMA = _fields(
 )
 
 ANALYZE_SCHEMAS: dict[str, StructType] = {
-    "response_types": RESPONSE_TYPES_SCHEMA,
-    "task_categories": TASK_CATEGORIES_SCHEMA,
-    "value_context": VALUE_CONTEXT_SCHEMA,
-    "value_invariance": VALUE_INVARIANCE_SCHEMA,
-    "value_mirroring": VALUE_MIRRORING_SCHEMA,
-    "value_anomalies": VALUE_ANOMALIES_SCHEMA,
+    Table.RESPONSE_TYPES: RESPONSE_TYPES_SCHEMA,
+    Table.TASK_CATEGORIES: TASK_CATEGORIES_SCHEMA,
+    Table.VALUE_CONTEXT: VALUE_CONTEXT_SCHEMA,
+    Table.VALUE_INVARIANCE: VALUE_INVARIANCE_SCHEMA,
+    Table.VALUE_MIRRORING: VALUE_MIRRORING_SCHEMA,
+    Table.VALUE_ANOMALIES: VALUE_ANOMALIES_SCHEMA,
 }
 
 # ---------------------------------------------------------------------------------------------

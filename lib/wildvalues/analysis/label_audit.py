@@ -52,6 +52,7 @@ from wildvalues.classifier.taxonomy_prompts import (
     rating_request,
     request_key,
 )
+from wildvalues.io.registry import Table
 from wildvalues.io.schemas import LABEL_AUDIT_CACHE, LABEL_AUDITS
 from wildvalues.settings.sections import PrivacySettings
 from wildvalues.taxonomy.cached_question import Answered, CacheStamp, Outcome, ask_cached, cache_rows, cached_rows
@@ -59,8 +60,8 @@ from wildvalues.taxonomy.cached_question import Answered, CacheStamp, Outcome, a
 if TYPE_CHECKING:
     from wildvalues.classifier.claude import Answer, ClaudeClassifier
 
-TABLE = "label_audits"
-CACHE_TABLE = "label_audit_cache"
+TABLE = Table.LABEL_AUDITS
+CACHE_TABLE = Table.LABEL_AUDIT_CACHE
 SUPPRESSED_LABEL = "[suppressed label]"
 PUBLISHED = "published"  # the rater of labels the published tree holds
 OFFLINE = "offline"

@@ -8,7 +8,6 @@ columns next to the table's own, so every rule is a named GE expectation in the 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from pyspark.sql import functions as F
 
 from wildvalues.classifier.base import RESPONSE_TYPES
 from wildvalues.io import schemas
+from wildvalues.io.registry import Table, level_of, parent_level_table
 from wildvalues.taxonomy.levels import MATCH_METHODS
 
 if TYPE_CHECKING:
@@ -63,39 +63,31 @@ def base_expectations(schema) -> list:
     return expectations
 
 
-_LEVEL_TABLE = re.compile(r"^(?:discovered_)?values_level_(\d)$")
-
-
-def level_of(table: str) -> int | None:
-    """The level of a level table (published or discovered tree), else None."""
-    match = _LEVEL_TABLE.match(table)
-    return int(match.group(1)) if match else None
-
-
 def table_expectations(table: str) -> list:
     """The expectations of the named table, beyond its columns and required values."""
     _, gxe = _gx()
-    if table == "conversations":
+    if table == Table.CONVERSATIONS:
         return [
             gxe.ExpectColumnValuesToBeUnique(column="conversation_id"),
             gxe.ExpectColumnValuesToBeBetween(column="n_turns", min_value=2),
         ]
-    if table == "classifications":
+    if table == Table.CLASSIFICATIONS:
         return [
             gxe.ExpectColumnValuesToBeUnique(column="conversation_id"),
             gxe.ExpectColumnValuesToBeInSet(column="response_type", value_set=list(RESPONSE_TYPES)),
         ]
-    if table == "classification_errors":
+    if table == Table.CLASSIFICATION_ERRORS:
         return [gxe.ExpectColumnValuesToBeUnique(column="conversation_id")]
-    if table == "value_expressions":
+    if table == Table.VALUE_EXPRESSIONS:
         return [
             gxe.ExpectColumnValuesToBeInSet(column="side", value_set=["ai", "human"]),
             gxe.ExpectColumnValuesToBeInSet(column="match_method", value_set=list(MATCH_METHODS)),
             gxe.ExpectColumnValuesToBeBetween(column="match_score", min_value=0.0, max_value=1.0),
         ]
-    if level_of(table) is not None:
-        return level_expectations(int(table.rsplit("_", 1)[1]))
-    if table == "run_counts":
+    level = level_of(table)
+    if level is not None:
+        return level_expectations(level)
+    if table == Table.RUN_COUNTS:
         return [gxe.ExpectColumnValuesToBeBetween(column="unaccounted_records", min_value=0, max_value=0)]
     return findings_expectations(table)
 
@@ -104,14 +96,14 @@ def findings_expectations(table: str) -> list:
     """The analysis tables: categories in their sets, shares and p-values in range."""
     _, gxe = _gx()
     percent = {"min_value": 0.0, "max_value": 100.0}
-    if table == "response_types":
+    if table == Table.RESPONSE_TYPES:
         return [
             gxe.ExpectColumnValuesToBeUnique(column="response_type"),
             gxe.ExpectColumnValuesToBeInSet(column="response_type", value_set=list(RESPONSE_TYPES)),
             gxe.ExpectColumnValuesToBeBetween(column="pct_conversations", **percent),
             users_within_conversations("n_conversations"),
         ]
-    if table == "value_context":
+    if table == Table.VALUE_CONTEXT:
         return [
             gxe.ExpectColumnValuesToBeInSet(column="context_kind", value_set=["task_category", "human_value"]),
             gxe.ExpectColumnValuesToBeBetween(column="p_value", min_value=0.0, max_value=1.0),
@@ -119,24 +111,24 @@ def findings_expectations(table: str) -> list:
             gxe.ExpectColumnValuesToBeBetween(column="expected", min_value=0.0, strict_min=True),
             users_within_conversations("n"),
         ]
-    if table == "value_invariance":
+    if table == Table.VALUE_INVARIANCE:
         return [
             gxe.ExpectColumnValuesToBeUnique(column="value"),
             gxe.ExpectColumnValuesToBeBetween(column="cv", min_value=0.0),
         ]
-    if table == "value_mirroring":
+    if table == Table.VALUE_MIRRORING:
         return [
             gxe.ExpectColumnValuesToBeUnique(column="response_type"),
             gxe.ExpectColumnValuesToBeInSet(column="response_type", value_set=[*RESPONSE_TYPES, "all"]),
             gxe.ExpectColumnValuesToBeBetween(column="pct_mirrored", **percent),
             users_within_conversations("n_conversations"),
         ]
-    if table == "value_anomalies":
+    if table == Table.VALUE_ANOMALIES:
         return [
             gxe.ExpectColumnValuesToBeUnique(column="conversation_id"),
             gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=["watchlist", "outlier", "watchlist+outlier"]),
         ]
-    if table == "label_audits":
+    if table == Table.LABEL_AUDITS:
         return [
             gxe.ExpectColumnValuesToBeUnique(column="label"),
             gxe.ExpectColumnValuesToBeBetween(column="rating", min_value=1, max_value=5),
@@ -153,12 +145,12 @@ def users_within_conversations(count_column: str):
 def crosscheck_expectations(table: str) -> list:
     """The cross-check's tables: one row per measure, labels in their sets, overlaps in [0, 1]."""
     _, gxe = _gx()
-    if table == "crosscheck_agreement":
+    if table == Table.CROSSCHECK_AGREEMENT:
         return [
             gxe.ExpectColumnValuesToBeUnique(column="measure"),
             gxe.ExpectColumnValuesToBeBetween(column="value", min_value=-1.0, max_value=1.0),
         ]
-    if table == "crosscheck_confusion":
+    if table == Table.CROSSCHECK_CONFUSION:
         return [
             gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(RESPONSE_TYPES))
             for column in ("first_response_type", "second_response_type")
@@ -166,7 +158,7 @@ def crosscheck_expectations(table: str) -> list:
             gxe.ExpectColumnValuesToBeBetween(column="n_conversations", min_value=1),
             users_within_conversations("n_conversations"),
         ]
-    if table == "crosscheck_labels":
+    if table == Table.CROSSCHECK_LABELS:
         return [
             gxe.ExpectColumnValuesToBeUnique(column="conversation_id"),
             *[
@@ -307,7 +299,7 @@ class Validator:
         gx, _ = _gx()
         suite = gx.ExpectationSuite(name=f"wildvalues.{table}")
         expectations = self.expectations_for(table, schema)
-        if level_of(table) is not None or table == "run_counts":
+        if level_of(table) is not None or table == Table.RUN_COUNTS:
             # Derived check columns are appended; the column-order rule applies to the table's own.
             expectations[0] = _gx()[1].ExpectTableColumnsToMatchOrderedList(column_list=frame.columns)
         for expectation in expectations:
@@ -330,9 +322,10 @@ def validate_tables(validator: Validator, tables: dict[str, DataFrame]) -> list[
         checked[name] = frame
         level = level_of(name)
         if level is not None:
-            parent = tables.get(f"{name.rsplit('_', 1)[0]}_{level + 1}") if level < 3 else None
+            parent_name = parent_level_table(name)
+            parent = tables.get(parent_name) if parent_name else None
             checked[name] = level_check_frame(frame, parent)
-        elif name == "run_counts":
+        elif name == Table.RUN_COUNTS:
             checked[name] = run_counts_check_frame(frame)
     with validator.fetching(checked) as whole:
         for name, frame in checked.items():

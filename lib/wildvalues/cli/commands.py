@@ -17,6 +17,7 @@ from typing import Any
 from wildvalues.cli.summary import placement_line, print_stage_summary, print_summary
 from wildvalues.errors import UsageError
 from wildvalues.io.readers import InputError
+from wildvalues.io.registry import Table
 from wildvalues.pipeline.stage import StageOptions
 from wildvalues.settings import Settings, settings_for
 
@@ -298,7 +299,11 @@ def exit_for_failed_work(metrics: dict[str, Any], settings: Settings) -> int:
 
 
 # The tables a stage command cannot do without, and the command that writes each.
-EARLIER_TABLES = {"conversations": "ingest", "classifications": "classify", "value_expressions": "taxonomy"}
+EARLIER_TABLES: dict[str, str] = {
+    Table.CONVERSATIONS: "ingest",
+    Table.CLASSIFICATIONS: "classify",
+    Table.VALUE_EXPRESSIONS: "taxonomy",
+}
 
 
 def _require_earlier_tables(args: argparse.Namespace, settings: Settings, reads: Iterable[str]) -> None:

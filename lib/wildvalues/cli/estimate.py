@@ -12,6 +12,7 @@ from typing import Any
 from wildvalues.cli.commands import output_runner, resolve_settings
 from wildvalues.errors import UsageError
 from wildvalues.io.readers import InputError
+from wildvalues.io.registry import Table
 from wildvalues.settings import Settings
 
 
@@ -161,13 +162,13 @@ def _cached_usage(runner: Any, settings: Settings, kind: str, model: str) -> dic
     from wildvalues.classifier.prompt import approx_tokens, prefix_chars, prompt_version
 
     store = runner.store
-    if not (store.exists(classify_cache_table()) and store.exists("conversations")):
+    if not (store.exists(classify_cache_table()) and store.exists(Table.CONVERSATIONS)):
         return {}
     prompt = "screen" if kind == "screen" else "extract"
     shape = output_shape(settings, model)
     return classify.answer_usage(
         store.read(classify_cache_table()),
-        store.read("conversations"),
+        store.read(Table.CONVERSATIONS),
         model,
         prompt_version(prompt, shape),
         approx_tokens(prefix_chars(prompt, shape)),

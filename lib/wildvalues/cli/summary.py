@@ -7,10 +7,12 @@ import os
 import shlex
 from typing import Any
 
+from wildvalues.io.registry import Table, latest_view
+
 EXAMPLE_QUERIES = (
-    "SELECT name, n_conversations, round(pct_convos, 2) AS pct_convos FROM latest_values_level_0 "
-    "WHERE side = 'ai' ORDER BY n_conversations DESC LIMIT 10",
-    "SELECT response_type, count(*) AS n FROM latest_classifications WHERE is_subjective "
+    "SELECT name, n_conversations, round(pct_convos, 2) AS pct_convos "
+    f"FROM {latest_view(Table.VALUES_LEVEL_0)} WHERE side = 'ai' ORDER BY n_conversations DESC LIMIT 10",
+    f"SELECT response_type, count(*) AS n FROM {latest_view(Table.CLASSIFICATIONS)} WHERE is_subjective "
     "GROUP BY response_type ORDER BY n DESC",
 )
 

@@ -19,6 +19,7 @@ from wildvalues.cli.commands import (
 )
 from wildvalues.errors import UsageError
 from wildvalues.io.readers import InputError
+from wildvalues.io.registry import Table
 from wildvalues.pipeline.stage import StageOptions
 from wildvalues.settings import Settings
 
@@ -192,12 +193,12 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     settings = crosscheck_settings(args)
     require_judge_key(settings)
     _, runner = store_only(args, "crosscheck")
-    if not runner.store.exists("classifications"):
+    if not runner.store.exists(Table.CLASSIFICATIONS):
         raise InputError(f"no classifications under {args.output}; run `wildvalues run` first")
     runs = runner.runs()
     check_run(args.run_id, runs, args.output)
     run_id = args.run_id or runs[-1]
-    labels = runner.store.read("classifications").filter(F.col("run_id") == run_id)
+    labels = runner.store.read(Table.CLASSIFICATIONS).filter(F.col("run_id") == run_id)
     first = labels.select(F.coalesce("model", "classifier").alias("m")).first()
     n_classified = labels.count()
     if settings.crosscheck.sample > n_classified:

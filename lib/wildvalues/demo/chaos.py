@@ -15,9 +15,10 @@ import subprocess
 import time
 from typing import Any
 
-# Caches keep every run's answers by design (that is what makes a rerun cheap); the run tables carry run ids.
 from wildvalues.io.delta_io import read_arrow
-from wildvalues.io.registry import CACHE_TABLES
+
+# Caches keep every run's answers by design (that is what makes a rerun cheap); the run tables carry run ids.
+from wildvalues.io.registry import CACHE_TABLES, Table
 
 LOCK_FILE = "_wildvalues.lock"
 
@@ -122,14 +123,14 @@ def distinct_run_ids(output: str) -> int:
 
 def counts(output: str) -> dict[str, Any]:
     """Conversations kept, quarantined, classified, in error, duplicated and lost."""
-    conversations = [r["conversation_id"] for r in rows(output, "conversations", ["conversation_id"])]
-    labels = [r["conversation_id"] for r in rows(output, "classifications", ["conversation_id"])]
-    errors = {r["conversation_id"] for r in rows(output, "classification_errors", ["conversation_id"])}
-    run = rows(output, "run_counts")
+    conversations = [r["conversation_id"] for r in rows(output, Table.CONVERSATIONS, ["conversation_id"])]
+    labels = [r["conversation_id"] for r in rows(output, Table.CLASSIFICATIONS, ["conversation_id"])]
+    errors = {r["conversation_id"] for r in rows(output, Table.CLASSIFICATION_ERRORS, ["conversation_id"])}
+    run = rows(output, Table.RUN_COUNTS)
     return {
         "input_records": run[-1]["n_input"] if run else None,
         "kept": len(conversations),
-        "quarantined": len(rows(output, "quarantine", ["reason"])),
+        "quarantined": len(rows(output, Table.QUARANTINE, ["reason"])),
         "classified": len(set(labels)),
         "classification_errors": len(errors - set(labels)),
         "duplicate_ids": (len(conversations) - len(set(conversations))) + (len(labels) - len(set(labels))),
@@ -140,24 +141,24 @@ def counts(output: str) -> dict[str, Any]:
 
 def fingerprint(output: str) -> dict[str, Any]:
     """The final tables without run ids and times: what an uninterrupted run must equal."""
-    conversations = sorted((r["conversation_id"], r["content_hash"]) for r in rows(output, "conversations"))
+    conversations = sorted((r["conversation_id"], r["content_hash"]) for r in rows(output, Table.CONVERSATIONS))
     labels = sorted(
         (r["conversation_id"], r["is_subjective"], tuple(r["ai_values"]), tuple(r["human_values"]), r["response_type"])
-        for r in rows(output, "classifications")
+        for r in rows(output, Table.CLASSIFICATIONS)
     )
-    quarantine = sorted((r["source_file"], r["line_number"] or 0, r["reason"]) for r in rows(output, "quarantine"))
-    level0 = sorted((r["side"], r["cluster_id"], r["n_conversations"]) for r in rows(output, "values_level_0"))
+    quarantine = sorted((r["source_file"], r["line_number"] or 0, r["reason"]) for r in rows(output, Table.QUARANTINE))
+    level0 = sorted((r["side"], r["cluster_id"], r["n_conversations"]) for r in rows(output, Table.VALUES_LEVEL_0))
     return {
-        "conversations": conversations,
-        "classifications": labels,
-        "quarantine": quarantine,
-        "values_level_0": level0,
+        Table.CONVERSATIONS: conversations,
+        Table.CLASSIFICATIONS: labels,
+        Table.QUARANTINE: quarantine,
+        Table.VALUES_LEVEL_0: level0,
     }
 
 
 def cached_keys(output: str) -> int:
     """Distinct answers in the classification cache (what a rerun need not ask again)."""
-    return len({r["cache_key"] for r in rows(output, "classification_cache", ["cache_key"]) if r["cache_key"]})
+    return len({r["cache_key"] for r in rows(output, Table.CLASSIFICATION_CACHE, ["cache_key"]) if r["cache_key"]})
 
 
 # ------------------------------------------------------------------------------------ damaged inputs

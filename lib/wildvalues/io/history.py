@@ -21,7 +21,7 @@ from wildvalues.io import schemas
 
 if TYPE_CHECKING:
     from wildvalues.io.tables import ReadableTables, TableStore
-from wildvalues.io.registry import RUN_COLUMN, RUNS_TABLE, STAMPED_TABLES, is_history
+from wildvalues.io.registry import RUN_COLUMN, RUNS_TABLE, STAMPED_TABLES, Table, is_history
 
 
 class UnknownRun(ValueError):
@@ -87,8 +87,8 @@ def run_ids(store: ReadableTables) -> list[str]:
     """An output's run ids, oldest first: the runs registry, else (older outputs) run_counts."""
     if store.exists(RUNS_TABLE):
         return ordered_runs(store.read(RUNS_TABLE))
-    if store.exists("run_counts"):
-        return sorted(row[RUN_COLUMN] for row in store.read("run_counts").select(RUN_COLUMN).distinct().collect())
+    if store.exists(Table.RUN_COUNTS):
+        return sorted(row[RUN_COLUMN] for row in store.read(Table.RUN_COUNTS).select(RUN_COLUMN).distinct().collect())
     return []
 
 
@@ -104,7 +104,7 @@ def path_run_ids(tables_dir: str) -> list[str]:
     if DeltaTable.is_deltatable(registry):
         rows = read_arrow(registry, columns=[RUN_COLUMN, "started_at"]).to_pylist()
         return [row[RUN_COLUMN] for row in sorted(rows, key=lambda row: (row["started_at"], row[RUN_COLUMN]))]
-    counts = os.path.join(tables_dir, "run_counts")
+    counts = os.path.join(tables_dir, Table.RUN_COUNTS)
     if DeltaTable.is_deltatable(counts):
         return sorted(set(read_arrow(counts, columns=[RUN_COLUMN]).column(RUN_COLUMN).to_pylist()))
     return []

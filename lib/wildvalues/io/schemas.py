@@ -15,6 +15,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from wildvalues.io.registry import DISCOVERED_LEVEL_TABLES, LEVEL_TABLES, Table
+
 # Spark cannot prove most derived columns non-null, so table schemas are nullable throughout;
 # the columns declared required here become not-null expectations in the validation suites.
 REQUIRED: dict[int, tuple[str, ...]] = {}
@@ -287,27 +289,27 @@ CROSSCHECK_LABELS = _fields(
 )
 
 TABLES: dict[str, StructType] = {
-    "conversations": CONVERSATIONS,
-    "quarantine": QUARANTINE,
-    "classifications": CLASSIFICATIONS,
-    "classification_errors": CLASSIFICATION_ERRORS,
-    "value_expressions": VALUE_EXPRESSIONS,
-    "value_taxonomy": VALUE_TAXONOMY,
-    "run_counts": RUN_COUNTS,
-    "runs": RUNS,
-    **{f"values_level_{level}": VALUE_LEVEL for level in range(4)},
-    "value_embeddings": VALUE_EMBEDDINGS,
-    "discovered_taxonomy": VALUE_TAXONOMY,
-    "discovered_taxonomy_human": VALUE_TAXONOMY,
-    **{f"discovered_values_level_{level}": VALUE_LEVEL for level in range(4)},
-    "taxonomy_alignment": TAXONOMY_ALIGNMENT,
-    "taxonomy_agreement": TAXONOMY_AGREEMENT,
-    "placement_adjudications": PLACEMENT_ADJUDICATIONS,
-    "cluster_names": CLUSTER_NAMES,
-    "label_audit_cache": LABEL_AUDIT_CACHE,
-    "label_audits": LABEL_AUDITS,
-    "crosscheck_cache": CLASSIFICATION_CACHE,
-    "crosscheck_agreement": CROSSCHECK_AGREEMENT,
-    "crosscheck_confusion": CROSSCHECK_CONFUSION,
-    "crosscheck_labels": CROSSCHECK_LABELS,
+    Table.CONVERSATIONS: CONVERSATIONS,
+    Table.QUARANTINE: QUARANTINE,
+    Table.CLASSIFICATIONS: CLASSIFICATIONS,
+    Table.CLASSIFICATION_ERRORS: CLASSIFICATION_ERRORS,
+    Table.VALUE_EXPRESSIONS: VALUE_EXPRESSIONS,
+    Table.VALUE_TAXONOMY: VALUE_TAXONOMY,
+    Table.RUN_COUNTS: RUN_COUNTS,
+    Table.RUNS: RUNS,
+    **dict.fromkeys(LEVEL_TABLES, VALUE_LEVEL),
+    Table.VALUE_EMBEDDINGS: VALUE_EMBEDDINGS,
+    Table.DISCOVERED_TAXONOMY: VALUE_TAXONOMY,
+    Table.DISCOVERED_TAXONOMY_HUMAN: VALUE_TAXONOMY,
+    **dict.fromkeys(DISCOVERED_LEVEL_TABLES, VALUE_LEVEL),
+    Table.TAXONOMY_ALIGNMENT: TAXONOMY_ALIGNMENT,
+    Table.TAXONOMY_AGREEMENT: TAXONOMY_AGREEMENT,
+    Table.PLACEMENT_ADJUDICATIONS: PLACEMENT_ADJUDICATIONS,
+    Table.CLUSTER_NAMES: CLUSTER_NAMES,
+    Table.LABEL_AUDIT_CACHE: LABEL_AUDIT_CACHE,
+    Table.LABEL_AUDITS: LABEL_AUDITS,
+    Table.CROSSCHECK_CACHE: CLASSIFICATION_CACHE,
+    Table.CROSSCHECK_AGREEMENT: CROSSCHECK_AGREEMENT,
+    Table.CROSSCHECK_CONFUSION: CROSSCHECK_CONFUSION,
+    Table.CROSSCHECK_LABELS: CROSSCHECK_LABELS,
 }

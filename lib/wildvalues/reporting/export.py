@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 
 from wildvalues.analysis import label_audit
 from wildvalues.analysis.suppression import suppress_small_groups, suppress_tree
+from wildvalues.io.registry import DISCOVERED_LEVEL_TABLES, LEVEL_TABLES, Table
 from wildvalues.io.tables import ReadableTables
 from wildvalues.taxonomy.tree import TREE_COLUMNS  # the public data set's header
 
@@ -49,29 +50,29 @@ class Unaudited(ValueError):
     """The output has no label_audits table (written before the label auditor existed)."""
 
 
-# Which tree to publish: its level tables' prefix and the table holding its cluster descriptions.
-TREES: dict[str, tuple[str, str]] = {
-    "published": ("values_level_", "value_taxonomy"),
-    "discovered": ("discovered_values_level_", "discovered_taxonomy"),
+# Which tree to publish: its level tables and the table holding its cluster descriptions.
+TREES: dict[str, tuple[tuple[Table, ...], Table]] = {
+    "published": (LEVEL_TABLES, Table.VALUE_TAXONOMY),
+    "discovered": (DISCOVERED_LEVEL_TABLES, Table.DISCOVERED_TAXONOMY),
 }
 
 
-def _ai_levels(store: ReadableTables, prefix: str) -> list[DataFrame]:
-    return [store.read(f"{prefix}{level}").filter(F.col("side") == "ai") for level in range(4)]
+def _ai_levels(store: ReadableTables, levels: tuple[Table, ...]) -> list[DataFrame]:
+    return [store.read(name).filter(F.col("side") == "ai") for name in levels]
 
 
 def rolls_up_discovered_trees(store: ReadableTables) -> bool:
     """Whether values_level_* hold the discovered AI tree's roll-up (taxonomy.mode discovered):
     their AI level-1 clusters are exactly discovered_values_level_1's (the AI side is published)."""
-    if not (store.exists("values_level_1") and store.exists("discovered_values_level_1")):
+    if not (store.exists(Table.VALUES_LEVEL_1) and store.exists(Table.DISCOVERED_VALUES_LEVEL_1)):
         return False
 
     def ai_clusters(name: str) -> set[str]:
         rows = store.read(name).filter(F.col("side") == "ai").select("cluster_id").distinct().collect()
         return {r["cluster_id"] for r in rows}
 
-    ours = ai_clusters("values_level_1")
-    return bool(ours) and ours == ai_clusters("discovered_values_level_1")
+    ours = ai_clusters(Table.VALUES_LEVEL_1)
+    return bool(ours) and ours == ai_clusters(Table.DISCOVERED_VALUES_LEVEL_1)
 
 
 def _descriptions(store: ReadableTables, given: dict[str, str] | None, table: str) -> dict[str, str]:
@@ -135,9 +136,11 @@ def export_public(
     given, else from the `value_taxonomy` table. pct_total_occurrences stays each node's share
     of all AI value expressions (not renormalised after suppression), like the public file.
     """
-    prefix, descriptions_table = TREES[tree]
-    if not store.exists(f"{prefix}0"):
-        raise FileNotFoundError(f"no {tree} tree in this output (table {prefix}0); for discovered: wildvalues discover")
+    level_tables, descriptions_table = TREES[tree]
+    if not store.exists(level_tables[0]):
+        raise FileNotFoundError(
+            f"no {tree} tree in this output (table {level_tables[0]}); for discovered: wildvalues discover"
+        )
     if tree == "published" and rolls_up_discovered_trees(store):
         raise WrongTree(
             "this output's values_level_* roll up its discovered trees (taxonomy.mode discovered): "
@@ -149,7 +152,7 @@ def export_public(
             "rerun `wildvalues analyze` on it before exporting"
         )
     hidden = label_audit.suppressed_set(store.read(label_audit.TABLE))
-    levels = _ai_levels(store, prefix)
+    levels = _ai_levels(store, level_tables)
     kept, suppressed = suppress_tree(levels, k, k_users=k_users)
     kept, n_labels = label_audit.audit_levels(kept, hidden)
     frequent, n_rare = suppress_small_groups(levels[0], "n_conversations", k, k_users)
@@ -164,8 +167,8 @@ def export_public(
     _write_csv(
         paths[FREQUENCIES_FILE], FREQUENCY_COLUMNS, frequency_rows(frequent.select("name", "pct_convos").toPandas())
     )
-    n_suppressed = {f"{prefix}{level}": n for level, n in enumerate(suppressed)}
+    n_suppressed: dict[str, int] = dict(zip(level_tables, suppressed, strict=True))
     n_suppressed["values_frequencies"] = n_rare
-    labels = {f"{prefix}{level}": n for level, n in enumerate(n_labels)}
+    labels: dict[str, int] = dict(zip(level_tables, n_labels, strict=True))
     labels.update({f"{descriptions_table}_descriptions": n_descriptions, "values_frequencies": n_frequent_labels})
     return ExportResult(paths, n_suppressed, labels)

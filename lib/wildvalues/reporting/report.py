@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from pyspark.sql import functions as F
 
 from wildvalues.analysis import label_audit
+from wildvalues.io.registry import Table
 from wildvalues.io.tables import ReadableTables
 from wildvalues.reporting import explorer, screenshots
 from wildvalues.reporting.plots import DPI, context_matrix, figures
@@ -122,7 +123,7 @@ SCREENSHOT_PREFIX = "view_"
 EXTRA_VIEWS = ("taxonomy_discovered", "crosscheck", "anomalies")
 NO_DATA = '<p class="note">No data to show (table missing, empty or fully suppressed).</p>'
 
-_SUPPRESSION_LABELS = {"value_context": "value_context (task_category cells)"}
+_SUPPRESSION_LABELS: dict[str, str] = {Table.VALUE_CONTEXT: "value_context (task_category cells)"}
 
 
 def _e(value: object) -> str:
@@ -187,7 +188,7 @@ def suppression_summary(data: ReportData) -> str | None:
         return None
     parts = [
         f"{data.n_suppressed.get(name, 0):,} of {data.n_rows[name]:,} {noun}"
-        for name, noun in (("values_level_0", "AI values"), ("values_level_3", "top categories"))
+        for name, noun in ((Table.VALUES_LEVEL_0, "AI values"), (Table.VALUES_LEVEL_3, "top categories"))
         if name in data.n_rows
     ]
     tables = sum(1 for n in data.n_suppressed.values() if n)
@@ -372,9 +373,9 @@ def render_html(data: ReportData, metrics: dict[str, float] | None, include_anom
 
 def run_counts_metrics(store: ReadableTables, run_id: str) -> dict[str, float] | None:
     """The run_counts row of the run as summary metrics, for reports built without MLflow."""
-    if not store.exists("run_counts"):
+    if not store.exists(Table.RUN_COUNTS):
         return None
-    row = store.read("run_counts").filter(F.col("run_id") == run_id).first()
+    row = store.read(Table.RUN_COUNTS).filter(F.col("run_id") == run_id).first()
     if row is None:
         return None
     return {

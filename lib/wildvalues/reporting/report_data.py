@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from wildvalues.analysis import label_audit
 from wildvalues.analysis.suppression import suppress_small_groups_pandas, suppress_tree, suppress_tree_pandas
+from wildvalues.io.registry import DISCOVERED_LEVEL_TABLES, LEVEL_TABLES, Table
 from wildvalues.io.tables import ReadableTables
 from wildvalues.reporting.export import rolls_up_discovered_trees
 
@@ -69,7 +70,7 @@ def _note_if_empty(frame: pd.DataFrame, store: ReadableTables, name: str, run_id
 
 
 def _load_levels(store: ReadableTables, run_id: str, k: int, data: ReportData) -> None:
-    tables = [_run_table(store, f"values_level_{level}", run_id, data.notes) for level in range(4)]
+    tables = [_run_table(store, name, run_id, data.notes) for name in LEVEL_TABLES]
     present = [t for t in tables if t is not None]
     if len(present) < len(tables):
         return
@@ -77,11 +78,11 @@ def _load_levels(store: ReadableTables, run_id: str, k: int, data: ReportData) -
     collected = [t.filter(F.col("side") == "ai").drop("run_id").toPandas() for t in present]
     kept, suppressed = suppress_tree_pandas(collected, k, k_users=data.k_users)
     data.levels, n_labels = label_audit.audit_levels_pandas(kept, data.hidden)
-    data.n_suppressed.update({f"values_level_{level}": n for level, n in enumerate(suppressed)})
-    data.n_rows.update({f"values_level_{level}": len(frame) for level, frame in enumerate(collected)})
-    data.n_suppressed_labels.update({f"values_level_{level}": n for level, n in enumerate(n_labels)})
+    data.n_suppressed.update(zip(LEVEL_TABLES, suppressed, strict=True))
+    data.n_rows.update({name: len(frame) for name, frame in zip(LEVEL_TABLES, collected, strict=True)})
+    data.n_suppressed_labels.update(zip(LEVEL_TABLES, n_labels, strict=True))
     if not suppressed[3]:  # rows k removed are said by suppression_summary, not as a missing run
-        _note_if_empty(data.levels[3], store, "values_level_3", run_id, data.notes)
+        _note_if_empty(data.levels[3], store, Table.VALUES_LEVEL_3, run_id, data.notes)
 
 
 NEW_CLUSTER_OVERLAP = 0.5  # a discovered cluster sharing less than this with any published one is new
@@ -89,7 +90,7 @@ NEW_CLUSTER_OVERLAP = 0.5  # a discovered cluster sharing less than this with an
 
 def _load_discovered(store: ReadableTables, run_id: str, k: int, data: ReportData) -> None:
     """The discovered AI tree (suppressed like the published one), and what the published tree lacks."""
-    names = [f"discovered_values_level_{level}" for level in range(4)]
+    names = DISCOVERED_LEVEL_TABLES
     if not all(store.exists(name) for name in names):
         return  # discovery was not asked for: no section, no note
     tables = [store.read(name).filter((F.col("run_id") == run_id) & (F.col("side") == "ai")) for name in names]
@@ -103,10 +104,12 @@ def _load_discovered(store: ReadableTables, run_id: str, k: int, data: ReportDat
             "taxonomy.mode discovered: the AI value taxonomy, the top values and the findings in this report "
             "roll up this run's own discovered trees, not the published one"
         )
-    if store.exists("taxonomy_agreement"):
-        data.agreement = store.read("taxonomy_agreement").filter(F.col("run_id") == run_id).orderBy("level").toPandas()
-    if store.exists("taxonomy_alignment"):
-        aligned = store.read("taxonomy_alignment").filter((F.col("run_id") == run_id) & (F.col("level") == 1))
+    if store.exists(Table.TAXONOMY_AGREEMENT):
+        data.agreement = (
+            store.read(Table.TAXONOMY_AGREEMENT).filter(F.col("run_id") == run_id).orderBy("level").toPandas()
+        )
+    if store.exists(Table.TAXONOMY_ALIGNMENT):
+        aligned = store.read(Table.TAXONOMY_ALIGNMENT).filter((F.col("run_id") == run_id) & (F.col("level") == 1))
         level1 = kept[1].select(F.col("cluster_id").alias("discovered_id"), "name", "n_conversations")
         data.new_clusters = (
             aligned.filter(F.col("overlap_share") < NEW_CLUSTER_OVERLAP)
@@ -152,7 +155,7 @@ def _load_small(
 
 
 def _load_anomalies(store: ReadableTables, run_id: str, include_ids: bool, max_rows: int, data: ReportData) -> None:
-    table = _run_table(store, "value_anomalies", run_id, data.notes)
+    table = _run_table(store, Table.VALUE_ANOMALIES, run_id, data.notes)
     if table is None:
         return
     data.n_anomalies = table.count()
@@ -191,10 +194,10 @@ def load_report_data(
     data = ReportData(run_id=run_id, k=k, k_users=k_users)
     _load_audit(store, run_id, data)
     _load_levels(store, run_id, k, data)
-    data.response_types = _load_small(store, "response_types", run_id, "n_conversations", k, data)
+    data.response_types = _load_small(store, Table.RESPONSE_TYPES, run_id, "n_conversations", k, data)
     data.context = _load_small(
         store,
-        "value_context",
+        Table.VALUE_CONTEXT,
         run_id,
         "n",
         k,
@@ -202,7 +205,7 @@ def load_report_data(
         lambda df: df.filter(F.col("context_kind") == "task_category"),
         labelled=("value", "context"),
     )
-    data.mirroring = _load_small(store, "value_mirroring", run_id, "n_conversations", k, data)
+    data.mirroring = _load_small(store, Table.VALUE_MIRRORING, run_id, "n_conversations", k, data)
     _load_discovered(store, run_id, k, data)
     _load_new_values(data)
     _load_anomalies(store, run_id, include_anomaly_ids, max_anomaly_rows, data)
@@ -212,16 +215,16 @@ def load_report_data(
 
 def _load_crosscheck(store: ReadableTables, run_id: str, k: int, data: ReportData) -> None:
     """The cross-check's measures, and its confusion cells of at least k conversations."""
-    if not (store.exists("crosscheck_agreement") and store.exists("crosscheck_confusion")):
+    if not (store.exists(Table.CROSSCHECK_AGREEMENT) and store.exists(Table.CROSSCHECK_CONFUSION)):
         return  # no cross-check was run: no section, no note
-    measures = store.read("crosscheck_agreement").filter(F.col("run_id") == run_id)
+    measures = store.read(Table.CROSSCHECK_AGREEMENT).filter(F.col("run_id") == run_id)
     data.crosscheck = measures.drop("run_id").toPandas()
     if not len(data.crosscheck):
         data.crosscheck = None
         return
-    cells = store.read("crosscheck_confusion").filter(F.col("run_id") == run_id)
+    cells = store.read(Table.CROSSCHECK_CONFUSION).filter(F.col("run_id") == run_id)
     kept, n_suppressed = suppress_small_groups_pandas(
         cells.drop("run_id").toPandas(), "n_conversations", k, data.k_users
     )
-    data.n_suppressed["crosscheck_confusion"] = n_suppressed
+    data.n_suppressed[Table.CROSSCHECK_CONFUSION] = n_suppressed
     data.crosscheck_confusion = kept

@@ -16,6 +16,9 @@ from wildvalues.io.registry import (
     LABEL_AUDIT_TABLES,
     LEVEL_TABLES,
     PUBLIC_TABLES,
+    Table,
+    public_level_table,
+    public_table,
 )
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.stages.common import claude_client
@@ -52,18 +55,22 @@ def run_analyze(inputs: StageInputs) -> StageRun:
 
     settings = inputs.settings.analyze
     run_id = inputs.run_id
-    labels = inputs.tables.read("classifications")
-    expressions = inputs.tables.read("value_expressions")
+    labels = inputs.tables.read(Table.CLASSIFICATIONS)
+    expressions = inputs.tables.read(Table.VALUE_EXPRESSIONS)
     people = conversation_users(inputs)
-    yield Write("response_types", analyze.response_types(labels, run_id, people), small=True)
-    yield Write("task_categories", analyze.task_categories(labels.filter(F.col("is_subjective")), settings))
-    categories = inputs.tables.read("task_categories")
-    yield Write("value_context", analyze.value_context(expressions, categories, settings, run_id, people), small=True)
-    yield Write("value_invariance", analyze.value_invariance(expressions, categories, settings, run_id), small=True)
-    yield Write("value_mirroring", analyze.value_mirroring(labels, expressions, run_id, people), small=True)
-    level0 = inputs.tables.read("values_level_0").filter(F.col("side") == "ai")
-    yield Write("value_anomalies", anomalies.value_anomalies(labels, expressions, level0, settings, run_id), small=True)
-    summary = anomalies.anomaly_summary(inputs.tables.read("value_anomalies"), labels)
+    yield Write(Table.RESPONSE_TYPES, analyze.response_types(labels, run_id, people), small=True)
+    yield Write(Table.TASK_CATEGORIES, analyze.task_categories(labels.filter(F.col("is_subjective")), settings))
+    categories = inputs.tables.read(Table.TASK_CATEGORIES)
+    yield Write(
+        Table.VALUE_CONTEXT, analyze.value_context(expressions, categories, settings, run_id, people), small=True
+    )
+    yield Write(Table.VALUE_INVARIANCE, analyze.value_invariance(expressions, categories, settings, run_id), small=True)
+    yield Write(Table.VALUE_MIRRORING, analyze.value_mirroring(labels, expressions, run_id, people), small=True)
+    level0 = inputs.tables.read(Table.VALUES_LEVEL_0).filter(F.col("side") == "ai")
+    yield Write(
+        Table.VALUE_ANOMALIES, anomalies.value_anomalies(labels, expressions, level0, settings, run_id), small=True
+    )
+    summary = anomalies.anomaly_summary(inputs.tables.read(Table.VALUE_ANOMALIES), labels)
     previous = inputs.baseline.get("anomaly_rate")
     alert = anomalies.rate_exceeds_previous(summary["anomaly_rate"], previous, settings.anomaly_rate_factor)
     if alert:
@@ -78,7 +85,7 @@ def run_analyze(inputs: StageInputs) -> StageRun:
         "anomaly_rate": summary["anomaly_rate"],
         "anomaly_rate_alert": 1.0 if alert else 0.0,
     }
-    for row in inputs.tables.read("value_mirroring").collect():
+    for row in inputs.tables.read(Table.VALUE_MIRRORING).collect():
         if row["pct_mirrored"] is not None:
             result[f"pct_mirrored_{row['response_type']}"] = row["pct_mirrored"]
     audited, hidden = yield from audit_labels(inputs)
@@ -88,7 +95,7 @@ def run_analyze(inputs: StageInputs) -> StageRun:
     # After the audit and k: candidate value names reach MLflow only as the public table shows them.
     yield Artifact(
         "top_values.csv",
-        top_values_csv(inputs.tables.read("public_values_level_0"), inputs.settings.mlflow.top_values_csv_rows),
+        top_values_csv(inputs.tables.read(Table.PUBLIC_VALUES_LEVEL_0), inputs.settings.mlflow.top_values_csv_rows),
     )
     return result
 
@@ -139,9 +146,9 @@ def labels_and_published(inputs: StageInputs) -> tuple[dict[str, list[str]], set
     levels = _present(inputs, (*LEVEL_TABLES, *DISCOVERED_LEVEL_TABLES))
     descriptions = _present(inputs, tuple(DISCOVERED_TREE_TABLES.values()))
     kinds: dict[str, list[str]] = {}
-    for row in label_audit.published_labels(levels, descriptions, inputs.tables.read("task_categories")).collect():
+    for row in label_audit.published_labels(levels, descriptions, inputs.tables.read(Table.TASK_CATEGORIES)).collect():
         kinds.setdefault(row["label"], []).append(row["kind"])
-    tree = inputs.tables.read("value_taxonomy").select("name", "description").collect()
+    tree = inputs.tables.read(Table.VALUE_TAXONOMY).select("name", "description").collect()
     public = {text for row in tree for text in (row["name"], row["description"]) if text}
     return {label: sorted(k) for label, k in kinds.items()}, public
 
@@ -150,7 +157,9 @@ def offline_audits(inputs: StageInputs, todo: dict[str, list[str]], known: froze
     """label -> its offline Audit, rare tokens counted over this run's labels."""
     from wildvalues.analysis import label_audit
 
-    texts = label_audit.label_texts(inputs.tables.read("classifications"), inputs.tables.read("value_expressions"))
+    texts = label_audit.label_texts(
+        inputs.tables.read(Table.CLASSIFICATIONS), inputs.tables.read(Table.VALUE_EXPRESSIONS)
+    )
     wanted = sorted({t for label in todo for t in label_audit.tokens(label) if t not in known})
     counts = {r["token"]: r["n_conversations"] for r in label_audit.token_conversations(texts, wanted).collect()}
     k = inputs.settings.analyze.suppression_k
@@ -190,7 +199,11 @@ def claude_ratings(
 
 
 # The public small tables and the column k applies to; value_context alone carries free-form labels.
-PUBLIC_SMALL_TABLES = {"response_types": "n_conversations", "value_mirroring": "n_conversations", "value_context": "n"}
+PUBLIC_SMALL_TABLES = {
+    Table.RESPONSE_TYPES: "n_conversations",
+    Table.VALUE_MIRRORING: "n_conversations",
+    Table.VALUE_CONTEXT: "n",
+}
 
 
 def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
@@ -206,7 +219,7 @@ def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
     small: dict[str, DataFrame] = {}
     for name, count_column in PUBLIC_SMALL_TABLES.items():
         frame, small[name] = suppression.split_small_groups(inputs.tables.read(name), count_column, k, k_users)
-        if name == "value_context" and hidden:  # the other two are labelled by the fixed response types
+        if name == Table.VALUE_CONTEXT and hidden:  # the other two are labelled by the fixed response types
             frame, renamed_context = label_audit.split_rows(frame, ["value", "context"], hidden)
             renamed.append(renamed_context)
         kept.append(frame)
@@ -218,9 +231,9 @@ def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
     labels = {f"suppressed_labels_public_values_level_{level}": n_renamed[level] for level in range(4)}
     labels["suppressed_labels_public_value_context"] = n_renamed[4]
     for level in range(4):
-        yield Write(f"public_values_level_{level}", kept[level], small=True)
+        yield Write(public_level_table(level), kept[level], small=True)
     for name, frame in zip(PUBLIC_SMALL_TABLES, kept[4:], strict=True):
-        yield Write(f"public_{name}", frame, small=True)
+        yield Write(public_table(name), frame, small=True)
     yield Log(
         f"public tables written with k = {k} conversations and {k_users} users; {int(sum(counts.values()))} small group(s) suppressed, "
         f"{sum(labels.values())} row(s) with a suppressed label dropped or renamed"
@@ -231,10 +244,10 @@ def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
 ANALYZE = Stage(
     "analyze",
     reads=(
-        "classifications",
-        "conversations",
-        "value_expressions",
-        "value_taxonomy",
+        Table.CLASSIFICATIONS,
+        Table.CONVERSATIONS,
+        Table.VALUE_EXPRESSIONS,
+        Table.VALUE_TAXONOMY,
         *LEVEL_TABLES,
         *DISCOVERED_TREE_TABLES.values(),
         *DISCOVERED_LEVEL_TABLES,

@@ -20,12 +20,11 @@ from pyspark.sql import functions as F
 from wildvalues.classifier import build_classifier, classify
 from wildvalues.classifier.base import Conversation
 from wildvalues.classifier.batches import ForeignBatch
-from wildvalues.io.registry import BATCHES_TABLE
+from wildvalues.io.registry import BATCHES_TABLE, CACHE_TABLE
 from wildvalues.pipeline.progress import Snapshot, format_progress
 from wildvalues.pipeline.stage import Log, Request, StageInputs, Write
 
 BATCHES_SCHEMA = "batch_id string, run_id string, n_requests long, status string, recorded_at timestamp"
-CACHE_TABLE = "classification_cache"
 
 
 def _now() -> datetime.datetime:

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from wildvalues.classifier import RESPONSE_TYPES, classifier_identity, classify
-from wildvalues.io.registry import BATCHES_TABLE, CACHE_TABLE
+from wildvalues.io.registry import BATCHES_TABLE, CACHE_TABLE, Table
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.settings import Settings
 from wildvalues.settings.claude import Prices
@@ -70,7 +70,7 @@ def run_classify(inputs: StageInputs) -> StageRun:
     spec = classifier_spec(inputs)
     screen = screen_spec(inputs)
     yield from preflight_requests(inputs)
-    conversations = inputs.tables.read("conversations")
+    conversations = inputs.tables.read(Table.CONVERSATIONS)
     yield Write(CACHE_TABLE, classify.empty_cache(inputs.spark), mode="create", small=True)
     batch = spec["name"] == "anthropic" and inputs.settings.classifier.mode == "batch"
     start = time.monotonic()
@@ -92,8 +92,8 @@ def run_classify(inputs: StageInputs) -> StageRun:
         factual = classify.to_classifications(screened, cache, inputs.run_id).filter(~F.col("is_subjective"))
         labels = labels.unionByName(factual)
         errors = errors.unionByName(classify.to_errors(screened, cache, inputs.run_id))
-    yield Write("classifications", labels)
-    yield Write("classification_errors", errors)
+    yield Write(Table.CLASSIFICATIONS, labels)
+    yield Write(Table.CLASSIFICATION_ERRORS, errors)
     result = classification_metrics(inputs, sum(sent.values()), elapsed, spec, batch)
     if screened is not None:
         result.update(sent_to_screen_model=sent["screen"], sent_to_extraction_model=sent["extract"])
@@ -113,7 +113,7 @@ def preflight_requests(inputs: StageInputs) -> Generator[Request, None, None]:
         return
     assert inputs.api_key, "the runner resolves the API key before the classify stage"
     n = settings.classifier.anthropic.preflight.requests
-    sample = [Conversation.from_row(r) for r in inputs.tables.read("conversations").limit(n).collect()]
+    sample = [Conversation.from_row(r) for r in inputs.tables.read(Table.CONVERSATIONS).limit(n).collect()]
     try:
         results = preflight.run_preflight(settings, inputs.api_key, sample, inputs.tree)
     except preflight.PreflightFailed as failed:
@@ -150,7 +150,7 @@ def classify_online(
 def classification_metrics(
     inputs: StageInputs, sent: int, elapsed: float, spec: dict[str, Any], batch: bool
 ) -> dict[str, Any]:
-    labels = inputs.tables.read("classifications")
+    labels = inputs.tables.read(Table.CLASSIFICATIONS)
     totals = labels.agg(
         F.count(F.lit(1)).alias("classified"),
         F.sum(F.col("is_subjective").cast("int")).alias("subjective"),
@@ -162,7 +162,7 @@ def classification_metrics(
         F.sum("thinking_tokens").alias("thinking_tokens"),
     ).first()
     assert totals is not None
-    error_rows = inputs.tables.read("classification_errors")
+    error_rows = inputs.tables.read(Table.CLASSIFICATION_ERRORS)
     by_type = {r["error_type"]: int(r["count"]) for r in error_rows.groupBy("error_type").count().collect()}
     errors = sum(by_type.values())
     subjective = int(totals["subjective"] or 0)
@@ -259,8 +259,8 @@ def cache_hit_share(tokens: dict[str, int]) -> float:
 
 CLASSIFY = Stage(
     "classify",
-    reads=("conversations", CACHE_TABLE, BATCHES_TABLE),
-    writes=(CACHE_TABLE, BATCHES_TABLE, "classifications", "classification_errors"),
+    reads=(Table.CONVERSATIONS, CACHE_TABLE, BATCHES_TABLE),
+    writes=(CACHE_TABLE, BATCHES_TABLE, Table.CLASSIFICATIONS, Table.CLASSIFICATION_ERRORS),
     run=run_classify,
     needs=frozenset({"tree", "api_key"}),
     description="subjectivity, AI and human values, response type and task, cached per conversation",

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from wildvalues.classifier import classifier_identity, classify
 from wildvalues.ingest import users
-from wildvalues.io.registry import CROSSCHECK_CACHE, CROSSCHECK_TABLES
+from wildvalues.io.registry import CROSSCHECK_CACHE, CROSSCHECK_TABLES, Table
 from wildvalues.pipeline.stage import Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.stages.classify import classify_online
 from wildvalues.stages.ingest import conversation_users
@@ -61,13 +61,15 @@ def run_crosscheck(inputs: StageInputs) -> StageRun:
     from wildvalues.analysis import crosscheck
 
     section, run_id = inputs.settings.crosscheck, inputs.run_id
-    labels = inputs.tables.read("classifications").filter(F.col("run_id") == run_id)
+    labels = inputs.tables.read(Table.CLASSIFICATIONS).filter(F.col("run_id") == run_id)
     allocation = crosscheck.allocate(crosscheck.stratum_counts(labels), section.sample)
     sample = crosscheck.take_sample(labels, allocation, section.seed).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         spec = judge_spec(inputs)
         model, prompt_version = classifier_identity(spec)
-        conversations = inputs.tables.read("conversations").join(sample.select("conversation_id"), "conversation_id")
+        conversations = inputs.tables.read(Table.CONVERSATIONS).join(
+            sample.select("conversation_id"), "conversation_id"
+        )
         keyed = classify.with_cache_keys(conversations, model, prompt_version)
         yield Write(CROSSCHECK_CACHE, classify.empty_cache(inputs.spark), mode="create", small=True)
         n_sent = yield from classify_online(inputs, spec, keyed, CROSSCHECK_CACHE)
@@ -76,9 +78,9 @@ def run_crosscheck(inputs: StageInputs) -> StageRun:
         second_expressions = yield from second_judge_expressions(inputs, second)
         # Both judges over the same conversations: those the second judge answered.
         answered = second.select("conversation_id")
-        first_expressions = inputs.tables.read("value_expressions").join(answered, "conversation_id")
+        first_expressions = inputs.tables.read(Table.VALUE_EXPRESSIONS).join(answered, "conversation_id")
         frame = crosscheck.labels_frame(sample, second, first_expressions, second_expressions, run_id)
-        yield Write("crosscheck_labels", frame)
+        yield Write(Table.CROSSCHECK_LABELS, frame)
         first_model = _first_model(sample)
         categories = {
             judge: {side: crosscheck.category_counts(expressions, side) for side in crosscheck.SIDES}
@@ -86,17 +88,17 @@ def run_crosscheck(inputs: StageInputs) -> StageRun:
         }
     finally:
         sample.unpersist()
-    rows = [row.asDict() for row in inputs.tables.read("crosscheck_labels").orderBy("conversation_id").collect()]
+    rows = [row.asDict() for row in inputs.tables.read(Table.CROSSCHECK_LABELS).orderBy("conversation_id").collect()]
     measures = crosscheck.agreement_measures(rows, categories["first"], categories["second"])
     yield Write(
-        "crosscheck_agreement",
+        Table.CROSSCHECK_AGREEMENT,
         crosscheck.agreement_frame(inputs.spark, measures, first_model, model, run_id),
         small=True,
     )
-    compared = inputs.tables.read("crosscheck_labels").select("conversation_id")
+    compared = inputs.tables.read(Table.CROSSCHECK_LABELS).select("conversation_id")
     sampled_users = conversation_users(inputs).join(compared, "conversation_id", "left_semi").collect()
     people = {row["conversation_id"]: row[users.USER_KEY] for row in sampled_users}
-    yield Write("crosscheck_confusion", crosscheck.confusion_frame(inputs.spark, rows, run_id, people), small=True)
+    yield Write(Table.CROSSCHECK_CONFUSION, crosscheck.confusion_frame(inputs.spark, rows, run_id, people), small=True)
     yield Log(
         f"{len(rows)} of {section.sample} sampled conversation(s) judged again by {model} "
         f"({n_sent} sent, {n_errors} error(s)) across {len(allocation)} strata"
@@ -116,7 +118,13 @@ def _first_model(sample: DataFrame) -> str:
 # Not part of `wildvalues run`: `wildvalues crosscheck` runs it over an output's classifications.
 CROSSCHECK = Stage(
     "crosscheck",
-    reads=("classifications", "conversations", "value_expressions", CROSSCHECK_CACHE, embedding_cache.TABLE),
+    reads=(
+        Table.CLASSIFICATIONS,
+        Table.CONVERSATIONS,
+        Table.VALUE_EXPRESSIONS,
+        CROSSCHECK_CACHE,
+        embedding_cache.TABLE,
+    ),
     writes=(CROSSCHECK_CACHE, embedding_cache.TABLE, *CROSSCHECK_TABLES),
     run=run_crosscheck,
     needs=frozenset({"tree", "embedder", "judge_key"}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import functions as F
 
-from wildvalues.io.registry import DISCOVERY_TABLES
+from wildvalues.io.registry import DISCOVERY_TABLES, Table
 from wildvalues.pipeline.stage import Metrics, Stage, StageInputs, StageRun
 from wildvalues.stages.taxonomy import discovered_tables
 from wildvalues.taxonomy import embedding_cache
@@ -12,9 +12,9 @@ from wildvalues.taxonomy import embedding_cache
 
 def run_discover(inputs: StageInputs) -> StageRun:
     """The run's own tree from its placed values, alone (`wildvalues discover`)."""
-    labels = inputs.tables.read("classifications")
+    labels = inputs.tables.read(Table.CLASSIFICATIONS)
     n_subjective = labels.filter(F.col("is_subjective")).count()
-    expressions = inputs.tables.read("value_expressions")
+    expressions = inputs.tables.read(Table.VALUE_EXPRESSIONS)
     result, _ = yield from discovered_tables(inputs, list(inputs.tree), expressions, n_subjective)
     yield Metrics(result)
     return result
@@ -24,8 +24,14 @@ def run_discover(inputs: StageInputs) -> StageRun:
 # `wildvalues discover` runs it alone over an output's placed values.
 DISCOVER = Stage(
     "discover",
-    reads=("classifications", "conversations", "value_expressions", embedding_cache.TABLE, "cluster_names"),
-    writes=(embedding_cache.TABLE, "cluster_names", *DISCOVERY_TABLES),
+    reads=(
+        Table.CLASSIFICATIONS,
+        Table.CONVERSATIONS,
+        Table.VALUE_EXPRESSIONS,
+        embedding_cache.TABLE,
+        Table.CLUSTER_NAMES,
+    ),
+    writes=(embedding_cache.TABLE, Table.CLUSTER_NAMES, *DISCOVERY_TABLES),
     run=run_discover,
     needs=frozenset({"tree", "embedder", "api_key"}),
     description="the run's own four-level tree, its level tables and its alignment with the published tree",

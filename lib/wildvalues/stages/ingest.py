@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from wildvalues.ingest import records as ingest
 from wildvalues.ingest import users
 from wildvalues.io import history, registry, schemas
+from wildvalues.io.registry import Table
 from wildvalues.pipeline.stage import InputRead, Log, Metrics, Stage, StageInputs, StageRun, Write
 
 
@@ -43,20 +44,23 @@ def run_ingest(inputs: StageInputs) -> StageRun:
         assert totals is not None, "an aggregate without grouping has one row"
         n_input, n_invalid_utf8 = int(totals["n"]), int(totals["invalid_utf8"])
         now = datetime.datetime.now(datetime.UTC)
-        yield Write("conversations", ingest.to_conversations(checked, now))
-        yield Write("quarantine", ingest.to_quarantine(checked, inputs.run_id))
+        yield Write(Table.CONVERSATIONS, ingest.to_conversations(checked, now))
+        yield Write(Table.QUARANTINE, ingest.to_quarantine(checked, inputs.run_id))
     finally:
         checked.unpersist()
-    n_conversations = inputs.tables.read("conversations").count()
+    n_conversations = inputs.tables.read(Table.CONVERSATIONS).count()
     # One pass over the quarantine gives both the per-reason log lines and the total.
     reasons = (
-        inputs.tables.read("quarantine").groupBy(F.regexp_extract("reason", r"^[^:(]+", 0).alias("r")).count().collect()
+        inputs.tables.read(Table.QUARANTINE)
+        .groupBy(F.regexp_extract("reason", r"^[^:(]+", 0).alias("r"))
+        .count()
+        .collect()
     )
     n_quarantined = sum(row["count"] for row in reasons)
     counts = inputs.spark.createDataFrame(
         [(inputs.run_id, n_input, n_quarantined, n_conversations)], schemas.RUN_COUNTS
     )
-    yield Write("run_counts", counts, small=True)
+    yield Write(Table.RUN_COUNTS, counts, small=True)
     yield InputRead(n_input, input_digest(n_input, totals["hash_xor"], totals["hash_sum"]))
     yield Write(registry.RUNS_TABLE, history.runs_frame(inputs.spark, inputs.run_id, now), small=True)
     for row in sorted(reasons, key=lambda r: -r["count"]):
@@ -94,13 +98,13 @@ def input_digest(rows: int, hash_xor: int | None, hash_sum: int | None) -> str:
 
 def conversation_users(inputs: StageInputs) -> DataFrame:
     """Whose each conversation is (`users.user_keys`): the unit of `privacy.k_users`."""
-    return users.user_keys(inputs.tables.read("conversations"))
+    return users.user_keys(inputs.tables.read(Table.CONVERSATIONS))
 
 
 INGEST = Stage(
     "ingest",
     reads=(),
-    writes=("conversations", "quarantine", "run_counts", registry.RUNS_TABLE),
+    writes=(Table.CONVERSATIONS, Table.QUARANTINE, Table.RUN_COUNTS, registry.RUNS_TABLE),
     run=run_ingest,
     needs=frozenset({"input", "users"}),
     description="normalise to one schema, redact PII, quarantine bad records",

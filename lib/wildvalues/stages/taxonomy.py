@@ -19,6 +19,7 @@ from wildvalues.io.registry import (
     DISCOVERED_TREE_TABLES,
     DISCOVERY_TABLES,
     LEVEL_TABLES,
+    Table,
 )
 from wildvalues.pipeline.stage import Committed, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.stages.common import claude_client
@@ -32,7 +33,7 @@ from wildvalues.taxonomy.tree import TreeNode
 def run_taxonomy(inputs: StageInputs) -> StageRun:
     """Free-form values -> value_expressions placed on the tree, and the four level tables."""
     tree = list(inputs.tree)
-    labels = inputs.tables.read("classifications")
+    labels = inputs.tables.read(Table.CLASSIFICATIONS)
     exploded = taxonomy.explode_values(labels).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         raw_values = taxonomy.distinct_raw_values(exploded)
@@ -41,21 +42,21 @@ def run_taxonomy(inputs: StageInputs) -> StageRun:
         else:
             threshold = inputs.settings.taxonomy.similarity_threshold
             matches = taxonomy.match_frame(inputs.spark, raw_values, tree, threshold)
-        yield Write("value_taxonomy", taxonomy.taxonomy_frame(inputs.spark, tree), small=True)
-        yield Write("value_expressions", taxonomy.value_expressions(exploded, matches, inputs.run_id))
+        yield Write(Table.VALUE_TAXONOMY, taxonomy.taxonomy_frame(inputs.spark, tree), small=True)
+        yield Write(Table.VALUE_EXPRESSIONS, taxonomy.value_expressions(exploded, matches, inputs.run_id))
     finally:
         exploded.unpersist()
-    expressions = inputs.tables.read("value_expressions")
+    expressions = inputs.tables.read(Table.VALUE_EXPRESSIONS)
     n_subjective = labels.filter(F.col("is_subjective")).count()
     mode = inputs.settings.taxonomy.mode
     result = match_metrics(expressions, len(raw_values))
     if mode != "discovered":
-        taxonomy_nodes = inputs.tables.read("value_taxonomy")
+        taxonomy_nodes = inputs.tables.read(Table.VALUE_TAXONOMY)
         nodes = taxonomy.all_levels(
             expressions, taxonomy_nodes, n_subjective, inputs.run_id, conversation_users(inputs)
         )
         yield from write_levels(nodes, LEVEL_TABLES)
-        level3 = inputs.tables.read("values_level_3")
+        level3 = inputs.tables.read(Table.VALUES_LEVEL_3)
         for row in level3.filter(F.col("side") == "ai").collect():
             result[f"pct_category_{category_key(row['name'])}"] = row["pct_total_occurrences"]
         # Conversation-clustered standard errors, so `wildvalues compare` needs only MLflow.
@@ -231,8 +232,8 @@ def discovered_tables(
         rolled = rolled.unionByName(frame)
     yield from write_levels(rolled, DISCOVERED_LEVEL_TABLES)
     clusters, agreement = discovery.align(trees.get("ai", []), published) if trees.get("ai") else ([], [])
-    yield Write("taxonomy_alignment", taxonomy.alignment_frame(spark, clusters, run_id), small=True)
-    yield Write("taxonomy_agreement", taxonomy.agreement_frame(spark, agreement, run_id), small=True)
+    yield Write(Table.TAXONOMY_ALIGNMENT, taxonomy.alignment_frame(spark, clusters, run_id), small=True)
+    yield Write(Table.TAXONOMY_AGREEMENT, taxonomy.agreement_frame(spark, agreement, run_id), small=True)
     metrics: dict[str, Any] = {}
     for row in agreement:
         metrics[f"discovered_level_{row.level}_nmi"] = row.nmi
@@ -273,7 +274,7 @@ def adopt_discovered_trees(
     relabelled = relabelled.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         relabelled.count()
-        yield Write("value_expressions", relabelled)
+        yield Write(Table.VALUE_EXPRESSIONS, relabelled)
     finally:
         relabelled.unpersist()
     levels = spark.createDataFrame([], schemas.VALUE_LEVEL)
@@ -284,7 +285,7 @@ def adopt_discovered_trees(
         own = expressions.filter(F.col("side").isin(*published_sides))
         levels = levels.unionByName(
             taxonomy.all_levels(
-                own, inputs.tables.read("value_taxonomy"), n_subjective, inputs.run_id, conversation_users(inputs)
+                own, inputs.tables.read(Table.VALUE_TAXONOMY), n_subjective, inputs.run_id, conversation_users(inputs)
             )
         )
     yield from write_levels(levels, LEVEL_TABLES)
@@ -308,12 +309,12 @@ def match_metrics(expressions: DataFrame, distinct_raw_values: int) -> dict[str,
 
 TAXONOMY = Stage(
     "taxonomy",
-    reads=("classifications", "conversations", embedding_cache.TABLE, *CLAUDE_TAXONOMY_TABLES),
+    reads=(Table.CLASSIFICATIONS, Table.CONVERSATIONS, embedding_cache.TABLE, *CLAUDE_TAXONOMY_TABLES),
     writes=(
         embedding_cache.TABLE,
         *CLAUDE_TAXONOMY_TABLES,
-        "value_taxonomy",
-        "value_expressions",
+        Table.VALUE_TAXONOMY,
+        Table.VALUE_EXPRESSIONS,
         *LEVEL_TABLES,
         *DISCOVERY_TABLES,
     ),

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wildvalues.io.registry import VALIDATED_TABLES
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Stage, StageInputs, StageRun
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 
 def run_validate(inputs: StageInputs) -> StageRun:
@@ -14,7 +19,9 @@ def run_validate(inputs: StageInputs) -> StageRun:
 
     settings = inputs.settings.validate_
     validator = Validator(settings.pct_sum_tolerance, settings.pandas_max_rows, settings.fetch_threads)
-    frames = {name: inputs.tables.read(name) for name in VALIDATED_TABLES if inputs.tables.exists(name)}
+    frames: dict[str, DataFrame] = {
+        name: inputs.tables.read(name) for name in VALIDATED_TABLES if inputs.tables.exists(name)
+    }
     results = validate_tables(validator, frames)
     summary = [r.as_dict() for r in results]
     yield Artifact("validation/results.json", json.dumps({"suites": summary}, indent=2, default=str), keep_file=False)

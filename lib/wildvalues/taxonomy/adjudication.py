@@ -36,6 +36,7 @@ from wildvalues.classifier.taxonomy_prompts import (
     prompt_version,
     request_key,
 )
+from wildvalues.io.registry import Table
 from wildvalues.io.schemas import PLACEMENT_ADJUDICATIONS
 from wildvalues.settings.sections import TaxonomySettings
 from wildvalues.taxonomy.cached_question import Answered, CacheStamp, Outcome, ask_cached, cache_rows, cached_rows
@@ -44,7 +45,7 @@ from wildvalues.taxonomy.placement import Placement, SemanticPlacer
 if TYPE_CHECKING:
     from wildvalues.classifier.claude import Answer, ClaudeClassifier
 
-TABLE = "placement_adjudications"
+TABLE = Table.PLACEMENT_ADJUDICATIONS
 ASKED_METHODS = ("placed", "unmatched")
 
 

@@ -17,10 +17,11 @@ from pyspark import Broadcast
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from wildvalues.io.registry import Table
 from wildvalues.io.schemas import VALUE_EMBEDDINGS
 from wildvalues.taxonomy.embeddings import Embedder, EmbedderSpec, build_embedder
 
-TABLE = "value_embeddings"
+TABLE = Table.VALUE_EMBEDDINGS
 
 
 def empty_cache(spark: SparkSession) -> DataFrame:

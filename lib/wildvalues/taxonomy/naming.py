@@ -26,6 +26,7 @@ from wildvalues.classifier.taxonomy_prompts import (
     prompt_version,
     request_key,
 )
+from wildvalues.io.registry import Table
 from wildvalues.io.schemas import CLUSTER_NAMES
 from wildvalues.settings.sections import DiscoverySettings
 from wildvalues.taxonomy.cached_question import Answered, CacheStamp, Tally, ask_cached, cache_rows
@@ -34,7 +35,7 @@ from wildvalues.taxonomy.discovery import CentralMemberNamer
 if TYPE_CHECKING:
     from wildvalues.classifier.claude import Answer, ClaudeClassifier
 
-TABLE = "cluster_names"
+TABLE = Table.CLUSTER_NAMES
 Name = tuple[str, str]  # (name, description)
 
 
