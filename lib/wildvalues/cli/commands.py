@@ -83,16 +83,33 @@ def tracked_runner(
 
 
 def _preflight(args: argparse.Namespace, settings: Settings) -> None:
-    """Fail in one line before any Spark or MLflow work when an input or a setting is wrong."""
+    """Fail in one line before any Spark or MLflow work when an input or a setting is wrong.
+
+    The Claude settings are checked apart (`check_run_claude`): which models a run calls is
+    declared on its stages, whose modules take seconds to import, while Spark starts."""
     from wildvalues.taxonomy.tree import resolve_taxonomy
 
     if getattr(args, "input", None):
         _check_input(args.input, settings.ingest.format)
     resolve_taxonomy(settings)
-    if settings.claude_models():
-        check_claude_settings(settings, settings.claude_models())
     if getattr(args, "limit", None) is not None and args.limit <= 0:
         raise UsageError("--limit must be a positive number")
+
+
+def check_run_claude(settings: Settings, session: Future[Any] | None = None) -> None:
+    """The Claude models a run's stages call are configured and a key is reachable (before any Spark job)."""
+    from wildvalues.stages import STAGES
+
+    check_stage_claude(settings, STAGES, session)
+
+
+def check_stage_claude(settings: Settings, stages: Iterable[Any], session: Future[Any] | None = None) -> None:
+    """The Claude models these stages call with these settings, checked when there are any."""
+    from wildvalues.pipeline.stage import claude_models
+
+    models = claude_models(stages, settings)
+    if models:
+        check_claude_settings(settings, models, session)
 
 
 def _check_input(path: str, fmt: str) -> None:
@@ -106,8 +123,10 @@ def _check_input(path: str, fmt: str) -> None:
     require_records(path, input_files(path))
 
 
-def check_claude_settings(settings: Settings, models: Iterable[str]) -> None:
-    """The model is configured and a key is reachable (the settings model checked the rest)."""
+def check_claude_settings(settings: Settings, models: Iterable[str], session: Future[Any] | None = None) -> None:
+    """The model is configured and a key is reachable (the settings model checked the rest).
+
+    A key in a secret scope is read through Spark: the session `start_session` is building, if any."""
     from wildvalues.classifier.claude_settings import API_KEY_ENV, output_shape, platform_model, require_api_key
 
     # Every model a stage will call is configured, has an id on the provider and can answer in
@@ -118,9 +137,9 @@ def check_claude_settings(settings: Settings, models: Iterable[str]) -> None:
     spark = None
     on_claude_api = settings.classifier.anthropic.provider == "anthropic"
     if on_claude_api and settings.classifier.secret_scope and not os.environ.get(API_KEY_ENV):
-        from wildvalues.pipeline.spark import build_session
+        from wildvalues.pipeline.spark import build_session, joined_session
 
-        spark = build_session(settings.spark)
+        spark = joined_session(session) if session is not None else build_session(settings.spark)
     require_api_key(settings, spark)
 
 
@@ -135,8 +154,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wildvalues.pipeline.runner import new_run_id
     from wildvalues.stages import STAGES
 
+    check_run_claude(settings, session)
     run_id = args.run_id or new_run_id()
-    stages = [stage for stage in STAGES if not (args.no_report and stage.name == "report")]
+    stages = [stage for stage in STAGES if not (args.no_report and stage.optional_in_run)]
     with tracked_runner(args, settings, run_id, session) as runner:
         runner.log_run_params()
         summaries = runner.run(stages, StageOptions(limit=args.limit))
@@ -265,6 +285,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = resolve_settings(args)
     _preflight(args, settings)
+    check_run_claude(settings)  # the run this ingest starts will need them
     run_id = args.run_id or new_run_id()
     with tracked_runner(args, settings, run_id) as runner:
         runner.log_run_params()
@@ -321,9 +342,10 @@ def _earlier_args(command: str, args: argparse.Namespace) -> str:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from wildvalues.stages import stage_named
+
     settings = resolve_settings(args)
-    if settings.claude_models(("classify",)):
-        check_claude_settings(settings, settings.claude_models(("classify",)))
+    check_stage_claude(settings, (stage_named("classify"),))
     return _run_stage(args, "classify", settings)
 
 

@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from wildvalues.cli.commands import (
-    check_claude_settings,
     check_run,
+    check_stage_claude,
     resolve_settings,
     store_for_run,
     store_only,
@@ -96,8 +96,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
     from wildvalues.stages import DISCOVER
 
     settings = resolve_settings(args)
-    if settings.claude_models(("discover",)):
-        check_claude_settings(settings, settings.claude_models(("discover",)))
+    check_stage_claude(settings, (DISCOVER,))
     settings, runner, run_id = store_for_run(args, settings)
     sides = (args.side,) if args.side else ("ai", "human")
     with tracked_runner(args, settings, run_id) as tracked:

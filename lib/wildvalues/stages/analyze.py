@@ -19,6 +19,7 @@ from wildvalues.io.registry import (
     PUBLIC_TABLES,
 )
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+from wildvalues.settings import Settings
 from wildvalues.stages.common import claude_client
 from wildvalues.stages.ingest import conversation_users
 
@@ -240,6 +241,11 @@ def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
     return {**counts, **labels}
 
 
+def analyze_claude_models(settings: Settings) -> tuple[str, ...]:
+    """The label auditor's model, when Claude rates the labels."""
+    return (settings.claude_model(settings.privacy.audit_model),) if settings.audit_rater() == "claude" else ()
+
+
 ANALYZE = Stage(
     "analyze",
     reads=(
@@ -254,7 +260,8 @@ ANALYZE = Stage(
     ),
     writes=(*FINDINGS_TABLES, *LABEL_AUDIT_TABLES, *PUBLIC_TABLES),
     run=run_analyze,
-    needs=frozenset({"baseline", "api_key"}),
+    needs=frozenset({"baseline"}),
     description="response types, context dependence, mirroring, anomalies, label audit, k-suppressed public tables",
     imports=("wildvalues.analysis.label_audit",),  # the audit's stop words: scikit-learn
+    claude_models=analyze_claude_models,
 )

@@ -24,9 +24,9 @@ def classifier_spec(inputs: StageInputs, prompt: str = "extract") -> dict[str, A
         return {"name": "offline", "tree": list(inputs.tree)}
     from wildvalues.classifier.claude_settings import client_settings, concurrent_tasks
 
-    assert inputs.api_key is not None, "the runner resolves the credential before the classify stage"
     tasks = concurrent_tasks(inputs.spark, settings.partitions)
-    return {"name": settings.name, "settings": client_settings(inputs.settings, inputs.api_key, tasks, prompt=prompt)}
+    key = inputs.claude.api_key
+    return {"name": settings.name, "settings": client_settings(inputs.settings, key, tasks, prompt=prompt)}
 
 
 def screen_spec(inputs: StageInputs) -> dict[str, Any] | None:
@@ -111,11 +111,10 @@ def preflight_requests(inputs: StageInputs) -> Generator[Request, None, None]:
     settings = inputs.settings
     if not preflight.preflight_applies(settings):
         return
-    assert inputs.api_key, "the runner resolves the API key before the classify stage"
     n = settings.classifier.anthropic.preflight.requests
     sample = [Conversation.from_row(r) for r in inputs.tables.read("conversations").limit(n).collect()]
     try:
-        results = preflight.run_preflight(settings, inputs.api_key, sample, inputs.tree)
+        results = preflight.run_preflight(settings, inputs.claude.api_key, sample, inputs.tree)
     except preflight.PreflightFailed as failed:
         yield Metrics({**preflight.metrics(failed.results, settings), "preflight_failed": 1})
         raise
@@ -257,11 +256,20 @@ def cache_hit_share(tokens: dict[str, int]) -> float:
     return tokens["cache_read"] / total if total else 0.0
 
 
+def classify_claude_models(settings: Settings) -> tuple[str, ...]:
+    """The extraction model, and the screen model in two-pass mode, when Claude classifies."""
+    classifier = settings.classifier
+    if classifier.name != "anthropic":
+        return ()
+    return (classifier.anthropic.model, *((classifier.screen_model,) if classifier.screen_model else ()))
+
+
 CLASSIFY = Stage(
     "classify",
     reads=("conversations", CACHE_TABLE, BATCHES_TABLE),
     writes=(CACHE_TABLE, BATCHES_TABLE, "classifications", "classification_errors"),
     run=run_classify,
-    needs=frozenset({"tree", "api_key"}),
+    needs=frozenset({"tree"}),
     description="subjectivity, AI and human values, response type and task, cached per conversation",
+    claude_models=classify_claude_models,
 )

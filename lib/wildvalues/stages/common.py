@@ -12,5 +12,4 @@ def claude_client(inputs: StageInputs, model: str) -> Any:
     from wildvalues.classifier.claude import ClaudeClassifier
     from wildvalues.classifier.claude_settings import client_settings
 
-    assert inputs.api_key is not None, "the runner resolves the credential for stages that call Claude"
-    return ClaudeClassifier(client_settings(inputs.settings, inputs.api_key, 1, model))
+    return ClaudeClassifier(client_settings(inputs.settings, inputs.claude.key_for(model), 1, model))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from wildvalues.io.registry import DISCOVERY_TABLES
-from wildvalues.pipeline.stage import Metrics, Stage, StageInputs, StageRun
+from wildvalues.pipeline.stage import Metrics, Stage, StageInputs, StageRun, always
+from wildvalues.settings import Settings
 from wildvalues.stages.taxonomy import discovered_tables
 from wildvalues.taxonomy import embedding_cache
 
@@ -20,6 +21,11 @@ def run_discover(inputs: StageInputs) -> StageRun:
     return result
 
 
+def discover_claude_models(settings: Settings) -> tuple[str, ...]:
+    """The namer's model, when Claude names the discovered clusters."""
+    return (settings.claude_model(settings.discovery.naming_model),) if settings.discovery.namer == "claude" else ()
+
+
 # Not part of `wildvalues run` (the taxonomy stage discovers when taxonomy.mode asks for it):
 # `wildvalues discover` runs it alone over an output's placed values.
 DISCOVER = Stage(
@@ -27,6 +33,8 @@ DISCOVER = Stage(
     reads=("classifications", "conversations", "value_expressions", embedding_cache.TABLE, "cluster_names"),
     writes=(embedding_cache.TABLE, "cluster_names", *DISCOVERY_TABLES),
     run=run_discover,
-    needs=frozenset({"tree", "embedder", "api_key"}),
+    needs=frozenset({"tree"}),
     description="the run's own four-level tree, its level tables and its alignment with the published tree",
+    claude_models=discover_claude_models,
+    embeds=always,  # discovery clusters values by meaning, whatever the placement
 )

@@ -17,7 +17,6 @@ from wildvalues.pipeline.stage import InputRead, Log, Metrics, Stage, StageInput
 
 def run_ingest(inputs: StageInputs) -> StageRun:
     """Input records -> conversations (redacted), quarantine (with reasons) and run_counts."""
-    assert inputs.raw is not None, "the runner reads the input for stages that need it"
     settings = inputs.settings.ingest
     raw = ingest.spread(
         ingest.apply_limit(inputs.raw, inputs.options.limit), inputs.spark.sparkContext.defaultParallelism
@@ -57,7 +56,7 @@ def run_ingest(inputs: StageInputs) -> StageRun:
         [(inputs.run_id, n_input, n_quarantined, n_conversations)], schemas.RUN_COUNTS
     )
     yield Write("run_counts", counts, small=True)
-    yield InputRead(n_input, input_digest(n_input, totals["hash_xor"], totals["hash_sum"]))
+    yield InputRead(n_input, input_digest(n_input, totals["hash_xor"], totals["hash_sum"]), n_conversations)
     yield Write(registry.RUNS_TABLE, history.runs_frame(inputs.spark, inputs.run_id, now), small=True)
     for row in sorted(reasons, key=lambda r: -r["count"]):
         yield Log(f"quarantined {row['count']} record(s): {row['r'].strip()}")

@@ -46,4 +46,5 @@ REPORT = Stage(
     needs=frozenset({"run_metrics"}),
     description="HTML report and PNG plots, groups under k suppressed",
     imports=("wildvalues.reporting.report",),
+    optional_in_run=True,
 )

@@ -22,6 +22,7 @@ from wildvalues.io.registry import (
     LEVEL_TABLES,
 )
 from wildvalues.pipeline.stage import Committed, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+from wildvalues.settings import Settings
 from wildvalues.stages.common import claude_client
 from wildvalues.stages.ingest import conversation_users
 from wildvalues.taxonomy import embedding_cache, placement
@@ -79,7 +80,6 @@ def category_key(name: str) -> str:
 
 def cached_vectors(inputs: StageInputs, texts: Sequence[str]) -> Generator[Request, None, dict[str, np.ndarray]]:
     """Vectors of these texts from `value_embeddings`, embedding (and appending) the missing ones first."""
-    assert inputs.embedder is not None, "the runner resolves the embedder for stages that need it"
     spec = inputs.embedder
     embedder_id = build_embedder(spec).id
     yield Write(embedding_cache.TABLE, embedding_cache.empty_cache(inputs.spark), mode="create", small=True)
@@ -161,7 +161,6 @@ def discover_side(inputs: StageInputs, expressions: DataFrame, side: str) -> Gen
     """One side's own tree from its distinct values, weighted by expressions (empty when too few)."""
     from wildvalues.taxonomy import discovery
 
-    assert inputs.embedder is not None, "the runner resolves the embedder for stages that need it"
     counts = expressions.filter(F.col("side") == side).groupBy("value").count().orderBy("value").collect()
     if len(counts) < inputs.settings.discovery.min_values:
         yield Log(f"{len(counts)} distinct {side} value(s), fewer than discovery.min_values: no {side} tree")
@@ -325,6 +324,16 @@ def match_metrics(expressions: DataFrame, distinct_raw_values: int) -> dict[str,
     }
 
 
+def taxonomy_claude_models(settings: Settings) -> tuple[str, ...]:
+    """The adjudicator (semantic placement; discovered mode replaces the lineage it would judge) and the namer of discovered trees."""
+    taxonomy, models = settings.taxonomy, []
+    if taxonomy.adjudicate and taxonomy.placement == "semantic" and taxonomy.mode != "discovered":
+        models.append(settings.claude_model(taxonomy.adjudication_model))
+    if settings.discovery.namer == "claude" and taxonomy.mode != "published":
+        models.append(settings.claude_model(settings.discovery.naming_model))
+    return tuple(models)
+
+
 TAXONOMY = Stage(
     "taxonomy",
     reads=("classifications", "conversations", embedding_cache.TABLE, *CLAUDE_TAXONOMY_TABLES),
@@ -337,6 +346,8 @@ TAXONOMY = Stage(
         *DISCOVERY_TABLES,
     ),
     run=run_taxonomy,
-    needs=frozenset({"tree", "embedder", "api_key"}),
+    needs=frozenset({"tree"}),
     description="place free-form values on the published tree and roll up four levels",
+    claude_models=taxonomy_claude_models,
+    embeds=Settings.uses_embeddings,
 )

@@ -32,4 +32,5 @@ VALIDATE = Stage(
     run=run_validate,
     description="Great Expectations suites on every table",
     imports=("great_expectations",),
+    is_validation=True,
 )
