@@ -9,12 +9,12 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
-from wildvalues.cli.summary import placement_line, print_stage_summary, print_summary
+from wildvalues.cli.summary import of_kind, print_stage_summary, print_summary
 from wildvalues.errors import UsageError
 from wildvalues.io.readers import InputError
 from wildvalues.pipeline.stage import StageOptions
@@ -153,6 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wildvalues.io.tracking import tracking_uri
     from wildvalues.pipeline.runner import new_run_id
     from wildvalues.stages import STAGES
+    from wildvalues.stages.summaries import ReportSummary
 
     check_run_claude(settings, session)
     run_id = args.run_id or new_run_id()
@@ -162,10 +163,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         summaries = runner.run(stages, StageOptions(limit=args.limit))
         runner.apply_retention()
         mlflow_run_id = runner.tracker.mlflow_run_id
-    report = os.path.join(args.output, summaries["report"]["html"]) if "report" in summaries else None
-    summary_args = (summaries, report, runner.metrics, placement_line(runner))
-    print_summary(args.output, run_id, mlflow_run_id, tracking_uri(args.output), *summary_args)
-    return exit_for_failed_work({**runner.metrics, **summaries.get("classify", {})}, settings)
+    rendered = of_kind(summaries, ReportSummary)
+    report = os.path.join(args.output, rendered.html) if rendered else None
+    print_summary(args.output, run_id, mlflow_run_id, tracking_uri(args.output), summaries, report, runner)
+    return exit_for_failed_work(runner.metrics, settings)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -305,10 +306,10 @@ def _run_stage(args: argparse.Namespace, stage_name: str, settings: Settings | N
     with tracked_runner(args, settings, args.run_id) as runner:
         summary = runner.run_stage(stage)
         print_stage_summary(args, runner, stage_name, summary)
-    return exit_for_failed_work({**runner.metrics, **summary}, settings)
+    return exit_for_failed_work(runner.metrics, settings)
 
 
-def exit_for_failed_work(metrics: dict[str, Any], settings: Settings) -> int:
+def exit_for_failed_work(metrics: Mapping[str, float], settings: Settings) -> int:
     """0, or EXIT_TOO_MANY_ERRORS with one line per failure on stderr (what was written is kept)."""
     from wildvalues.pipeline.run_health import EXIT_TOO_MANY_ERRORS, failed_work
 
@@ -388,16 +389,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         # and its last task is this report, started only once every earlier stage of the run has
         # succeeded. A past run's report (--run-id) leaves the history alone.
         runner.apply_retention()
-    suppressed = ", ".join(f"{name} {n}" for name, n in summary["n_suppressed"].items() if n) or "none"
-    print(f"report for run {run_id}: {os.path.join(args.output, runner.local_dir, summary['html'])}")
-    shots = summary.get("n_screenshots", 0)
+    suppressed = ", ".join(f"{name} {n}" for name, n in summary.n_suppressed.items() if n) or "none"
+    print(f"report for run {run_id}: {os.path.join(args.output, runner.local_dir, summary.html)}")
+    shots = summary.n_screenshots
     print(
-        f"  plots: {summary['n_plots']}; view screenshots: {shots}; suppressed below {_threshold(settings)}: {suppressed}"
+        f"  plots: {summary.n_plots}; view screenshots: {shots}; suppressed below {_threshold(settings)}: {suppressed}"
     )
-    labels = ", ".join(f"{name} {n}" for name, n in summary.get("n_suppressed_labels", {}).items() if n) or "none"
+    labels = ", ".join(f"{name} {n}" for name, n in summary.n_suppressed_labels.items() if n) or "none"
     print(f"  labels suppressed by the label auditor: {labels}")
-    if summary.get("suppression"):
-        print(f"  {summary['suppression']}")
+    if summary.suppression:
+        print(f"  {summary.suppression}")
     return 0
 
 

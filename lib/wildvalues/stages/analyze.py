@@ -22,6 +22,7 @@ from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, St
 from wildvalues.settings import Settings
 from wildvalues.stages.common import claude_client
 from wildvalues.stages.ingest import conversation_users
+from wildvalues.stages.summaries import AnalyzeSummary, ClaudeRatings, LabelAudit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +48,7 @@ def top_values_csv(level0: DataFrame, rows: int) -> str:
     return str(top.to_csv(index=False))
 
 
-def run_analyze(inputs: StageInputs) -> StageRun:
+def run_analyze(inputs: StageInputs) -> StageRun[AnalyzeSummary]:
     """The study's findings as tables: response types, context dependence, mirroring, anomalies."""
     from wildvalues.analysis import anomalies
     from wildvalues.analysis import findings as analyze
@@ -92,7 +93,22 @@ def run_analyze(inputs: StageInputs) -> StageRun:
         "top_values.csv",
         top_values_csv(inputs.tables.read("public_values_level_0"), inputs.settings.mlflow.top_values_csv_rows),
     )
-    return result
+    return analyze_summary(result)
+
+
+def analyze_summary(result: dict[str, Any]) -> AnalyzeSummary:
+    """The figures the CLI prints, from the stage's metrics (their names are this module's)."""
+    claude = None
+    if "label_audit_requests" in result:  # claude_ratings: Claude rated the labels
+        claude = ClaudeRatings(
+            int(result["label_audit_requests"]), int(result["label_audit_failures"]), result["label_audit_cost_usd"]
+        )
+    return AnalyzeSummary(
+        n_anomalies=int(result["n_anomalies"]),
+        anomaly_rate=result["anomaly_rate"],
+        anomaly_rate_alert=bool(result["anomaly_rate_alert"]),
+        label_audit=LabelAudit(int(result["label_audit_labels"]), int(result["label_audit_suppressed"]), claude),
+    )
 
 
 def _present(inputs: StageInputs, names: Sequence[str]) -> list[DataFrame]:

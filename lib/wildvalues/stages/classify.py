@@ -15,6 +15,7 @@ from wildvalues.io.registry import BATCHES_TABLE, CACHE_TABLE
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.settings import Settings
 from wildvalues.settings.claude import Prices
+from wildvalues.stages.summaries import ClassifySummary, ClaudeTokens
 
 
 def classifier_spec(inputs: StageInputs, prompt: str = "extract") -> dict[str, Any]:
@@ -61,7 +62,7 @@ def classify_pass(
     return (yield from classify_online(inputs, spec, keyed))
 
 
-def run_classify(inputs: StageInputs) -> StageRun:
+def run_classify(inputs: StageInputs) -> StageRun[ClassifySummary]:
     """Conversations -> classifications and classification_errors, every answer cached first.
 
     Two-pass mode (`classifier.screen_model`): the screen model answers is_subjective and the
@@ -98,7 +99,32 @@ def run_classify(inputs: StageInputs) -> StageRun:
     if screened is not None:
         result.update(sent_to_screen_model=sent["screen"], sent_to_extraction_model=sent["extract"])
     yield Metrics(result)
-    return result
+    return classify_summary(result)
+
+
+def classify_summary(result: dict[str, Any]) -> ClassifySummary:
+    """The figures the CLI prints, from the stage's metrics (their names are this module's)."""
+    claude = None
+    if "run_input_tokens" in result:  # cost_metrics: the classifier is Claude
+        tokens = {kind: int(result[f"run_{kind}_tokens"]) for kind in (*TOKEN_KINDS, "thinking")}
+        claude = ClaudeTokens(
+            input=tokens["input"],
+            output=tokens["output"],
+            thinking=tokens["thinking"],
+            cache_write=tokens["cache_write"],
+            cache_read=tokens["cache_read"],
+            cache_hit_share=result["cache_hit_share"],
+            cost_usd=result["cost_usd"],
+        )
+    return ClassifySummary(
+        classified=int(result["classified"]),
+        errors=int(result["classification_errors"]),
+        sent=int(result["sent_to_classifier"]),
+        subjective=int(result["subjective"]),
+        pct_subjective=result["pct_subjective"],
+        mean_ai_values_per_subjective=result["mean_ai_values_per_subjective"],
+        claude=claude,
+    )
 
 
 def preflight_requests(inputs: StageInputs) -> Generator[Request, None, None]:

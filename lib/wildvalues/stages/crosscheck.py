@@ -17,6 +17,7 @@ from wildvalues.settings import Settings
 from wildvalues.settings.sections import ConfigError
 from wildvalues.stages.classify import classify_online
 from wildvalues.stages.ingest import conversation_users
+from wildvalues.stages.summaries import CrosscheckSummary
 from wildvalues.stages.taxonomy import semantic_matches
 from wildvalues.taxonomy import embedding_cache
 from wildvalues.taxonomy import levels as taxonomy
@@ -60,7 +61,7 @@ def second_judge_expressions(inputs: StageInputs, second: DataFrame) -> Generato
     return taxonomy.value_expressions(exploded, matches, inputs.run_id)
 
 
-def run_crosscheck(inputs: StageInputs) -> StageRun:
+def run_crosscheck(inputs: StageInputs) -> StageRun[CrosscheckSummary]:
     """A stratified sample re-classified by a second judge, and the two judges' agreement."""
     from wildvalues.analysis import crosscheck
 
@@ -108,7 +109,8 @@ def run_crosscheck(inputs: StageInputs) -> StageRun:
     result: dict[str, Any] = {f"crosscheck_{m.name}": m.value for m in measures}
     result.update(crosscheck_compared=len(rows), crosscheck_sent=n_sent, crosscheck_errors=n_errors)
     yield Metrics(result)
-    return {**result, "first_model": first_model, "second_model": model}
+    measured = {m.name: m.value for m in measures}
+    return CrosscheckSummary(len(rows), n_errors, first_model, model, measured)
 
 
 def _first_model(sample: DataFrame) -> str:

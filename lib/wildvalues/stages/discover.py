@@ -7,18 +7,19 @@ from pyspark.sql import functions as F
 from wildvalues.io.registry import DISCOVERY_TABLES
 from wildvalues.pipeline.stage import Metrics, Stage, StageInputs, StageRun, always
 from wildvalues.settings import Settings
-from wildvalues.stages.taxonomy import discovered_tables
+from wildvalues.stages.summaries import DiscoverSummary
+from wildvalues.stages.taxonomy import discovered_tables, level_agreement
 from wildvalues.taxonomy import embedding_cache
 
 
-def run_discover(inputs: StageInputs) -> StageRun:
+def run_discover(inputs: StageInputs) -> StageRun[DiscoverSummary]:
     """The run's own tree from its placed values, alone (`wildvalues discover`)."""
     labels = inputs.tables.read("classifications")
     n_subjective = labels.filter(F.col("is_subjective")).count()
     expressions = inputs.tables.read("value_expressions")
     result, _ = yield from discovered_tables(inputs, list(inputs.tree), expressions, n_subjective)
     yield Metrics(result)
-    return result
+    return DiscoverSummary(level_agreement(result, inputs.settings.discovery.levels))
 
 
 def discover_claude_models(settings: Settings) -> tuple[str, ...]:

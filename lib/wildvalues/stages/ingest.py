@@ -13,9 +13,10 @@ from wildvalues.ingest import records as ingest
 from wildvalues.ingest import users
 from wildvalues.io import history, registry, schemas
 from wildvalues.pipeline.stage import InputRead, Log, Metrics, Stage, StageInputs, StageRun, Write
+from wildvalues.stages.summaries import IngestSummary
 
 
-def run_ingest(inputs: StageInputs) -> StageRun:
+def run_ingest(inputs: StageInputs) -> StageRun[IngestSummary]:
     """Input records -> conversations (redacted), quarantine (with reasons) and run_counts."""
     settings = inputs.settings.ingest
     raw = ingest.spread(
@@ -83,7 +84,7 @@ def run_ingest(inputs: StageInputs) -> StageRun:
                 "field: each counts as its own user"
             )
     yield Metrics(result)
-    return result
+    return IngestSummary(n_input, n_quarantined, n_conversations)
 
 
 def input_digest(rows: int, hash_xor: int | None, hash_sum: int | None) -> str:

@@ -23,16 +23,62 @@ from wildvalues.io.registry import (
 )
 from wildvalues.pipeline.stage import Committed, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.settings import Settings
-from wildvalues.stages.common import claude_client
+from wildvalues.stages.common import claude_client, keeping_metrics
 from wildvalues.stages.ingest import conversation_users
+from wildvalues.stages.summaries import Adjudication, LevelAgreement, Naming, TaxonomySummary
 from wildvalues.taxonomy import embedding_cache, placement
 from wildvalues.taxonomy import levels as taxonomy
 from wildvalues.taxonomy.embeddings import build_embedder
 from wildvalues.taxonomy.tree import TreeNode
 
 
-def run_taxonomy(inputs: StageInputs) -> StageRun:
+def run_taxonomy(inputs: StageInputs) -> StageRun[TaxonomySummary]:
     """Free-form values -> value_expressions placed on the tree, and the four level tables."""
+    metrics: dict[str, Any] = {}
+    yield from keeping_metrics(place_and_roll_up(inputs), metrics)
+    return taxonomy_summary(metrics)
+
+
+def taxonomy_summary(metrics: dict[str, Any]) -> TaxonomySummary:
+    """The figures the CLI prints, from the metrics this module's functions reported."""
+    adjudication = None
+    if "adjudication_values" in metrics:
+        adjudication = Adjudication(
+            values=int(metrics["adjudication_values"]),
+            chose_cluster=int(metrics["adjudication_chose_cluster"]),
+            chose_none=int(metrics["adjudication_chose_none"]),
+            requests=int(metrics["adjudication_requests"]),
+            failures=int(metrics["adjudication_failures"]),
+            cost_usd=metrics["adjudication_cost_usd"],
+        )
+    naming = tuple(
+        Naming(
+            side,
+            int(metrics[f"naming_{side}_requests"]),
+            int(metrics[f"naming_{side}_failures"]),
+            metrics[f"naming_{side}_cost_usd"],
+        )
+        for side in ("ai", "human")
+        if f"naming_{side}_requests" in metrics
+    )
+    return TaxonomySummary(
+        ai_value_expressions=int(metrics["ai_value_expressions"]),
+        pct_ai_expressions={m: metrics[f"pct_ai_expressions_{m}"] for m in taxonomy.MATCH_METHODS},
+        adjudication=adjudication,
+        naming=naming,
+    )
+
+
+def level_agreement(metrics: dict[str, Any], levels: int) -> tuple[LevelAgreement, ...]:
+    """The discovered levels' agreement with the published tree, as `discovered_tables` reported it."""
+    return tuple(
+        LevelAgreement(level, metrics[f"discovered_level_{level}_nmi"], metrics[f"discovered_level_{level}_ari"])
+        for level in range(1, levels)
+        if f"discovered_level_{level}_nmi" in metrics
+    )
+
+
+def place_and_roll_up(inputs: StageInputs) -> StageRun[dict[str, Any]]:
     tree = list(inputs.tree)
     labels = inputs.tables.read("classifications")
     exploded = taxonomy.explode_values(labels).persist(StorageLevel.MEMORY_AND_DISK)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from wildvalues.io.registry import VALIDATED_TABLES
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Stage, StageInputs, StageRun
+from wildvalues.stages.summaries import ValidateSummary
 
 
-def run_validate(inputs: StageInputs) -> StageRun:
+def run_validate(inputs: StageInputs) -> StageRun[ValidateSummary]:
     """Great Expectations suites on every table present; a failed suite fails the run (exit 3)."""
     import json
 
@@ -22,7 +23,7 @@ def run_validate(inputs: StageInputs) -> StageRun:
     yield Metrics({"validation_suites_failed": sum(not r.success for r in results)})
     raise_on_failure(results)
     yield Log(f"{len(results)} suite(s) passed, {sum(r.n_expectations for r in results)} expectations")
-    return {"suites": summary}
+    return ValidateSummary(summary)
 
 
 VALIDATE = Stage(
