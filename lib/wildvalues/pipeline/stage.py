@@ -2,12 +2,13 @@
 
 A stage's function gets `StageInputs` (the session, typed settings, read-only lazy access to the
 tables it declares, and what it asked the runner to resolve) and is a generator: it yields
-`Write`, `Artifact`, `Log`, `Metrics` and `InputRead` requests and returns its summary. It never writes,
-logs or tracks anything itself; the runner carries out each request before the stage goes on,
-so a DataFrame that called a paid API is written exactly once, when the stage yields it, and
-everything after reads the written table instead of recomputing it. One exception: a small write
-(an aggregate) may still be running when the stage goes on, so that its query overlaps the next;
-a read of that table waits for it, and `Committed` waits for all of them.
+`Write`, `Artifact`, `Log`, `Metrics` and `InputRead` requests and returns its typed summary
+(what the CLI prints of it). It never writes, logs or tracks anything itself; the runner carries
+out each request before the stage goes on, so a DataFrame that called a paid API is written
+exactly once, when the stage yields it, and everything after reads the written table instead of
+recomputing it. One exception: a small write (an aggregate) may still be running when the stage
+goes on, so that its query overlaps the next; a read of that table waits for it, and `Committed`
+waits for all of them.
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ class Provided:
 
 @dataclass(frozen=True)
 class StageInputs:
+    """What a stage is given: what every stage gets, and what it declares it needs (typed, see the properties)."""
+
     stage: str
     spark: SparkSession
     settings: Settings
