@@ -101,7 +101,8 @@ def run_mode(spark, work: str, source: str, name: str, mode: dict[str, Any], arg
         runner = Runner(spark, config, store, f"bench-{name}", input_path=source)
         runner.run_stage(stage_named("ingest"), StageOptions())
         started = time.monotonic()
-        metrics = runner.run_stage(stage_named("classify"))
+        runner.run_stage(stage_named("classify"))
+        metrics = dict(runner.metrics)
         seconds = time.monotonic() - started
         requests = emulator.requests_by_model()
     conversations = store.read("conversations").count()

@@ -195,37 +195,43 @@ def test_the_report_says_its_levels_are_the_discovered_trees(discovered):
 
 def test_the_summary_counts_claude_work_and_adds_up_its_cost():
     from wildvalues.cli.summary import claude_taxonomy_lines
+    from wildvalues.stages.summaries import (
+        Adjudication,
+        AnalyzeSummary,
+        ClassifySummary,
+        ClaudeRatings,
+        ClaudeTokens,
+        LabelAudit,
+        Naming,
+        TaxonomySummary,
+    )
 
-    metrics = {
-        "cost_usd": 1.25,
-        "adjudication_values": 7,
-        "adjudication_chose_cluster": 4,
-        "adjudication_chose_none": 2,
-        "adjudication_requests": 6,
-        "adjudication_failures": 1,
-        "adjudication_cost_usd": 0.5,
-        "naming_ai_requests": 10,
-        "naming_ai_failures": 2,
-        "naming_ai_cost_usd": 0.25,
-        "naming_human_requests": 3,
-        "naming_human_failures": 0,
-        "naming_human_cost_usd": 0.125,
-        "cost_usd_claude-sonnet-5-5": 1.25,  # per-model shares of cost_usd are not added again
-    }
-    assert claude_taxonomy_lines(metrics) == [
+    def classified(cost_usd: float) -> ClassifySummary:
+        tokens = ClaudeTokens(0, 0, 0, 0, 0, 0.0, cost_usd)
+        return ClassifySummary(3, 0, 3, 2, 66.7, 1.0, tokens)
+
+    def findings(audit: LabelAudit) -> AnalyzeSummary:
+        return AnalyzeSummary(0, 0.0, False, audit)
+
+    placed = TaxonomySummary(
+        7,
+        {},
+        Adjudication(values=7, chose_cluster=4, chose_none=2, requests=6, failures=1, cost_usd=0.5),
+        (Naming("ai", 10, 2, 0.25), Naming("human", 3, 0, 0.125)),
+    )
+    assert claude_taxonomy_lines(classified(1.25), placed, None) == [
         "  adjudicated               7  low-confidence value(s): 4 given a cluster, 2 new (asked 6, failed 1)",
         "  clusters named           11  by Claude now (2 failed, named offline)",
         "  Claude cost          2.1250  USD, this run's calls (list prices, batch discount applied)",
     ]
-    assert claude_taxonomy_lines({"seconds_total": 3.0}) == []
-    audited: dict[str, float] = {"label_audit_labels": 40, "label_audit_suppressed": 2, "label_audit_requests": 12}
-    audited.update(label_audit_failures=1, label_audit_cost_usd=0.03125, cost_usd=1.0)
-    assert claude_taxonomy_lines(audited) == [
+    assert claude_taxonomy_lines(None, None, None) == []
+    audited = findings(LabelAudit(40, 2, ClaudeRatings(requests=12, failures=1, cost_usd=0.03125)))
+    assert claude_taxonomy_lines(classified(1.0), None, audited) == [
         "  labels audited           40  2 suppressed as identifying (asked Claude 12, failed 1)",
         "  Claude cost          1.0312  USD, this run's calls (list prices, batch discount applied)",
     ]
-    offline: dict[str, float] = {"label_audit_labels": 40, "label_audit_suppressed": 0}
-    assert claude_taxonomy_lines(offline) == ["  labels audited           40  0 suppressed as identifying"]
+    offline = findings(LabelAudit(40, 0))
+    assert claude_taxonomy_lines(None, None, offline) == ["  labels audited           40  0 suppressed as identifying"]
 
 
 def test_estimate_takes_its_figures_from_the_runs_answers_and_from_count_tokens(run, emulator, tmp_path):

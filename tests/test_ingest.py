@@ -238,8 +238,13 @@ def run_ingest_stage(spark, input_path, output_dir, settings=None, privacy=None)
 
     config = Settings(ingest=IngestSettings(**(settings or {})), privacy=PrivacySettings(**(privacy or {})))
     store = TableStore(spark, str(output_dir), config.tables)
+    from wildvalues.stages.summaries import IngestSummary
+
     runner = Runner(spark, config, store, RUN, input_path=input_path)
-    counts = runner.run_stage(stage_named("ingest"))
+    summary = runner.run_stage(stage_named("ingest"))
+    # The stage's metrics (what MLflow gets), without the runner's own (times, jobs, files per reader).
+    counts = {k: v for k, v in runner.metrics.items() if not k.startswith(("seconds_", "spark_jobs_", "input_files_"))}
+    assert summary == IngestSummary(*(int(counts[k]) for k in ("input_records", "quarantined", "conversations")))
     return runner, counts
 
 

@@ -160,20 +160,17 @@ FAMILY_PREFIXES = frozenset(
 NOT_TABLE_NAMES: dict[tuple[str, str], tuple[int, str]] = {
     ("cli/commands.py", "runs"): (1, "a past run's report folder, <output>/runs/<run id>"),
     ("cli/values.py", "runs"): (1, "a past run's report folder, <output>/runs/<run id>"),
-    ("cli/summary.py", "conversations"): (1, "the ingest stage's count (metric key)"),
-    ("cli/summary.py", "classification_errors"): (1, "the classify stage's count (metric key)"),
     ("demo/chaos.py", "classification_errors"): (1, "a count in the chaos run's tally"),
     ("ingest/formats.py", "conversations"): (3, "the ShareGPT record's field"),
     ("io/tracking.py", "conversations"): (2, "a metric key (counts/conversations) and the run description's count"),
     ("io/tracking.py", "classification_errors"): (1, "a metric key (counts/classification_errors)"),
     ("pipeline/run_health.py", "classification_errors"): (2, "the classify stage's count (metric key)"),
-    ("pipeline/runner.py", "conversations"): (1, "the ingest stage's count (summary key)"),
     ("reporting/explorer.py", "conversations"): (1, "a column header of the values table"),
     ("reporting/plots.py", "response_types"): (1, "a plot's name (response_types.png)"),
     ("reporting/report.py", "response_types"): (2, "a report section's id"),
     ("reporting/report.py", "conversations"): (8, "metric keys, their summary label and column headers"),
     ("reporting/report.py", "classification_errors"): (1, "a metric key of the run summary"),
-    ("stages/classify.py", "classification_errors"): (1, "the stage's count (metric key)"),
+    ("stages/classify.py", "classification_errors"): (2, "the stage's count (metric key), its summary read from it"),
     ("stages/ingest.py", "conversations"): (1, "the stage's count (metric key)"),
 }
 

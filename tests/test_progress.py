@@ -20,6 +20,7 @@ from wildvalues.cli.summary import claude_token_lines
 from wildvalues.errors import UsageError
 from wildvalues.pipeline.progress import Snapshot, StageProgress, format_duration, format_progress, spark_snapshot
 from wildvalues.stages.batch_mode import batch_progress, ended_line
+from wildvalues.stages.summaries import ClaudeTokens
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.e2e import LEAN_CONFIG, assert_ok, wildvalues
@@ -176,18 +177,20 @@ def test_spark_snapshot_reads_the_groups_running_tasks(spark):
 
 
 def test_claude_token_line():
-    metrics = {
-        "run_input_tokens": 1_000.0,
-        "run_output_tokens": 250.0,
-        "run_cache_write_tokens": 2_000.0,
-        "run_cache_read_tokens": 6_000.0,
-        "cache_hit_share": 6_000 / 9_000,
-    }
-    assert claude_token_lines(metrics) == [
+    tokens = ClaudeTokens(
+        input=1_000,
+        output=250,
+        thinking=0,
+        cache_write=2_000,
+        cache_read=6_000,
+        cache_hit_share=6_000 / 9_000,
+        cost_usd=0.0,
+    )
+    assert claude_token_lines(tokens) == [
         "  Claude tokens         9,250  (input 1,000, output 250 of which thinking 0, cache write 2,000, cache read 6,000; "
         "cache hits 66.7% of input)"
     ]
-    assert claude_token_lines({"classified": 3.0}) == []
+    assert claude_token_lines(None) == [], "the classifier is not Claude"
 
 
 def test_sql_statements_split_outside_quotes_and_comments():

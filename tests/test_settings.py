@@ -141,29 +141,3 @@ def test_the_settings_hash_is_the_same_on_another_machine(tmp_path):
     assert other.returncode == 0, other.stderr
     assert json.loads(other.stdout) == here
     assert settings_hash(settings_for(env="local", assignments=["analyze.suppression_k=30"])) != here
-
-
-def test_claude_models_name_the_stages_that_call_claude_in_each_mode():
-    offline = Settings()
-    assert offline.claude_models() == {} and not offline.uses_claude("taxonomy")
-    default = offline.classifier.anthropic.model
-    claude = Settings.model_validate({"classifier": {"name": "anthropic", "screen_model": "claude-haiku-4-5"}})
-    assert claude.claude_models() == {default: "classify", "claude-haiku-4-5": "classify"}
-    judged = Settings.model_validate(
-        {"taxonomy": {"adjudicate": True, "adjudication_model": "claude-opus-5"}, "discovery": {"namer": "claude"}}
-    )
-    assert judged.claude_models() == {"claude-opus-5": "taxonomy"}, "published mode names nothing in a run"
-    assert judged.claude_models(("discover",)) == {default: "discover"}
-    assert (judged.uses_claude("taxonomy"), judged.uses_claude("discover"), judged.uses_claude("classify")) == (
-        True,
-        True,
-        False,
-    )
-    discovered = judged.model_copy(update={"taxonomy": judged.taxonomy.model_copy(update={"mode": "discovered"})})
-    assert discovered.claude_models() == {default: "taxonomy"}, "no adjudication in discovered mode, naming instead"
-    assert (offline.audit_rater(), claude.audit_rater()) == ("offline", "claude"), "auto follows the classifier"
-    assert claude.uses_claude("analyze") and not offline.uses_claude("analyze")
-    audited = Settings.model_validate({"privacy": {"audit": "claude", "audit_model": "claude-haiku-4-5"}})
-    assert audited.claude_models() == {"claude-haiku-4-5": "analyze"}
-    off = Settings.model_validate({"classifier": {"name": "anthropic"}, "privacy": {"audit": "off"}})
-    assert off.audit_rater() == "off" and not off.uses_claude("analyze")

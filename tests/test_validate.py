@@ -229,7 +229,7 @@ def test_run_validate_stage_on_delta_tables(spark, tmp_path):
     for name, frame in frames(spark, good_rows()).items():
         store.write(name, frame)
     ctx = Runner(spark, settings, store, RUN)
-    summary = ctx.run_stage(stage_named("validate"))["suites"]
+    summary = ctx.run_stage(stage_named("validate")).suites
     assert [(s["table"], s["success"]) for s in summary] == [
         (name, True)
         for name in (

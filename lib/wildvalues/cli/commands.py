@@ -9,12 +9,12 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
-from wildvalues.cli.summary import placement_line, print_stage_summary, print_summary
+from wildvalues.cli.summary import of_kind, print_stage_summary, print_summary
 from wildvalues.errors import UsageError
 from wildvalues.io.readers import InputError
 from wildvalues.io.registry import Table
@@ -84,16 +84,33 @@ def tracked_runner(
 
 
 def _preflight(args: argparse.Namespace, settings: Settings) -> None:
-    """Fail in one line before any Spark or MLflow work when an input or a setting is wrong."""
+    """Fail in one line before any Spark or MLflow work when an input or a setting is wrong.
+
+    The Claude settings are checked apart (`check_run_claude`): which models a run calls is
+    declared on its stages, whose modules take seconds to import, while Spark starts."""
     from wildvalues.taxonomy.tree import resolve_taxonomy
 
     if getattr(args, "input", None):
         _check_input(args.input, settings.ingest.format)
     resolve_taxonomy(settings)
-    if settings.claude_models():
-        check_claude_settings(settings, settings.claude_models())
     if getattr(args, "limit", None) is not None and args.limit <= 0:
         raise UsageError("--limit must be a positive number")
+
+
+def check_run_claude(settings: Settings, session: Future[Any] | None = None) -> None:
+    """The Claude models a run's stages call are configured and a key is reachable (before any Spark job)."""
+    from wildvalues.stages import STAGES
+
+    check_stage_claude(settings, STAGES, session)
+
+
+def check_stage_claude(settings: Settings, stages: Iterable[Any], session: Future[Any] | None = None) -> None:
+    """The Claude models these stages call with these settings, checked when there are any."""
+    from wildvalues.pipeline.stage import claude_models
+
+    models = claude_models(stages, settings)
+    if models:
+        check_claude_settings(settings, models, session)
 
 
 def _check_input(path: str, fmt: str) -> None:
@@ -107,8 +124,10 @@ def _check_input(path: str, fmt: str) -> None:
     require_records(path, input_files(path))
 
 
-def check_claude_settings(settings: Settings, models: Iterable[str]) -> None:
-    """The model is configured and a key is reachable (the settings model checked the rest)."""
+def check_claude_settings(settings: Settings, models: Iterable[str], session: Future[Any] | None = None) -> None:
+    """The model is configured and a key is reachable (the settings model checked the rest).
+
+    A key in a secret scope is read through Spark: the session `start_session` is building, if any."""
     from wildvalues.classifier.claude_settings import API_KEY_ENV, output_shape, platform_model, require_api_key
 
     # Every model a stage will call is configured, has an id on the provider and can answer in
@@ -119,9 +138,9 @@ def check_claude_settings(settings: Settings, models: Iterable[str]) -> None:
     spark = None
     on_claude_api = settings.classifier.anthropic.provider == "anthropic"
     if on_claude_api and settings.classifier.secret_scope and not os.environ.get(API_KEY_ENV):
-        from wildvalues.pipeline.spark import build_session
+        from wildvalues.pipeline.spark import build_session, joined_session
 
-        spark = build_session(settings.spark)
+        spark = joined_session(session) if session is not None else build_session(settings.spark)
     require_api_key(settings, spark)
 
 
@@ -135,18 +154,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wildvalues.io.tracking import tracking_uri
     from wildvalues.pipeline.runner import new_run_id
     from wildvalues.stages import STAGES
+    from wildvalues.stages.summaries import ReportSummary
 
+    check_run_claude(settings, session)
     run_id = args.run_id or new_run_id()
-    stages = [stage for stage in STAGES if not (args.no_report and stage.name == "report")]
+    stages = [stage for stage in STAGES if not (args.no_report and stage.optional_in_run)]
     with tracked_runner(args, settings, run_id, session) as runner:
         runner.log_run_params()
         summaries = runner.run(stages, StageOptions(limit=args.limit))
         runner.apply_retention()
         mlflow_run_id = runner.tracker.mlflow_run_id
-    report = os.path.join(args.output, summaries["report"]["html"]) if "report" in summaries else None
-    summary_args = (summaries, report, runner.metrics, placement_line(runner))
-    print_summary(args.output, run_id, mlflow_run_id, tracking_uri(args.output), *summary_args)
-    return exit_for_failed_work({**runner.metrics, **summaries.get("classify", {})}, settings)
+    rendered = of_kind(summaries, ReportSummary)
+    report = os.path.join(args.output, rendered.html) if rendered else None
+    print_summary(args.output, run_id, mlflow_run_id, tracking_uri(args.output), summaries, report, runner)
+    return exit_for_failed_work(runner.metrics, settings)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -266,6 +287,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = resolve_settings(args)
     _preflight(args, settings)
+    check_run_claude(settings)  # the run this ingest starts will need them
     run_id = args.run_id or new_run_id()
     with tracked_runner(args, settings, run_id) as runner:
         runner.log_run_params()
@@ -285,10 +307,10 @@ def _run_stage(args: argparse.Namespace, stage_name: str, settings: Settings | N
     with tracked_runner(args, settings, args.run_id) as runner:
         summary = runner.run_stage(stage)
         print_stage_summary(args, runner, stage_name, summary)
-    return exit_for_failed_work({**runner.metrics, **summary}, settings)
+    return exit_for_failed_work(runner.metrics, settings)
 
 
-def exit_for_failed_work(metrics: dict[str, Any], settings: Settings) -> int:
+def exit_for_failed_work(metrics: Mapping[str, float], settings: Settings) -> int:
     """0, or EXIT_TOO_MANY_ERRORS with one line per failure on stderr (what was written is kept)."""
     from wildvalues.pipeline.run_health import EXIT_TOO_MANY_ERRORS, failed_work
 
@@ -326,9 +348,10 @@ def _earlier_args(command: str, args: argparse.Namespace) -> str:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from wildvalues.stages import stage_named
+
     settings = resolve_settings(args)
-    if settings.claude_models(("classify",)):
-        check_claude_settings(settings, settings.claude_models(("classify",)))
+    check_stage_claude(settings, (stage_named("classify"),))
     return _run_stage(args, "classify", settings)
 
 
@@ -371,16 +394,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         # and its last task is this report, started only once every earlier stage of the run has
         # succeeded. A past run's report (--run-id) leaves the history alone.
         runner.apply_retention()
-    suppressed = ", ".join(f"{name} {n}" for name, n in summary["n_suppressed"].items() if n) or "none"
-    print(f"report for run {run_id}: {os.path.join(args.output, runner.local_dir, summary['html'])}")
-    shots = summary.get("n_screenshots", 0)
+    suppressed = ", ".join(f"{name} {n}" for name, n in summary.n_suppressed.items() if n) or "none"
+    print(f"report for run {run_id}: {os.path.join(args.output, runner.local_dir, summary.html)}")
+    shots = summary.n_screenshots
     print(
-        f"  plots: {summary['n_plots']}; view screenshots: {shots}; suppressed below {_threshold(settings)}: {suppressed}"
+        f"  plots: {summary.n_plots}; view screenshots: {shots}; suppressed below {_threshold(settings)}: {suppressed}"
     )
-    labels = ", ".join(f"{name} {n}" for name, n in summary.get("n_suppressed_labels", {}).items() if n) or "none"
+    labels = ", ".join(f"{name} {n}" for name, n in summary.n_suppressed_labels.items() if n) or "none"
     print(f"  labels suppressed by the label auditor: {labels}")
-    if summary.get("suppression"):
-        print(f"  {summary['suppression']}")
+    if summary.suppression:
+        print(f"  {summary.suppression}")
     return 0
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from wildvalues.io.readers import InputFiles
+    from wildvalues.pipeline.runner import Runner
+    from wildvalues.stages.summaries import AnalyzeSummary, ClassifySummary, ClaudeTokens, TaxonomySummary
 
 from wildvalues.io.registry import Table, latest_view
 
@@ -23,13 +29,13 @@ def placement_line(runner: Any) -> str:
     return f"{placement} with {runner.embedder_name()}" if runner.uses_embeddings() else placement
 
 
-def print_stage_summary(args: argparse.Namespace, runner: Any, stage_name: str, summary: dict[str, Any]) -> None:
+def print_stage_summary(args: argparse.Namespace, runner: Runner, stage_name: str, summary: object) -> None:
     """A stage command's summary: the lines `run` prints for that stage."""
     from wildvalues.io.tracking import tracking_uri
 
-    mlflow_run_id = runner.tracker.mlflow_run_id
-    args_ = ({stage_name: summary}, None, runner.metrics, placement_line(runner))
-    print_summary(args.output, runner.run_id, mlflow_run_id, tracking_uri(args.output), *args_, stage=stage_name)
+    mlflow_run_id = runner.tracker.mlflow_run_id if runner.tracker else ""
+    uri = tracking_uri(args.output)
+    print_summary(args.output, runner.run_id, mlflow_run_id, uri, {stage_name: summary}, None, runner, stage=stage_name)
 
 
 def print_summary(
@@ -37,31 +43,35 @@ def print_summary(
     run_id: str,
     mlflow_run_id: str,
     uri: str,
-    summaries: dict[str, dict[str, Any]],
+    summaries: Mapping[str, object],
     report: str | None,
-    metrics: dict[str, float],
-    placement: str,
+    runner: Runner,
     stage: str | None = None,
 ) -> None:
     """The summary of `run`, or of the stage command `stage` (only its stage's lines and seconds)."""
+    from wildvalues.pipeline.runner import RunTotals
+    from wildvalues.stages.summaries import ReportSummary, TaxonomySummary
+
     title = f"wildvalues {stage or 'run'} complete"
     lines = ["", title, f"  run id           {run_id}  (MLflow run {mlflow_run_id})"]
-    lines += _stage_lines(summaries, metrics, placement)
+    lines += _stage_lines(summaries, runner.input_files, placement_line(runner))
     if stage:
-        seconds = f"{metrics.get(f'seconds_{stage}', 0):>10.1f}"
+        seconds = f"{runner.stage_seconds.get(stage, 0):>10.1f}"
     else:
-        seconds = f"{metrics.get('seconds_total', 0):>10.1f}  ({metrics.get('conversations_per_second', 0):,.1f} conversations/s)"
+        totals = runner.totals or RunTotals(0.0, 0.0)
+        seconds = f"{totals.seconds:>10.1f}  ({totals.conversations_per_second:,.1f} conversations/s)"
     lines += [
         f"  seconds          {seconds}",
         "",
         f"  tables           {os.path.join(output, 'tables')}/<name>  (Delta)",
     ]
-    if "taxonomy" in summaries:
+    if of_kind(summaries, TaxonomySummary):
         lines.append(f"  top values       {os.path.join(output, 'top_values.csv')}")
     if report:
         lines.append(f"  report           {report}")
-    if summaries.get("report", {}).get("suppression"):
-        lines.append(f"  suppressed       {summaries['report']['suppression']}")
+    rendered = of_kind(summaries, ReportSummary)
+    if rendered and rendered.suppression:
+        lines.append(f"  suppressed       {rendered.suppression}")
     lines += [
         f"  MLflow UI        .venv/bin/mlflow ui --backend-store-uri {shlex.quote(uri)}   (then open http://127.0.0.1:5000)",
         "",
@@ -72,95 +82,105 @@ def print_summary(
     print("\n".join(lines), flush=True)
 
 
-def _stage_lines(summaries: dict[str, dict[str, Any]], metrics: dict[str, float], placement: str) -> list[str]:
+Kind = TypeVar("Kind")
+
+
+def of_kind(summaries: Mapping[str, object], kind: type[Kind]) -> Kind | None:
+    """The summary of that type among the stages that ran, if one did."""
+    return next((summary for summary in summaries.values() if isinstance(summary, kind)), None)
+
+
+def _stage_lines(summaries: Mapping[str, object], files: InputFiles | None, placement: str) -> list[str]:
     """The summary's lines of the stages that ran, in the pipeline's order."""
-    from wildvalues.taxonomy.levels import MATCH_METHODS
+    from wildvalues.stages.summaries import (
+        AnalyzeSummary,
+        ClassifySummary,
+        IngestSummary,
+        TaxonomySummary,
+        ValidateSummary,
+    )
 
     lines: list[str] = []
-    if "ingest" in summaries:
-        counts = summaries["ingest"]
+    counts = of_kind(summaries, IngestSummary)
+    if counts:
         lines += [
-            f"  input records    {counts['input_records']:>10,}{_input_files(metrics)}",
-            f"  quarantined      {counts['quarantined']:>10,}",
-            f"  conversations    {counts['conversations']:>10,}",
+            f"  input records    {counts.input_records:>10,}{_input_files(files)}",
+            f"  quarantined      {counts.quarantined:>10,}",
+            f"  conversations    {counts.conversations:>10,}",
         ]
-    if "classify" in summaries:
-        classified = summaries["classify"]
+    classified = of_kind(summaries, ClassifySummary)
+    if classified:
         lines += [
-            f"  classified       {int(classified['classified']):>10,}  (errors {int(classified['classification_errors']):,}, sent to classifier {int(classified['sent_to_classifier']):,})",
-            f"  subjective       {int(classified['subjective']):>10,}  ({classified['pct_subjective']:.1f}%)",
-            f"  AI values/subj.  {classified['mean_ai_values_per_subjective']:>10.2f}",
-            *claude_token_lines(metrics),
+            f"  classified       {classified.classified:>10,}  (errors {classified.errors:,}, sent to classifier {classified.sent:,})",
+            f"  subjective       {classified.subjective:>10,}  ({classified.pct_subjective:.1f}%)",
+            f"  AI values/subj.  {classified.mean_ai_values_per_subjective:>10.2f}",
+            *claude_token_lines(classified.claude),
         ]
-    if "taxonomy" in summaries:
-        values = summaries["taxonomy"]
-        methods = ", ".join(f"{m} {values[f'pct_ai_expressions_{m}']:.1f}%" for m in MATCH_METHODS)
+    values = of_kind(summaries, TaxonomySummary)
+    if values:
+        methods = ", ".join(f"{m} {pct:.1f}%" for m, pct in values.pct_ai_expressions.items())
         lines += [
-            f"  value expr. (AI) {int(values['ai_value_expressions']):>10,}  ({methods})",
+            f"  value expr. (AI) {values.ai_value_expressions:>10,}  ({methods})",
             f"  placement        {placement}",
         ]
-    lines += claude_taxonomy_lines(metrics)
-    findings = summaries.get("analyze", {})
+    findings = of_kind(summaries, AnalyzeSummary)
+    lines += claude_taxonomy_lines(classified, values, findings)
     if findings:
-        alert = "  ** above previous run x factor **" if findings.get("anomaly_rate_alert") else ""
-        lines.append(
-            f"  anomalies        {int(findings.get('n_anomalies', 0)):>10,}  (rate {findings.get('anomaly_rate', 0.0):.4f}{alert})"
-        )
-    if "validate" in summaries:
+        alert = "  ** above previous run x factor **" if findings.anomaly_rate_alert else ""
+        lines.append(f"  anomalies        {findings.n_anomalies:>10,}  (rate {findings.anomaly_rate:.4f}{alert})")
+    if of_kind(summaries, ValidateSummary):
         lines.append("  validation       passed (every table's suite)")
     return lines
 
 
-def claude_token_lines(metrics: dict[str, float]) -> list[str]:
+def claude_token_lines(tokens: ClaudeTokens | None) -> list[str]:
     """What the run's Claude calls used: tokens by kind and the prompt cache's hit share of input tokens."""
-    if "run_input_tokens" not in metrics:
+    if tokens is None:
         return []
-    tokens = {
-        kind: int(metrics.get(f"run_{kind}_tokens", 0)) for kind in ("input", "output", "cache_write", "cache_read")
-    }
-    thinking = int(metrics.get("run_thinking_tokens", 0))
+    total = tokens.input + tokens.output + tokens.cache_write + tokens.cache_read
     return [
-        f"  Claude tokens    {sum(tokens.values()):>10,}  (input {tokens['input']:,}, output {tokens['output']:,} "
-        f"of which thinking {thinking:,}, cache write {tokens['cache_write']:,}, cache read {tokens['cache_read']:,}; "
-        f"cache hits {100.0 * metrics.get('cache_hit_share', 0.0):.1f}% of input)"
+        f"  Claude tokens    {total:>10,}  (input {tokens.input:,}, output {tokens.output:,} "
+        f"of which thinking {tokens.thinking:,}, cache write {tokens.cache_write:,}, cache read {tokens.cache_read:,}; "
+        f"cache hits {100.0 * tokens.cache_hit_share:.1f}% of input)"
     ]
 
 
-def _input_files(metrics: dict[str, float]) -> str:
+def _input_files(files: InputFiles | None) -> str:
     """Which reader read how many files, as the summary shows it beside the record count."""
-    kinds = (("jsonl", "JSON-lines"), ("json_array", "JSON-array (streamed)"), ("parquet", "Parquet"))
-    parts = [f"{int(metrics[f'input_files_{key}'])} {name}" for key, name in kinds if metrics.get(f"input_files_{key}")]
+    if files is None:
+        return ""
+    kinds = ((files.jsonl, "JSON-lines"), (files.json_arrays, "JSON-array (streamed)"), (files.parquet, "Parquet"))
+    parts = [f"{len(read)} {name}" for read, name in kinds if read]
     return f"  (files: {', '.join(parts)})" if parts else ""
 
 
-def claude_taxonomy_lines(metrics: dict[str, float]) -> list[str]:
+def claude_taxonomy_lines(
+    classified: ClassifySummary | None, values: TaxonomySummary | None, findings: AnalyzeSummary | None
+) -> list[str]:
     """Summary lines for what Claude did beyond classifying (and the label audit), and what all Claude calls cost."""
     lines = []
-    if "adjudication_values" in metrics:
+    adjudication = values.adjudication if values else None
+    if adjudication:
         lines.append(
-            f"  adjudicated      {int(metrics['adjudication_values']):>10,}  low-confidence value(s): "
-            f"{int(metrics['adjudication_chose_cluster']):,} given a cluster, {int(metrics['adjudication_chose_none']):,} "
-            f"new (asked {int(metrics['adjudication_requests']):,}, failed {int(metrics['adjudication_failures']):,})"
+            f"  adjudicated      {adjudication.values:>10,}  low-confidence value(s): "
+            f"{adjudication.chose_cluster:,} given a cluster, {adjudication.chose_none:,} "
+            f"new (asked {adjudication.requests:,}, failed {adjudication.failures:,})"
         )
-    sides = [side for side in ("ai", "human") if f"naming_{side}_requests" in metrics]
-    if sides:
-        named = sum(metrics[f"naming_{s}_requests"] - metrics[f"naming_{s}_failures"] for s in sides)
-        failed = sum(metrics[f"naming_{s}_failures"] for s in sides)
-        lines.append(f"  clusters named   {int(named):>10,}  by Claude now ({int(failed):,} failed, named offline)")
-    if "label_audit_labels" in metrics:
-        asked = (
-            f" (asked Claude {int(metrics['label_audit_requests']):,}, failed {int(metrics['label_audit_failures']):,})"
-            if "label_audit_requests" in metrics
-            else ""
-        )
+    naming = values.naming if values else ()
+    if naming:
+        named = sum(side.requests - side.failures for side in naming)
+        failed = sum(side.failures for side in naming)
+        lines.append(f"  clusters named   {named:>10,}  by Claude now ({failed:,} failed, named offline)")
+    audit = findings.label_audit if findings else None
+    if audit:
+        asked = f" (asked Claude {audit.claude.requests:,}, failed {audit.claude.failures:,})" if audit.claude else ""
+        lines.append(f"  labels audited   {audit.labels:>10,}  {audit.suppressed:,} suppressed as identifying{asked}")
+    classifier = classified.claude if classified else None
+    rater = audit.claude if audit else None
+    paid = [part.cost_usd if part else 0.0 for part in (classifier, adjudication, rater)]
+    paid += [side.cost_usd for side in naming]
+    if classifier or adjudication or rater or naming:
         lines.append(
-            f"  labels audited   {int(metrics['label_audit_labels']):>10,}  "
-            f"{int(metrics['label_audit_suppressed']):,} suppressed as identifying{asked}"
-        )
-    costs = [metrics.get(name, 0.0) for name in ("cost_usd", "adjudication_cost_usd", "label_audit_cost_usd")]
-    costs += [metrics.get(f"naming_{side}_cost_usd", 0.0) for side in sides]
-    if any(name in metrics for name in ("cost_usd", "adjudication_cost_usd", "label_audit_cost_usd")) or sides:
-        lines.append(
-            f"  Claude cost      {sum(costs):>10.4f}  USD, this run's calls (list prices, batch discount applied)"
+            f"  Claude cost      {sum(paid):>10.4f}  USD, this run's calls (list prices, batch discount applied)"
         )
     return lines

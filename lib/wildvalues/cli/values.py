@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wildvalues.cli.commands import (
-    check_claude_settings,
     check_run,
+    check_stage_claude,
     output_runner,
     resolve_settings,
     store_for_run,
@@ -25,6 +25,8 @@ from wildvalues.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+    from wildvalues.stages.summaries import CrosscheckSummary
 
 
 def placements_of(
@@ -129,16 +131,13 @@ def cmd_discover(args: argparse.Namespace) -> int:
     from wildvalues.stages import DISCOVER
 
     settings = resolve_settings(args)
-    if settings.claude_models(("discover",)):
-        check_claude_settings(settings, settings.claude_models(("discover",)))
+    check_stage_claude(settings, (DISCOVER,))
     settings, runner, run_id = store_for_run(args, settings)
     sides = (args.side,) if args.side else ("ai", "human")
     with tracked_runner(args, settings, run_id) as tracked:
-        metrics = tracked.run_stage(DISCOVER, StageOptions(sides=sides))
+        summary = tracked.run_stage(DISCOVER, StageOptions(sides=sides))
     agreement = ", ".join(
-        f"level {level}: NMI {metrics[f'discovered_level_{level}_nmi']:.3f}, ARI {metrics[f'discovered_level_{level}_ari']:.3f}"
-        for level in range(1, settings.discovery.levels)
-        if f"discovered_level_{level}_nmi" in metrics
+        f"level {level.level}: NMI {level.nmi:.3f}, ARI {level.ari:.3f}" for level in summary.agreement
     )
     print(f"run id {run_id}: discovered tree in discovered_taxonomy (AI) and discovered_taxonomy_human")
     print(f"  agreement with the published tree: {agreement or 'no AI tree'}")
@@ -216,25 +215,25 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
             tracked.local_dir = os.path.join("runs", run_id)  # report/report.html stays the latest run's
         summary = tracked.run_stage(CROSSCHECK)
         report = tracked.run_stage(stage_named("report"))
-    print(format_crosscheck(run_id, summary, os.path.join(args.output, tracked.local_dir, report["html"])))
+    print(format_crosscheck(run_id, summary, os.path.join(args.output, tracked.local_dir, report.html)))
     return 0
 
 
-def format_crosscheck(run_id: str, summary: dict[str, Any], report: str) -> str:
-    def number(key: str) -> str:
-        value = summary.get(f"crosscheck_{key}")
+def format_crosscheck(run_id: str, summary: CrosscheckSummary, report: str) -> str:
+    def number(measure: str) -> str:
+        value = summary.measures.get(measure)
         return "undefined" if value is None else f"{value:.3f}"
 
     lines = [
-        f"run id {run_id}: cross-check of {int(summary['crosscheck_compared'])} conversation(s), "
-        f"{summary['first_model']} (first) vs {summary['second_model']} (second)",
+        f"run id {run_id}: cross-check of {summary.compared} conversation(s), "
+        f"{summary.first_model} (first) vs {summary.second_model} (second)",
         f"  kappa_subjective             {number('kappa_subjective')}  (agreement {number('agreement_subjective')})",
         f"  kappa_response_type          {number('kappa_response_type')}  (agreement {number('agreement_response_type')})",
         f"  jaccard_ai_level_1           {number('jaccard_ai_level_1')}",
         f"  overlap_ai_level_3_shares    {number('overlap_ai_level_3_shares')}",
         f"  jaccard_human_level_1        {number('jaccard_human_level_1')}",
         f"  overlap_human_level_3_shares {number('overlap_human_level_3_shares')}",
-        f"  second judge errors          {int(summary['crosscheck_errors'])}",
+        f"  second judge errors          {summary.errors}",
         "  tables                       crosscheck_agreement, crosscheck_confusion, crosscheck_labels",
         f"  report                       {report}",
     ]

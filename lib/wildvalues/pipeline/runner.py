@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark import SparkContext
 from pyspark.sql import DataFrame, SparkSession
@@ -33,10 +33,12 @@ from wildvalues.pipeline.progress import Snapshot, StageProgress, spark_snapshot
 from wildvalues.pipeline.stage import (
     DEFAULT_OPTIONS,
     Artifact,
+    ClaudeAccess,
     Committed,
     InputRead,
     Log,
     Metrics,
+    Provided,
     Request,
     Stage,
     StageInputs,
@@ -47,6 +49,17 @@ from wildvalues.pipeline.stage import (
 from wildvalues.settings import RunFacts, Settings, settings_hash
 from wildvalues.taxonomy.embeddings import EmbedderSpec, build_embedder, resolve_embedder
 from wildvalues.taxonomy.tree import TreeNode, resolve_taxonomy
+
+if TYPE_CHECKING:
+    from wildvalues.io.readers import InputFiles
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """The whole run's time and rate, recorded once its validation passed."""
+
+    seconds: float
+    conversations_per_second: float
 
 
 def new_run_id() -> str:
@@ -71,6 +84,11 @@ class Runner:
     log: Callable[[str], None] = print_log
     local_dir: str = ""  # where under the output the artifacts' files are kept (a past run's report: its own)
     metrics: dict[str, float] = field(default_factory=dict)
+    # What the run's summary prints beside the stages' own summaries.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    totals: RunTotals | None = None  # once the validation passed
+    input_files: InputFiles | None = None  # the input's files by reader, when read from files
+    conversations: int = 0  # the input records kept as conversations (InputRead)
     _tree: list[TreeNode] | None = None
     _facts: RunFacts | None = None
     _embedder: EmbedderSpec | None = None
@@ -105,12 +123,14 @@ class Runner:
         name = build_embedder(spec).id
         return f"{name} (fallback)" if spec.fallback_reason else name
 
-    def api_key(self, stage: str) -> str | None:
-        if not self.settings.uses_claude(stage):
+    def claude_access(self, stage: Stage) -> ClaudeAccess | None:
+        """The credential for the Claude models the stage calls under these settings; None when it calls none."""
+        models = stage.claude_models(self.settings)
+        if not models:
             return None
         from wildvalues.classifier.claude_settings import require_api_key
 
-        return require_api_key(self.settings, self.spark)
+        return ClaudeAccess(require_api_key(self.settings, self.spark), models)
 
     def judge_key(self) -> str:
         """The key of the cross-check's second judge: Anthropic's, or the env var the settings name."""
@@ -156,11 +176,7 @@ class Runner:
         self.tracker.config(self.settings.as_dict())
 
     def uses_embeddings(self) -> bool:
-        taxonomy = self.settings.taxonomy
-        return taxonomy.placement == "semantic" or taxonomy.mode != "published"
-
-    def needs_embedder(self, stage: Stage) -> bool:
-        return self.uses_embeddings() or stage.name == "discover"
+        return self.settings.uses_embeddings()
 
     def baseline(self) -> dict[str, float]:
         """The previous comparable run's metrics (same experiment, same input source)."""
@@ -168,24 +184,25 @@ class Runner:
 
     # -- running
 
-    def run(self, stages: Iterable[Stage], options: StageOptions = DEFAULT_OPTIONS) -> dict[str, dict[str, Any]]:
-        """Each stage in order; the total time and overall rate recorded at the end."""
+    def run(self, stages: Iterable[Stage], options: StageOptions = DEFAULT_OPTIONS) -> dict[str, Any]:
+        """Each stage in order, its typed summary by its name; the total time and overall rate recorded after the validation."""
         started = time.monotonic()
-        summaries: dict[str, dict[str, Any]] = {}
+        summaries: dict[str, Any] = {}
         stages = tuple(stages)
         self._preloads = _Preloads(module for stage in stages for module in stage.imports)
         for stage in stages:
             summaries[stage.name] = self.run_stage(stage, options)
-            if stage.name == "validate":
-                self._record_totals(started, summaries)
+            if stage.is_validation:
+                self._record_totals(started)
         return summaries
 
-    def _record_totals(self, started: float, summaries: Mapping[str, Mapping[str, Any]]) -> None:
+    def _record_totals(self, started: float) -> None:
         elapsed = time.monotonic() - started
-        conversations = summaries.get("ingest", {}).get("conversations", 0)
-        self.record({"seconds_total": elapsed, "conversations_per_second": conversations / elapsed if elapsed else 0.0})
+        rate = self.conversations / elapsed if elapsed else 0.0
+        self.totals = RunTotals(elapsed, rate)
+        self.record({"seconds_total": elapsed, "conversations_per_second": rate})
 
-    def run_stage(self, stage: Stage, options: StageOptions = DEFAULT_OPTIONS) -> dict[str, Any]:
+    def run_stage(self, stage: Stage, options: StageOptions = DEFAULT_OPTIONS) -> Any:
         """One stage: its inputs resolved, its requests carried out in order, its time and Spark jobs recorded."""
         self.log(f"{stage.name}: started")
         start = time.monotonic()
@@ -200,7 +217,7 @@ class Runner:
                     self._carry_out(stage, request)
                     request = next(work)
             except StopIteration as finished:
-                summary = dict(finished.value or {})
+                summary = finished.value
                 self._behind.close()
             except BaseException:
                 with contextlib.suppress(Exception):  # the stage's own error is the one to report
@@ -209,30 +226,38 @@ class Runner:
                 raise
         seconds = time.monotonic() - start
         n_jobs = jobs.finish()
+        self.stage_seconds[stage.name] = seconds
         self.record({f"seconds_{stage.name}": seconds, f"spark_jobs_{stage.name}": n_jobs})
         jobs_note = f", {n_jobs} Spark job(s)" if n_jobs is not None else ""
         self.log(f"{stage.name}: done in {seconds:.1f}s{jobs_note}")
         return summary
 
     def _inputs(self, stage: Stage, options: StageOptions) -> StageInputs:
+        """The stage's inputs, each declared need resolved before it starts (a one-line error when one cannot be)."""
         allowed = (*stage.reads, *stage.writes)
         # A stage sees only its own run's rows of the per-run tables.
         view = history.RunView(self.store, self.run_id)
+        raw = self._read_input(stage) if "input" in stage.needs else None
+        tree = self.tree() if "tree" in stage.needs else ()
+        provided = Provided(
+            raw=raw,
+            embedder=self.embedder() if stage.embeds(self.settings) else None,
+            claude=self.claude_access(stage),
+            judge_key=self.judge_key() if "judge_key" in stage.needs else None,
+        )
         return StageInputs(
+            stage=stage.name,
             spark=self.spark,
             settings=self.settings,
             run_id=self.run_id,
             tables=Tables(self._after_write(view.read), self._after_write(view.exists), allowed),
+            emit=lambda request: self._carry_out(stage, request),
             options=options,
-            raw=self._read_input() if "input" in stage.needs else None,
-            tree=self.tree() if "tree" in stage.needs else (),
-            embedder=self.embedder() if "embedder" in stage.needs and self.needs_embedder(stage) else None,
-            api_key=self.api_key(stage.name) if "api_key" in stage.needs else None,
-            judge_key=self.judge_key() if "judge_key" in stage.needs else None,
+            provided=provided,
+            tree=tree,
             users=self.user_hasher() if "users" in stage.needs else None,
             baseline=self.baseline() if "baseline" in stage.needs else {},
             run_metrics=dict(self.metrics) if "run_metrics" in stage.needs else {},
-            emit=lambda request: self._carry_out(stage, request),
         )
 
     def _writes_behind(self) -> bool:
@@ -250,17 +275,18 @@ class Runner:
 
         return waited
 
-    def _read_input(self) -> DataFrame:
+    def _read_input(self, stage: Stage) -> DataFrame:
         from wildvalues.io.readers import InputError, input_files, is_delta_table, read_raw_records
 
         if not self.input_path:
-            raise InputError("the ingest stage needs --input")
+            raise InputError(f"the {stage.name} stage needs --input")
         path = self.input_path
         files = None if is_delta_table(path) else input_files(path)
         if files and files.skipped:
-            self._log_skipped_files(path, files.skipped)
+            self._log_skipped_files(stage, path, files.skipped)
         if files and self.settings.ingest.format not in ("parquet", "delta"):
-            self.log(f"ingest: reading {files.describe()}")
+            self.log(f"{stage.name}: reading {files.describe()}")
+            self.input_files = files
             self.record(
                 {
                     "input_files_jsonl": len(files.jsonl),
@@ -270,10 +296,10 @@ class Runner:
             )
         return read_raw_records(self.spark, path, self.settings.ingest.format, files=files)
 
-    def _log_skipped_files(self, path: str, skipped: tuple[str, ...]) -> None:
+    def _log_skipped_files(self, stage: Stage, path: str, skipped: tuple[str, ...]) -> None:
         names = ", ".join(os.path.relpath(f, path) if os.path.isdir(path) else f for f in skipped[:5])
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        self.log(f"ingest: skipped {len(skipped)} hidden or _-prefixed file(s): {names}{more}")
+        self.log(f"{stage.name}: skipped {len(skipped)} hidden or _-prefixed file(s): {names}{more}")
 
     def _carry_out(self, stage: Stage, request: Request) -> None:
         if isinstance(request, Write):
@@ -287,6 +313,7 @@ class Runner:
         elif isinstance(request, Log):
             self.log(f"{stage.name}: {request.message}")
         elif isinstance(request, InputRead):
+            self.conversations = request.conversations
             if self.tracker and self.input_path:
                 self.tracker.input_dataset(self.input_path, request.digest, request.rows)
         else:

@@ -2,19 +2,20 @@
 
 A stage's function gets `StageInputs` (the session, typed settings, read-only lazy access to the
 tables it declares, and what it asked the runner to resolve) and is a generator: it yields
-`Write`, `Artifact`, `Log`, `Metrics` and `InputRead` requests and returns its summary. It never writes,
-logs or tracks anything itself; the runner carries out each request before the stage goes on,
-so a DataFrame that called a paid API is written exactly once, when the stage yields it, and
-everything after reads the written table instead of recomputing it. One exception: a small write
-(an aggregate) may still be running when the stage goes on, so that its query overlaps the next;
-a read of that table waits for it, and `Committed` waits for all of them.
+`Write`, `Artifact`, `Log`, `Metrics` and `InputRead` requests and returns its typed summary
+(what the CLI prints of it). It never writes, logs or tracks anything itself; the runner carries
+out each request before the stage goes on, so a DataFrame that called a paid API is written
+exactly once, when the stage yields it, and everything after reads the written table instead of
+recomputing it. One exception: a small write (an aggregate) may still be running when the stage
+goes on, so that its query overlaps the next; a read of that table waits for it, and `Committed`
+waits for all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -72,10 +73,13 @@ class InputRead:
 
     rows: int
     digest: str
+    conversations: int  # the records kept as conversations: the run's size in its conversations/s
 
 
 Request = Write | Committed | Artifact | Log | Metrics | InputRead
-StageRun = Generator[Request, None, dict[str, Any]]
+Summary = TypeVar("Summary")
+# A stage's function: its requests, then its typed summary (what the CLI prints of it).
+StageRun = Generator[Request, None, Summary]
 
 
 class TableNotDeclared(KeyError):
@@ -115,39 +119,127 @@ class StageOptions:
 DEFAULT_OPTIONS = StageOptions()
 
 
+Given = TypeVar("Given")
+
+
+class NotProvided(LookupError):
+    """A stage read an input it does not declare (or that its settings do not call for)."""
+
+
+@dataclass(frozen=True)
+class ClaudeAccess:
+    """How a stage reaches Claude: the credential, and the models the stage declares it calls."""
+
+    api_key: str
+    models: tuple[str, ...]
+
+    def key_for(self, model: str) -> str:
+        """The credential for `model`; a model the stage did not declare is refused (the preflight checked only those)."""
+        if model not in self.models:
+            raise NotProvided(
+                f"model {model!r} is not among the Claude models the stage declares ({', '.join(self.models)})"
+            )
+        return self.api_key
+
+
+@dataclass(frozen=True)
+class Provided:
+    """What the runner resolved for a stage's declared needs; None where the stage declares no such need."""
+
+    raw: DataFrame | None = None
+    claude: ClaudeAccess | None = None
+    judge_key: str | None = None
+    embedder: EmbedderSpec | None = None
+
+
 @dataclass(frozen=True)
 class StageInputs:
+    """What a stage is given: what every stage gets, and what it declares it needs (typed, see the properties)."""
+
+    stage: str
     spark: SparkSession
     settings: Settings
     run_id: str
     tables: Tables
-    options: StageOptions = DEFAULT_OPTIONS
-    raw: DataFrame | None = None  # the input records (stages that need "input")
-    tree: Sequence[TreeNode] = ()  # the taxonomy (stages that need "tree")
-    embedder: EmbedderSpec | None = None  # the resolved embedder (stages that need "embedder")
-    api_key: str | None = None  # stages that need "api_key", with the anthropic classifier
-    judge_key: str | None = None  # the cross-check's second judge's key (stages that need "judge_key")
-    users: UserHasher | None = None  # reads and hashes user ids (stages that need "users", with a user field)
-    baseline: Mapping[str, float] = field(default_factory=dict)  # the previous comparable run's metrics
-    run_metrics: Mapping[str, float] = field(default_factory=dict)  # this run's metrics so far
     # For requests made inside a callback, where a generator cannot yield (a Message Batch is
     # recorded the moment the API creates it): the runner carries it out at once.
-    emit: Callable[[Request], None] | None = None
+    emit: Callable[[Request], None]
+    options: StageOptions = DEFAULT_OPTIONS
+    provided: Provided = Provided()
+    tree: Sequence[TreeNode] = ()  # the taxonomy (stages that need "tree")
+    users: UserHasher | None = None  # reads and hashes user ids (stages that need "users"); None without a user field
+    baseline: Mapping[str, float] = field(default_factory=dict)  # the previous comparable run's metrics
+    run_metrics: Mapping[str, float] = field(default_factory=dict)  # this run's metrics so far
+
+    @property
+    def raw(self) -> DataFrame:
+        """The input records (stages that need "input")."""
+        return self._given(self.provided.raw, 'the input records (need "input")')
+
+    @property
+    def claude(self) -> ClaudeAccess:
+        """The credential for the Claude models the stage declares it calls with these settings."""
+        return self._given(self.provided.claude, "Claude (Stage.claude_models names no model under these settings)")
+
+    @property
+    def judge_key(self) -> str:
+        """The cross-check's second judge's key (stages that need "judge_key")."""
+        return self._given(self.provided.judge_key, 'the second judge\'s key (need "judge_key")')
+
+    @property
+    def embedder(self) -> EmbedderSpec:
+        """The resolved embedder (stages whose `Stage.embeds` is true under these settings)."""
+        return self._given(self.provided.embedder, "the embedder (Stage.embeds is false under these settings)")
+
+    def _given(self, value: Given | None, what: str) -> Given:
+        if value is None:
+            raise NotProvided(f"stage {self.stage} reads {what}, which it does not declare")
+        return value
 
 
-Need = Literal["input", "tree", "embedder", "api_key", "judge_key", "users", "baseline", "run_metrics"]
+Need = Literal["input", "tree", "judge_key", "users", "baseline", "run_metrics"]
+
+
+def calls_no_claude(settings: Settings) -> tuple[str, ...]:
+    return ()
+
+
+def never(settings: Settings) -> bool:
+    return False
+
+
+def always(settings: Settings) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
 class Stage:
-    """A stage declared once: its name, the tables it reads and writes, and its function."""
+    """A stage declared once: its name, the tables it reads and writes, its function, and what is special about it."""
 
     name: str
     reads: tuple[str, ...]
     writes: tuple[str, ...]
-    run: Callable[[StageInputs], StageRun]
+    run: Callable[[StageInputs], StageRun[Any]]
     needs: frozenset[Need] = frozenset()
     description: str = ""
     # Modules the stage imports when it runs, slow enough (seconds) for the runner to import them
     # earlier, while it waits on an earlier stage's Spark jobs.
     imports: tuple[str, ...] = ()
+    # The Claude models the stage calls under these settings: the preflight checks them and the
+    # runner resolves a credential (`StageInputs.claude`) only when there is one.
+    claude_models: Callable[[Settings], tuple[str, ...]] = calls_no_claude
+    # Whether the stage embeds texts under these settings: the runner resolves the embedder then.
+    embeds: Callable[[Settings], bool] = never
+    # The run's checks: its total time and rate are recorded once it passed (what follows is extra).
+    is_validation: bool = False
+    # `wildvalues run --no-report` leaves it out.
+    optional_in_run: bool = False
+
+
+def claude_models(stages: Iterable[Stage], settings: Settings) -> dict[str, str]:
+    """Claude model -> the first of `stages` that calls it with these settings (each needs a key)."""
+    models: dict[str, str] = {}
+    for stage in stages:
+        for model in stage.claude_models(settings):
+            models.setdefault(model, stage.name)
+    return models

@@ -90,30 +90,9 @@ class Settings(Section):
             return "claude" if self.classifier.name == "anthropic" else "offline"
         return self.privacy.audit
 
-    def claude_models(self, stages: Sequence[str] = ("classify", "taxonomy", "analyze")) -> dict[str, str]:
-        """Claude model -> the first of `stages` that calls it with these settings (each needs a key)."""
-        calls: list[tuple[str, str]] = []
-        if self.classifier.name == "anthropic":
-            calls += [("classify", self.classifier.anthropic.model)]
-            if self.classifier.screen_model:
-                calls += [("classify", self.classifier.screen_model)]
-        adjudicating = self.taxonomy.adjudicate and self.taxonomy.placement == "semantic"
-        if adjudicating and self.taxonomy.mode != "discovered":  # discovered mode replaces the lineage
-            calls += [("taxonomy", self.claude_model(self.taxonomy.adjudication_model))]
-        if self.discovery.namer == "claude":
-            naming = self.claude_model(self.discovery.naming_model)
-            calls += [("discover", naming)] + ([("taxonomy", naming)] if self.taxonomy.mode != "published" else [])
-        if self.audit_rater() == "claude":
-            calls += [("analyze", self.claude_model(self.privacy.audit_model))]
-        models: dict[str, str] = {}
-        for stage, model in calls:
-            if stage in stages:
-                models.setdefault(model, stage)
-        return models
-
-    def uses_claude(self, stage: str) -> bool:
-        """Whether `stage` calls Claude with these settings, and so needs an API key."""
-        return bool(self.claude_models((stage,)))
+    def uses_embeddings(self) -> bool:
+        """Whether values are placed (or trees discovered) by meaning, so the taxonomy stage embeds texts."""
+        return self.taxonomy.placement == "semantic" or self.taxonomy.mode != "published"
 
     def classifier_model(self) -> str:
         """The model name recorded for the run: the Claude model, or 'offline'."""

@@ -21,8 +21,10 @@ from wildvalues.io.registry import (
     public_table,
 )
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+from wildvalues.settings import Settings
 from wildvalues.stages.common import claude_client
 from wildvalues.stages.ingest import conversation_users
+from wildvalues.stages.summaries import AnalyzeSummary, ClaudeRatings, LabelAudit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +50,7 @@ def top_values_csv(level0: DataFrame, rows: int) -> str:
     return str(top.to_csv(index=False))
 
 
-def run_analyze(inputs: StageInputs) -> StageRun:
+def run_analyze(inputs: StageInputs) -> StageRun[AnalyzeSummary]:
     """The study's findings as tables: response types, context dependence, mirroring, anomalies."""
     from wildvalues.analysis import anomalies
     from wildvalues.analysis import findings as analyze
@@ -97,7 +99,22 @@ def run_analyze(inputs: StageInputs) -> StageRun:
         "top_values.csv",
         top_values_csv(inputs.tables.read(Table.PUBLIC_VALUES_LEVEL_0), inputs.settings.mlflow.top_values_csv_rows),
     )
-    return result
+    return analyze_summary(result)
+
+
+def analyze_summary(result: dict[str, Any]) -> AnalyzeSummary:
+    """The figures the CLI prints, from the stage's metrics (their names are this module's)."""
+    claude = None
+    if "label_audit_requests" in result:  # claude_ratings: Claude rated the labels
+        claude = ClaudeRatings(
+            int(result["label_audit_requests"]), int(result["label_audit_failures"]), result["label_audit_cost_usd"]
+        )
+    return AnalyzeSummary(
+        n_anomalies=int(result["n_anomalies"]),
+        anomaly_rate=result["anomaly_rate"],
+        anomaly_rate_alert=bool(result["anomaly_rate_alert"]),
+        label_audit=LabelAudit(int(result["label_audit_labels"]), int(result["label_audit_suppressed"]), claude),
+    )
 
 
 def _present(inputs: StageInputs, names: Sequence[str]) -> list[DataFrame]:
@@ -241,6 +258,11 @@ def public_tables(inputs: StageInputs, hidden: frozenset[str]) -> StageRun:
     return {**counts, **labels}
 
 
+def analyze_claude_models(settings: Settings) -> tuple[str, ...]:
+    """The label auditor's model, when Claude rates the labels."""
+    return (settings.claude_model(settings.privacy.audit_model),) if settings.audit_rater() == "claude" else ()
+
+
 ANALYZE = Stage(
     "analyze",
     reads=(
@@ -255,7 +277,8 @@ ANALYZE = Stage(
     ),
     writes=(*FINDINGS_TABLES, *LABEL_AUDIT_TABLES, *PUBLIC_TABLES),
     run=run_analyze,
-    needs=frozenset({"baseline", "api_key"}),
+    needs=frozenset({"baseline"}),
     description="response types, context dependence, mirroring, anomalies, label audit, k-suppressed public tables",
     imports=("wildvalues.analysis.label_audit",),  # the audit's stop words: scikit-learn
+    claude_models=analyze_claude_models,
 )

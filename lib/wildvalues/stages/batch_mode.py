@@ -17,7 +17,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from wildvalues.classifier import build_classifier, classify
+from wildvalues.classifier import classify
 from wildvalues.classifier.base import Conversation
 from wildvalues.classifier.batches import ForeignBatch
 from wildvalues.io.registry import BATCHES_TABLE, CACHE_TABLE
@@ -55,8 +55,7 @@ def classify_with_batches(inputs: StageInputs, spec: dict[str, Any], keyed: Data
     """Resume the batches a previous run left open, then submit what is still pending."""
     from wildvalues.classifier.claude import ClaudeClassifier  # as build_classifier: the SDK only when used
 
-    classifier = build_classifier(spec)
-    assert isinstance(classifier, ClaudeClassifier)  # run_classify sends only "anthropic" specs here
+    classifier = ClaudeClassifier(spec["settings"])  # run_classify sends only "anthropic" specs here
     yield Write(BATCHES_TABLE, inputs.spark.createDataFrame([], BATCHES_SCHEMA), mode="create")
     for batch_id in open_batch_ids(inputs.tables.read(BATCHES_TABLE)):
         yield Log(f"resuming message batch {batch_id}")
@@ -80,7 +79,6 @@ def classify_with_batches(inputs: StageInputs, spec: dict[str, Any], keyed: Data
 
 def _recorder(inputs: StageInputs):
     """The on_created callback: record each batch the moment the API has created it."""
-    assert inputs.emit is not None, "the runner provides emit for callbacks"
     emit = inputs.emit
 
     def record(batch_id: str, n_requests: int) -> None:

@@ -15,6 +15,7 @@ from wildvalues.io.registry import BATCHES_TABLE, CACHE_TABLE, Table
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
 from wildvalues.settings import Settings
 from wildvalues.settings.claude import Prices
+from wildvalues.stages.summaries import ClassifySummary, ClaudeTokens
 
 
 def classifier_spec(inputs: StageInputs, prompt: str = "extract") -> dict[str, Any]:
@@ -24,9 +25,9 @@ def classifier_spec(inputs: StageInputs, prompt: str = "extract") -> dict[str, A
         return {"name": "offline", "tree": list(inputs.tree)}
     from wildvalues.classifier.claude_settings import client_settings, concurrent_tasks
 
-    assert inputs.api_key is not None, "the runner resolves the credential before the classify stage"
     tasks = concurrent_tasks(inputs.spark, settings.partitions)
-    return {"name": settings.name, "settings": client_settings(inputs.settings, inputs.api_key, tasks, prompt=prompt)}
+    key = inputs.claude.api_key
+    return {"name": settings.name, "settings": client_settings(inputs.settings, key, tasks, prompt=prompt)}
 
 
 def screen_spec(inputs: StageInputs) -> dict[str, Any] | None:
@@ -61,7 +62,7 @@ def classify_pass(
     return (yield from classify_online(inputs, spec, keyed))
 
 
-def run_classify(inputs: StageInputs) -> StageRun:
+def run_classify(inputs: StageInputs) -> StageRun[ClassifySummary]:
     """Conversations -> classifications and classification_errors, every answer cached first.
 
     Two-pass mode (`classifier.screen_model`): the screen model answers is_subjective and the
@@ -98,7 +99,32 @@ def run_classify(inputs: StageInputs) -> StageRun:
     if screened is not None:
         result.update(sent_to_screen_model=sent["screen"], sent_to_extraction_model=sent["extract"])
     yield Metrics(result)
-    return result
+    return classify_summary(result)
+
+
+def classify_summary(result: dict[str, Any]) -> ClassifySummary:
+    """The figures the CLI prints, from the stage's metrics (their names are this module's)."""
+    claude = None
+    if "run_input_tokens" in result:  # cost_metrics: the classifier is Claude
+        tokens = {kind: int(result[f"run_{kind}_tokens"]) for kind in (*TOKEN_KINDS, "thinking")}
+        claude = ClaudeTokens(
+            input=tokens["input"],
+            output=tokens["output"],
+            thinking=tokens["thinking"],
+            cache_write=tokens["cache_write"],
+            cache_read=tokens["cache_read"],
+            cache_hit_share=result["cache_hit_share"],
+            cost_usd=result["cost_usd"],
+        )
+    return ClassifySummary(
+        classified=int(result["classified"]),
+        errors=int(result["classification_errors"]),
+        sent=int(result["sent_to_classifier"]),
+        subjective=int(result["subjective"]),
+        pct_subjective=result["pct_subjective"],
+        mean_ai_values_per_subjective=result["mean_ai_values_per_subjective"],
+        claude=claude,
+    )
 
 
 def preflight_requests(inputs: StageInputs) -> Generator[Request, None, None]:
@@ -111,11 +137,10 @@ def preflight_requests(inputs: StageInputs) -> Generator[Request, None, None]:
     settings = inputs.settings
     if not preflight.preflight_applies(settings):
         return
-    assert inputs.api_key, "the runner resolves the API key before the classify stage"
     n = settings.classifier.anthropic.preflight.requests
     sample = [Conversation.from_row(r) for r in inputs.tables.read(Table.CONVERSATIONS).limit(n).collect()]
     try:
-        results = preflight.run_preflight(settings, inputs.api_key, sample, inputs.tree)
+        results = preflight.run_preflight(settings, inputs.claude.api_key, sample, inputs.tree)
     except preflight.PreflightFailed as failed:
         yield Metrics({**preflight.metrics(failed.results, settings), "preflight_failed": 1})
         raise
@@ -257,11 +282,20 @@ def cache_hit_share(tokens: dict[str, int]) -> float:
     return tokens["cache_read"] / total if total else 0.0
 
 
+def classify_claude_models(settings: Settings) -> tuple[str, ...]:
+    """The extraction model, and the screen model in two-pass mode, when Claude classifies."""
+    classifier = settings.classifier
+    if classifier.name != "anthropic":
+        return ()
+    return (classifier.anthropic.model, *((classifier.screen_model,) if classifier.screen_model else ()))
+
+
 CLASSIFY = Stage(
     "classify",
     reads=(Table.CONVERSATIONS, CACHE_TABLE, BATCHES_TABLE),
     writes=(CACHE_TABLE, BATCHES_TABLE, Table.CLASSIFICATIONS, Table.CLASSIFICATION_ERRORS),
     run=run_classify,
-    needs=frozenset({"tree", "api_key"}),
+    needs=frozenset({"tree"}),
     description="subjectivity, AI and human values, response type and task, cached per conversation",
+    claude_models=classify_claude_models,
 )

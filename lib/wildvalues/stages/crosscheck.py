@@ -13,8 +13,11 @@ from wildvalues.classifier import classifier_identity, classify
 from wildvalues.ingest import users
 from wildvalues.io.registry import CROSSCHECK_CACHE, CROSSCHECK_TABLES, Table
 from wildvalues.pipeline.stage import Log, Metrics, Request, Stage, StageInputs, StageRun, Write
+from wildvalues.settings import Settings
+from wildvalues.settings.sections import ConfigError
 from wildvalues.stages.classify import classify_online
 from wildvalues.stages.ingest import conversation_users
+from wildvalues.stages.summaries import CrosscheckSummary
 from wildvalues.stages.taxonomy import semantic_matches
 from wildvalues.taxonomy import embedding_cache
 from wildvalues.taxonomy import levels as taxonomy
@@ -24,10 +27,12 @@ def judge_spec(inputs: StageInputs) -> dict[str, Any]:
     """The picklable spec of the second judge: a Claude model, or an OpenAI-compatible endpoint."""
     settings = inputs.settings
     section = settings.crosscheck
-    assert section.model and inputs.judge_key, "the command resolves the judge's model and the runner its key"
+    model = section.model
+    if not model:  # `wildvalues crosscheck` resolves it before the stage starts
+        raise ConfigError("the cross-check needs the second judge's model (crosscheck.model)")
     if section.judge == "openai":
         client = {
-            "model": section.model,
+            "model": model,
             "base_url": section.base_url,
             "api_key": inputs.judge_key,
             "concurrency": section.concurrency,
@@ -40,7 +45,7 @@ def judge_spec(inputs: StageInputs) -> dict[str, Any]:
     from wildvalues.classifier.claude_settings import client_settings, concurrent_tasks
 
     tasks = concurrent_tasks(inputs.spark, settings.classifier.partitions)
-    judge = client_settings(settings, inputs.judge_key, tasks, section.model, kind="crosscheck")
+    judge = client_settings(settings, inputs.judge_key, tasks, model, kind="crosscheck")
     return {"name": "anthropic", "settings": judge}
 
 
@@ -56,7 +61,7 @@ def second_judge_expressions(inputs: StageInputs, second: DataFrame) -> Generato
     return taxonomy.value_expressions(exploded, matches, inputs.run_id)
 
 
-def run_crosscheck(inputs: StageInputs) -> StageRun:
+def run_crosscheck(inputs: StageInputs) -> StageRun[CrosscheckSummary]:
     """A stratified sample re-classified by a second judge, and the two judges' agreement."""
     from wildvalues.analysis import crosscheck
 
@@ -106,7 +111,8 @@ def run_crosscheck(inputs: StageInputs) -> StageRun:
     result: dict[str, Any] = {f"crosscheck_{m.name}": m.value for m in measures}
     result.update(crosscheck_compared=len(rows), crosscheck_sent=n_sent, crosscheck_errors=n_errors)
     yield Metrics(result)
-    return {**result, "first_model": first_model, "second_model": model}
+    measured = {m.name: m.value for m in measures}
+    return CrosscheckSummary(len(rows), n_errors, first_model, model, measured)
 
 
 def _first_model(sample: DataFrame) -> str:
@@ -127,6 +133,7 @@ CROSSCHECK = Stage(
     ),
     writes=(CROSSCHECK_CACHE, embedding_cache.TABLE, *CROSSCHECK_TABLES),
     run=run_crosscheck,
-    needs=frozenset({"tree", "embedder", "judge_key"}),
+    needs=frozenset({"tree", "judge_key"}),
     description="a stratified sample judged again by a second model, and the agreement of the two",
+    embeds=Settings.uses_embeddings,  # placing the second judge's values as the taxonomy stage did
 )

@@ -14,11 +14,11 @@ from wildvalues.ingest import users
 from wildvalues.io import history, registry, schemas
 from wildvalues.io.registry import Table
 from wildvalues.pipeline.stage import InputRead, Log, Metrics, Stage, StageInputs, StageRun, Write
+from wildvalues.stages.summaries import IngestSummary
 
 
-def run_ingest(inputs: StageInputs) -> StageRun:
+def run_ingest(inputs: StageInputs) -> StageRun[IngestSummary]:
     """Input records -> conversations (redacted), quarantine (with reasons) and run_counts."""
-    assert inputs.raw is not None, "the runner reads the input for stages that need it"
     settings = inputs.settings.ingest
     raw = ingest.spread(
         ingest.apply_limit(inputs.raw, inputs.options.limit), inputs.spark.sparkContext.defaultParallelism
@@ -61,7 +61,7 @@ def run_ingest(inputs: StageInputs) -> StageRun:
         [(inputs.run_id, n_input, n_quarantined, n_conversations)], schemas.RUN_COUNTS
     )
     yield Write(Table.RUN_COUNTS, counts, small=True)
-    yield InputRead(n_input, input_digest(n_input, totals["hash_xor"], totals["hash_sum"]))
+    yield InputRead(n_input, input_digest(n_input, totals["hash_xor"], totals["hash_sum"]), n_conversations)
     yield Write(registry.RUNS_TABLE, history.runs_frame(inputs.spark, inputs.run_id, now), small=True)
     for row in sorted(reasons, key=lambda r: -r["count"]):
         yield Log(f"quarantined {row['count']} record(s): {row['r'].strip()}")
@@ -88,7 +88,7 @@ def run_ingest(inputs: StageInputs) -> StageRun:
                 "field: each counts as its own user"
             )
     yield Metrics(result)
-    return result
+    return IngestSummary(n_input, n_quarantined, n_conversations)
 
 
 def input_digest(rows: int, hash_xor: int | None, hash_sum: int | None) -> str:

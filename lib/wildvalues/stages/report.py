@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from wildvalues.io.registry import REPORT_TABLES
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Stage, StageInputs, StageRun
+from wildvalues.stages.summaries import ReportSummary
 
 
-def run_report(inputs: StageInputs) -> StageRun:
+def run_report(inputs: StageInputs) -> StageRun[ReportSummary]:
     """The HTML report and its PNG plots (groups under k suppressed), beside the tables and in MLflow."""
     from wildvalues.reporting import report
 
@@ -28,14 +29,14 @@ def run_report(inputs: StageInputs) -> StageRun:
         f"{report.REPORT_DIR}/{report.HTML_FILE} ({n_plots} plots, {n_shots} screenshots, "
         f"{suppressed} small group(s) suppressed)"
     )
-    return {
-        "html": f"{report.REPORT_DIR}/{report.HTML_FILE}",
-        "n_plots": n_plots,
-        "n_screenshots": n_shots,
-        "n_suppressed": dict(rendered.n_suppressed),
-        "n_suppressed_labels": dict(rendered.n_suppressed_labels),
-        "suppression": rendered.suppression,
-    }
+    return ReportSummary(
+        html=f"{report.REPORT_DIR}/{report.HTML_FILE}",
+        n_plots=n_plots,
+        n_screenshots=n_shots,
+        n_suppressed=dict(rendered.n_suppressed),
+        n_suppressed_labels=dict(rendered.n_suppressed_labels),
+        suppression=rendered.suppression,
+    )
 
 
 REPORT = Stage(
@@ -46,4 +47,5 @@ REPORT = Stage(
     needs=frozenset({"run_metrics"}),
     description="HTML report and PNG plots, groups under k suppressed",
     imports=("wildvalues.reporting.report",),
+    optional_in_run=True,
 )

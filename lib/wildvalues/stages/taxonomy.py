@@ -22,16 +22,63 @@ from wildvalues.io.registry import (
     Table,
 )
 from wildvalues.pipeline.stage import Committed, Log, Metrics, Request, Stage, StageInputs, StageRun, Write
-from wildvalues.stages.common import claude_client
+from wildvalues.settings import Settings
+from wildvalues.stages.common import claude_client, keeping_metrics
 from wildvalues.stages.ingest import conversation_users
+from wildvalues.stages.summaries import Adjudication, LevelAgreement, Naming, TaxonomySummary
 from wildvalues.taxonomy import embedding_cache, placement
 from wildvalues.taxonomy import levels as taxonomy
 from wildvalues.taxonomy.embeddings import build_embedder
 from wildvalues.taxonomy.tree import TreeNode
 
 
-def run_taxonomy(inputs: StageInputs) -> StageRun:
+def run_taxonomy(inputs: StageInputs) -> StageRun[TaxonomySummary]:
     """Free-form values -> value_expressions placed on the tree, and the four level tables."""
+    metrics: dict[str, Any] = {}
+    yield from keeping_metrics(place_and_roll_up(inputs), metrics)
+    return taxonomy_summary(metrics)
+
+
+def taxonomy_summary(metrics: dict[str, Any]) -> TaxonomySummary:
+    """The figures the CLI prints, from the metrics this module's functions reported."""
+    adjudication = None
+    if "adjudication_values" in metrics:
+        adjudication = Adjudication(
+            values=int(metrics["adjudication_values"]),
+            chose_cluster=int(metrics["adjudication_chose_cluster"]),
+            chose_none=int(metrics["adjudication_chose_none"]),
+            requests=int(metrics["adjudication_requests"]),
+            failures=int(metrics["adjudication_failures"]),
+            cost_usd=metrics["adjudication_cost_usd"],
+        )
+    naming = tuple(
+        Naming(
+            side,
+            int(metrics[f"naming_{side}_requests"]),
+            int(metrics[f"naming_{side}_failures"]),
+            metrics[f"naming_{side}_cost_usd"],
+        )
+        for side in ("ai", "human")
+        if f"naming_{side}_requests" in metrics
+    )
+    return TaxonomySummary(
+        ai_value_expressions=int(metrics["ai_value_expressions"]),
+        pct_ai_expressions={m: metrics[f"pct_ai_expressions_{m}"] for m in taxonomy.MATCH_METHODS},
+        adjudication=adjudication,
+        naming=naming,
+    )
+
+
+def level_agreement(metrics: dict[str, Any], levels: int) -> tuple[LevelAgreement, ...]:
+    """The discovered levels' agreement with the published tree, as `discovered_tables` reported it."""
+    return tuple(
+        LevelAgreement(level, metrics[f"discovered_level_{level}_nmi"], metrics[f"discovered_level_{level}_ari"])
+        for level in range(1, levels)
+        if f"discovered_level_{level}_nmi" in metrics
+    )
+
+
+def place_and_roll_up(inputs: StageInputs) -> StageRun[dict[str, Any]]:
     tree = list(inputs.tree)
     labels = inputs.tables.read(Table.CLASSIFICATIONS)
     exploded = taxonomy.explode_values(labels).persist(StorageLevel.MEMORY_AND_DISK)
@@ -79,7 +126,6 @@ def category_key(name: str) -> str:
 
 def cached_vectors(inputs: StageInputs, texts: Sequence[str]) -> Generator[Request, None, dict[str, np.ndarray]]:
     """Vectors of these texts from `value_embeddings`, embedding (and appending) the missing ones first."""
-    assert inputs.embedder is not None, "the runner resolves the embedder for stages that need it"
     spec = inputs.embedder
     embedder_id = build_embedder(spec).id
     yield Write(embedding_cache.TABLE, embedding_cache.empty_cache(inputs.spark), mode="create", small=True)
@@ -152,7 +198,6 @@ def discover_side(inputs: StageInputs, expressions: DataFrame, side: str) -> Gen
     """One side's own tree from its distinct values, weighted by expressions (empty when too few)."""
     from wildvalues.taxonomy import discovery
 
-    assert inputs.embedder is not None, "the runner resolves the embedder for stages that need it"
     counts = expressions.filter(F.col("side") == side).groupBy("value").count().orderBy("value").collect()
     if len(counts) < inputs.settings.discovery.min_values:
         yield Log(f"{len(counts)} distinct {side} value(s), fewer than discovery.min_values: no {side} tree")
@@ -307,6 +352,16 @@ def match_metrics(expressions: DataFrame, distinct_raw_values: int) -> dict[str,
     }
 
 
+def taxonomy_claude_models(settings: Settings) -> tuple[str, ...]:
+    """The adjudicator (semantic placement; discovered mode replaces the lineage it would judge) and the namer of discovered trees."""
+    taxonomy, models = settings.taxonomy, []
+    if taxonomy.adjudicate and taxonomy.placement == "semantic" and taxonomy.mode != "discovered":
+        models.append(settings.claude_model(taxonomy.adjudication_model))
+    if settings.discovery.namer == "claude" and taxonomy.mode != "published":
+        models.append(settings.claude_model(settings.discovery.naming_model))
+    return tuple(models)
+
+
 TAXONOMY = Stage(
     "taxonomy",
     reads=(Table.CLASSIFICATIONS, Table.CONVERSATIONS, embedding_cache.TABLE, *CLAUDE_TAXONOMY_TABLES),
@@ -319,6 +374,8 @@ TAXONOMY = Stage(
         *DISCOVERY_TABLES,
     ),
     run=run_taxonomy,
-    needs=frozenset({"tree", "embedder", "api_key"}),
+    needs=frozenset({"tree"}),
     description="place free-form values on the published tree and roll up four levels",
+    claude_models=taxonomy_claude_models,
+    embeds=Settings.uses_embeddings,
 )

@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING
 
 from wildvalues.io.registry import VALIDATED_TABLES
 from wildvalues.pipeline.stage import Artifact, Log, Metrics, Stage, StageInputs, StageRun
+from wildvalues.stages.summaries import ValidateSummary
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 
-def run_validate(inputs: StageInputs) -> StageRun:
+def run_validate(inputs: StageInputs) -> StageRun[ValidateSummary]:
     """Great Expectations suites on every table present; a failed suite fails the run (exit 3)."""
     import json
 
@@ -29,7 +30,7 @@ def run_validate(inputs: StageInputs) -> StageRun:
     yield Metrics({"validation_suites_failed": sum(not r.success for r in results)})
     raise_on_failure(results)
     yield Log(f"{len(results)} suite(s) passed, {sum(r.n_expectations for r in results)} expectations")
-    return {"suites": summary}
+    return ValidateSummary(summary)
 
 
 VALIDATE = Stage(
@@ -39,4 +40,5 @@ VALIDATE = Stage(
     run=run_validate,
     description="Great Expectations suites on every table",
     imports=("great_expectations",),
+    is_validation=True,
 )
