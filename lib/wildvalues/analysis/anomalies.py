@@ -15,11 +15,11 @@ from pyspark.sql.types import (
 
 from wildvalues.analysis.findings import (
     VALUE_ANOMALIES_SCHEMA,
-    _check_run_id,
-    _conform,
-    _empty_array,
-    _subjective,
     analysis_settings,
+    check_run_id,
+    conform,
+    empty_array,
+    subjective_only,
 )
 from wildvalues.settings.sections import AnalyzeSettings
 
@@ -56,7 +56,7 @@ def _watch_hit(name: Column, s: AnalyzeSettings) -> Column:
 
 def _subjective_ai_values(classifications: DataFrame, value_expressions: DataFrame) -> DataFrame:
     """Distinct (conversation_id, value, level_1_cluster_id) of AI values, subjective only."""
-    subjective = _subjective(classifications).select("conversation_id")
+    subjective = subjective_only(classifications).select("conversation_id")
     return (
         value_expressions.filter(F.col("side") == "ai")
         .join(subjective, "conversation_id", "left_semi")
@@ -95,7 +95,7 @@ def _watchlist_hits(ai_values: DataFrame, level0: DataFrame, s: AnalyzeSettings)
 def _surprisal_scores(classifications: DataFrame, ai_values: DataFrame, s: AnalyzeSettings) -> DataFrame:
     """(conversation_id, score, is_outlier, rare_values) for every subjective conversation with
     AI values: score = mean surprisal -ln(share of subjective conversations with the value)."""
-    n_subjective = _subjective(classifications).agg(F.count("*").alias("_n_subjective"))
+    n_subjective = subjective_only(classifications).agg(F.count("*").alias("_n_subjective"))
     surprisal = (
         ai_values.groupBy("value")
         .agg(F.count("*").alias("_n"))
@@ -145,12 +145,12 @@ def value_anomalies(
     flagged_values: watchlist hits, plus for outliers the values at least as surprising as the
     score; score is the surprisal score for every flagged conversation.
     """
-    _check_run_id(run_id)
+    check_run_id(run_id)
     s = analysis_settings(settings)
     ai_values = _subjective_ai_values(classifications, value_expressions)
     watch = _watchlist_hits(ai_values, value_levels_ai_level0, s)
     scores = _surprisal_scores(classifications, ai_values, s)
-    empty = _empty_array(ArrayType(StringType(), False))
+    empty = empty_array(ArrayType(StringType(), False))
     is_watch = F.col("watch_values").isNotNull()
     result = (
         scores.join(watch, "conversation_id", "left")
@@ -172,7 +172,7 @@ def value_anomalies(
         )
         .withColumn("run_id", F.lit(run_id))
     )
-    return _conform(result, VALUE_ANOMALIES_SCHEMA)
+    return conform(result, VALUE_ANOMALIES_SCHEMA)
 
 
 def anomaly_summary(anomalies: DataFrame, classifications: DataFrame) -> dict[str, Any]:
@@ -185,7 +185,7 @@ def anomaly_summary(anomalies: DataFrame, classifications: DataFrame) -> dict[st
             F.sum(F.col("reason").contains("watchlist").cast("long")).alias("n_watchlist"),
             F.sum(F.col("reason").contains("outlier").cast("long")).alias("n_outlier"),
         )
-        .crossJoin(_subjective(classifications).agg(F.count("*").alias("n_subjective")))
+        .crossJoin(subjective_only(classifications).agg(F.count("*").alias("n_subjective")))
         .first()
     )
     assert counts is not None  # aggregates without groupBy have exactly one row

@@ -120,19 +120,20 @@ def analysis_settings(settings: AnalyzeSettings | Mapping[str, Any] | None = Non
 # Helpers
 
 
-def _empty_array(dtype: ArrayType) -> Column:
+def empty_array(dtype: ArrayType) -> Column:
+    """An empty array column of `dtype`."""
     # array_compact gives an element type Spark knows is non-null.
     return F.array_compact(F.array().cast(dtype))
 
 
 def _non_null_default(dtype: DataType) -> Column:
     if isinstance(dtype, ArrayType):
-        return _empty_array(dtype)
+        return empty_array(dtype)
     defaults = {LongType: 0, DoubleType: 0.0, StringType: "", BooleanType: False}
     return F.lit(defaults[type(dtype)]).cast(dtype)
 
 
-def _conform(df: DataFrame, schema: StructType) -> DataFrame:
+def conform(df: DataFrame, schema: StructType) -> DataFrame:
     """Select `schema`'s columns in order, cast, with its nullability.
 
     Every non-nullable column is non-null by construction; the coalesce only tells Spark's
@@ -148,12 +149,14 @@ def _conform(df: DataFrame, schema: StructType) -> DataFrame:
     return df.select(*columns).to(schema)
 
 
-def _check_run_id(run_id: str) -> None:
+def check_run_id(run_id: str) -> None:
+    """A run id is a non-empty string: it keys every per-run row."""
     if not isinstance(run_id, str) or not run_id:
         raise ValueError("run_id must be a non-empty string")
 
 
-def _subjective(classifications: DataFrame) -> DataFrame:
+def subjective_only(classifications: DataFrame) -> DataFrame:
+    """The classifications of subjective conversations (the study's denominator)."""
     return classifications.filter(F.col("is_subjective"))
 
 
@@ -181,8 +184,8 @@ def response_types(classifications: DataFrame, run_id: str, users: DataFrame | N
     A response type outside RESPONSE_TYPES is kept as its own row so percentages still sum to 100
     and validation can see it. `users` (`wildvalues.ingest.users.user_keys`) gives the distinct users.
     """
-    _check_run_id(run_id)
-    subjective = _subjective(classifications)
+    check_run_id(run_id)
+    subjective = subjective_only(classifications)
     counts = (
         with_user_keys(subjective, users)
         .groupBy("response_type")
@@ -197,7 +200,7 @@ def response_types(classifications: DataFrame, run_id: str, users: DataFrame | N
         .withColumn("pct_conversations", _pct(F.col("n_conversations"), F.col("_total")))
         .withColumn("run_id", F.lit(run_id))
     )
-    return _conform(result, RESPONSE_TYPES_SCHEMA)
+    return conform(result, RESPONSE_TYPES_SCHEMA)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +244,7 @@ def task_categories(
     )
     to_cluster = base.filter(F.col("_given").isNull()).select("conversation_id", "task")
     clustered = _keyword_clusters(to_cluster, s.max_task_categories)
-    return _conform(from_classifier.unionByName(clustered), TASK_CATEGORIES_SCHEMA)
+    return conform(from_classifier.unionByName(clustered), TASK_CATEGORIES_SCHEMA)
 
 
 def _task_tokens(tasks: DataFrame) -> DataFrame:
@@ -344,7 +347,7 @@ def value_context(
     and can never be significant since a significant cell needs n >= min_count.
     significant = adjusted_p_value < alpha and n >= min_count.
     """
-    _check_run_id(run_id)
+    check_run_id(run_id)
     s = analysis_settings(settings)
     cells = _context_cells(value_expressions, task_cats, users)
     restricted = _restrict_margins(cells, s.min_count)
@@ -352,7 +355,7 @@ def value_context(
     adjusted = _adjust_p_values(tested, s.correction)
     significant = F.coalesce(F.col("adjusted_p_value") < s.alpha, F.lit(False)) & (F.col("n") >= s.min_count)
     result = adjusted.withColumn("significant", significant).withColumn("run_id", F.lit(run_id))
-    return _conform(result, VALUE_CONTEXT_SCHEMA)
+    return conform(result, VALUE_CONTEXT_SCHEMA)
 
 
 def _context_cells(value_expressions: DataFrame, task_cats: DataFrame, users: DataFrame | None) -> DataFrame:
@@ -450,7 +453,7 @@ def value_invariance(
     categories: mean, population std, cv = std / mean, and n_conversations = conversations
     expressing the value in those categories. Values never seen there are omitted.
     """
-    _check_run_id(run_id)
+    check_run_id(run_id)
     s = analysis_settings(settings)
     categories = task_cats.select("conversation_id", "task_category")
     sizes = (
@@ -477,7 +480,7 @@ def value_invariance(
         .withColumn("cv", F.col("std_frequency") / F.col("mean_frequency"))
         .withColumn("run_id", F.lit(run_id))
     )
-    return _conform(result, VALUE_INVARIANCE_SCHEMA)
+    return conform(result, VALUE_INVARIANCE_SCHEMA)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,7 +492,7 @@ def value_mirroring(
 ) -> DataFrame:
     """Share of subjective conversations with a human value in which the AI expresses one of the
     human's (matched) values: overall ('all') and per response type (all seven, zeros too)."""
-    _check_run_id(run_id)
+    check_run_id(run_id)
     human = _side_values(value_expressions, "human")
     mirrored = (
         _side_values(value_expressions, "ai")
@@ -499,7 +502,7 @@ def value_mirroring(
         .withColumn("_mirrored", F.lit(1))
     )
     base = (
-        _subjective(classifications)
+        subjective_only(classifications)
         .select("conversation_id", "response_type")
         .join(human.select("conversation_id"), "conversation_id", "left_semi")
         .join(mirrored, "conversation_id", "left")
@@ -522,7 +525,7 @@ def value_mirroring(
         .withColumn("pct_mirrored", _pct(F.col("n_mirrored"), F.col("n_conversations")))
         .withColumn("run_id", F.lit(run_id))
     )
-    return _conform(result, VALUE_MIRRORING_SCHEMA)
+    return conform(result, VALUE_MIRRORING_SCHEMA)
 
 
 # ---------------------------------------------------------------------------------------------

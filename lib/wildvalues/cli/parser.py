@@ -138,18 +138,13 @@ def _add_estimate_arguments(estimate: argparse.ArgumentParser) -> None:
     _add_common(estimate)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="wildvalues", description="Values in the wild, at scale, on Spark.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    _add_run_arguments(_command(sub, "run", "run the whole pipeline"))
-
-    synth = _command(sub, "synth", "write generated demo conversations (messages layout)")
+def _add_synth_arguments(synth: argparse.ArgumentParser) -> None:
     synth.add_argument("--n", type=int, required=True, help="how many conversations")
     synth.add_argument("--output", required=True, help="file to write (.jsonl or .jsonl.gz)")
     synth.add_argument("--seed", type=int, default=0, help="the generator's seed: the same seed, the same file")
 
-    sql = _command(sub, "sql", "run Spark SQL with every table registered under its name")
+
+def _add_sql_arguments(sql: argparse.ArgumentParser) -> None:
     sql.add_argument(
         "query",
         nargs="?",
@@ -160,26 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--max-rows", type=int, default=50, help="rows to print")
     _add_common(sql)
 
-    for name in ("ingest", "classify", "taxonomy", "analyze", "validate"):
-        stage = _command(sub, name, f"run the {name} stage alone")
-        if name == "ingest":
-            _add_run_arguments(stage)
-        else:
-            stage.add_argument("--output", required=True, help="the run's output directory")
-            stage.add_argument("--run-id", required=True, help="the run whose tables the stage reads and writes")
-            _add_run_wide_options(stage)
-            _add_wait(stage)
-            _add_common(stage)
-    _add_estimate_arguments(_command(sub, "estimate", "requests, tokens, cost and duration before anything is spent"))
-    _add_estimate_arguments(
-        _command(
-            sub,
-            "preflight",
-            "a few real Claude requests of each kind a run sends: tokens per answer measured, cost projected",
-        )
-    )
 
-    report = _command(sub, "report", "HTML report and PNG plots of a run (latest by default)")
+def _add_stage_arguments(stage: argparse.ArgumentParser) -> None:
+    """A stage after ingest, run alone on a run's tables."""
+    stage.add_argument("--output", required=True, help="the run's output directory")
+    stage.add_argument("--run-id", required=True, help="the run whose tables the stage reads and writes")
+    _add_run_wide_options(stage)
+    _add_wait(stage)
+    _add_common(stage)
+
+
+def _add_report_arguments(report: argparse.ArgumentParser) -> None:
     _add_wait(report)
     report.add_argument("--output", required=True, help="the run's output directory")
     report.add_argument("--run-id", default=None, help="the run to report on (default: the latest)")
@@ -187,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_wide_options(report)
     _add_common(report)
 
-    export = _command(sub, "export", "public CSVs in the layout of Anthropic/values-in-the-wild")
+
+def _add_export_arguments(export: argparse.ArgumentParser) -> None:
     export.add_argument("--output", required=True, help="the run's output directory")
     export.add_argument("--to", required=True, help="directory to write the CSV files to")
     export.add_argument("--run-id", default=None, help="the run to export (default: the latest)")
@@ -196,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(export)
 
-    compare = _command(sub, "compare", "compare two runs (MLflow or wildvalues run ids)")
+
+def _add_compare_arguments(compare: argparse.ArgumentParser) -> None:
     compare.add_argument("run_a", help="the earlier run: an MLflow run id or a wildvalues run id")
     compare.add_argument("run_b", help="the later run, likewise")
     compare.add_argument(
@@ -204,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(compare)
 
-    discover = _command(sub, "discover", "build the run's own four-level tree from its values")
+
+def _add_discover_arguments(discover: argparse.ArgumentParser) -> None:
     _add_wait(discover)
     discover.add_argument("--output", required=True, help="the run's output directory")
     discover.add_argument("--run-id", default=None, help="the run whose values to use (default: the latest)")
@@ -212,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("--levels", type=int, default=None, help="levels including the values (2-4, default 4)")
     _add_common(discover)
 
-    crosscheck = _command(sub, "crosscheck", "judge a stratified sample again with a second model")
+
+def _add_crosscheck_arguments(crosscheck: argparse.ArgumentParser) -> None:
     _add_wait(crosscheck)
     crosscheck.add_argument("--output", required=True, help="the run's output directory")
     crosscheck.add_argument("--run-id", default=None, help="the run to check (default: the latest)")
@@ -231,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     crosscheck.add_argument("--seed", type=int, default=None, help="the sample's seed (default 0)")
     _add_common(crosscheck)
 
-    place = _command(sub, "place", "where values land on the published tree (method, score, clusters)")
+
+def _add_place_arguments(place: argparse.ArgumentParser) -> None:
     place.add_argument("values", nargs="*", metavar="VALUE", help="value names, e.g. truthfulness")
     place.add_argument("--json", action="store_true", help="a JSON list of placements")
     place.add_argument(
@@ -241,9 +232,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(place)
 
-    from wildvalues.demo.emulator_cli import add_arguments as add_emulator_arguments
 
-    add_emulator_arguments(_command(sub, "emulator", "a local emulator of the Messages and Batches APIs"))
+def _add_emulator_arguments(emulator: argparse.ArgumentParser) -> None:
+    from wildvalues.demo.emulator_cli import add_arguments
+
+    add_arguments(emulator)
+
+
+# The commands in the order `--help` lists them: (name, one-line help, what adds its arguments).
+COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
+    ("run", "run the whole pipeline", _add_run_arguments),
+    ("synth", "write generated demo conversations (messages layout)", _add_synth_arguments),
+    ("sql", "run Spark SQL with every table registered under its name", _add_sql_arguments),
+    ("ingest", "run the ingest stage alone", _add_run_arguments),
+    *(
+        (name, f"run the {name} stage alone", _add_stage_arguments)
+        for name in ("classify", "taxonomy", "analyze", "validate")
+    ),
+    ("estimate", "requests, tokens, cost and duration before anything is spent", _add_estimate_arguments),
+    (
+        "preflight",
+        "a few real Claude requests of each kind a run sends: tokens per answer measured, cost projected",
+        _add_estimate_arguments,
+    ),
+    ("report", "HTML report and PNG plots of a run (latest by default)", _add_report_arguments),
+    ("export", "public CSVs in the layout of Anthropic/values-in-the-wild", _add_export_arguments),
+    ("compare", "compare two runs (MLflow or wildvalues run ids)", _add_compare_arguments),
+    ("discover", "build the run's own four-level tree from its values", _add_discover_arguments),
+    ("crosscheck", "judge a stratified sample again with a second model", _add_crosscheck_arguments),
+    ("place", "where values land on the published tree (method, score, clusters)", _add_place_arguments),
+    ("emulator", "a local emulator of the Messages and Batches APIs", _add_emulator_arguments),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wildvalues", description="Values in the wild, at scale, on Spark.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, help_text, add_arguments in COMMANDS:
+        add_arguments(_command(sub, name, help_text))
     return parser
 
 
