@@ -164,7 +164,6 @@ NOT_TABLE_NAMES: dict[tuple[str, str], tuple[int, str]] = {
     ("ingest/formats.py", "conversations"): (3, "the ShareGPT record's field"),
     ("io/tracking.py", "conversations"): (2, "a metric key (counts/conversations) and the run description's count"),
     ("io/tracking.py", "classification_errors"): (1, "a metric key (counts/classification_errors)"),
-    ("pipeline/run_health.py", "classification_errors"): (2, "the classify stage's count (metric key)"),
     ("reporting/explorer.py", "conversations"): (1, "a column header of the values table"),
     ("reporting/plots.py", "response_types"): (1, "a plot's name (response_types.png)"),
     ("reporting/report.py", "response_types"): (2, "a report section's id"),

@@ -129,20 +129,35 @@ def test_batch_requests_use_the_hour_cache() -> None:
 
 
 def test_failed_work_names_the_error_kinds_and_the_systematic_fallbacks() -> None:
-    metrics = {
-        "classified": 30,
-        "classification_errors": 10,
-        "classification_errors_max_tokens": 8,
-        "classification_errors_api_error": 2,
-        "label_audit_requests": 12,
-        "label_audit_failures": 7,
-        "adjudication_requests": 10,
-        "adjudication_failures": 5,  # half: not most
-    }
-    assert failed_work(metrics, 0.05) == [
+    from wildvalues.stages.summaries import (
+        Adjudication,
+        AnalyzeSummary,
+        ClassifySummary,
+        ClaudeRatings,
+        IngestSummary,
+        LabelAudit,
+        Naming,
+        TaxonomySummary,
+    )
+
+    def classified(n: int, errors: int, **kinds: int) -> ClassifySummary:
+        return ClassifySummary(n, errors, n + errors, n // 2, 50.0, 3.0, error_kinds=kinds)
+
+    taxonomy = TaxonomySummary(
+        90,
+        {"exact": 100.0},
+        Adjudication(10, 4, 1, requests=10, failures=5, cost_usd=0.1),  # half: not most
+        (Naming("ai", 4, 1, 0.01), Naming("human", 3, 2, 0.01)),
+    )
+    audited = AnalyzeSummary(2, 0.05, False, LabelAudit(40, 1, ClaudeRatings(12, 7, 0.02)))
+    summaries = [IngestSummary(40, 0, 40), classified(30, 10, max_tokens=8, api_error=2), taxonomy, audited]
+    assert failed_work(summaries, 0.05) == [
         "10 of 40 conversations (25.0%) ended as classification errors, above classifier.max_error_share 5.0%: "
         "max_tokens 8, api_error 2",
+        "naming (human values): 2 of 3 requests failed (a systematic fallback)",
         "label audit: 7 of 12 requests failed (a systematic fallback)",
     ]
-    assert failed_work({"classified": 95, "classification_errors": 5}, 0.05) == []
+    offline = AnalyzeSummary(0, 0.0, False, LabelAudit(40, 0, None))
+    assert failed_work([classified(95, 5), TaxonomySummary(90, {}), offline], 0.05) == []
+    assert failed_work([classified(0, 0)], 0.05) == []
     assert EXIT_TOO_MANY_ERRORS == 4

@@ -9,7 +9,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
@@ -167,7 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     rendered = of_kind(summaries, ReportSummary)
     report = os.path.join(args.output, rendered.html) if rendered else None
     print_summary(args.output, run_id, mlflow_run_id, tracking_uri(args.output), summaries, report, runner)
-    return exit_for_failed_work(runner.metrics, settings)
+    return exit_for_failed_work(summaries.values(), settings)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -307,14 +307,14 @@ def _run_stage(args: argparse.Namespace, stage_name: str, settings: Settings | N
     with tracked_runner(args, settings, args.run_id) as runner:
         summary = runner.run_stage(stage)
         print_stage_summary(args, runner, stage_name, summary)
-    return exit_for_failed_work(runner.metrics, settings)
+    return exit_for_failed_work([summary], settings)
 
 
-def exit_for_failed_work(metrics: Mapping[str, float], settings: Settings) -> int:
+def exit_for_failed_work(summaries: Iterable[object], settings: Settings) -> int:
     """0, or EXIT_TOO_MANY_ERRORS with one line per failure on stderr (what was written is kept)."""
     from wildvalues.pipeline.run_health import EXIT_TOO_MANY_ERRORS, failed_work
 
-    reasons = failed_work(metrics, settings.classifier.max_error_share)
+    reasons = failed_work(summaries, settings.classifier.max_error_share)
     for reason in reasons:
         print(f"wildvalues: run failed: {reason}", file=sys.stderr)
     return EXIT_TOO_MANY_ERRORS if reasons else 0

@@ -17,6 +17,8 @@ from wildvalues.settings import Settings
 from wildvalues.settings.claude import Prices
 from wildvalues.stages.summaries import ClassifySummary, ClaudeTokens
 
+ERROR_KIND_PREFIX = "classification_errors_"  # a metric per error kind: classification_errors_<kind>
+
 
 def classifier_spec(inputs: StageInputs, prompt: str = "extract") -> dict[str, Any]:
     """A picklable description of the classifier that each Spark task rebuilds."""
@@ -124,6 +126,11 @@ def classify_summary(result: dict[str, Any]) -> ClassifySummary:
         pct_subjective=result["pct_subjective"],
         mean_ai_values_per_subjective=result["mean_ai_values_per_subjective"],
         claude=claude,
+        error_kinds={
+            name.removeprefix(ERROR_KIND_PREFIX): int(n)
+            for name, n in result.items()
+            if name.startswith(ERROR_KIND_PREFIX)
+        },
     )
 
 
@@ -206,7 +213,7 @@ def classification_metrics(
         "cache_read_tokens": totals["cache_read_tokens"] or 0,
         "thinking_tokens": totals["thinking_tokens"] or 0,
     }
-    result.update({f"classification_errors_{kind}": n for kind, n in sorted(by_type.items())})
+    result.update({f"{ERROR_KIND_PREFIX}{kind}": n for kind, n in sorted(by_type.items())})
     if spec["name"] == "anthropic":
         cache = inputs.tables.read(CACHE_TABLE)
         result.update(cost_metrics(cache, inputs.run_id, inputs.settings, batch))

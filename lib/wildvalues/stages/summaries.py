@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wildvalues.pipeline.run_health import classification_failure, systematic_fallback
+
 
 @dataclass(frozen=True)
 class IngestSummary:
@@ -40,6 +42,11 @@ class ClassifySummary:
     pct_subjective: float
     mean_ai_values_per_subjective: float
     claude: ClaudeTokens | None = None  # None when the classifier is not Claude
+    error_kinds: Mapping[str, int] = field(default_factory=dict)  # error kind -> error rows
+
+    def failed_work(self, max_share: float) -> list[str]:
+        line = classification_failure(self.errors, self.classified, self.error_kinds, max_share)
+        return [line] if line else []
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,9 @@ class Adjudication:
     requests: int
     failures: int
     cost_usd: float
+
+
+SIDE_NAMES = {"ai": "AI values", "human": "human values"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,12 @@ class TaxonomySummary:
     pct_ai_expressions: Mapping[str, float]  # match method -> share of the AI value expressions
     adjudication: Adjudication | None = None
     naming: tuple[Naming, ...] = ()  # the sides Claude named, in order
+
+    def failed_work(self, max_share: float) -> list[str]:
+        asked = [("adjudication", a.requests, a.failures) for a in (self.adjudication,) if a]
+        asked += [(f"naming ({SIDE_NAMES[n.side]})", n.requests, n.failures) for n in self.naming]
+        lines = [systematic_fallback(what, requests, failures) for what, requests, failures in asked]
+        return [line for line in lines if line]
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,11 @@ class AnalyzeSummary:
     anomaly_rate: float
     anomaly_rate_alert: bool
     label_audit: LabelAudit
+
+    def failed_work(self, max_share: float) -> list[str]:
+        claude = self.label_audit.claude
+        line = systematic_fallback("label audit", claude.requests, claude.failures) if claude else None
+        return [line] if line else []
 
 
 @dataclass(frozen=True)
