@@ -14,7 +14,7 @@ from wildvalues.io.tables import TableStore
 from wildvalues.pipeline.runner import Runner
 from wildvalues.pipeline.stage import NotProvided, Stage, StageInputs, StageRun, claude_models
 from wildvalues.settings import Settings
-from wildvalues.stages import ANALYZE, CLASSIFY, DISCOVER, STAGES, TAXONOMY
+from wildvalues.stages import ANALYZE, CLASSIFY, CROSSCHECK, DISCOVER, STAGES, TAXONOMY
 
 LIB = Path(__file__).resolve().parents[1] / "lib" / "wildvalues"
 
@@ -43,6 +43,9 @@ def test_claude_models_name_the_stages_that_call_claude_in_each_mode():
     assert claude_models(STAGES, discovered) == {default: "taxonomy"}, (
         "no adjudication in discovered mode, naming instead"
     )
+    # The second judge's values are placed as the run's were: the adjudicator judges the uncertain ones.
+    assert (CROSSCHECK.claude_models(judged), CROSSCHECK.claude_models(discovered)) == (("claude-opus-5",), ())
+    assert CROSSCHECK.claude_models(offline) == ()
     assert (offline.audit_rater(), claude.audit_rater()) == ("offline", "claude"), "auto follows the classifier"
     assert ANALYZE.claude_models(claude) and not ANALYZE.claude_models(offline)
     audited = Settings.model_validate({"privacy": {"audit": "claude", "audit_model": "claude-haiku-4-5"}})

@@ -18,7 +18,7 @@ from wildvalues.settings.sections import ConfigError
 from wildvalues.stages.classify import classify_online
 from wildvalues.stages.ingest import conversation_users
 from wildvalues.stages.summaries import CrosscheckSummary
-from wildvalues.stages.taxonomy import semantic_matches
+from wildvalues.stages.taxonomy import adjudication_models, semantic_matches
 from wildvalues.taxonomy import embedding_cache
 from wildvalues.taxonomy import levels as taxonomy
 
@@ -136,4 +136,6 @@ CROSSCHECK = Stage(
     needs=frozenset({"tree", "judge_key"}),
     description="a stratified sample judged again by a second model, and the agreement of the two",
     embeds=Settings.uses_embeddings,  # placing the second judge's values as the taxonomy stage did
+    # Its values placed as the taxonomy stage placed the run's: Claude adjudicates the uncertain ones.
+    claude_models=adjudication_models,
 )

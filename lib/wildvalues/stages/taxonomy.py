@@ -352,12 +352,18 @@ def match_metrics(expressions: DataFrame, distinct_raw_values: int) -> dict[str,
     }
 
 
-def taxonomy_claude_models(settings: Settings) -> tuple[str, ...]:
-    """The adjudicator (semantic placement; discovered mode replaces the lineage it would judge) and the namer of discovered trees."""
-    taxonomy, models = settings.taxonomy, []
+def adjudication_models(settings: Settings) -> tuple[str, ...]:
+    """The adjudicator, when placement by meaning asks it (discovered mode replaces the lineage it would judge)."""
+    taxonomy = settings.taxonomy
     if taxonomy.adjudicate and taxonomy.placement == "semantic" and taxonomy.mode != "discovered":
-        models.append(settings.claude_model(taxonomy.adjudication_model))
-    if settings.discovery.namer == "claude" and taxonomy.mode != "published":
+        return (settings.claude_model(taxonomy.adjudication_model),)
+    return ()
+
+
+def taxonomy_claude_models(settings: Settings) -> tuple[str, ...]:
+    """The adjudicator and the namer of discovered trees."""
+    models = list(adjudication_models(settings))
+    if settings.discovery.namer == "claude" and settings.taxonomy.mode != "published":
         models.append(settings.claude_model(settings.discovery.naming_model))
     return tuple(models)
 
