@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
+from wildvalues.io.delta_io import read_delta
+
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
-    from tests.e2e import LEAN_CONFIG, assert_ok, claude_env, wildvalues, write_config
+    from tests.e2e import LEAN_CONFIG, assert_ok, claude_env, summary_value, wildvalues, write_config
     from tests.test_history import docs_queries
 else:
-    from e2e import LEAN_CONFIG, assert_ok, claude_env, wildvalues, write_config
+    from e2e import LEAN_CONFIG, assert_ok, claude_env, summary_value, wildvalues, write_config
     from test_history import docs_queries
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,15 +144,27 @@ def wait_for_http(url: str, timeout: float) -> bytes:
             time.sleep(0.5)
 
 
-def test_make_run_and_the_mlflow_ui_command(tmp_path: Path) -> None:
+def test_make_run_and_the_mlflow_ui_command(spark, tmp_path: Path) -> None:
     """`make run`'s two commands (synth, run) on 40 conversations, then the README's MLflow UI command
-    serves the run the summary names."""
+    serves the run the summary names. The demo places by meaning and, offline, asks no adjudicator."""
     commands = make_run_commands(tmp_path, 40)
     assert [argv[0] for argv in commands] == ["synth", "run"]
     assert "--n" in commands[0] and commands[0][commands[0].index("--n") + 1] == "40"
     results = [wildvalues(*argv, cwd=tmp_path) for argv in commands]
     for result in results:
         assert_ok(result)
+    assert summary_value(results[1].stdout, "placement") == "semantic with model2vec:minilm-static:752af54a759e"
+    assert re.fullmatch(
+        r"\d+  \(exact [\d.]+%, similar [\d.]+%, placed [\d.]+%, adjudicated 0\.0%, unmatched [\d.]+%\)",
+        summary_value(results[1].stdout, "value expr. (AI)"),
+    )
+    expressions = read_delta(spark, str(tmp_path / "out" / "demo" / "tables" / "value_expressions"))
+    assert {r["match_method"] for r in expressions.select("match_method").distinct().collect()} <= {
+        "exact",
+        "similar",
+        "placed",
+        "unmatched",
+    }, "no adjudication"
     mlflow_run = re.search(r"\(MLflow run (\w+)\)", results[1].stdout)
     assert mlflow_run, results[1].stdout
     (ui,) = [c for c in readme_commands() if c.startswith(".venv/bin/mlflow ui")]
