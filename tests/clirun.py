@@ -40,10 +40,23 @@ def run_cli(args: list[str], cwd: str | Path, env: Mapping[str, str]) -> CliResu
     from wildvalues import cli
 
     _session()  # the test session's Spark, whichever comes first: a fixture or a command
+    forget_mlflow_artifact_locations()
     argv = [str(a) for a in args]
     with _ONE_AT_A_TIME, _environment(env), _working_directory(cwd), _captured() as captured:
         code = _exit_code(cli.main, argv)
     return CliResult(argv, code, captured.stdout, captured.stderr)
+
+
+def forget_mlflow_artifact_locations() -> None:
+    """Start each command without MLflow's process-wide artifact locations, as a new process does.
+
+    MLflow caches each run's artifact repository by run id alone
+    (mlflow/tracking/_tracking_service/client.py, `_get_artifact_repo`), so a command on a copied
+    output, whose runs keep their ids, would log into the original's artifacts after any earlier
+    command in this process had touched them."""
+    from mlflow.tracking._tracking_service import utils
+
+    utils._artifact_repos_cache.clear()
 
 
 def _session() -> None:

@@ -31,10 +31,10 @@ from deltalake import DeltaTable
 from wildvalues.settings.claude import DEFAULT_MODELS
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
-    from tests.clirun import CliResult, run_cli
+    from tests.clirun import CliResult, forget_mlflow_artifact_locations, run_cli
     from tests.conftest import STATIC_MODEL_PATH, TREE_PATH
 else:
-    from clirun import CliResult, run_cli
+    from clirun import CliResult, forget_mlflow_artifact_locations, run_cli
     from conftest import STATIC_MODEL_PATH, TREE_PATH
 
 # Lean settings for a 2-core machine; in this process the test session's Spark serves every
@@ -276,6 +276,7 @@ def mlflow_state(out: Path, run_id: str) -> dict:
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{out}/mlflow.db")
+    forget_mlflow_artifact_locations()  # a copy's runs share their ids with the original's
     (run,) = client.search_runs(
         [e.experiment_id for e in client.search_experiments()], f"tags.`wildvalues.run_id` = '{run_id}'"
     )
