@@ -19,6 +19,13 @@ STATIC_MODEL_PATH = os.path.abspath(os.path.join(REPO, "..", "shared", "models",
 BUNDLE_VALIDATOR = os.path.join(REPO, "..", "shared", "tools", "validate_bundle.py")
 
 
+# Spark for inputs of a few dozen rows: no whole-stage code generation and no adaptive re-planning.
+# Compiling and re-planning each of a run's hundreds of small queries cost more CPU than they save
+# (docs/testing.md); the results are Spark's either way. The test session and the lean config of
+# every command the tests run in a process of its own use it.
+SMALL_INPUT_SPARK = {"spark.sql.codegen.wholeStage": "false", "spark.sql.adaptive.enabled": "false"}
+
+
 def test_session():
     """The test process's one SparkSession: built on first use, by a fixture or an in-process command."""
     from wildvalues.pipeline.spark import build_session
@@ -27,7 +34,14 @@ def test_session():
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # silences pyspark.testing's warning
     return build_session(
-        SparkSettings(master="local[2]", shuffle_partitions=2, progress=False, driver_memory="2g", log_level="ERROR")
+        SparkSettings(
+            master="local[2]",
+            shuffle_partitions=2,
+            progress=False,
+            driver_memory="2g",
+            log_level="ERROR",
+            conf=SMALL_INPUT_SPARK,
+        )
     )
 
 

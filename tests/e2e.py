@@ -32,10 +32,10 @@ from wildvalues.settings.claude import DEFAULT_MODELS
 
 if TYPE_CHECKING:  # mypy names tests/ modules by their path; pytest puts tests/ on sys.path
     from tests.clirun import CliResult, forget_mlflow_artifact_locations, run_cli
-    from tests.conftest import STATIC_MODEL_PATH, TREE_PATH
+    from tests.conftest import SMALL_INPUT_SPARK, STATIC_MODEL_PATH, TREE_PATH
 else:
     from clirun import CliResult, forget_mlflow_artifact_locations, run_cli
-    from conftest import STATIC_MODEL_PATH, TREE_PATH
+    from conftest import SMALL_INPUT_SPARK, STATIC_MODEL_PATH, TREE_PATH
 
 # Lean settings for a 2-core machine; in this process the test session's Spark serves every
 # command, and `spark` is only what the resolved settings record.
@@ -44,7 +44,7 @@ else:
 # conversations against the emulator would spend minutes waiting on them.
 EMULATOR_LIMITS = {"rpm": 4000, "itpm": 2_000_000, "otpm": 400_000}
 LEAN_CONFIG = {
-    "spark": {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2},
+    "spark": {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2, "conf": SMALL_INPUT_SPARK},
     "report": {"screenshots": False},
     "models": {model: {"limits": EMULATOR_LIMITS} for model in DEFAULT_MODELS},
 }

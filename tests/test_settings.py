@@ -76,6 +76,10 @@ def test_a_file_and_flags_and_set_apply_in_order(tmp_path):
         ),
         ("analyze:\n  watchlist: amorality\n", "analyze.watchlist: Value error, must be a list of terms, not a string"),
         (
+            "spark:\n  conf:\n    sql.shuffle.partitions: '1'\n",
+            "spark.conf: Value error, not Spark properties (they start with 'spark.'): sql.shuffle.partitions",
+        ),
+        (
             "classifier:\n  anthropic:\n    concurrency: -1\n",
             "classifier.anthropic.concurrency: Input should be greater than or equal to 1",
         ),

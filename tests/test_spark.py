@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zipfile
 
+from wildvalues.pipeline.spark import session_properties
 from wildvalues.pipeline.worker_daemon import PRELOADED, idle_archives, preloaded_for
 from wildvalues.settings.sections import SparkSettings
 
@@ -32,6 +33,19 @@ def test_the_jvm_reserves_the_configured_code_cache(spark):
         spark.sparkContext._jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
     )
     assert bean.getVMOption("ReservedCodeCacheSize").getValue() == str(240 * 1024 * 1024)
+
+
+def test_spark_conf_is_applied_last_so_the_users_word_wins():
+    mine = {"spark.sql.shuffle.partitions": "1", "spark.sql.codegen.wholeStage": "false"}
+    default = session_properties(SparkSettings())
+    assert default["spark.sql.shuffle.partitions"] == "8" and "spark.sql.codegen.wholeStage" not in default
+    assert session_properties(SparkSettings(conf=mine)) == {**default, **mine}
+
+
+def test_the_session_is_built_with_spark_conf(spark):
+    # tests/conftest.py builds the test session with build_session and SMALL_INPUT_SPARK as spark.conf.
+    assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
+    assert spark.conf.get("spark.sql.adaptive.enabled") == "false"
 
 
 def preloaded_in_a_fresh_interpreter(worker_module: str) -> dict:

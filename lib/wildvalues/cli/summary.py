@@ -73,7 +73,7 @@ def print_summary(
     if rendered and rendered.suppression:
         lines.append(f"  suppressed       {rendered.suppression}")
     lines += [
-        f"  MLflow UI        .venv/bin/mlflow ui --backend-store-uri {shlex.quote(uri)}   (then open http://127.0.0.1:5000)",
+        f"  MLflow UI        .venv/bin/mlflow ui --workers 1 --backend-store-uri {shlex.quote(uri)}   (then open http://127.0.0.1:5000)",
         "",
         "  try:",
         *[f'    .venv/bin/wildvalues sql "{q}" --output {shlex.quote(output)}' for q in EXAMPLE_QUERIES],

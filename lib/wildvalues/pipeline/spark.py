@@ -40,6 +40,39 @@ def _log4j_config() -> str:
     return str(resources.files("wildvalues.conf").joinpath(LOG4J_FILE))
 
 
+def session_properties(settings: SparkSettings) -> dict[str, str]:
+    """The Spark properties of a session the pipeline builds, `spark.conf` applied last."""
+    properties = {
+        "spark.master": settings.master,
+        "spark.app.name": settings.app_name,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.speculation": str(settings.speculation).lower(),
+        "spark.ui.showConsoleProgress": "true" if _show_progress(settings) else "false",
+        "spark.ui.enabled": "false",
+        "spark.driver.memory": settings.driver_memory,
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.python.worker.reuse": "true",
+        # Workers fork from a daemon that has already imported the pipeline (worker_daemon.py).
+        "spark.python.daemon.module": "wildvalues.pipeline.worker_daemon",
+        # Spark keeps one daemon per worker environment, and SQL's Python runners add this variable
+        # where RDD functions (classify's mapPartitions) do not: set for both, they share one daemon.
+        "spark.executorEnv.SPARK_SIMPLIFIED_TRACEBACK": "1",
+        # lower() through the JVM's case mappings, as in Spark 3: ICU's (Spark 4's default) cost
+        # 2.3 s of CPU on their first use, in the analysis stage, for value names that are ASCII.
+        "spark.sql.icu.caseMappings.enabled": "false",
+        # Quiet from the first line: Spark's default log4j profile prints WARN lines at start-up,
+        # before setLogLevel can act.
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_log4j_config()} {settings.jvm_options}",
+    }
+    if _delta_jars_present() or settings.delta_packages:
+        properties["spark.sql.extensions"] = "io.delta.sql.DeltaSparkSessionExtension"
+        properties["spark.sql.catalog.spark_catalog"] = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        if settings.delta_packages:
+            properties["spark.jars.packages"] = settings.delta_packages
+    return {**properties, **settings.conf}  # the user's word wins over the defaults above
+
+
 def build_session(settings: SparkSettings) -> SparkSession:
     """A local (or cluster-provided) session configured for the pipeline."""
     active = SparkSession.getActiveSession()
@@ -48,35 +81,9 @@ def build_session(settings: SparkSettings) -> SparkSession:
     # Executors must run the same interpreter as the driver so they see the installed package.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = (
-        SparkSession.builder.master(settings.master)
-        .appName(settings.app_name)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
-        .config("spark.speculation", str(settings.speculation).lower())
-        .config("spark.ui.showConsoleProgress", "true" if _show_progress(settings) else "false")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", settings.driver_memory)
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.python.worker.reuse", "true")
-        # Workers fork from a daemon that has already imported the pipeline (worker_daemon.py).
-        .config("spark.python.daemon.module", "wildvalues.pipeline.worker_daemon")
-        # Spark keeps one daemon per worker environment, and SQL's Python runners add this variable
-        # where RDD functions (classify's mapPartitions) do not: set for both, they share one daemon.
-        .config("spark.executorEnv.SPARK_SIMPLIFIED_TRACEBACK", "1")
-        # lower() through the JVM's case mappings, as in Spark 3: ICU's (Spark 4's default) cost
-        # 2.3 s of CPU on their first use, in the analysis stage, for value names that are ASCII.
-        .config("spark.sql.icu.caseMappings.enabled", "false")
-        # Quiet from the first line: Spark's default log4j profile prints WARN lines at start-up,
-        # before setLogLevel can act.
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_log4j_config()} {settings.jvm_options}")
-    )
-    if _delta_jars_present() or settings.delta_packages:
-        builder = builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension").config(
-            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-        )
-        if settings.delta_packages:
-            builder = builder.config("spark.jars.packages", settings.delta_packages)
+    builder = SparkSession.builder
+    for key, value in session_properties(settings).items():
+        builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(settings.log_level)
     return session

@@ -101,6 +101,19 @@ class SparkSettings(Section):
     progress: bool | None = None  # None: Spark's progress bar only on a terminal
     log_level: str = "ERROR"
     delta_packages: str | None = None  # Maven coordinates, for machines that can download jars
+    # Further Spark properties for a session the pipeline builds (ignored on Databricks and in a
+    # notebook, whose session is already made). For small inputs, {"spark.sql.codegen.wholeStage":
+    # "false", "spark.sql.adaptive.enabled": "false"} spends less CPU: compiling each query and
+    # re-planning it cost more than they save on a few hundred rows (Testing).
+    conf: dict[str, str] = {}
+
+    @field_validator("conf")
+    @classmethod
+    def _spark_properties(cls, conf: dict[str, str]) -> dict[str, str]:
+        wrong = [key for key in conf if not key.startswith("spark.")]
+        if wrong:
+            raise ValueError(f"not Spark properties (they start with 'spark.'): {', '.join(sorted(wrong))}")
+        return conf
 
 
 class TableSettings(Section):
