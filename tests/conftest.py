@@ -23,7 +23,7 @@ BUNDLE_VALIDATOR = os.path.join(REPO, "..", "shared", "tools", "validate_bundle.
 # Compiling and re-planning each of a run's hundreds of small queries cost more CPU than they save
 # (docs/testing.md); the results are Spark's either way. The test session and the lean config of
 # every command the tests run in a process of its own use it.
-SMALL_INPUT_SPARK = {"spark.sql.codegen.wholeStage": "false", "spark.sql.adaptive.enabled": "false"}
+SMALL_INPUT_SPARK: dict[str, str] = {"spark.sql.codegen.wholeStage": "false", "spark.sql.adaptive.enabled": "false"}
 
 
 def test_session():
