@@ -7,6 +7,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,6 +81,9 @@ MODULE_UNIT = {module: output for output, modules in SHARED_OUTPUT_READERS.items
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Fails the collection when a module reads a shared output the scheduling map does not give it."""
+    stale = [u for u in LONGEST_UNITS if u not in SHARED_OUTPUT_READERS and not os.path.isfile(os.path.join(REPO, u))]
+    if stale:
+        raise pytest.UsageError(f"LONGEST_UNITS (conftest.py) names no shared output or test file: {', '.join(stale)}")
     shared = {**{name: name for name in SHARED_OUTPUT_READERS}, **SHARED_OUTPUT_FOLLOWERS}
     for item in items:
         module = item.path.name
@@ -90,15 +94,41 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 )
 
 
+# The units that take longest (the CI log's --durations), handed out first and the rest after them
+# in xdist's order: the run then ends on small modules, not on one worker still in a long unit
+# while the other has nothing left to do.
+LONGEST_UNITS = (
+    "claude_run", "history_run", "tests/test_chaos.py", "tests/test_classify_stage.py", "offline_run",
+    "tests/test_readme_commands.py", "tests/test_label_audit.py", "tests/test_naming.py",
+)  # fmt: skip
+
+
+def longest_first(workqueue: dict) -> OrderedDict:
+    """The scheduler's work units with LONGEST_UNITS at the front, in that order; the rest keep theirs."""
+    rank = {unit: index for index, unit in enumerate(LONGEST_UNITS)}
+    return OrderedDict(sorted(workqueue.items(), key=lambda unit: rank.get(unit[0], len(rank))))
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """Modules that read one shared output form one work unit (see SHARED_OUTPUT_READERS)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class SharedOutputScheduling(LoadScopeScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
             return MODULE_UNIT.get(Path(module).name, module)
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.ordered:  # the first hand-out: the work queue is complete
+                queue: OrderedDict = self.workqueue
+                ordered = longest_first(queue)
+                queue.clear()
+                queue.update(ordered)
+                self.ordered = True
+            super()._assign_work_unit(node)
 
     return SharedOutputScheduling(config, log)
 
