@@ -80,7 +80,8 @@ MODULE_UNIT = {module: output for output, modules in SHARED_OUTPUT_READERS.items
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Fails the collection when a module reads a shared output the scheduling map does not give it."""
+    """Fails the collection when LONGEST_UNITS names a unit that does not exist, or when a module reads
+    a shared output the scheduling map does not give it."""
     stale = [u for u in LONGEST_UNITS if u not in SHARED_OUTPUT_READERS and not os.path.isfile(os.path.join(REPO, u))]
     if stale:
         raise pytest.UsageError(f"LONGEST_UNITS (conftest.py) names no shared output or test file: {', '.join(stale)}")
