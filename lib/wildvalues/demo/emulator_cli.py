@@ -66,12 +66,14 @@ def run_from_args(args: argparse.Namespace) -> int:
         labelling=args.labelling,
     )
     emulator.start()
-    print(
-        f"Anthropic API emulator at {emulator.base_url} (export ANTHROPIC_BASE_URL={emulator.base_url}); "
-        f"stats at {emulator.base_url}/emulator/stats; Ctrl-C stops",
-        flush=True,
-    )
+    # Announced inside the try: a Ctrl-C right after the line, before this thread reached the loop,
+    # would otherwise end the process by SIGINT (exit -2) instead of stopping it cleanly.
     try:
+        print(
+            f"Anthropic API emulator at {emulator.base_url} (export ANTHROPIC_BASE_URL={emulator.base_url}); "
+            f"stats at {emulator.base_url}/emulator/stats; Ctrl-C stops",
+            flush=True,
+        )
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
